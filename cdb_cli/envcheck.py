@@ -1,0 +1,182 @@
+"""``cdb env-validate``: check a ``.env`` file and the environment against the settings schema.
+
+Stages, in order (STYLE.md §8): the file itself (lines, permissions), names (unknown ``CDB_*`` with
+a did-you-mean), the schema (types and ranges per field, the same load every command does),
+secrets (empty, placeholder, MEXC key formats) and mode rules (live needs keys). No network I/O:
+reachability belongs to ``cdb systemcheck``. No problem message ever contains a secret value.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import stat
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+from pydantic import ValidationError
+
+from cdb_cli.settings import (
+    ENV_PREFIX,
+    SECRET_FIELDS,
+    Settings,
+    describe_validation_error,
+    env_name,
+)
+
+__all__ = ["EnvReport", "Problem", "validate_environment"]
+
+# CDB_* variables that are read by the process but are not settings.
+PROCESS_VARIABLES = frozenset({"CDB_DEBUG", "CDB_ENV_FILE", "CDB_REQUIRE_SERVICES"})
+PROCESS_PREFIXES = ("CDB_TEST_",)
+
+# MEXC access keys look like the documented mx0aBYs33eIilxBWC5 (mexc_api.md §1.4): "mx0" and
+# alphanumerics; secret keys are 32 lowercase hex characters.
+API_KEY_PATTERN = re.compile(r"mx0[A-Za-z0-9]{8,61}")
+API_SECRET_PATTERN = re.compile(r"[0-9a-f]{32}")
+PLACEHOLDER_PATTERN = re.compile(
+    r"(change.?me|your[_-]?|placeholder|example|dummy|replace|todo|xxx+|<.*>|\.\.\.|^\*+$)",
+    re.IGNORECASE,
+)
+_LINE_PATTERN = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One finding: the variable it is about, a stable code, and a message without secrets."""
+
+    variable: str
+    code: str
+    message: str
+
+    def line(self) -> str:
+        return f"{self.variable}: {self.message}"
+
+
+@dataclass
+class EnvReport:
+    """What env-validate found; ``ok`` when there is no problem."""
+
+    env_file: str | None
+    mode: str
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "env_file": self.env_file,
+            "mode": self.mode,
+            "problems": [asdict(problem) for problem in self.problems],
+        }
+
+
+def _known_variables() -> list[str]:
+    return [env_name(name) for name in Settings.model_fields]
+
+
+def _file_problems(env_file: Path) -> tuple[list[Problem], dict[str, str]]:
+    problems: list[Problem] = []
+    mode = stat.S_IMODE(env_file.stat().st_mode)
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        problems.append(
+            Problem(
+                str(env_file),
+                "file_permissions",
+                f"readable by group/others (mode {mode:04o}); run: chmod 600 {env_file}",
+            )
+        )
+    for number, raw in enumerate(env_file.read_text(encoding="utf-8").splitlines(), start=1):
+        text = raw.strip()
+        if text and not text.startswith("#") and not _LINE_PATTERN.match(text):
+            problems.append(Problem(f"{env_file}:{number}", "bad_line", "line is not NAME=VALUE"))
+    values = {key: value or "" for key, value in dotenv_values(env_file).items()}
+    return problems, values
+
+
+def _unknown_problems(names: list[str]) -> list[Problem]:
+    known = _known_variables()
+    problems = []
+    for name in names:
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX) or upper in known:
+            continue
+        if upper in PROCESS_VARIABLES or upper.startswith(PROCESS_PREFIXES):
+            continue
+        guess = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {guess[0]}?" if guess else ""
+        problems.append(Problem(name, "unknown_variable", f"unknown variable{hint}"))
+    return problems
+
+
+def _secret_problems(raw: dict[str, str], mode: str) -> list[Problem]:
+    problems = []
+    patterns = {"mexc_api_key": API_KEY_PATTERN, "mexc_api_secret": API_SECRET_PATTERN}
+    descriptions = {
+        "mexc_api_key": "does not look like a MEXC access key ('mx0' and letters/digits)",
+        "mexc_api_secret": "does not look like a MEXC secret key (32 lowercase hex characters)",
+    }
+    for name in sorted(SECRET_FIELDS):
+        variable = env_name(name)
+        value = raw.get(variable)
+        if value is None:
+            if mode == "live":
+                problems.append(Problem(variable, "missing_secret", "required in live mode"))
+            continue
+        if not value.strip():
+            problems.append(Problem(variable, "empty_secret", "is set but empty"))
+        elif PLACEHOLDER_PATTERN.search(value):
+            problems.append(Problem(variable, "placeholder_secret", "holds a placeholder value"))
+        elif not patterns[name].fullmatch(value.strip()):
+            problems.append(Problem(variable, "bad_key_format", descriptions[name]))
+    return problems
+
+
+def _schema_problems(env_file: Path | None) -> list[Problem]:
+    try:
+        Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as e:
+        problems = []
+        for line in describe_validation_error(e):
+            variable, _, message = line.partition(": ")
+            if variable.lower().removeprefix(ENV_PREFIX.lower()) in SECRET_FIELDS:
+                continue  # secrets are judged by _secret_problems, never echoed
+            problems.append(Problem(variable, "invalid_value", message))
+        return problems
+    return []
+
+
+def validate_environment(
+    env_file: Path | None,
+    *,
+    mode: str | None = None,
+) -> EnvReport:
+    """Check ``env_file`` (optional) plus the process environment; return every problem found.
+
+    ``mode`` overrides ``CDB_MODE`` for the mode rules (``live`` requires both MEXC keys).
+    """
+    problems: list[Problem] = []
+    file_values: dict[str, str] = {}
+    if env_file is not None:
+        if not env_file.is_file():
+            problems.append(Problem(str(env_file), "missing_file", "env file does not exist"))
+            return EnvReport(str(env_file), mode or "paper", problems)
+        file_problems, file_values = _file_problems(env_file)
+        problems += file_problems
+    environment = {
+        key: value for key, value in os.environ.items() if key.upper().startswith("CDB_")
+    }
+    # Effective raw values, the environment winning over the file as in Settings.
+    raw = {key.upper(): value for key, value in {**file_values, **environment}.items()}
+    effective_mode = (mode or raw.get("CDB_MODE") or "paper").lower()
+
+    problems += _unknown_problems(sorted({*file_values, *environment}))
+    problems += _schema_problems(env_file)
+    problems += _secret_problems(raw, effective_mode)
+    return EnvReport(str(env_file) if env_file else None, effective_mode, problems)

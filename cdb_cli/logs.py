@@ -1,0 +1,46 @@
+"""Logging set-up, done once by the root callback: JSON lines off a terminal, rich on one."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+
+__all__ = ["JsonFormatter", "setup_logging"]
+
+_LEVELS = {-2: logging.CRITICAL, -1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, message (+ exception type, never locals)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info and record.exc_info[0] is not None:
+            document["exception"] = record.exc_info[0].__name__
+        return json.dumps(document, default=str)
+
+
+def setup_logging(verbosity: int) -> None:
+    """Route the ``cdb_cli`` loggers to stderr at the level ``-v``/``-q`` chose."""
+    level = _LEVELS.get(max(-2, min(verbosity, 2)), logging.DEBUG)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("cdb_cli")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level)
+    logger.propagate = False
+    # python-dotenv logs each unparsable .env line; env-validate reports those itself, in one line.
+    logging.getLogger("dotenv").setLevel(logging.ERROR)

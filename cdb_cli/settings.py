@@ -1,0 +1,249 @@
+"""The one settings schema: every ``CDB_*`` variable, its type, default and description.
+
+Everything reads configuration through :class:`Settings`: ``cdb env-validate`` checks against it,
+``.env.example`` and the README's configuration table are generated from it
+(``python scripts/generate.py``; tests fail when they drift), and every command loads it through
+:func:`load_settings`. Sources, later wins: defaults → ``.env`` file → process environment.
+
+Secrets (:data:`SECRET_FIELDS`) are ``SecretStr``: they print as ``**********`` and never appear in
+an error message, a log line or a dump (:func:`sanitized`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.urls import redact_url
+
+__all__ = [
+    "ENV_PREFIX",
+    "SECRET_FIELDS",
+    "Settings",
+    "default_database_url",
+    "env_name",
+    "load_settings",
+    "sanitized",
+    "settings_hash",
+]
+
+ENV_PREFIX = "CDB_"
+SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret"})
+MEXC_REST_URL = "https://api.mexc.com"
+MEXC_WS_URL = "wss://wbs-api.mexc.com/ws"
+
+Percent = Annotated[Decimal, Field(gt=0, le=100)]
+
+
+def default_database_url() -> str:
+    """The embedded default: a SQLite file in the user data dir (created on first use)."""
+    return f"sqlite:///{Path(user_data_dir('cdb', appauthor=False)) / 'cdb.db'}"
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: ``http_port`` → ``CDB_HTTP_PORT``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+class Settings(BaseSettings):
+    """Every setting of cdb. Frozen; unknown ``CDB_*`` variables are reported by env-validate."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=None,
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+        case_sensitive=False,
+        validate_default=True,
+    )
+
+    # -- runtime ----------------------------------------------------------------------------
+    mode: Literal["paper", "live"] = Field(
+        default="paper",
+        description="Trading mode the settings are meant for; live requires MEXC API keys.",
+    )
+    database_url: str = Field(
+        default_factory=default_database_url,
+        description="SQLAlchemy URL of the store: sqlite:///PATH (default: cdb.db in the user "
+        "data dir) or postgresql+psycopg://USER:PASSWORD@HOST:5432/DB.",
+    )
+    bus_url: str = Field(
+        default="memory://",
+        description="Message bus: memory:// (in process) or redis://HOST:6379/0 (Redis Streams).",
+    )
+    http_host: str = Field(
+        default="127.0.0.1", description="Address the health and metrics HTTP server binds."
+    )
+    http_port: int = Field(
+        default=8000, ge=1, le=65535, description="Port of /health, /ready and /metrics."
+    )
+    symbols: Annotated[list[str], NoDecode] = Field(
+        default=["BTCUSDT", "ETHUSDT"],
+        description="Comma-separated MEXC spot symbols to trade, e.g. BTCUSDT,ETHUSDT.",
+    )
+
+    # -- MEXC -------------------------------------------------------------------------------
+    mexc_rest_url: str = Field(
+        default=MEXC_REST_URL, description="MEXC REST base URL (point at cdb sim-exchange offline)."
+    )
+    mexc_ws_url: str = Field(default=MEXC_WS_URL, description="MEXC spot WebSocket URL.")
+    mexc_api_key: SecretStr | None = Field(
+        default=None, description="MEXC API access key (mx0…). Secret: never printed."
+    )
+    mexc_api_secret: SecretStr | None = Field(
+        default=None, description="MEXC API secret key (32 hex characters). Secret: never printed."
+    )
+
+    # -- risk limits (DESIGN.md "Risk rules") -----------------------------------------------
+    daily_drawdown_pct: Percent = Field(
+        default=Decimal("5"),
+        description="Block new entries for the day when equity falls this % below start of day.",
+    )
+    max_exposure_pct: Percent = Field(
+        default=Decimal("30"),
+        description="Largest total position value as % of equity; orders are reduced to fit.",
+    )
+    circuit_breaker_pct: Percent = Field(
+        default=Decimal("10"),
+        description="Halt all trading when equity falls this % below its peak (cdb risk reset).",
+    )
+    min_position_quote: Decimal = Field(
+        default=Decimal("100"),
+        gt=0,
+        description="Smallest order in quote currency; smaller orders are rejected.",
+    )
+    max_position_quote: Decimal = Field(
+        default=Decimal("50000"),
+        gt=0,
+        description="Largest order in quote currency; larger orders are capped.",
+    )
+    max_spread_pct: Percent = Field(
+        default=Decimal("0.1"), description="Reject when the bid/ask spread exceeds this %."
+    )
+    stale_data_seconds: int = Field(
+        default=30, ge=1, le=3600, description="Reject when the last price is older than this."
+    )
+    risk_per_trade_pct: Percent = Field(
+        default=Decimal("2"), description="Share of equity put at risk by one trade, in %."
+    )
+    position_risk_pct: Percent = Field(
+        default=Decimal("5"),
+        description="Assumed adverse move of a position, in %: size = equity × risk ÷ this.",
+    )
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one symbol is required")
+        for symbol in value:
+            if not symbol.isalnum() or not symbol.isupper():
+                raise ValueError(f"{symbol!r} is not a MEXC spot symbol like BTCUSDT")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        scheme = urlsplit(value).scheme
+        if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+    @field_validator("bus_url")
+    @classmethod
+    def _check_bus_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"memory", "redis", "rediss"}:
+            raise ValueError("must be memory:// or redis://HOST:PORT/DB")
+        return value
+
+    @field_validator("mexc_rest_url")
+    @classmethod
+    def _check_rest_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"http", "https"}:
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("mexc_ws_url")
+    @classmethod
+    def _check_ws_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in {"ws", "wss"}:
+            raise ValueError("must be a ws:// or wss:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _check_position_bounds(self) -> Settings:
+        if self.min_position_quote > self.max_position_quote:
+            raise ValueError(
+                f"CDB_MIN_POSITION_QUOTE ({self.min_position_quote}) is above "
+                f"CDB_MAX_POSITION_QUOTE ({self.max_position_quote})"
+            )
+        return self
+
+
+def _error_variable(location: tuple[int | str, ...]) -> str:
+    return env_name(str(location[0])) if location else "settings"
+
+
+def describe_validation_error(error: ValidationError) -> list[str]:
+    """One line per invalid variable. Secret inputs are never echoed, other inputs are."""
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        message = item["msg"].removeprefix("Value error, ")
+        if field and field not in SECRET_FIELDS and "input" in item:
+            message = f"{message} (received {item['input']!r})"
+        lines.append(f"{_error_variable(item['loc'])}: {message}")
+    return lines
+
+
+def load_settings(env_file: Path | None = None) -> Settings:
+    """Load and validate the settings, the same way for every command.
+
+    Raises
+    ------
+    ConfigurationError
+        With one detail line per invalid variable (never a secret value).
+    """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigurationError(f"Env file {env_file} does not exist")
+    try:
+        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as e:
+        details = describe_validation_error(e)
+        raise ConfigurationError(
+            f"Invalid settings: {len(details)} problem(s); run 'cdb env-validate'",
+            details=details,
+        ) from None
+
+
+def sanitized(settings: Settings) -> dict[str, Any]:
+    """A JSON-able dump: secrets become ``REDACTED`` (None when unset), URL passwords ``***``."""
+    data = settings.model_dump(mode="json")
+    for name in SECRET_FIELDS:
+        data[name] = None if getattr(settings, name) is None else "REDACTED"
+    for name in ("database_url", "bus_url"):
+        data[name] = redact_url(data[name])
+    return data
+
+
+def settings_hash(settings: Settings) -> str:
+    """A stable hash of the effective settings, secrets excluded (for audit records)."""
+    payload = json.dumps(sanitized(settings), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]

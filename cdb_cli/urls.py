@@ -1,0 +1,27 @@
+"""URL helpers safe to use in messages: a password in a URL never reaches output."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+__all__ = ["redact_url", "url_location"]
+
+
+def redact_url(url: str) -> str:
+    """Replace the password of a URL by ``***``: ``redis://:pw@h:6379`` → ``redis://:***@h:6379``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def url_location(url: str, default_port: int | None = None) -> str:
+    """``host:port/db``-style location of a URL for one-line errors; no credentials."""
+    parts = urlsplit(url)
+    port = parts.port or default_port
+    location = f"{parts.hostname or 'localhost'}{f':{port}' if port else ''}"
+    path = parts.path.lstrip("/")
+    return f"{location}/{path}" if path else location

@@ -1,0 +1,1 @@
+"""cdb's subcommands, one thin module each; shipped as ``cdb_cli.commands``."""

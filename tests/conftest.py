@@ -1,0 +1,96 @@
+"""Shared fixtures: isolation from the operator's environment, and the real-service rule.
+
+Real services (../shared/SERVICES.md): tests of the Redis bus and the PostgreSQL store talk to the
+real servers. Locally they skip with a clear reason when a server is absent; with
+``CDB_REQUIRE_SERVICES=1`` (set by .ci/run) they fail instead, so CI can never skip them unnoticed.
+Addresses come from ``CDB_TEST_REDIS_URL`` / ``CDB_TEST_POSTGRES_URL`` (defaults: loopback).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+TEST_REDIS_URL = os.environ.get("CDB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_POSTGRES_URL = os.environ.get(
+    "CDB_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def services_required() -> bool:
+    return os.environ.get("CDB_REQUIRE_SERVICES", "") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        address = (parts.hostname or "127.0.0.1", parts.port or default_port)
+        with socket.create_connection(address, 1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, url: str, default_port: int) -> None:
+    """Skip (or, with CDB_REQUIRE_SERVICES=1, fail) when the real service is not reachable."""
+    if _reachable(url, default_port):
+        return
+    host = urlsplit(url).hostname
+    reason = f"{name} is not reachable at {host}:{urlsplit(url).port or default_port}"
+    if services_required():
+        pytest.fail(f"{reason} and CDB_REQUIRE_SERVICES=1 (start it: see ../shared/SERVICES.md)")
+    pytest.skip(f"{reason}; set CDB_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """URL of the real Redis; skips or fails per the real-service rule."""
+    require_service("Redis", TEST_REDIS_URL, 6379)
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """URL of the real PostgreSQL server (admin database); skips or fails per the rule."""
+    require_service("PostgreSQL", TEST_POSTGRES_URL, 5432)
+    return TEST_POSTGRES_URL
+
+
+@pytest.fixture(autouse=True)
+def _isolate_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No test sees the operator's CDB_* variables or writes into the real user data dir."""
+    kept = ("CDB_TEST_", "CDB_REQUIRE_SERVICES")
+    for name in list(os.environ):
+        if name.startswith("CDB_") and not name.startswith(kept):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "100")
+    monkeypatch.chdir(home)  # no stray ./.env of the checkout is picked up
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """Typer's CliRunner; stdout and stderr stay apart (Click >= 8.2)."""
+    return CliRunner()
+
+
+@pytest.fixture
+def cdb(runner: CliRunner) -> Callable[..., Result]:
+    """Invoke the real root app in process: ``cdb("env-validate", "--json")``."""
+    from cdb_cli.app import app
+
+    def invoke(*args: str) -> Result:
+        return runner.invoke(app, list(args), prog_name="cdb")
+
+    return invoke

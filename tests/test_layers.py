@@ -1,0 +1,63 @@
+"""The layer rules are enforced by ruff (pyproject.toml), so a violation fails CI, not review."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _ruff(filename: str, source: str) -> str:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    if ruff is None:
+        pytest.fail("ruff is not installed (it is in the [test] extra)")
+    done = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "--stdin-filename",
+            filename,
+            "-",
+        ],
+        input=source,
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import redis",
+        "import httpx",
+        "from sqlalchemy import select",
+        "import typer",
+        "from cdb_cli.adapters import sql",
+        "from cdb_cli import kernel",
+    ],
+)
+def test_engine_may_not_import_edges(statement: str) -> None:
+    source = f'"""x."""\n\nfrom __future__ import annotations\n\n{statement}\n'
+    assert "TID251" in _ruff("cdb_cli/engine/example.py", source)
+    assert "TID251" not in _ruff("cdb_cli/adapters/example.py", source)
+
+
+def test_commands_import_heavy_modules_only_inside_functions() -> None:
+    source = '"""x."""\n\nfrom __future__ import annotations\n\nimport sqlalchemy\n'
+    assert "TID253" in _ruff("commands/example.py", source)
+    inside = (
+        '"""x."""\n\nfrom __future__ import annotations\n\n\ndef f() -> None:\n'
+        "    import sqlalchemy\n\n    del sqlalchemy\n"
+    )
+    assert "TID253" not in _ruff("commands/example.py", inside)

@@ -1,0 +1,76 @@
+"""The settings schema: sources, parsing, secrets, sanitised dumps."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.settings import Settings, load_settings, sanitized, settings_hash
+
+
+def test_defaults_are_embedded_and_valid() -> None:
+    settings = load_settings()
+    assert settings.database_url.startswith("sqlite:///")
+    assert settings.bus_url == "memory://"
+    assert settings.mexc_rest_url == "https://api.mexc.com"
+    assert settings.mexc_ws_url == "wss://wbs-api.mexc.com/ws"
+    assert settings.max_spread_pct == Decimal("0.1")
+    assert settings.min_position_quote == Decimal("100")
+
+
+def test_environment_wins_over_env_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = tmp_path / ".env"
+    env.write_text("CDB_HTTP_PORT=9000\nCDB_SYMBOLS=BTCUSDT, XRPUSDT\n", encoding="utf-8")
+    assert load_settings(env).http_port == 9000
+    assert load_settings(env).symbols == ["BTCUSDT", "XRPUSDT"]
+    monkeypatch.setenv("CDB_HTTP_PORT", "9100")
+    assert load_settings(env).http_port == 9100
+
+
+def test_invalid_values_raise_configuration_error_per_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_HTTP_PORT", "0")
+    monkeypatch.setenv("CDB_STALE_DATA_SECONDS", "many")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert [line.split(":")[0] for line in caught.value.details] == [
+        "CDB_HTTP_PORT",
+        "CDB_STALE_DATA_SECONDS",
+    ]
+
+
+def test_cross_field_rule_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDB_MIN_POSITION_QUOTE", "60000")
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings()
+    assert "CDB_MIN_POSITION_QUOTE (60000) is above CDB_MAX_POSITION_QUOTE" in "\n".join(
+        caught.value.details
+    )
+
+
+def test_secrets_never_show_in_repr_dump_or_hash(monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "45d0b3c26f2644f19bfb98b07741b2f5"
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", secret)
+    monkeypatch.setenv("CDB_DATABASE_URL", "postgresql+psycopg://cdb:hunter2@db:5432/cdb")
+    settings = load_settings()
+    assert secret not in repr(settings)
+    dump = str(sanitized(settings))
+    assert secret not in dump
+    assert "hunter2" not in dump
+    assert sanitized(settings)["mexc_api_secret"] == "REDACTED"
+    # The hash ignores secrets (same hash with another secret) but not the limits.
+    same = settings.model_copy(update={"mexc_api_secret": SecretStr("f" * 32)})
+    assert settings_hash(same) == settings_hash(settings)
+    other = settings.model_copy(update={"max_spread_pct": Decimal("0.2")})
+    assert settings_hash(other) != settings_hash(settings)
+
+
+def test_settings_are_frozen() -> None:
+    settings = load_settings()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.http_port = 1  # type: ignore[misc]
