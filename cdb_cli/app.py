@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -20,6 +19,9 @@ from cdb_cli.commands import db, env_validate
 from cdb_cli.context import AppContext
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.output import Terminal
+
+if TYPE_CHECKING:
+    from typer._click.core import Context as ClickContext  # typer >= 0.29 vendors Click
 
 __all__ = ["app", "main"]
 
@@ -30,7 +32,7 @@ class CdbGroup(TyperGroup):
     Doing it here (and not only in ``main``) means ``CliRunner`` tests see the real exit codes.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: ClickContext) -> Any:
         from cdb_cli.engine.errors import CdbError
 
         try:
@@ -128,7 +130,7 @@ def main() -> None:
         if os.environ.get("CDB_DEBUG") == "1":
             console.print(
                 Traceback.from_exception(
-                    type(e), e, e.__traceback__, show_locals=False, suppress=[click, typer]
+                    type(e), e, e.__traceback__, show_locals=False, suppress=[typer]
                 )
             )
         console.print(

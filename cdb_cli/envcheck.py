@@ -140,7 +140,7 @@ def _secret_problems(raw: dict[str, str], mode: str) -> list[Problem]:
 
 def _schema_problems(env_file: Path | None) -> list[Problem]:
     try:
-        Settings(_env_file=env_file)  # type: ignore[call-arg]
+        Settings(_env_file=env_file)
     except ValidationError as e:
         problems = []
         for line in describe_validation_error(e):

@@ -224,7 +224,7 @@ def load_settings(env_file: Path | None = None) -> Settings:
     if env_file is not None and not env_file.is_file():
         raise ConfigurationError(f"Env file {env_file} does not exist")
     try:
-        return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        return Settings(_env_file=env_file)
     except ValidationError as e:
         details = describe_validation_error(e)
         raise ConfigurationError(

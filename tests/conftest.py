@@ -14,8 +14,7 @@ from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 TEST_REDIS_URL = os.environ.get("CDB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get(

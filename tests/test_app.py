@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 import pytest
-from click.testing import Result
+from typer.testing import Result
 
 from cdb_cli import __version__
 from cdb_cli.errors import ExitCode, exit_code_for
