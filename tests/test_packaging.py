@@ -37,6 +37,16 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
+def test_wheel_ships_every_source_module(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    expected = {path.relative_to(REPO).as_posix() for path in (REPO / "cdb_cli").rglob("*.py")}
+    expected |= {
+        "cdb_cli/commands/" + path.relative_to(REPO / "commands").as_posix()
+        for path in (REPO / "commands").rglob("*.py")
+    }
+    assert expected - names == set()
+
+
 def test_wheel_has_only_the_cdb_cli_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     top_level = {

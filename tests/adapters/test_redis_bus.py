@@ -1,0 +1,239 @@
+"""What only the Redis Streams bus can meet: bytes on the wire, a server that is away, MULTI/EXEC.
+
+The behaviour shared with the in-process bus is proven in tests/contract/test_bus_contract.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from decimal import Decimal
+
+import pytest
+import redis
+import redis.asyncio as aioredis
+
+from cdb_cli.adapters.redis_bus import RedisBus
+from cdb_cli.engine.consumer import Consumer
+from cdb_cli.engine.errors import DependencyError, MalformedEvent, TransientError
+from cdb_cli.engine.events import Event, HealthReport, Side, Topic, TradeTick
+
+MD = Topic.MARKET_DATA
+
+
+def tick(n: int = 1) -> TradeTick:
+    return TradeTick(
+        symbol="BTCUSDT",
+        ts_event=n,
+        source="test",
+        price=Decimal("100.5") + n,
+        quantity=Decimal("1"),
+        aggressor=Side.SELL,
+    )
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own; every key under it is deleted afterwards."""
+    name = f"cdbtest:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+def with_raw_client(
+    url: str, prefix: str, scenario: Callable[[RedisBus, aioredis.Redis], Awaitable[None]]
+) -> None:
+    async def main() -> None:
+        raw = aioredis.Redis.from_url(url)
+        try:
+            async with RedisBus(url, prefix=prefix) as bus:
+                await scenario(bus, raw)
+        finally:
+            await raw.aclose()
+
+    asyncio.run(main())
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.infra
+def test_redis_bus_dead_letters_malformed_entries_and_delivers_the_rest(
+    redis_url: str, prefix: str
+) -> None:
+    good = [tick(1), tick(2)]
+
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        sub = await bus.subscribe(MD, "risk", "r1")
+        key = bus.stream_key(MD)
+        await bus.publish(MD, good[0])
+        bad_json = await raw.xadd(key, {"event": b"\xff not json"})
+        await raw.xadd(key, {"other": b"field"})
+        await raw.xadd(key, {"event": b'{"type":"market.trade","v":1,"data":{"symbol":"X"}}'})
+        await bus.publish(MD, good[1])
+
+        seen: list[Event] = []
+
+        async def handler(event: Event) -> None:
+            seen.append(event)
+
+        consumer = Consumer(sub, handler)
+        assert await consumer.process(await sub.fetch(100, 1.0)) == 2
+        assert seen == good
+        assert sub.dead_lettered == 3
+        dead = await raw.xrange(bus.dead_letter_key(MD))
+        assert dead[0][1][b"message_id"] == bad_json
+        assert dead[0][1][b"payload"] == b"\xff not json"
+        assert b"not valid JSON" in dead[0][1][b"error"]
+        assert b"no 'event' field" in dead[1][1][b"error"]
+        assert b"is invalid at ts_event" in dead[2][1][b"error"]
+        assert (await raw.xpending(key, "risk"))["pending"] == 0  # bad ones acknowledged too
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.parametrize("entry", ["publish", "context"])
+def test_redis_bus_unreachable_is_one_line_without_the_password(entry: str) -> None:
+    port = closed_port()
+    url = f"redis://:s3cret-pass@127.0.0.1:{port}/0"
+
+    async def main() -> None:
+        if entry == "context":
+            async with RedisBus(url):
+                pytest.fail("entered a bus whose server is not there")
+        bus = RedisBus(url, connect_timeout_s=1)
+        try:
+            await bus.publish(MD, tick())
+        finally:
+            await bus.close()
+
+    with pytest.raises(DependencyError) as caught:
+        asyncio.run(main())
+    message = str(caught.value)
+    assert message == f"Redis is unreachable at 127.0.0.1:{port}: Connection refused"
+    assert "s3cret" not in message
+    assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
+    assert "s3cret" not in str(caught.value.__cause__)
+
+
+def test_redis_bus_server_that_never_answers_is_a_transient_error() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = int(silent.getsockname()[1])
+
+        async def main() -> None:
+            bus = RedisBus(f"redis://127.0.0.1:{port}/0", command_timeout_s=0.2)
+            try:
+                await bus.publish(MD, tick())
+            finally:
+                await bus.close()
+
+        with pytest.raises(
+            TransientError, match=f"^Redis did not answer in time at 127.0.0.1:{port}$"
+        ):
+            asyncio.run(main())
+
+
+@pytest.mark.infra
+def test_redis_bus_publish_many_writes_nothing_when_one_event_is_invalid(
+    redis_url: str, prefix: str
+) -> None:
+    health = HealthReport(symbol="*", ts_event=1, source="t", component="bus", status="ok")
+
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        batch = [(MD, tick(1)), (Topic.SYSTEM_HEALTH, health), (Topic.SYSTEM_HEALTH, tick(2))]
+        with pytest.raises(MalformedEvent):
+            await bus.publish_many(batch)
+        assert await raw.exists(bus.stream_key(MD), bus.stream_key(Topic.SYSTEM_HEALTH)) == 0
+        ids = await bus.publish_many(batch[:2])
+        assert await raw.xlen(bus.stream_key(MD)) == 1
+        assert await raw.xlen(bus.stream_key(Topic.SYSTEM_HEALTH)) == 1
+        assert [i.decode() for i, _ in await raw.xrange(bus.stream_key(MD))] == ids[:1]
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.infra
+def test_redis_bus_two_processes_share_groups_through_the_server(
+    redis_url: str, prefix: str
+) -> None:
+    async def main() -> None:
+        async with (
+            RedisBus(redis_url, prefix=prefix) as producer,
+            RedisBus(redis_url, prefix=prefix) as consumer,
+        ):
+            sub = await consumer.subscribe(MD, "risk", "risk@host-b")
+            sent = [tick(n) for n in range(3)]
+            await producer.publish_many([(MD, event) for event in sent])
+            assert [d.event for d in await sub.fetch(10, 1.0)] == sent
+
+    asyncio.run(main())
+
+
+@pytest.mark.infra
+def test_redis_bus_fetch_waits_for_an_event_published_meanwhile(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        sub = await bus.subscribe(MD, "g", "c")
+        waiting = asyncio.create_task(sub.fetch(10, timeout_s=5.0))
+        # Publish once the blocking XREADGROUP is registered on the server; there is no event to
+        # await for that, so ask the server (each round trip yields to the fetch task).
+        while (await raw.xinfo_groups(bus.stream_key(MD)))[0]["consumers"] == 0:  # noqa: ASYNC110
+            await asyncio.sleep(0)
+        sent = tick(9)
+        await bus.publish(MD, sent)
+        assert [d.event for d in await asyncio.wait_for(waiting, 5)] == [sent]
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.infra
+def test_redis_bus_pending_entry_trimmed_away_is_dropped_on_reclaim(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        sub = await bus.subscribe(MD, "g", "c")
+        await bus.publish(MD, tick(1))
+        assert len(await sub.fetch(10, 1.0)) == 1
+        await raw.xtrim(bus.stream_key(MD), maxlen=0, approximate=False)
+        assert await sub.reclaim(min_idle_s=0) == []
+        assert (await raw.xpending(bus.stream_key(MD), "g"))["pending"] == 0
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.infra
+def test_redis_bus_recreates_a_group_deleted_under_it(redis_url: str, prefix: str) -> None:
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        sub = await bus.subscribe(MD, "g", "c")
+        await raw.delete(bus.stream_key(MD))
+        assert await sub.fetch(10, timeout_s=0) == []
+        sent = tick(3)
+        await bus.publish(MD, sent)
+        assert [d.event for d in await sub.fetch(10, 1.0)] == [sent]
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.infra
+def test_redis_bus_trims_streams_and_reports_latency(redis_url: str, prefix: str) -> None:
+    async def main() -> None:
+        async with RedisBus(redis_url, prefix=prefix, maxlen=10) as bus:
+            await bus.publish_many([(MD, tick(n)) for n in range(500)])
+            assert await bus.client.xlen(bus.stream_key(MD)) < 500  # approximate MAXLEN
+            assert 0 < await bus.ping_latency_ms() < 1000
+
+    asyncio.run(main())
