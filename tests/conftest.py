@@ -9,11 +9,13 @@ Addresses come from ``CDB_TEST_REDIS_URL`` / ``CDB_TEST_POSTGRES_URL`` (defaults
 from __future__ import annotations
 
 import os
+import secrets
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import create_engine, make_url
 from typer.testing import CliRunner, Result
 
 TEST_REDIS_URL = os.environ.get("CDB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -59,6 +61,21 @@ def postgres_url() -> str:
     """URL of the real PostgreSQL server (admin database); skips or fails per the rule."""
     require_service("PostgreSQL", TEST_POSTGRES_URL, 5432)
     return TEST_POSTGRES_URL
+
+
+@pytest.fixture
+def postgres_database(postgres_url: str) -> Iterator[str]:
+    """URL of a new empty database ``cdb_test_<hex>`` on the real server, dropped afterwards."""
+    name = f"cdb_test_{secrets.token_hex(6)}"
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
 
 
 @pytest.fixture(autouse=True)
