@@ -81,6 +81,11 @@ class Settings(BaseSettings):
         default="memory://",
         description="Message bus: memory:// (in process) or redis://HOST:6379/0 (Redis Streams).",
     )
+    bus_prefix: str = Field(
+        default="cdb",
+        pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+        description="Key prefix of the Redis streams, so several bots can share one Redis.",
+    )
     http_host: str = Field(
         default="127.0.0.1", description="Address the health and metrics HTTP server binds."
     )
@@ -138,7 +143,7 @@ class Settings(BaseSettings):
     )
     position_risk_pct: Percent = Field(
         default=Decimal("5"),
-        description="Assumed adverse move of a position, in %: size = equity × risk ÷ this.",
+        description="Assumed adverse move of a position, in %: size = equity * risk / this.",
     )
 
     @field_validator("symbols", mode="before")

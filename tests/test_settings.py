@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.settings import Settings, load_settings, sanitized, settings_hash
+from cdb_cli.settings import load_settings, sanitized, settings_hash
 
 
 def test_defaults_are_embedded_and_valid() -> None:

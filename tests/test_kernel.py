@@ -1,0 +1,90 @@
+"""The kernel picks implementations from settings: store and bus."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis.asyncio
+
+from cdb_cli.adapters.redis_bus import RedisBus
+from cdb_cli.adapters.sql.migrations import upgrade
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.errors import DependencyError, SchemaOutOfDate
+from cdb_cli.engine.events import Side, Topic, TradeTick
+from cdb_cli.kernel import open_bus, open_store
+from cdb_cli.settings import Settings
+
+
+def tick() -> TradeTick:
+    return TradeTick(
+        symbol="BTCUSDT",
+        ts_event=1,
+        source="test",
+        price=Decimal("1.5"),
+        quantity=Decimal("2"),
+        aggressor=Side.BUY,
+    )
+
+
+def test_new_embedded_database_is_created_at_head(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'fresh' / 'cdb.db'}")
+    store = open_store(settings, create_if_new=True)
+    try:
+        assert store.append_events([tick()]) == 1
+    finally:
+        store.close()
+
+
+def test_existing_database_behind_head_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    settings = Settings(database_url=url)
+    with pytest.raises(SchemaOutOfDate, match="cdb db upgrade"):
+        open_store(settings)  # empty file, not created: not at head
+    upgrade(url, "base")
+    with pytest.raises(SchemaOutOfDate):
+        open_store(settings)
+
+
+def test_memory_bus_by_default() -> None:
+    assert isinstance(open_bus(Settings()), InMemoryBus)
+
+
+@pytest.mark.infra
+def test_redis_bus_from_url(redis_url: str) -> None:
+    prefix = f"cdbtest:{secrets.token_hex(6)}"
+    bus = open_bus(Settings(bus_url=redis_url, bus_prefix=prefix))
+    assert isinstance(bus, RedisBus)
+
+    async def roundtrip() -> list[str]:
+        async with bus:
+            subscription = await bus.subscribe(Topic.MARKET_DATA, "kernel-test", "c1")
+            await bus.publish(Topic.MARKET_DATA, tick())
+            deliveries = await subscription.fetch(10, timeout_s=2)
+            await subscription.ack(*deliveries)
+        client = redis.asyncio.from_url(redis_url)
+        try:
+            keys = [key.decode() async for key in client.scan_iter(f"{prefix}:*")]
+            if keys:
+                await client.delete(*keys)
+        finally:
+            await client.aclose()
+        return keys
+
+    assert f"{prefix}:market_data" in asyncio.run(roundtrip())
+
+
+def test_redis_bus_down_is_one_line_error() -> None:
+    bus = open_bus(Settings(bus_url="redis://:Hunter2Secret@127.0.0.1:1/0"))
+
+    async def enter() -> None:
+        async with bus:
+            pass
+
+    with pytest.raises(DependencyError) as caught:
+        asyncio.run(enter())
+    assert "127.0.0.1:1" in str(caught.value)
+    assert "Hunter2Secret" not in str(caught.value)
