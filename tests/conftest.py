@@ -8,6 +8,7 @@ Addresses come from ``CDB_TEST_REDIS_URL`` / ``CDB_TEST_POSTGRES_URL`` (defaults
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import socket
@@ -76,6 +77,20 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _restore_loggers() -> Iterator[None]:
+    """The root callback configures process-wide loggers; put them back after every test."""
+    saved = [
+        (logger, logger.handlers[:], logger.level, logger.propagate)
+        for logger in (logging.getLogger("cdb_cli"), logging.getLogger("dotenv"))
+    ]
+    yield
+    for logger, handlers, level, propagate in saved:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 @pytest.fixture(autouse=True)

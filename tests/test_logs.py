@@ -4,25 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from cdb_cli.logs import setup_logging
-
-
-@pytest.fixture(autouse=True)
-def _restore_loggers() -> Iterator[None]:
-    """setup_logging configures process-wide loggers; put them back for the other tests."""
-    saved = [
-        (logger, logger.handlers[:], logger.level, logger.propagate)
-        for logger in (logging.getLogger("cdb_cli"), logging.getLogger("dotenv"))
-    ]
-    yield
-    for logger, handlers, level, propagate in saved:
-        logger.handlers[:] = handlers
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def test_json_lines_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
