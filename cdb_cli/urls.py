@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["redact_url", "url_location"]
+__all__ = ["redact_url"]
 
 
 def redact_url(url: str) -> str:
@@ -17,11 +17,3 @@ def redact_url(url: str) -> str:
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
 
-
-def url_location(url: str, default_port: int | None = None) -> str:
-    """``host:port/db``-style location of a URL for one-line errors; no credentials."""
-    parts = urlsplit(url)
-    port = parts.port or default_port
-    location = f"{parts.hostname or 'localhost'}{f':{port}' if port else ''}"
-    path = parts.path.lstrip("/")
-    return f"{location}/{path}" if path else location
