@@ -14,6 +14,6 @@ def redact_url(url: str) -> str:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host  # IPv6 literals keep their brackets
     port = f":{parts.port}" if parts.port else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
