@@ -27,7 +27,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.typing import EncodableT, FieldT
 
-from cdb_cli.engine.bus import check_publication
+from cdb_cli.engine.bus import SubscriptionBase, check_publication
 from cdb_cli.engine.errors import (
     ConfigurationError,
     DependencyError,
@@ -214,32 +214,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class _RedisSubscription:
+class _RedisSubscription(SubscriptionBase):
     def __init__(self, bus: RedisBus, topic: Topic, group: str, consumer: str) -> None:
+        super().__init__(topic, group, consumer)
         self._bus = bus
         self._redis = bus.client
-        self._topic = topic
         self._key = bus.stream_key(topic)
-        self._group = group
-        self._consumer = consumer
         self._backlog_cursor: str | None = "0"  # None once this consumer's old pending is read
-        self._dead_lettered = 0
-
-    @property
-    def topic(self) -> Topic:
-        return self._topic
-
-    @property
-    def group(self) -> str:
-        return self._group
-
-    @property
-    def consumer(self) -> str:
-        return self._consumer
-
-    @property
-    def dead_lettered(self) -> int:
-        return self._dead_lettered
 
     async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
         while self._backlog_cursor is not None:

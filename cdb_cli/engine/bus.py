@@ -25,7 +25,7 @@ from cdb_cli.engine.errors import MalformedEvent, StateError
 from cdb_cli.engine.events import TOPIC_EVENT_TYPES, Event, Topic, decode_event, encode_event
 from cdb_cli.engine.ports.bus import Delivery, Subscription
 
-__all__ = ["DeadLetter", "InMemoryBus", "check_publication"]
+__all__ = ["DeadLetter", "InMemoryBus", "SubscriptionBase", "check_publication"]
 
 logger = logging.getLogger(__name__)
 
@@ -207,17 +207,13 @@ class InMemoryBus:
         )
 
 
-class _InMemorySubscription:
-    def __init__(
-        self, bus: InMemoryBus, topic: Topic, group: str, consumer: str, state: _Group
-    ) -> None:
-        self._bus = bus
+class SubscriptionBase:
+    """What every ``Subscription`` implementation shares: its identity and dead-letter count."""
+
+    def __init__(self, topic: Topic, group: str, consumer: str) -> None:
         self._topic = topic
         self._group = group
         self._consumer = consumer
-        self._state = state
-        self._backlog_done = False
-        self._backlog_cursor = 0
         self._dead_lettered = 0
 
     @property
@@ -235,6 +231,17 @@ class _InMemorySubscription:
     @property
     def dead_lettered(self) -> int:
         return self._dead_lettered
+
+
+class _InMemorySubscription(SubscriptionBase):
+    def __init__(
+        self, bus: InMemoryBus, topic: Topic, group: str, consumer: str, state: _Group
+    ) -> None:
+        super().__init__(topic, group, consumer)
+        self._bus = bus
+        self._state = state
+        self._backlog_done = False
+        self._backlog_cursor = 0
 
     async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
         self._bus._check_open()
