@@ -1,0 +1,464 @@
+"""The risk engine: the seed's risk rules as pure functions, and the verdict they produce.
+
+Each rule is one pure function ``check_*(…) -> CheckResult`` with a stable reason code, the observed
+value and the limit (percentages in %, money in quote currency, all ``Decimal``). The
+:class:`RiskEngine` runs every rule on every signal, in :data:`RULE_ORDER`, even after one has
+failed, so a :class:`~cdb_cli.engine.events.RiskDecision` always carries the complete trace (that is
+what ``cdb risk explain`` reads). A what-if is another ``RiskEngine(other_limits)`` on the same
+:class:`RiskInputs`: the same code, different limits.
+
+Boundary semantics: a value *equal* to its limit passes; only a value strictly beyond it fails.
+
+Reason codes: a passing check has code ``ok``; failing codes are ``circuit_breaker``,
+``daily_drawdown``, ``stale_data``, ``spread``, ``position_size_min``, ``exposure``, plus
+``no_equity`` (equity, start-of-day or peak equity ≤ 0), ``bad_quote`` (bid ≤ 0 or bid ≥ ask) and
+``no_position`` (an exit with nothing to sell).
+
+Exits reduce risk: the daily drawdown, position size and exposure rules do not block them (their
+checks pass with detail ``not applicable to exits``), but the circuit breaker, stale data and spread
+rules do.
+
+Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import StrEnum
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cdb_cli.engine.events import CheckResult, RiskDecision, SignalSide, TradingSignal
+
+__all__ = [
+    "NOT_APPLICABLE_TO_EXITS",
+    "RULE_ORDER",
+    "RiskEngine",
+    "RiskInputs",
+    "RiskLimits",
+    "TradingState",
+    "allowed_exposure_quote",
+    "capped_position_quote",
+    "check_circuit_breaker",
+    "check_daily_drawdown",
+    "check_exit_position",
+    "check_exposure",
+    "check_position_size",
+    "check_spread",
+    "check_stale_data",
+    "next_state",
+    "raw_position_quote",
+]
+
+OK: Final = "ok"
+NOT_APPLICABLE_TO_EXITS: Final = "not applicable to exits"
+RULE_ORDER: Final = (
+    "circuit_breaker",
+    "daily_drawdown",
+    "stale_data",
+    "spread",
+    "position_size",
+    "exposure",
+)
+"""The rules in the order every decision records them."""
+
+_ZERO: Final = Decimal(0)
+_HUNDRED: Final = Decimal(100)
+_NS_PER_SECOND: Final = Decimal(1_000_000_000)
+
+
+class RiskLimits(BaseModel):
+    """The risk limits (DESIGN.md "Risk rules"), frozen; the kernel maps ``Settings`` onto it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    daily_drawdown_pct: Decimal = Field(
+        default=Decimal("5"),
+        gt=0,
+        le=100,
+        description="Block new entries for the day when equity falls this % below start of day.",
+    )
+    max_exposure_pct: Decimal = Field(
+        default=Decimal("30"),
+        gt=0,
+        le=100,
+        description="Largest total position value as % of equity; orders are reduced to fit.",
+    )
+    circuit_breaker_pct: Decimal = Field(
+        default=Decimal("10"),
+        gt=0,
+        le=100,
+        description="Halt all trading when equity falls this % below its peak (cdb risk reset).",
+    )
+    min_position_quote: Decimal = Field(
+        default=Decimal("100"),
+        gt=0,
+        description="Smallest order in quote currency; smaller orders are rejected.",
+    )
+    max_position_quote: Decimal = Field(
+        default=Decimal("50000"),
+        gt=0,
+        description="Largest order in quote currency; larger orders are capped.",
+    )
+    max_spread_pct: Decimal = Field(
+        default=Decimal("0.1"),
+        gt=0,
+        le=100,
+        description="Reject when the bid/ask spread exceeds this %.",
+    )
+    stale_data_seconds: int = Field(
+        default=30, ge=1, le=3600, description="Reject when the last price is older than this."
+    )
+    risk_per_trade_pct: Decimal = Field(
+        default=Decimal("2"),
+        gt=0,
+        le=100,
+        description="Share of equity put at risk by one trade, in %.",
+    )
+    position_risk_pct: Decimal = Field(
+        default=Decimal("5"),
+        gt=0,
+        le=100,
+        description="Assumed adverse move of a position, in %: size = equity * risk / this.",
+    )
+
+    @model_validator(mode="after")
+    def _check_position_bounds(self) -> RiskLimits:
+        if self.min_position_quote > self.max_position_quote:
+            raise ValueError(
+                f"min_position_quote ({self.min_position_quote}) is above "
+                f"max_position_quote ({self.max_position_quote})"
+            )
+        return self
+
+
+class TradingState(StrEnum):
+    """Where the account stands with respect to the loss limits."""
+
+    ACTIVE = "active"  # normal trading
+    REDUCING = "reducing"  # daily drawdown hit: only exits allowed for the rest of the day
+    HALTED = "halted"  # circuit breaker tripped: nothing until an audited `cdb risk reset`
+
+
+@dataclass(frozen=True, slots=True)
+class RiskInputs:
+    """The snapshot the portfolio and the market give the engine for one decision.
+
+    Money is ``Decimal`` in quote currency; ``exposure_quote`` is Σ position value over all
+    symbols, ``position_quote_for_symbol`` the value held in the signal's symbol;
+    ``last_price_age_ns`` is the age of the latest price, in nanoseconds.
+    """
+
+    equity: Decimal
+    day_start_equity: Decimal
+    peak_equity: Decimal
+    exposure_quote: Decimal
+    position_quote_for_symbol: Decimal
+    bid: Decimal
+    ask: Decimal
+    last_price_age_ns: int
+    trading_state: TradingState = TradingState.ACTIVE
+
+    def as_strings(self) -> dict[str, str]:
+        """The snapshot as strings, for :attr:`RiskDecision.state`."""
+        return {
+            "equity": str(self.equity),
+            "day_start_equity": str(self.day_start_equity),
+            "peak_equity": str(self.peak_equity),
+            "exposure_quote": str(self.exposure_quote),
+            "position_quote_for_symbol": str(self.position_quote_for_symbol),
+            "bid": str(self.bid),
+            "ask": str(self.ask),
+            "last_price_age_ns": str(self.last_price_age_ns),
+            "trading_state": str(self.trading_state),
+        }
+
+
+# --- pure helpers -------------------------------------------------------------------------------
+
+
+def _loss_pct(reference: Decimal, equity: Decimal) -> Decimal:
+    """Loss of ``equity`` against a positive ``reference``, in % (negative when above it)."""
+    return (reference - equity) / reference * _HUNDRED
+
+
+def _passed(
+    rule: str, observed: Decimal | None, limit: Decimal | None, detail: str = ""
+) -> CheckResult:
+    return CheckResult(
+        rule=rule, code=OK, passed=True, observed=observed, limit=limit, detail=detail
+    )
+
+
+def _not_applicable(rule: str) -> CheckResult:
+    return CheckResult(rule=rule, code=OK, passed=True, detail=NOT_APPLICABLE_TO_EXITS)
+
+
+def _no_equity(rule: str, observed: Decimal) -> CheckResult:
+    return CheckResult(
+        rule=rule,
+        code="no_equity",
+        passed=False,
+        observed=observed,
+        limit=_ZERO,
+        detail=f"equity must be above 0, received {observed}",
+    )
+
+
+def raw_position_quote(equity: Decimal, limits: RiskLimits) -> Decimal:
+    """Position size before the bounds: equity * risk-per-trade % / position-risk %."""
+    return equity * limits.risk_per_trade_pct / limits.position_risk_pct
+
+
+def capped_position_quote(equity: Decimal, limits: RiskLimits) -> Decimal:
+    """Position size capped at ``max_position_quote`` (and never below 0)."""
+    return max(_ZERO, min(raw_position_quote(equity, limits), limits.max_position_quote))
+
+
+def allowed_exposure_quote(inputs: RiskInputs, limits: RiskLimits) -> Decimal:
+    """Room left under the exposure limit: max_exposure % * equity - exposure (may be < 0)."""
+    return limits.max_exposure_pct * inputs.equity / _HUNDRED - inputs.exposure_quote
+
+
+# --- the rules ----------------------------------------------------------------------------------
+
+
+def check_circuit_breaker(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Fail when HALTED, or when equity is more than ``circuit_breaker_pct`` below its peak."""
+    rule = "circuit_breaker"
+    if inputs.equity <= 0:
+        return _no_equity(rule, inputs.equity)
+    if inputs.peak_equity <= 0:
+        return _no_equity(rule, inputs.peak_equity)
+    loss = _loss_pct(inputs.peak_equity, inputs.equity)
+    limit = limits.circuit_breaker_pct
+    if inputs.trading_state is TradingState.HALTED:
+        detail = "trading halted until an audited reset"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=loss, limit=limit, detail=detail
+        )
+    if loss > limit:
+        detail = f"loss from peak {loss} % is above {limit} %"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=loss, limit=limit, detail=detail
+        )
+    return _passed(rule, loss, limit)
+
+
+def check_daily_drawdown(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Fail when REDUCING, or when equity is more than ``daily_drawdown_pct`` below start of day.
+
+    Blocks new entries only: the engine does not run it for exits.
+    """
+    rule = "daily_drawdown"
+    if inputs.equity <= 0:
+        return _no_equity(rule, inputs.equity)
+    if inputs.day_start_equity <= 0:
+        return _no_equity(rule, inputs.day_start_equity)
+    loss = _loss_pct(inputs.day_start_equity, inputs.equity)
+    limit = limits.daily_drawdown_pct
+    if inputs.trading_state is TradingState.REDUCING:
+        detail = "daily drawdown hit earlier today: only exits until the day ends"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=loss, limit=limit, detail=detail
+        )
+    if loss > limit:
+        detail = f"loss since start of day {loss} % is above {limit} %"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=loss, limit=limit, detail=detail
+        )
+    return _passed(rule, loss, limit)
+
+
+def check_stale_data(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Fail when the latest price is older than ``stale_data_seconds`` (observed in seconds)."""
+    rule = "stale_data"
+    age = Decimal(inputs.last_price_age_ns) / _NS_PER_SECOND
+    limit = Decimal(limits.stale_data_seconds)
+    if age > limit:
+        detail = f"last price is {age} s old, limit {limit} s"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=age, limit=limit, detail=detail
+        )
+    return _passed(rule, age, limit)
+
+
+def check_spread(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Fail when (ask - bid) / mid * 100 exceeds ``max_spread_pct``; ``bad_quote`` when crossed."""
+    rule = "spread"
+    limit = limits.max_spread_pct
+    if inputs.bid <= 0 or inputs.bid >= inputs.ask:
+        return CheckResult(
+            rule=rule,
+            code="bad_quote",
+            passed=False,
+            limit=limit,
+            detail=f"need 0 < bid < ask, received bid {inputs.bid} ask {inputs.ask}",
+        )
+    mid = (inputs.bid + inputs.ask) / 2
+    spread = (inputs.ask - inputs.bid) / mid * _HUNDRED
+    if spread > limit:
+        detail = f"spread {spread} % is above {limit} %"
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=spread, limit=limit, detail=detail
+        )
+    return _passed(rule, spread, limit)
+
+
+def check_position_size(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Size the entry (equity * risk % / position risk %): cap at the max, fail below the min.
+
+    Observed is the uncapped size; the limit is the bound that decided (max when within bounds).
+    """
+    rule = "position_size"
+    if inputs.equity <= 0:
+        return _no_equity(rule, inputs.equity)
+    size = raw_position_quote(inputs.equity, limits)
+    if size < limits.min_position_quote:
+        return CheckResult(
+            rule=rule,
+            code="position_size_min",
+            passed=False,
+            observed=size,
+            limit=limits.min_position_quote,
+            detail=f"size {size} is below the minimum {limits.min_position_quote}",
+        )
+    if size > limits.max_position_quote:
+        return _passed(rule, size, limits.max_position_quote, "capped")
+    return _passed(rule, size, limits.max_position_quote)
+
+
+def check_exposure(requested: Decimal, inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
+    """Reduce-to-fit: pass when ``requested`` fits under the exposure limit, pass "reduced to X"
+    when only a part of at least ``min_position_quote`` fits, fail when less than that fits.
+
+    Observed is the exposure after the order as requested, in % of equity.
+    """
+    rule = "exposure"
+    if inputs.equity <= 0:
+        return _no_equity(rule, inputs.equity)
+    limit = limits.max_exposure_pct
+    observed = (inputs.exposure_quote + requested) / inputs.equity * _HUNDRED
+    allowed = allowed_exposure_quote(inputs, limits)
+    if requested <= allowed:
+        return _passed(rule, observed, limit)
+    if allowed < limits.min_position_quote:
+        detail = (
+            f"room under the exposure limit is {allowed}, below the minimum order "
+            f"{limits.min_position_quote}"
+        )
+        return CheckResult(
+            rule=rule, code=rule, passed=False, observed=observed, limit=limit, detail=detail
+        )
+    return _passed(rule, observed, limit, f"reduced to {allowed}")
+
+
+def check_exit_position(inputs: RiskInputs) -> CheckResult:
+    """The position-size check of an exit: not applicable, unless there is nothing to sell."""
+    rule = "position_size"
+    if inputs.position_quote_for_symbol <= 0:
+        return CheckResult(
+            rule=rule,
+            code="no_position",
+            passed=False,
+            observed=inputs.position_quote_for_symbol,
+            limit=_ZERO,
+            detail="nothing to exit",
+        )
+    return _not_applicable(rule)
+
+
+def next_state(inputs: RiskInputs, limits: RiskLimits) -> TradingState:
+    """The trading state after this snapshot.
+
+    HALTED sticks until an audited reset; REDUCING sticks for the day (the caller passes ACTIVE
+    with the new ``day_start_equity`` when the day rolls over); otherwise the loss limits decide,
+    with the same boundary as the checks (equal to the limit is not a breach).
+    """
+    if inputs.trading_state is TradingState.HALTED:
+        return TradingState.HALTED
+    if inputs.peak_equity > 0 and (
+        _loss_pct(inputs.peak_equity, inputs.equity) > limits.circuit_breaker_pct
+    ):
+        return TradingState.HALTED
+    if inputs.trading_state is TradingState.REDUCING:
+        return TradingState.REDUCING
+    if inputs.day_start_equity > 0 and (
+        _loss_pct(inputs.day_start_equity, inputs.equity) > limits.daily_drawdown_pct
+    ):
+        return TradingState.REDUCING
+    return TradingState.ACTIVE
+
+
+# --- the engine ---------------------------------------------------------------------------------
+
+
+class RiskEngine:
+    """Runs every rule on a signal and returns the decision with the full trace."""
+
+    def __init__(self, limits: RiskLimits) -> None:
+        self.limits = limits
+
+    def checks(self, side: SignalSide, inputs: RiskInputs) -> tuple[CheckResult, ...]:
+        """Every rule's result for ``side``, in :data:`RULE_ORDER`."""
+        limits = self.limits
+        common = (
+            check_circuit_breaker(inputs, limits),
+            check_stale_data(inputs, limits),
+            check_spread(inputs, limits),
+        )
+        if side is SignalSide.EXIT:
+            return (
+                common[0],
+                _not_applicable("daily_drawdown"),
+                common[1],
+                common[2],
+                check_exit_position(inputs),
+                _not_applicable("exposure"),
+            )
+        requested = capped_position_quote(inputs.equity, limits)
+        return (
+            common[0],
+            check_daily_drawdown(inputs, limits),
+            common[1],
+            common[2],
+            check_position_size(inputs, limits),
+            check_exposure(requested, inputs, limits),
+        )
+
+    def sizes(self, side: SignalSide, inputs: RiskInputs) -> tuple[Decimal, Decimal]:
+        """(requested, final if every check passes) in quote currency."""
+        if side is SignalSide.EXIT:
+            position = max(_ZERO, inputs.position_quote_for_symbol)
+            return position, position
+        requested = max(_ZERO, raw_position_quote(inputs.equity, self.limits))
+        room = max(_ZERO, allowed_exposure_quote(inputs, self.limits))
+        return requested, min(capped_position_quote(inputs.equity, self.limits), room)
+
+    def evaluate(
+        self, signal: TradingSignal, inputs: RiskInputs, *, ts_event: int, source: str = "risk"
+    ) -> RiskDecision:
+        """Run every rule (even after a failure) and return the verdict with its trace."""
+        checks = self.checks(signal.side, inputs)
+        requested, final = self.sizes(signal.side, inputs)
+        verdict: Literal["approved", "reduced", "rejected"]
+        if not all(check.passed for check in checks) or final <= 0:
+            verdict, final = "rejected", _ZERO
+        elif final < requested:
+            verdict = "reduced"
+        else:
+            verdict = "approved"
+        return RiskDecision(
+            symbol=signal.symbol,
+            ts_event=ts_event,
+            source=source,
+            signal_id=signal.event_id,
+            verdict=verdict,
+            side=signal.side,
+            requested_quote=requested,
+            final_quote=final,
+            checks=checks,
+            state=inputs.as_strings(),
+        )
