@@ -13,9 +13,10 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.settings import Settings
 
-__all__ = ["open_bus", "open_store"]
+__all__ = ["open_bus", "open_store", "risk_limits"]
 
 
 def open_store(settings: Settings, *, create_if_new: bool = False) -> Store:
@@ -47,3 +48,11 @@ def open_bus(settings: Settings) -> MessageBus:
     from cdb_cli.adapters.redis_bus import RedisBus
 
     return RedisBus(settings.bus_url, prefix=settings.bus_prefix)
+
+
+def risk_limits(settings: Settings) -> RiskLimits:
+    """The engine's frozen ``RiskLimits`` from the settings (same field names; a test keeps the
+    two schemas' names, types, defaults and descriptions equal)."""
+    from cdb_cli.engine.risk import RiskLimits
+
+    return RiskLimits(**{name: getattr(settings, name) for name in RiskLimits.model_fields})

@@ -15,7 +15,8 @@ from cdb_cli.adapters.sql.migrations import upgrade
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError, SchemaOutOfDate
 from cdb_cli.engine.events import Side, Topic, TradeTick
-from cdb_cli.kernel import open_bus, open_store
+from cdb_cli.engine.risk import RiskLimits
+from cdb_cli.kernel import open_bus, open_store, risk_limits
 from cdb_cli.settings import Settings
 
 
@@ -88,3 +89,19 @@ def test_redis_bus_down_is_one_line_error() -> None:
         asyncio.run(enter())
     assert "127.0.0.1:1" in str(caught.value)
     assert "Hunter2Secret" not in str(caught.value)
+
+
+def test_risk_limits_follow_settings() -> None:
+    settings = Settings(max_spread_pct=Decimal("0.15"), stale_data_seconds=12)
+    limits = risk_limits(settings)
+    assert limits.max_spread_pct == Decimal("0.15")
+    assert limits.stale_data_seconds == 12
+    assert risk_limits(Settings()) == RiskLimits()
+
+
+def test_risk_limits_schema_matches_settings_schema() -> None:
+    for name, field in RiskLimits.model_fields.items():
+        setting = Settings.model_fields[name]
+        assert field.annotation == setting.annotation or name.endswith("_pct"), name
+        assert field.default == setting.default, name
+        assert field.description == setting.description, name
