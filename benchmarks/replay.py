@@ -119,24 +119,8 @@ def worker_latency(n: int, seed: int) -> dict[str, Any]:
     }
 
 
-def worker_backtrader(n: int, seed: int) -> dict[str, Any]:
-    import backtrader as bt
-
-    data = generate(n, seed)
-    rows = [
-        (datetime.fromtimestamp(ts / 1e9, tz=UTC).replace(tzinfo=None), o, h, lo, c, v)
-        for ts, o, h, lo, c, v in zip(
-            data["ts"],
-            data["open"],
-            data["high"],
-            data["low"],
-            data["close"],
-            data["volume"],
-            strict=True,
-        )
-    ]
-
-    class ListFeed(bt.feeds.DataBase):  # type: ignore[misc]
+def _bt_feed(bt: Any, rows: list[tuple[Any, ...]]) -> Any:
+    class ListFeed(bt.feeds.DataBase):  # type: ignore[misc,name-defined]
         """Backtrader's lightest feed: rows from a Python list, no pandas."""
 
         def start(self) -> None:
@@ -155,7 +139,13 @@ def worker_backtrader(n: int, seed: int) -> dict[str, Any]:
             lines.openinterest[0] = 0.0
             return True
 
-    class EmaCross(bt.Strategy):  # type: ignore[misc]
+    return ListFeed()
+
+
+def _bt_strategy(bt: Any) -> Any:
+    class EmaCross(bt.Strategy):  # type: ignore[misc,name-defined]
+        """The seed's rule, as cdb's default strategy runs it."""
+
         def __init__(self) -> None:
             self.fast = bt.ind.EMA(self.data.close, period=12)
             self.slow = bt.ind.EMA(self.data.close, period=26)
@@ -175,11 +165,30 @@ def worker_backtrader(n: int, seed: int) -> dict[str, Any]:
                 if self.position:
                     self.close()
 
+    return EmaCross
+
+
+def worker_backtrader(n: int, seed: int) -> dict[str, Any]:
+    import backtrader as bt
+
+    data = generate(n, seed)
+    rows = [
+        (datetime.fromtimestamp(ts / 1e9, tz=UTC).replace(tzinfo=None), o, h, lo, c, v)
+        for ts, o, h, lo, c, v in zip(
+            data["ts"],
+            data["open"],
+            data["high"],
+            data["low"],
+            data["close"],
+            data["volume"],
+            strict=True,
+        )
+    ]
     best: dict[str, Any] = {}
     for runonce in (True, False):
         cerebro = bt.Cerebro(stdstats=False, runonce=runonce, preload=True)
-        cerebro.adddata(ListFeed())
-        cerebro.addstrategy(EmaCross)
+        cerebro.adddata(_bt_feed(bt, rows))
+        cerebro.addstrategy(_bt_strategy(bt))
         cerebro.broker.setcash(10_000.0)
         cerebro.broker.setcommission(commission=0.0005)
         start = time.perf_counter()
