@@ -183,6 +183,7 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
             orders=list(result.recorder.orders.values()),
             fills=result.recorder.fills,
             ts_end=ts_end,
+            state_changes=result.pipeline.stats.state_changes,
         )
         return len(events)
     finally:

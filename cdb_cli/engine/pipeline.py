@@ -106,7 +106,8 @@ class PipelineStats:
     orders: int = 0
     orders_rejected: int = 0
     fills: int = 0
-    state_changes: list[tuple[int, str]] = field(default_factory=list)
+    state_changes: list[tuple[int, str, str]] = field(default_factory=list)
+    """(ts, new trading state, why) in order."""
     max_drawdown: float = 0.0
     """Largest fall of equity from its running peak, as a fraction (float marks, every price)."""
     mean_exposure: float = 0.0
@@ -464,19 +465,35 @@ class TradingPipeline:
         drawdown = 1.0 - equity / self._peak if self._peak > 0 else 0.0
         self._max_drawdown = max(self._max_drawdown, drawdown)
 
-    def _set_state(self, state: TradingState, ts: int) -> None:
+    def _set_state(self, state: TradingState, ts: int, reason: str | None = None) -> None:
         if state is self.trading_state:
             return
         self.trading_state = state
-        self.stats.state_changes.append((ts, str(state)))
+        if reason is None:
+            reason = self._state_reason(state)
+        self.stats.state_changes.append((ts, str(state), reason))
         self._arm_floors()
+
+    def _state_reason(self, state: TradingState) -> str:
+        limits, portfolio = self.risk.limits, self.portfolio
+        if state is TradingState.HALTED:
+            return (
+                f"loss from peak {portfolio.drawdown_from_peak_pct():.4f} % is above "
+                f"{limits.circuit_breaker_pct} % (circuit breaker)"
+            )
+        if state is TradingState.REDUCING:
+            return (
+                f"loss since start of day {portfolio.daily_drawdown_pct():.4f} % is above "
+                f"{limits.daily_drawdown_pct} % (daily drawdown): only exits today"
+            )
+        return "new UTC day"
 
     def reset_breaker(self, ts: int) -> None:
         """An audited ``cdb risk reset``: back to ACTIVE, the peak restarts at today's equity."""
         self._sync_portfolio()
         self.portfolio.reset_peak()
         self._peak = self._observed_peak = float(self.portfolio.peak_equity)
-        self._set_state(TradingState.ACTIVE, ts)
+        self._set_state(TradingState.ACTIVE, ts, "reset by the operator")
         self._arm_floors()
 
     # --- read-outs ------------------------------------------------------------------------------

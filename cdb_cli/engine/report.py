@@ -131,6 +131,7 @@ def build_report(
             if position.quantity
         },
         "trading_state_changes": [
-            {"at": iso_utc(ts), "state": state} for ts, state in stats.state_changes
+            {"at": iso_utc(ts), "state": state, "reason": reason}
+            for ts, state, reason in stats.state_changes
         ],
     }

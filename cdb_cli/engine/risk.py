@@ -23,6 +23,7 @@ Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -46,6 +47,7 @@ __all__ = [
     "RiskInputs",
     "RiskLimits",
     "TradingState",
+    "Verdict",
     "allowed_exposure_quote",
     "capped_position_quote",
     "check_circuit_breaker",
@@ -70,6 +72,8 @@ RULE_ORDER: Final = (
     "exposure",
 )
 """The rules in the order every decision records them."""
+
+Verdict = Literal["approved", "reduced", "rejected"]
 
 _ZERO: Final = Decimal(0)
 SIZE_GRID: Final = Decimal("1e-8")
@@ -170,6 +174,27 @@ class RiskInputs:
     last_price_age_ns: int
     trading_state: TradingState = TradingState.ACTIVE
 
+    @classmethod
+    def from_strings(cls, state: Mapping[str, str]) -> RiskInputs:
+        """Rebuild the snapshot a decision stored in :attr:`RiskDecision.state`.
+
+        Raises ``ValueError`` when a field is missing or malformed.
+        """
+        try:
+            return cls(
+                equity=Decimal(state["equity"]),
+                day_start_equity=Decimal(state["day_start_equity"]),
+                peak_equity=Decimal(state["peak_equity"]),
+                exposure_quote=Decimal(state["exposure_quote"]),
+                position_quote_for_symbol=Decimal(state["position_quote_for_symbol"]),
+                bid=Decimal(state["bid"]),
+                ask=Decimal(state["ask"]),
+                last_price_age_ns=int(state["last_price_age_ns"]),
+                trading_state=TradingState(state.get("trading_state", "active")),
+            )
+        except (KeyError, ArithmeticError, ValueError) as e:
+            raise ValueError(f"stored risk inputs are incomplete or malformed: {e!r}") from None
+
     def as_strings(self) -> dict[str, str]:
         """The snapshot as strings, for :attr:`RiskDecision.state`."""
         return {
@@ -190,7 +215,8 @@ class RiskInputs:
 
 def _floor(amount: Decimal) -> Decimal:
     """An order size on the 1e-8 grid of the quote currency, rounded down (never above a limit)."""
-    return amount.quantize(SIZE_GRID, rounding=ROUND_FLOOR)
+    floored = amount.quantize(SIZE_GRID, rounding=ROUND_FLOOR)
+    return floored if floored else _ZERO  # 0, not 0E-8
 
 
 def _loss_pct(reference: Decimal, equity: Decimal) -> Decimal:
@@ -509,6 +535,25 @@ class RiskEngine:
         final = min(capped_position_quote(inputs.equity, self.limits), room)
         return _floor(requested), _floor(final)
 
+    def verdict(
+        self, side: SignalSide, inputs: RiskInputs
+    ) -> tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]]:
+        """(verdict, requested, final size, every rule's fields): ``evaluate`` without the event.
+
+        What-if re-evaluation (``cdb risk explain --what-if``) calls this on stored inputs, so an
+        explanation runs exactly the code that decided.
+        """
+        checks = self._check_fields(side, inputs)
+        requested, final = self.sizes(side, inputs)
+        verdict: Verdict
+        if not all(check["passed"] for check in checks) or final <= 0:
+            verdict, final = "rejected", _ZERO
+        elif final < requested:
+            verdict = "reduced"
+        else:
+            verdict = "approved"
+        return verdict, requested, final, checks
+
     def evaluate(
         self,
         signal: TradingSignal,
@@ -519,15 +564,7 @@ class RiskEngine:
         event_id: str | None = None,
     ) -> RiskDecision:
         """Run every rule (even after a failure) and return the verdict with its trace."""
-        checks = self._check_fields(signal.side, inputs)
-        requested, final = self.sizes(signal.side, inputs)
-        verdict: Literal["approved", "reduced", "rejected"]
-        if not all(check["passed"] for check in checks) or final <= 0:
-            verdict, final = "rejected", _ZERO
-        elif final < requested:
-            verdict = "reduced"
-        else:
-            verdict = "approved"
+        verdict, requested, final, checks = self.verdict(signal.side, inputs)
         return RiskDecision.model_validate(
             {
                 "event_id": event_id or new_event_id(),

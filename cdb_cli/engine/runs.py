@@ -13,18 +13,36 @@ Pure: the engine's ``Store`` port and records only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
 
 from cdb_cli.engine.errors import StateError
-from cdb_cli.engine.events import Event
+from cdb_cli.engine.events import Event, RiskDecision
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.risk import TradingState
 
-__all__ = ["REPLAY_ACTION", "find_run", "persist_run", "restore_run"]
+__all__ = [
+    "REPLAY_ACTION",
+    "RESET_ACTION",
+    "STATE_ACTION",
+    "TradingStatus",
+    "find_run",
+    "order_prefix",
+    "persist_run",
+    "restore_run",
+    "select_decisions",
+    "select_fills",
+    "trading_status",
+]
 
 REPLAY_ACTION: Final = "replay"
+STATE_ACTION: Final = "trading_state"
+"""Audit action of a change of the trading state (detail: ``state``, ``reason``)."""
+RESET_ACTION: Final = "risk_reset"
+"""Audit action of an operator's ``cdb risk reset`` (detail: ``reason``, ``previous``)."""
 _BATCH: Final = 5_000
 _MARK_PREFIX: Final = "mark."
 
@@ -39,8 +57,10 @@ def persist_run(
     orders: Sequence[OrderRecord],
     fills: Sequence[FillRecord],
     ts_end: int,
+    state_changes: Sequence[tuple[int, str, str]] = (),
 ) -> None:
-    """Write a finished run: events in batches, orders before their fills, then the ledger."""
+    """Write a finished run: events in batches, orders before their fills, then the ledger and
+    the audit trail (each trading-state change, then the run's own record)."""
     batch: list[Event] = []
     for event in events:
         batch.append(event)
@@ -56,6 +76,16 @@ def persist_run(
     for position in portfolio.positions_records(ts_end):
         store.save_position(position)
     store.add_equity_snapshot(portfolio.snapshot(ts_end))
+    for ts, state, reason in state_changes:
+        store.add_audit(
+            AuditRecord(
+                ts_event=ts,
+                action=STATE_ACTION,
+                actor=audit.actor,
+                run_id=audit.run_id,
+                detail={"state": state, "reason": reason},
+            )
+        )
     detail = dict(audit.detail)
     detail.update({f"{_MARK_PREFIX}{symbol}": str(price) for symbol, price in marks.items()})
     detail["starting_cash"] = str(portfolio.starting_cash)
@@ -94,4 +124,72 @@ def restore_run(store: Store, run_id: str | None = None) -> Portfolio:
         fills=fills,
         marks={s: p for s, p in marks.items() if any(f.symbol == s for f in fills)},
         quote_currency=record.detail.get("quote_currency", "USDT"),
+    )
+
+
+def order_prefix(run_id: str) -> str:
+    """The client-order-id prefix of a run (what ``kernel.build_pipeline`` gives the venue)."""
+    return run_id.replace("-", "_")[:22]
+
+
+def select_decisions(
+    store: Store,
+    *,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run_id: str | None = None,
+) -> list[RiskDecision]:
+    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it)."""
+    decisions = store.events(RiskDecision, symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if run_id is None:
+        return decisions
+    return [d for d in decisions if d.event_id.startswith(f"{run_id}-")]
+
+
+def select_fills(
+    store: Store,
+    *,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run_id: str | None = None,
+) -> list[FillRecord]:
+    """Stored fills in the window, of one run when ``run_id`` is given."""
+    fills = store.fills(symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if run_id is None:
+        return fills
+    prefix = order_prefix(run_id)
+    return [fill for fill in fills if fill.client_order_id.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class TradingStatus:
+    """The trading state as the store knows it: since when, why, and by whom when reset."""
+
+    state: TradingState
+    since_ns: int | None
+    reason: str
+    actor: str
+    run_id: str
+
+
+def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
+    """The latest state change or reset (of ``run_id``), ACTIVE when the store has none."""
+    latest: AuditRecord | None = None
+    for action in (STATE_ACTION, RESET_ACTION):
+        for record in store.audits(action=action, descending=True):
+            if run_id is not None and record.run_id != run_id:
+                continue
+            if latest is None or record.ts_event >= latest.ts_event:
+                latest = record
+            break
+    if latest is None:
+        return TradingStatus(TradingState.ACTIVE, None, "no state change recorded", "", "")
+    if latest.action == RESET_ACTION:
+        state = TradingState.ACTIVE
+    else:
+        state = TradingState(latest.detail.get("state", "active"))
+    return TradingStatus(
+        state, latest.ts_event, latest.detail.get("reason", ""), latest.actor, latest.run_id
     )

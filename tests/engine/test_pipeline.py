@@ -246,7 +246,9 @@ def test_circuit_breaker_trips_at_the_first_bar_beyond_the_limit_and_sticks() ->
     i, price, expected = crash(pipeline, clock, 3, 100.0, TradingState.HALTED)
     assert pipeline.trading_state is TradingState.HALTED
     assert expected is not None
-    assert pipeline.snapshot_stats().state_changes == [(expected, "halted")]
+    ((ts, state, reason),) = pipeline.snapshot_stats().state_changes
+    assert (ts, state) == (expected, "halted")
+    assert "above 10 % (circuit breaker)" in reason
     # a recovery does not un-halt: only an audited reset does
     for j in range(i, i + 20):
         price *= 1.02
@@ -264,7 +266,9 @@ def test_daily_drawdown_reduces_until_the_next_utc_day() -> None:
     feed(pipeline, clock, [100.0, 100.0, 100.0], [1.0] * 3)
     _, price, expected = crash(pipeline, clock, 3, 100.0, TradingState.REDUCING)
     assert pipeline.trading_state is TradingState.REDUCING
-    assert pipeline.snapshot_stats().state_changes == [(expected, "reducing")]
+    ((ts, state, reason),) = pipeline.snapshot_stats().state_changes
+    assert (ts, state) == (expected, "reducing")
+    assert "only exits today" in reason
     next_day = (clock.timestamp_ns() // NS_PER_DAY + 1) * NS_PER_DAY
     clock.set_time(next_day)
     pipeline.on_bar(SYMBOL, next_day - MINUTE, next_day, price, price, 1.0)
