@@ -175,6 +175,11 @@ class Settings(BaseSettings):
         description="Folder holding pg_dump and pg_restore (default: found on PATH).",
     )
 
+    @field_validator("pg_bin_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("backup_dir", "pg_bin_dir")
     @classmethod
     def _absolute_path(cls, value: Path | None) -> Path | None:

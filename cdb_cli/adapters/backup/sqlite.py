@@ -47,6 +47,13 @@ def _connect(path: Path) -> sqlite3.Connection:
         raise DependencyError(f"Cannot open SQLite at {path}: {e}") from None
 
 
+def _reason(error: sqlite3.Error) -> str:
+    name = getattr(error, "sqlite_errorname", "")
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        return f"{error} (is the disk full?)"
+    return str(error)
+
+
 def digest_file(path: Path) -> tuple[str | None, dict[str, TableDigest]]:
     """Schema revision and table digests of the SQLite file at ``path`` (read only)."""
     uri = f"file:{quote(str(path.absolute()))}?mode=ro"
@@ -70,7 +77,9 @@ def snapshot(source: Path, copy: Path) -> Snapshot:
             dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file, no -wal/-shm
     except sqlite3.Error as e:
         copy.unlink(missing_ok=True)
-        raise DependencyError(f"SQLite backup of {source} failed: {e}") from None
+        raise DependencyError(
+            f"SQLite backup of {source} into {copy.parent.parent} failed: {_reason(e)}"
+        ) from None
     revision, tables = digest_file(copy)
     return Snapshot(copy, revision, tables)
 
