@@ -96,7 +96,9 @@ def create(
         )
 
 
-def _verify(context: AppContext, path: Path, scratch_server: str | None = None) -> VerifyReport:
+def _verify(
+    context: AppContext, path: Path, scratch_server: str | None = None, *, as_json: bool = False
+) -> VerifyReport:
     from cdb_cli.adapters.backup import verify_backup
     from cdb_cli.engine.errors import CheckFailed
 
@@ -107,6 +109,9 @@ def _verify(context: AppContext, path: Path, scratch_server: str | None = None) 
         postgres_url=scratch_server or settings.database_url,
         pg_bin_dir=settings.pg_bin_dir,
     )
+    if as_json:
+        document = _summary(path, report.manifest)
+        context.terminal.json({**document, "ok": report.ok, "problems": report.problems})
     if not report.ok:
         raise CheckFailed(
             f"Backup {path.name} does not match its manifest", details=report.problems
@@ -187,10 +192,9 @@ def verify(
     from cdb_cli.adapters.backup import resolve_backup
 
     path = resolve_backup(backup, settings.backup_dir)
-    report = _verify(context, path, scratch_server)
-    if _wants_json(context, json_output):
-        context.terminal.json({**_summary(path, report.manifest), "ok": True, "problems": []})
-    else:
+    as_json = _wants_json(context, json_output)
+    report = _verify(context, path, scratch_server, as_json=as_json)
+    if not as_json:
         context.terminal.out.print(
             f"OK: {path.name} matches its manifest ({report.manifest.total_rows} rows in "
             f"{len(report.manifest.tables)} tables)",
@@ -328,6 +332,7 @@ def _cron_job(context: AppContext, at: str) -> CronJob:
     from cdb_cli.adapters.backup.files import ensure_folder
     from cdb_cli.adapters.backup.schedule import cron_job, shell_only_variables
     from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.settings import env_name
 
     settings = context.settings()
     if context.env_file is None:
@@ -335,7 +340,8 @@ def _cron_job(context: AppContext, at: str) -> CronJob:
             "cron needs the settings in a file: create .env (chmod 600) or pass --env-file"
         )
     env_file = context.env_file.absolute()
-    missing = shell_only_variables(os.environ, set(dotenv_values(env_file)))
+    known = {env_name(name) for name in type(settings).model_fields}
+    missing = shell_only_variables(os.environ, set(dotenv_values(env_file)), known)
     if missing:
         raise ConfigurationError(
             f"{', '.join(missing)} set in this shell but not in {env_file}; cron will not see "

@@ -290,3 +290,28 @@ def test_schedule_install_without_crontab_says_so(
     result = cdb("--env-file", str(env_file), "backup", "schedule", "--install")
     assert result.exit_code == ExitCode.FAILURE, result.output
     assert "crontab is not installed" in result.stderr
+
+
+def test_verify_json_reports_problems_and_exits_4(
+    cdb: Callable[..., Result], seeded: str, tmp_path: Path
+) -> None:
+    from cdb_cli.adapters.backup import TableDigest, read_manifest
+    from cdb_cli.adapters.backup.files import write_archive
+
+    path = _create(cdb)
+    manifest = read_manifest(path)
+    payload = tmp_path / manifest.payload
+    with tarfile.open(path) as archive:
+        payload.write_bytes(archive.extractfile(manifest.payload).read())  # type: ignore[union-attr]
+    tables = {**manifest.tables, "positions": TableDigest(rows=5, sha256="0" * 64)}
+    (tmp_path / "forged").mkdir()
+    forged = write_archive(tmp_path / "forged", manifest.model_copy(update={"tables": tables}),
+                           payload)  # fmt: skip
+
+    result = cdb("backup", "verify", str(forged), "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is False
+    assert document["problems"] == ["table positions: 1 rows, the manifest says 5"]
+    assert "does not match its manifest" in result.stderr

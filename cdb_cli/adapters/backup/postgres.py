@@ -76,15 +76,22 @@ def _conninfo(url: URL) -> str:
         return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
 
     parts = {"host": url.host, "port": url.port, "user": url.username, "dbname": url.database}
-    parts.update({key: value for key, value in url.query.items() if isinstance(value, str)})
+    parts.update(
+        {
+            key: value
+            for key, value in url.query.items()
+            if isinstance(value, str) and key != "password"  # PGPASSWORD carries it
+        }
+    )
     return " ".join(f"{key}={quoted(value)}" for key, value in parts.items() if value is not None)
 
 
 def _run(tool: PgTool, arguments: list[str], url: URL, action: str) -> None:
     environment = {**os.environ, "PGCONNECT_TIMEOUT": "10"}
     environment.pop("PGPASSWORD", None)
-    if url.password:
-        environment["PGPASSWORD"] = str(url.password)
+    password = url.password or url.query.get("password")
+    if isinstance(password, str) and password:
+        environment["PGPASSWORD"] = password
     command = [str(tool.path), *arguments, "--no-password", f"--dbname={_conninfo(url)}"]
     try:
         done = subprocess.run(  # noqa: S603 - fixed program, arguments built here
@@ -95,8 +102,8 @@ def _run(tool: PgTool, arguments: list[str], url: URL, action: str) -> None:
     if done.returncode != 0:
         lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
         reason = lines[0] if lines else f"exit status {done.returncode}"
-        if url.password:
-            reason = reason.replace(str(url.password), "***")
+        if isinstance(password, str) and password:
+            reason = reason.replace(password, "***")
         raise DependencyError(f"{action} failed on {describe_url(url)}: {reason}")
 
 

@@ -107,17 +107,12 @@ def cron_job(
     return CronJob(minute=int(match.group(2)), hour=int(match.group(1)), command=command)
 
 
-def shell_only_variables(environment: Mapping[str, str], env_file_keys: set[str]) -> list[str]:
-    """``CDB_*`` variables set in this shell but not in the env file: cron will not see them."""
-    ignored = {"CDB_ENV_FILE", "CDB_DEBUG"}
+def shell_only_variables(
+    environment: Mapping[str, str], env_file_keys: set[str], settings_variables: set[str]
+) -> list[str]:
+    """Settings variables set in this shell but not in the env file: cron will not see them."""
     return sorted(
-        name
-        for name in environment
-        if name.startswith("CDB_")
-        and name not in env_file_keys
-        and name not in ignored
-        and not name.startswith("CDB_TEST_")
-        and name != "CDB_REQUIRE_SERVICES"
+        name for name in environment if name in settings_variables and name not in env_file_keys
     )
 
 

@@ -7,7 +7,9 @@ its manifest, ``DependencyError`` for missing tools, full disks and unreachable 
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import re
 import sqlite3
 import tarfile
 import tempfile
@@ -50,7 +52,6 @@ from cdb_cli.engine.errors import (
     ConfigurationError,
     DependencyError,
 )
-from cdb_cli.urls import redact_url
 
 __all__ = [
     "VerifyReport",
@@ -76,6 +77,13 @@ def _sqlite_path(url: str) -> Path:
     database = parse_url(url).database
     assert database is not None  # noqa: S101 - engine_of refused in-memory URLs
     return Path(database).expanduser().absolute()
+
+
+def _source(url: str) -> str:
+    """The URL for the manifest: password as ``***``, also when given as a query parameter."""
+    parsed = parse_url(url)
+    query = {key: value for key, value in parsed.query.items() if key != "password"}
+    return parsed.set(query=query).render_as_string(hide_password=True)
 
 
 def _sha256(path: Path) -> str:
@@ -106,13 +114,13 @@ def create_backup(url: str, folder: Path, *, pg_bin_dir: Path | None = None) -> 
                 pg_dump, revision, tables = postgres.dump(url, payload, pg_bin_dir)
                 size, checksum, tool = payload.stat().st_size, _sha256(payload), str(pg_dump)
         except OSError as e:
-            reason = "no space left on the device" if e.errno == 28 else e.strerror
+            reason = "no space left on the device" if e.errno == errno.ENOSPC else e.strerror
             raise DependencyError(f"Cannot write the backup into {folder}: {reason}") from None
         manifest = Manifest(
             engine=engine,
             created_at=created_at,
             cdb_version=__version__,
-            source=redact_url(url),
+            source=_source(url),
             schema_revision=revision,
             payload=payload.name,
             payload_bytes=size,
@@ -151,8 +159,17 @@ def _extract_payload(path: Path, manifest: Manifest, target: Path) -> None:
 
 
 @contextmanager
-def _scratch() -> Iterator[Path]:
-    with tempfile.TemporaryDirectory(prefix="cdb-restore-") as name:
+def _scratch(near: Path | None = None) -> Iterator[Path]:
+    """A temporary folder, in ``near`` when given (a restore unpacks on the target's disk)."""
+    try:
+        if near is not None:
+            near.mkdir(parents=True, exist_ok=True)
+        holder = tempfile.TemporaryDirectory(prefix=".cdb-restore-", dir=near)
+    except OSError as e:
+        reason = "no space left on the device" if e.errno == errno.ENOSPC else e.strerror
+        where = near or "the temporary folder"
+        raise DependencyError(f"Cannot unpack the backup in {where}: {reason}") from None
+    with holder as name:
         yield Path(name)
 
 
@@ -201,7 +218,8 @@ def _restore_into(manifest: Manifest, payload: Path, url: str, pg_bin_dir: Path 
         sqlite.decompress(payload, copy)
         sqlite.restore_file(copy, _sqlite_path(url))
     else:
-        dumped_by = int(manifest.tool.rsplit(" ", 1)[-1].split(".")[0] or 0)
+        found = re.search(r"(\d+)(?:\.\d+)*$", manifest.tool)  # "pg_dump 15.4" -> 15
+        dumped_by = int(found.group(1)) if found else 0
         postgres.restore(payload, url, pg_bin_dir, dumped_by=dumped_by, clean=clean)
 
 
@@ -294,7 +312,8 @@ def restore_backup(
             f"{describe_url(parse_url(url))} is not empty ({len(existing)} tables); "
             "pass --force to overwrite it"
         )
-    with _scratch() as work:
+    near = _sqlite_path(url).parent if manifest.engine == "sqlite" else None
+    with _scratch(near) as work:
         payload = work / manifest.payload
         _extract_payload(path, manifest, payload)
         _restore_into(manifest, payload, url, pg_bin_dir, clean=bool(existing))

@@ -61,4 +61,5 @@ def test_cron_time_must_be_hh_mm(tmp_path: Path, at: str) -> None:
 
 def test_shell_only_variables_are_those_missing_from_the_env_file() -> None:
     environment = {"CDB_DATABASE_URL": "x", "CDB_MODE": "paper", "CDB_ENV_FILE": "e", "HOME": "h"}
-    assert shell_only_variables(environment, {"CDB_MODE"}) == ["CDB_DATABASE_URL"]
+    known = {"CDB_DATABASE_URL", "CDB_MODE"}
+    assert shell_only_variables(environment, {"CDB_MODE"}, known) == ["CDB_DATABASE_URL"]

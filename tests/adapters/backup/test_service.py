@@ -300,3 +300,47 @@ def test_pg_dump_failure_midway_leaves_no_partial_file(
     with pytest.raises(DependencyError, match=r"pg_dump failed.*connection to server lost"):
         create_backup(seeded_postgres, backup_dir, pg_bin_dir=tmp_path / "bin")
     assert _files(backup_dir) == []
+
+
+def _rewrite_manifest(path: Path, folder: Path, **changes: object) -> Path:
+    """The same dump under a manifest with ``changes``: a manifest that does not match."""
+    from cdb_cli.adapters.backup.files import write_archive
+
+    manifest = read_manifest(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = folder / manifest.payload
+    with tarfile.open(path) as archive:
+        payload.write_bytes(archive.extractfile(manifest.payload).read())  # type: ignore[union-attr]
+    forged = write_archive(folder, manifest.model_copy(update=changes), payload)
+    payload.unlink()
+    return forged
+
+
+def test_verify_reports_a_manifest_that_does_not_match_the_dump(
+    seeded_sqlite: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    from cdb_cli.adapters.backup import TableDigest
+
+    path = create_backup(seeded_sqlite, backup_dir)
+    tables = dict(read_manifest(path).tables)
+    tables["fills"] = TableDigest(rows=2, sha256=tables["fills"].sha256)
+    tables["audits"] = TableDigest(rows=tables["audits"].rows, sha256="0" * 64)
+    forged = _rewrite_manifest(path, tmp_path / "forged", tables=tables, schema_revision="0000")
+
+    report = verify_backup(forged, record_folder=None)
+
+    assert not report.ok
+    assert report.problems == [
+        "table audits: content differs from the manifest (same row count)",
+        "table fills: 1 rows, the manifest says 2",
+        "schema revision 0001, the manifest says 0000",
+    ]
+
+
+def test_manifest_source_hides_a_password_given_as_query_parameter() -> None:
+    from cdb_cli.adapters.backup.service import _source
+
+    source = _source("postgresql://cdb@db:5432/cdb?password=Hunter2Secret&sslmode=require")
+    assert "Hunter2Secret" not in source
+    assert "sslmode=require" in source
+    assert ":***@" in _source("postgresql://cdb:Hunter2Secret@db/cdb")
