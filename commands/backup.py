@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.backup.schedule import CronJob
 
 app = typer.Typer(
-    help="Backups of the store: create, list, verify, restore, prune; the cron line.",
+    help="Back up, verify, restore and prune the store.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -121,7 +121,11 @@ def _verify(
 
 @app.command("list")
 def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
-    """List the backups in CDB_BACKUP_DIR, oldest first (damaged files are marked)."""
+    """List the backups, oldest first.
+
+    Shows the files in CDB_BACKUP_DIR with size, rows and schema revision; damaged files are
+    marked, the last verified one too.
+    """
     context = app_context(ctx)
     settings = context.settings()
     from cdb_cli.adapters.backup import list_backups, read_verify_records
@@ -181,7 +185,7 @@ def verify(
     ] = None,
     json_output: JsonOpt = False,
 ) -> None:
-    """Restore a backup into a scratch database and compare it with its manifest.
+    """Restore a backup into a scratch database and compare.
 
     Checks the file's SHA-256, then restores (a temporary SQLite file, or a throw-away
     PostgreSQL database that is dropped afterwards) and compares row counts and hashes per
@@ -216,7 +220,7 @@ def restore(
         bool, typer.Option("--force", help="Overwrite a database that already has tables.")
     ] = False,
 ) -> None:
-    """Restore a backup into the database at --to, then check it against the manifest.
+    """Restore a backup into the database at --to.
 
     Asks for confirmation unless --yes. Refuses a database that already has tables unless
     --force. Exit 4 when the restored data does not match the manifest.
@@ -274,7 +278,11 @@ def prune_(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Remove backups older than --keep-days (default 30); the newest backup always stays."""
+    """Remove old backups; the newest always stays.
+
+    Removes backups older than --keep-days (default CDB_BACKUP_KEEP_DAYS, 30) and temporary
+    files of interrupted runs.
+    """
     context = app_context(ctx)
     days = context.settings().backup_keep_days if keep_days is None else keep_days
     removed = _prune(context, days, dry_run=dry_run)
@@ -302,7 +310,7 @@ def schedule(
         bool, typer.Option("--install", help="Add the line to your crontab (idempotent).")
     ] = False,
 ) -> None:
-    """Print the crontab line that runs a daily verified backup and prune.
+    """Print (or --install) the daily cron line.
 
     The line works under cron's minimal environment: absolute cdb and --env-file, output
     appended to cdb-backup.log in CDB_BACKUP_DIR. --install adds it to your crontab, replacing

@@ -24,11 +24,12 @@ def systemcheck(
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
-    """Check settings, database, schema, Redis, disk space and backups.
+    """Check every dependency; exit 4 when one fails.
 
-    One row per check: ok, warn, fail or skip, the measured value and a hint. Every check runs
-    even when another fails. Exit 0 when none fails, 4 when any fails (usable from cron and
-    monitoring). --quick skips network checks.
+    Settings, database, schema, Redis, disk space and backups: one row per check with ok, warn,
+    fail or skip, the measured value and a hint. Every check runs even when another fails.
+    Exit 0 when none fails, 4 when any fails (usable from cron and monitoring). --quick skips
+    network checks.
     """
     from datetime import UTC, datetime
 
