@@ -77,3 +77,23 @@ def test_verify_records_keep_last_ok_and_last_failed(backup_dir: Path) -> None:
     assert records["last_ok"].backup == "a.tar"
     assert records["last_failed"].problem == "bad"
     assert read_verify_records(backup_dir / "missing") == {}
+
+
+def test_write_archive_failure_removes_its_temporary_file(
+    seeded_sqlite: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    import pytest
+
+    from cdb_cli.adapters.backup import read_manifest
+    from cdb_cli.adapters.backup.files import write_archive
+    from cdb_cli.engine.errors import DependencyError
+
+    manifest = read_manifest(create_backup(seeded_sqlite, backup_dir))
+    before = sorted(backup_dir.iterdir())
+    vanished = tmp_path / "gone" / manifest.payload  # the dump disappeared mid-way
+
+    with pytest.raises(DependencyError, match="Cannot write the backup"):
+        write_archive(backup_dir, manifest, vanished)
+
+    assert sorted(backup_dir.iterdir()) == before
+    assert backup_dir.stat().st_mode & 0o777 == 0o700
