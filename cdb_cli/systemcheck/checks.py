@@ -186,6 +186,10 @@ def check_backup_age(context: CheckContext) -> Outcome:
         )
     age = context.now - last_ok.created_at
     value = f"{_hours(age)} old ({last_ok.backup})"
+    if last_ok.path and not Path(last_ok.path).exists():
+        return Outcome(
+            Status.WARN, value, f"{last_ok.path} is gone; run `cdb backup create --verify`"
+        )
     if age > timedelta(hours=settings.backup_max_age_hours):
         return Outcome(
             Status.WARN,

@@ -233,10 +233,12 @@ class VerifyRecord:
     verified_at: datetime
     ok: bool
     problem: str = ""
+    path: str = ""  # where the backup was when verified
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "backup": self.backup,
+            "path": self.path,
             "created_at": self.created_at.isoformat(),
             "verified_at": self.verified_at.isoformat(),
             "ok": self.ok,
@@ -251,6 +253,7 @@ class VerifyRecord:
             verified_at=datetime.fromisoformat(data["verified_at"]),
             ok=bool(data["ok"]),
             problem=str(data.get("problem", "")),
+            path=str(data.get("path", "")),
         )
 
 

@@ -241,7 +241,8 @@ def verify_backup(
     except CheckFailed as e:
         if record_folder is not None:
             now = datetime.now(UTC)
-            record_verify(record_folder, VerifyRecord(path.name, now, now, False, e.message))
+            record = VerifyRecord(path.name, now, now, False, e.message, str(path.absolute()))
+            record_verify(record_folder, record)
         raise
     if record_folder is not None:
         record = VerifyRecord(
@@ -250,6 +251,7 @@ def verify_backup(
             verified_at=datetime.now(UTC),
             ok=report.ok,
             problem="; ".join(report.problems),
+            path=str(path.absolute()),
         )
         record_verify(record_folder, record)
     return report
