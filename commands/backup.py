@@ -80,20 +80,27 @@ def create(
     path = create_backup(settings.database_url, settings.backup_dir, pg_bin_dir=settings.pg_bin_dir)
     manifest = read_manifest(path)
     document = _summary(path, manifest)
-    if verify:
-        _verify(context, path)
-        document["verified"] = True
-    if prune_after:
-        _prune(context, settings.backup_keep_days, dry_run=False)
-    if _wants_json(context, json_output):
-        context.terminal.json(document)
-    else:
-        context.terminal.out.print(str(path), markup=False)
-        context.terminal.err.print(
+    as_json = _wants_json(context, json_output)
+    terminal = context.terminal
+    if not as_json:  # first, so a log shows the file even if --verify fails below
+        terminal.out.print(str(path), markup=False)
+        terminal.err.print(
             f"Backup written: {manifest.total_rows} rows in {len(manifest.tables)} tables, "
             f"{_size(document['size_bytes'])}",
             markup=False,
         )
+    if verify:
+        _verify(context, path)
+        document["verified"] = True
+        if not as_json:
+            terminal.err.print("Verified: a scratch restore matches the manifest", markup=False)
+    if prune_after:
+        removed = _prune(context, settings.backup_keep_days, dry_run=False)
+        document["pruned"] = [str(old) for old in removed]
+        if not as_json:
+            terminal.err.print(f"Pruned {len(removed)} old file(s)", markup=False)
+    if as_json:
+        terminal.json(document)
 
 
 def _verify(

@@ -210,7 +210,10 @@ def test_schedule_line_runs_under_crons_minimal_environment(
     assert done.returncode == 0, done.stderr + (log.read_text() if log.exists() else "")
     backups = sorted((tmp_path / "backups").glob("cdb-*.tar"))
     assert len(backups) == 1
-    assert str(backups[0]) in log.read_text()
+    log_text = log.read_text()
+    assert str(backups[0]) in log_text
+    assert "Verified" in log_text
+    assert "Pruned 0 old file(s)" in log_text
     assert (tmp_path / "backups" / ".cdb-verified.json").is_file()  # --verify ran
 
 
