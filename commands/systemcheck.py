@@ -37,7 +37,9 @@ def systemcheck(
     from cdb_cli.systemcheck import CORE_CHECKS, CheckContext, Status, run_checks
 
     context = app_context(ctx)
-    check_context = CheckContext(settings=None, now=datetime.now(UTC), quick=quick)
+    check_context = CheckContext(
+        settings=None, now=datetime.now(UTC), quick=quick, env_file=context.env_file
+    )
     try:
         check_context.settings = context.settings()
     except ConfigurationError as e:

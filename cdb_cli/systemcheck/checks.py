@@ -38,16 +38,19 @@ REDIS_PINGS: Final = 3
 
 
 def check_settings(context: CheckContext) -> Outcome:
-    """The settings load and validate (the same rules as ``cdb env-validate``)."""
-    if context.settings_error is not None:
-        details = "; ".join(context.settings_error.details)
-        return Outcome(
-            Status.FAIL,
-            "invalid",
-            f"{details or context.settings_error.message}; run `cdb env-validate`",
-        )
+    """The settings load and pass ``cdb env-validate`` (typos, secrets, .env permissions)."""
+    from cdb_cli.envcheck import validate_environment
+
+    report = validate_environment(context.env_file)
+    if context.settings_error is not None or not report.ok:
+        lines = [problem.line() for problem in report.problems]
+        if not lines and context.settings_error is not None:
+            lines = context.settings_error.details or [context.settings_error.message]
+        shown = "; ".join(lines[:3]) + ("; …" if len(lines) > 3 else "")
+        return Outcome(Status.FAIL, f"{len(lines)} problem(s)", f"{shown}; run `cdb env-validate`")
     settings = context.require_settings()
-    return Outcome(Status.OK, f"{settings.mode} mode, {len(settings.symbols)} symbols")
+    source = context.env_file.name if context.env_file is not None else "environment"
+    return Outcome(Status.OK, f"{source}, {settings.mode} mode, {len(settings.symbols)} symbols")
 
 
 def check_database(context: CheckContext) -> Outcome:
@@ -208,12 +211,12 @@ def _hours(age: timedelta) -> str:
 
 
 CORE_CHECKS: Final[tuple[Check, ...]] = (
-    Check("settings", check_settings),
-    Check("database", check_database, needs=("settings",)),
+    Check("settings", check_settings, uses_settings=False),
+    Check("database", check_database),
     Check("schema", check_schema, needs=("database",)),
     Check("database write", check_round_trip, needs=("schema",)),
-    Check("redis", check_redis, network=True, needs=("settings",)),
-    Check("disk (database)", check_database_disk, needs=("settings",)),
-    Check("disk (backups)", check_backup_disk, needs=("settings",)),
-    Check("backup", check_backup_age, needs=("settings",)),
+    Check("redis", check_redis, network=True),
+    Check("disk (database)", check_database_disk),
+    Check("disk (backups)", check_backup_disk),
+    Check("backup", check_backup_age),
 )

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError, DependencyError
@@ -72,6 +73,7 @@ class CheckContext:
     settings: Settings | None
     now: datetime
     settings_error: CdbError | None = None
+    env_file: Path | None = None
     quick: bool = False
     rows: dict[str, CheckRow] = field(default_factory=dict)
 
@@ -87,12 +89,16 @@ CheckFunction = Callable[[CheckContext], Outcome]
 
 @dataclass(frozen=True)
 class Check:
-    """A named check: its function, whether it uses the network, and what must pass first."""
+    """A named check: its function, whether it uses the network, and what must pass first.
+
+    ``uses_settings`` checks are skipped while the settings cannot be loaded at all.
+    """
 
     name: str
     run: CheckFunction
     network: bool = False
     needs: tuple[str, ...] = ()
+    uses_settings: bool = True
 
 
 def _run_one(check: Check, context: CheckContext, secrets: Sequence[str]) -> Outcome:
@@ -128,6 +134,8 @@ def run_checks(
         started = time.perf_counter()
         if check.network and context.quick:
             outcome = Outcome(Status.SKIP, hint="--quick: network checks are skipped")
+        elif check.uses_settings and context.settings is None:
+            outcome = Outcome(Status.SKIP, hint="needs valid settings")
         elif unmet:
             outcome = Outcome(Status.SKIP, hint=f"needs {unmet[0]} to pass first")
         else:

@@ -211,3 +211,19 @@ def test_failed_verify_makes_the_backup_row_fail(
 
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
     assert _rows(result)["backup"]["status"] == "fail"
+
+
+def test_env_validate_problems_fail_the_settings_row_but_not_the_others(
+    cdb: Callable[..., Result], database: str, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CDB_MODE=paper\nCDB_DATABSE_URL=sqlite:///typo.db\n", encoding="utf-8")
+    env_file.chmod(0o644)  # readable by others, and a typo: env-validate finds both
+
+    result = cdb("--env-file", str(env_file), "systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    rows = _rows(result)
+    assert rows["settings"]["status"] == "fail"
+    assert "CDB_DATABSE_URL" in rows["settings"]["hint"]
+    assert rows["database write"]["status"] == "ok"  # the settings still load

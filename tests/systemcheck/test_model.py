@@ -5,11 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cdb_cli.engine.errors import DependencyError
+from cdb_cli.settings import Settings
 from cdb_cli.systemcheck import Check, CheckContext, Outcome, Status, run_checks
 
 
 def _context(*, quick: bool = False) -> CheckContext:
-    return CheckContext(settings=None, now=datetime(2026, 1, 1, tzinfo=UTC), quick=quick)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    return CheckContext(settings=Settings(), now=now, quick=quick)
 
 
 def _ok(_: CheckContext) -> Outcome:
@@ -57,3 +59,10 @@ def test_quick_skips_network_checks_only() -> None:
     rows = run_checks([Check("net", _ok, network=True), Check("local", _ok)], _context(quick=True))
     assert [row.status for row in rows] == [Status.SKIP, Status.OK]
     assert rows[0].to_dict()["status"] == "skip"
+
+
+def test_checks_using_settings_are_skipped_while_settings_do_not_load() -> None:
+    context = CheckContext(settings=None, now=datetime(2026, 1, 1, tzinfo=UTC))
+    rows = run_checks([Check("settings", _ok, uses_settings=False), Check("db", _ok)], context)
+    assert [row.status for row in rows] == [Status.OK, Status.SKIP]
+    assert rows[1].hint == "needs valid settings"
