@@ -128,6 +128,20 @@ def cdb(runner: CliRunner) -> Callable[..., Result]:
 
 
 @pytest.fixture
+def pg_client_tools() -> None:
+    """pg_dump and pg_restore on PATH; skips (fails with CDB_REQUIRE_SERVICES=1) without them."""
+    import shutil
+
+    missing = [name for name in ("pg_dump", "pg_restore") if shutil.which(name) is None]
+    if not missing:
+        return
+    reason = f"{' and '.join(missing)} not on PATH (install postgresql-client-15)"
+    if services_required():
+        pytest.fail(f"{reason} and CDB_REQUIRE_SERVICES=1")
+    pytest.skip(f"{reason}; set CDB_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture
 def seed_store() -> Callable[..., int]:
     """Write real rows into the migrated database at ``url`` through the Store port (SqlStore).
 

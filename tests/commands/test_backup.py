@@ -66,6 +66,7 @@ def test_create_list_verify_restore_on_sqlite(
 
 
 @pytest.mark.infra
+@pytest.mark.usefixtures("pg_client_tools")
 def test_create_verify_restore_on_postgres(
     cdb: Callable[..., Result],
     postgres_database: str,

@@ -86,6 +86,7 @@ def test_redis_down_fails_its_row_exit_4_and_reports_the_others(
 
 
 @pytest.mark.infra
+@pytest.mark.usefixtures("pg_client_tools")
 def test_real_redis_and_postgres_are_ok(
     cdb: Callable[..., Result],
     postgres_database: str,

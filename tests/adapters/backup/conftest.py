@@ -50,7 +50,9 @@ def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
 
 @pytest.fixture
 def seeded_postgres(
-    new_postgres_database: Callable[[], str], seed_store: Callable[..., int]
+    new_postgres_database: Callable[[], str],
+    seed_store: Callable[..., int],
+    pg_client_tools: None,
 ) -> str:
     """A migrated database on the real PostgreSQL with real rows in every kind of table."""
     url = new_postgres_database()
