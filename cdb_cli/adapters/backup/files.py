@@ -88,11 +88,30 @@ def backup_name(manifest: Manifest) -> str:
 
 
 def _fsync_folder(folder: Path) -> None:
-    descriptor = os.open(folder, os.O_RDONLY)
+    # Makes the rename durable; some file systems cannot fsync a folder, which is no reason to fail.
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _publish(temp: Path, target: Path) -> None:
+    """Move ``temp`` to ``target`` atomically without ever replacing an existing backup."""
     try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+        os.link(temp, target)  # fails if target exists, unlike rename
+    except FileExistsError:
+        raise
+    except OSError as e:
+        if e.errno not in {errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK}:
+            raise
+        # File systems without hard links (some network and FUSE mounts): rename, after a check.
+        if target.exists():
+            raise FileExistsError(errno.EEXIST, "File exists", str(target)) from None
+        os.rename(temp, target)
+        return
+    temp.unlink()
 
 
 def write_archive(folder: Path, manifest: Manifest, payload: Path) -> Path:
@@ -118,8 +137,7 @@ def write_archive(folder: Path, manifest: Manifest, payload: Path) -> Path:
                     archive.addfile(info, source)
             stream.flush()
             os.fsync(stream.fileno())
-        os.link(temp, target)  # unlike rename, never replaces an existing backup
-        temp.unlink()
+        _publish(temp, target)
         _fsync_folder(folder)
     except OSError as e:
         temp.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
 import re
 import sqlite3
 import tarfile
@@ -259,7 +260,9 @@ def verify_backup(
 
 def _verify(path: Path, postgres_url: str | None, pg_bin_dir: Path | None) -> VerifyReport:
     manifest = read_manifest(path)
-    with _scratch() as work:
+    # Unpack beside the backup (the same disk, not a small /tmp) when that folder is writable.
+    near = path.parent if os.access(path.parent, os.W_OK | os.X_OK) else None
+    with _scratch(near) as work:
         payload = work / manifest.payload
         _extract_payload(path, manifest, payload)
         if manifest.engine == "sqlite":

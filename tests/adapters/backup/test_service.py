@@ -163,6 +163,7 @@ def test_verify_fails_on_one_corrupted_byte_in_the_dump(
     with pytest.raises(CheckFailed, match="SHA-256"):
         verify_backup(path, record_folder=backup_dir)
     assert read_verify_records(backup_dir)["last_failed"].backup == path.name
+    assert _files(backup_dir) == [".cdb-verified.json", path.name]  # no scratch left behind
 
 
 def test_verify_fails_on_a_truncated_file(seeded_sqlite: str, backup_dir: Path) -> None:
