@@ -149,6 +149,9 @@ def _extract_payload(path: Path, manifest: Manifest, target: Path) -> None:
         raise CheckFailed(f"Backup {path.name} has no {manifest.payload}: it is damaged") from None
     except (tarfile.TarError, EOFError) as e:
         raise CheckFailed(f"Backup {path.name} is damaged or truncated: {e}") from None
+    except OSError as e:  # reading the backup or writing the scratch copy, not corruption
+        reason = "no space left on the device" if e.errno == errno.ENOSPC else e.strerror
+        raise DependencyError(f"Cannot unpack backup {path.name}: {reason}") from None
     size = target.stat().st_size
     if size != manifest.payload_bytes:
         raise CheckFailed(

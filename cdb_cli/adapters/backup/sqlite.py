@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import shutil
 import sqlite3
+import zlib
 from contextlib import closing
 from pathlib import Path
 from typing import Final
@@ -100,8 +101,10 @@ def decompress(stream_path: Path, target: Path) -> None:
     try:
         with gzip.open(stream_path, "rb") as packed, target.open("wb") as plain:
             shutil.copyfileobj(packed, plain, _CHUNK)
-    except (OSError, EOFError, gzip.BadGzipFile) as e:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise CheckFailed(f"The SQLite dump does not decompress: {e}") from None
+    except OSError as e:  # the disk, not the backup
+        raise DependencyError(f"Cannot unpack the SQLite dump in {target.parent}: {e}") from None
 
 
 def restore_file(copy: Path, target: Path) -> None:
