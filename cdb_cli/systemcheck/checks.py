@@ -20,6 +20,7 @@ __all__ = [
     "CORE_CHECKS",
     "check_backup_age",
     "check_backup_disk",
+    "check_backup_tools",
     "check_database",
     "check_database_disk",
     "check_redis",
@@ -129,6 +130,27 @@ def check_redis(context: CheckContext) -> Outcome:
     return Outcome(Status.OK, f"{where}, {latency:.1f} ms")
 
 
+def check_backup_tools(context: CheckContext) -> Outcome:
+    """pg_dump and pg_restore exist and can handle the server (PostgreSQL only)."""
+    settings = context.require_settings()
+    if not settings.database_url.startswith("postgres"):
+        return Outcome(Status.OK, "SQLite online backup (built in)")
+    from cdb_cli.adapters.backup.postgres import find_tool, server_major
+
+    server = server_major(settings.database_url)
+    tools = [find_tool(name, settings.pg_bin_dir) for name in ("pg_dump", "pg_restore")]
+    value = ", ".join(str(tool) for tool in tools) + f" for PostgreSQL {server}"
+    old = [str(tool) for tool in tools if tool.major < server]
+    if old:
+        return Outcome(
+            Status.FAIL,
+            value,
+            f"{' and '.join(old)} cannot handle PostgreSQL {server}: install "
+            f"postgresql-client-{server} or set CDB_PG_BIN_DIR",
+        )
+    return Outcome(Status.OK, value)
+
+
 def _nearest_existing(path: Path) -> Path:
     for candidate in (path, *path.parents):
         if candidate.exists():
@@ -218,5 +240,6 @@ CORE_CHECKS: Final[tuple[Check, ...]] = (
     Check("redis", check_redis, network=True),
     Check("disk (database)", check_database_disk),
     Check("disk (backups)", check_backup_disk),
+    Check("backup tools", check_backup_tools, needs=("database",)),
     Check("backup", check_backup_age),
 )

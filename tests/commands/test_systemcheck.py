@@ -23,6 +23,7 @@ ROWS = [
     "redis",
     "disk (database)",
     "disk (backups)",
+    "backup tools",
     "backup",
 ]
 
@@ -112,8 +113,10 @@ def test_real_redis_and_postgres_are_ok(
         "redis": "ok",
         "disk (database)": "skip",  # the server's disk is not visible from here
         "disk (backups)": "ok",
+        "backup tools": "ok",
         "backup": "ok",
     }
+    assert rows["backup tools"]["value"].startswith("pg_dump ")
     assert rows["redis"]["value"].endswith(" ms")
     assert rows["database"]["value"].startswith("PostgreSQL ")
 
@@ -228,3 +231,28 @@ def test_env_validate_problems_fail_the_settings_row_but_not_the_others(
     assert rows["settings"]["status"] == "fail"
     assert "CDB_DATABSE_URL" in rows["settings"]["hint"]
     assert rows["database write"]["status"] == "ok"  # the settings still load
+
+
+@pytest.mark.infra
+def test_old_pg_dump_fails_the_backup_tools_row(
+    cdb: Callable[..., Result],
+    postgres_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "pg11"
+    bin_dir.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        program = bin_dir / name
+        program.write_text(f'#!/bin/sh\necho "{name} (PostgreSQL) 11.22"\n', encoding="utf-8")
+        program.chmod(0o755)
+    upgrade(postgres_database)
+    monkeypatch.setenv("CDB_DATABASE_URL", postgres_database)
+    monkeypatch.setenv("CDB_PG_BIN_DIR", str(bin_dir))
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    row = _rows(result)["backup tools"]
+    assert row["status"] == "fail"
+    assert "postgresql-client-1" in row["hint"]
