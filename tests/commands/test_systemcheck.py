@@ -119,6 +119,15 @@ def test_real_redis_and_postgres_are_ok(
     assert rows["backup tools"]["value"].startswith("pg_dump ")
     assert rows["redis"]["value"].endswith(" ms")
     assert rows["database"]["value"].startswith("PostgreSQL ")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(postgres_database)
+    try:
+        with engine.connect() as connection:  # the write/read round trip was rolled back
+            left = connection.exec_driver_sql("SELECT count(*) FROM user_config").scalar()
+    finally:
+        engine.dispose()
+    assert left == 0
 
 
 def test_quick_skips_network_checks(
