@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from typer.testing import Result
 
-from cdb_cli.adapters.sql import SqlStore, upgrade
+from cdb_cli.adapters.sql import upgrade
 from cdb_cli.errors import ExitCode
 
 ROWS = [
@@ -140,18 +140,18 @@ def test_quick_skips_network_checks(
 
 
 def test_round_trip_leaves_no_trace(cdb: Callable[..., Result], database: str) -> None:
-    result = cdb("systemcheck", "--json")
-    assert result.exit_code == 0, result.output
-    store = SqlStore(database)
-    try:
-        from sqlalchemy import create_engine
+    from sqlalchemy import create_engine
 
-        engine = create_engine(database)
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert _rows(result)["database write"]["status"] == "ok"
+    engine = create_engine(database)
+    try:
         with engine.connect() as connection:
             rows = connection.exec_driver_sql("SELECT count(*) FROM user_config").scalar()
-        engine.dispose()
     finally:
-        store.close()
+        engine.dispose()
     assert rows == 0
 
 
