@@ -172,12 +172,21 @@ def _disk(path: Path) -> Outcome:
 
 
 def check_database_disk(context: CheckContext) -> Outcome:
-    """Free space where the SQLite file lives (a PostgreSQL server's disk is not visible here)."""
+    """Free space where the database lives: the SQLite file, or a local PostgreSQL's data dir."""
     from cdb_cli.adapters.sql.database import is_memory_url, parse_url
 
-    url = parse_url(context.require_settings().database_url)
+    settings = context.require_settings()
+    url = parse_url(settings.database_url)
     if url.get_backend_name() != "sqlite":
-        return Outcome(Status.SKIP, "on the server", "watch the PostgreSQL server's disk there")
+        database = context.rows.get("database")
+        if database is not None and database.status is not Status.OK:
+            return Outcome(Status.SKIP, hint="needs database to pass first")
+        from cdb_cli.adapters.sql.probe import local_data_directory
+
+        folder = local_data_directory(settings.database_url)
+        if folder is None:
+            return Outcome(Status.SKIP, "on the server", "watch the PostgreSQL server's disk")
+        return _disk(folder)
     if is_memory_url(url):
         return Outcome(Status.SKIP, "in memory")
     return _disk(Path(url.database or ".").expanduser().absolute().parent)

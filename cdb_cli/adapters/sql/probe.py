@@ -22,7 +22,9 @@ from cdb_cli.adapters.sql.database import (
 from cdb_cli.adapters.sql.models import table
 from cdb_cli.engine.errors import StateError
 
-__all__ = ["database_exists", "ping", "round_trip"]
+__all__ = ["database_exists", "local_data_directory", "ping", "round_trip"]
+
+_LOCAL_HOSTS = {None, "", "localhost", "127.0.0.1", "::1"}
 
 
 def database_exists(url: str) -> bool:
@@ -81,3 +83,30 @@ def round_trip(url: str) -> float:
         return elapsed
     finally:
         engine.dispose()
+
+
+def local_data_directory(url: str) -> Path | None:
+    """The data directory of a PostgreSQL server on this machine, when it can be seen from here.
+
+    None for a remote server, without the privilege to read the setting (superuser or
+    ``pg_read_all_settings``), or when the folder is not accessible to this user.
+    """
+    parsed = parse_url(url)
+    if parsed.get_backend_name() != "postgresql" or parsed.host not in _LOCAL_HOSTS:
+        return None
+    engine = make_engine(parsed)
+    try:
+        with (
+            translate_errors(parsed, "Reading the data directory", connected=False),
+            engine.connect() as connection,
+        ):
+            visible = connection.exec_driver_sql(
+                "SELECT pg_has_role('pg_read_all_settings', 'MEMBER')"
+            ).scalar()
+            if not visible:
+                return None
+            folder = connection.exec_driver_sql("SHOW data_directory").scalar()
+    finally:
+        engine.dispose()
+    path = Path(str(folder))
+    return path if path.is_dir() else None
