@@ -11,6 +11,8 @@ from cdb_cli.errors import ExitCode
 from cdb_cli.options import JsonOpt
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from cdb_cli.systemcheck import CheckRow
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
@@ -34,7 +36,7 @@ def systemcheck(
     from datetime import UTC, datetime
 
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.systemcheck import CORE_CHECKS, CheckContext, Status, run_checks
+    from cdb_cli.systemcheck import CORE_CHECKS, CheckContext, Status, run_checks, secret_values
 
     context = app_context(ctx)
     check_context = CheckContext(
@@ -44,7 +46,8 @@ def systemcheck(
         check_context.settings = context.settings()
     except ConfigurationError as e:
         check_context.settings_error = e
-    rows = run_checks(CORE_CHECKS, check_context, secrets=_passwords(check_context))
+    secrets = secret_values(check_context.settings)
+    rows = run_checks(CORE_CHECKS, check_context, secrets=secrets)
     failed = [row.name for row in rows if row.status is Status.FAIL]
     if json_output or context.json:
         context.terminal.json({"ok": not failed, "checks": [row.to_dict() for row in rows]})
@@ -57,24 +60,9 @@ def systemcheck(
         raise typer.Exit(ExitCode.CHECK_FAILED)
 
 
-def _passwords(check_context: object) -> list[str]:
-    from urllib.parse import urlsplit
-
-    settings = getattr(check_context, "settings", None)
-    if settings is None:
-        return []
-    return [
-        password
-        for url in (settings.database_url, settings.bus_url)
-        if (password := urlsplit(url).password)
-    ]
-
-
-def _render(console: object, rows: list[CheckRow]) -> None:
-    from rich.console import Console
+def _render(console: Console, rows: list[CheckRow]) -> None:
     from rich.table import Table
 
-    assert isinstance(console, Console)  # noqa: S101 - Terminal.out is a rich Console
     table = Table("check", "status", "value", "hint")
     for row in rows:
         status = str(row.status)

@@ -6,6 +6,23 @@
 from __future__ import annotations
 
 from cdb_cli.systemcheck.checks import CORE_CHECKS
-from cdb_cli.systemcheck.model import Check, CheckContext, CheckRow, Outcome, Status, run_checks
+from cdb_cli.systemcheck.model import (
+    Check,
+    CheckContext,
+    CheckRow,
+    Outcome,
+    Status,
+    run_checks,
+    secret_values,
+)
 
-__all__ = ["CORE_CHECKS", "Check", "CheckContext", "CheckRow", "Outcome", "Status", "run_checks"]
+__all__ = [
+    "CORE_CHECKS",
+    "Check",
+    "CheckContext",
+    "CheckRow",
+    "Outcome",
+    "Status",
+    "run_checks",
+    "secret_values",
+]

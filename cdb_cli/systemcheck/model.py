@@ -22,7 +22,15 @@ from cdb_cli.engine.errors import CdbError, DependencyError
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
 
-__all__ = ["Check", "CheckContext", "CheckRow", "Outcome", "Status", "run_checks"]
+__all__ = [
+    "Check",
+    "CheckContext",
+    "CheckRow",
+    "Outcome",
+    "Status",
+    "run_checks",
+    "secret_values",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -155,3 +163,18 @@ def run_checks(
 def _status(context: CheckContext, name: str) -> Status | None:
     row = context.rows.get(name)
     return None if row is None else row.status
+
+
+def secret_values(settings: Settings | None) -> list[str]:
+    """Every secret a message could leak: URL passwords and the API credentials."""
+    if settings is None:
+        return []
+    from urllib.parse import urlsplit
+
+    from cdb_cli.settings import SECRET_FIELDS
+
+    found = [urlsplit(url).password for url in (settings.database_url, settings.bus_url)]
+    for name in SECRET_FIELDS:
+        value = getattr(settings, name)
+        found.append(None if value is None else value.get_secret_value())
+    return [secret for secret in found if secret]

@@ -66,3 +66,18 @@ def test_checks_using_settings_are_skipped_while_settings_do_not_load() -> None:
     rows = run_checks([Check("settings", _ok, uses_settings=False), Check("db", _ok)], context)
     assert [row.status for row in rows] == [Status.OK, Status.SKIP]
     assert rows[1].hint == "needs valid settings"
+
+
+def test_secret_values_cover_url_passwords_and_api_keys() -> None:
+    from cdb_cli.systemcheck import secret_values
+
+    settings = Settings(
+        database_url="postgresql://cdb:dbpass@h/cdb",
+        bus_url="redis://:buspass@h:6379/0",
+        mexc_api_key="mx0abcdefgh12",
+        mexc_api_secret="0" * 32,
+    )
+    assert sorted(secret_values(settings)) == sorted(
+        ["dbpass", "buspass", "mx0abcdefgh12", "0" * 32]
+    )
+    assert secret_values(None) == []
