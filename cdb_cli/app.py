@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from cdb_cli import __version__
-from cdb_cli.commands import backup, db, env_validate, systemcheck
+from cdb_cli.commands import backup, db, env_validate, replay, systemcheck
 from cdb_cli.context import AppContext
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.output import Terminal
@@ -111,6 +111,7 @@ def root(
 
 app.command("env-validate")(env_validate.env_validate)
 app.add_typer(db.app, name="db")
+app.command("replay")(replay.replay)
 app.add_typer(backup.app, name="backup")
 app.command("systemcheck")(systemcheck.systemcheck)
 

@@ -209,6 +209,15 @@ class Portfolio:
         self.marks[symbol] = price
         self._update_peak()
 
+    def mark_all(self, marks: Mapping[str, Decimal], *, update_peak: bool = True) -> None:
+        """Set several marks at once, then update the peak once (unless the caller tracks it)."""
+        for symbol, price in marks.items():
+            if not price.is_finite() or price <= 0:
+                raise ValueError(f"A mark price must be finite and above 0, received {price}")
+            self.marks[symbol] = price
+        if marks and update_peak:
+            self._update_peak()
+
     def _update_peak(self) -> None:
         equity = self.equity()
         if equity > self.peak_equity:
@@ -268,6 +277,15 @@ class Portfolio:
         self._update_peak()
         return True
 
+    def observe_equity(self, equity: Decimal) -> None:
+        """Raise the peak to an equity seen between marks (the pipeline's float curve)."""
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+
+    def reset_peak(self) -> None:
+        """Restart the peak at the current equity (an audited circuit-breaker reset)."""
+        self.peak_equity = self.equity()
+
     def drawdown_from_peak_pct(self) -> Decimal:
         return _pct_below(self.peak_equity, self.equity())
 
@@ -275,12 +293,16 @@ class Portfolio:
         return _pct_below(self.day_start_equity, self.equity())
 
     def risk_view(self, symbol: str) -> PortfolioRiskView:
+        values = {s: self.position_value(s) for s in self.positions}
+        with _localcontext(_CTX):
+            exposure = sum(values.values(), _ZERO)
+            equity = self.cash + exposure
         return PortfolioRiskView(
-            equity=self.equity(),
+            equity=equity,
             day_start_equity=self.day_start_equity,
             peak_equity=self.peak_equity,
-            exposure_quote=self.exposure(),
-            position_quote_for_symbol=self.position_value(symbol),
+            exposure_quote=exposure,
+            position_quote_for_symbol=values.get(symbol, _ZERO),
         )
 
     # --- persistence ----------------------------------------------------------------------------

@@ -24,17 +24,24 @@ Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdb_cli.engine.events import CheckResult, RiskDecision, SignalSide, TradingSignal
+from cdb_cli.engine.events import (
+    CheckResult,
+    RiskDecision,
+    SignalSide,
+    TradingSignal,
+    new_event_id,
+)
 
 __all__ = [
     "NOT_APPLICABLE_TO_EXITS",
     "RULE_ORDER",
+    "SIZE_GRID",
     "RiskEngine",
     "RiskInputs",
     "RiskLimits",
@@ -65,6 +72,8 @@ RULE_ORDER: Final = (
 """The rules in the order every decision records them."""
 
 _ZERO: Final = Decimal(0)
+SIZE_GRID: Final = Decimal("1e-8")
+"""Requested and final sizes are rounded down to this grid (they are stored as money)."""
 _HUNDRED: Final = Decimal(100)
 _NS_PER_SECOND: Final = Decimal(1_000_000_000)
 
@@ -179,6 +188,11 @@ class RiskInputs:
 # --- pure helpers -------------------------------------------------------------------------------
 
 
+def _floor(amount: Decimal) -> Decimal:
+    """An order size on the 1e-8 grid of the quote currency, rounded down (never above a limit)."""
+    return amount.quantize(SIZE_GRID, rounding=ROUND_FLOOR)
+
+
 def _loss_pct(reference: Decimal, equity: Decimal) -> Decimal:
     """Loss of ``equity`` against a positive ``reference``, in % (negative when above it)."""
     return (reference - equity) / reference * _HUNDRED
@@ -192,8 +206,15 @@ def _passed(
     )
 
 
+_NOT_APPLICABLE: Final = {
+    rule: CheckResult(rule=rule, code=OK, passed=True, detail=NOT_APPLICABLE_TO_EXITS)
+    for rule in RULE_ORDER
+}
+"""Built once: an exit's rules that do not apply always give the same (frozen) result."""
+
+
 def _not_applicable(rule: str) -> CheckResult:
-    return CheckResult(rule=rule, code=OK, passed=True, detail=NOT_APPLICABLE_TO_EXITS)
+    return _NOT_APPLICABLE[rule]
 
 
 def _no_equity(rule: str, observed: Decimal) -> CheckResult:
@@ -431,14 +452,21 @@ class RiskEngine:
     def sizes(self, side: SignalSide, inputs: RiskInputs) -> tuple[Decimal, Decimal]:
         """(requested, final if every check passes) in quote currency."""
         if side is SignalSide.EXIT:
-            position = max(_ZERO, inputs.position_quote_for_symbol)
+            position = _floor(max(_ZERO, inputs.position_quote_for_symbol))
             return position, position
         requested = max(_ZERO, raw_position_quote(inputs.equity, self.limits))
         room = max(_ZERO, allowed_exposure_quote(inputs, self.limits))
-        return requested, min(capped_position_quote(inputs.equity, self.limits), room)
+        final = min(capped_position_quote(inputs.equity, self.limits), room)
+        return _floor(requested), _floor(final)
 
     def evaluate(
-        self, signal: TradingSignal, inputs: RiskInputs, *, ts_event: int, source: str = "risk"
+        self,
+        signal: TradingSignal,
+        inputs: RiskInputs,
+        *,
+        ts_event: int,
+        source: str = "risk",
+        event_id: str | None = None,
     ) -> RiskDecision:
         """Run every rule (even after a failure) and return the verdict with its trace."""
         checks = self.checks(signal.side, inputs)
@@ -451,6 +479,7 @@ class RiskEngine:
         else:
             verdict = "approved"
         return RiskDecision(
+            event_id=event_id or new_event_id(),
             symbol=signal.symbol,
             ts_event=ts_event,
             source=source,

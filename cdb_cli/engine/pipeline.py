@@ -1,0 +1,462 @@
+"""The trading pipeline: closed bar → strategy → risk → paper/live execution → portfolio.
+
+One :class:`TradingPipeline` serves replay, paper and live alike; only what the kernel passes in
+differs (clock, execution venue, recorder). Per bar it does float work only — the strategy's O(1)
+indicator updates, a float mark, the float equity curve and the loss-limit tripwires — and builds
+events, ``Decimal`` ledger entries and risk traces only when a signal fires or an order fills
+(DESIGN.md "Money": indicators may use floats; the ledger is ``Decimal``).
+
+Everything the pipeline produces goes to a :class:`Recorder`: events with their topic (the seed's
+contract), order records and fills. Replay keeps them in memory (``MemoryRecorder``), the run loop
+publishes and stores them, a benchmark counts them.
+
+Risk inputs: equity, day-start and peak equity and exposure come from the portfolio (working buys
+count as exposure); bid/ask from the latest quote of the symbol, or — when the data has none, as in
+a bar replay — from the close widened by ``assumed_spread_pct``; the price age from the last price
+event. Between decisions the peak equity is tracked on float marks and handed to the portfolio at
+the next decision (rounded to 1e-8 of the quote currency).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Final, Protocol
+
+from cdb_cli.engine.clock import Clock
+from cdb_cli.engine.events import (
+    Event,
+    OrderApproved,
+    Side,
+    SignalSide,
+    Topic,
+    TradingSignal,
+)
+from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
+from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
+from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
+from cdb_cli.engine.signals import SignalIntent, Strategy
+
+__all__ = [
+    "MemoryRecorder",
+    "NullRecorder",
+    "PipelineStats",
+    "Recorder",
+    "TradingPipeline",
+]
+
+_HUNDRED: Final = Decimal(100)
+_PEAK_GRID: Final = Decimal("1e-8")
+_INF: Final = float("inf")
+
+
+class Recorder(Protocol):
+    """Where the pipeline's output goes: events by topic, order records, fills."""
+
+    def event(self, topic: Topic, event: Event) -> None: ...
+
+    def order(self, order: OrderRecord) -> None: ...
+
+    def fill(self, fill: FillRecord) -> None: ...
+
+
+class NullRecorder:
+    """Drops everything (benchmarks); the pipeline's own counters still count."""
+
+    def event(self, topic: Topic, event: Event) -> None:
+        pass
+
+    def order(self, order: OrderRecord) -> None:
+        pass
+
+    def fill(self, fill: FillRecord) -> None:
+        pass
+
+
+@dataclass
+class MemoryRecorder:
+    """Keeps everything in memory, in order (replay, tests)."""
+
+    events: list[tuple[Topic, Event]] = field(default_factory=list)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    fills: list[FillRecord] = field(default_factory=list)
+
+    def event(self, topic: Topic, event: Event) -> None:
+        self.events.append((topic, event))
+
+    def order(self, order: OrderRecord) -> None:
+        self.orders[order.client_order_id] = order
+
+    def fill(self, fill: FillRecord) -> None:
+        self.fills.append(fill)
+
+
+@dataclass
+class PipelineStats:
+    """Counters of one run, for the report and the metrics."""
+
+    bars: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)
+    failed_rules: Counter[str] = field(default_factory=Counter)
+    """Failing reason codes over all decisions (a decision can fail several rules)."""
+    orders: int = 0
+    orders_rejected: int = 0
+    fills: int = 0
+    state_changes: list[tuple[int, str]] = field(default_factory=list)
+    max_drawdown: float = 0.0
+    """Largest fall of equity from its running peak, as a fraction (float marks, every price)."""
+    mean_exposure: float = 0.0
+    """Mean of exposure / equity over the prices seen (0..1)."""
+    max_exposure: float = 0.0
+
+
+class _SymbolState:
+    __slots__ = (
+        "ask",
+        "bid",
+        "last_ts",
+        "mark",
+        "on_bar",
+        "qty",
+        "strategy",
+        "symbol",
+        "working",
+    )
+
+    def __init__(self, symbol: str, strategy: Strategy) -> None:
+        self.symbol = symbol
+        self.strategy = strategy
+        self.on_bar = strategy.on_bar
+        self.mark = 0.0  # float mark (last close or trade)
+        self.qty = 0.0  # float shadow of the portfolio's quantity
+        self.last_ts = -1
+        self.bid: Decimal | None = None
+        self.ask: Decimal | None = None
+        self.working = False  # an order of this symbol waits for its fill
+
+
+class TradingPipeline:
+    """Strategy → risk → execution → portfolio for a set of symbols; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        strategies: Mapping[str, Strategy],
+        risk: RiskEngine,
+        execution: SimulatedExecution,
+        portfolio: Portfolio,
+        clock: Clock,
+        recorder: Recorder,
+        assumed_spread_pct: Decimal = Decimal("0.05"),
+        run_id: str = "run",
+        record_curve: bool = False,
+    ) -> None:
+        if assumed_spread_pct <= 0:
+            raise ValueError(f"assumed_spread_pct must be above 0, received {assumed_spread_pct}")
+        self.risk = risk
+        self.execution = execution
+        self.portfolio = portfolio
+        self.clock = clock
+        self.recorder = recorder
+        self.stats = PipelineStats()
+        self.trading_state = TradingState.ACTIVE
+        self._symbols = {s: _SymbolState(s, strategy) for s, strategy in strategies.items()}
+        self._half_spread = assumed_spread_pct / 200
+        self._run_id = run_id
+        self._ids = 0
+        self._cash = float(portfolio.cash)
+        self._exposure = 0.0
+        self._peak = float(portfolio.peak_equity)
+        self._next_day_ns = -1  # the first price starts the first day
+        self._cb_factor = 1.0 - float(risk.limits.circuit_breaker_pct) / 100.0
+        self._bars = 0
+        self._trades = 0
+        self._max_drawdown = 0.0
+        self._exposure_sum = 0.0
+        self._max_exposure = 0.0
+        self._cb_floor = -_INF
+        self._dd_floor = -_INF
+        self._curve: list[tuple[int, float]] | None = [] if record_curve else None
+        self._sync_floats()
+
+    # --- market data ----------------------------------------------------------------------------
+
+    def on_bar(
+        self, symbol: str, ts_open: int, ts_close: int, open_: float, close: float, volume: float
+    ) -> None:
+        """Feed one closed bar of a bar replay: fill working orders at its open, then close it.
+
+        ``ts_close`` is the decision time; the clock must be at it (the replay driver sets it).
+        """
+        state = self._symbols[symbol]
+        if state.working:
+            self._fill(state, ts_open, open_, volume)
+        self._bars += 1
+        self._on_price(state, ts_close, close)
+        intent = state.on_bar(ts_close, close, volume)
+        if intent is not None:
+            self._on_signal(state, intent)
+
+    def on_bar_close(self, symbol: str, ts_close: int, close: float, volume: float) -> None:
+        """A bar closed while trades drive the fills (tick replay, paper, live): run the strategy.
+
+        The trades already moved the mark and filled orders; the bar only feeds the strategy.
+        """
+        state = self._symbols[symbol]
+        self._bars += 1
+        self._on_price(state, ts_close, close)
+        intent = state.on_bar(ts_close, close, volume)
+        if intent is not None:
+            self._on_signal(state, intent)
+
+    def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> None:
+        """A public trade: fills working orders, moves the mark (tick replay, paper, live)."""
+        state = self._symbols[symbol]
+        if state.working:
+            self._fill(state, ts, price, quantity)
+        self._trades += 1
+        self._on_price(state, ts, price)
+
+    def on_quote(self, symbol: str, ts: int, bid: Decimal, ask: Decimal) -> None:
+        """Best bid/ask: used for the spread rule and for fills at the touch."""
+        state = self._symbols[symbol]
+        state.bid, state.ask = bid, ask
+        state.last_ts = max(state.last_ts, ts)
+
+    def _on_price(self, state: _SymbolState, ts: int, price: float) -> None:
+        """The per-price float work: mark, equity, loss-limit tripwires, drawdown, exposure."""
+        if state.qty:
+            self._exposure += state.qty * (price - state.mark)
+        state.mark = price
+        state.last_ts = ts
+        if ts >= self._next_day_ns:
+            self._roll_day(ts)
+        exposure = self._exposure
+        equity = self._cash + exposure
+        if equity > self._peak:
+            self._peak = equity
+            self._cb_floor = equity * self._cb_factor
+        elif equity < self._cb_floor or equity < self._dd_floor:
+            self._check_limits()
+        elif equity < self._peak:
+            drawdown = 1.0 - equity / self._peak
+            if drawdown > self._max_drawdown:
+                self._max_drawdown = drawdown
+        if exposure:
+            share = exposure / equity if equity > 0 else 1.0
+            self._exposure_sum += share
+            if share > self._max_exposure:
+                self._max_exposure = share
+        if self._curve is not None:
+            self._curve.append((ts, equity))
+
+    # --- signals --------------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        self._ids += 1
+        return f"{self._run_id}-{self._ids:x}"
+
+    def _on_signal(self, state: _SymbolState, intent: SignalIntent) -> None:
+        now = self.clock.timestamp_ns()
+        stats = self.stats
+        stats.signals[intent.side] += 1
+        price = Decimal(repr(state.mark))
+        signal = TradingSignal(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source=getattr(state.strategy, "name", "strategy"),
+            side=intent.side,
+            strategy=getattr(state.strategy, "name", "strategy"),
+            price=price,
+            strength=intent.strength,
+            indicators=dict(intent.indicators),
+        )
+        self.recorder.event(Topic.TRADING_SIGNALS, signal)
+        inputs = self._risk_inputs(state, price, now)
+        decision = self.risk.evaluate(signal, inputs, ts_event=now, event_id=self._next_id())
+        self.recorder.event(Topic.RISK_EVENTS, decision)
+        stats.verdicts[decision.verdict] += 1
+        for check in decision.checks:
+            if not check.passed:
+                stats.failed_rules[check.code] += 1
+        if decision.verdict == "rejected":
+            return
+        order = OrderApproved(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source="risk",
+            decision_id=decision.event_id,
+            side=Side.BUY if intent.side is SignalSide.BUY else Side.SELL,
+            quote_amount=decision.final_quote,
+            reference_price=price,
+        )
+        self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
+        position = self.portfolio.quantity(state.symbol)
+        self._apply(self.execution.submit(order, ts_ns=now, position=position))
+
+    def _risk_inputs(self, state: _SymbolState, price: Decimal, now: int) -> RiskInputs:
+        self._sync_portfolio()
+        bid, ask = state.bid, state.ask
+        if bid is None or ask is None:
+            bid, ask = price * (1 - self._half_spread), price * (1 + self._half_spread)
+        view = self.portfolio.risk_view(state.symbol)
+        pending = sum((self.execution.pending_buy_quote(s) for s in self._symbols), Decimal(0))
+        inputs = RiskInputs(
+            equity=view.equity,
+            day_start_equity=view.day_start_equity,
+            peak_equity=view.peak_equity,
+            exposure_quote=view.exposure_quote + pending,
+            position_quote_for_symbol=view.position_quote_for_symbol,
+            bid=bid,
+            ask=ask,
+            last_price_age_ns=max(0, now - state.last_ts),
+            trading_state=self.trading_state,
+        )
+        self._set_state(next_state(inputs, self.risk.limits), now)
+        if inputs.trading_state is self.trading_state:
+            return inputs
+        return replace(inputs, trading_state=self.trading_state)
+
+    # --- fills and the ledger -------------------------------------------------------------------
+
+    def _fill(self, state: _SymbolState, ts: int, price: float, volume: float) -> None:
+        symbol = state.symbol
+        # Mark at the fill's price event first: the ledger values positions (and its peak) at it.
+        if state.qty:
+            self._exposure += state.qty * (price - state.mark)
+        state.mark = price
+        self._sync_portfolio()
+        result = self.execution.on_price(
+            symbol,
+            ts,
+            Decimal(repr(price)),
+            volume=Decimal(repr(volume)),
+            bid=state.bid,
+            ask=state.ask,
+            cash=self.portfolio.cash,
+            position=self.portfolio.quantity(symbol),
+        )
+        self._apply(result)
+
+    def _apply(self, result: ExecutionResult) -> None:
+        stats = self.stats
+        for order in result.orders:
+            if order.status == "NEW":
+                stats.orders += 1
+            elif order.status == "REJECTED":
+                stats.orders_rejected += 1
+            self.recorder.order(order)
+        for fill in result.fills:
+            self.portfolio.apply_fill(fill)
+            self.recorder.fill(fill)
+            stats.fills += 1
+        for report in result.reports:
+            self.recorder.event(Topic.EXECUTION_EVENTS, report)
+        for state in self._symbols.values():
+            state.working = self.execution.has_working(state.symbol)
+        if result.fills:
+            self._sync_floats()
+
+    def _sync_floats(self) -> None:
+        """Refresh the float shadows of cash and quantities after the ledger changed."""
+        self._cash = float(self.portfolio.cash)
+        exposure = 0.0
+        for state in self._symbols.values():
+            state.qty = float(self.portfolio.quantity(state.symbol))
+            exposure += state.qty * state.mark
+        self._exposure = exposure
+
+    def _sync_portfolio(self) -> None:
+        """Hand the float marks and the float peak to the ``Decimal`` portfolio."""
+        portfolio = self.portfolio
+        portfolio.mark_all(
+            {
+                state.symbol: Decimal(repr(state.mark))
+                for state in self._symbols.values()
+                if state.mark > 0  # a flat symbol too: its next fill must not see a stale mark
+            },
+            update_peak=False,  # the float peak below already covers every mark seen
+        )
+        peak = Decimal(repr(self._peak)).quantize(_PEAK_GRID)
+        portfolio.observe_equity(peak)
+
+    # --- loss limits and the day ------------------------------------------------------------------
+
+    def _roll_day(self, ts: int) -> None:
+        self._next_day_ns = (ts // NS_PER_DAY + 1) * NS_PER_DAY
+        self._sync_portfolio()
+        self.portfolio.roll_day(ts)
+        if self.trading_state is TradingState.REDUCING:
+            self._set_state(TradingState.ACTIVE, ts)
+        self._arm_floors()
+
+    def _arm_floors(self) -> None:
+        if self.trading_state is not TradingState.ACTIVE:
+            self._cb_floor = self._dd_floor = -_INF
+            return
+        limits = self.risk.limits
+        self._cb_floor = self._peak * self._cb_factor
+        day_start = float(self.portfolio.day_start_equity)
+        self._dd_floor = day_start * (1.0 - float(limits.daily_drawdown_pct) / 100.0)
+
+    def _check_limits(self) -> None:
+        """A float tripwire fired: decide exactly, on ``Decimal``, whether a limit is breached."""
+        now = self.clock.timestamp_ns()
+        self._sync_portfolio()
+        view = self.portfolio.risk_view(next(iter(self._symbols)))
+        inputs = view.to_inputs(
+            bid=Decimal(1), ask=Decimal(2), last_price_age_ns=0, trading_state=self.trading_state
+        )
+        self._set_state(next_state(inputs, self.risk.limits), now)
+        equity = self._cash + self._exposure
+        if self.trading_state is TradingState.ACTIVE:  # float noise at the boundary: re-arm lower
+            self._cb_floor = min(self._cb_floor, equity) * (1.0 - 1e-12)
+            self._dd_floor = min(self._dd_floor, equity) * (1.0 - 1e-12)
+        drawdown = 1.0 - equity / self._peak if self._peak > 0 else 0.0
+        self._max_drawdown = max(self._max_drawdown, drawdown)
+
+    def _set_state(self, state: TradingState, ts: int) -> None:
+        if state is self.trading_state:
+            return
+        self.trading_state = state
+        self.stats.state_changes.append((ts, str(state)))
+        self._arm_floors()
+
+    def reset_breaker(self, ts: int) -> None:
+        """An audited ``cdb risk reset``: back to ACTIVE, the peak restarts at today's equity."""
+        self._sync_portfolio()
+        self.portfolio.reset_peak()
+        self._peak = float(self.portfolio.peak_equity)
+        self._set_state(TradingState.ACTIVE, ts)
+        self._arm_floors()
+
+    # --- read-outs ------------------------------------------------------------------------------
+
+    def snapshot_stats(self) -> PipelineStats:
+        """The counters with the float read-outs filled in (cheap; call at the end or to report)."""
+        stats = self.stats
+        stats.bars = self._bars
+        stats.max_drawdown = self._max_drawdown
+        stats.max_exposure = self._max_exposure
+        prices = self._bars + self._trades
+        stats.mean_exposure = self._exposure_sum / prices if prices else 0.0
+        return stats
+
+    @property
+    def equity_curve(self) -> list[tuple[int, float]]:
+        """(ts, equity) at every price, when the pipeline was built with ``record_curve``."""
+        return self._curve if self._curve is not None else []
+
+    def marks(self) -> dict[str, Decimal]:
+        """The latest price of each symbol seen so far, as ``Decimal``."""
+        return {s: Decimal(repr(st.mark)) for s, st in self._symbols.items() if st.mark > 0}
+
+    def finish(self) -> None:
+        """Bring the ``Decimal`` portfolio up to the last marks (end of a replay, shutdown)."""
+        self._sync_portfolio()
