@@ -319,3 +319,32 @@ def test_verify_json_reports_problems_and_exits_4(
     assert document["ok"] is False
     assert document["problems"] == ["table positions: 1 rows, the manifest says 5"]
     assert "does not match its manifest" in result.stderr
+
+
+def test_list_and_prune_text_output(cdb: Callable[..., Result], seeded: str) -> None:
+    empty = cdb("backup", "list")
+    assert empty.exit_code == 0, empty.output
+    assert empty.stdout == ""
+    assert "No backups" in empty.stderr
+
+    path = _create(cdb)
+    assert cdb("backup", "verify").exit_code == 0
+    listed = cdb("backup", "list")
+    assert listed.exit_code == 0, listed.output
+    assert path.name in listed.stdout
+    assert "verified" in listed.stdout
+
+    pruned = cdb("backup", "prune", "--dry-run")
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout == ""
+    assert "Would remove 0 file(s); keeping backups of the last 30 days" in pruned.stderr
+
+
+def test_create_json_with_verify_and_prune(cdb: Callable[..., Result], seeded: str) -> None:
+    result = cdb("--json", "backup", "create", "--verify", "--prune")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["verified"] is True
+    assert document["pruned"] == []
+    assert document["tables"]["market_trades"] == 40
+    assert document["source"] == seeded  # no password to hide in a SQLite URL
