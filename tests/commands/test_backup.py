@@ -186,7 +186,6 @@ def _write_env(tmp_path: Path, seeded: str) -> Path:
     return env_file
 
 
-@pytest.mark.slow
 def test_schedule_line_runs_under_crons_minimal_environment(
     cdb: Callable[..., Result], seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,10 +81,14 @@ def work_folder(folder: Path) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def backup_name(manifest: Manifest) -> str:
-    """``cdb-20261123T170710.123Z-sqlite.tar``: sorts by time, says the engine."""
+def backup_name(manifest: Manifest, attempt: int = 1) -> str:
+    """``cdb-20261123T170710.123Z-sqlite.tar``: sorts by time, says the engine.
+
+    A second backup in the same millisecond gets ``-2`` before ``.tar``, and so on.
+    """
     stamp = manifest.created_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%f")[:-3]
-    return f"{PREFIX}{stamp}Z-{manifest.engine}{SUFFIX}"
+    again = f"-{attempt}" if attempt > 1 else ""
+    return f"{PREFIX}{stamp}Z-{manifest.engine}{again}{SUFFIX}"
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -119,7 +123,6 @@ def write_archive(folder: Path, manifest: Manifest, payload: Path) -> Path:
 
     Raises ``DependencyError`` naming the cause (e.g. no space left) and leaves no file behind.
     """
-    target = folder / backup_name(manifest)
     try:
         descriptor, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=folder)
     except OSError as e:
@@ -137,7 +140,7 @@ def write_archive(folder: Path, manifest: Manifest, payload: Path) -> Path:
                     archive.addfile(info, source)
             stream.flush()
             os.fsync(stream.fileno())
-        _publish(temp, target)
+        target = _publish_new(temp, folder, manifest)
         _fsync_folder(folder)
     except OSError as e:
         temp.unlink(missing_ok=True)
@@ -146,6 +149,17 @@ def write_archive(folder: Path, manifest: Manifest, payload: Path) -> Path:
         temp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _publish_new(temp: Path, folder: Path, manifest: Manifest) -> Path:
+    for attempt in range(1, 100):
+        target = folder / backup_name(manifest, attempt)
+        try:
+            _publish(temp, target)
+        except FileExistsError:
+            continue
+        return target
+    raise FileExistsError(errno.EEXIST, "too many backups in one millisecond", str(folder))
 
 
 def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes, manifest: Manifest) -> None:
@@ -185,7 +199,10 @@ def list_backups(folder: Path) -> list[BackupFile]:
             found.append(BackupFile(path, path.stat().st_size, read_manifest(path)))
         except CheckFailed as e:
             found.append(BackupFile(path, path.stat().st_size, None, e.message))
-    return sorted(found, key=lambda backup: (backup.created_at, backup.path.name))
+    # name length first: "…Z-sqlite.tar" was written before "…Z-sqlite-2.tar"
+    return sorted(
+        found, key=lambda backup: (backup.created_at, len(backup.path.name), backup.path.name)
+    )
 
 
 def resolve_backup(argument: str | None, folder: Path) -> Path:

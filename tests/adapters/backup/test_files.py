@@ -97,3 +97,24 @@ def test_write_archive_failure_removes_its_temporary_file(
 
     assert sorted(backup_dir.iterdir()) == before
     assert backup_dir.stat().st_mode & 0o777 == 0o700
+
+
+def test_two_backups_in_the_same_millisecond_get_distinct_names(
+    seeded_sqlite: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    import tarfile
+
+    from cdb_cli.adapters.backup import read_manifest
+    from cdb_cli.adapters.backup.files import write_archive
+
+    first = create_backup(seeded_sqlite, backup_dir)
+    manifest = read_manifest(first)
+    payload = tmp_path / manifest.payload
+    with tarfile.open(first) as archive:
+        payload.write_bytes(archive.extractfile(manifest.payload).read())  # type: ignore[union-attr]
+
+    second = write_archive(backup_dir, manifest, payload)  # the same created_at
+
+    assert second != first
+    assert second.name == first.name.replace(".tar", "-2.tar")
+    assert [backup.path for backup in list_backups(backup_dir)] == [first, second]
