@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any, Final
 
-from sqlalchemy import inspect
+from sqlalchemy import String, inspect
 from sqlalchemy.engine import Connection
 
 from cdb_cli.adapters.backup.manifest import TableDigest
@@ -32,10 +32,14 @@ def _text(value: Any) -> str | None:
 def _digest(connection: Connection, name: str) -> TableDigest:
     inspector = inspect(connection)
     quote = connection.dialect.identifier_preparer.quote
-    key = inspector.get_pk_constraint(name).get("constrained_columns") or [
-        column["name"] for column in inspector.get_columns(name)
-    ]
-    order = ", ".join(quote(column) for column in key)
+    columns = {column["name"]: column["type"] for column in inspector.get_columns(name)}
+    key = inspector.get_pk_constraint(name).get("constrained_columns") or list(columns)
+    # Byte order for text keys: a restored PostgreSQL database may have another default collation.
+    binary = ' COLLATE "C"' if connection.dialect.name == "postgresql" else ""
+    order = ", ".join(
+        quote(column) + (binary if isinstance(columns.get(column), String) else "")
+        for column in key
+    )
     sql = f"SELECT * FROM {quote(name)} ORDER BY {order}"  # noqa: S608 - quoted identifiers
     hasher = hashlib.sha256()
     rows = 0
