@@ -281,6 +281,13 @@ def test_schedule_install_is_idempotent_and_keeps_other_lines(
     assert len([line for line in lines if "backup create" in line]) == 1
     assert lines[1].startswith("0 5 * * * ")
 
+    other = tmp_path / "other" / ".env"  # a second deployment on the same host
+    other.parent.mkdir()
+    other.write_bytes(env_file.read_bytes())
+    added = cdb("--env-file", str(other), "backup", "schedule", "--install")
+    assert added.exit_code == 0, added.output
+    assert len([line for line in fake_crontab.read_text().splitlines() if "backup" in line]) == 2
+
 
 def test_schedule_install_without_crontab_says_so(
     cdb: Callable[..., Result], seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -32,7 +32,8 @@ __all__ = [
     "shell_only_variables",
 ]
 
-MARKER: Final = "# cdb backup: added by `cdb backup schedule --install`"
+MARKER: Final = "# cdb backup schedule:"
+"""Starts the comment that ends a cdb line; with the env file it identifies one deployment."""
 CRON_PATH: Final = "/usr/bin:/bin"
 _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -44,12 +45,13 @@ class CronJob:
     minute: int
     hour: int
     command: str
+    marker: str  # the trailing comment: one line per env file (deployment)
 
     @property
     def line(self) -> str:
         """The crontab line; ``%`` is escaped because cron turns it into a newline."""
-        command = self.command.replace("%", "\\%")
-        return f"{self.minute} {self.hour} * * * {command} {MARKER}"
+        text = f"{self.command} {self.marker}".replace("%", "\\%")
+        return f"{self.minute} {self.hour} * * * {text}"
 
 
 def cdb_executable() -> Path:
@@ -104,7 +106,8 @@ def cron_job(
             f">> {_q(log_file.absolute())} 2>&1",
         ]
     )
-    return CronJob(minute=int(match.group(2)), hour=int(match.group(1)), command=command)
+    marker = f"{MARKER} {env_file.absolute()}"
+    return CronJob(int(match.group(2)), int(match.group(1)), command, marker)
 
 
 def shell_only_variables(
@@ -117,7 +120,7 @@ def shell_only_variables(
 
 
 def install(job: CronJob) -> bool:
-    """Add ``job`` to the user's crontab, replacing an earlier cdb backup line.
+    """Add ``job`` to the user's crontab, replacing the earlier line of the same env file.
 
     Returns False when the exact line is already installed (nothing changes). Raises
     ``DependencyError`` when ``crontab`` is not installed or refuses.
@@ -137,7 +140,8 @@ def install(job: CronJob) -> bool:
     current = listed.stdout.splitlines() if listed.returncode == 0 else []
     if job.line in current:
         return False
-    kept = [line for line in current if MARKER not in line]
+    tail = job.marker.replace("%", "\\%")  # as it appears in the crontab
+    kept = [line for line in current if not line.endswith(tail)]
     written = subprocess.run(  # noqa: S603 - the crontab program, no shell
         [crontab, "-"],
         input="\n".join([*kept, job.line]) + "\n",

@@ -36,7 +36,7 @@ def test_cron_line_names_everything_absolutely(tmp_path: Path) -> None:
     assert "HOME=/home/op" in line
     assert "CDB_" not in line  # settings come from the env file only
     assert "/opt/x" not in line  # the shell's PATH is not carried over
-    assert line.endswith(MARKER)
+    assert line.endswith(f"{MARKER} {tmp_path / 'my env' / '.env'}")
 
 
 def test_cron_line_puts_tool_folders_before_crons_path(tmp_path: Path) -> None:
