@@ -61,9 +61,9 @@ def systemcheck(
 
 
 def _render(console: Console, rows: list[CheckRow]) -> None:
-    from rich.table import Table
+    from rich.table import Column, Table
 
-    table = Table("check", "status", "value", "hint")
+    table = Table(Column("check", no_wrap=True), Column("status", no_wrap=True), "value", "hint")
     for row in rows:
         status = str(row.status)
         table.add_row(row.name, f"[{_STYLES[status]}]{status}[/]", row.value, row.hint)
