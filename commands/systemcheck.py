@@ -63,7 +63,12 @@ def systemcheck(
 def _render(console: Console, rows: list[CheckRow]) -> None:
     from rich.table import Column, Table
 
-    table = Table(Column("check", no_wrap=True), Column("status", no_wrap=True), "value", "hint")
+    table = Table(
+        Column("check", no_wrap=True),
+        Column("status", no_wrap=True),
+        Column("value", overflow="fold"),  # paths and names are never cut off
+        Column("hint", overflow="fold"),
+    )
     for row in rows:
         status = str(row.status)
         table.add_row(row.name, f"[{_STYLES[status]}]{status}[/]", row.value, row.hint)
