@@ -148,8 +148,13 @@ def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
         return
     from rich.table import Column, Table
 
-    table = Table("size", "rows", "schema", "note")  # the name says time and engine
-    table.columns[0:0] = [Column("backup", no_wrap=True)]
+    table = Table(  # the name says the time and the engine
+        Column("backup", no_wrap=True),
+        Column("size", no_wrap=True),
+        "rows",
+        "schema",
+        Column("note", overflow="fold"),
+    )
     for row in rows:
         table.add_row(
             row["backup"],
