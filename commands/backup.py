@@ -153,7 +153,7 @@ def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
         Column("size", no_wrap=True),
         "rows",
         "schema",
-        Column("note", overflow="fold"),
+        Column("note", min_width=8, overflow="fold"),
     )
     for row in rows:
         table.add_row(
