@@ -100,6 +100,12 @@ def read_manifest(path: Path) -> Manifest:
         raise _damaged(path, str(e) or type(e).__name__) from None
     except OSError as e:
         raise CheckFailed(f"Cannot read backup {path}: {e.strerror}") from None
+    version = document.get("version") if isinstance(document, dict) else None
+    if isinstance(version, int) and version > MANIFEST_VERSION:
+        raise CheckFailed(
+            f"Backup {path.name} was written by a newer cdb (manifest version {version}, this cdb "
+            f"reads {MANIFEST_VERSION}); use that cdb or a newer one"
+        )
     try:
         manifest = Manifest.model_validate(document)
     except ValidationError as e:

@@ -345,3 +345,12 @@ def test_manifest_source_hides_a_password_given_as_query_parameter() -> None:
     assert "Hunter2Secret" not in source
     assert "sslmode=require" in source
     assert ":***@" in _source("postgresql://cdb:Hunter2Secret@db/cdb")
+
+
+def test_a_backup_from_a_newer_cdb_says_so(
+    seeded_sqlite: str, backup_dir: Path, tmp_path: Path
+) -> None:
+    path = create_backup(seeded_sqlite, backup_dir)
+    forged = _rewrite_manifest(path, tmp_path / "newer", version=2)
+    with pytest.raises(CheckFailed, match="newer cdb"):
+        read_manifest(forged)
