@@ -262,6 +262,19 @@ def restore(
     context.terminal.out.print(
         f"Restored {path.name} into {where}: {manifest.total_rows} rows, checked", markup=False
     )
+    from cdb_cli.adapters.sql.migrations import schema_status
+
+    status = schema_status(to)
+    if not status.up_to_date and status.pending:
+        context.terminal.warn(
+            f"The restored schema is at {status.current or 'no cdb revision'}; this cdb needs "
+            f"{status.head}: run `cdb db upgrade` on it before `cdb run`"
+        )
+    elif not status.up_to_date:
+        context.terminal.warn(
+            f"The restored schema {status.current} is newer than this cdb ({status.head}); "
+            "use the cdb version that wrote the backup"
+        )
 
 
 def _prune(context: AppContext, keep_days: int, *, dry_run: bool) -> list[Path]:

@@ -354,3 +354,25 @@ def test_create_json_with_verify_and_prune(cdb: Callable[..., Result], seeded: s
     assert document["pruned"] == []
     assert document["tables"]["market_trades"] == 40
     assert document["source"] == seeded  # no password to hide in a SQLite URL
+
+
+def test_restore_warns_when_the_schema_is_behind(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine
+
+    old = tmp_path / "old.db"  # a database from before cdb's migrations
+    engine = create_engine(f"sqlite:///{old}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE trades (id INTEGER PRIMARY KEY, price TEXT)")
+        connection.exec_driver_sql("INSERT INTO trades (price) VALUES ('1.5'), ('2.5')")
+    engine.dispose()
+    monkeypatch.setenv("CDB_DATABASE_URL", f"sqlite:///{old}")
+    monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+    path = _create(cdb)
+
+    result = cdb("backup", "restore", path.name, "--to", f"sqlite:///{tmp_path / 'new.db'}", "-y")
+
+    assert result.exit_code == 0, result.output
+    assert "2 rows, checked" in result.stdout
+    assert "cdb db upgrade" in result.stderr
