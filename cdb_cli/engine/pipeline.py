@@ -20,12 +20,12 @@ the next decision (rounded to 1e-8 of the quote currency).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final, Protocol
 
-from cdb_cli.engine.clock import Clock
+from cdb_cli.engine.clock import Clock, TestClock
 from cdb_cli.engine.events import (
     Event,
     OrderApproved,
@@ -171,6 +171,7 @@ class TradingPipeline:
         self._cash = float(portfolio.cash)
         self._exposure = 0.0
         self._peak = float(portfolio.peak_equity)
+        self._observed_peak = self._peak  # the float peak last handed to the portfolio
         self._next_day_ns = -1  # the first price starts the first day
         self._cb_factor = 1.0 - float(risk.limits.circuit_breaker_pct) / 100.0
         self._bars = 0
@@ -185,21 +186,35 @@ class TradingPipeline:
 
     # --- market data ----------------------------------------------------------------------------
 
+    def run_bars(
+        self,
+        symbol: str,
+        ts_open: Sequence[int],
+        opens: Sequence[float],
+        closes: Sequence[float],
+        volumes: Sequence[float],
+        *,
+        interval_ns: int,
+        clock: TestClock | None = None,
+    ) -> None:
+        """Feed closed bars of one symbol in time order (a bar replay's loop).
+
+        Each bar fills working orders at its open, then marks at its close
+        (``ts_open + interval_ns``, the decision time) and runs the strategy. With a ``clock``
+        (replay), it is set to a bar's close before anything reads it, and to the last close
+        at the end.
+        """
+        state = self._symbols[symbol]
+        self._run(state, ts_open, opens, closes, volumes, interval_ns, True, True, clock)
+        if clock is not None and ts_open:
+            clock.now_ns = max(clock.now_ns, ts_open[-1] + interval_ns)
+
     def on_bar(
         self, symbol: str, ts_open: int, ts_close: int, open_: float, close: float, volume: float
     ) -> None:
-        """Feed one closed bar of a bar replay: fill working orders at its open, then close it.
-
-        ``ts_close`` is the decision time; the clock must be at it (the replay driver sets it).
-        """
+        """One closed bar (see :meth:`run_bars`); ``ts_close`` is the decision time."""
         state = self._symbols[symbol]
-        if state.working:
-            self._fill(state, ts_open, open_, volume)
-        self._bars += 1
-        self._on_price(state, ts_close, close)
-        intent = state.on_bar(ts_close, close, volume)
-        if intent is not None:
-            self._on_signal(state, intent)
+        self._run(state, (ts_open,), (open_,), (close,), (volume,), ts_close - ts_open, True, True)
 
     def on_bar_close(self, symbol: str, ts_close: int, close: float, volume: float) -> None:
         """A bar closed while trades drive the fills (tick replay, paper, live): run the strategy.
@@ -207,19 +222,12 @@ class TradingPipeline:
         The trades already moved the mark and filled orders; the bar only feeds the strategy.
         """
         state = self._symbols[symbol]
-        self._bars += 1
-        self._on_price(state, ts_close, close)
-        intent = state.on_bar(ts_close, close, volume)
-        if intent is not None:
-            self._on_signal(state, intent)
+        self._run(state, (ts_close,), (close,), (close,), (volume,), 0, False, True)
 
     def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> None:
         """A public trade: fills working orders, moves the mark (tick replay, paper, live)."""
         state = self._symbols[symbol]
-        if state.working:
-            self._fill(state, ts, price, quantity)
-        self._trades += 1
-        self._on_price(state, ts, price)
+        self._run(state, (ts,), (price,), (price,), (quantity,), 0, True, False)
 
     def on_quote(self, symbol: str, ts: int, bid: Decimal, ask: Decimal) -> None:
         """Best bid/ask: used for the spread rule and for fills at the touch."""
@@ -227,32 +235,61 @@ class TradingPipeline:
         state.bid, state.ask = bid, ask
         state.last_ts = max(state.last_ts, ts)
 
-    def _on_price(self, state: _SymbolState, ts: int, price: float) -> None:
-        """The per-price float work: mark, equity, loss-limit tripwires, drawdown, exposure."""
-        if state.qty:
-            self._exposure += state.qty * (price - state.mark)
-        state.mark = price
-        state.last_ts = ts
-        if ts >= self._next_day_ns:
-            self._roll_day(ts)
-        exposure = self._exposure
-        equity = self._cash + exposure
-        if equity > self._peak:
-            self._peak = equity
-            self._cb_floor = equity * self._cb_factor
-        elif equity < self._cb_floor or equity < self._dd_floor:
-            self._check_limits()
-        elif equity < self._peak:
-            drawdown = 1.0 - equity / self._peak
-            if drawdown > self._max_drawdown:
-                self._max_drawdown = drawdown
-        if exposure:
-            share = exposure / equity if equity > 0 else 1.0
-            self._exposure_sum += share
-            if share > self._max_exposure:
-                self._max_exposure = share
-        if self._curve is not None:
-            self._curve.append((ts, equity))
+    def _run(  # noqa: C901 - the per-price hot loop is flat on purpose: calls cost (measured)
+        self,
+        state: _SymbolState,
+        times: Sequence[int],
+        fill_prices: Sequence[float],
+        prices: Sequence[float],
+        volumes: Sequence[float],
+        offset: int,
+        fills: bool,
+        strategy: bool,
+        clock: TestClock | None = None,
+    ) -> None:
+        """The one per-price loop: fill at ``fill_prices[i]`` (time ``times[i]``), then the float
+        work at ``prices[i]`` (time ``times[i] + offset``): mark, equity, loss-limit tripwires,
+        drawdown, exposure, curve; then the strategy. Everything rare is a method call."""
+        on_bar = state.on_bar
+        curve = self._curve
+        for ts, fill_price, price, volume in zip(times, fill_prices, prices, volumes, strict=True):
+            now = ts + offset
+            if clock is not None:
+                clock.now_ns = now
+            if fills and state.working:
+                self._fill(state, ts, fill_price, volume)
+            if state.qty:
+                self._exposure += state.qty * (price - state.mark)
+            state.mark = price
+            state.last_ts = now
+            if now >= self._next_day_ns:
+                self._roll_day(now)
+            exposure = self._exposure
+            equity = self._cash + exposure
+            if equity > self._peak:
+                self._peak = equity
+                self._cb_floor = equity * self._cb_factor
+            elif equity < self._cb_floor or equity < self._dd_floor:
+                self._check_limits(now)
+            elif equity < self._peak:
+                drawdown = 1.0 - equity / self._peak
+                if drawdown > self._max_drawdown:
+                    self._max_drawdown = drawdown
+            if exposure:
+                share = exposure / equity if equity > 0 else 1.0
+                self._exposure_sum += share
+                if share > self._max_exposure:
+                    self._max_exposure = share
+            if curve is not None:
+                curve.append((now, equity))
+            if strategy:
+                intent = on_bar(now, price, volume)
+                if intent is not None:
+                    self._on_signal(state, intent)
+        if strategy:
+            self._bars += len(times)
+        else:
+            self._trades += len(times)
 
     # --- signals --------------------------------------------------------------------------------
 
@@ -274,7 +311,7 @@ class TradingPipeline:
             strategy=getattr(state.strategy, "name", "strategy"),
             price=price,
             strength=intent.strength,
-            indicators=dict(intent.indicators),
+            indicators=intent.indicators,
         )
         self.recorder.event(Topic.TRADING_SIGNALS, signal)
         inputs = self._risk_inputs(state, price, now)
@@ -301,22 +338,21 @@ class TradingPipeline:
         self._apply(self.execution.submit(order, ts_ns=now, position=position))
 
     def _risk_inputs(self, state: _SymbolState, price: Decimal, now: int) -> RiskInputs:
-        self._sync_portfolio()
+        self._sync_portfolio(held_only=True)
         bid, ask = state.bid, state.ask
         if bid is None or ask is None:
             bid, ask = price * (1 - self._half_spread), price * (1 + self._half_spread)
-        view = self.portfolio.risk_view(state.symbol)
-        pending = sum((self.execution.pending_buy_quote(s) for s in self._symbols), Decimal(0))
-        inputs = RiskInputs(
-            equity=view.equity,
-            day_start_equity=view.day_start_equity,
-            peak_equity=view.peak_equity,
-            exposure_quote=view.exposure_quote + pending,
-            position_quote_for_symbol=view.position_quote_for_symbol,
+        pending = Decimal(0)
+        for other in self._symbols.values():
+            if other.working:
+                pending += self.execution.pending_buy_quote(other.symbol)
+        inputs = self.portfolio.risk_inputs(
+            state.symbol,
             bid=bid,
             ask=ask,
             last_price_age_ns=max(0, now - state.last_ts),
             trading_state=self.trading_state,
+            pending_quote=pending,
         )
         self._set_state(next_state(inputs, self.risk.limits), now)
         if inputs.trading_state is self.trading_state:
@@ -372,19 +408,24 @@ class TradingPipeline:
             exposure += state.qty * state.mark
         self._exposure = exposure
 
-    def _sync_portfolio(self) -> None:
-        """Hand the float marks and the float peak to the ``Decimal`` portfolio."""
+    def _sync_portfolio(self, *, held_only: bool = False) -> None:
+        """Hand the float marks and the float peak to the ``Decimal`` portfolio.
+
+        Before a fill every symbol is marked (its next fill must not see a stale mark); for a
+        decision the held ones are enough (a flat symbol is worth nothing either way).
+        """
         portfolio = self.portfolio
         portfolio.mark_all(
             {
                 state.symbol: Decimal(repr(state.mark))
                 for state in self._symbols.values()
-                if state.mark > 0  # a flat symbol too: its next fill must not see a stale mark
+                if state.mark > 0 and (state.qty or not held_only)
             },
             update_peak=False,  # the float peak below already covers every mark seen
         )
-        peak = Decimal(repr(self._peak)).quantize(_PEAK_GRID)
-        portfolio.observe_equity(peak)
+        if self._peak > self._observed_peak:  # convert only a new float peak
+            self._observed_peak = self._peak
+            portfolio.observe_equity(Decimal(repr(self._peak)).quantize(_PEAK_GRID))
 
     # --- loss limits and the day ------------------------------------------------------------------
 
@@ -405,13 +446,15 @@ class TradingPipeline:
         day_start = float(self.portfolio.day_start_equity)
         self._dd_floor = day_start * (1.0 - float(limits.daily_drawdown_pct) / 100.0)
 
-    def _check_limits(self) -> None:
+    def _check_limits(self, now: int) -> None:
         """A float tripwire fired: decide exactly, on ``Decimal``, whether a limit is breached."""
-        now = self.clock.timestamp_ns()
-        self._sync_portfolio()
-        view = self.portfolio.risk_view(next(iter(self._symbols)))
-        inputs = view.to_inputs(
-            bid=Decimal(1), ask=Decimal(2), last_price_age_ns=0, trading_state=self.trading_state
+        self._sync_portfolio(held_only=True)
+        inputs = self.portfolio.risk_inputs(
+            next(iter(self._symbols)),
+            bid=Decimal(1),
+            ask=Decimal(2),
+            last_price_age_ns=0,
+            trading_state=self.trading_state,
         )
         self._set_state(next_state(inputs, self.risk.limits), now)
         equity = self._cash + self._exposure
@@ -432,7 +475,7 @@ class TradingPipeline:
         """An audited ``cdb risk reset``: back to ACTIVE, the peak restarts at today's equity."""
         self._sync_portfolio()
         self.portfolio.reset_peak()
-        self._peak = float(self.portfolio.peak_equity)
+        self._peak = self._observed_peak = float(self.portfolio.peak_equity)
         self._set_state(TradingState.ACTIVE, ts)
         self._arm_floors()
 

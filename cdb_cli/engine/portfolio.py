@@ -292,17 +292,51 @@ class Portfolio:
     def daily_drawdown_pct(self) -> Decimal:
         return _pct_below(self.day_start_equity, self.equity())
 
-    def risk_view(self, symbol: str) -> PortfolioRiskView:
-        values = {s: self.position_value(s) for s in self.positions}
+    def _valuation(self, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+        """(equity, exposure, value held in ``symbol``) in one pass over the positions."""
+        held = _ZERO
+        exposure = _ZERO
         with _localcontext(_CTX):
-            exposure = sum(values.values(), _ZERO)
-            equity = self.cash + exposure
+            for name in self.positions:
+                value = self.position_value(name)
+                exposure += value
+                if name == symbol:
+                    held = value
+            return self.cash + exposure, exposure, held
+
+    def risk_view(self, symbol: str) -> PortfolioRiskView:
+        equity, exposure, held = self._valuation(symbol)
         return PortfolioRiskView(
             equity=equity,
             day_start_equity=self.day_start_equity,
             peak_equity=self.peak_equity,
             exposure_quote=exposure,
-            position_quote_for_symbol=values.get(symbol, _ZERO),
+            position_quote_for_symbol=held,
+        )
+
+    def risk_inputs(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal,
+        ask: Decimal,
+        last_price_age_ns: int,
+        trading_state: TradingState = TradingState.ACTIVE,
+        pending_quote: Decimal = _ZERO,
+    ) -> RiskInputs:
+        """The risk engine's inputs for ``symbol`` directly (the signal path's short cut of
+        ``risk_view(symbol).to_inputs(...)``); ``pending_quote`` (working buys) adds to exposure."""
+        equity, exposure, held = self._valuation(symbol)
+        return RiskInputs(
+            equity=equity,
+            day_start_equity=self.day_start_equity,
+            peak_equity=self.peak_equity,
+            exposure_quote=exposure + pending_quote,
+            position_quote_for_symbol=held,
+            bid=bid,
+            ask=ask,
+            last_price_age_ns=last_price_age_ns,
+            trading_state=trading_state,
         )
 
     # --- persistence ----------------------------------------------------------------------------

@@ -69,24 +69,24 @@ def replay_bars(
     clock: TestClock,
     progress: Progress | None = None,
 ) -> None:
-    """Feed every bar of ``series`` to the pipeline, the clock at each bar's close."""
-    on_bar = pipeline.on_bar
-    symbol = series.symbol
-    interval = series.interval_ns
-    done = 0
-    for ts_open, open_, close, volume in zip(
-        series.ts, series.open, series.close, series.volume, strict=True
-    ):
-        ts_close = ts_open + interval
-        clock.now_ns = ts_close  # the loader checked the order: no per-bar check needed
-        on_bar(symbol, ts_open, ts_close, open_, close, volume)
+    """Feed every bar of ``series`` to the pipeline, the clock at each bar's close.
+
+    The bars go in chunks (so a progress bar can move) through ``pipeline.run_bars``.
+    """
+    n = len(series)
+    for start in range(0, n, _PROGRESS_EVERY):
+        end = min(start + _PROGRESS_EVERY, n)
+        pipeline.run_bars(
+            series.symbol,
+            series.ts[start:end],
+            series.open[start:end],
+            series.close[start:end],
+            series.volume[start:end],
+            interval_ns=series.interval_ns,
+            clock=clock,
+        )
         if progress is not None:
-            done += 1
-            if done == _PROGRESS_EVERY:
-                progress(done)
-                done = 0
-    if progress is not None and done:
-        progress(done)
+            progress(end - start)
     pipeline.finish()
 
 
