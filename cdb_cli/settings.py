@@ -31,6 +31,7 @@ __all__ = [
     "ENV_PREFIX",
     "SECRET_FIELDS",
     "Settings",
+    "default_backup_dir",
     "default_database_url",
     "env_name",
     "load_settings",
@@ -50,6 +51,11 @@ Percent = Annotated[Decimal, Field(gt=0, le=100)]
 def default_database_url() -> str:
     """The embedded default: a SQLite file in the user data dir (created on first use)."""
     return f"sqlite:///{Path(user_data_dir('cdb', appauthor=False)) / 'cdb.db'}"
+
+
+def default_backup_dir() -> Path:
+    """The default backup folder: ``backups`` in the user data dir, beside the default database."""
+    return Path(user_data_dir("cdb", appauthor=False)) / "backups"
 
 
 def env_name(field: str) -> str:
@@ -214,6 +220,40 @@ class Settings(BaseSettings):
         le=100,
         description="Bid/ask spread assumed around the close when the data has no quotes, in %.",
     )
+
+    # -- operations (backups, systemcheck) ----------------------------------------------------
+    backup_dir: Path = Field(
+        default_factory=default_backup_dir,
+        description="Folder of `cdb backup` files (default: backups in the user data dir); "
+        "created with mode 0700.",
+    )
+    backup_keep_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days `cdb backup prune` keeps backups; the newest backup is always kept.",
+    )
+    backup_max_age_hours: int = Field(
+        default=26,
+        ge=1,
+        le=24 * 365,
+        description="systemcheck warns when the last verified backup is older than this.",
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Folder holding pg_dump and pg_restore (default: found on PATH).",
+    )
+
+    @field_validator("pg_bin_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("backup_dir", "pg_bin_dir")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        # cron and other working directories must see the same folder
+        return None if value is None else value.expanduser().absolute()
 
     @field_validator("symbols", mode="before")
     @classmethod
