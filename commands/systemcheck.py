@@ -36,7 +36,7 @@ def systemcheck(
     from datetime import UTC, datetime
 
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.systemcheck import CORE_CHECKS, CheckContext, Status, run_checks, secret_values
+    from cdb_cli.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
 
     context = app_context(ctx)
     check_context = CheckContext(
@@ -47,7 +47,7 @@ def systemcheck(
     except ConfigurationError as e:
         check_context.settings_error = e
     secrets = secret_values(check_context.settings)
-    rows = run_checks(CORE_CHECKS, check_context, secrets=secrets)
+    rows = run_checks(CHECKS, check_context, secrets=secrets)
     failed = [row.name for row in rows if row.status is Status.FAIL]
     if json_output or context.json:
         context.terminal.json({"ok": not failed, "checks": [row.to_dict() for row in rows]})

@@ -25,6 +25,8 @@ ROWS = [
     "disk (backups)",
     "backup tools",
     "backup",
+    "breaker",
+    "full path",
 ]
 
 
@@ -115,6 +117,8 @@ def test_real_redis_and_postgres_are_ok(
         "disk (backups)": "ok",
         "backup tools": "ok",
         "backup": "ok",
+        "breaker": "ok",
+        "full path": "ok",
     }
     assert rows["backup tools"]["value"].startswith("pg_dump ")
     assert rows["redis"]["value"].endswith(" ms")
@@ -136,7 +140,60 @@ def test_quick_skips_network_checks(
     monkeypatch.setenv("CDB_BUS_URL", f"redis://127.0.0.1:{_dead_port()}/0")
     result = cdb("systemcheck", "--quick", "--json")
     assert result.exit_code == 0, result.output
-    assert _rows(result)["redis"]["status"] == "skip"
+    rows = _rows(result)
+    assert rows["redis"]["status"] == "skip"
+    assert rows["full path"]["status"] == "ok"  # in memory: runs under --quick too
+    assert rows["breaker"]["status"] == "ok"
+
+
+def test_full_path_and_breaker_leave_every_table_empty(
+    cdb: Callable[..., Result], database: str
+) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    assert rows["full path"]["status"] == "ok", rows["full path"]
+    assert rows["breaker"]["value"] == "active"
+    engine = create_engine(database)
+    try:
+        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        with engine.connect() as connection:
+            counts = {
+                table: connection.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar()  # noqa: S608
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+    assert "trading_signals" in counts
+    assert set(counts.values()) == {0}, counts
+
+
+def test_halted_breaker_fails_the_check_with_exit_4(
+    cdb: Callable[..., Result], database: str
+) -> None:
+    from cdb_cli.adapters.sql import SqlStore
+    from cdb_cli.engine.records import AuditRecord
+    from cdb_cli.engine.runs import STATE_ACTION
+
+    store = SqlStore(database)
+    try:
+        store.add_audit(
+            AuditRecord(ts_event=1_763_900_000_000_000_000, action=STATE_ACTION, actor="run",
+                        detail={"state": "halted", "reason": "loss from peak 12 %"})
+        )  # fmt: skip
+    finally:
+        store.close()
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    row = _rows(result)["breaker"]
+    assert row["status"] == "fail"
+    assert "cdb risk reset --reason" in row["hint"]
+    assert "breaker" in result.stderr
 
 
 def test_round_trip_leaves_no_trace(cdb: Callable[..., Result], database: str) -> None:
