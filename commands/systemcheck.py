@@ -58,6 +58,8 @@ def systemcheck(
 
     context = app_context(ctx)
     now = datetime.now(UTC)
+    if day is not None and not daily:
+        raise typer.BadParameter("only with --daily", param_hint="--day")
     chosen_day = _parse_day(day, now) if daily else None
     check_context = CheckContext(settings=None, now=now, quick=quick, env_file=context.env_file)
     try:

@@ -3,7 +3,8 @@
 The kernel builds the pipeline exactly as a replay would (``Environment.REPLAY``: the configured
 strategy, risk limits, simulated venue and starting cash), but with a ``MemoryRecorder``, a
 ``TestClock`` at a fixed time and its own run id, so nothing reaches the configured store or bus
-and the result is the same on every run.
+and the result is the same on every run. The venue is always the simulated one: even with
+``CDB_MODE=live`` the check never places a real order.
 
 The market it is fed is built from the settings so that the configured EMA-cross rule must buy:
 bars sliding down a cent at a time until every indicator is warm (the fast EMA stays below the

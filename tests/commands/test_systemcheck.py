@@ -431,3 +431,6 @@ def test_daily_with_a_bad_day_is_a_usage_error(cdb: Callable[..., Result], datab
     result = cdb("systemcheck", "--daily", "--day", "yesterday")
     assert result.exit_code == ExitCode.USAGE, result.output
     assert "--day" in result.stderr
+    alone = cdb("systemcheck", "--day", DAY)
+    assert alone.exit_code == ExitCode.USAGE, alone.output
+    assert "only with --daily" in alone.stderr
