@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperGroup
 
 from cdb_cli import __version__
-from cdb_cli.commands import backup, db, env_validate, replay, risk, systemcheck
+from cdb_cli.commands import backup, db, env_validate, events, replay, report, risk, systemcheck
 from cdb_cli.context import AppContext
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.output import Terminal
@@ -113,6 +113,8 @@ app.command("env-validate")(env_validate.env_validate)
 app.add_typer(db.app, name="db")
 app.command("replay")(replay.replay)
 app.add_typer(risk.app, name="risk")
+app.command("report")(report.report)
+app.add_typer(events.app, name="events")
 app.add_typer(backup.app, name="backup")
 app.command("systemcheck")(systemcheck.systemcheck)
 

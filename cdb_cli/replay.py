@@ -184,6 +184,7 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
             fills=result.recorder.fills,
             ts_end=ts_end,
             state_changes=result.pipeline.stats.state_changes,
+            snapshots=result.pipeline.snapshots,
         )
         return len(events)
     finally:

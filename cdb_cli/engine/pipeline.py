@@ -36,7 +36,7 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
-from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
 from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
 from cdb_cli.engine.signals import SignalIntent, Strategy
 
@@ -183,6 +183,8 @@ class TradingPipeline:
         self._cb_floor = -_INF
         self._dd_floor = -_INF
         self._curve: list[tuple[int, float]] | None = [] if record_curve else None
+        self.snapshots: list[EquitySnapshot] = []
+        """The equity snapshot taken at each UTC day roll (for the store and reports)."""
         self._sync_floats()
 
     # --- market data ----------------------------------------------------------------------------
@@ -433,6 +435,8 @@ class TradingPipeline:
     def _roll_day(self, ts: int) -> None:
         self._next_day_ns = (ts // NS_PER_DAY + 1) * NS_PER_DAY
         self._sync_portfolio()
+        if self.portfolio.day is not None:  # the day that ends: its closing snapshot
+            self.snapshots.append(self.portfolio.snapshot(ts))
         self.portfolio.roll_day(ts)
         if self.trading_state is TradingState.REDUCING:
             self._set_state(TradingState.ACTIVE, ts)

@@ -21,7 +21,7 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
-from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
 
 __all__ = [
@@ -58,6 +58,7 @@ def persist_run(
     fills: Sequence[FillRecord],
     ts_end: int,
     state_changes: Sequence[tuple[int, str, str]] = (),
+    snapshots: Sequence[EquitySnapshot] = (),
 ) -> None:
     """Write a finished run: events in batches, orders before their fills, then the ledger and
     the audit trail (each trading-state change, then the run's own record)."""
@@ -75,6 +76,8 @@ def persist_run(
         store.add_fill(fill)
     for position in portfolio.positions_records(ts_end):
         store.save_position(position)
+    for snapshot in snapshots:
+        store.add_equity_snapshot(snapshot)
     store.add_equity_snapshot(portfolio.snapshot(ts_end))
     for ts, state, reason in state_changes:
         store.add_audit(
