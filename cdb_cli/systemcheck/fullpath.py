@@ -44,7 +44,6 @@ JUMP_PRICE: Final = 110.0  # +10 %: the EMAs cross up, RSI goes near 100
 DROP_PRICE: Final = 80.0  # the EMAs cross back down: the exit
 BASE_VOLUME: Final = 1.0
 TRADE_VOLUME: Final = 1e9  # one trade big enough for any partial-fill share
-RULES_EXPECTED: Final = 6
 
 
 class PathBroken(CdbError):
@@ -61,6 +60,7 @@ class FullPathResult:
 
     symbol: str
     verdict: str
+    rules: int
     quote_amount: Decimal
     quantity: Decimal
     price: Decimal
@@ -70,7 +70,7 @@ class FullPathResult:
     def summary(self) -> str:
         """One line for the systemcheck row."""
         return (
-            f"signal → {self.verdict} ({RULES_EXPECTED} rules) → order → fill → exit → flat "
+            f"signal → {self.verdict} ({self.rules} rules) → order → fill → exit → flat "
             f"in {self.elapsed_ms:.1f} ms"
         )
 
@@ -175,6 +175,7 @@ def run_full_path(settings: Settings) -> FullPathResult:
     return FullPathResult(
         symbol=symbol,
         verdict=decision.verdict,
+        rules=len(decision.checks),
         quote_amount=decision.final_quote,
         quantity=buy.quantity,
         price=buy.price,
