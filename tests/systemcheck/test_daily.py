@@ -30,9 +30,12 @@ SINCE, UNTIL = day_window(DAY)
 MINUTE = 60 * 1_000_000_000
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.infra)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    else:
+        url = request.getfixturevalue("postgres_database")
     upgrade(url)
     return Settings(database_url=url, symbols="BTCUSDT,ETHUSDT")
 
