@@ -21,7 +21,7 @@ from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
 from cdb_cli.engine.events import Bar, Event, QuoteTick, Side, TradeTick
 
-__all__ = ["BadValue", "FrameDecoder", "channel_kind"]
+__all__ = ["BadValue", "FrameDecoder", "channel_kind", "trusted_trade"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,26 @@ def _time_ns(ms: int, field: str) -> int:
     if ms <= 0:
         raise BadValue(f"{field} {ms} is not a time")
     return ms * _MS
+
+
+_TRADE_FIELDS = frozenset(TradeTick.model_fields)
+_new_trade = TradeTick.__new__
+_set = object.__setattr__
+
+
+def trusted_trade(**values: Any) -> TradeTick:
+    """A TradeTick from values this module has already validated, without pydantic's validation.
+
+    The hot path of the WebSocket (benchmarks/mexc_decode.py): about 4x cheaper than
+    ``model_construct``. Every value is checked by the decoder first (positive finite decimals,
+    known side, positive time); a test keeps the result equal to a validated ``TradeTick``.
+    """
+    tick = _new_trade(TradeTick)
+    _set(tick, "__dict__", values)
+    _set(tick, "__pydantic_fields_set__", _TRADE_FIELDS)
+    _set(tick, "__pydantic_extra__", None)
+    _set(tick, "__pydantic_private__", None)
+    return tick
 
 
 def _trade_event_id(symbol: str, key: str) -> str:
@@ -154,10 +174,10 @@ class FrameDecoder:
             side = _SIDES.get(deal.tradeType)
             if side is None:
                 raise BadValue(f"tradeType {deal.tradeType} is neither 1 (buy) nor 2 (sell)")
-            trade_id = getattr(deal, "tradeId", "")
+            trade_id = getattr(deal, "tradeId", "")  # PublicDealsV3ApiItem has none
             key = trade_id or f"{deal.time}:{deal.price}:{deal.quantity}:{deal.tradeType}"
             events.append(
-                TradeTick.model_construct(
+                trusted_trade(
                     event_id=_trade_event_id(symbol, key),
                     symbol=symbol,
                     ts_event=_time_ns(deal.time, "time"),

@@ -7,9 +7,9 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cdb_cli.adapters.mexc.decoder import FrameDecoder, channel_kind
+from cdb_cli.adapters.mexc.decoder import FrameDecoder, channel_kind, trusted_trade
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
-from cdb_cli.engine.events import Bar, QuoteTick, Side, TradeTick
+from cdb_cli.engine.events import Bar, QuoteTick, Side, TradeTick, decode_event, encode_event
 
 DEALS = bytes.fromhex(
     "0a2f73706f74407075626c69632e61676772652e6465616c732e76332e6170692e7062403130306d7340425443"
@@ -135,3 +135,15 @@ def test_mutated_reference_frames_never_yield_a_non_positive_price(noise: bytes,
         if isinstance(event, TradeTick):
             assert event.price > 0
             assert event.quantity > 0
+
+
+def test_trusted_trade_equals_a_validated_trade_tick() -> None:
+    _, (tick,) = FrameDecoder().decode(DEALS)
+    validated = TradeTick.model_validate(tick.model_dump())
+    assert tick == validated
+    assert tick.model_dump() == validated.model_dump()
+    assert TradeTick.model_validate_json(tick.model_dump_json()) == tick
+    assert tick.model_fields_set == validated.model_fields_set
+    direct = trusted_trade(**validated.model_dump())
+    assert direct == validated
+    assert decode_event(encode_event(tick)) == tick  # travels on the bus like any event
