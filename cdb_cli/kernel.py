@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.settings import Settings
 
-__all__ = ["open_bus", "open_store", "risk_limits"]
+__all__ = ["mexc_http_client", "open_bus", "open_store", "risk_limits"]
 
 
 def open_store(settings: Settings, *, create_if_new: bool = False) -> Store:
@@ -56,3 +57,17 @@ def risk_limits(settings: Settings) -> RiskLimits:
     from cdb_cli.engine.risk import RiskLimits
 
     return RiskLimits(**{name: getattr(settings, name) for name in RiskLimits.model_fields})
+
+
+def mexc_http_client(settings: Settings) -> MexcHttpClient:
+    """The MEXC REST client at ``CDB_MEXC_REST_URL``, signed with the configured keys if both are
+    set (public endpoints only otherwise). Enter it (``async with``) to close its connections."""
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.signing import Credentials
+
+    credentials = None
+    if settings.mexc_api_key is not None and settings.mexc_api_secret is not None:
+        credentials = Credentials(
+            settings.mexc_api_key.get_secret_value(), settings.mexc_api_secret.get_secret_value()
+        )
+    return MexcHttpClient(settings.mexc_rest_url, credentials)

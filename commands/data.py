@@ -60,9 +60,9 @@ def download(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
     from cdb_cli.adapters.mexc.download import DownloadResult, download_klines
-    from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
     from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.kernel import mexc_http_client
 
     context = app_context(ctx)
     try:
@@ -77,7 +77,7 @@ def download(
     )
     if start_ms >= end_ms:
         raise ConfigurationError("--start must be before --end")
-    url = context.settings().mexc_rest_url
+    settings = context.settings()
 
     async def run() -> list[DownloadResult]:
         results = []
@@ -88,7 +88,7 @@ def download(
             console=context.terminal.err,
             transient=False,
         ) as bar:
-            async with MexcHttpClient(url) as client:
+            async with mexc_http_client(settings) as client:
                 for symbol in symbols:
                     task = bar.add_task(symbol.upper(), total=None)
                     path = out / f"{symbol.upper()}-{found.name}.json"
