@@ -51,18 +51,28 @@ def download(
             "--out", "-o", help="Directory for SYMBOL-INTERVAL.json files.", file_okay=False
         ),
     ] = Path("data"),
+    to_store: Annotated[
+        bool,
+        typer.Option("--to-store", help="Write closed Bar events into CDB_DATABASE_URL instead."),
+    ] = False,
 ) -> None:
     """Download klines of SYMBOLs into replay files, resuming where a previous run stopped.
 
     Writes OUT/SYMBOL-INTERVAL.json: [open_ms, open, high, low, close, volume] rows, the format
-    cdb replay and cdb sim-exchange --replay read. Reads CDB_MEXC_REST_URL (no key needed).
+    cdb replay and cdb sim-exchange --replay read; with --to-store, Bar events into the store.
+    Reads CDB_MEXC_REST_URL (no key needed).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-    from cdb_cli.adapters.mexc.download import DownloadResult, download_klines
+    from cdb_cli.adapters.mexc.download import (
+        DownloadResult,
+        download_klines,
+        download_to_store,
+    )
     from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.kernel import mexc_http_client
+    from cdb_cli.kernel import mexc_http_client, open_store
+    from cdb_cli.urls import redact_url
 
     context = app_context(ctx)
     try:
@@ -78,6 +88,7 @@ def download(
     if start_ms >= end_ms:
         raise ConfigurationError("--start must be before --end")
     settings = context.settings()
+    store = open_store(settings, create_if_new=True) if to_store else None
 
     async def run() -> list[DownloadResult]:
         results = []
@@ -96,23 +107,27 @@ def download(
                     def report(done: int, total: int, task: TaskID = task) -> None:
                         bar.update(task, completed=done, total=total)
 
-                    results.append(
-                        await download_klines(
-                            client,
-                            symbol.upper(),
-                            found.name,
-                            start_ms,
-                            end_ms,
-                            path,
-                            progress=report,
+                    name = symbol.upper()
+                    if store is not None:
+                        result = await download_to_store(
+                            client, store, name, found.name, start_ms, end_ms, progress=report
                         )
-                    )
+                    else:
+                        result = await download_klines(
+                            client, name, found.name, start_ms, end_ms, path, progress=report
+                        )
+                    results.append(result)
         return results
 
-    results = run_async(run())
+    try:
+        results = run_async(run())
+    finally:
+        if store is not None:
+            store.close()
+    where = redact_url(settings.database_url) if store is not None else None
     document = [
         {
-            "path": str(r.path),
+            "path": where or str(r.path),
             "rows": r.rows,
             "new_rows": r.new_rows,
             "resumed": r.resumed_from_ms is not None,

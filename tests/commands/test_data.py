@@ -130,3 +130,33 @@ def test_unreachable_exchange_is_one_line(
     result = cdb("data", "download", "BTCUSDT", "--out", str(tmp_path))
     assert result.exit_code == ExitCode.FAILURE, result.output
     assert "Cannot connect to MEXC at http://127.0.0.1:1" in result.stderr
+
+
+def test_download_into_the_store_is_idempotent_and_resumes(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdb_cli.engine.events import Bar
+    from cdb_cli.kernel import open_store
+    from cdb_cli.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    monkeypatch.setenv("CDB_DATABASE_URL", url)
+    start, end = _range(threaded_sim, 120)
+    args = ["--json", "data", "download", "BTCUSDT", "--to-store", "--start", str(start)]
+    first = cdb(*args, "--end", str(start + 50 * MINUTE))
+    assert first.exit_code == 0, first.output
+    second = cdb(*args, "--end", str(end))
+    assert second.exit_code == 0, second.output
+    (report,) = json.loads(second.stdout)
+    assert (report["rows"], report["new_rows"], report["resumed"]) == (120, 70, True)
+    store = open_store(Settings(database_url=url))
+    try:
+        bars = store.events(Bar, symbol="BTCUSDT")
+    finally:
+        store.close()
+    assert [b.ts_event // 1_000_000 for b in bars] == list(range(start, end, MINUTE))
+    assert all(b.closed and b.interval == "1m" for b in bars)

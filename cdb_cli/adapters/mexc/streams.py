@@ -8,6 +8,7 @@ jump count as gaps, and so does every reconnect of a subscribed topic (data may 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -16,6 +17,8 @@ from dataclasses import dataclass, field
 from cdb_cli.engine.events import Bar, Event, QuoteTick, TradeTick, new_event_id
 
 __all__ = ["StreamBook", "StreamStats"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +45,12 @@ class StreamBook:
         self.remember = remember
         self.clock = clock
         self.topics: dict[str, StreamStats] = {}
+        self._logged: set[str] = set()
+
+    def _once(self, kind: str, topic: str) -> None:
+        if kind not in self._logged:
+            self._logged.add(kind)
+            logger.warning("Dropped a %s event on %s; further ones are only counted", kind, topic)
 
     def stats(self, topic: str) -> StreamStats:
         return self.topics.setdefault(topic, StreamStats())
@@ -53,11 +62,15 @@ class StreamBook:
         out: list[Event] = []
         for event in events:
             if isinstance(event, TradeTick):
-                if self._admit_trade(stats, event):
+                verdict = self._admit_trade(stats, event)
+                if verdict is None:
                     out.append(event)
+                else:
+                    self._once(verdict, topic)
             elif isinstance(event, QuoteTick):
                 if event.ts_event < stats.last_ts_event:
                     stats.out_of_order += 1
+                    self._once("out-of-order", topic)
                     continue
                 stats.last_ts_event = event.ts_event
                 out.append(event)
@@ -68,13 +81,14 @@ class StreamBook:
         stats.events += len(out)
         return out
 
-    def _admit_trade(self, stats: StreamStats, trade: TradeTick) -> bool:
+    def _admit_trade(self, stats: StreamStats, trade: TradeTick) -> str | None:
+        """None when the trade may pass, else why not ("duplicate", "out-of-order")."""
         if trade.event_id in stats.seen:
             stats.duplicates += 1
-            return False
+            return "duplicate"
         if trade.ts_event < stats.last_ts_event:
             stats.out_of_order += 1
-            return False
+            return "out-of-order"
         stats.seen[trade.event_id] = None
         if len(stats.seen) > self.remember:
             stats.seen.popitem(last=False)
@@ -84,7 +98,7 @@ class StreamBook:
             if stats.last_trade_id is not None and number > stats.last_trade_id + 1:
                 stats.gaps += 1
             stats.last_trade_id = number
-        return True
+        return None
 
     @staticmethod
     def _admit_bar(stats: StreamStats, bar: Bar) -> list[Event]:

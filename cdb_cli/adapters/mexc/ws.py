@@ -194,6 +194,9 @@ class MexcDataClient:
                 logger.warning("MEXC WebSocket %d lost (%s); reconnecting", number, _why(e))
             except InvalidURI as e:
                 raise ConfigurationError(f"Bad MEXC WebSocket URL: {e}") from None
+            except Exception:  # a supervisor must not die silently: log, count, reconnect
+                self.counters["errors"] += 1
+                logger.exception("MEXC WebSocket %d failed unexpectedly; reconnecting", number)
             if subscribed:
                 self.streams.reconnected(live)
             connected.clear()

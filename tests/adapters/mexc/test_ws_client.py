@@ -173,6 +173,7 @@ async def test_drops_and_duplicates_never_reach_the_consumer(live_sim: SimServer
     assert client.streams.stats(deals_topic(BTC)).duplicates > 0
     assert client.streams.stats(deals_topic(BTC)).gaps >= 3  # every reconnect may have lost data
     assert client.decoder.bad["malformed_protobuf"] + client.decoder.bad["no_body"] > 0
+    assert client.counters["bad_control"] > 0  # non-JSON text frames are counted, not fatal
 
 
 async def test_stalled_socket_goes_stale_then_recovers(live_sim: SimServer) -> None:

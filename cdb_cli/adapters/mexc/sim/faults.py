@@ -23,7 +23,7 @@ class Faults:
     http_empty: int = 0  # answer the next N REST requests with 200 and an empty body
     delay: float = 0.0  # seconds added before every REST answer
     ws_duplicate_rate: float = 0.0  # probability that a data frame is sent twice
-    ws_garbage_rate: float = 0.0  # probability of an extra undecodable binary frame
+    ws_garbage_rate: float = 0.0  # probability of an extra broken binary frame and non-JSON text
     ws_stalled: bool = False  # keep sockets open but send nothing (no data, no PONG)
 
     def take(self, name: str) -> bool:

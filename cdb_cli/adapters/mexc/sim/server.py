@@ -365,6 +365,8 @@ class SimServer:
                     await self._send(conn, frame)
                 if faults.ws_garbage_rate and self._rng.random() < faults.ws_garbage_rate:
                     await self._send(conn, frame[: len(frame) // 2] + b"\xff\xff")
+                    if not conn.ws.closed:  # and a text frame a proxy might inject
+                        await conn.ws.send_str("<html>502 Bad Gateway</html>")
 
     async def _send(self, conn: _Connection, frame: bytes) -> None:
         if conn.ws.closed:
