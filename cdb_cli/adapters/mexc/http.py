@@ -368,6 +368,13 @@ class MexcHttpClient:
         body = await self._request("DELETE", f"{API}/order", params, signed=True, order=True)
         return Order.from_json(body)
 
+    async def cancel_open_orders(self, symbol: str) -> list[Order]:
+        """Cancel every open order on ``symbol`` (the kill switch)."""
+        body = await self._request(
+            "DELETE", f"{API}/openOrders", [("symbol", symbol)], signed=True, order=True
+        )
+        return [Order.from_json(o) for o in _array(body, "openOrders")]
+
     async def query_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> Order:

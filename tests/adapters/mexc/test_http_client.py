@@ -137,6 +137,17 @@ async def test_cancel_of_a_partial_fill_is_partially_canceled(client: MexcHttpCl
     assert balances["USDT"].free == Decimal(10_000) + ticker.bid * ticker.bid_qty - fee
 
 
+async def test_cancel_open_orders_cancels_only_that_symbol(client: MexcHttpClient) -> None:
+    for symbol in (BTC, BTC, "ETHUSDT"):
+        ticker = await client.book_ticker(symbol)
+        price = (ticker.bid * Decimal("0.9")).quantize(Decimal("0.01"))
+        await client.new_order(symbol, "BUY", "LIMIT", quantity=Decimal("0.01"), price=price)
+    canceled = await client.cancel_open_orders(BTC)
+    assert len(canceled) == 2
+    assert await client.open_orders(BTC) == []
+    assert len(await client.open_orders("ETHUSDT")) == 1
+
+
 async def test_market_orders_by_quote_and_by_quantity(client: MexcHttpClient) -> None:
     bought = await client.new_order(BTC, "BUY", "MARKET", quote_order_qty=Decimal(100))
     sold = await client.new_order(BTC, "SELL", "MARKET", quantity=Decimal("0.002"))

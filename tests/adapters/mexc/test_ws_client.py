@@ -199,6 +199,18 @@ async def test_connection_is_rotated_before_its_lifetime(live_sim: SimServer) ->
     assert_clean_trades(events)
 
 
+async def test_server_closing_at_max_age_is_survived(sim_config: SimConfig) -> None:
+    config = replace(sim_config, tick_interval=0.05, max_connection_age=0.5)
+    async with (
+        SimServer(SimExchange(config)) as server,
+        fast_client(server.ws_url, [deals_topic(BTC)]) as client,
+    ):
+        await client.wait_connected(5)
+        await eventually(lambda: client.counters["reconnects"] >= 2)
+        events = await collect(client, lambda got: len(got) >= 10)
+    assert_clean_trades(events)
+
+
 async def test_keeps_up_with_30_symbols_at_100_messages_per_second(
     sim_config: SimConfig,
 ) -> None:

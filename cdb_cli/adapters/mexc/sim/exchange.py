@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, check_signed, parse_params
@@ -23,7 +23,7 @@ from cdb_cli.adapters.mexc.sim.orders import (
     SimOrder,
     new_order_id,
     s,
-    validate_type,
+    validated,
 )
 
 __all__ = ["SimConfig", "SimExchange"]
@@ -50,6 +50,7 @@ class SimConfig:
     max_subscriptions: int = 30
     idle_without_subscription: float = 30.0
     idle_without_messages: float = 60.0
+    max_connection_age: float = 24 * 3600.0  # MEXC closes every WebSocket after 24 h
 
 
 class SimExchange:
@@ -152,7 +153,7 @@ class SimExchange:
     ) -> dict[str, object]:
         market = self.market(p.get("symbol"))
         inst = market.instrument
-        side, otype, qty, quote, price = _validated(market, p)
+        side, otype, qty, quote, price = validated(market, p)
         book = self.books[market.symbol]
         bid, ask = market.best_bid_ask()
         crosses = price is not None and (price >= ask if side == "BUY" else price <= bid)
@@ -319,6 +320,15 @@ class SimExchange:
         self._release(account, order)
         return answer
 
+    def cancel_open_orders(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
+        """``DELETE /api/v3/openOrders``: cancel every open order of one symbol."""
+        symbol = self.market(p.get("symbol")).symbol
+        return [
+            self.cancel_order(account, {"symbol": symbol, "orderId": order.order_id})
+            for order in list(account.orders.values())
+            if order.symbol == symbol and order.is_open
+        ]
+
     def open_orders(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
         symbol = self.market(p.get("symbol")).symbol
         return [o.as_json() for o in account.orders.values() if o.symbol == symbol and o.is_open]
@@ -332,48 +342,6 @@ class SimExchange:
             if t["symbol"] == symbol and (not p.get("orderId") or t["orderId"] == p["orderId"])
         ]
         return trades[-limit:]
-
-
-Validated = tuple[str, str, Decimal | None, Decimal | None, Decimal | None]
-
-
-def _validated(market: SymbolMarket, p: dict[str, str]) -> Validated:
-    """Side, type, quantity, quoteOrderQty and price of a new order, checked as MEXC does."""
-    inst = market.instrument
-    side, otype = p.get("side", "").upper(), p.get("type", "").upper()
-    validate_type(otype, side)
-    qty, quote, price = _dec(p, "quantity"), _dec(p, "quoteOrderQty"), _dec(p, "price")
-    if otype == "MARKET":
-        if qty is None and (quote is None or side == "SELL"):
-            raise ApiError(44444, "param cannot be null")
-        price = None
-    elif qty is None or price is None:
-        raise ApiError(44444, "param cannot be null")
-    if (qty is not None and qty != inst.round_quantity(qty)) or (
-        price is not None and price % inst.tick_size != 0
-    ):
-        raise ApiError(10096, "amount decimal places is too long")
-    notional = quote if qty is None else qty * (price or market.price)
-    if (qty is not None and qty < inst.min_quantity) or (notional or ZERO) < inst.min_notional:
-        raise ApiError(
-            30002,
-            f"The minimum transaction volume cannot be less than :"
-            f"{s(inst.min_notional)}{inst.quote_asset}",
-        )
-    return side, otype, qty, quote, price
-
-
-def _dec(p: dict[str, str], name: str) -> Decimal | None:
-    text = p.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ApiError(33333, "param is error") from None
-    if not value.is_finite() or value <= 0:
-        raise ApiError(33333, "param is error")
-    return value
 
 
 def _symbol_json(market: SymbolMarket) -> dict[str, object]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError
 from cdb_cli.adapters.mexc.sim.market import SymbolMarket
@@ -181,3 +181,49 @@ def new_order_id() -> str:
 def validate_type(order_type: str, side: str) -> None:
     if side not in {"BUY", "SELL"} or order_type not in ORDER_TYPES:
         raise ApiError(33333, "param is error")
+
+
+Validated = tuple[str, str, Decimal | None, Decimal | None, Decimal | None]
+
+
+def validated(market: SymbolMarket, p: dict[str, str]) -> Validated:
+    """Side, type, quantity, quoteOrderQty and price of a new order, checked as MEXC does."""
+    inst = market.instrument
+    side, otype = p.get("side", "").upper(), p.get("type", "").upper()
+    validate_type(otype, side)
+    qty, quote, price = (
+        parse_decimal(p, "quantity"),
+        parse_decimal(p, "quoteOrderQty"),
+        parse_decimal(p, "price"),
+    )
+    if otype == "MARKET":
+        if qty is None and (quote is None or side == "SELL"):
+            raise ApiError(44444, "param cannot be null")
+        price = None
+    elif qty is None or price is None:
+        raise ApiError(44444, "param cannot be null")
+    if (qty is not None and qty != inst.round_quantity(qty)) or (
+        price is not None and price % inst.tick_size != 0
+    ):
+        raise ApiError(10096, "amount decimal places is too long")
+    notional = quote if qty is None else qty * (price or market.price)
+    if (qty is not None and qty < inst.min_quantity) or (notional or ZERO) < inst.min_notional:
+        raise ApiError(
+            30002,
+            f"The minimum transaction volume cannot be less than :"
+            f"{s(inst.min_notional)}{inst.quote_asset}",
+        )
+    return side, otype, qty, quote, price
+
+
+def parse_decimal(p: dict[str, str], name: str) -> Decimal | None:
+    text = p.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ApiError(33333, "param is error") from None
+    if not value.is_finite() or value <= 0:
+        raise ApiError(33333, "param is error")
+    return value

@@ -152,6 +152,7 @@ class SimServer:
             ("DELETE", "order", lambda a, p: ex.cancel_order(_acct(a), p)),
             ("GET", "order", lambda a, p: ex.find_order(_acct(a), p).as_json()),
             ("GET", "openOrders", lambda a, p: ex.open_orders(_acct(a), p)),
+            ("DELETE", "openOrders", lambda a, p: ex.cancel_open_orders(_acct(a), p)),
             ("GET", "myTrades", lambda a, p: ex.my_trades(_acct(a), p)),
         ]
         for method, name, handler in signed:
@@ -273,14 +274,20 @@ class SimServer:
         config = self.exchange.config
         try:
             while not ws.closed:
+                if time.monotonic() - conn.opened > config.max_connection_age:
+                    logger.info("Closing a WebSocket at its maximum age (as MEXC does after 24 h)")
+                    break
                 idle = (
                     config.idle_without_messages
                     if conn.topics
                     else config.idle_without_subscription
                 )
+                left = config.max_connection_age - (time.monotonic() - conn.opened)
                 try:
-                    msg = await ws.receive(timeout=idle)
+                    msg = await ws.receive(timeout=max(0.001, min(idle, left)))
                 except TimeoutError:
+                    if time.monotonic() - conn.opened > config.max_connection_age:
+                        continue  # the loop head closes it
                     logger.info("Closing an idle WebSocket after %.0f s", idle)
                     break
                 if msg.type != WSMsgType.TEXT:
