@@ -157,7 +157,7 @@ class MexcHttpClient:
             response = await self._http.request(method, url, headers=headers)
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise TransientError(f"Cannot connect to MEXC at {self.base_url}: {e}") from None
-        except httpx.TransportError as e:
+        except httpx.RequestError as e:  # read/write errors, timeouts, protocol errors
             text = f"{type(e).__name__}{': ' + str(e) if str(e) else ''}"
             if method == "GET":
                 raise TransientError(f"MEXC {where} failed: {text}") from None
@@ -203,7 +203,8 @@ class MexcHttpClient:
             try:
                 return await self._send_once(method, path, params, signed=signed)
             except VenueRejected as e:
-                if e.code not in CODE_TIMESTAMP or resynced or not signed:
+                last = attempt + 1 >= self.max_attempts
+                if e.code not in CODE_TIMESTAMP or resynced or not signed or last:
                     raise
                 resynced = True
                 logger.warning("MEXC says our clock is off; re-syncing server time")

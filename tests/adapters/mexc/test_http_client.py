@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from decimal import Decimal
 
 import httpx
@@ -11,10 +12,11 @@ import pytest
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.signing import Credentials
-from cdb_cli.adapters.mexc.sim import SimServer
+from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 from cdb_cli.engine.errors import (
     ConfigurationError,
     RateLimited,
+    TransientError,
     VenueRejected,
     VenueServerError,
 )
@@ -160,6 +162,24 @@ async def test_market_orders_by_quote_and_by_quantity(client: MexcHttpClient) ->
     assert sell.executed_qty == Decimal("0.002")
 
 
+async def test_market_order_larger_than_the_book_is_partially_canceled(
+    sim_config: SimConfig,
+) -> None:
+    thin = replace(sim_config, levels=2, level_quote=Decimal(1000))
+    async with (
+        SimServer(SimExchange(thin)) as server,
+        MexcHttpClient(server.rest_url, Credentials(API_KEY, SECRET)) as c,
+    ):
+        placed = await c.new_order(BTC, "BUY", "MARKET", quote_order_qty=Decimal(5000))
+        assert placed is not None
+        order = await c.query_order(BTC, order_id=placed.order_id)
+        balances = await c.account()
+    assert order.status == "PARTIALLY_CANCELED"
+    assert Decimal(1990) < order.cumulative_quote_qty <= Decimal(2000)
+    assert balances["USDT"].free == Decimal(10_000) - order.cumulative_quote_qty
+    assert balances["USDT"].locked == 0
+
+
 async def test_test_order_validates_without_placing(client: MexcHttpClient) -> None:
     assert (
         await client.new_order(BTC, "BUY", "MARKET", quote_order_qty=Decimal(10), test=True) is None
@@ -244,6 +264,15 @@ async def test_clock_offset_is_resynced_once_on_700003(client: MexcHttpClient) -
     assert abs(client.time_offset_ms) < 2_000
 
 
+async def test_single_attempt_client_reports_700003_instead_of_resyncing(sim: SimServer) -> None:
+    async with MexcHttpClient(sim.rest_url, Credentials(API_KEY, SECRET), max_attempts=1) as c:
+        await c.sync_time()
+        c.time_offset_ms = -120_000
+        with pytest.raises(VenueRejected) as caught:
+            await c.account()
+    assert caught.value.code == 700003
+
+
 async def test_clock_that_keeps_drifting_raises_700003(sim: SimServer) -> None:
     drift = [0]
 
@@ -300,6 +329,25 @@ async def test_unknown_outcome_of_an_order_is_never_resent(
     assert words in caught.value.message
     assert "unknown" in caught.value.message
     assert getattr(sim.exchange.faults, fault) == 0  # consumed once: no second POST
+
+
+async def test_timeout_after_sending_an_order_is_unknown_and_the_order_can_be_found(
+    sim: SimServer,
+) -> None:
+    async with MexcHttpClient(sim.rest_url, Credentials(API_KEY, SECRET), timeout=0.3) as c:
+        await c.sync_time()
+        sim.exchange.faults.update({"delay": 0.6})
+        with pytest.raises(VenueServerError, match="outcome is unknown"):
+            await c.new_order(
+                BTC, "BUY", "MARKET", quote_order_qty=Decimal(20), client_order_id="maybe-1"
+            )
+        with pytest.raises(TransientError, match="ReadTimeout"):
+            await c.ping()  # reads are retried, then give up with a transient error
+        sim.exchange.faults.update({"delay": 0.0})
+        # The venue did receive it: querying by our client id settles the unknown outcome.
+        found = await c.query_order(BTC, client_order_id="maybe-1")
+    assert found.status == "FILLED"
+    assert len(sim.exchange.accounts[API_KEY].orders) == 1  # and it was sent exactly once
 
 
 async def test_client_side_rate_limiter_spaces_requests(sim: SimServer) -> None:

@@ -191,7 +191,9 @@ class SimExchange:
         book.take(side, fills)
         for fill_price, fill_qty in fills:
             self._fill(account, order, fill_price, fill_qty, maker=False, now=now)
-        order.status = self._status_after_placing(order, rests, quote, crosses)
+        # A quote-sized market order is done when what is left cannot buy one more step.
+        dust = inst.step_size * (fills[-1][0] if fills else market.price)
+        order.status = self._status_after_placing(order, rests, quote, crosses, dust)
         if not order.is_open:
             self._release(account, order)
         return {
@@ -207,12 +209,12 @@ class SimExchange:
 
     @staticmethod
     def _status_after_placing(
-        order: SimOrder, rests: bool, quote: Decimal | None, crosses: bool
+        order: SimOrder, rests: bool, quote: Decimal | None, crosses: bool, dust: Decimal
     ) -> str:
         if order.type == "LIMIT_MAKER" and crosses:
             return "CANCELED"
         if quote is not None and order.type == "MARKET":
-            done = order.executed_qty > 0 and quote - order.cum_quote < order.cum_quote / 1000
+            done = order.executed_qty > 0 and quote - order.cum_quote < dust
             return "FILLED" if done else "PARTIALLY_CANCELED" if order.executed_qty else "CANCELED"
         if order.executed_qty >= order.orig_qty and order.orig_qty > 0:
             return "FILLED"
