@@ -5,6 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.instruments import Instrument, format_decimal
@@ -63,3 +65,18 @@ def test_format_decimal_is_plain() -> None:
     assert format_decimal(Decimal("1E+1")) == "10"
     assert format_decimal(Decimal("0.00010000")) == "0.0001"
     assert format_decimal(Decimal("-0")) == "0"
+
+
+@given(
+    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**6), places=9),
+    st.sampled_from([Side.BUY, Side.SELL]),
+)
+def test_rounding_properties(value: Decimal, side: Side) -> None:
+    quantity = BTC.round_quantity(value)
+    assert Decimal(0) <= quantity <= value
+    assert value - quantity < BTC.step_size
+    assert quantity % BTC.step_size == 0
+    price = BTC.round_price(value, side)
+    assert price % BTC.tick_size == 0
+    assert abs(price - value) < BTC.tick_size
+    assert (price <= value) if side is Side.BUY else (price >= value)
