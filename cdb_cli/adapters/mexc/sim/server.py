@@ -13,42 +13,30 @@ import contextlib
 import json
 import logging
 import math
-import random
 import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, parse_params
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
-from cdb_cli.adapters.mexc.sim.frames import Topic, encode_frame, parse_topic
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 from cdb_cli.adapters.mexc.sim.orders import Account
+from cdb_cli.adapters.mexc.sim.websocket import Connection, SimWebSocket
 
 __all__ = ["SimServer"]
 
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Account | None, dict[str, str]], Any]
-# MEXC writes a full-width colon here (mexc_api.md §4.1).
-BLOCKED = "Reason\uff1a Blocked! "
 HTML_PAGE = (
     b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 )
-
-
-@dataclass(eq=False)
-class _Connection:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
-    topics: dict[str, Topic] = field(default_factory=dict)
-    opened: float = field(default_factory=time.monotonic)
 
 
 class SimServer:
@@ -59,12 +47,10 @@ class SimServer:
         self.host = host
         self.requested_port = port
         self.port = 0
-        self.connections: set[_Connection] = set()
-        self.frames_sent = 0
+        self.websocket = SimWebSocket(exchange)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._hits: dict[str, deque[float]] = {}
-        self._rng = random.Random(exchange.config.seed)
 
     @property
     def rest_url(self) -> str:
@@ -97,8 +83,7 @@ class SimServer:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for conn in list(self.connections):
-            await conn.ws.close()
+        await self.websocket.close_all()
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -119,17 +104,17 @@ class SimServer:
     async def step(self, prices: dict[str, Decimal] | None = None) -> list[PublicTrade]:
         """Advance the market once and push the frames of every subscription."""
         trades = self.exchange.step(prices)
-        await self._push(trades)
+        await self.websocket.push(trades)
         return trades
+
+    @property
+    def connections(self) -> set[Connection]:
+        """The open WebSocket connections."""
+        return self.websocket.connections
 
     def drop_connections(self) -> int:
         """Cut every WebSocket without a close frame (like a network failure)."""
-        dropped = 0
-        for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.abort()
-                dropped += 1
-        return dropped
+        return self.websocket.drop_all()
 
     # -- REST ------------------------------------------------------------------------------------
 
@@ -157,7 +142,7 @@ class SimServer:
         ]
         for method, name, handler in signed:
             app.router.add_route(method, f"/api/v3/{name}", self._api(handler, signed=True))
-        app.router.add_get("/ws", self._ws)
+        app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
         app.router.add_post("/_sim/drop", self._drop)
         app.router.add_post("/_sim/step", self._step)
@@ -263,126 +248,6 @@ class SimServer:
         prices = {k: Decimal(str(v)) for k, v in (body.get("prices") or {}).items()}
         trades = await self.step(prices)
         return web.json_response({t.symbol: str(t.price) for t in trades})
-
-    # -- WebSocket -------------------------------------------------------------------------------
-
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(autoping=True, heartbeat=None)
-        await ws.prepare(request)
-        conn = _Connection(ws, request.transport)
-        self.connections.add(conn)
-        config = self.exchange.config
-        try:
-            while not ws.closed:
-                if time.monotonic() - conn.opened > config.max_connection_age:
-                    logger.info("Closing a WebSocket at its maximum age (as MEXC does after 24 h)")
-                    break
-                idle = (
-                    config.idle_without_messages
-                    if conn.topics
-                    else config.idle_without_subscription
-                )
-                left = config.max_connection_age - (time.monotonic() - conn.opened)
-                try:
-                    msg = await ws.receive(timeout=max(0.001, min(idle, left)))
-                except TimeoutError:
-                    if time.monotonic() - conn.opened > config.max_connection_age:
-                        continue  # the loop head closes it
-                    logger.info("Closing an idle WebSocket after %.0f s", idle)
-                    break
-                if msg.type != WSMsgType.TEXT:
-                    if msg.type in (
-                        WSMsgType.CLOSE,
-                        WSMsgType.CLOSING,
-                        WSMsgType.CLOSED,
-                        WSMsgType.ERROR,
-                    ):
-                        break
-                    continue
-                if not self.exchange.faults.ws_stalled:
-                    await self._control(conn, msg.data)
-        finally:
-            self.connections.discard(conn)
-            await ws.close()
-        return ws
-
-    async def _control(self, conn: _Connection, text: str) -> None:
-        try:
-            message = json.loads(text)
-            method = str(message.get("method", "")).upper()
-            request_id = message.get("id", 0)
-        except (ValueError, AttributeError):
-            await conn.ws.send_str(json.dumps({"id": 0, "code": 0, "msg": "msg format invalid"}))
-            return
-        if method == "PING":
-            await conn.ws.send_str(json.dumps({"id": 0, "code": 0, "msg": "PONG"}))
-            return
-        params = message.get("params") or []
-        if method not in {"SUBSCRIPTION", "UNSUBSCRIPTION"} or not isinstance(params, list):
-            await conn.ws.send_str(
-                json.dumps({"id": request_id, "code": 0, "msg": "msg format invalid"})
-            )
-            return
-        accepted, refused = [], []
-        for text_topic in map(str, params):
-            topic = parse_topic(text_topic)
-            if method == "UNSUBSCRIPTION":
-                conn.topics.pop(text_topic, None)
-                accepted.append(text_topic)
-            elif (
-                topic is None
-                or topic.symbol not in self.exchange.markets
-                or len(conn.topics) >= self.exchange.config.max_subscriptions
-            ):
-                refused.append(text_topic)
-            else:
-                conn.topics[text_topic] = topic
-                accepted.append(text_topic)
-        if refused:
-            joined = ",".join(refused)
-            await conn.ws.send_str(
-                json.dumps(
-                    {
-                        "id": request_id,
-                        "code": 0,
-                        "msg": f"Not Subscribed successfully! [{joined}].  {BLOCKED}",
-                    },
-                    ensure_ascii=False,
-                )
-            )
-        if accepted:
-            await conn.ws.send_str(
-                json.dumps({"id": request_id, "code": 0, "msg": ",".join(accepted)})
-            )
-
-    async def _push(self, trades: list[PublicTrade]) -> None:
-        faults = self.exchange.faults
-        if faults.ws_stalled or not self.connections:
-            return
-        by_symbol = {t.symbol: t for t in trades}
-        now = self.exchange.clock_ms()
-        for conn in list(self.connections):
-            for topic in list(conn.topics.values()):
-                trade = by_symbol.get(topic.symbol)
-                if trade is None:
-                    continue
-                frame = encode_frame(topic, trade, self.exchange.books[topic.symbol], now)
-                await self._send(conn, frame)
-                if faults.ws_duplicate_rate and self._rng.random() < faults.ws_duplicate_rate:
-                    await self._send(conn, frame)
-                if faults.ws_garbage_rate and self._rng.random() < faults.ws_garbage_rate:
-                    await self._send(conn, frame[: len(frame) // 2] + b"\xff\xff")
-                    if not conn.ws.closed:  # and a text frame a proxy might inject
-                        await conn.ws.send_str("<html>502 Bad Gateway</html>")
-
-    async def _send(self, conn: _Connection, frame: bytes) -> None:
-        if conn.ws.closed:
-            return
-        try:
-            await conn.ws.send_bytes(frame)
-            self.frames_sent += 1
-        except (ConnectionError, RuntimeError):
-            self.connections.discard(conn)
 
 
 def _acct(account: Account | None) -> Account:
