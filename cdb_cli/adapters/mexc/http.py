@@ -144,17 +144,20 @@ class MexcHttpClient:
         query = encode_params(params)
         return f"{query}&signature={self._credentials.sign(query)}"
 
+    def _headers(self, signed: bool) -> dict[str, str]:
+        if signed and self._credentials is not None:
+            return {"Content-Type": "application/json", "X-MEXC-APIKEY": self._credentials.api_key}
+        return {"Content-Type": "application/json"}
+
     async def _send_once(
         self, method: str, path: str, params: list[tuple[str, str]], *, signed: bool
     ) -> Any:
         where = f"{method} {path}"
         query = self._signed_query(params) if signed else encode_params(params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
-        headers = {"Content-Type": "application/json"}
-        if signed and self._credentials is not None:
-            headers["X-MEXC-APIKEY"] = self._credentials.api_key
         try:
-            response = await self._http.request(method, url, headers=headers)
+            # Headers are built inline: no local variable holds the key (tracebacks with locals).
+            response = await self._http.request(method, url, headers=self._headers(signed))
         except (httpx.ConnectError, httpx.ConnectTimeout) as e:
             raise TransientError(f"Cannot connect to MEXC at {self.base_url}: {e}") from None
         except httpx.RequestError as e:  # read/write errors, timeouts, protocol errors

@@ -241,6 +241,24 @@ async def test_wrong_secret_is_a_signature_error_that_never_shows_the_secret(
     assert wrong not in caplog.text
 
 
+async def test_tracebacks_with_locals_show_neither_secret_nor_full_key(sim: SimServer) -> None:
+    import traceback
+
+    wrong = "eeeeeeeeeeeeeeeeeeeeeeeeeeeeeeee"
+    async with MexcHttpClient(sim.rest_url, Credentials(API_KEY, wrong)) as bad:
+        try:
+            await bad.account()
+        except VenueRejected as e:
+            client_frames = e.__traceback__.tb_next if e.__traceback__ else None  # skip ours
+            exc = traceback.TracebackException(type(e), e, client_frames, capture_locals=True)
+            report = "".join(exc.format())
+        else:
+            pytest.fail("a wrong secret must be rejected")
+    assert "_send_once" in report  # the frames with locals are there
+    assert wrong not in report
+    assert API_KEY not in report
+
+
 async def test_unknown_key_is_rejected_with_10072(sim: SimServer) -> None:
     async with MexcHttpClient(sim.rest_url, Credentials("mx0unknownkey99", SECRET)) as bad:
         with pytest.raises(VenueRejected) as caught:
