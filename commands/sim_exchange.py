@@ -76,6 +76,16 @@ def sim_exchange(
     fail_429: Annotated[int, typer.Option(help="Answer the next N REST requests with 429.")] = 0,
     retry_after: Annotated[float, typer.Option(help="Retry-After seconds of injected 429s.")] = 1.0,
     delay: Annotated[float, typer.Option(help="Seconds of delay before every REST answer.")] = 0.0,
+    fail_html: Annotated[
+        int, typer.Option(help="Answer the next N REST requests with a proxy's HTML 502 page.")
+    ] = 0,
+    fail_empty: Annotated[
+        int, typer.Option(help="Answer the next N REST requests with 200 and an empty body.")
+    ] = 0,
+    stall_every: Annotated[
+        float, typer.Option(help="Stall all WebSockets (send nothing) every N seconds (0: never).")
+    ] = 0.0,
+    stall_for: Annotated[float, typer.Option(help="Seconds each stall lasts.")] = 5.0,
     drop_every: Annotated[
         float, typer.Option(help="Cut all WebSockets every N seconds (0: never).")
     ] = 0.0,
@@ -119,6 +129,8 @@ def sim_exchange(
     faults: dict[str, object] = {
         "http_5xx": fail_5xx,
         "http_429": fail_429,
+        "http_html": fail_html,
+        "http_empty": fail_empty,
         "retry_after": retry_after,
         "delay": delay,
         "ws_duplicate_rate": ws_duplicate_rate,
@@ -141,6 +153,8 @@ def sim_exchange(
             port=port,
             faults=faults,
             drop_every=drop_every,
+            stall_every=stall_every,
+            stall_for=stall_for,
             duration=duration,
             on_ready=ready,
         )

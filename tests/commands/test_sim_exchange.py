@@ -47,6 +47,17 @@ def test_replay_file_drives_the_market(cdb: Callable[..., Result], tmp_path: Pat
     assert result.exit_code == 0, result.output
 
 
+def test_fault_flags_reach_the_running_simulator(cdb: Callable[..., Result]) -> None:
+    result = cdb(
+        "sim-exchange", "--port", "0", "--duration", "0.3", "--drop-every", "0.1",
+        "--stall-every", "0.1", "--stall-for", "0.05", "--fail-html", "1", "--fail-empty", "1",
+        "--fail-5xx", "1", "--fail-429", "1", "--delay", "0.01", "--ws-duplicate-rate", "0.5",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rest = result.stdout.splitlines()[0]
+    assert rest.startswith("CDB_MEXC_REST_URL=http://127.0.0.1:")
+
+
 @pytest.mark.parametrize(
     ("args", "code"),
     [

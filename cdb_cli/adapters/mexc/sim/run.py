@@ -23,11 +23,16 @@ async def serve(
     port: int,
     faults: dict[str, object],
     drop_every: float = 0.0,
+    stall_every: float = 0.0,
+    stall_for: float = 5.0,
     duration: float = 0.0,
     on_ready: Callable[[SimServer], None] = lambda _: None,
 ) -> None:
-    """Serve until SIGINT/SIGTERM or for ``duration`` seconds; cut all WebSockets every
-    ``drop_every`` seconds when set."""
+    """Serve until SIGINT/SIGTERM or for ``duration`` seconds.
+
+    When set, cut all WebSockets every ``drop_every`` seconds, and stall them (send nothing) for
+    ``stall_for`` seconds every ``stall_every`` seconds.
+    """
     exchange = SimExchange(config)
     exchange.faults.update(faults)
     stop = asyncio.Event()
@@ -37,17 +42,19 @@ async def serve(
             loop.add_signal_handler(signum, stop.set)
     async with SimServer(exchange, host, port) as server:
         on_ready(server)
-        dropper = (
-            asyncio.create_task(_drop_periodically(server, drop_every)) if drop_every else None
-        )
+        chaos = []
+        if drop_every:
+            chaos.append(asyncio.create_task(_drop_periodically(server, drop_every)))
+        if stall_every:
+            chaos.append(asyncio.create_task(_stall_periodically(server, stall_every, stall_for)))
         try:
             async with asyncio.timeout(duration or None):
                 await stop.wait()
         except TimeoutError:
             pass
         finally:
-            if dropper is not None:
-                dropper.cancel()
+            for task in chaos:
+                task.cancel()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                     loop.remove_signal_handler(signum)
@@ -57,3 +64,13 @@ async def _drop_periodically(server: SimServer, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         logger.info("Dropped %d WebSocket connection(s) (--drop-every)", server.drop_connections())
+
+
+async def _stall_periodically(server: SimServer, every: float, length: float) -> None:
+    faults = server.exchange.faults
+    while True:
+        await asyncio.sleep(every)
+        faults.ws_stalled = True
+        logger.info("WebSockets stalled for %.1f s (--stall-every)", length)
+        await asyncio.sleep(length)
+        faults.ws_stalled = False
