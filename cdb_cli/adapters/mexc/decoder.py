@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections import Counter
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 _MS = 1_000_000
 _S = 1_000_000_000
+_YEAR_2100_MS = 4_102_444_800_000
+_PLAIN = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?")
 _SIDES = {1: Side.BUY, 2: Side.SELL}
 _IGNORED = frozenset(
     {
@@ -51,31 +54,28 @@ def channel_kind(channel: str) -> str:
     return parts[1] if len(parts) > 1 else channel
 
 
+def _plain(text: str, field: str) -> Decimal:
+    """MEXC sends plain decimal strings; exponents, signs, blanks and underscores (all of which
+    ``Decimal`` would accept) are refused, so ``1E+400`` can never become a price."""
+    if _PLAIN.fullmatch(text) is None:
+        raise BadValue(f"{field} {text[:32]!r} is not a plain decimal")
+    return Decimal(text)
+
+
 def _positive(text: str, field: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadValue(f"{field} {text[:32]!r} is not a decimal") from None
-    if not value.is_finite() or value <= 0:
-        raise BadValue(f"{field} {text[:32]!r} is not a positive decimal")
+    value = _plain(text, field)
+    if value <= 0:
+        raise BadValue(f"{field} {text[:32]!r} is not positive")
     return value
 
 
 def _non_negative(text: str, field: str) -> Decimal:
-    if text == "":
-        return Decimal(0)
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise BadValue(f"{field} {text[:32]!r} is not a decimal") from None
-    if not value.is_finite() or value < 0:
-        raise BadValue(f"{field} {text[:32]!r} is negative or not finite")
-    return value
+    return Decimal(0) if text == "" else _plain(text, field)
 
 
 def _time_ns(ms: int, field: str) -> int:
-    if ms <= 0:
-        raise BadValue(f"{field} {ms} is not a time")
+    if not 0 < ms < _YEAR_2100_MS:
+        raise BadValue(f"{field} {ms} is not a time in ms between 1970 and 2100")
     return ms * _MS
 
 
@@ -214,8 +214,8 @@ class FrameDecoder:
         low = _positive(kline.lowestPrice, "lowestPrice")
         if low > high:
             raise BadValue(f"kline low {low} above high {high}")
-        if kline.windowStart <= 0:
-            raise BadValue(f"windowStart {kline.windowStart} is not a time")
+        if not 0 < kline.windowStart < _YEAR_2100_MS // 1000:
+            raise BadValue(f"windowStart {kline.windowStart} is not a time in seconds")
         return Bar(
             symbol=symbol,
             ts_event=kline.windowStart * _S,

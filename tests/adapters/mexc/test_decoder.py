@@ -100,15 +100,25 @@ def _deal_frame(price: str, quantity: str = "1", trade_type: int = 1) -> bytes:
     return wrapper.SerializeToString()
 
 
+def test_times_outside_1970_to_2100_are_refused() -> None:
+    wrapper = PushDataV3ApiWrapper()
+    wrapper.ParseFromString(_deal_frame("1"))
+    for bad_time in (-5, 0, 2**62):
+        wrapper.publicAggreDeals.deals[0].time = bad_time
+        decoder = FrameDecoder()
+        assert decoder.decode(wrapper.SerializeToString())[1] == []
+        assert decoder.bad["bad_value"] == 1
+
+
 def test_bad_values_are_counted_per_kind_and_never_become_events() -> None:
     decoder = FrameDecoder()
-    for price in ("NaN", "-1", "0", "abc", "Infinity", ""):
+    for price in ("NaN", "-1", "0", "abc", "Infinity", "", "1E+400", " 1", "+1", "1_000", "1."):
         assert decoder.decode(_deal_frame(price)) == (
             "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT",
             [],
         )
     assert decoder.decode(_deal_frame("1", trade_type=7))[1] == []
-    assert decoder.bad["bad_value"] == 7
+    assert decoder.bad["bad_value"] == 12
     assert decoder.decode(DEALS[:-20])[1] == []  # truncated
     assert decoder.decode(b"\x0a\x05spot@")[1] == []  # no body
     assert decoder.bad["malformed_protobuf"] + decoder.bad["no_body"] == 2
@@ -135,6 +145,8 @@ def test_mutated_reference_frames_never_yield_a_non_positive_price(noise: bytes,
         if isinstance(event, TradeTick):
             assert event.price > 0
             assert event.quantity > 0
+            assert "E" not in str(event.price)
+            assert 0 < event.ts_event < 4_102_444_800_000_000_000
 
 
 def test_trusted_trade_equals_a_validated_trade_tick() -> None:
