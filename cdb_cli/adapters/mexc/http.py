@@ -391,6 +391,23 @@ class MexcHttpClient:
         body = await self._request("GET", f"{API}/openOrders", [("symbol", symbol)], signed=True)
         return [Order.from_json(o) for o in _array(body, "openOrders")]
 
+    # -- user data stream (listenKey, mexc_api.md §4.7) -----------------------------------------
+
+    async def create_listen_key(self) -> str:
+        """A new listenKey for the private WebSocket, valid 60 minutes."""
+        body = await self._request("POST", f"{API}/userDataStream", signed=True)
+        return str(_field(body, "listenKey"))
+
+    async def keepalive_listen_key(self, listen_key: str) -> None:
+        """Extend the key by 60 minutes (MEXC recommends every 30)."""
+        params = [("listenKey", listen_key)]
+        await self._request("PUT", f"{API}/userDataStream", params, signed=True)
+
+    async def close_listen_key(self, listen_key: str) -> None:
+        """Invalidate the key (its WebSocket streams end)."""
+        params = [("listenKey", listen_key)]
+        await self._request("DELETE", f"{API}/userDataStream", params, signed=True)
+
     async def my_trades(
         self,
         symbol: str,

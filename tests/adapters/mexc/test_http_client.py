@@ -213,6 +213,18 @@ async def test_order_rejections_map_to_venue_rejected(
     assert words in caught.value.message
 
 
+async def test_listen_key_lifecycle(client: MexcHttpClient, sim: SimServer) -> None:
+    key = await client.create_listen_key()
+    assert len(key) == 64
+    assert sim.exchange.listen_keys.owner(key) == API_KEY
+    await client.keepalive_listen_key(key)
+    await client.close_listen_key(key)
+    assert sim.exchange.listen_keys.owner(key) is None
+    with pytest.raises(VenueRejected) as caught:
+        await client.keepalive_listen_key(key)
+    assert caught.value.code == -1125
+
+
 async def test_unknown_order_missing_id_and_bad_symbol(client: MexcHttpClient) -> None:
     with pytest.raises(VenueRejected) as unknown:
         await client.cancel_order(BTC, order_id="C02__1")

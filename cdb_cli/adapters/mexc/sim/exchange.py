@@ -14,6 +14,7 @@ from pathlib import Path
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, check_signed, parse_params
 from cdb_cli.adapters.mexc.sim.faults import Faults
+from cdb_cli.adapters.mexc.sim.listenkeys import ListenKeys
 from cdb_cli.adapters.mexc.sim.market import PublicTrade, SymbolMarket, load_replay
 from cdb_cli.adapters.mexc.sim.orders import (
     TAKER_TYPES,
@@ -78,6 +79,7 @@ class SimExchange:
             for key, secret in config.accounts.items()
         }
         self._trade_ids = 0
+        self.listen_keys = ListenKeys(clock_ms)
 
     # -- market --------------------------------------------------------------------------------
 

@@ -120,6 +120,7 @@ class SimServer:
 
     def _routes(self, app: web.Application) -> None:
         ex = self.exchange
+        keys = ex.listen_keys
         public: dict[str, Handler] = {
             "ping": lambda _, p: {},
             "time": lambda _, p: {"serverTime": ex.clock_ms()},
@@ -138,6 +139,18 @@ class SimServer:
             ("GET", "order", lambda a, p: ex.find_order(_acct(a), p).as_json()),
             ("GET", "openOrders", lambda a, p: ex.open_orders(_acct(a), p)),
             ("DELETE", "openOrders", lambda a, p: ex.cancel_open_orders(_acct(a), p)),
+            ("POST", "userDataStream", lambda a, p: {"listenKey": keys.create(_acct(a).api_key)}),
+            ("GET", "userDataStream", lambda a, p: {"listenKey": keys.valid(_acct(a).api_key)}),
+            (
+                "PUT",
+                "userDataStream",
+                lambda a, p: {"listenKey": keys.extend(_acct(a).api_key, p.get("listenKey"))},
+            ),
+            (
+                "DELETE",
+                "userDataStream",
+                lambda a, p: {"listenKey": keys.close(_acct(a).api_key, p.get("listenKey"))},
+            ),
             ("GET", "myTrades", lambda a, p: ex.my_trades(_acct(a), p)),
         ]
         for method, name, handler in signed:
