@@ -22,7 +22,14 @@ from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
 from cdb_cli.engine.events import Bar, Event, QuoteTick, Side, TradeTick
 
-__all__ = ["BadValue", "FrameDecoder", "channel_kind", "trusted_trade"]
+__all__ = [
+    "BadValue",
+    "FrameDecoder",
+    "channel_kind",
+    "non_negative_decimal",
+    "positive_decimal",
+    "trusted_trade",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +85,9 @@ def _time_ns(ms: int, field: str) -> int:
         raise BadValue(f"{field} {ms} is not a time in ms between 1970 and 2100")
     return ms * _MS
 
+
+positive_decimal = _positive
+non_negative_decimal = _non_negative
 
 _TRADE_FIELDS = frozenset(TradeTick.model_fields)
 _new_trade = TradeTick.__new__

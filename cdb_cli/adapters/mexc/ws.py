@@ -28,7 +28,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from cdb_cli.adapters.mexc.decoder import FrameDecoder
 from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.streams import StreamBook
-from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event
 
 __all__ = ["MexcDataClient", "book_ticker_topic", "deals_topic", "kline_topic"]
@@ -102,6 +102,7 @@ class MexcDataClient:
         self.counters: Counter[str] = Counter()  # connects, reconnects, idle, rotations, …
         self.max_backlog = 0
         self._tasks: list[asyncio.Task[None]] = []
+        self.sockets: dict[int, ClientConnection] = {}  # the current socket of each shard
         self._connected: dict[int, asyncio.Event] = {}
         self._logged: set[str] = set()
 
@@ -156,6 +157,10 @@ class MexcDataClient:
 
     # -- one shard -------------------------------------------------------------------------------
 
+    async def _url(self) -> str:
+        """The URL of the next connection (a subclass may add a listenKey)."""
+        return self.url
+
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
         jitter: float = random.random()  # noqa: S311 - jitter, not crypto
@@ -177,9 +182,11 @@ class MexcDataClient:
                 return
             subscribed = False
             try:
+                url = await self._url()
                 async with connect(
-                    self.url, ping_interval=None, open_timeout=self.ack_timeout, max_size=2**22
+                    url, ping_interval=None, open_timeout=self.ack_timeout, max_size=2**22
                 ) as ws:
+                    self.sockets[number] = ws
                     self.counters["connects"] += 1
                     await self._subscribe(ws, live)
                     subscribed, attempt = True, 0
@@ -194,6 +201,9 @@ class MexcDataClient:
                 logger.warning("MEXC WebSocket %d lost (%s); reconnecting", number, _why(e))
             except InvalidURI as e:
                 raise ConfigurationError(f"Bad MEXC WebSocket URL: {e}") from None
+            except CdbError as e:  # e.g. the REST call for a listenKey failed
+                self.counters["errors"] += 1
+                logger.warning("MEXC WebSocket %d cannot connect: %s", number, e.message)
             except Exception:  # a supervisor must not die silently: log, count, reconnect
                 self.counters["errors"] += 1
                 logger.exception("MEXC WebSocket %d failed unexpectedly; reconnecting", number)

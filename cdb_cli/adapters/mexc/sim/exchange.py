@@ -14,6 +14,14 @@ from pathlib import Path
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, check_signed, parse_params
 from cdb_cli.adapters.mexc.sim.faults import Faults
+from cdb_cli.adapters.mexc.sim.frames import (
+    PRIVATE_ACCOUNT,
+    PRIVATE_DEALS,
+    PRIVATE_ORDERS,
+    private_account_frame,
+    private_deal_frame,
+    private_order_frame,
+)
 from cdb_cli.adapters.mexc.sim.listenkeys import ListenKeys
 from cdb_cli.adapters.mexc.sim.market import PublicTrade, SymbolMarket, load_replay
 from cdb_cli.adapters.mexc.sim.orders import (
@@ -80,6 +88,9 @@ class SimExchange:
         }
         self._trade_ids = 0
         self.listen_keys = ListenKeys(clock_ms)
+        self.outbox: list[tuple[str, str, bytes]] = []  # (api key, private channel, frame)
+        for account in self.accounts.values():
+            account.changed_balances()  # the starting balances are not a change
 
     # -- market --------------------------------------------------------------------------------
 
@@ -198,6 +209,7 @@ class SimExchange:
         order.status = self._status_after_placing(order, rests, quote, crosses, dust)
         if not order.is_open:
             self._release(account, order)
+        self._report(account, order, sum((q for _, q in fills), ZERO), "ENTRUST_PLACE", now)
         return {
             "symbol": order.symbol,
             "orderId": order.order_id,
@@ -254,25 +266,40 @@ class SimExchange:
         order.cum_quote += quote_amount
         order.update_ms = now
         self._trade_ids += 1
-        account.trades.append(
-            {
-                "symbol": order.symbol,
-                "id": f"{self._trade_ids:032x}",
-                "orderId": order.order_id,
-                "orderListId": -1,
-                "price": s(price),
-                "qty": s(qty),
-                "quoteQty": s(quote_amount),
-                "commission": s(fee),
-                "commissionAsset": fee_asset,
-                "time": now,
-                "isBuyer": order.side == "BUY",
-                "isMaker": maker,
-                "isBestMatch": True,
-                "isSelfTrade": False,
-                "clientOrderId": order.client_order_id,
-            }
-        )
+        trade: dict[str, object] = {
+            "symbol": order.symbol,
+            "id": f"{self._trade_ids:032x}",
+            "orderId": order.order_id,
+            "orderListId": -1,
+            "price": s(price),
+            "qty": s(qty),
+            "quoteQty": s(quote_amount),
+            "commission": s(fee),
+            "commissionAsset": fee_asset,
+            "time": now,
+            "isBuyer": order.side == "BUY",
+            "isMaker": maker,
+            "isBestMatch": True,
+            "isSelfTrade": False,
+            "clientOrderId": order.client_order_id,
+        }
+        account.trades.append(trade)
+        self.outbox.append((account.api_key, PRIVATE_DEALS, private_deal_frame(trade, now)))
+
+    def _report(
+        self, account: Account, order: SimOrder, last_qty: Decimal, kind: str, now: int
+    ) -> None:
+        """Queue the private pushes of an order change: the order, then changed balances."""
+        key = account.api_key
+        self.outbox.append((key, PRIVATE_ORDERS, private_order_frame(order, last_qty, now)))
+        for asset, after, before in account.changed_balances():
+            frame = private_account_frame(asset, after, before, kind, now)
+            self.outbox.append((key, PRIVATE_ACCOUNT, frame))
+
+    def drain_outbox(self) -> list[tuple[str, str, bytes]]:
+        """The private pushes queued since the last call."""
+        out, self.outbox = self.outbox, []
+        return out
 
     def _release(self, account: Account, order: SimOrder) -> None:
         if order.locked > 0:
@@ -297,6 +324,7 @@ class SimExchange:
                 order.status = "FILLED" if order.remaining <= 0 else "PARTIALLY_FILLED"
                 if order.status == "FILLED":
                     self._release(account, order)
+                self._report(account, order, qty, "ENTRUST", now)
 
     def find_order(self, account: Account, p: dict[str, str]) -> SimOrder:
         self.market(p.get("symbol"))
@@ -322,6 +350,7 @@ class SimExchange:
         order.status = "PARTIALLY_CANCELED" if order.executed_qty > 0 else "CANCELED"
         order.update_ms = self.clock_ms()
         self._release(account, order)
+        self._report(account, order, ZERO, "ENTRUST_CANCEL", order.update_ms)
         return answer
 
     def cancel_open_orders(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:

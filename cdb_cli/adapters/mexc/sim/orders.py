@@ -90,6 +90,20 @@ class Account:
     locked: dict[str, Decimal] = field(default_factory=dict)
     orders: dict[str, SimOrder] = field(default_factory=dict)
     trades: list[dict[str, object]] = field(default_factory=list)
+    reported: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)  # last pushed
+
+    def changed_balances(
+        self,
+    ) -> list[tuple[str, tuple[Decimal, Decimal], tuple[Decimal, Decimal]]]:
+        """``(asset, now, before)`` for every asset whose (free, locked) changed since last call."""
+        changes = []
+        for asset in sorted(set(self.free) | set(self.locked)):
+            now = (self.free.get(asset, ZERO), self.locked.get(asset, ZERO))
+            before = self.reported.get(asset, (ZERO, ZERO))
+            if now != before:
+                changes.append((asset, now, before))
+                self.reported[asset] = now
+        return changes
 
     def balances_json(self) -> list[dict[str, str]]:
         assets = sorted(set(self.free) | set(self.locked))

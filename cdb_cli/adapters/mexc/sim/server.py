@@ -105,6 +105,7 @@ class SimServer:
         """Advance the market once and push the frames of every subscription."""
         trades = self.exchange.step(prices)
         await self.websocket.push(trades)
+        await self.websocket.push_private(self.exchange.drain_outbox())
         return trades
 
     @property
@@ -237,7 +238,9 @@ class SimServer:
                     )
                 else:
                     params = parse_params(query, body)
-                return web.json_response(handler(account, params), dumps=_dumps)
+                answer = web.json_response(handler(account, params), dumps=_dumps)
+                await self.websocket.push_private(self.exchange.drain_outbox())
+                return answer
             except ApiError as e:
                 return web.json_response({"code": e.code, "msg": e.msg}, status=e.status)
 

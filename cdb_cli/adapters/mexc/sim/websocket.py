@@ -38,6 +38,7 @@ class Connection:
     transport: asyncio.Transport | None
     topics: dict[str, Topic] = field(default_factory=dict)
     opened: float = field(default_factory=time.monotonic)
+    account: str | None = None  # API key of a ?listenKey= connection (private channels)
 
 
 class SimWebSocket:
@@ -67,6 +68,13 @@ class SimWebSocket:
         ws = web.WebSocketResponse(autoping=True, heartbeat=None)
         await ws.prepare(request)
         conn = Connection(ws, request.transport)
+        listen_key = request.query.get("listenKey")
+        if listen_key is not None:
+            conn.account = self.exchange.listen_keys.owner(listen_key)
+            if conn.account is None:
+                await ws.send_str("Invalid listen key")  # plain text, as MEXC (mexc_api.md §4.7)
+                await ws.close()
+                return ws
         self.connections.add(conn)
         config = self.exchange.config
         try:
@@ -128,7 +136,8 @@ class SimWebSocket:
                 accepted.append(text_topic)
             elif (
                 topic is None
-                or topic.symbol not in self.exchange.markets
+                or (topic.kind == "private" and conn.account is None)
+                or (topic.kind != "private" and topic.symbol not in self.exchange.markets)
                 or len(conn.topics) >= self.exchange.config.max_subscriptions
             ):
                 refused.append(text_topic)
@@ -151,6 +160,17 @@ class SimWebSocket:
             await conn.ws.send_str(
                 json.dumps({"id": request_id, "code": 0, "msg": ",".join(accepted)})
             )
+
+    async def push_private(self, pushes: list[tuple[str, str, bytes]]) -> None:
+        """Send each private push to the connections of its account subscribed to its channel."""
+        if not pushes or self.exchange.faults.ws_stalled:
+            return
+        for conn in list(self.connections):
+            if conn.account is None:
+                continue
+            for api_key, channel, frame in pushes:
+                if api_key == conn.account and channel in conn.topics:
+                    await self._send(conn, frame)
 
     async def push(self, trades: list[PublicTrade]) -> None:
         """Send every subscriber the frames of its topics after one market step."""
