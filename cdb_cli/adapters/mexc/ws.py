@@ -31,7 +31,13 @@ from cdb_cli.adapters.mexc.streams import StreamBook
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event
 
-__all__ = ["MexcDataClient", "book_ticker_topic", "deals_topic", "kline_topic"]
+__all__ = [
+    "MexcDataClient",
+    "book_ticker_topic",
+    "deals_topic",
+    "kline_topic",
+    "topic_symbol",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +59,14 @@ def book_ticker_topic(symbol: str, rate: str = "100ms") -> str:
 def kline_topic(symbol: str, interval: str = "1m") -> str:
     """Klines of ``symbol`` in any interval naming (``1m`` → ``Min1``)."""
     return f"spot@public.kline.v3.api.pb@{symbol.upper()}@{lookup_interval(interval).ws}"
+
+
+def topic_symbol(topic: str) -> str:
+    """The symbol of a public topic: last for aggre channels, before the interval for klines."""
+    parts = topic.split("@")
+    if len(parts) < 3:
+        return ""
+    return parts[2] if ".kline." in parts[1] else parts[-1]
 
 
 class _Idle(Exception):
@@ -150,6 +164,19 @@ class MexcDataClient:
     def freshness(self) -> dict[str, float | None]:
         """Seconds since the last data of each topic (None: nothing received yet)."""
         return {topic: self.streams.age(topic) for topic in self.topics}
+
+    def symbol_age(self, symbol: str) -> float | None:
+        """Seconds since any data of ``symbol`` arrived (its freshest topic; None: never).
+
+        What the risk engine's stale-data rule needs per symbol (``last_price_age_ns``).
+        """
+        ages = [
+            age
+            for topic in self.topics
+            if topic_symbol(topic) == symbol
+            if (age := self.streams.age(topic)) is not None
+        ]
+        return min(ages) if ages else None
 
     def stale(self, max_age: float) -> list[str]:
         """Subscribed topics without data for more than ``max_age`` seconds."""

@@ -13,7 +13,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
-from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic, kline_topic
+from cdb_cli.adapters.mexc.ws import (
+    MexcDataClient,
+    book_ticker_topic,
+    deals_topic,
+    kline_topic,
+    topic_symbol,
+)
 from cdb_cli.engine.events import Bar, Event, QuoteTick, TradeTick
 
 pytestmark = pytest.mark.anyio
@@ -98,6 +104,9 @@ async def test_subscribes_and_delivers_trades_quotes_and_bars(live_sim: SimServe
     assert client.decoder.bad == {}
     ages = client.freshness()
     assert all(age is not None and age < 1.0 for age in ages.values())
+    assert client.symbol_age(ETH) is not None  # from the kline topic (symbol before interval)
+    assert (client.symbol_age(BTC) or 99) < 1.0
+    assert client.symbol_age("XRPUSDT") is None
 
 
 async def test_refused_topics_are_detected_although_mexc_answers_code_0(
@@ -247,3 +256,5 @@ def test_topic_helpers_use_mexc_names() -> None:
     assert deals_topic("btcusdt") == "spot@public.aggre.deals.v3.api.pb@100ms@BTCUSDT"
     assert book_ticker_topic(BTC, "10ms") == "spot@public.aggre.bookTicker.v3.api.pb@10ms@BTCUSDT"
     assert kline_topic(BTC, "1h") == "spot@public.kline.v3.api.pb@BTCUSDT@Min60"
+    assert topic_symbol(kline_topic(ETH)) == topic_symbol(deals_topic(ETH)) == ETH
+    assert topic_symbol("spot@private.orders.v3.api.pb") == ""
