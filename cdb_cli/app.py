@@ -15,7 +15,17 @@ import typer
 from typer.core import TyperGroup
 
 from cdb_cli import __version__
-from cdb_cli.commands import data, db, env_validate, sim_exchange
+from cdb_cli.commands import (
+    backup,
+    data,
+    db,
+    env_validate,
+    replay,
+    report,
+    risk,
+    sim_exchange,
+    systemcheck,
+)
 from cdb_cli.context import AppContext
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.output import Terminal
@@ -111,6 +121,11 @@ def root(
 
 app.command("env-validate")(env_validate.env_validate)
 app.add_typer(db.app, name="db")
+app.command("replay")(replay.replay)
+app.add_typer(risk.app, name="risk")
+app.command("report")(report.report)
+app.add_typer(backup.app, name="backup")
+app.command("systemcheck")(systemcheck.systemcheck)
 app.add_typer(data.app, name="data")
 app.command("sim-exchange")(sim_exchange.sim_exchange)
 

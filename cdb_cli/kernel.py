@@ -7,17 +7,45 @@ functions, so importing the kernel costs nothing until a port is opened.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.engine.clock import Clock
+    from cdb_cli.engine.execution import PaperExecutionConfig
+    from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.engine.pipeline import Recorder, TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.records import TradingMode
     from cdb_cli.engine.risk import RiskLimits
+    from cdb_cli.engine.signals import SignalConfig
     from cdb_cli.settings import Settings
 
-__all__ = ["mexc_http_client", "open_bus", "open_store", "risk_limits"]
+__all__ = [
+    "Environment",
+    "build_pipeline",
+    "instrument_for",
+    "mexc_http_client",
+    "open_bus",
+    "open_store",
+    "paper_execution_config",
+    "risk_limits",
+    "signal_config",
+]
+
+
+class Environment(StrEnum):
+    """Where the pipeline runs; it changes only what the kernel picks, never the engine."""
+
+    REPLAY = "replay"  # recorded data, simulated clock, simulated fills
+    PAPER = "paper"  # live MEXC data, wall clock, simulated fills
+    LIVE = "live"  # live MEXC data, wall clock, real MEXC orders
 
 
 def open_store(settings: Settings, *, create_if_new: bool = False) -> Store:
@@ -57,6 +85,96 @@ def risk_limits(settings: Settings) -> RiskLimits:
     from cdb_cli.engine.risk import RiskLimits
 
     return RiskLimits(**{name: getattr(settings, name) for name in RiskLimits.model_fields})
+
+
+def signal_config(settings: Settings) -> SignalConfig:
+    """The strategy's frozen ``SignalConfig`` from the settings (same field names, tested)."""
+    from cdb_cli.engine.signals import SignalConfig
+
+    return SignalConfig(**{name: getattr(settings, name) for name in SignalConfig.model_fields})
+
+
+def paper_execution_config(settings: Settings) -> PaperExecutionConfig:
+    """The simulated venue's config from the ``CDB_PAPER_*`` settings (``paper_`` + field name)."""
+    from cdb_cli.engine.execution import PaperExecutionConfig
+
+    return PaperExecutionConfig(
+        **{name: getattr(settings, f"paper_{name}") for name in PaperExecutionConfig.model_fields}
+    )
+
+
+def instrument_for(settings: Settings, symbol: str) -> Instrument:
+    """The instrument of ``symbol`` when the venue's exchangeInfo is not at hand (replay)."""
+    from cdb_cli.engine.instruments import default_instrument
+
+    return default_instrument(symbol, taker_fee=settings.paper_fee_pct / 100)
+
+
+def build_pipeline(
+    settings: Settings,
+    environment: Environment,
+    *,
+    symbols: Sequence[str],
+    clock: Clock,
+    recorder: Recorder,
+    run_id: str,
+    starting_cash: Decimal | None = None,
+    instruments: Mapping[str, Instrument] | None = None,
+    record_curve: bool = False,
+) -> TradingPipeline:
+    """Wire strategy, risk, execution and portfolio for ``environment``.
+
+    Signals, risk and the portfolio are the same objects in every environment; the execution
+    venue is simulated in REPLAY and PAPER (slippage seeded by ``CDB_PAPER_SEED``), MEXC in LIVE.
+    ``run_id`` prefixes every event and client order id, so runs never collide in one store.
+    """
+    import random
+
+    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.engine.execution import SimulatedExecution
+    from cdb_cli.engine.instruments import split_symbol
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.engine.risk import RiskEngine
+    from cdb_cli.engine.signals import EmaCrossStrategy
+
+    if environment is Environment.LIVE:
+        raise ConfigurationError("Live execution is not available yet; use --paper")
+    if not symbols:
+        raise ConfigurationError("No symbols to trade")
+    try:
+        quotes = {split_symbol(symbol)[1] for symbol in symbols}
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from None
+    if len(quotes) > 1:
+        raise ConfigurationError(
+            f"All symbols must share one quote currency, found {sorted(quotes)}"
+        )
+    chosen = dict(instruments) if instruments else {s: instrument_for(settings, s) for s in symbols}
+    config = signal_config(settings)
+    mode: TradingMode = "replay" if environment is Environment.REPLAY else "paper"
+    execution = SimulatedExecution(
+        paper_execution_config(settings),
+        chosen,
+        random.Random(settings.paper_seed),  # noqa: S311 - simulated slippage, not crypto
+        id_prefix=run_id.replace("-", "_")[:22],
+        mode=mode,
+        source=mode,
+    )
+    return TradingPipeline(
+        strategies={symbol: EmaCrossStrategy(config) for symbol in symbols},
+        risk=RiskEngine(risk_limits(settings)),
+        execution=execution,
+        portfolio=Portfolio(
+            starting_cash if starting_cash is not None else settings.starting_cash,
+            quote_currency=quotes.pop(),
+        ),
+        clock=clock,
+        recorder=recorder,
+        assumed_spread_pct=settings.assumed_spread_pct,
+        run_id=run_id,
+        record_curve=record_curve,
+    )
 
 
 def mexc_http_client(settings: Settings) -> MexcHttpClient:

@@ -12,7 +12,10 @@ from cdb_cli.settings import SECRET_FIELDS, Settings, env_name
 __all__ = ["COMPLETION_SHELLS", "completion_script", "config_table", "env_example"]
 
 COMPLETION_SHELLS = ("bash", "zsh", "fish")
-_DYNAMIC_DEFAULTS = {"database_url": "sqlite:///<user data dir>/cdb.db"}
+_DYNAMIC_DEFAULTS = {
+    "database_url": "sqlite:///<user data dir>/cdb.db",
+    "backup_dir": "<user data dir>/backups",
+}
 
 
 def _default_text(name: str) -> str:

@@ -11,8 +11,10 @@ an error message, a log line or a dump (:func:`sanitized`).
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,9 +31,11 @@ __all__ = [
     "ENV_PREFIX",
     "SECRET_FIELDS",
     "Settings",
+    "default_backup_dir",
     "default_database_url",
     "env_name",
     "load_settings",
+    "parse_overrides",
     "sanitized",
     "settings_hash",
 ]
@@ -47,6 +51,11 @@ Percent = Annotated[Decimal, Field(gt=0, le=100)]
 def default_database_url() -> str:
     """The embedded default: a SQLite file in the user data dir (created on first use)."""
     return f"sqlite:///{Path(user_data_dir('cdb', appauthor=False)) / 'cdb.db'}"
+
+
+def default_backup_dir() -> Path:
+    """The default backup folder: ``backups`` in the user data dir, beside the default database."""
+    return Path(user_data_dir("cdb", appauthor=False)) / "backups"
 
 
 def env_name(field: str) -> str:
@@ -146,6 +155,106 @@ class Settings(BaseSettings):
         description="Assumed adverse move of a position, in %: size = equity * risk / this.",
     )
 
+    # -- signals (the seed's EMA-cross rule) --------------------------------------------------
+    ema_fast: int = Field(default=12, ge=1, description="Period of the fast EMA of the close.")
+    ema_slow: int = Field(
+        default=26, ge=1, description="Period of the slow EMA of the close; > ema_fast."
+    )
+    rsi_period: int = Field(default=14, ge=1, description="Period of the Wilder RSI of the close.")
+    rsi_threshold: float = Field(
+        default=50.0,
+        ge=0.0,
+        lt=100.0,
+        description="A buy needs RSI strictly above this value (0..100).",
+    )
+    volume_period: int = Field(
+        default=20, ge=1, description="Period of the volume SMA (current bar included)."
+    )
+    volume_factor: float = Field(
+        default=1.5,
+        gt=0.0,
+        description="A buy needs volume > volume_factor x SMA(volume, volume_period).",
+    )
+    trend_filter: bool = Field(
+        default=False, description="Only buy when the close is above SMA(close, trend_period)."
+    )
+    trend_period: int = Field(
+        default=200, ge=1, description="Period of the close SMA used by the trend filter."
+    )
+
+    # -- paper execution and replay ---------------------------------------------------------
+    starting_cash: Decimal = Field(
+        default=Decimal("10000"),
+        gt=0,
+        max_digits=38,
+        decimal_places=8,
+        description="Quote-currency cash a new paper account (or a replay) starts with.",
+    )
+    paper_slippage_min_pct: Decimal = Field(
+        default=Decimal("0.1"), ge=0, le=10, description="Smallest adverse slippage, in %."
+    )
+    paper_slippage_max_pct: Decimal = Field(
+        default=Decimal("0.5"), ge=0, le=10, description="Largest adverse slippage, in %."
+    )
+    paper_latency_ms: int = Field(
+        default=100, ge=0, le=60_000, description="Delay before an order can fill, in ms."
+    )
+    paper_partial_fill_pct: Decimal = Field(
+        default=Decimal(0),
+        ge=0,
+        le=100,
+        description="Fill at most this % of a price event's volume (0: fill in one go).",
+    )
+    paper_fee_pct: Decimal = Field(
+        default=Decimal("0.05"),
+        ge=0,
+        le=5,
+        description="Taker fee of simulated fills, in % of the notional (MEXC spot: 0.05).",
+    )
+    paper_seed: int = Field(
+        default=0, ge=0, description="Seed of the simulated slippage, so runs are reproducible."
+    )
+    assumed_spread_pct: Decimal = Field(
+        default=Decimal("0.05"),
+        gt=0,
+        le=100,
+        description="Bid/ask spread assumed around the close when the data has no quotes, in %.",
+    )
+
+    # -- operations (backups, systemcheck) ----------------------------------------------------
+    backup_dir: Path = Field(
+        default_factory=default_backup_dir,
+        description="Folder of `cdb backup` files (default: backups in the user data dir); "
+        "created with mode 0700.",
+    )
+    backup_keep_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days `cdb backup prune` keeps backups; the newest backup is always kept.",
+    )
+    backup_max_age_hours: int = Field(
+        default=26,
+        ge=1,
+        le=24 * 365,
+        description="systemcheck warns when the last verified backup is older than this.",
+    )
+    pg_bin_dir: Path | None = Field(
+        default=None,
+        description="Folder holding pg_dump and pg_restore (default: found on PATH).",
+    )
+
+    @field_validator("pg_bin_dir", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("backup_dir", "pg_bin_dir")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        # cron and other working directories must see the same folder
+        return None if value is None else value.expanduser().absolute()
+
     @field_validator("symbols", mode="before")
     @classmethod
     def _split_symbols(cls, value: Any) -> Any:
@@ -193,11 +302,19 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_position_bounds(self) -> Settings:
-        if self.min_position_quote > self.max_position_quote:
+    def _check_consistency(self) -> Settings:
+        for low, high in (
+            ("min_position_quote", "max_position_quote"),
+            ("paper_slippage_min_pct", "paper_slippage_max_pct"),
+        ):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(
+                    f"{env_name(low)} ({getattr(self, low)}) is above "
+                    f"{env_name(high)} ({getattr(self, high)})"
+                )
+        if self.ema_fast >= self.ema_slow:
             raise ValueError(
-                f"CDB_MIN_POSITION_QUOTE ({self.min_position_quote}) is above "
-                f"CDB_MAX_POSITION_QUOTE ({self.max_position_quote})"
+                f"CDB_EMA_FAST ({self.ema_fast}) must be below CDB_EMA_SLOW ({self.ema_slow})"
             )
         return self
 
@@ -218,8 +335,33 @@ def describe_validation_error(error: ValidationError) -> list[str]:
     return lines
 
 
-def load_settings(env_file: Path | None = None) -> Settings:
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """``["max_spread_pct=0.2", "CDB_EMA_FAST=9"]`` → field name → raw value.
+
+    Raises ``ValueError`` (one line, with a did-you-mean) for a malformed item or an unknown name.
+    """
+    known = set(Settings.model_fields)
+    result: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not NAME=VALUE")
+        field = name.strip().lower().removeprefix(ENV_PREFIX.lower())
+        if field not in known:
+            guess = difflib.get_close_matches(field, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {guess[0]}?" if guess else ""
+            raise ValueError(f"unknown setting {name.strip()!r}{hint}")
+        result[field] = value.strip()
+    return result
+
+
+def load_settings(
+    env_file: Path | None = None, overrides: Mapping[str, str] | None = None
+) -> Settings:
     """Load and validate the settings, the same way for every command.
+
+    ``overrides`` (field name → raw value, e.g. from ``--set``) win over the environment and are
+    validated like it.
 
     Raises
     ------
@@ -228,8 +370,9 @@ def load_settings(env_file: Path | None = None) -> Settings:
     """
     if env_file is not None and not env_file.is_file():
         raise ConfigurationError(f"Env file {env_file} does not exist")
+    values: dict[str, Any] = dict(overrides or {})
     try:
-        return Settings(_env_file=env_file)
+        return Settings(_env_file=env_file, **values)
     except ValidationError as e:
         details = describe_validation_error(e)
         raise ConfigurationError(

@@ -125,3 +125,85 @@ def cdb(runner: CliRunner) -> Callable[..., Result]:
         return runner.invoke(app, list(args), prog_name="cdb")
 
     return invoke
+
+
+@pytest.fixture
+def pg_client_tools() -> None:
+    """pg_dump and pg_restore on PATH; skips (fails with CDB_REQUIRE_SERVICES=1) without them."""
+    import shutil
+
+    missing = [name for name in ("pg_dump", "pg_restore") if shutil.which(name) is None]
+    if not missing:
+        return
+    reason = f"{' and '.join(missing)} not on PATH (install postgresql-client-15)"
+    if services_required():
+        pytest.fail(f"{reason} and CDB_REQUIRE_SERVICES=1")
+    pytest.skip(f"{reason}; set CDB_REQUIRE_SERVICES=1 to make this a failure")
+
+
+@pytest.fixture
+def seed_store() -> Callable[..., int]:
+    """Write real rows into the migrated database at ``url`` through the Store port (SqlStore).
+
+    ``seed_store(url, trades=40)`` returns the number of rows written; money uses 18 decimal
+    places so a restore that rounds would be caught by the content hashes.
+    """
+    from decimal import Decimal
+
+    from cdb_cli.adapters.sql import SqlStore
+    from cdb_cli.engine.events import Bar, RiskDecision, Side, SignalSide, TradeTick, TradingSignal
+    from cdb_cli.engine.records import (
+        AuditRecord,
+        EquitySnapshot,
+        FillRecord,
+        OrderRecord,
+        PositionRecord,
+    )
+
+    def seed(url: str, *, trades: int = 40) -> int:
+        t0, tiny = 1_700_000_000_000_000_000, Decimal("0.000000012345678901")
+        store = SqlStore(url)
+        try:
+            events = [
+                TradeTick(symbol="BTCUSDT", ts_event=t0 + i, source="seed", aggressor=Side.BUY,
+                          price=Decimal("43000.5") + i, quantity=tiny * (i + 1), trade_id=str(i))
+                for i in range(trades)
+            ] + [
+                Bar(symbol="ETHUSDT", ts_event=t0, source="seed", open=Decimal(100),
+                    high=Decimal(110), low=Decimal(90), close=Decimal("105.25"),
+                    volume=Decimal("12.5")),
+                TradingSignal(symbol="BTCUSDT", ts_event=t0, source="seed", side=SignalSide.BUY,
+                              strategy="ema", price=Decimal("43000.5"), strength=0.75,
+                              indicators={"rsi": 61.5}),
+                RiskDecision(symbol="BTCUSDT", ts_event=t0, source="seed", signal_id="s-1",
+                             verdict="rejected", side=SignalSide.BUY,
+                             requested_quote=Decimal(500), final_quote=Decimal(0),
+                             state={"equity": "1000"}),
+            ]  # fmt: skip
+            written = store.append_events(events)
+            store.save_order(
+                OrderRecord(client_order_id="cdb-1", decision_id="d-1", symbol="BTCUSDT",
+                            side=Side.BUY, order_type="MARKET", quote_amount=Decimal("300.5"),
+                            status="FILLED", ts_created=t0, ts_updated=t0, mode="paper")
+            )  # fmt: skip
+            store.add_fill(
+                FillRecord(fill_id="f-1", client_order_id="cdb-1", symbol="BTCUSDT",
+                           side=Side.BUY, quantity=tiny, price=Decimal("43000.5"),
+                           ts_event=t0, liquidity="taker")
+            )  # fmt: skip
+            store.save_position(
+                PositionRecord(symbol="BTCUSDT", quantity=tiny, average_price=Decimal("43000.5"),
+                               realized_pnl=Decimal("-1.5"), ts_updated=t0)
+            )  # fmt: skip
+            store.add_equity_snapshot(
+                EquitySnapshot(ts_event=t0, cash=Decimal(1000), position_value=Decimal(0),
+                               equity=Decimal(1000), day_start_equity=Decimal(1000),
+                               peak_equity=Decimal(1000))
+            )  # fmt: skip
+            store.add_audit(AuditRecord(ts_event=t0, action="seed", actor="test"))
+            store.set_config("greeting", "grüezi")
+            return written + 6
+        finally:
+            store.close()
+
+    return seed

@@ -107,6 +107,76 @@ def test_risk_limits_schema_matches_settings_schema() -> None:
         assert field.description == setting.description, name
 
 
+@pytest.mark.parametrize(
+    ("engine_config", "mapper", "prefix"),
+    [
+        ("cdb_cli.engine.signals:SignalConfig", "signal_config", ""),
+        ("cdb_cli.engine.execution:PaperExecutionConfig", "paper_execution_config", "paper_"),
+    ],
+)
+def test_engine_configs_match_the_settings_schema(
+    engine_config: str, mapper: str, prefix: str
+) -> None:
+    import importlib
+
+    import cdb_cli.kernel as kernel
+
+    module, name = engine_config.split(":")
+    config = getattr(importlib.import_module(module), name)
+    for field_name, field in config.model_fields.items():
+        setting = Settings.model_fields[prefix + field_name]
+        assert field.default == setting.default, field_name
+        assert field.description == setting.description, field_name
+    assert getattr(kernel, mapper)(Settings()) == config()
+
+
+def test_build_pipeline_wires_settings_into_the_engine() -> None:
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.kernel import Environment, build_pipeline
+
+    settings = Settings(ema_fast=5, ema_slow=9, paper_fee_pct=Decimal("0.1"), starting_cash=500)
+    pipeline = build_pipeline(
+        settings,
+        Environment.REPLAY,
+        symbols=["ETHUSDT"],
+        clock=TestClock(),
+        recorder=MemoryRecorder(),
+        run_id="r-1",
+    )
+    assert pipeline.portfolio.starting_cash == 500
+    assert pipeline.portfolio.quote_currency == "USDT"
+    assert pipeline.execution.instruments["ETHUSDT"].taker_fee == Decimal("0.001")
+    assert pipeline.execution.id_prefix == "r_1"
+
+
+@pytest.mark.parametrize(
+    ("environment", "symbols", "message"),
+    [
+        ("live", ["BTCUSDT"], "Live execution is not available yet"),
+        ("paper", ["BTCUSDT", "ETHBTC"], "one quote currency"),
+        ("paper", ["FOOBAR"], "quote currency of 'FOOBAR'"),
+    ],
+)
+def test_build_pipeline_refuses_bad_combinations(
+    environment: str, symbols: list[str], message: str
+) -> None:
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.kernel import Environment, build_pipeline
+
+    with pytest.raises(ConfigurationError, match=message):
+        build_pipeline(
+            Settings(),
+            Environment(environment),
+            symbols=symbols,
+            clock=TestClock(),
+            recorder=MemoryRecorder(),
+            run_id="r",
+        )
+
+
 def test_mexc_http_client_uses_the_configured_url_and_masks_the_key() -> None:
     from pydantic import SecretStr
 

@@ -5,16 +5,18 @@ value, or ``None`` until enough values have been seen (``ready`` then turns true
 are TA-Lib's, so results can be checked against it: ``SMA`` includes the current value, ``EMA`` is
 seeded with the SMA of its first ``period`` values, ``RSI`` uses Wilder smoothing.
 
-Indicators are analytics, not money: they work in ``float``. Pure: no I/O, stdlib only. A value that
-is not finite (NaN, ±inf) is refused with ``ValueError`` rather than poisoning the state forever.
+Indicators are analytics, not money: they work in ``float``. Pure: no I/O, stdlib only.
+
+``update`` is on the per-bar hot path and does no checking: inputs must be finite. They are
+validated once at the data boundary (``Bar`` events refuse NaN and non-positive prices; the replay
+loaders refuse bad rows), not on every call.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
-__all__ = ["EMA", "RSI", "SMA", "VolumeSMA"]
+__all__ = ["EMA", "RSI", "SMA", "RollingWindow", "VolumeSMA"]
 
 
 def _check_period(period: int) -> int:
@@ -25,25 +27,20 @@ def _check_period(period: int) -> int:
     return period
 
 
-def _check_value(value: float) -> float:
-    x = float(value)
-    if not math.isfinite(x):
-        raise ValueError(f"indicator input must be finite (received {value!r})")
-    return x
-
-
 class SMA:
     """Simple moving average of the last ``period`` values, the current one included.
 
     First value after ``period`` updates. The rolling sum is Neumaier-compensated, so it does not
-    drift over long series while staying O(1).
+    drift over long series while staying O(1); the window is a fixed ring buffer.
     """
 
-    __slots__ = ("_comp", "_period", "_sum", "_value", "_window")
+    __slots__ = ("_buf", "_comp", "_count", "_i", "_period", "_sum", "_value")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
-        self._window: deque[float] = deque()
+        self._buf = [0.0] * period
+        self._i = 0
+        self._count = 0
         self._sum = 0.0
         self._comp = 0.0
         self._value: float | None = None
@@ -61,27 +58,71 @@ class SMA:
     def ready(self) -> bool:
         return self._value is not None
 
-    def _add(self, x: float) -> None:
-        total = self._sum + x
-        if abs(self._sum) >= abs(x):
-            self._comp += (self._sum - total) + x
-        else:
-            self._comp += (x - total) + self._sum
-        self._sum = total
-
     def update(self, value: float) -> float | None:
-        x = _check_value(value)
-        self._window.append(x)
-        self._add(x)
-        if len(self._window) > self._period:
-            self._add(-self._window.popleft())
-        if len(self._window) == self._period:
-            self._value = (self._sum + self._comp) / self._period
+        i = self._i
+        old = self._buf[i]
+        self._buf[i] = value
+        self._i = i + 1 if i + 1 < self._period else 0
+        # Neumaier-compensated running sum, inlined (hot path): add the new value ...
+        s = self._sum
+        total = s + value
+        comp = self._comp + ((s - total) + value if abs(s) >= abs(value) else (value - total) + s)
+        if self._value is None:
+            self._count += 1
+            if self._count < self._period:
+                self._sum, self._comp = total, comp
+                return None
+        else:
+            # ... and subtract the one leaving the window (a zero while the window fills).
+            s, total = total, total - old
+            comp += (s - total) - old if abs(s) >= abs(old) else (-old - total) + s
+        self._sum, self._comp = total, comp
+        self._value = (total + comp) / self._period
         return self._value
 
 
 VolumeSMA = SMA
 """Moving average of volume: the same computation as ``SMA``."""
+
+
+class RollingWindow:
+    """The last ``period`` values, O(1) per ``push``; :meth:`mean` is their exact average.
+
+    For a moving average that is read rarely (a strategy's confirmation filter, read only when a
+    cross happens): the per-bar cost is one store, and the average, computed on demand with
+    ``math.fsum``, is the correctly rounded mean of the window — the SMA convention (current value
+    included), without any running-sum error.
+    """
+
+    __slots__ = ("_buf", "_full", "_i", "_period")
+
+    def __init__(self, period: int) -> None:
+        self._period = _check_period(period)
+        self._buf = [0.0] * period
+        self._i = 0
+        self._full = False
+
+    @property
+    def period(self) -> int:
+        return self._period
+
+    @property
+    def full(self) -> bool:
+        """True once ``period`` values were pushed (the mean is defined)."""
+        return self._full
+
+    def push(self, value: float) -> None:
+        i = self._i
+        self._buf[i] = value
+        i += 1
+        if i == self._period:
+            i = 0
+            self._full = True
+        self._i = i
+
+    def mean(self) -> float | None:
+        """The mean of the window, ``None`` until it is full."""
+        return math.fsum(self._buf) / self._period if self._full else None
 
 
 class EMA:
@@ -114,7 +155,7 @@ class EMA:
         return self._value is not None
 
     def update(self, value: float) -> float | None:
-        x = _check_value(value)
+        x = value
         if self._value is not None:
             self._value += self._alpha * (x - self._value)
             return self._value
@@ -139,7 +180,7 @@ class RSI:
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
-        self._prev: float | None = None
+        self._prev = math.nan  # no value yet
         self._count = 0
         self._avg_gain = 0.0
         self._avg_loss = 0.0
@@ -159,26 +200,34 @@ class RSI:
         return self._value is not None
 
     def update(self, value: float) -> float | None:
-        x = _check_value(value)
-        prev, self._prev = self._prev, x
-        if prev is None:
-            return None
-        change = x - prev
-        gain = change if change > 0.0 else 0.0
-        loss = -change if change < 0.0 else 0.0
+        prev, self._prev = self._prev, value
+        if self._value is None:
+            return self._warm_up(prev, value)
         n = self._period
-        if self._count < n:
-            # Warm-up: accumulate sums; they become the simple means at the period-th change.
-            self._count += 1
-            self._avg_gain += gain
-            self._avg_loss += loss
-            if self._count < n:
-                return None
-            self._avg_gain /= n
-            self._avg_loss /= n
+        change = value - prev
+        if change > 0.0:
+            gain = self._avg_gain = (self._avg_gain * (n - 1) + change) / n
+            loss = self._avg_loss = self._avg_loss * (n - 1) / n
         else:
-            self._avg_gain = (self._avg_gain * (n - 1) + gain) / n
-            self._avg_loss = (self._avg_loss * (n - 1) + loss) / n
+            gain = self._avg_gain = self._avg_gain * (n - 1) / n
+            loss = self._avg_loss = (self._avg_loss * (n - 1) - change) / n
+        total = gain + loss
+        self._value = 50.0 if total == 0.0 else 100.0 * gain / total
+        return self._value
+
+    def _warm_up(self, prev: float, value: float) -> float | None:
+        """Accumulate the first ``period`` changes; they become the simple means at the last."""
+        if math.isnan(prev):  # the very first value: no change yet
+            return None
+        change = value - prev
+        n = self._period
+        self._count += 1
+        self._avg_gain += change if change > 0.0 else 0.0
+        self._avg_loss += -change if change < 0.0 else 0.0
+        if self._count < n:
+            return None
+        self._avg_gain /= n
+        self._avg_loss /= n
         total = self._avg_gain + self._avg_loss
         self._value = 50.0 if total == 0.0 else 100.0 * self._avg_gain / total
         return self._value

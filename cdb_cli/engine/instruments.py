@@ -1,76 +1,138 @@
-"""Tradable instruments and their precision rules, pure and shared by live and paper execution.
+"""Instruments: a venue symbol with its precision filters and fees, and the rounding they imply.
 
-An :class:`Instrument` carries what an exchange allows for one symbol: the price tick, the quantity
-step, the smallest quantity and the smallest notional (price x quantity, in quote currency). Every
-number is ``Decimal``. The helpers round *towards safety*: quantities always down (never spend more
-than intended), prices down for buys and up for sells (never cross further than asked).
+MEXC spot has no Binance-style filters (``filters`` is always ``[]``); its exchangeInfo gives
+precisions instead (../shared/mexc_api.md §2.1): the quantity step is ``10**-baseAssetPrecision``,
+the price tick ``10**-quotePrecision``, ``baseSizePrecision`` is the minimum quantity and
+``quoteAmountPrecision`` the minimum notional. An :class:`Instrument` holds them as ``Decimal`` so
+the ledger and the venue agree to the last unit.
+
+Rounding rules (the venue must accept what we send, and we never spend more than approved):
+quantities round **down** to the step; a buy price rounds **up** to the tick and a sell price
+**down** when it is a worst acceptable price, and to the nearest tick when it is a fill price.
+
+Pure: stdlib only.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field
+__all__ = ["Instrument", "default_instrument", "split_symbol"]
 
-from cdb_cli.engine.events import Side
-
-__all__ = ["Instrument", "format_decimal"]
-
-
-def format_decimal(value: Decimal) -> str:
-    """A plain decimal string without exponent or trailing zeros: ``1E+1`` → ``10``."""
-    text = f"{value.normalize():f}"
-    return "0" if text in {"-0", ""} else text
+_QUOTES: Final = ("USDT", "USDC", "USDE", "BTC", "ETH", "EUR", "MX")
 
 
-class Instrument(BaseModel):
-    """One spot symbol and its filters (tick size, step size, min quantity, min notional)."""
+def split_symbol(symbol: str) -> tuple[str, str]:
+    """(base, quote) of a MEXC spot symbol such as ``BTCUSDT`` → ``("BTC", "USDT")``.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Raises ``ValueError`` when no known quote currency ends the symbol.
+    """
+    for quote in _QUOTES:
+        if symbol.endswith(quote) and len(symbol) > len(quote):
+            return symbol[: -len(quote)], quote
+    raise ValueError(f"Cannot tell the quote currency of {symbol!r}; expected one of {_QUOTES}")
 
-    symbol: str = Field(min_length=1, max_length=32)
-    base_asset: str = Field(min_length=1)
-    quote_asset: str = Field(min_length=1)
-    tick_size: Decimal = Field(gt=0, description="Smallest price increment.")
-    step_size: Decimal = Field(gt=0, description="Smallest quantity increment.")
-    min_quantity: Decimal = Field(default=Decimal(0), ge=0)
-    min_notional: Decimal = Field(default=Decimal(0), ge=0, description="In quote currency.")
-    max_notional: Decimal | None = Field(default=None, gt=0)
-    maker_fee: Decimal = Field(default=Decimal(0), ge=0, description="Fraction, 0.001 = 0.1 %.")
-    taker_fee: Decimal = Field(default=Decimal(0), ge=0, description="Fraction, 0.001 = 0.1 %.")
-    order_types: tuple[str, ...] = ()
-    tradable: bool = True
+
+@dataclass(frozen=True, slots=True)
+class Instrument:
+    """One tradable symbol: precision filters, limits and fee rates (fractions, 0.0005 = 0.05 %)."""
+
+    symbol: str
+    base_asset: str
+    quote_asset: str
+    step_size: Decimal
+    """Quantity increment (``10**-baseAssetPrecision``)."""
+    tick_size: Decimal
+    """Price increment (``10**-quotePrecision``)."""
+    min_quantity: Decimal = Decimal(0)
+    min_notional: Decimal = Decimal(0)
+    max_notional: Decimal | None = None
+    maker_fee: Decimal = Decimal(0)
+    taker_fee: Decimal = Decimal("0.0005")
+
+    def __post_init__(self) -> None:
+        for name in ("step_size", "tick_size"):
+            value = getattr(self, name)
+            if not value.is_finite() or value <= 0:
+                raise ValueError(f"{self.symbol}: {name} must be above 0, received {value}")
+        for name in ("min_quantity", "min_notional", "maker_fee", "taker_fee"):
+            value = getattr(self, name)
+            if not value.is_finite() or value < 0:
+                raise ValueError(f"{self.symbol}: {name} must be >= 0, received {value}")
+
+    @classmethod
+    def from_precisions(
+        cls,
+        symbol: str,
+        *,
+        base_asset_precision: int,
+        quote_precision: int,
+        min_quantity: Decimal = Decimal(0),
+        min_notional: Decimal = Decimal(0),
+        max_notional: Decimal | None = None,
+        maker_fee: Decimal = Decimal(0),
+        taker_fee: Decimal = Decimal("0.0005"),
+        base_asset: str | None = None,
+        quote_asset: str | None = None,
+    ) -> Instrument:
+        """Build from MEXC's exchangeInfo precisions (number of decimals)."""
+        if base_asset is None or quote_asset is None:
+            base_asset, quote_asset = split_symbol(symbol)
+        return cls(
+            symbol=symbol,
+            base_asset=base_asset,
+            quote_asset=quote_asset,
+            step_size=Decimal(1).scaleb(-base_asset_precision),
+            tick_size=Decimal(1).scaleb(-quote_precision),
+            min_quantity=min_quantity,
+            min_notional=min_notional,
+            max_notional=max_notional,
+            maker_fee=maker_fee,
+            taker_fee=taker_fee,
+        )
 
     def round_quantity(self, quantity: Decimal) -> Decimal:
-        """Round a quantity down to the step size (never more than asked)."""
-        steps = (quantity / self.step_size).to_integral_value(rounding=ROUND_FLOOR)
-        return (steps * self.step_size).quantize(self.step_size)
-
-    def round_price(self, price: Decimal, side: Side) -> Decimal:
-        """Round a price to the tick: down for a buy, up for a sell (never worse than asked)."""
-        rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-        ticks = (price / self.tick_size).to_integral_value(rounding=rounding)
-        return (ticks * self.tick_size).quantize(self.tick_size)
-
-    def quantity_for_quote(self, quote_amount: Decimal, price: Decimal) -> Decimal:
-        """The largest valid quantity whose notional at ``price`` is at most ``quote_amount``."""
-        if price <= 0:
-            raise ValueError("price must be positive")
-        return self.round_quantity(quote_amount / price)
-
-    def check_order(self, price: Decimal, quantity: Decimal) -> str | None:
-        """Why an order of ``quantity`` at ``price`` violates the filters, or None when it fits."""
+        """Round down to the step (never more than asked for); never below 0."""
         if quantity <= 0:
-            return "quantity must be positive"
-        if quantity != self.round_quantity(quantity):
-            return f"quantity {quantity} is not a multiple of the step size {self.step_size}"
-        if price % self.tick_size != 0:
-            return f"price {price} is not a multiple of the tick size {self.tick_size}"
+            return Decimal(0)
+        return (quantity / self.step_size).to_integral_value(ROUND_FLOOR) * self.step_size
+
+    def round_price(self, price: Decimal, *, up: bool | None = None) -> Decimal:
+        """Round to the tick: ``up=True`` ceiling, ``up=False`` floor, ``None`` nearest."""
+        rounding = ROUND_HALF_EVEN if up is None else ROUND_CEILING if up else ROUND_FLOOR
+        rounded = (price / self.tick_size).to_integral_value(rounding) * self.tick_size
+        return rounded if rounded > 0 else self.tick_size
+
+    def check_order(self, quantity: Decimal, price: Decimal) -> str | None:
+        """The reason the venue would refuse this order, or None when it passes the filters."""
+        if quantity <= 0:
+            return f"quantity rounds to 0 at step {self.step_size}"
         if quantity < self.min_quantity:
             return f"quantity {quantity} is below the minimum {self.min_quantity}"
-        notional = price * quantity
+        notional = quantity * price
         if notional < self.min_notional:
             return f"notional {notional} is below the minimum {self.min_notional}"
         if self.max_notional is not None and notional > self.max_notional:
             return f"notional {notional} is above the maximum {self.max_notional}"
         return None
+
+
+def default_instrument(symbol: str, *, taker_fee: Decimal = Decimal("0.0005")) -> Instrument:
+    """A conservative stand-in when the venue's exchangeInfo is not at hand (replay from files).
+
+    8 decimals of quantity and price, MEXC's usual 5 USDT-equivalent minimum notional (1 unit of
+    the quote currency for other quotes), no maximum.
+    """
+    base, quote = split_symbol(symbol)
+    min_notional = Decimal(5) if quote in {"USDT", "USDC", "USDE"} else Decimal(0)
+    return Instrument.from_precisions(
+        symbol,
+        base_asset_precision=8,
+        quote_precision=8,
+        min_notional=min_notional,
+        taker_fee=taker_fee,
+        base_asset=base,
+        quote_asset=quote,
+    )

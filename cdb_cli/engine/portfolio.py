@@ -209,6 +209,15 @@ class Portfolio:
         self.marks[symbol] = price
         self._update_peak()
 
+    def mark_all(self, marks: Mapping[str, Decimal], *, update_peak: bool = True) -> None:
+        """Set several marks at once, then update the peak once (unless the caller tracks it)."""
+        for symbol, price in marks.items():
+            if not price.is_finite() or price <= 0:
+                raise ValueError(f"A mark price must be finite and above 0, received {price}")
+            self.marks[symbol] = price
+        if marks and update_peak:
+            self._update_peak()
+
     def _update_peak(self) -> None:
         equity = self.equity()
         if equity > self.peak_equity:
@@ -268,19 +277,66 @@ class Portfolio:
         self._update_peak()
         return True
 
+    def observe_equity(self, equity: Decimal) -> None:
+        """Raise the peak to an equity seen between marks (the pipeline's float curve)."""
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+
+    def reset_peak(self) -> None:
+        """Restart the peak at the current equity (an audited circuit-breaker reset)."""
+        self.peak_equity = self.equity()
+
     def drawdown_from_peak_pct(self) -> Decimal:
         return _pct_below(self.peak_equity, self.equity())
 
     def daily_drawdown_pct(self) -> Decimal:
         return _pct_below(self.day_start_equity, self.equity())
 
+    def _valuation(self, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
+        """(equity, exposure, value held in ``symbol``) in one pass over the positions."""
+        held = _ZERO
+        exposure = _ZERO
+        with _localcontext(_CTX):
+            for name in self.positions:
+                value = self.position_value(name)
+                exposure += value
+                if name == symbol:
+                    held = value
+            return self.cash + exposure, exposure, held
+
     def risk_view(self, symbol: str) -> PortfolioRiskView:
+        equity, exposure, held = self._valuation(symbol)
         return PortfolioRiskView(
-            equity=self.equity(),
+            equity=equity,
             day_start_equity=self.day_start_equity,
             peak_equity=self.peak_equity,
-            exposure_quote=self.exposure(),
-            position_quote_for_symbol=self.position_value(symbol),
+            exposure_quote=exposure,
+            position_quote_for_symbol=held,
+        )
+
+    def risk_inputs(
+        self,
+        symbol: str,
+        *,
+        bid: Decimal,
+        ask: Decimal,
+        last_price_age_ns: int,
+        trading_state: TradingState = TradingState.ACTIVE,
+        pending_quote: Decimal = _ZERO,
+    ) -> RiskInputs:
+        """The risk engine's inputs for ``symbol`` directly (the signal path's short cut of
+        ``risk_view(symbol).to_inputs(...)``); ``pending_quote`` (working buys) adds to exposure."""
+        equity, exposure, held = self._valuation(symbol)
+        return RiskInputs(
+            equity=equity,
+            day_start_equity=self.day_start_equity,
+            peak_equity=self.peak_equity,
+            exposure_quote=exposure + pending_quote,
+            position_quote_for_symbol=held,
+            bid=bid,
+            ask=ask,
+            last_price_age_ns=last_price_age_ns,
+            trading_state=trading_state,
         )
 
     # --- persistence ----------------------------------------------------------------------------

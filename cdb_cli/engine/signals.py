@@ -20,7 +20,7 @@ from typing import NamedTuple, Protocol
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdb_cli.engine.events import SignalSide, TradingSignal
-from cdb_cli.engine.indicators import EMA, RSI, SMA, VolumeSMA
+from cdb_cli.engine.indicators import EMA, RSI, RollingWindow
 
 __all__ = [
     "EmaCrossStrategy",
@@ -125,12 +125,13 @@ class EmaCrossStrategy:
         "_ema_fast",
         "_ema_slow",
         "_prev_diff",
+        "_push_trend",
+        "_push_volume",
         "_rsi",
         "_trend",
         "_up_fast",
         "_up_rsi",
         "_up_slow",
-        "_up_volume",
         "_volume",
         "name",
     )
@@ -142,14 +143,17 @@ class EmaCrossStrategy:
         self._ema_fast = EMA(cfg.ema_fast)
         self._ema_slow = EMA(cfg.ema_slow)
         self._rsi = RSI(cfg.rsi_period)
-        self._volume = VolumeSMA(cfg.volume_period)
-        self._trend: SMA | None = SMA(cfg.trend_period) if cfg.trend_filter else None
+        # The volume and trend averages are read only when a cross happens: a rolling window
+        # costs one store per bar and gives the exact mean on demand.
+        self._volume = RollingWindow(cfg.volume_period)
+        self._trend = RollingWindow(cfg.trend_period) if cfg.trend_filter else None
         self._prev_diff: float | None = None
         # Bound once: saves two attribute lookups per indicator per bar on the hot path.
         self._up_fast = self._ema_fast.update
         self._up_slow = self._ema_slow.update
         self._up_rsi = self._rsi.update
-        self._up_volume = self._volume.update
+        self._push_volume = self._volume.push
+        self._push_trend = self._trend.push if self._trend is not None else None
 
     @property
     def config(self) -> SignalConfig:
@@ -160,17 +164,22 @@ class EmaCrossStrategy:
         fast = self._up_fast(close)
         slow = self._up_slow(close)
         rsi = self._up_rsi(close)
-        vol_sma = self._up_volume(volume)
-        trend = self._trend.update(close) if self._trend is not None else None
-        if fast is None or slow is None:
+        self._push_volume(volume)
+        if self._push_trend is not None:
+            self._push_trend(close)
+        if slow is None or fast is None:
             return None
         diff = fast - slow
         prev, self._prev_diff = self._prev_diff, diff
-        if prev is None or rsi is None or vol_sma is None:
+        if prev is None or rsi is None:
             return None
         if prev <= 0.0 < diff:
-            return self._buy(close, volume, fast, slow, diff, rsi, vol_sma, trend)
+            if not self._volume.full:
+                return None
+            return self._buy(close, volume, fast, slow, diff, rsi)
         if diff < 0.0 <= prev:
+            if not self._volume.full:
+                return None
             return SignalIntent(
                 SignalSide.EXIT,
                 _clip01(abs(diff) / close * CROSS_SCALE),
@@ -179,22 +188,16 @@ class EmaCrossStrategy:
         return None
 
     def _buy(
-        self,
-        close: float,
-        volume: float,
-        fast: float,
-        slow: float,
-        diff: float,
-        rsi: float,
-        vol_sma: float,
-        trend: float | None,
+        self, close: float, volume: float, fast: float, slow: float, diff: float, rsi: float
     ) -> SignalIntent | None:
         cfg = self._cfg
-        if rsi <= cfg.rsi_threshold or volume <= cfg.volume_factor * vol_sma:
+        vol_sma = self._volume.mean()
+        if vol_sma is None or rsi <= cfg.rsi_threshold or volume <= cfg.volume_factor * vol_sma:
             return None
+        trend = self._trend.mean() if self._trend is not None else None
         if self._trend is not None and (trend is None or close <= trend):
             return None
-        # vol_sma > 0 here: the volume is > 0 and is part of its own SMA window.
+        # vol_sma > 0 here: the volume is > 0 and is part of its own window.
         ratio = volume / vol_sma
         strength = (
             _clip01((rsi - cfg.rsi_threshold) / (100.0 - cfg.rsi_threshold))

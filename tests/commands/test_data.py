@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,29 @@ def test_download_writes_the_replay_format(
     history = threaded_sim.exchange.markets["BTCUSDT"].candles[100:800]
     assert [(c.open_ms, c.close) for c in candles] == [(c.open_ms, c.close) for c in history]
     assert (tmp_path / "ETHUSDT-1m.json").is_file()
+
+
+def test_cdb_replay_reads_what_data_download_writes(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    start, end = _range(threaded_sim, 600)
+    downloaded = cdb(
+        "data", "download", "BTCUSDT", "--start", str(start), "--end", str(end),
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert downloaded.exit_code == 0, downloaded.output
+    replayed = cdb("--json", "replay", str(tmp_path / "BTCUSDT-1m.json"))
+    assert replayed.exit_code == 0, replayed.output
+    report = json.loads(replayed.stdout)
+    assert report["bars"] == 600
+    assert report["provenance"]["symbol"] == "BTCUSDT"
+    assert report["period"]["start"].startswith(
+        datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+    )
 
 
 def test_download_resumes_after_the_last_row(

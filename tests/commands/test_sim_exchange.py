@@ -64,7 +64,7 @@ def test_fault_flags_reach_the_running_simulator(cdb: Callable[..., Result]) -> 
         (["--balance", "USDT"], ExitCode.USAGE),
         (["--balance", "USDT=lots"], ExitCode.USAGE),
         (["--api-key", "mx0only"], ExitCode.CONFIGURATION),
-        (["-s", "BTCEUR"], ExitCode.CONFIGURATION),
+        (["-s", "BTCXYZ"], ExitCode.CONFIGURATION),
     ],
 )
 def test_bad_options_are_refused(cdb: Callable[..., Result], args: list[str], code: int) -> None:

@@ -7,17 +7,13 @@ different form from the incremental code (window sums recomputed from scratch, `
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
+from cdb_testkit import load_candles, ref_ema, ref_rsi, ref_sma
 
 from cdb_cli.engine.indicators import EMA, RSI, SMA, VolumeSMA
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-CANDLES = DATA / "UNITTEST_BTC-1m.json"
 TOLERANCE = 1e-9
 
 Indicator = SMA | EMA | RSI
@@ -25,59 +21,10 @@ Indicator = SMA | EMA | RSI
 
 @pytest.fixture(scope="module")
 def candles() -> list[list[float]]:
-    if not CANDLES.is_file():
-        pytest.skip(f"real candle data absent: {CANDLES} (see ../shared/data/README.md)")
-    rows: list[list[float]] = json.loads(CANDLES.read_text())
-    assert len(rows) > 1000
-    assert all(len(row) == 6 for row in rows)
-    return rows
+    return load_candles()
 
 
 # --- independent batch references --------------------------------------------------------------
-
-
-def ref_sma(values: Sequence[float], n: int) -> list[float | None]:
-    out: list[float | None] = [None] * len(values)
-    for i in range(n - 1, len(values)):
-        total = 0.0
-        for j in range(i - n + 1, i + 1):
-            total += values[j]
-        out[i] = total / n
-    return out
-
-
-def ref_ema(values: Sequence[float], n: int) -> list[float | None]:
-    alpha = 2 / (n + 1)
-    out: list[float | None] = [None] * len(values)
-    prev = math.fsum(values[:n]) / n
-    out[n - 1] = prev
-    for i in range(n, len(values)):
-        prev = alpha * values[i] + (1 - alpha) * prev
-        out[i] = prev
-    return out
-
-
-def ref_rsi(values: Sequence[float], n: int) -> list[float | None]:
-    changes = [values[i] - values[i - 1] for i in range(1, len(values))]
-    gains = [max(c, 0.0) for c in changes]
-    losses = [max(-c, 0.0) for c in changes]
-    out: list[float | None] = [None] * len(values)
-    avg_gain = math.fsum(gains[:n]) / n
-    avg_loss = math.fsum(losses[:n]) / n
-    for k in range(n - 1, len(changes)):
-        if k >= n:
-            avg_gain = (avg_gain * (n - 1) + gains[k]) / n
-            avg_loss = (avg_loss * (n - 1) + losses[k]) / n
-        if avg_loss == 0.0:
-            rsi = 50.0 if avg_gain == 0.0 else 100.0
-        else:
-            rs = avg_gain / avg_loss
-            rsi = 100.0 * rs / (1.0 + rs)
-        out[k + 1] = rsi  # change k ends at value k + 1
-    return out
-
-
-# --- helpers ------------------------------------------------------------------------------------
 
 
 def run(indicator: Indicator, values: Sequence[float]) -> list[float | None]:
@@ -192,18 +139,6 @@ def test_period_below_one_is_refused(cls: type[Indicator], period: int) -> None:
 def test_period_must_be_an_int(cls: type[Indicator], period: object) -> None:
     with pytest.raises(TypeError, match="period must be an int"):
         cls(period)  # type: ignore[arg-type]
-
-
-@pytest.mark.parametrize("cls", [SMA, EMA, RSI])
-@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
-def test_non_finite_input_is_refused_and_state_kept(cls: type[Indicator], bad: float) -> None:
-    indicator = cls(2)
-    clean = run(cls(2), [1.0, 2.0, 4.0, 3.0])
-    for v in [1.0, 2.0, 4.0]:
-        indicator.update(v)
-    with pytest.raises(ValueError, match="must be finite"):
-        indicator.update(bad)
-    assert indicator.update(3.0) == clean[-1]
 
 
 def test_sma_rolling_sum_does_not_drift() -> None:

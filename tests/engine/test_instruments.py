@@ -1,82 +1,80 @@
-"""Instrument precision helpers: rounding towards safety and the filter check."""
+"""Instruments: MEXC precisions become exact steps, rounding never exceeds what was asked."""
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal as D
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from cdb_cli.engine.events import Side
-from cdb_cli.engine.instruments import Instrument, format_decimal
-
-BTC = Instrument(
-    symbol="BTCUSDT",
-    base_asset="BTC",
-    quote_asset="USDT",
-    tick_size=Decimal("0.01"),
-    step_size=Decimal("0.000001"),
-    min_quantity=Decimal("0.000001"),
-    min_notional=Decimal("1"),
-)
-
-
-def test_round_quantity_always_down_to_the_step() -> None:
-    assert BTC.round_quantity(Decimal("0.1234569")) == Decimal("0.123456")
-    assert BTC.round_quantity(Decimal("0.0000009")) == Decimal("0")
+from cdb_cli.engine.instruments import Instrument, default_instrument, split_symbol
 
 
 @pytest.mark.parametrize(
-    ("side", "expected"), [(Side.BUY, Decimal("100.12")), (Side.SELL, Decimal("100.13"))]
-)
-def test_round_price_never_worse_than_asked(side: Side, expected: Decimal) -> None:
-    assert BTC.round_price(Decimal("100.123"), side) == expected
-
-
-def test_quantity_for_quote_stays_within_budget() -> None:
-    quantity = BTC.quantity_for_quote(Decimal("100"), Decimal("30000.01"))
-    assert quantity * Decimal("30000.01") <= Decimal("100")
-    assert quantity == Decimal("0.003333")
-
-
-@pytest.mark.parametrize(
-    ("price", "quantity", "problem"),
+    ("symbol", "expected"),
     [
-        (Decimal("100"), Decimal("0.5"), None),
-        (Decimal("100.001"), Decimal("0.5"), "tick size"),
-        (Decimal("100"), Decimal("0.0000001"), "step size"),
-        (Decimal("100"), Decimal("0.001"), "notional"),
-        (Decimal("100"), Decimal("0"), "positive"),
+        ("BTCUSDT", ("BTC", "USDT")),
+        ("UNITTESTBTC", ("UNITTEST", "BTC")),
+        ("XRPETH", ("XRP", "ETH")),
     ],
 )
-def test_check_order_names_the_violated_filter(
-    price: Decimal, quantity: Decimal, problem: str | None
-) -> None:
-    result = BTC.check_order(price, quantity)
-    if problem is None:
-        assert result is None
-    else:
-        assert result is not None
-        assert problem in result
+def test_split_symbol_known_quotes(symbol: str, expected: tuple[str, str]) -> None:
+    assert split_symbol(symbol) == expected
 
 
-def test_format_decimal_is_plain() -> None:
-    assert format_decimal(Decimal("1E+1")) == "10"
-    assert format_decimal(Decimal("0.00010000")) == "0.0001"
-    assert format_decimal(Decimal("-0")) == "0"
+def test_split_symbol_unknown_quote_is_refused() -> None:
+    with pytest.raises(ValueError, match="quote currency of 'FOOBAR'"):
+        split_symbol("FOOBAR")
 
 
-@given(
-    st.decimals(min_value=Decimal("0.000001"), max_value=Decimal(10**6), places=9),
-    st.sampled_from([Side.BUY, Side.SELL]),
-)
-def test_rounding_properties(value: Decimal, side: Side) -> None:
-    quantity = BTC.round_quantity(value)
-    assert Decimal(0) <= quantity <= value
-    assert value - quantity < BTC.step_size
-    assert quantity % BTC.step_size == 0
-    price = BTC.round_price(value, side)
-    assert price % BTC.tick_size == 0
-    assert abs(price - value) < BTC.tick_size
-    assert (price <= value) if side is Side.BUY else (price >= value)
+def test_from_precisions_gives_exact_steps() -> None:
+    inst = Instrument.from_precisions("BTCUSDT", base_asset_precision=6, quote_precision=2)
+    assert (inst.step_size, inst.tick_size) == (D("0.000001"), D("0.01"))
+    assert (inst.base_asset, inst.quote_asset) == ("BTC", "USDT")
+
+
+def test_quantity_rounds_down_to_the_step() -> None:
+    inst = Instrument.from_precisions("BTCUSDT", base_asset_precision=3, quote_precision=2)
+    assert inst.round_quantity(D("1.23999")) == D("1.239")
+    assert inst.round_quantity(D("0.0009")) == 0
+    assert inst.round_quantity(D("-1")) == 0
+
+
+def test_price_rounding_directions() -> None:
+    inst = Instrument.from_precisions("BTCUSDT", base_asset_precision=3, quote_precision=2)
+    assert inst.round_price(D("100.001"), up=True) == D("100.01")
+    assert inst.round_price(D("100.009"), up=False) == D("100.00")
+    assert inst.round_price(D("100.005")) == D("100.00")  # half-even
+    assert inst.round_price(D("0.001")) == D("0.01")  # never 0: the smallest tick
+
+
+def test_check_order_names_the_filter() -> None:
+    inst = Instrument.from_precisions(
+        "BTCUSDT",
+        base_asset_precision=4,
+        quote_precision=2,
+        min_quantity=D("0.001"),
+        min_notional=D("5"),
+        max_notional=D("1000"),
+    )
+    assert inst.check_order(D("0.01"), D("1000")) is None
+    assert "rounds to 0" in (inst.check_order(D(0), D("1000")) or "")
+    assert "below the minimum 0.001" in (inst.check_order(D("0.0005"), D("100000")) or "")
+    assert "notional 4.000 is below the minimum 5" in (
+        inst.check_order(D("0.004"), D("1000")) or ""
+    )
+    assert "above the maximum 1000" in (inst.check_order(D("2"), D("1000")) or "")
+
+
+def test_default_instrument_is_conservative() -> None:
+    inst = default_instrument("ETHUSDT", taker_fee=D("0.001"))
+    assert inst.step_size == inst.tick_size == D("1e-8")
+    assert inst.min_notional == 5
+    assert inst.taker_fee == D("0.001")
+    assert default_instrument("XRPETH").min_notional == 0
+
+
+@pytest.mark.parametrize("field", ["step_size", "tick_size"])
+def test_non_positive_steps_are_refused(field: str) -> None:
+    values = {"step_size": D("0.1"), "tick_size": D("0.1"), field: D(0)}
+    with pytest.raises(ValueError, match=f"{field} must be above 0"):
+        Instrument(symbol="BTCUSDT", base_asset="BTC", quote_asset="USDT", **values)

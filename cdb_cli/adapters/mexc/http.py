@@ -29,10 +29,12 @@ from cdb_cli.adapters.mexc.models import (
     Depth,
     Fill,
     Kline,
+    MexcSymbol,
     Order,
     dec,
-    instrument_from_symbol,
+    format_decimal,
     integer,
+    symbol_from_json,
 )
 from cdb_cli.adapters.mexc.ratelimit import RateLimiter
 from cdb_cli.adapters.mexc.signing import Credentials, encode_params
@@ -45,7 +47,7 @@ from cdb_cli.engine.errors import (
     VenueRejected,
     VenueServerError,
 )
-from cdb_cli.engine.instruments import Instrument, format_decimal
+from cdb_cli.engine.instruments import Instrument
 
 __all__ = ["MexcHttpClient"]
 
@@ -242,14 +244,20 @@ class MexcHttpClient:
         self.time_offset_ms = server - (before + after) // 2
         return self.time_offset_ms
 
-    async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
-        """Instruments by symbol (all symbols when none are given)."""
+    async def symbols(self, symbols: Sequence[str] = ()) -> dict[str, MexcSymbol]:
+        """Every symbol's instrument, tradability and order types (all symbols when none given)."""
         params = [("symbols", ",".join(symbols))] if symbols else []
         body = await self._request("GET", f"{API}/exchangeInfo", params)
         raw_symbols = _field(body, "symbols")
         if not isinstance(raw_symbols, list):
             raise MalformedEvent("MEXC exchangeInfo 'symbols' is not an array")
-        return {i.symbol: i for i in (instrument_from_symbol(s) for s in raw_symbols)}
+        parsed = (symbol_from_json(raw) for raw in raw_symbols)
+        return {s.instrument.symbol: s for s in parsed}
+
+    async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
+        """Instruments of the tradable symbols (status 1, spot allowed), by symbol."""
+        found = await self.symbols(symbols)
+        return {name: s.instrument for name, s in found.items() if s.tradable}
 
     async def klines(
         self,

@@ -19,10 +19,13 @@ __all__ = [
     "Depth",
     "Fill",
     "Kline",
+    "MexcSymbol",
     "Order",
     "dec",
+    "format_decimal",
     "instrument_from_symbol",
     "integer",
+    "symbol_from_json",
 ]
 
 
@@ -53,8 +56,23 @@ def _precision_step(places: Any, field: str) -> Decimal:
     return Decimal(1).scaleb(-integer(places, field))
 
 
-def instrument_from_symbol(raw: dict[str, Any]) -> Instrument:
-    """An :class:`Instrument` from one ``exchangeInfo.symbols[]`` object (mexc_api.md §2.1, §5).
+def format_decimal(value: Decimal) -> str:
+    """A plain decimal string for the wire, never an exponent: ``1E+1`` → ``10`` (§5)."""
+    text = f"{value.normalize():f}"
+    return "0" if text in {"-0", ""} else text
+
+
+@dataclass(frozen=True, slots=True)
+class MexcSymbol:
+    """One ``exchangeInfo`` symbol: the engine's :class:`Instrument` plus what only MEXC says."""
+
+    instrument: Instrument
+    tradable: bool
+    order_types: tuple[str, ...]
+
+
+def symbol_from_json(raw: dict[str, Any]) -> MexcSymbol:
+    """One ``exchangeInfo.symbols[]`` object (mexc_api.md §2.1, §5).
 
     Tick = 10^-quotePrecision (D-CN: price precision), step = 10^-baseAssetPrecision, min quantity =
     ``baseSizePrecision``, min notional = ``quoteAmountPrecision``. Tradable when status is "1"
@@ -62,28 +80,35 @@ def instrument_from_symbol(raw: dict[str, Any]) -> Instrument:
     """
     try:
         status = str(raw.get("status", ""))
-        return Instrument(
-            symbol=str(raw["symbol"]),
+        max_quote = raw.get("maxQuoteAmount")
+        instrument = Instrument.from_precisions(
+            str(raw["symbol"]),
             base_asset=str(raw["baseAsset"]),
             quote_asset=str(raw["quoteAsset"]),
-            tick_size=_precision_step(raw["quotePrecision"], "quotePrecision"),
-            step_size=_precision_step(raw["baseAssetPrecision"], "baseAssetPrecision"),
+            base_asset_precision=integer(raw["baseAssetPrecision"], "baseAssetPrecision"),
+            quote_precision=integer(raw["quotePrecision"], "quotePrecision"),
             min_quantity=dec(raw.get("baseSizePrecision", "0"), "baseSizePrecision"),
             min_notional=dec(raw.get("quoteAmountPrecision", "0"), "quoteAmountPrecision"),
-            max_notional=dec(raw["maxQuoteAmount"], "maxQuoteAmount")
-            if raw.get("maxQuoteAmount")
-            else None,
+            max_notional=dec(max_quote, "maxQuoteAmount") if max_quote else None,
             maker_fee=dec(raw.get("makerCommission", "0"), "makerCommission"),
             taker_fee=dec(raw.get("takerCommission", "0"), "takerCommission"),
-            order_types=tuple(str(t) for t in raw.get("orderTypes", ())),
-            tradable=status in {"1", "ENABLED"}
-            and bool(raw.get("isSpotTradingAllowed", False))
-            and "SPOT" in raw.get("permissions", ()),
         )
     except KeyError as e:
         raise MalformedEvent(f"MEXC exchangeInfo symbol lacks field {e.args[0]!r}") from e
-    except ValueError as e:  # pydantic ValidationError is a ValueError
+    except ValueError as e:  # Instrument refuses non-positive steps, negative minimums
         raise MalformedEvent(f"MEXC exchangeInfo symbol is invalid: {e}") from e
+    tradable = (
+        status in {"1", "ENABLED"}
+        and bool(raw.get("isSpotTradingAllowed", False))
+        and "SPOT" in raw.get("permissions", ())
+    )
+    order_types = tuple(str(t) for t in raw.get("orderTypes", ()))
+    return MexcSymbol(instrument, tradable, order_types)
+
+
+def instrument_from_symbol(raw: dict[str, Any]) -> Instrument:
+    """The :class:`Instrument` of one ``exchangeInfo`` symbol."""
+    return symbol_from_json(raw).instrument
 
 
 @dataclass(frozen=True, slots=True)

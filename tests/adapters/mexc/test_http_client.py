@@ -33,7 +33,11 @@ async def test_public_endpoints_parse_into_typed_values(client: MexcHttpClient) 
     assert abs(await client.server_time() - time.time() * 1000) < 5000
     instruments = await client.exchange_info([BTC])
     btc = instruments[BTC]
-    assert (btc.base_asset, btc.quote_asset, btc.tradable) == ("BTC", "USDT", True)
+    assert (btc.base_asset, btc.quote_asset) == ("BTC", "USDT")
+    details = (await client.symbols([BTC]))[BTC]
+    assert details.tradable
+    assert "MARKET" in details.order_types
+    assert details.instrument == btc
     assert btc.tick_size == Decimal("0.01")
     assert btc.step_size == Decimal("0.000001")
     assert btc.min_notional == Decimal(1)

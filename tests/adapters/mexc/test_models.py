@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from cdb_cli.adapters.mexc.intervals import interval
-from cdb_cli.adapters.mexc.models import Kline, Order, instrument_from_symbol
+from cdb_cli.adapters.mexc.models import (
+    Kline,
+    Order,
+    format_decimal,
+    instrument_from_symbol,
+    symbol_from_json,
+)
 from cdb_cli.engine.errors import MalformedEvent
 
 REPO = Path(__file__).resolve().parents[3]
@@ -29,15 +35,17 @@ def test_instrument_from_the_documented_symbol() -> None:
     inst = instrument_from_symbol(SYMBOL)
     assert (inst.tick_size, inst.step_size) == (Decimal("0.001"), Decimal("0.01"))
     assert (inst.min_quantity, inst.min_notional) == (Decimal("0.0001"), Decimal(5))
-    assert inst.order_types == ("LIMIT", "LIMIT_MAKER")
-    assert inst.tradable
+    assert (inst.maker_fee, inst.taker_fee) == (Decimal("0.002"), Decimal("0.002"))
+    details = symbol_from_json(SYMBOL)
+    assert details.order_types == ("LIMIT", "LIMIT_MAKER")
+    assert details.tradable
 
 
 @pytest.mark.parametrize(
     "change", [{"status": "2"}, {"isSpotTradingAllowed": False}, {"permissions": []}]
 )
 def test_paused_or_non_spot_symbols_are_not_tradable(change: dict[str, object]) -> None:
-    assert not instrument_from_symbol({**SYMBOL, **change}).tradable
+    assert not symbol_from_json({**SYMBOL, **change}).tradable
 
 
 def test_missing_fields_are_malformed_not_key_errors() -> None:
@@ -98,3 +106,9 @@ def test_committed_gencode_is_supported_by_the_pinned_protobuf_runtime() -> None
     floor = tuple(map(int, pinned.groups()[:3]))
     assert version <= floor  # the runtime is never older than the code generator
     assert int(pinned.group(4)) == version[0] + 1  # and of the same major version
+
+
+def test_format_decimal_is_plain() -> None:
+    assert format_decimal(Decimal("1E+1")) == "10"
+    assert format_decimal(Decimal("0.00010000")) == "0.0001"
+    assert format_decimal(Decimal("-0")) == "0"

@@ -25,6 +25,7 @@ from cdb_cli.adapters.mexc.sim.frames import (
 from cdb_cli.adapters.mexc.sim.listenkeys import ListenKeys
 from cdb_cli.adapters.mexc.sim.market import PublicTrade, SymbolMarket, load_replay
 from cdb_cli.adapters.mexc.sim.orders import (
+    ORDER_TYPES,
     TAKER_TYPES,
     ZERO,
     Account,
@@ -391,7 +392,7 @@ def _symbol_json(market: SymbolMarket) -> dict[str, object]:
         "quoteAssetPrecision": quote_places,
         "baseCommissionPrecision": base_places,
         "quoteCommissionPrecision": quote_places,
-        "orderTypes": list(inst.order_types),
+        "orderTypes": list(ORDER_TYPES),
         "quoteOrderQtyMarketAllowed": True,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,

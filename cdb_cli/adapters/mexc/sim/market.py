@@ -12,12 +12,11 @@ from pathlib import Path
 
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.engine.events import Side
-from cdb_cli.engine.instruments import Instrument
+from cdb_cli.engine.instruments import Instrument, split_symbol
 
 __all__ = ["Candle", "PublicTrade", "SymbolMarket", "instrument_for", "load_replay"]
 
 MINUTE_MS = 60_000
-QUOTES = ("USDT", "USDC", "BTC", "ETH")
 START_PRICES = {"BTC": Decimal("30000"), "ETH": Decimal("2000"), "SOL": Decimal("100")}
 
 
@@ -54,10 +53,10 @@ class PublicTrade:
 
 
 def _split(symbol: str) -> tuple[str, str]:
-    for quote in QUOTES:
-        if symbol.endswith(quote) and len(symbol) > len(quote):
-            return symbol[: -len(quote)], quote
-    raise ConfigurationError(f"Symbol {symbol!r} does not end in one of {', '.join(QUOTES)}")
+    try:
+        return split_symbol(symbol)
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from None
 
 
 def instrument_for(symbol: str, price: Decimal) -> Instrument:
@@ -77,7 +76,6 @@ def instrument_for(symbol: str, price: Decimal) -> Instrument:
         max_notional=Decimal(5_000_000),
         maker_fee=Decimal(0),
         taker_fee=Decimal("0.0005"),
-        order_types=("LIMIT", "MARKET", "LIMIT_MAKER", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"),
     )
 
 

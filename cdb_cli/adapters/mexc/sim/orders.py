@@ -13,15 +13,24 @@ import itertools
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
+from cdb_cli.adapters.mexc.models import format_decimal
 from cdb_cli.adapters.mexc.sim.auth import ApiError
 from cdb_cli.adapters.mexc.sim.market import SymbolMarket
-from cdb_cli.engine.instruments import format_decimal
 
-__all__ = ["TAKER_TYPES", "ZERO", "Account", "Book", "SimOrder"]
+__all__ = [
+    "ORDER_TYPES",
+    "TAKER_TYPES",
+    "ZERO",
+    "Account",
+    "Book",
+    "SimOrder",
+    "parse_decimal",
+    "validated",
+]
 
 ZERO = Decimal(0)
 TAKER_TYPES = frozenset({"MARKET", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"})
-ORDER_TYPES = frozenset({"LIMIT", "LIMIT_MAKER"}) | TAKER_TYPES
+ORDER_TYPES = ("LIMIT", "MARKET", "LIMIT_MAKER", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL")
 _ids = itertools.count(505979017439002624115)
 
 

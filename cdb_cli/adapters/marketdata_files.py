@@ -1,0 +1,325 @@
+"""Market-data files for ``cdb replay``: candles and trades in the formats an operator has at hand.
+
+Accepted formats (``FORMATS``), detected from the content (``.gz`` is decompressed first):
+
+* ``bars-json`` — a JSON array of ``[open_time_ms, open, high, low, close, volume]`` rows
+  (freqtrade's and ``cdb data download``'s format; numbers or numeric strings);
+* ``mexc-klines`` — MEXC's ``/api/v3/klines`` answer: rows of
+  ``[openTime, open, high, low, close, volume, closeTime, quoteAssetVolume]`` with string prices;
+* ``trades-json`` — a JSON array of ``[time_ms, id, order, side, price, amount, cost]`` rows
+  (freqtrade's trades format) for tick replay;
+* ``bars-csv`` / ``trades-csv`` — CSV with a header: bars need a time column (``timestamp``,
+  ``time``, ``open_time``, ``date`` or ``ts``; ms since the epoch or ISO 8601) and ``open``,
+  ``high``, ``low``, ``close``, ``volume``; trades a time column, ``price`` and ``amount`` (or
+  ``quantity``, ``qty``).
+
+Every row is validated once here, so the replay loop can trust it: numbers finite, prices above
+0, volume not negative, ``low <= open, close <= high``, timestamps strictly increasing. A bad row is
+an error naming the file and row (``BadDataFile``), or, with ``skip_bad_rows``, skipped and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, Final
+
+from cdb_cli.engine.errors import CdbError
+from cdb_cli.engine.instruments import split_symbol
+from cdb_cli.engine.replay import BarSeries, TradeSeries
+
+__all__ = [
+    "FORMATS",
+    "BadDataFile",
+    "UnknownDataFormat",
+    "file_sha256",
+    "guess_interval_ns",
+    "guess_symbol",
+    "load_market_data",
+]
+
+NS_PER_MS: Final = 1_000_000
+FORMATS: Final = ("bars-json", "mexc-klines", "trades-json", "bars-csv", "trades-csv")
+_TIME_COLUMNS: Final = ("timestamp", "time", "open_time", "date", "ts")
+_QUANTITY_COLUMNS: Final = ("amount", "quantity", "qty")
+_INTERVALS: Final = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "1h": 3600}
+
+
+class UnknownDataFormat(CdbError):
+    """The file is none of the accepted formats; the message lists them (a usage error)."""
+
+
+class BadDataFile(CdbError):
+    """A row of the file is invalid; the message names the file and the row."""
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of the file's bytes (the replay report's provenance)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def guess_symbol(path: Path) -> str | None:
+    """``UNITTEST_BTC-1m.json`` → ``UNITTESTBTC``, ``BTCUSDT-1m.json.gz`` → ``BTCUSDT``, or None."""
+    head = path.name.split(".", 1)[0].split("-", 1)[0].replace("_", "").upper()
+    if not head.isalnum():
+        return None
+    try:
+        split_symbol(head)  # only a name that ends in a known quote currency is a symbol
+    except ValueError:
+        return None
+    return head
+
+
+def _interval_from_name(path: Path) -> int | None:
+    stem = path.name.split(".", 1)[0]
+    if "-" in stem:
+        seconds = _INTERVALS.get(stem.rsplit("-", 1)[1])
+        if seconds is not None:
+            return seconds * 1_000_000_000
+    return None
+
+
+def guess_interval_ns(path: Path, ts: Sequence[int]) -> int:
+    """The bar interval: from the file name (``-1m``), else the most common step between bars."""
+    named = _interval_from_name(path)
+    if named is not None:
+        return named
+    steps = Counter(b - a for a, b in pairwise(ts))
+    if not steps:
+        return 60 * 1_000_000_000
+    return max(steps.items(), key=lambda item: (item[1], -item[0]))[0]
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+        return raw.decode("utf-8")
+    except FileNotFoundError:
+        raise BadDataFile(f"{path}: no such file") from None
+    except (OSError, EOFError, UnicodeDecodeError) as e:
+        raise BadDataFile(f"{path}: cannot be read: {e}") from None
+
+
+def _detect_json(rows: list[Any]) -> str | None:
+    """The format of the first rows' most common shape (one bad first row does not hide it)."""
+    sample = [row for row in rows[:20] if isinstance(row, list)]
+    if not sample:
+        return None
+    length = Counter(len(row) for row in sample).most_common(1)[0][0]
+    first = next(row for row in sample if len(row) == length)
+    if len(first) == 6:
+        return "bars-json"
+    if len(first) == 8 and isinstance(first[6], int | float):
+        return "mexc-klines"
+    if len(first) == 7 and isinstance(first[3], str) and first[3].lower() in {"buy", "sell"}:
+        return "trades-json"
+    return None
+
+
+def _detect_csv(header: Sequence[str]) -> str | None:
+    names = {name.strip().lower() for name in header}
+    if not names & set(_TIME_COLUMNS):
+        return None
+    if {"open", "high", "low", "close", "volume"} <= names:
+        return "bars-csv"
+    if "price" in names and names & set(_QUANTITY_COLUMNS):
+        return "trades-csv"
+    return None
+
+
+def _unknown(path: Path) -> UnknownDataFormat:
+    return UnknownDataFormat(
+        f"{path}: unknown market-data format; accepted: {', '.join(FORMATS)} "
+        "(see 'cdb replay --help')"
+    )
+
+
+def load_market_data(
+    path: Path,
+    *,
+    symbol: str,
+    skip_bad_rows: bool = False,
+    since_ms: int | None = None,
+    until_ms: int | None = None,
+) -> BarSeries | TradeSeries:
+    """Load ``path`` as bars or trades, validated, in ``[since_ms, until_ms)`` when given."""
+    text = _read_text(path)
+    stripped = text.lstrip()
+    rows: Iterable[Sequence[Any]]
+    if stripped.startswith("["):
+        try:
+            document = json.loads(text)
+        except ValueError as e:
+            raise BadDataFile(f"{path}: not valid JSON: {e}") from None
+        if not isinstance(document, list):
+            raise _unknown(path)
+        kind = _detect_json(document)
+        rows = document
+    else:
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, [])
+        kind = _detect_csv(header)
+        rows = _csv_rows(reader, header, kind)
+    if kind is None:
+        raise _unknown(path)
+    window = (since_ms, until_ms)
+    if kind.startswith("trades"):
+        return _load_trades(path, rows, symbol, skip_bad_rows, window)
+    series = _load_bars(path, rows, symbol, skip_bad_rows, window)
+    series.interval_ns = guess_interval_ns(path, series.ts)
+    return series
+
+
+def _csv_rows(
+    reader: Iterator[list[str]], header: Sequence[str], kind: str | None
+) -> Iterator[list[str]]:
+    names = [name.strip().lower() for name in header]
+    time_col = next((names.index(n) for n in _TIME_COLUMNS if n in names), -1)
+    if kind == "bars-csv":
+        columns = [time_col] + [names.index(n) for n in ("open", "high", "low", "close", "volume")]
+    elif kind == "trades-csv":
+        quantity = next(names.index(n) for n in _QUANTITY_COLUMNS if n in names)
+        # The trades-json layout: [time, id, order, side, price, amount, cost].
+        side = names.index("side") if "side" in names else -1
+        columns = [time_col, -1, -1, side, names.index("price"), quantity]
+    else:
+        return
+    for row in reader:
+        yield [row[c] if 0 <= c < len(row) else "" for c in columns]
+
+
+def _time_ms(value: Any) -> int:
+    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            raise ValueError(f"time {value!r} has no time zone")
+        return int(moment.timestamp() * 1000)
+    number = float(value)
+    if not math.isfinite(number) or number != int(number):
+        raise ValueError(f"time {value!r} is not a whole number of milliseconds")
+    return int(number)
+
+
+def _number(value: Any, name: str) -> float:
+    if isinstance(value, bool) or value is None or value == "":
+        raise ValueError(f"{name} is missing")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"{name} is {value!r}, not a finite number")
+    return number
+
+
+def _bar(row: Sequence[Any]) -> tuple[int, float, float, float, float, float]:
+    if len(row) < 6:
+        raise ValueError(
+            f"expected 6 values [time, open, high, low, close, volume], found {len(row)}"
+        )
+    ts = _time_ms(row[0])
+    o, h, low, c = (
+        _number(row[i], n) for i, n in ((1, "open"), (2, "high"), (3, "low"), (4, "close"))
+    )
+    volume = _number(row[5], "volume")
+    if min(o, h, low, c) <= 0:
+        raise ValueError(f"prices must be above 0 (open {o}, high {h}, low {low}, close {c})")
+    if volume < 0:
+        raise ValueError(f"volume {volume} is negative")
+    if not low <= min(o, c) <= max(o, c) <= h:
+        raise ValueError(
+            f"need low <= open, close <= high (open {o}, high {h}, low {low}, close {c})"
+        )
+    return ts, o, h, low, c, volume
+
+
+def _load_bars(
+    path: Path,
+    rows: Iterable[Sequence[Any]],
+    symbol: str,
+    skip: bool,
+    window: tuple[int | None, int | None],
+) -> BarSeries:
+    series = BarSeries(symbol=symbol, interval_ns=60 * 1_000_000_000)
+    since, until = window
+    last = -1
+    for number, row in enumerate(rows, start=1):
+        try:
+            if not isinstance(row, list | tuple):
+                raise ValueError("expected an array of values")
+            ts, o, h, low, c, volume = _bar(row)
+            if ts <= last:
+                raise ValueError(
+                    f"time {ts} is not after the previous row's {last} (unsorted or duplicate)"
+                )
+        except (ValueError, TypeError, OverflowError) as e:
+            if not skip:
+                raise BadDataFile(
+                    f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
+                ) from None
+            series.skipped_rows += 1
+            continue
+        last = ts
+        if (since is not None and ts < since) or (until is not None and ts >= until):
+            continue
+        series.ts.append(ts * NS_PER_MS)
+        series.open.append(o)
+        series.high.append(h)
+        series.low.append(low)
+        series.close.append(c)
+        series.volume.append(volume)
+    return series
+
+
+def _load_trades(
+    path: Path,
+    rows: Iterable[Sequence[Any]],
+    symbol: str,
+    skip: bool,
+    window: tuple[int | None, int | None],
+) -> TradeSeries:
+    series = TradeSeries(symbol=symbol)
+    since, until = window
+    last = -1
+    for number, row in enumerate(rows, start=1):
+        try:
+            if not isinstance(row, list | tuple) or len(row) < 6:
+                raise ValueError("expected [time, id, order, side, price, amount, ...]")
+            ts = _time_ms(row[0])
+            price = _number(row[4], "price")
+            quantity = _number(row[5], "amount")
+            if price <= 0 or quantity <= 0:
+                raise ValueError(f"price {price} and amount {quantity} must be above 0")
+            if ts < last:  # trades may share a millisecond, but never go back
+                raise ValueError(f"time {ts} is before the previous row's {last} (unsorted)")
+        except (ValueError, TypeError, OverflowError) as e:
+            if not skip:
+                raise BadDataFile(
+                    f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
+                ) from None
+            series.skipped_rows += 1
+            continue
+        last = ts
+        if (since is not None and ts < since) or (until is not None and ts >= until):
+            continue
+        series.ts.append(ts * NS_PER_MS)
+        series.price.append(price)
+        series.quantity.append(quantity)
+        series.buyer.append(0 if str(row[3]).lower() == "sell" else 1)
+    return series

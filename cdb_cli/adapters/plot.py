@@ -1,0 +1,79 @@
+"""The equity curve with its drawdown as a PNG (matplotlib, headless Agg backend).
+
+matplotlib is an optional dependency (``pip install 'cdb-cli[plot]'``); without it, plotting
+raises ``DependencyError`` with the install command instead of an import trace.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cdb_cli.engine.errors import DependencyError
+
+__all__ = ["MAX_POINTS", "plot_equity"]
+
+MAX_POINTS = 4000
+"""Longer curves are thinned to about this many points (each kept point is a bucket's low)."""
+
+
+def _thin(curve: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
+    if len(curve) <= MAX_POINTS:
+        return list(curve)
+    step = -(-len(curve) // MAX_POINTS)
+    # Keep each bucket's lowest equity, so thinning never hides a drawdown.
+    return [
+        min(curve[i : i + step], key=lambda point: point[1]) for i in range(0, len(curve), step)
+    ]
+
+
+def plot_equity(curve: Sequence[tuple[int, float]], path: Path, *, title: str) -> None:
+    """Write ``curve`` ((ts ns, equity) pairs) and its drawdown from the peak to ``path``."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.dates as mdates
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise DependencyError("Plotting needs matplotlib: pip install 'cdb-cli[plot]'") from None
+    if not curve:
+        raise ValueError("Nothing to plot: the run saw no prices")
+    points = _thin(curve)
+    times = [datetime.fromtimestamp(ts / 1e9, tz=UTC) for ts, _ in points]
+    equity = [value for _, value in points]
+    peak = float("-inf")
+    drawdown = []
+    for value in equity:
+        peak = max(peak, value)
+        drawdown.append(-(1.0 - value / peak) * 100.0 if peak > 0 else 0.0)
+    figure, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 1), layout="constrained"
+    )
+    top.plot(times, equity, color="tab:blue", linewidth=1.0)
+    top.set_ylabel("equity")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    bottom.fill_between(times, drawdown, 0.0, color="tab:red", alpha=0.4, linewidth=0)
+    bottom.set_ylabel("drawdown %")
+    bottom.grid(alpha=0.3)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_formatter(formatter)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".cdb-plot-", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temp, dpi=100, format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it 0600; a plot is not a secret
+        os.replace(temp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temp):
+            os.unlink(temp)

@@ -1,0 +1,526 @@
+"""The trading pipeline: closed bar → strategy → risk → paper/live execution → portfolio.
+
+One :class:`TradingPipeline` serves replay, paper and live alike; only what the kernel passes in
+differs (clock, execution venue, recorder). Per bar it does float work only — the strategy's O(1)
+indicator updates, a float mark, the float equity curve and the loss-limit tripwires — and builds
+events, ``Decimal`` ledger entries and risk traces only when a signal fires or an order fills
+(DESIGN.md "Money": indicators may use floats; the ledger is ``Decimal``).
+
+Everything the pipeline produces goes to a :class:`Recorder`: events with their topic (the seed's
+contract), order records and fills. Replay keeps them in memory (``MemoryRecorder``), the run loop
+publishes and stores them, a benchmark counts them.
+
+Risk inputs: equity, day-start and peak equity and exposure come from the portfolio (working buys
+count as exposure); bid/ask from the latest quote of the symbol, or — when the data has none, as in
+a bar replay — from the close widened by ``assumed_spread_pct``; the price age from the last price
+event. Between decisions the peak equity is tracked on float marks and handed to the portfolio at
+the next decision (rounded to 1e-8 of the quote currency).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Final, Protocol
+
+from cdb_cli.engine.clock import Clock, TestClock
+from cdb_cli.engine.events import (
+    Event,
+    OrderApproved,
+    Side,
+    SignalSide,
+    Topic,
+    TradingSignal,
+)
+from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
+from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
+from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
+from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
+from cdb_cli.engine.signals import SignalIntent, Strategy
+
+__all__ = [
+    "MemoryRecorder",
+    "NullRecorder",
+    "PipelineStats",
+    "Recorder",
+    "TradingPipeline",
+]
+
+_HUNDRED: Final = Decimal(100)
+_PEAK_GRID: Final = Decimal("1e-8")
+_INF: Final = float("inf")
+
+
+class Recorder(Protocol):
+    """Where the pipeline's output goes: events by topic, order records, fills."""
+
+    def event(self, topic: Topic, event: Event) -> None: ...
+
+    def order(self, order: OrderRecord) -> None: ...
+
+    def fill(self, fill: FillRecord) -> None: ...
+
+
+class NullRecorder:
+    """Drops everything (benchmarks); the pipeline's own counters still count."""
+
+    def event(self, topic: Topic, event: Event) -> None:
+        pass
+
+    def order(self, order: OrderRecord) -> None:
+        pass
+
+    def fill(self, fill: FillRecord) -> None:
+        pass
+
+
+@dataclass
+class MemoryRecorder:
+    """Keeps everything in memory, in order (replay, tests)."""
+
+    events: list[tuple[Topic, Event]] = field(default_factory=list)
+    orders: dict[str, OrderRecord] = field(default_factory=dict)
+    fills: list[FillRecord] = field(default_factory=list)
+
+    def event(self, topic: Topic, event: Event) -> None:
+        self.events.append((topic, event))
+
+    def order(self, order: OrderRecord) -> None:
+        self.orders[order.client_order_id] = order
+
+    def fill(self, fill: FillRecord) -> None:
+        self.fills.append(fill)
+
+
+@dataclass
+class PipelineStats:
+    """Counters of one run, for the report and the metrics."""
+
+    bars: int = 0
+    signals: Counter[str] = field(default_factory=Counter)
+    verdicts: Counter[str] = field(default_factory=Counter)
+    failed_rules: Counter[str] = field(default_factory=Counter)
+    """Failing reason codes over all decisions (a decision can fail several rules)."""
+    orders: int = 0
+    orders_rejected: int = 0
+    fills: int = 0
+    state_changes: list[tuple[int, str, str]] = field(default_factory=list)
+    """(ts, new trading state, why) in order."""
+    max_drawdown: float = 0.0
+    """Largest fall of equity from its running peak, as a fraction (float marks, every price)."""
+    mean_exposure: float = 0.0
+    """Mean of exposure / equity over the prices seen (0..1)."""
+    max_exposure: float = 0.0
+
+
+class _SymbolState:
+    __slots__ = (
+        "ask",
+        "bid",
+        "last_ts",
+        "mark",
+        "on_bar",
+        "qty",
+        "strategy",
+        "symbol",
+        "working",
+    )
+
+    def __init__(self, symbol: str, strategy: Strategy) -> None:
+        self.symbol = symbol
+        self.strategy = strategy
+        self.on_bar = strategy.on_bar
+        self.mark = 0.0  # float mark (last close or trade)
+        self.qty = 0.0  # float shadow of the portfolio's quantity
+        self.last_ts = -1
+        self.bid: Decimal | None = None
+        self.ask: Decimal | None = None
+        self.working = False  # an order of this symbol waits for its fill
+
+
+class TradingPipeline:
+    """Strategy → risk → execution → portfolio for a set of symbols; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        strategies: Mapping[str, Strategy],
+        risk: RiskEngine,
+        execution: SimulatedExecution,
+        portfolio: Portfolio,
+        clock: Clock,
+        recorder: Recorder,
+        assumed_spread_pct: Decimal = Decimal("0.05"),
+        run_id: str = "run",
+        record_curve: bool = False,
+    ) -> None:
+        if assumed_spread_pct <= 0:
+            raise ValueError(f"assumed_spread_pct must be above 0, received {assumed_spread_pct}")
+        self.risk = risk
+        self.execution = execution
+        self.portfolio = portfolio
+        self.clock = clock
+        self.recorder = recorder
+        self.stats = PipelineStats()
+        self.trading_state = TradingState.ACTIVE
+        self._symbols = {s: _SymbolState(s, strategy) for s, strategy in strategies.items()}
+        self._half_spread = assumed_spread_pct / 200
+        self._run_id = run_id
+        self._ids = 0
+        self._cash = float(portfolio.cash)
+        self._exposure = 0.0
+        self._peak = float(portfolio.peak_equity)
+        self._observed_peak = self._peak  # the float peak last handed to the portfolio
+        self._next_day_ns = -1  # the first price starts the first day
+        self._cb_factor = 1.0 - float(risk.limits.circuit_breaker_pct) / 100.0
+        self._bars = 0
+        self._trades = 0
+        self._max_drawdown = 0.0
+        self._exposure_sum = 0.0
+        self._max_exposure = 0.0
+        self._cb_floor = -_INF
+        self._dd_floor = -_INF
+        self._curve: list[tuple[int, float]] | None = [] if record_curve else None
+        self.snapshots: list[EquitySnapshot] = []
+        """The equity snapshot taken at each UTC day roll (for the store and reports)."""
+        self._sync_floats()
+
+    # --- market data ----------------------------------------------------------------------------
+
+    def run_bars(
+        self,
+        symbol: str,
+        ts_open: Sequence[int],
+        opens: Sequence[float],
+        closes: Sequence[float],
+        volumes: Sequence[float],
+        *,
+        interval_ns: int,
+        clock: TestClock | None = None,
+    ) -> None:
+        """Feed closed bars of one symbol in time order (a bar replay's loop).
+
+        Each bar fills working orders at its open, then marks at its close
+        (``ts_open + interval_ns``, the decision time) and runs the strategy. With a ``clock``
+        (replay), it is set to a bar's close before anything reads it, and to the last close
+        at the end.
+        """
+        state = self._symbols[symbol]
+        self._run(state, ts_open, opens, closes, volumes, interval_ns, True, True, clock)
+        if clock is not None and ts_open:
+            clock.now_ns = max(clock.now_ns, ts_open[-1] + interval_ns)
+
+    def on_bar(
+        self, symbol: str, ts_open: int, ts_close: int, open_: float, close: float, volume: float
+    ) -> None:
+        """One closed bar (see :meth:`run_bars`); ``ts_close`` is the decision time."""
+        state = self._symbols[symbol]
+        self._run(state, (ts_open,), (open_,), (close,), (volume,), ts_close - ts_open, True, True)
+
+    def on_bar_close(self, symbol: str, ts_close: int, close: float, volume: float) -> None:
+        """A bar closed while trades drive the fills (tick replay, paper, live): run the strategy.
+
+        The trades already moved the mark and filled orders; the bar only feeds the strategy.
+        """
+        state = self._symbols[symbol]
+        self._run(state, (ts_close,), (close,), (close,), (volume,), 0, False, True)
+
+    def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> None:
+        """A public trade: fills working orders, moves the mark (tick replay, paper, live)."""
+        state = self._symbols[symbol]
+        self._run(state, (ts,), (price,), (price,), (quantity,), 0, True, False)
+
+    def on_quote(self, symbol: str, ts: int, bid: Decimal, ask: Decimal) -> None:
+        """Best bid/ask: used for the spread rule and for fills at the touch."""
+        state = self._symbols[symbol]
+        state.bid, state.ask = bid, ask
+        state.last_ts = max(state.last_ts, ts)
+
+    def _run(  # noqa: C901 - the per-price hot loop is flat on purpose: calls cost (measured)
+        self,
+        state: _SymbolState,
+        times: Sequence[int],
+        fill_prices: Sequence[float],
+        prices: Sequence[float],
+        volumes: Sequence[float],
+        offset: int,
+        fills: bool,
+        strategy: bool,
+        clock: TestClock | None = None,
+    ) -> None:
+        """The one per-price loop: fill at ``fill_prices[i]`` (time ``times[i]``), then the float
+        work at ``prices[i]`` (time ``times[i] + offset``): mark, equity, loss-limit tripwires,
+        drawdown, exposure, curve; then the strategy. Everything rare is a method call."""
+        on_bar = state.on_bar
+        curve = self._curve
+        for ts, fill_price, price, volume in zip(times, fill_prices, prices, volumes, strict=True):
+            now = ts + offset
+            if clock is not None:
+                clock.now_ns = now
+            if fills and state.working:
+                self._fill(state, ts, fill_price, volume)
+            if state.qty:
+                self._exposure += state.qty * (price - state.mark)
+            state.mark = price
+            state.last_ts = now
+            if now >= self._next_day_ns:
+                self._roll_day(now)
+            exposure = self._exposure
+            equity = self._cash + exposure
+            if equity > self._peak:
+                self._peak = equity
+                self._cb_floor = equity * self._cb_factor
+            elif equity < self._cb_floor or equity < self._dd_floor:
+                self._check_limits(now)
+            elif equity < self._peak:
+                drawdown = 1.0 - equity / self._peak
+                if drawdown > self._max_drawdown:
+                    self._max_drawdown = drawdown
+            if exposure:
+                share = exposure / equity if equity > 0 else 1.0
+                self._exposure_sum += share
+                if share > self._max_exposure:
+                    self._max_exposure = share
+            if curve is not None:
+                curve.append((now, equity))
+            if strategy:
+                intent = on_bar(now, price, volume)
+                if intent is not None:
+                    self._on_signal(state, intent)
+        if strategy:
+            self._bars += len(times)
+        else:
+            self._trades += len(times)
+
+    # --- signals --------------------------------------------------------------------------------
+
+    def _next_id(self) -> str:
+        self._ids += 1
+        return f"{self._run_id}-{self._ids:x}"
+
+    def _on_signal(self, state: _SymbolState, intent: SignalIntent) -> None:
+        now = self.clock.timestamp_ns()
+        stats = self.stats
+        stats.signals[intent.side] += 1
+        price = Decimal(repr(state.mark))
+        signal = TradingSignal(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source=getattr(state.strategy, "name", "strategy"),
+            side=intent.side,
+            strategy=getattr(state.strategy, "name", "strategy"),
+            price=price,
+            strength=intent.strength,
+            indicators=intent.indicators,
+        )
+        self.recorder.event(Topic.TRADING_SIGNALS, signal)
+        inputs = self._risk_inputs(state, price, now)
+        decision = self.risk.evaluate(signal, inputs, ts_event=now, event_id=self._next_id())
+        self.recorder.event(Topic.RISK_EVENTS, decision)
+        stats.verdicts[decision.verdict] += 1
+        for check in decision.checks:
+            if not check.passed:
+                stats.failed_rules[check.code] += 1
+        if decision.verdict == "rejected":
+            return
+        order = OrderApproved(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source="risk",
+            decision_id=decision.event_id,
+            side=Side.BUY if intent.side is SignalSide.BUY else Side.SELL,
+            quote_amount=decision.final_quote,
+            reference_price=price,
+        )
+        self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
+        position = self.portfolio.quantity(state.symbol)
+        self._apply(self.execution.submit(order, ts_ns=now, position=position))
+
+    def _risk_inputs(self, state: _SymbolState, price: Decimal, now: int) -> RiskInputs:
+        self._sync_portfolio(held_only=True)
+        bid, ask = state.bid, state.ask
+        if bid is None or ask is None:
+            bid, ask = price * (1 - self._half_spread), price * (1 + self._half_spread)
+        pending = Decimal(0)
+        for other in self._symbols.values():
+            if other.working:
+                pending += self.execution.pending_buy_quote(other.symbol)
+        inputs = self.portfolio.risk_inputs(
+            state.symbol,
+            bid=bid,
+            ask=ask,
+            last_price_age_ns=max(0, now - state.last_ts),
+            trading_state=self.trading_state,
+            pending_quote=pending,
+        )
+        self._set_state(next_state(inputs, self.risk.limits), now)
+        if inputs.trading_state is self.trading_state:
+            return inputs
+        return replace(inputs, trading_state=self.trading_state)
+
+    # --- fills and the ledger -------------------------------------------------------------------
+
+    def _fill(self, state: _SymbolState, ts: int, price: float, volume: float) -> None:
+        symbol = state.symbol
+        # Mark at the fill's price event first: the ledger values positions (and its peak) at it.
+        if state.qty:
+            self._exposure += state.qty * (price - state.mark)
+        state.mark = price
+        self._sync_portfolio()
+        result = self.execution.on_price(
+            symbol,
+            ts,
+            Decimal(repr(price)),
+            volume=Decimal(repr(volume)),
+            bid=state.bid,
+            ask=state.ask,
+            cash=self.portfolio.cash,
+            position=self.portfolio.quantity(symbol),
+        )
+        self._apply(result)
+
+    def _apply(self, result: ExecutionResult) -> None:
+        stats = self.stats
+        for order in result.orders:
+            if order.status == "NEW":
+                stats.orders += 1
+            elif order.status == "REJECTED":
+                stats.orders_rejected += 1
+            self.recorder.order(order)
+        for fill in result.fills:
+            self.portfolio.apply_fill(fill)
+            self.recorder.fill(fill)
+            stats.fills += 1
+        for report in result.reports:
+            self.recorder.event(Topic.EXECUTION_EVENTS, report)
+        for state in self._symbols.values():
+            state.working = self.execution.has_working(state.symbol)
+        if result.fills:
+            self._sync_floats()
+
+    def _sync_floats(self) -> None:
+        """Refresh the float shadows of cash and quantities after the ledger changed."""
+        self._cash = float(self.portfolio.cash)
+        exposure = 0.0
+        for state in self._symbols.values():
+            state.qty = float(self.portfolio.quantity(state.symbol))
+            exposure += state.qty * state.mark
+        self._exposure = exposure
+
+    def _sync_portfolio(self, *, held_only: bool = False) -> None:
+        """Hand the float marks and the float peak to the ``Decimal`` portfolio.
+
+        Before a fill every symbol is marked (its next fill must not see a stale mark); for a
+        decision the held ones are enough (a flat symbol is worth nothing either way).
+        """
+        portfolio = self.portfolio
+        portfolio.mark_all(
+            {
+                state.symbol: Decimal(repr(state.mark))
+                for state in self._symbols.values()
+                if state.mark > 0 and (state.qty or not held_only)
+            },
+            update_peak=False,  # the float peak below already covers every mark seen
+        )
+        if self._peak > self._observed_peak:  # convert only a new float peak
+            self._observed_peak = self._peak
+            portfolio.observe_equity(Decimal(repr(self._peak)).quantize(_PEAK_GRID))
+
+    # --- loss limits and the day ------------------------------------------------------------------
+
+    def _roll_day(self, ts: int) -> None:
+        self._next_day_ns = (ts // NS_PER_DAY + 1) * NS_PER_DAY
+        self._sync_portfolio()
+        if self.portfolio.day is not None:  # the day that ends: its closing snapshot
+            self.snapshots.append(self.portfolio.snapshot(ts))
+        self.portfolio.roll_day(ts)
+        if self.trading_state is TradingState.REDUCING:
+            self._set_state(TradingState.ACTIVE, ts)
+        self._arm_floors()
+
+    def _arm_floors(self) -> None:
+        if self.trading_state is not TradingState.ACTIVE:
+            self._cb_floor = self._dd_floor = -_INF
+            return
+        limits = self.risk.limits
+        self._cb_floor = self._peak * self._cb_factor
+        day_start = float(self.portfolio.day_start_equity)
+        self._dd_floor = day_start * (1.0 - float(limits.daily_drawdown_pct) / 100.0)
+
+    def _check_limits(self, now: int) -> None:
+        """A float tripwire fired: decide exactly, on ``Decimal``, whether a limit is breached."""
+        self._sync_portfolio(held_only=True)
+        inputs = self.portfolio.risk_inputs(
+            next(iter(self._symbols)),
+            bid=Decimal(1),
+            ask=Decimal(2),
+            last_price_age_ns=0,
+            trading_state=self.trading_state,
+        )
+        self._set_state(next_state(inputs, self.risk.limits), now)
+        equity = self._cash + self._exposure
+        if self.trading_state is TradingState.ACTIVE:  # float noise at the boundary: re-arm lower
+            self._cb_floor = min(self._cb_floor, equity) * (1.0 - 1e-12)
+            self._dd_floor = min(self._dd_floor, equity) * (1.0 - 1e-12)
+        drawdown = 1.0 - equity / self._peak if self._peak > 0 else 0.0
+        self._max_drawdown = max(self._max_drawdown, drawdown)
+
+    def _set_state(self, state: TradingState, ts: int, reason: str | None = None) -> None:
+        if state is self.trading_state:
+            return
+        self.trading_state = state
+        if reason is None:
+            reason = self._state_reason(state)
+        self.stats.state_changes.append((ts, str(state), reason))
+        self._arm_floors()
+
+    def _state_reason(self, state: TradingState) -> str:
+        limits, portfolio = self.risk.limits, self.portfolio
+        if state is TradingState.HALTED:
+            return (
+                f"loss from peak {portfolio.drawdown_from_peak_pct():.4f} % is above "
+                f"{limits.circuit_breaker_pct} % (circuit breaker)"
+            )
+        if state is TradingState.REDUCING:
+            return (
+                f"loss since start of day {portfolio.daily_drawdown_pct():.4f} % is above "
+                f"{limits.daily_drawdown_pct} % (daily drawdown): only exits today"
+            )
+        return "new UTC day"
+
+    def reset_breaker(self, ts: int) -> None:
+        """An audited ``cdb risk reset``: back to ACTIVE, the peak restarts at today's equity."""
+        self._sync_portfolio()
+        self.portfolio.reset_peak()
+        self._peak = self._observed_peak = float(self.portfolio.peak_equity)
+        self._set_state(TradingState.ACTIVE, ts, "reset by the operator")
+        self._arm_floors()
+
+    # --- read-outs ------------------------------------------------------------------------------
+
+    def snapshot_stats(self) -> PipelineStats:
+        """The counters with the float read-outs filled in (cheap; call at the end or to report)."""
+        stats = self.stats
+        stats.bars = self._bars
+        stats.max_drawdown = self._max_drawdown
+        stats.max_exposure = self._max_exposure
+        prices = self._bars + self._trades
+        stats.mean_exposure = self._exposure_sum / prices if prices else 0.0
+        return stats
+
+    @property
+    def equity_curve(self) -> list[tuple[int, float]]:
+        """(ts, equity) at every price, when the pipeline was built with ``record_curve``."""
+        return self._curve if self._curve is not None else []
+
+    def marks(self) -> dict[str, Decimal]:
+        """The latest price of each symbol seen so far, as ``Decimal``."""
+        return {s: Decimal(repr(st.mark)) for s, st in self._symbols.items() if st.mark > 0}
+
+    def finish(self) -> None:
+        """Bring the ``Decimal`` portfolio up to the last marks (end of a replay, shutdown)."""
+        self._sync_portfolio()

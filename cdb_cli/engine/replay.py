@@ -1,0 +1,148 @@
+"""Replay: recorded market data through the trading pipeline on a simulated clock.
+
+Data arrive as columnar series (``array`` of float / int64: 1M bars take ~48 MB, not the ~250 MB
+of a list of tuples), already validated by the loader (finite, positive, strictly increasing
+timestamps), so the per-bar loop does no checking. Two drivers:
+
+* :func:`replay_bars` — one closed bar at a time: working orders fill at the bar's open, the
+  strategy runs at its close (``ts_close = ts_open + interval``), and the clock sits at the close.
+* :func:`replay_trades` — tick replay: every trade moves the mark and fills working orders; trades
+  are aggregated into bars of ``interval_ns`` that feed the strategy when they close.
+
+Pure: stdlib and ``cdb_cli.engine`` only.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.pipeline import TradingPipeline
+
+__all__ = ["BarSeries", "TradeSeries", "replay_bars", "replay_trades"]
+
+Progress = Callable[[int], None]
+"""Called with the number of rows done since the last call (a progress bar's ``advance``)."""
+
+_PROGRESS_EVERY = 65_536
+
+
+@dataclass
+class BarSeries:
+    """Closed bars of one symbol in time order; ``ts`` is each bar's open time (ns)."""
+
+    symbol: str
+    interval_ns: int
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    open: array[float] = field(default_factory=lambda: array("d"))
+    high: array[float] = field(default_factory=lambda: array("d"))
+    low: array[float] = field(default_factory=lambda: array("d"))
+    close: array[float] = field(default_factory=lambda: array("d"))
+    volume: array[float] = field(default_factory=lambda: array("d"))
+    skipped_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+@dataclass
+class TradeSeries:
+    """Public trades of one symbol in time order (``ts`` in ns)."""
+
+    symbol: str
+    ts: array[int] = field(default_factory=lambda: array("q"))
+    price: array[float] = field(default_factory=lambda: array("d"))
+    quantity: array[float] = field(default_factory=lambda: array("d"))
+    buyer: array[int] = field(default_factory=lambda: array("b"))
+    """1 when the buyer was the aggressor (taker), 0 when the seller was."""
+    skipped_rows: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+
+def replay_bars(
+    pipeline: TradingPipeline,
+    series: BarSeries,
+    clock: TestClock,
+    progress: Progress | None = None,
+) -> None:
+    """Feed every bar of ``series`` to the pipeline, the clock at each bar's close.
+
+    The bars go in chunks (so a progress bar can move) through ``pipeline.run_bars``.
+    """
+    n = len(series)
+    for start in range(0, n, _PROGRESS_EVERY):
+        end = min(start + _PROGRESS_EVERY, n)
+        pipeline.run_bars(
+            series.symbol,
+            series.ts[start:end],
+            series.open[start:end],
+            series.close[start:end],
+            series.volume[start:end],
+            interval_ns=series.interval_ns,
+            clock=clock,
+        )
+        if progress is not None:
+            progress(end - start)
+    pipeline.finish()
+
+
+def replay_trades(
+    pipeline: TradingPipeline,
+    series: TradeSeries,
+    clock: TestClock,
+    interval_ns: int,
+    progress: Progress | None = None,
+) -> int:
+    """Feed every trade, closing a bar of ``interval_ns`` at each boundary; return bars closed.
+
+    A bar closes when the first trade of a later interval arrives (or at the end of the data);
+    intervals without trades make no bar, as on an exchange's kline stream.
+    """
+    if interval_ns <= 0:
+        raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
+    symbol = series.symbol
+    bars = 0
+    bar_start = -1
+    last_price = 0.0
+    bar_volume = 0.0
+    done = 0
+    for ts, price, quantity in zip(series.ts, series.price, series.quantity, strict=True):
+        start = ts - ts % interval_ns
+        if start != bar_start:
+            if bar_start >= 0:
+                bars += _close_bar(
+                    pipeline, clock, symbol, bar_start + interval_ns, last_price, bar_volume
+                )
+            bar_start, bar_volume = start, 0.0
+        clock.now_ns = max(clock.now_ns, ts)
+        pipeline.on_trade(symbol, ts, price, quantity)
+        last_price = price
+        bar_volume += quantity
+        if progress is not None:
+            done += 1
+            if done == _PROGRESS_EVERY:
+                progress(done)
+                done = 0
+    if bar_start >= 0:
+        bars += _close_bar(pipeline, clock, symbol, bar_start + interval_ns, last_price, bar_volume)
+    if progress is not None and done:
+        progress(done)
+    pipeline.finish()
+    return bars
+
+
+def _close_bar(
+    pipeline: TradingPipeline,
+    clock: TestClock,
+    symbol: str,
+    ts_close: int,
+    close: float,
+    volume: float,
+) -> int:
+    clock.now_ns = max(clock.now_ns, ts_close)
+    pipeline.on_bar_close(symbol, ts_close, close, volume)
+    return 1

@@ -1,0 +1,137 @@
+"""The replay report: what a run did, as one JSON-able document with its provenance.
+
+The same input and settings give the same document, byte for byte once serialised with sorted keys:
+it holds no wall-clock time and no random id; money is a ``Decimal`` string, ratios are floats
+rounded to 6 decimals.
+
+Pure: stdlib and ``cdb_cli.engine`` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Final
+
+from cdb_cli.engine.events import Side
+from cdb_cli.engine.pipeline import PipelineStats
+from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.records import FillRecord
+
+__all__ = ["RoundTrip", "build_report", "iso_utc", "round_trips"]
+
+_ZERO: Final = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """One trade from flat to flat: net PnL after fees, in the quote currency."""
+
+    symbol: str
+    ts_open: int
+    ts_close: int
+    pnl: Decimal
+    fees: Decimal
+
+
+def iso_utc(ts_ns: int) -> str:
+    """``2017-11-04T22:22:00Z`` for a time in ns since the epoch."""
+    moment = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
+    """Closed round trips per symbol, and how many positions are still open at the end.
+
+    A round trip starts with the first buy from flat and ends when the position is back to 0; its
+    PnL is what the sells brought in minus what the buys cost, minus every fee on the way.
+    """
+    open_trips: dict[str, tuple[int, Decimal, Decimal, Decimal]] = {}  # start, qty, cash, fees
+    closed: list[RoundTrip] = []
+    for fill in fills:
+        start, quantity, cash, fees = open_trips.get(
+            fill.symbol, (fill.ts_event, _ZERO, _ZERO, _ZERO)
+        )
+        notional = fill.quantity * fill.price
+        if fill.side is Side.BUY:
+            quantity, cash = quantity + fill.quantity, cash - notional
+        else:
+            quantity, cash = quantity - fill.quantity, cash + notional
+        fees += fill.fee
+        if quantity <= 0:
+            closed.append(RoundTrip(fill.symbol, start, fill.ts_event, cash - fees, fees))
+            open_trips.pop(fill.symbol, None)
+        else:
+            open_trips[fill.symbol] = (start, quantity, cash, fees)
+    return closed, len(open_trips)
+
+
+def _ratio(value: float) -> float:
+    return round(value, 6)
+
+
+def build_report(
+    *,
+    stats: PipelineStats,
+    portfolio: Portfolio,
+    fills: Iterable[FillRecord],
+    first_ts: int | None,
+    last_ts: int | None,
+    provenance: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The report of a finished run (call ``pipeline.snapshot_stats()`` for ``stats``)."""
+    trips, still_open = round_trips(fills)
+    won = sum(1 for trip in trips if trip.pnl > 0)
+    equity = portfolio.equity()
+    pnl = equity - portfolio.starting_cash
+    start = portfolio.starting_cash
+    return {
+        "provenance": dict(provenance),
+        "period": {
+            "start": iso_utc(first_ts) if first_ts is not None else None,
+            "end": iso_utc(last_ts) if last_ts is not None else None,
+        },
+        "bars": stats.bars,
+        "signals": {"buy": stats.signals.get("buy", 0), "exit": stats.signals.get("exit", 0)},
+        "decisions": {
+            "approved": stats.verdicts.get("approved", 0),
+            "reduced": stats.verdicts.get("reduced", 0),
+            "rejected": stats.verdicts.get("rejected", 0),
+            "by_rule": dict(sorted(stats.failed_rules.items())),
+        },
+        "orders": stats.orders,
+        "orders_rejected": stats.orders_rejected,
+        "fills": stats.fills,
+        "trades": {
+            "closed": len(trips),
+            "open": still_open,
+            "won": won,
+            "lost": len(trips) - won,
+            "win_rate": _ratio(won / len(trips)) if trips else None,
+            "best": str(max(trip.pnl for trip in trips)) if trips else None,
+            "worst": str(min(trip.pnl for trip in trips)) if trips else None,
+        },
+        "starting_cash": str(start),
+        "final_equity": str(equity),
+        "cash": str(portfolio.cash),
+        "pnl": str(pnl),
+        "pnl_pct": _ratio(float(pnl / start * 100)) if start > 0 else None,
+        "realized_pnl": str(portfolio.realized_pnl()),
+        "fees": str(portfolio.fees_paid),
+        "max_drawdown_pct": _ratio(stats.max_drawdown * 100),
+        "exposure": {
+            "mean_pct": _ratio(stats.mean_exposure * 100),
+            "max_pct": _ratio(stats.max_exposure * 100),
+        },
+        "positions": {
+            symbol: str(position.quantity)
+            for symbol, position in sorted(portfolio.positions.items())
+            if position.quantity
+        },
+        "trading_state_changes": [
+            {"at": iso_utc(ts), "state": state, "reason": reason}
+            for ts, state, reason in stats.state_changes
+        ],
+    }

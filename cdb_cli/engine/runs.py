@@ -1,0 +1,198 @@
+"""Persisting a finished replay to the store, and restoring its portfolio from the store alone.
+
+A persisted run is one ``AuditRecord`` (action ``replay``) that names the run id, its order-id
+prefix, the starting cash and the last marks, plus everything the run produced: market data,
+signals, risk decisions with their traces, approvals, execution reports, orders, fills, the final
+positions and an equity snapshot. ``cdb risk explain`` and ``cdb report`` read those tables;
+:func:`restore_run` rebuilds the run's portfolio from its fills (the source of truth), so a fresh
+process gets exactly the ledger the replay ended with.
+
+Pure: the engine's ``Store`` port and records only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from cdb_cli.engine.errors import StateError
+from cdb_cli.engine.events import Event, RiskDecision
+from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
+from cdb_cli.engine.risk import TradingState
+
+__all__ = [
+    "REPLAY_ACTION",
+    "RESET_ACTION",
+    "STATE_ACTION",
+    "TradingStatus",
+    "find_run",
+    "order_prefix",
+    "persist_run",
+    "restore_run",
+    "select_decisions",
+    "select_fills",
+    "trading_status",
+]
+
+REPLAY_ACTION: Final = "replay"
+STATE_ACTION: Final = "trading_state"
+"""Audit action of a change of the trading state (detail: ``state``, ``reason``)."""
+RESET_ACTION: Final = "risk_reset"
+"""Audit action of an operator's ``cdb risk reset`` (detail: ``reason``, ``previous``)."""
+_BATCH: Final = 5_000
+_MARK_PREFIX: Final = "mark."
+
+
+def persist_run(
+    store: Store,
+    *,
+    audit: AuditRecord,
+    portfolio: Portfolio,
+    marks: dict[str, Decimal],
+    events: Iterable[Event],
+    orders: Sequence[OrderRecord],
+    fills: Sequence[FillRecord],
+    ts_end: int,
+    state_changes: Sequence[tuple[int, str, str]] = (),
+    snapshots: Sequence[EquitySnapshot] = (),
+) -> None:
+    """Write a finished run: events in batches, orders before their fills, then the ledger and
+    the audit trail (each trading-state change, then the run's own record)."""
+    batch: list[Event] = []
+    for event in events:
+        batch.append(event)
+        if len(batch) >= _BATCH:
+            store.append_events(batch)
+            batch = []
+    if batch:
+        store.append_events(batch)
+    for order in orders:
+        store.save_order(order)
+    for fill in fills:
+        store.add_fill(fill)
+    for position in portfolio.positions_records(ts_end):
+        store.save_position(position)
+    for snapshot in snapshots:
+        store.add_equity_snapshot(snapshot)
+    store.add_equity_snapshot(portfolio.snapshot(ts_end))
+    for ts, state, reason in state_changes:
+        store.add_audit(
+            AuditRecord(
+                ts_event=ts,
+                action=STATE_ACTION,
+                actor=audit.actor,
+                run_id=audit.run_id,
+                detail={"state": state, "reason": reason},
+            )
+        )
+    detail = dict(audit.detail)
+    detail.update({f"{_MARK_PREFIX}{symbol}": str(price) for symbol, price in marks.items()})
+    detail["starting_cash"] = str(portfolio.starting_cash)
+    detail["quote_currency"] = portfolio.quote_currency
+    store.add_audit(audit.model_copy(update={"detail": detail}))
+
+
+def find_run(store: Store, run_id: str | None = None) -> AuditRecord:
+    """The audit record of persisted replay ``run_id`` (the latest one when None)."""
+    for record in store.audits(action=REPLAY_ACTION, descending=True):
+        if run_id is None or record.run_id == run_id:
+            return record
+    raise StateError(
+        f"No persisted replay {run_id!r} in the store"
+        if run_id
+        else "No persisted replay in the store (run 'cdb replay --persist')"
+    )
+
+
+def restore_run(store: Store, run_id: str | None = None) -> Portfolio:
+    """Rebuild the portfolio a persisted replay ended with, from its fills and last marks."""
+    record = find_run(store, run_id)
+    prefix = record.detail.get("order_prefix", "")
+    if not prefix or "starting_cash" not in record.detail:
+        raise StateError(f"Replay {record.run_id} has an incomplete audit record: {record.detail}")
+    fills = [fill for fill in store.fills() if fill.client_order_id.startswith(prefix)]
+    marks = {
+        key.removeprefix(_MARK_PREFIX): Decimal(value)
+        for key, value in record.detail.items()
+        if key.startswith(_MARK_PREFIX)
+    }
+    return Portfolio.restore(
+        Decimal(record.detail["starting_cash"]),
+        positions=(),
+        latest_snapshot=None,
+        fills=fills,
+        marks={s: p for s, p in marks.items() if any(f.symbol == s for f in fills)},
+        quote_currency=record.detail.get("quote_currency", "USDT"),
+    )
+
+
+def order_prefix(run_id: str) -> str:
+    """The client-order-id prefix of a run (what ``kernel.build_pipeline`` gives the venue)."""
+    return run_id.replace("-", "_")[:22]
+
+
+def select_decisions(
+    store: Store,
+    *,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run_id: str | None = None,
+) -> list[RiskDecision]:
+    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it)."""
+    decisions = store.events(RiskDecision, symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if run_id is None:
+        return decisions
+    return [d for d in decisions if d.event_id.startswith(f"{run_id}-")]
+
+
+def select_fills(
+    store: Store,
+    *,
+    symbol: str | None = None,
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    run_id: str | None = None,
+) -> list[FillRecord]:
+    """Stored fills in the window, of one run when ``run_id`` is given."""
+    fills = store.fills(symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if run_id is None:
+        return fills
+    prefix = order_prefix(run_id)
+    return [fill for fill in fills if fill.client_order_id.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class TradingStatus:
+    """The trading state as the store knows it: since when, why, and by whom when reset."""
+
+    state: TradingState
+    since_ns: int | None
+    reason: str
+    actor: str
+    run_id: str
+
+
+def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
+    """The latest state change or reset (of ``run_id``), ACTIVE when the store has none."""
+    latest: AuditRecord | None = None
+    for action in (STATE_ACTION, RESET_ACTION):
+        for record in store.audits(action=action, descending=True):
+            if run_id is not None and record.run_id != run_id:
+                continue
+            if latest is None or record.ts_event >= latest.ts_event:
+                latest = record
+            break
+    if latest is None:
+        return TradingStatus(TradingState.ACTIVE, None, "no state change recorded", "", "")
+    if latest.action == RESET_ACTION:
+        state = TradingState.ACTIVE
+    else:
+        state = TradingState(latest.detail.get("state", "active"))
+    return TradingStatus(
+        state, latest.ts_event, latest.detail.get("reason", ""), latest.actor, latest.run_id
+    )

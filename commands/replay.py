@@ -1,0 +1,220 @@
+"""``cdb replay``: recorded market data through the trading pipeline, with a report."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from cdb_cli.context import app_context
+from cdb_cli.options import JsonOpt
+
+if TYPE_CHECKING:
+    from cdb_cli.output import Terminal
+
+
+def _utc_ms(value: str | None, option: str) -> int | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (2017-11-05) or time (2017-11-05T12:00:00Z)",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def replay(
+    ctx: typer.Context,
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Market-data file (formats above).", exists=True, dir_okay=False, metavar="DATA"
+        ),
+    ],
+    *,
+    symbol: Annotated[
+        str | None,
+        typer.Option(
+            "--symbol", metavar="SYMBOL", help="Symbol of the data (default: from the file name)."
+        ),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--from", metavar="DATE", help="First bar to replay, UTC (2017-11-05[T12:00])"
+        ),
+    ] = None,
+    until: Annotated[
+        str | None,
+        typer.Option("--to", metavar="DATE", help="Replay bars before this UTC date/time."),
+    ] = None,
+    cash: Annotated[
+        str | None,
+        typer.Option(
+            "--cash",
+            metavar="AMOUNT",
+            help="Starting cash in the quote currency (CDB_STARTING_CASH).",
+        ),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="NAME=VALUE",
+            help="Override a setting for this run, e.g. --set max_spread_pct=0.2 (repeatable).",
+        ),
+    ] = None,
+    interval: Annotated[
+        int,
+        typer.Option(
+            "--interval-s", min=1, metavar="SECONDS", help="Bar length built from trades, seconds."
+        ),
+    ] = 60,
+    skip_bad_rows: Annotated[
+        bool, typer.Option("--skip-bad-rows", help="Skip invalid rows and count them.")
+    ] = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            metavar="FILE.png",
+            help="Write the equity curve and drawdown to this PNG.",
+            dir_okay=False,
+        ),
+    ] = None,
+    persist: Annotated[
+        bool,
+        typer.Option("--persist", help="Write everything to CDB_DATABASE_URL (for risk explain)."),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Replay recorded market data through signals, risk, paper fills and the portfolio.
+
+    The same file and settings give the same report, byte for byte. Exit 2 for an unknown file
+    format or a bad option, 1 for a bad row (unless --skip-bad-rows).
+
+    DATA: JSON [ts_ms, open, high, low, close, volume] rows, MEXC /api/v3/klines JSON, JSON
+    trades [ts_ms, id, order, side, price, amount, cost] (tick replay), or CSV with a header
+    (timestamp, open, high, low, close, volume; or timestamp, price, amount); .gz is read too.
+    """
+    context = app_context(ctx)
+    from cdb_cli.adapters.marketdata_files import UnknownDataFormat, guess_symbol
+    from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
+    from cdb_cli.settings import load_settings, parse_overrides
+
+    try:
+        settings = load_settings(context.env_file, parse_overrides(overrides or []))
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--set") from None
+    chosen = symbol or guess_symbol(data)
+    if not chosen:
+        raise typer.BadParameter(f"cannot tell the symbol from {data.name}", param_hint="--symbol")
+    try:
+        starting_cash = Decimal(cash) if cash is not None else None
+    except InvalidOperation:
+        raise typer.BadParameter(f"{cash!r} is not a number", param_hint="--cash") from None
+    if starting_cash is not None and (not starting_cash.is_finite() or starting_cash <= 0):
+        raise typer.BadParameter("must be above 0", param_hint="--cash")
+    request = ReplayRequest(
+        data=data,
+        symbol=chosen.upper(),
+        since_ms=_utc_ms(since, "--from"),
+        until_ms=_utc_ms(until, "--to"),
+        starting_cash=starting_cash,
+        interval_ns=interval * 1_000_000_000,
+        skip_bad_rows=skip_bad_rows,
+        record_curve=plot is not None,
+    )
+    try:
+        result = _run_with_progress(context.terminal, request, settings, run_replay)
+    except UnknownDataFormat as e:
+        raise typer.BadParameter(e.message, param_hint="DATA") from None
+    if plot is not None:
+        from cdb_cli.adapters.plot import plot_equity
+
+        plot_equity(
+            result.pipeline.equity_curve, plot, title=f"{request.symbol} replay {result.run_id}"
+        )
+        context.terminal.err.print(f"Wrote {plot}", markup=False)
+    if persist:
+        written = persist_replay(settings, result)
+        context.terminal.err.print(f"Persisted run {result.run_id}: {written} events", markup=False)
+    if json_output or context.json:
+        context.terminal.json(result.report)
+    else:
+        _render(context.terminal, result.report)
+
+
+def _run_with_progress(terminal: Terminal, request: Any, settings: Any, run: Any) -> Any:
+    if not sys.stderr.isatty():
+        return run(settings, request)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=terminal.err,
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"replay {request.data.name}", total=None)
+        return run(
+            settings,
+            request,
+            progress=lambda n: progress.advance(task, n),
+            on_loaded=lambda total: progress.update(task, total=total),
+        )
+
+
+def _render(terminal: Terminal, report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    provenance = report["provenance"]
+    table = Table(
+        title=f"replay {provenance['symbol']} ({provenance['run_id']})", show_header=False
+    )
+    table.add_column("", style="bold")
+    table.add_column("")
+    decisions = report["decisions"]
+    trades = report["trades"]
+    rows = [
+        ("period", f"{report['period']['start']} .. {report['period']['end']}"),
+        ("bars", f"{report['bars']} ({report['skipped_rows']} bad rows skipped)"),
+        ("signals", f"buy {report['signals']['buy']}, exit {report['signals']['exit']}"),
+        (
+            "decisions",
+            f"approved {decisions['approved']}, reduced {decisions['reduced']}, "
+            f"rejected {decisions['rejected']}",
+        ),
+        ("rejected by rule", ", ".join(f"{k} {v}" for k, v in decisions["by_rule"].items()) or "-"),
+        ("orders / fills", f"{report['orders']} / {report['fills']}"),
+        (
+            "trades",
+            f"{trades['closed']} closed ({trades['won']} won, {trades['lost']} lost), "
+            f"{trades['open']} open; win rate {trades['win_rate']}",
+        ),
+        ("starting cash", report["starting_cash"]),
+        ("final equity", report["final_equity"]),
+        ("PnL", f"{report['pnl']} ({report['pnl_pct']} %)"),
+        ("fees", report["fees"]),
+        ("max drawdown", f"{report['max_drawdown_pct']} %"),
+        (
+            "exposure",
+            f"mean {report['exposure']['mean_pct']} %, max {report['exposure']['max_pct']} %",
+        ),
+        ("data", f"{provenance['data_file']} sha256 {provenance['data_sha256'][:16]}"),
+        ("settings", f"sha256 {provenance['settings_sha256']}, cdb {provenance['cdb_version']}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    terminal.out.print(table)

@@ -1,0 +1,267 @@
+"""``cdb systemcheck``: every row reported, exit 4 on any failure, no trace left behind."""
+
+from __future__ import annotations
+
+import json
+import socket
+import tarfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+from cdb_cli.adapters.sql import upgrade
+from cdb_cli.errors import ExitCode
+
+ROWS = [
+    "settings",
+    "database",
+    "schema",
+    "database write",
+    "redis",
+    "disk (database)",
+    "disk (backups)",
+    "backup tools",
+    "backup",
+]
+
+
+def _rows(result: Result) -> dict[str, dict[str, Any]]:
+    document = json.loads(result.stdout)
+    rows = {row["name"]: row for row in document["checks"]}
+    assert list(rows) == ROWS  # every row, in order, whatever failed
+    assert document["ok"] is (result.exit_code == 0)
+    return rows
+
+
+@pytest.fixture
+def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    upgrade(url)
+    monkeypatch.setenv("CDB_DATABASE_URL", url)
+    monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+    return url
+
+
+def _dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])  # closed again: nothing listens there
+
+
+def test_all_ok_on_sqlite_without_redis(
+    cdb: Callable[..., Result], database: str, seed_store: Callable[..., int]
+) -> None:
+    seed_store(database)
+    created = cdb("backup", "create", "--verify")
+    assert created.exit_code == 0, created.output
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    for name in ("settings", "database", "schema", "database write", "backup"):
+        assert rows[name]["status"] == "ok", rows[name]
+    assert rows["redis"]["status"] == "skip"
+    assert "memory://" in rows["redis"]["hint"]
+    assert rows["backup"]["value"].endswith(f"({Path(created.stdout.strip()).name})")
+
+
+def test_redis_down_fails_its_row_exit_4_and_reports_the_others(
+    cdb: Callable[..., Result], database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_BUS_URL", f"redis://:Sup3rSecret@127.0.0.1:{_dead_port()}/0")
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    rows = _rows(result)
+    assert rows["redis"]["status"] == "fail"
+    assert "unreachable" in rows["redis"]["hint"]
+    assert rows["database write"]["status"] == "ok"
+    assert rows["backup"]["status"] == "warn"  # no verified backup yet: a warning, not a failure
+    assert "redis" in result.stderr
+    assert "Sup3rSecret" not in result.stdout + result.stderr
+
+
+@pytest.mark.infra
+@pytest.mark.usefixtures("pg_client_tools")
+def test_real_redis_and_postgres_are_ok(
+    cdb: Callable[..., Result],
+    postgres_database: str,
+    redis_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    upgrade(postgres_database)
+    monkeypatch.setenv("CDB_DATABASE_URL", postgres_database)
+    monkeypatch.setenv("CDB_BUS_URL", redis_url)
+    monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+    assert cdb("backup", "create", "--verify").exit_code == 0
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    assert {name: row["status"] for name, row in rows.items()} == {
+        "settings": "ok",
+        "database": "ok",
+        "schema": "ok",
+        "database write": "ok",
+        "redis": "ok",
+        "disk (database)": "ok",  # a local server's data directory (we run as a superuser)
+        "disk (backups)": "ok",
+        "backup tools": "ok",
+        "backup": "ok",
+    }
+    assert rows["backup tools"]["value"].startswith("pg_dump ")
+    assert rows["redis"]["value"].endswith(" ms")
+    assert rows["database"]["value"].startswith("PostgreSQL ")
+    from sqlalchemy import create_engine
+
+    engine = create_engine(postgres_database)
+    try:
+        with engine.connect() as connection:  # the write/read round trip was rolled back
+            left = connection.exec_driver_sql("SELECT count(*) FROM user_config").scalar()
+    finally:
+        engine.dispose()
+    assert left == 0
+
+
+def test_quick_skips_network_checks(
+    cdb: Callable[..., Result], database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_BUS_URL", f"redis://127.0.0.1:{_dead_port()}/0")
+    result = cdb("systemcheck", "--quick", "--json")
+    assert result.exit_code == 0, result.output
+    assert _rows(result)["redis"]["status"] == "skip"
+
+
+def test_round_trip_leaves_no_trace(cdb: Callable[..., Result], database: str) -> None:
+    from sqlalchemy import create_engine
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    assert _rows(result)["database write"]["status"] == "ok"
+    engine = create_engine(database)
+    try:
+        with engine.connect() as connection:
+            rows = connection.exec_driver_sql("SELECT count(*) FROM user_config").scalar()
+    finally:
+        engine.dispose()
+    assert rows == 0
+
+
+def test_outdated_schema_fails_and_skips_the_write(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine
+
+    url = f"sqlite:///{tmp_path / 'other.db'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE unrelated (x INTEGER)")
+    engine.dispose()
+    monkeypatch.setenv("CDB_DATABASE_URL", url)
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    rows = _rows(result)
+    assert rows["schema"]["status"] == "fail"
+    assert "cdb db upgrade" in rows["schema"]["hint"]
+    assert rows["database write"]["status"] == "skip"
+
+
+def test_missing_sqlite_file_is_a_warning_and_not_created(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_DATABASE_URL", f"sqlite:///{tmp_path / 'new' / 'cdb.db'}")
+    result = cdb("systemcheck", "--json")
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    assert rows["database"]["status"] == "warn"
+    assert rows["schema"]["status"] == "skip"
+    assert not (tmp_path / "new" / "cdb.db").exists()
+
+
+def test_invalid_settings_fail_the_first_row_and_skip_the_rest(
+    cdb: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_HTTP_PORT", "99999")
+    result = cdb("systemcheck", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    rows = _rows(result)
+    assert rows["settings"]["status"] == "fail"
+    assert "CDB_HTTP_PORT" in rows["settings"]["hint"]
+    assert {row["status"] for name, row in rows.items() if name != "settings"} == {"skip"}
+
+
+def test_table_output_names_every_check(cdb: Callable[..., Result], database: str) -> None:
+    result = cdb("systemcheck")
+    assert result.exit_code == 0, result.output
+    for name in ROWS:
+        assert name in result.stdout
+
+
+def test_failed_verify_makes_the_backup_row_fail(
+    cdb: Callable[..., Result], database: str, seed_store: Callable[..., int]
+) -> None:
+    seed_store(database)
+    created = cdb("backup", "create")
+    path = Path(created.stdout.strip())
+    with tarfile.open(path) as archive:
+        dump = archive.getmembers()[1]
+    data = bytearray(path.read_bytes())
+    data[dump.offset_data + dump.size - 1] ^= 0xFF  # the last byte of the dump
+    path.write_bytes(bytes(data))
+    assert cdb("backup", "verify").exit_code == ExitCode.CHECK_FAILED
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert _rows(result)["backup"]["status"] == "fail"
+
+
+def test_env_validate_problems_fail_the_settings_row_but_not_the_others(
+    cdb: Callable[..., Result], database: str, tmp_path: Path
+) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("CDB_MODE=paper\nCDB_DATABSE_URL=sqlite:///typo.db\n", encoding="utf-8")
+    env_file.chmod(0o644)  # readable by others, and a typo: env-validate finds both
+
+    result = cdb("--env-file", str(env_file), "systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    rows = _rows(result)
+    assert rows["settings"]["status"] == "fail"
+    assert "CDB_DATABSE_URL" in rows["settings"]["hint"]
+    assert rows["database write"]["status"] == "ok"  # the settings still load
+
+
+@pytest.mark.infra
+def test_old_pg_dump_fails_the_backup_tools_row(
+    cdb: Callable[..., Result],
+    postgres_database: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "pg11"
+    bin_dir.mkdir()
+    for name in ("pg_dump", "pg_restore"):
+        program = bin_dir / name
+        program.write_text(f'#!/bin/sh\necho "{name} (PostgreSQL) 11.22"\n', encoding="utf-8")
+        program.chmod(0o755)
+    upgrade(postgres_database)
+    monkeypatch.setenv("CDB_DATABASE_URL", postgres_database)
+    monkeypatch.setenv("CDB_PG_BIN_DIR", str(bin_dir))
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    row = _rows(result)["backup tools"]
+    assert row["status"] == "fail"
+    assert "postgresql-client-1" in row["hint"]

@@ -1,0 +1,71 @@
+"""The backup-age and disk checks against a controlled clock and folder."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cdb_cli.adapters.backup.files import VerifyRecord, record_verify
+from cdb_cli.settings import Settings
+from cdb_cli.systemcheck import CheckContext, Status
+from cdb_cli.systemcheck.checks import check_backup_age, check_backup_disk, check_database_disk
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    (tmp_path / "backups").mkdir()
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'cdb.db'}",
+        backup_dir=tmp_path / "backups",
+        backup_max_age_hours=26,
+    )
+
+
+def _record(settings: Settings, *, age: timedelta, ok: bool = True, exists: bool = True) -> None:
+    backup = settings.backup_dir / "cdb-x.tar"
+    if exists:
+        backup.write_bytes(b"")
+    taken = NOW - age
+    record = VerifyRecord("cdb-x.tar", taken, taken, ok, "" if ok else "bad dump", str(backup))
+    record_verify(settings.backup_dir, record)
+
+
+@pytest.mark.parametrize(
+    ("age", "status"),
+    [(timedelta(minutes=30), Status.OK), (timedelta(hours=25), Status.OK),
+     (timedelta(hours=27), Status.WARN), (timedelta(days=9), Status.WARN)],
+)  # fmt: skip
+def test_backup_age_warns_after_the_limit(
+    settings: Settings, age: timedelta, status: Status
+) -> None:
+    _record(settings, age=age)
+    outcome = check_backup_age(CheckContext(settings=settings, now=NOW))
+    assert outcome.status is status
+    assert "cdb-x.tar" in outcome.value
+
+
+def test_backup_age_fails_when_the_last_verify_failed(settings: Settings) -> None:
+    _record(settings, age=timedelta(hours=30))
+    _record(settings, age=timedelta(hours=1), ok=False)
+    outcome = check_backup_age(CheckContext(settings=settings, now=NOW))
+    assert outcome.status is Status.FAIL
+    assert "bad dump" in outcome.hint
+
+
+def test_backup_age_warns_when_the_verified_file_is_gone(settings: Settings) -> None:
+    _record(settings, age=timedelta(hours=1), exists=False)
+    outcome = check_backup_age(CheckContext(settings=settings, now=NOW))
+    assert outcome.status is Status.WARN
+    assert "gone" in outcome.hint
+
+
+def test_disk_checks_measure_existing_parents(settings: Settings) -> None:
+    context = CheckContext(settings=settings, now=NOW)
+    assert check_database_disk(context).status in {Status.OK, Status.WARN}
+    assert "free" in check_backup_disk(context).value
+    memory = CheckContext(settings=Settings(database_url="sqlite://"), now=NOW)
+    assert check_database_disk(memory).status is Status.SKIP
