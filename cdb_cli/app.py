@@ -20,6 +20,7 @@ from cdb_cli.commands import (
     data,
     db,
     env_validate,
+    events,
     replay,
     report,
     risk,
@@ -124,6 +125,7 @@ app.add_typer(db.app, name="db")
 app.command("replay")(replay.replay)
 app.add_typer(risk.app, name="risk")
 app.command("report")(report.report)
+app.add_typer(events.app, name="events")
 app.add_typer(backup.app, name="backup")
 app.command("systemcheck")(systemcheck.systemcheck)
 app.add_typer(data.app, name="data")

@@ -23,7 +23,16 @@ def test_help_lists_every_built_command_with_a_summary(cdb: Callable[..., Result
     result = cdb("--help")
     assert result.exit_code == 0, result.output
     commands = result.stdout.split("Commands:")[1]
-    for name in ("env-validate", "db", "replay", "risk", "report", "systemcheck", "backup"):
+    for name in (
+        "env-validate",
+        "db",
+        "replay",
+        "risk",
+        "report",
+        "events",
+        "systemcheck",
+        "backup",
+    ):
         line = next(line for line in commands.splitlines() if line.strip().startswith(name))
         assert len(line.split()) > 1, f"{name} has no summary: {line!r}"
 

@@ -156,6 +156,15 @@ class RedisBus:
                 if not str(e).startswith("BUSYGROUP"):
                     raise
 
+    async def drop_group(self, topic: Topic, group: str) -> None:
+        """Delete ``group`` (XGROUP DESTROY) with its pending entries; unknown ones are ignored."""
+        with self.translate_errors():
+            try:
+                await self._redis.xgroup_destroy(self.stream_key(Topic(topic)), group)
+            except redis_errors.ResponseError as e:
+                if "no such key" not in str(e).lower():
+                    raise
+
     async def ping_latency_ms(self) -> float:
         """Return the round-trip time of one PING in milliseconds."""
         with self.translate_errors():

@@ -147,6 +147,13 @@ class InMemoryBus:
             groups[group] = _Group(known, group, self._maxlen)
         return _InMemorySubscription(self, known, group, consumer, groups[group])
 
+    async def drop_group(self, topic: Topic, group: str) -> None:
+        """Delete ``group`` and whatever it had pending; unknown groups are ignored."""
+        self._check_open()
+        dropped = self._groups[Topic(topic)].pop(group, None)
+        if dropped is not None:
+            dropped.wakeup.set()
+
     def dead_letters(self, topic: Topic) -> list[DeadLetter]:
         """Return the messages of ``topic`` that were set aside because they did not decode."""
         return list(self._dead[Topic(topic)])

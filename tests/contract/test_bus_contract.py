@@ -305,3 +305,21 @@ def test_consumer_run_handles_until_stopped(make_bus: MakeBus) -> None:
         assert await sub.reclaim(min_idle_s=0) == []
 
     run(make_bus, scenario)
+
+
+def test_bus_dropped_group_forgets_its_pending_events(make_bus: MakeBus) -> None:
+    async def scenario(bus: MessageBus) -> None:
+        first, second, third = tick(1), tick(2), tick(3)
+        tail = await bus.subscribe(MD, "tail", "t1")
+        await bus.publish(MD, first)
+        assert [d.event for d in await tail.fetch(10, 1.0)] == [first]  # pending, not acked
+        await bus.drop_group(MD, "tail")
+        await bus.drop_group(MD, "tail")  # again: no error
+        await bus.drop_group(MD, "never-existed")
+        await bus.publish(MD, second)
+        again = await bus.subscribe(MD, "tail", "t1")  # a new group starts at the end
+        assert await again.fetch(10, timeout_s=0.1) == []
+        await bus.publish(MD, third)
+        assert [d.event for d in await again.fetch(10, 1.0)] == [third]
+
+    run(make_bus, scenario)

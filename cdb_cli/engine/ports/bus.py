@@ -123,6 +123,11 @@ class MessageBus(Protocol):
         """
         ...
 
+    async def drop_group(self, topic: Topic, group: str) -> None:
+        """Delete ``group`` on ``topic`` with what it had pending (a finished ``cdb events
+        tail``, a retired component); a group that does not exist is not an error."""
+        ...
+
     async def close(self) -> None:
         """Release the bus's resources; pending deliveries stay pending (on a server)."""
         ...
