@@ -49,10 +49,15 @@ async def test_public_endpoints_parse_into_typed_values(client: MexcHttpClient) 
     assert (ticker.bid, ticker.ask) == (depth.bids[0][0], depth.asks[0][0])
 
 
-async def test_klines_use_mexc_interval_names_and_paginate(client: MexcHttpClient) -> None:
+async def test_klines_use_mexc_interval_names_and_paginate(
+    client: MexcHttpClient, sim: SimServer
+) -> None:
     hourly = await client.klines(BTC, "1h", limit=5)  # sent as 60m; the simulator refuses 1h
     assert len(hourly) == 5
     assert all(k.close_time_ms - k.open_time_ms == 3_600_000 for k in hourly)
+    latest = await client.klines(BTC, "1m", limit=3)  # no startTime: the latest rows
+    candles = sim.exchange.markets[BTC].candles
+    assert [k.open_time_ms for k in latest] == [c.open_ms for c in candles[-3:]]
     minutes = await client.klines(BTC, "1m", limit=1000)
     start, end = minutes[10].open_time_ms, minutes[260].open_time_ms
     pages = [page async for page in client.iter_klines(BTC, "1m", start, end, page=100)]

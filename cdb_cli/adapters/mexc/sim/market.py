@@ -3,9 +3,11 @@ candles for ``/klines``, public trades for the WebSocket, and a synthetic book a
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -183,12 +185,21 @@ class SymbolMarket:
     def klines(
         self, interval_ms: int, start_ms: int | None, end_ms: int | None, limit: int
     ) -> list[list[object]]:
-        """REST kline rows (8 columns, strings for money) aggregated from the 1-minute candles."""
+        """REST kline rows (8 columns, strings for money) aggregated from the 1-minute candles.
+
+        Like MEXC: rows with ``start_ms <= open < end_ms``, oldest first, at most ``limit``;
+        without ``start_ms`` the latest ``limit`` rows (before ``end_ms`` when given).
+        """
+        if not self.candles:
+            return []
+        if start_ms is None:
+            last = end_ms - 1 if end_ms is not None else self.candles[-1].open_ms
+            start_ms = last - last % interval_ms - (limit - 1) * interval_ms
+        aligned = start_ms - start_ms % interval_ms
+        first = bisect_left(self.candles, aligned, key=lambda c: c.open_ms)
         rows: list[list[object]] = []
         bucket: Candle | None = None
-        for candle in self.candles:
-            if start_ms is not None and candle.open_ms < start_ms - start_ms % interval_ms:
-                continue
+        for candle in itertools.islice(self.candles, first, None):
             if end_ms is not None and candle.open_ms >= end_ms:
                 break
             open_ms = candle.open_ms - candle.open_ms % interval_ms
@@ -207,7 +218,7 @@ class SymbolMarket:
                 bucket.quote_volume += candle.quote_volume
         if bucket is not None and len(rows) < limit:
             rows.append(_row(bucket, interval_ms))
-        return [r for r in rows if start_ms is None or int(str(r[0])) >= start_ms]
+        return [r for r in rows if int(str(r[0])) >= start_ms]
 
 
 def _row(candle: Candle, interval_ms: int) -> list[object]:
