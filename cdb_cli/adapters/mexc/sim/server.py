@@ -207,9 +207,12 @@ class SimServer:
                 {"code": 429, "msg": "Too Many Requests"},
                 status=429,
                 headers={"Retry-After": str(int(wait or math.ceil(faults.retry_after)))},
+                dumps=_dumps,
             )
         if faults.take("http_5xx"):
-            return web.json_response({"code": 503, "msg": "Service Unavailable"}, status=503)
+            return web.json_response(
+                {"code": 503, "msg": "Service Unavailable"}, status=503, dumps=_dumps
+            )
         if faults.take("http_html"):
             return web.Response(body=HTML_PAGE, status=502, content_type="text/html")
         if faults.take("http_empty"):
@@ -242,7 +245,8 @@ class SimServer:
                 await self.websocket.push_private(self.exchange.drain_outbox())
                 return answer
             except ApiError as e:
-                return web.json_response({"code": e.code, "msg": e.msg}, status=e.status)
+                body = {"code": e.code, "msg": e.msg}
+                return web.json_response(body, status=e.status, dumps=_dumps)
 
         return endpoint
 
