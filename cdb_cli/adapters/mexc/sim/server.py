@@ -245,8 +245,8 @@ class SimServer:
                 await self.websocket.push_private(self.exchange.drain_outbox())
                 return answer
             except ApiError as e:
-                body = {"code": e.code, "msg": e.msg}
-                return web.json_response(body, status=e.status, dumps=_dumps)
+                error = {"code": e.code, "msg": e.msg}
+                return web.json_response(error, status=e.status, dumps=_dumps)
 
         return endpoint
 
