@@ -207,7 +207,7 @@ class MexcDataClient:
             if not live:
                 connected.set()
                 return
-            subscribed = False
+            subscribed = rotated = False
             try:
                 url = await self._url()
                 async with connect(
@@ -222,7 +222,7 @@ class MexcDataClient:
             except _Rotate:
                 self.counters["rotations"] += 1
                 logger.info("Rotating MEXC WebSocket connection %d before its 24 h limit", number)
-                continue
+                rotated = True
             except (_Idle, ConnectionClosed, OSError, TimeoutError, InvalidHandshake) as e:
                 self.counters["reconnects"] += 1
                 logger.warning("MEXC WebSocket %d lost (%s); reconnecting", number, _why(e))
@@ -235,10 +235,11 @@ class MexcDataClient:
                 self.counters["errors"] += 1
                 logger.exception("MEXC WebSocket %d failed unexpectedly; reconnecting", number)
             if subscribed:
-                self.streams.reconnected(live)
+                self.streams.reconnected(live)  # data may have been missed, even on rotation
             connected.clear()
-            await asyncio.sleep(self._backoff(attempt))
-            attempt += 1
+            if not rotated:
+                await asyncio.sleep(self._backoff(attempt))
+                attempt += 1
 
     async def _subscribe(self, ws: ClientConnection, topics: list[str]) -> None:
         """Subscribe and wait until every topic is acknowledged or refused."""
