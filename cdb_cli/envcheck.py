@@ -115,26 +115,32 @@ def _unknown_problems(names: list[str]) -> list[Problem]:
     return problems
 
 
+# Secrets with a known shape; the others (the SMTP password) are only checked for empty and
+# placeholder values. LIVE_SECRETS are required in live mode.
+_SECRET_PATTERNS = {"mexc_api_key": API_KEY_PATTERN, "mexc_api_secret": API_SECRET_PATTERN}
+_SECRET_SHAPES = {
+    "mexc_api_key": "does not look like a MEXC access key ('mx0' and letters/digits)",
+    "mexc_api_secret": "does not look like a MEXC secret key (32 lowercase hex characters)",
+}
+LIVE_SECRETS = frozenset({"mexc_api_key", "mexc_api_secret"})
+
+
 def _secret_problems(raw: dict[str, str], mode: str) -> list[Problem]:
     problems = []
-    patterns = {"mexc_api_key": API_KEY_PATTERN, "mexc_api_secret": API_SECRET_PATTERN}
-    descriptions = {
-        "mexc_api_key": "does not look like a MEXC access key ('mx0' and letters/digits)",
-        "mexc_api_secret": "does not look like a MEXC secret key (32 lowercase hex characters)",
-    }
     for name in sorted(SECRET_FIELDS):
         variable = env_name(name)
         value = raw.get(variable)
+        pattern = _SECRET_PATTERNS.get(name)
         if value is None:
-            if mode == "live":
+            if mode == "live" and name in LIVE_SECRETS:
                 problems.append(Problem(variable, "missing_secret", "required in live mode"))
             continue
         if not value.strip():
             problems.append(Problem(variable, "empty_secret", "is set but empty"))
         elif PLACEHOLDER_PATTERN.search(value):
             problems.append(Problem(variable, "placeholder_secret", "holds a placeholder value"))
-        elif not patterns[name].fullmatch(value.strip()):
-            problems.append(Problem(variable, "bad_key_format", descriptions[name]))
+        elif pattern is not None and not pattern.fullmatch(value.strip()):
+            problems.append(Problem(variable, "bad_key_format", _SECRET_SHAPES[name]))
     return problems
 
 

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CDB_"
-SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret"})
+SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret", "smtp_password"})
 MEXC_REST_URL = "https://api.mexc.com"
 MEXC_WS_URL = "wss://wbs-api.mexc.com/ws"
 
@@ -244,7 +244,40 @@ class Settings(BaseSettings):
         description="Folder holding pg_dump and pg_restore (default: found on PATH).",
     )
 
-    @field_validator("pg_bin_dir", mode="before")
+    # -- notifications (alert and daily-check mail) --------------------------------------------
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for alert and daily-check mail; unset: no mail is sent.",
+    )
+    smtp_port: int = Field(
+        default=587, ge=1, le=65535, description="SMTP port (587 STARTTLS, 465 SSL, 25 plain)."
+    )
+    smtp_tls: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="SMTP encryption: starttls (upgrade after connect), ssl (TLS from the start) "
+        "or none (local relays only).",
+    )
+    smtp_user: str | None = Field(
+        default=None, description="SMTP login; unset: send without logging in."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password of CDB_SMTP_USER. Secret: never printed."
+    )
+    smtp_from: str | None = Field(
+        default=None, description="Sender address of cdb's mail; required with CDB_SMTP_HOST."
+    )
+    smtp_to: Annotated[list[str], NoDecode] = Field(
+        default=[],
+        description="Comma-separated recipients of cdb's mail; required with CDB_SMTP_HOST.",
+    )
+    alert_min_interval_s: int = Field(
+        default=600,
+        ge=0,
+        le=7 * 24 * 3600,
+        description="Send at most one mail per subject in this many seconds (0: no limit).",
+    )
+
+    @field_validator("pg_bin_dir", "smtp_host", "smtp_user", "smtp_from", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -255,11 +288,26 @@ class Settings(BaseSettings):
         # cron and other working directories must see the same folder
         return None if value is None else value.expanduser().absolute()
 
-    @field_validator("symbols", mode="before")
+    @field_validator("symbols", "smtp_to", mode="before")
     @classmethod
     def _split_symbols(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _check_sender(cls, value: str | None) -> str | None:
+        if value is not None and not _is_address(value):
+            raise ValueError(f"{value!r} is not a mail address")
+        return value
+
+    @field_validator("smtp_to")
+    @classmethod
+    def _check_recipients(cls, value: list[str]) -> list[str]:
+        for address in value:
+            if not _is_address(address):
+                raise ValueError(f"{address!r} is not a mail address")
         return value
 
     @field_validator("symbols")
@@ -317,6 +365,27 @@ class Settings(BaseSettings):
                 f"CDB_EMA_FAST ({self.ema_fast}) must be below CDB_EMA_SLOW ({self.ema_slow})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _check_smtp(self) -> Settings:
+        if (self.smtp_user is None) != (self.smtp_password is None):
+            raise ValueError("CDB_SMTP_USER and CDB_SMTP_PASSWORD are set together or not at all")
+        if self.smtp_host is None:
+            return self
+        missing = [env_name(name) for name in ("smtp_from", "smtp_to") if not getattr(self, name)]
+        if missing:
+            verb = "are" if len(missing) > 1 else "is"
+            raise ValueError(f"CDB_SMTP_HOST is set but {' and '.join(missing)} {verb} not")
+        return self
+
+
+def _is_address(value: str) -> bool:
+    """``ops@example.org`` or ``Ops <ops@example.org>``: one address with a local part and host."""
+    from email.utils import parseaddr
+
+    _, address = parseaddr(value)
+    local, at, host = address.rpartition("@")
+    return bool(at and local and ("." in host or host == "localhost"))
 
 
 def _error_variable(location: tuple[int | str, ...]) -> str:

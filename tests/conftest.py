@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from smtp_testkit import certificate, smtp_server  # noqa: F401 - fixtures shared by all tests
 from sqlalchemy import create_engine, make_url
 from typer.testing import CliRunner, Result
 

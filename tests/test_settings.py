@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.settings import load_settings, sanitized, settings_hash
+from cdb_cli.settings import Settings, load_settings, sanitized, settings_hash
 
 
 def test_defaults_are_embedded_and_valid() -> None:
@@ -74,3 +74,31 @@ def test_settings_are_frozen() -> None:
     settings = load_settings()
     with pytest.raises(ValueError, match="frozen"):
         settings.http_port = 1  # type: ignore[misc]
+
+
+def test_smtp_password_is_redacted_like_the_mexc_secret() -> None:
+    settings = Settings(
+        smtp_host="mail.example.org",
+        smtp_from="cdb@example.org",
+        smtp_to="ops@example.org, Owner <owner@example.org>",
+        smtp_user="ops",
+        smtp_password="pw-7d1e9",
+    )
+    assert settings.smtp_to == ["ops@example.org", "Owner <owner@example.org>"]
+    assert sanitized(settings)["smtp_password"] == "REDACTED"
+    assert "pw-7d1e9" not in repr(settings) + str(sanitized(settings))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"smtp_user": "ops"}, "set together"),
+        ({"smtp_host": "h.example.org", "smtp_from": "cdb@example.org"}, "CDB_SMTP_TO is not"),
+        ({"smtp_to": "ops@example.org,not-an-address"}, "is not a mail address"),
+        ({"smtp_from": "@localhost"}, "is not a mail address"),
+    ],
+)
+def test_smtp_settings_are_checked(values: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(overrides=values)
+    assert message in " ".join(caught.value.details)

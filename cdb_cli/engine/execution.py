@@ -214,11 +214,14 @@ class SimulatedExecution:
         ask: Decimal | None = None,
         cash: Decimal,
         position: Decimal,
+        until_ns: int | None = None,
     ) -> ExecutionResult:
         """Fill working orders of ``symbol`` that are active at ``ts_ns`` against this price.
 
         ``cash`` and ``position`` are the portfolio's, so a buy never spends more than the cash
-        and an exit never sells more than is held.
+        and an exit never sells more than is held. ``until_ns`` makes the price stand for a span
+        (a bar's open stands for its first moments): an order that becomes active before
+        ``until_ns`` fills at this price, at the time it becomes active.
         """
         result = ExecutionResult()
         working = self._working.get(symbol)
@@ -229,10 +232,12 @@ class SimulatedExecution:
         if self.config.partial_fill_pct > 0 and volume is not None:
             cap = instrument.round_quantity(volume * self.config.partial_fill_pct / _HUNDRED)
         still: list[_Working] = []
+        horizon = ts_ns if until_ns is None else max(ts_ns, until_ns)
         for item in working:
-            if item.active_ns > ts_ns:
+            if item.active_ns > horizon:
                 still.append(item)
                 continue
+            fill_ns = max(ts_ns, item.active_ns)
             fill_price = self._fill_price(instrument, item.order.side, price, bid, ask)
             if item.order.side is Side.BUY:
                 # The quote amount pays the notional and its fee; so does the cash.
@@ -242,7 +247,7 @@ class SimulatedExecution:
                 quantity = instrument.round_quantity(position)
             if cap is not None:
                 quantity = min(quantity, cap)
-            fill = self._fill(result, item, instrument, quantity, fill_price, ts_ns)
+            fill = self._fill(result, item, instrument, quantity, fill_price, fill_ns)
             if fill is None:
                 continue
             if fill.side is Side.BUY:

@@ -204,7 +204,7 @@ class TradingPipeline:
 
         Each bar fills working orders at its open, then marks at its close
         (``ts_open + interval_ns``, the decision time) and runs the strategy. With a ``clock``
-        (replay), it is set to a bar's close before anything reads it, and to the last close
+        (replay), it is set to a bar's close before a decision reads it, and to the last close
         at the end.
         """
         state = self._symbols[symbol]
@@ -255,40 +255,75 @@ class TradingPipeline:
         drawdown, exposure, curve; then the strategy. Everything rare is a method call."""
         on_bar = state.on_bar
         curve = self._curve
+        cb_factor = self._cb_factor
+        # The float state lives in locals while the loop runs (a local is several times cheaper
+        # than an attribute); flush() hands it back before a rare path's method runs, and
+        # reload() takes it again afterwards, since those methods read and change it.
+        exposure, cash, peak = self._exposure, self._cash, self._peak
+        cb_floor, dd_floor, next_day = self._cb_floor, self._dd_floor, self._next_day_ns
+        max_dd, exposure_sum, max_exposure = (
+            self._max_drawdown,
+            self._exposure_sum,
+            self._max_exposure,
+        )
+        qty, mark, last_ts = state.qty, state.mark, state.last_ts
+
+        def flush() -> None:
+            self._exposure, self._peak, self._cb_floor = exposure, peak, cb_floor
+            self._max_drawdown = max_dd
+            self._exposure_sum, self._max_exposure = exposure_sum, max_exposure
+            state.mark, state.last_ts = mark, last_ts
+
+        def reload() -> None:
+            nonlocal exposure, cash, peak, cb_floor, dd_floor, next_day, max_dd, qty, mark
+            exposure, cash, peak = self._exposure, self._cash, self._peak
+            cb_floor, dd_floor, next_day = self._cb_floor, self._dd_floor, self._next_day_ns
+            max_dd, qty, mark = self._max_drawdown, state.qty, state.mark
+
         for ts, fill_price, price, volume in zip(times, fill_prices, prices, volumes, strict=True):
             now = ts + offset
-            if clock is not None:
-                clock.now_ns = now
             if fills and state.working:
-                self._fill(state, ts, fill_price, volume)
-            if state.qty:
-                self._exposure += state.qty * (price - state.mark)
-            state.mark = price
-            state.last_ts = now
-            if now >= self._next_day_ns:
+                # A bar's open stands for its first moments: an order whose latency ends within
+                # the bar fills at the open (offset is the bar's length; 0 for a trade).
+                flush()
+                self._fill(state, ts, fill_price, volume, ts + offset - 1 if offset else None)
+                reload()
+            if qty:
+                exposure += qty * (price - mark)
+            mark = price
+            last_ts = now
+            if now >= next_day:
+                flush()
                 self._roll_day(now)
-            exposure = self._exposure
-            equity = self._cash + exposure
-            if equity > self._peak:
-                self._peak = equity
-                self._cb_floor = equity * self._cb_factor
-            elif equity < self._cb_floor or equity < self._dd_floor:
+                reload()
+            equity = cash + exposure
+            if equity > peak:
+                peak = equity
+                cb_floor = equity * cb_factor
+            elif equity < cb_floor or equity < dd_floor:
+                flush()
                 self._check_limits(now)
-            elif equity < self._peak:
-                drawdown = 1.0 - equity / self._peak
-                if drawdown > self._max_drawdown:
-                    self._max_drawdown = drawdown
+                reload()
+            elif equity < peak:
+                drawdown = 1.0 - equity / peak
+                if drawdown > max_dd:
+                    max_dd = drawdown
             if exposure:
                 share = exposure / equity if equity > 0 else 1.0
-                self._exposure_sum += share
-                if share > self._max_exposure:
-                    self._max_exposure = share
+                exposure_sum += share
+                if share > max_exposure:
+                    max_exposure = share
             if curve is not None:
                 curve.append((now, equity))
             if strategy:
                 intent = on_bar(now, price, volume)
                 if intent is not None:
+                    if clock is not None:  # only a decision reads the clock: set it just then
+                        clock.now_ns = now
+                    flush()
                     self._on_signal(state, intent)
+                    reload()
+        flush()
         if strategy:
             self._bars += len(times)
         else:
@@ -364,7 +399,9 @@ class TradingPipeline:
 
     # --- fills and the ledger -------------------------------------------------------------------
 
-    def _fill(self, state: _SymbolState, ts: int, price: float, volume: float) -> None:
+    def _fill(
+        self, state: _SymbolState, ts: int, price: float, volume: float, until: int | None = None
+    ) -> None:
         symbol = state.symbol
         # Mark at the fill's price event first: the ledger values positions (and its peak) at it.
         if state.qty:
@@ -380,6 +417,7 @@ class TradingPipeline:
             ask=state.ask,
             cash=self.portfolio.cash,
             position=self.portfolio.quantity(symbol),
+            until_ns=until,
         )
         self._apply(result)
 

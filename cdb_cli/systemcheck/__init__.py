@@ -1,9 +1,13 @@
 """``cdb systemcheck``: every dependency of cdb as one row each (ok / warn / fail / skip).
 
-``model.py`` holds the row, the check and the runner; ``checks.py`` the checks themselves.
+``model.py`` holds the row, the check and the runner; ``checks.py`` the infrastructure checks,
+``trading.py`` the breaker state and the full path (``fullpath.py``), ``daily.py`` the summary of
+``--daily``. ``CHECKS`` is every check in the order of the report.
 """
 
 from __future__ import annotations
+
+from typing import Final
 
 from cdb_cli.systemcheck.checks import CORE_CHECKS
 from cdb_cli.systemcheck.model import (
@@ -15,9 +19,14 @@ from cdb_cli.systemcheck.model import (
     run_checks,
     secret_values,
 )
+from cdb_cli.systemcheck.trading import TRADING_CHECKS
+
+CHECKS: Final[tuple[Check, ...]] = (*CORE_CHECKS, *TRADING_CHECKS)
 
 __all__ = [
+    "CHECKS",
     "CORE_CHECKS",
+    "TRADING_CHECKS",
     "Check",
     "CheckContext",
     "CheckRow",

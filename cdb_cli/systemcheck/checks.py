@@ -27,6 +27,7 @@ __all__ = [
     "check_round_trip",
     "check_schema",
     "check_settings",
+    "check_smtp",
 ]
 
 MiB: Final = 1024 * 1024
@@ -128,6 +129,17 @@ def check_redis(context: CheckContext) -> Outcome:
     if latency > REDIS_WARN_MS:
         return Outcome(Status.WARN, f"{where}, {latency:.1f} ms", "slow PING; network or load?")
     return Outcome(Status.OK, f"{where}, {latency:.1f} ms")
+
+
+def check_smtp(context: CheckContext) -> Outcome:
+    """The mail server answers, upgrades to TLS and accepts the login (no mail is sent)."""
+    from cdb_cli.adapters.notify import EmailNotifier
+
+    notifier = EmailNotifier.from_settings(context.require_settings())
+    if notifier is None:
+        return Outcome(Status.SKIP, "not configured", "set CDB_SMTP_HOST for alert and daily mail")
+    elapsed = notifier.probe()
+    return Outcome(Status.OK, f"{notifier.config.describe()}, {elapsed:.1f} ms")
 
 
 def check_backup_tools(context: CheckContext) -> Outcome:
@@ -247,6 +259,7 @@ CORE_CHECKS: Final[tuple[Check, ...]] = (
     Check("schema", check_schema, needs=("database",)),
     Check("database write", check_round_trip, needs=("schema",)),
     Check("redis", check_redis, network=True),
+    Check("smtp", check_smtp, network=True),
     Check("disk (database)", check_database_disk),
     Check("disk (backups)", check_backup_disk),
     Check("backup tools", check_backup_tools, needs=("database",)),

@@ -143,3 +143,36 @@ def test_no_secret_value_ever_appears_in_output(
         assert result.exit_code == ExitCode.CONFIGURATION, result.output
         assert value not in result.stdout
         assert value not in result.stderr
+
+
+def test_smtp_password_is_a_secret_never_echoed(cdb: Callable[..., Result], tmp_path: Path) -> None:
+    env = write_env(
+        tmp_path / ".env",
+        "CDB_SMTP_HOST=mail.example.org\nCDB_SMTP_FROM=cdb@example.org\n"
+        "CDB_SMTP_TO=ops@example.org\nCDB_SMTP_USER=ops\nCDB_SMTP_PASSWORD=changeme-Xy7\n",
+    )
+    result = cdb("env-validate", "--env-file", str(env), "--json")
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    problems = {p["variable"]: p["code"] for p in json.loads(result.stdout)["problems"]}
+    assert problems == {"CDB_SMTP_PASSWORD": "placeholder_secret"}
+    assert "changeme-Xy7" not in result.stdout + result.stderr
+
+
+def test_smtp_host_without_recipients_is_one_problem(
+    cdb: Callable[..., Result], tmp_path: Path
+) -> None:
+    env = write_env(tmp_path / ".env", "CDB_SMTP_HOST=mail.example.org\n")
+    result = cdb("env-validate", "--env-file", str(env))
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    assert "CDB_SMTP_FROM and CDB_SMTP_TO are not" in result.stdout
+
+
+def test_live_mode_does_not_require_an_smtp_password(
+    cdb: Callable[..., Result], tmp_path: Path
+) -> None:
+    env = write_env(
+        tmp_path / ".env",
+        f"CDB_MODE=live\nCDB_MEXC_API_KEY={GOOD_KEY}\nCDB_MEXC_API_SECRET={GOOD_SECRET}\n",
+    )
+    result = cdb("env-validate", "--env-file", str(env))
+    assert result.exit_code == 0, result.output

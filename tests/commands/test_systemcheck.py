@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from smtp_testkit import SmtpServer
 from typer.testing import Result
 
 from cdb_cli.adapters.sql import upgrade
@@ -21,10 +22,13 @@ ROWS = [
     "schema",
     "database write",
     "redis",
+    "smtp",
     "disk (database)",
     "disk (backups)",
     "backup tools",
     "backup",
+    "breaker",
+    "full path",
 ]
 
 
@@ -111,10 +115,13 @@ def test_real_redis_and_postgres_are_ok(
         "schema": "ok",
         "database write": "ok",
         "redis": "ok",
+        "smtp": "skip",  # CDB_SMTP_HOST unset
         "disk (database)": "ok",  # a local server's data directory (we run as a superuser)
         "disk (backups)": "ok",
         "backup tools": "ok",
         "backup": "ok",
+        "breaker": "ok",
+        "full path": "ok",
     }
     assert rows["backup tools"]["value"].startswith("pg_dump ")
     assert rows["redis"]["value"].endswith(" ms")
@@ -136,7 +143,60 @@ def test_quick_skips_network_checks(
     monkeypatch.setenv("CDB_BUS_URL", f"redis://127.0.0.1:{_dead_port()}/0")
     result = cdb("systemcheck", "--quick", "--json")
     assert result.exit_code == 0, result.output
-    assert _rows(result)["redis"]["status"] == "skip"
+    rows = _rows(result)
+    assert rows["redis"]["status"] == "skip"
+    assert rows["full path"]["status"] == "ok"  # in memory: runs under --quick too
+    assert rows["breaker"]["status"] == "ok"
+
+
+def test_full_path_and_breaker_leave_every_table_empty(
+    cdb: Callable[..., Result], database: str
+) -> None:
+    from sqlalchemy import create_engine, inspect
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == 0, result.output
+    rows = _rows(result)
+    assert rows["full path"]["status"] == "ok", rows["full path"]
+    assert rows["breaker"]["value"] == "active"
+    engine = create_engine(database)
+    try:
+        tables = [t for t in inspect(engine).get_table_names() if t != "alembic_version"]
+        with engine.connect() as connection:
+            counts = {
+                table: connection.exec_driver_sql(f'SELECT count(*) FROM "{table}"').scalar()  # noqa: S608
+                for table in tables
+            }
+    finally:
+        engine.dispose()
+    assert "trading_signals" in counts
+    assert set(counts.values()) == {0}, counts
+
+
+def test_halted_breaker_fails_the_check_with_exit_4(
+    cdb: Callable[..., Result], database: str
+) -> None:
+    from cdb_cli.adapters.sql import SqlStore
+    from cdb_cli.engine.records import AuditRecord
+    from cdb_cli.engine.runs import STATE_ACTION
+
+    store = SqlStore(database)
+    try:
+        store.add_audit(
+            AuditRecord(ts_event=1_763_900_000_000_000_000, action=STATE_ACTION, actor="run",
+                        detail={"state": "halted", "reason": "loss from peak 12 %"})
+        )  # fmt: skip
+    finally:
+        store.close()
+
+    result = cdb("systemcheck", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    row = _rows(result)["breaker"]
+    assert row["status"] == "fail"
+    assert "cdb risk reset --reason" in row["hint"]
+    assert "breaker" in result.stderr
 
 
 def test_round_trip_leaves_no_trace(cdb: Callable[..., Result], database: str) -> None:
@@ -265,3 +325,112 @@ def test_old_pg_dump_fails_the_backup_tools_row(
     row = _rows(result)["backup tools"]
     assert row["status"] == "fail"
     assert "postgresql-client-1" in row["hint"]
+
+
+# --- --daily ---------------------------------------------------------------------------------
+
+DAY = "2026-11-22"
+DAY_NS = 1_795_305_600_000_000_000  # 2026-11-22T00:00:00Z
+
+
+def _seed_day(url: str) -> None:
+    from decimal import Decimal
+
+    from cdb_cli.adapters.sql import SqlStore
+    from cdb_cli.engine.events import CheckResult, RiskDecision, SignalSide
+
+    store = SqlStore(url)
+    try:
+        store.append_events(
+            [
+                RiskDecision(
+                    event_id=f"d-{i}", symbol="BTCUSDT", ts_event=DAY_NS + i, source="risk",
+                    signal_id=f"s-{i}", verdict="rejected", side=SignalSide.BUY,
+                    requested_quote=Decimal(50), final_quote=Decimal(0),
+                    checks=(CheckResult(rule="position_size", code="position_size_min",
+                                        passed=False, observed=Decimal(50), limit=Decimal(100)),),
+                )
+                for i in range(3)
+            ]
+        )  # fmt: skip
+    finally:
+        store.close()
+
+
+def _smtp_env(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    monkeypatch.setenv("CDB_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("CDB_SMTP_PORT", str(port))
+    monkeypatch.setenv("CDB_SMTP_TLS", "none")
+    monkeypatch.setenv("CDB_SMTP_FROM", "cdb@bot.example.org")
+    monkeypatch.setenv("CDB_SMTP_TO", "ops@example.org")
+
+
+def test_daily_mails_the_checks_and_the_summary(
+    cdb: Callable[..., Result],
+    database: str,
+    smtp_server: Callable[..., SmtpServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _seed_day(database)
+    server = smtp_server()
+    _smtp_env(monkeypatch, server.port)
+
+    result = cdb("systemcheck", "--daily", "--day", DAY, "--json")
+
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert _rows(result)["smtp"]["status"] == "ok"
+    assert document["daily"]["day"] == DAY
+    assert document["daily"]["decisions"]["rejections_by_reason"] == {"position_size_min": 3}
+    assert document["mail"]["sent"] is True
+    [mail] = server.inbox.mails
+    assert mail.rcpt_tos == ["ops@example.org"]
+    assert mail.message["Subject"].startswith(f"cdb daily check {DAY} on ")
+    assert mail.message["Subject"].endswith(": all ok")
+    body = mail.message.get_content()
+    assert "OK    full path" in body
+    assert "3 rejected: position_size_min 3)" in body
+    assert document["mail"]["subject"] == mail.message["Subject"]
+
+
+def test_daily_without_smtp_prints_the_summary_and_sends_nothing(
+    cdb: Callable[..., Result], database: str
+) -> None:
+    _seed_day(database)
+
+    result = cdb("systemcheck", "--daily", "--day", DAY)
+
+    assert result.exit_code == 0, result.output
+    assert f"Summary of {DAY} (UTC)" in result.stdout
+    assert "3 rejected: position_size_min 3)" in result.stdout
+    assert "feed BTCUSDT: 0 bars, 1440 minutes missing" in result.stdout
+    as_json = cdb("systemcheck", "--daily", "--json")  # yesterday by default
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["mail"] == {"sent": False, "reason": "CDB_SMTP_HOST is unset"}
+
+
+def test_daily_mail_that_cannot_be_sent_exits_4_without_the_password(
+    cdb: Callable[..., Result], database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _smtp_env(monkeypatch, _dead_port())
+    monkeypatch.setenv("CDB_SMTP_USER", "ops")
+    monkeypatch.setenv("CDB_SMTP_PASSWORD", "Sm7pPassw0rd")
+
+    result = cdb("systemcheck", "--daily", "--json")
+
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    document = json.loads(result.stdout)
+    assert _rows(result)["smtp"]["status"] == "fail"
+    assert document["mail"]["sent"] is False
+    assert document["mail"]["error"].startswith("SMTP 127.0.0.1:")
+    assert "Daily mail not sent: SMTP 127.0.0.1:" in result.stderr
+    assert "Sm7pPassw0rd" not in result.stdout + result.stderr
+
+
+def test_daily_with_a_bad_day_is_a_usage_error(cdb: Callable[..., Result], database: str) -> None:
+    result = cdb("systemcheck", "--daily", "--day", "yesterday")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "--day" in result.stderr
+    alone = cdb("systemcheck", "--day", DAY)
+    assert alone.exit_code == ExitCode.USAGE, alone.output
+    assert "only with --daily" in alone.stderr

@@ -292,3 +292,13 @@ def test_trades_fill_working_orders_after_the_latency() -> None:
     assert D("101") < fill.price <= D("101") * D("1.005") + D("0.01")
     assert recorder.orders[order.client_order_id].status == "FILLED"
     assert pipeline.marks()[SYMBOL] == D("101.0")
+
+
+def test_bar_replay_fills_at_the_next_open_once_the_latency_has_passed() -> None:
+    pipeline, clock, recorder = build(
+        execution=PaperExecutionConfig(latency_ms=500), strategy=BuyOnce()
+    )
+    feed(pipeline, clock, [100.0, 104.0, 108.0], [1.0] * 3)  # decided at the first close
+    (fill,) = recorder.fills
+    assert fill.ts_event == MINUTE + 500_000_000  # the next bar's open, after the latency
+    assert D("100") * D("1.001") <= fill.price <= D("100") * D("1.005") + D("0.01")  # its open
