@@ -36,6 +36,7 @@ __all__ = [
     "book_ticker_topic",
     "deals_topic",
     "kline_topic",
+    "probe",
     "topic_symbol",
 ]
 
@@ -328,3 +329,34 @@ def _json(text: str) -> dict[str, Any] | None:
 
 def _why(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+async def probe(url: str, topic: str, *, within: float = 5.0) -> float:
+    """Connect, subscribe ``topic`` and wait for its ack; the elapsed milliseconds.
+
+    For ``cdb systemcheck``. Raises ``TransientError`` when the socket cannot be opened or answers
+    nothing in time, ``VenueRejected`` when MEXC refuses the topic (its code-0 "Blocked" ack).
+    """
+    from cdb_cli.engine.errors import TransientError, VenueRejected
+
+    started = time.monotonic()
+    try:
+        async with (
+            asyncio.timeout(within),
+            connect(url, ping_interval=None, open_timeout=within) as ws,
+        ):
+            await ws.send(json.dumps({"method": "SUBSCRIPTION", "params": [topic], "id": 1}))
+            while True:
+                message = await ws.recv()
+                reply = _json(message) if isinstance(message, str) else None
+                if reply is None:
+                    continue
+                msg = str(reply.get("msg", ""))
+                if msg.startswith("Not Subscribed successfully"):
+                    raise VenueRejected(f"MEXC WebSocket refused {topic}: {msg.strip()}")
+                if topic in msg.split(","):
+                    return (time.monotonic() - started) * 1000.0
+    except (ConnectionClosed, OSError, TimeoutError, InvalidHandshake) as e:
+        raise TransientError(f"MEXC WebSocket {url} did not answer: {_why(e)}") from None
+    except InvalidURI as e:
+        raise ConfigurationError(f"Bad MEXC WebSocket URL: {e}") from None
