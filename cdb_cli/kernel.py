@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from decimal import Decimal
 
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.execution import PaperExecutionConfig
     from cdb_cli.engine.instruments import Instrument
@@ -31,6 +32,7 @@ __all__ = [
     "Environment",
     "build_pipeline",
     "instrument_for",
+    "mexc_http_client",
     "open_bus",
     "open_store",
     "paper_execution_config",
@@ -176,3 +178,17 @@ def build_pipeline(
         run_id=run_id,
         record_curve=record_curve,
     )
+
+
+def mexc_http_client(settings: Settings) -> MexcHttpClient:
+    """The MEXC REST client at ``CDB_MEXC_REST_URL``, signed with the configured keys if both are
+    set (public endpoints only otherwise). Enter it (``async with``) to close its connections."""
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.signing import Credentials
+
+    credentials = None
+    if settings.mexc_api_key is not None and settings.mexc_api_secret is not None:
+        credentials = Credentials(
+            settings.mexc_api_key.get_secret_value(), settings.mexc_api_secret.get_secret_value()
+        )
+    return MexcHttpClient(settings.mexc_rest_url, credentials)
