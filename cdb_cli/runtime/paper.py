@@ -23,7 +23,7 @@ import getpass
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
@@ -39,6 +39,7 @@ from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION, trading_status
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
+    from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
@@ -127,6 +128,7 @@ class PaperRuntime:
         clock: Clock,
         symbols: Sequence[str],
         warm_up: WarmUp | None = None,
+        instruments: Mapping[str, Instrument] | None = None,
         bar_interval_ns: int = _MINUTE_NS,
         flush_interval_s: float = 0.5,
         snapshot_interval_s: float = 60.0,
@@ -141,6 +143,7 @@ class PaperRuntime:
         self.run_id = "p" + uuid.uuid4().hex[:11]
         self.summary = RunSummary(self.run_id)
         self._warm_up = warm_up
+        self._instruments = dict(instruments) if instruments else None
         self._bars = BarBuilder(bar_interval_ns)
         self._flush_interval_s = flush_interval_s
         self._snapshot_interval_s = snapshot_interval_s
@@ -182,6 +185,7 @@ class PaperRuntime:
             recorder=self._outbox,
             run_id=self.run_id,
             portfolio=portfolio,
+            instruments=self._instruments,
         )
         self.summary.restored_orders = await self._restore_orders(pipeline, orders)
         await self._restore_state(pipeline)
