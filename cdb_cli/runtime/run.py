@@ -106,11 +106,13 @@ async def run_paper(
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+    from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.kernel import open_bus, open_store
     from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.paper import PaperRuntime
 
     stop = stop or asyncio.Event()
+    notifier = EmailNotifier.from_settings(settings)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
@@ -134,6 +136,7 @@ async def run_paper(
                 symbols=symbols,
                 warm_up=_warm_up(http, clock.timestamp_ns),
                 instruments=instruments,
+                alert=notifier.send_async if notifier is not None else None,
             )
             if on_started is not None:
                 started = asyncio.create_task(_notify(runtime, on_started))
