@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.execution import PaperExecutionConfig
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import Recorder, TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import TradingMode
@@ -121,6 +122,7 @@ def build_pipeline(
     starting_cash: Decimal | None = None,
     instruments: Mapping[str, Instrument] | None = None,
     record_curve: bool = False,
+    portfolio: Portfolio | None = None,
 ) -> TradingPipeline:
     """Wire strategy, risk, execution and portfolio for ``environment``.
 
@@ -134,7 +136,7 @@ def build_pipeline(
     from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import split_symbol
     from cdb_cli.engine.pipeline import TradingPipeline
-    from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
     from cdb_cli.engine.risk import RiskEngine
     from cdb_cli.engine.signals import EmaCrossStrategy
 
@@ -165,7 +167,8 @@ def build_pipeline(
         strategies={symbol: EmaCrossStrategy(config) for symbol in symbols},
         risk=RiskEngine(risk_limits(settings)),
         execution=execution,
-        portfolio=Portfolio(
+        portfolio=portfolio
+        or NewPortfolio(
             starting_cash if starting_cash is not None else settings.starting_cash,
             quote_currency=quotes.pop(),
         ),
