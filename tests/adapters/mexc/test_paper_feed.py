@@ -1,4 +1,4 @@
-"""MexcDataClient as the paper runtime's market feed, against the simulator with faults."""
+"""MEXC as the paper runtime's market: klines warm it up, MexcDataClient feeds it (simulator)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from cdb_cli.adapters.mexc.history import kline_warm_up
+from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
 from cdb_cli.engine.bus import InMemoryBus
@@ -29,7 +31,10 @@ async def test_paper_runtime_stores_mexc_events_once_through_drops_and_duplicate
     store = open_store(settings, create_if_new=True)
     config = replace(sim_config, tick_interval=0.05)
     try:
-        async with SimServer(SimExchange(config)) as sim:
+        async with (
+            SimServer(SimExchange(config)) as sim,
+            MexcHttpClient(sim.rest_url) as rest,
+        ):
             sim.exchange.faults.update({"ws_duplicate_rate": 0.5})
             feed = MexcDataClient(
                 sim.ws_url,
@@ -44,6 +49,7 @@ async def test_paper_runtime_stores_mexc_events_once_through_drops_and_duplicate
                 feed=feed,
                 clock=LiveClock(),
                 symbols=[BTC],
+                warm_up=kline_warm_up(rest, bars=60),  # indicators warmed from MEXC klines
                 flush_interval_s=0.05,
             )
             stop = asyncio.Event()
