@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 Feed = Literal["mexc", "sim"]
 T = TypeVar("T")
 WARM_UP_BARS = 500
+"""Closed 1-minute klines that warm the indicators before the first live bar."""
 
 
 async def _retry(
@@ -70,19 +71,6 @@ async def _market(
         yield server.rest_url, server.ws_url
 
 
-def _warm_up(http: MexcHttpClient, clock_ns: Callable[[], int]) -> Any:
-    async def history(symbol: str) -> list[tuple[int, float, float]]:
-        klines = await http.klines(symbol, "1m", limit=WARM_UP_BARS)
-        now_ms = clock_ns() // 1_000_000
-        return [
-            ((k.open_time_ms + 60_000) * 1_000_000, float(k.close), float(k.volume))
-            for k in klines
-            if k.open_time_ms + 60_000 <= now_ms  # only closed bars
-        ]
-
-    return history
-
-
 async def _instruments(
     http: MexcHttpClient, symbols: Sequence[str], stop: asyncio.Event
 ) -> dict[str, Instrument]:
@@ -104,6 +92,7 @@ async def run_paper(
     on_started: Callable[[Any], None] | None = None,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
+    from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
     from cdb_cli.adapters.notify.email import EmailNotifier
@@ -134,7 +123,7 @@ async def run_paper(
                 feed=MexcDataClient(ws_url, topics),
                 clock=clock,
                 symbols=symbols,
-                warm_up=_warm_up(http, clock.timestamp_ns),
+                warm_up=kline_warm_up(http, bars=WARM_UP_BARS),
                 instruments=instruments,
                 alert=notifier.send_async if notifier is not None else None,
             )
