@@ -111,7 +111,7 @@ class HealthServer:
         self.host = host
         self.version = version
         self.readiness_timeout_s = readiness_timeout_s
-        self._requested_port = port
+        self.requested_port = port
         self._port: int | None = None
         self._clock = clock
         self._started = clock()
@@ -158,10 +158,10 @@ class HealthServer:
         return app
 
     def _bind(self) -> socket.socket:
-        where = f"{self.host}:{self._requested_port}"
+        where = f"{self.host}:{self.requested_port}"
         try:
             family, kind, proto, _, address = socket.getaddrinfo(
-                self.host, self._requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+                self.host, self.requested_port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )[0]
             sock = socket.socket(family, kind, proto)
         except OSError as e:
