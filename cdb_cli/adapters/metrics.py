@@ -244,8 +244,11 @@ class Metrics:
             self.filled_notional.labels(order_side.value)
             for status in ORDER_STATUSES:
                 self.orders.labels(order_side.value, status)
-        for event_type in (TradeTick, QuoteTick, Bar):
-            self.market_events.labels(event_type.TYPE)
+        # Market data is the hot path: its label children are looked up once, here.
+        self._market_children = {
+            event_type.TYPE: self.market_events.labels(event_type.TYPE)
+            for event_type in (TradeTick, QuoteTick, Bar)
+        }
 
     def _build_portfolio_metrics(self) -> None:
         self.equity = self._gauge("portfolio_equity", "Cash plus positions at their marks (quote).")
@@ -284,8 +287,8 @@ class Metrics:
         ``topic`` is accepted for the :class:`Recorder` shape; the event's type decides.
         """
         if isinstance(event, TradeTick | QuoteTick | Bar):
-            self.market_events.labels(event.TYPE).inc()
-            self.mark_feed(event.symbol)
+            self._market_children[event.TYPE].inc()
+            self._feeds.last_seen[event.symbol] = self._clock()
         elif isinstance(event, TradingSignal):
             self.signals.labels(event.side.value).inc()
         elif isinstance(event, RiskDecision):
