@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from decimal import Decimal as D
+from pathlib import Path
 
 import prometheus_client
 import pytest
@@ -35,6 +37,7 @@ from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig
 
 SYMBOL = "BTCUSDT"
 MINUTE = 60 * 1_000_000_000
+METRIC_SUFFIXES = ("_total", "_percent", "_seconds", "_ms", "_active", "_healthy", "_equity")
 
 
 class ManualClock:
@@ -320,3 +323,14 @@ def test_metrics_recorder_forwards_everything_unchanged(metrics: Metrics) -> Non
     assert wrapped.events == plain.events
     assert wrapped.orders == plain.orders
     assert wrapped.fills == plain.fills
+
+
+def test_readme_monitoring_section_names_only_exported_metrics(metrics: Metrics) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Monitoring", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+)(?:\{[^`]*\})?`", section))
+    metric_like = {n for n in named if n.endswith(METRIC_SUFFIXES) or n.startswith("cdb_")}
+    assert set(SEED_METRICS) <= metric_like
+    assert metric_like <= metrics.exposed_names() | {"up"}, sorted(
+        metric_like - metrics.exposed_names()
+    )
