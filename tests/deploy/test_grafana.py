@@ -112,3 +112,21 @@ def test_dashboard_provider_loads_the_dashboards_folder() -> None:
     [provider] = document["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"]
+
+
+def test_monitoring_compose_mounts_the_files_where_the_provider_looks() -> None:
+    compose_file = REPO / "deploy" / "docker-compose.monitoring.yml"
+    services = yaml.safe_load(compose_file.read_text(encoding="utf-8"))["services"]
+    mounts = {
+        volume.split(":")[1]: volume.split(":")[0]
+        for service in services.values()
+        for volume in service["volumes"]
+        if volume.startswith("./")
+    }
+    for source in mounts.values():
+        assert (compose_file.parent / source).is_dir(), source
+    provider = yaml.safe_load(
+        (GRAFANA / "provisioning" / "dashboards" / "cdb.yml").read_text(encoding="utf-8")
+    )["providers"][0]
+    assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
+    assert mounts["/etc/prometheus"] == "./prometheus"
