@@ -15,7 +15,18 @@ import typer
 from typer.core import TyperGroup
 
 from cdb_cli import __version__
-from cdb_cli.commands import backup, db, env_validate, events, replay, report, risk, systemcheck
+from cdb_cli.commands import (
+    backup,
+    data,
+    db,
+    env_validate,
+    events,
+    replay,
+    report,
+    risk,
+    sim_exchange,
+    systemcheck,
+)
 from cdb_cli.context import AppContext
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.output import Terminal
@@ -117,6 +128,8 @@ app.command("report")(report.report)
 app.add_typer(events.app, name="events")
 app.add_typer(backup.app, name="backup")
 app.command("systemcheck")(systemcheck.systemcheck)
+app.add_typer(data.app, name="data")
+app.command("sim-exchange")(sim_exchange.sim_exchange)
 
 
 def main() -> None:

@@ -15,10 +15,12 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from decimal import Decimal
 
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.execution import PaperExecutionConfig
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import Recorder, TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import TradingMode
@@ -30,6 +32,7 @@ __all__ = [
     "Environment",
     "build_pipeline",
     "instrument_for",
+    "mexc_http_client",
     "open_bus",
     "open_store",
     "paper_execution_config",
@@ -119,6 +122,7 @@ def build_pipeline(
     starting_cash: Decimal | None = None,
     instruments: Mapping[str, Instrument] | None = None,
     record_curve: bool = False,
+    portfolio: Portfolio | None = None,
 ) -> TradingPipeline:
     """Wire strategy, risk, execution and portfolio for ``environment``.
 
@@ -132,7 +136,7 @@ def build_pipeline(
     from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import split_symbol
     from cdb_cli.engine.pipeline import TradingPipeline
-    from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
     from cdb_cli.engine.risk import RiskEngine
     from cdb_cli.engine.signals import EmaCrossStrategy
 
@@ -163,7 +167,8 @@ def build_pipeline(
         strategies={symbol: EmaCrossStrategy(config) for symbol in symbols},
         risk=RiskEngine(risk_limits(settings)),
         execution=execution,
-        portfolio=Portfolio(
+        portfolio=portfolio
+        or NewPortfolio(
             starting_cash if starting_cash is not None else settings.starting_cash,
             quote_currency=quotes.pop(),
         ),
@@ -173,3 +178,17 @@ def build_pipeline(
         run_id=run_id,
         record_curve=record_curve,
     )
+
+
+def mexc_http_client(settings: Settings) -> MexcHttpClient:
+    """The MEXC REST client at ``CDB_MEXC_REST_URL``, signed with the configured keys if both are
+    set (public endpoints only otherwise). Enter it (``async with``) to close its connections."""
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.signing import Credentials
+
+    credentials = None
+    if settings.mexc_api_key is not None and settings.mexc_api_secret is not None:
+        credentials = Credentials(
+            settings.mexc_api_key.get_secret_value(), settings.mexc_api_secret.get_secret_value()
+        )
+    return MexcHttpClient(settings.mexc_rest_url, credentials)

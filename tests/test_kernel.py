@@ -175,3 +175,22 @@ def test_build_pipeline_refuses_bad_combinations(
             recorder=MemoryRecorder(),
             run_id="r",
         )
+
+
+def test_mexc_http_client_uses_the_configured_url_and_masks_the_key() -> None:
+    from pydantic import SecretStr
+
+    from cdb_cli.kernel import mexc_http_client
+    from cdb_cli.settings import Settings
+
+    secret = "0123456789abcdef0123456789abcdef"
+    settings = Settings(
+        mexc_rest_url="http://127.0.0.1:9/",
+        mexc_api_key=SecretStr("mx0vglKernelKey1"),
+        mexc_api_secret=SecretStr(secret),
+    )
+    client = mexc_http_client(settings)
+    assert client.base_url == "http://127.0.0.1:9"
+    assert client.api_key_masked == "mx0v…ey1"
+    assert secret not in repr(client)
+    assert mexc_http_client(Settings()).api_key_masked is None

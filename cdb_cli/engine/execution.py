@@ -25,7 +25,7 @@ Pure: stdlib, pydantic records and ``cdb_cli.engine`` only; time comes in as ns,
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
@@ -34,7 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from cdb_cli.engine.events import ExecutionReport, OrderApproved, Side
 from cdb_cli.engine.instruments import Instrument
-from cdb_cli.engine.records import FillRecord, OrderRecord, OrderStatus, TradingMode
+from cdb_cli.engine.records import (
+    OPEN_ORDER_STATUSES,
+    FillRecord,
+    OrderRecord,
+    OrderStatus,
+    TradingMode,
+)
 
 __all__ = ["ExecutionResult", "PaperExecutionConfig", "SimulatedExecution"]
 
@@ -188,6 +194,29 @@ class SimulatedExecution:
         result.orders.append(record)
         result.reports.append(self._report(record, ts_ns))
         return result
+
+    def restore(self, order: OrderRecord, fills: Sequence[FillRecord]) -> None:
+        """Take back an order that was still working when the process stopped (a restart).
+
+        ``fills`` are the order's fills so far; a buy may still spend what they did not, an exit
+        still sells the whole position. Ids continue after the highest restored counter.
+        """
+        if order.status not in OPEN_ORDER_STATUSES:
+            raise ValueError(f"order {order.client_order_id} is {order.status}, not open")
+        if order.symbol not in self.instruments:
+            raise ValueError(f"no instrument known for {order.symbol}")
+        spent = sum((f.quantity * f.price + f.fee for f in fills), _ZERO)
+        filled = sum((f.quantity for f in fills), _ZERO)
+        working = _Working(
+            order,
+            order.ts_created + self.config.latency_ms * _NS_PER_MS,
+            (order.quote_amount or _ZERO) - spent if order.side is Side.BUY else _ZERO,
+            filled,
+        )
+        self._working.setdefault(order.symbol, []).append(working)
+        suffix = order.client_order_id.removeprefix(self._prefix)
+        if order.client_order_id.startswith(self._prefix) and suffix.isdigit():
+            self._counter = max(self._counter, int(suffix))
 
     def _cancel_buys(self, symbol: str, ts_ns: int) -> ExecutionResult:
         result = ExecutionResult()

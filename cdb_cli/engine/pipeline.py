@@ -20,7 +20,7 @@ the next decision (rounded to 1e-8 of the quote currency).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final, Protocol
@@ -231,6 +231,29 @@ class TradingPipeline:
         """A public trade: fills working orders, moves the mark (tick replay, paper, live)."""
         state = self._symbols[symbol]
         self._run(state, (ts,), (price,), (price,), (quantity,), 0, True, False)
+
+    def warm_up(self, symbol: str, bars: Iterable[tuple[int, float, float]]) -> int:
+        """Prime the strategy with history ((ts_close, close, volume) of closed bars, oldest
+        first) without acting on it: no signal, no order. Returns how many bars it saw."""
+        state = self._symbols[symbol]
+        seen = 0
+        for ts, close, volume in bars:
+            state.on_bar(ts, close, volume)
+            if ts >= state.last_ts:
+                state.last_ts = ts
+                if not state.qty:
+                    state.mark = close
+            seen += 1
+        return seen
+
+    def restore_working(self) -> None:
+        """Re-read which symbols have working orders (after ``execution.restore``)."""
+        for state in self._symbols.values():
+            state.working = self.execution.has_working(state.symbol)
+
+    def set_trading_state(self, state: TradingState, ts: int, reason: str) -> None:
+        """Start from a stored trading state (a restart resumes a halt or a reduction)."""
+        self._set_state(state, ts, reason)
 
     def on_quote(self, symbol: str, ts: int, bid: Decimal, ask: Decimal) -> None:
         """Best bid/ask: used for the spread rule and for fills at the touch."""

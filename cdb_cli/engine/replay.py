@@ -18,6 +18,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.pipeline import TradingPipeline
 
@@ -100,49 +101,33 @@ def replay_trades(
     """Feed every trade, closing a bar of ``interval_ns`` at each boundary; return bars closed.
 
     A bar closes when the first trade of a later interval arrives (or at the end of the data);
-    intervals without trades make no bar, as on an exchange's kline stream.
+    intervals without trades make no bar, as on an exchange's kline stream
+    (:class:`~cdb_cli.engine.bars.BarBuilder`, the same the live loop uses).
     """
-    if interval_ns <= 0:
-        raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
+    builder = BarBuilder(interval_ns)
     symbol = series.symbol
     bars = 0
-    bar_start = -1
-    last_price = 0.0
-    bar_volume = 0.0
     done = 0
     for ts, price, quantity in zip(series.ts, series.price, series.quantity, strict=True):
-        start = ts - ts % interval_ns
-        if start != bar_start:
-            if bar_start >= 0:
-                bars += _close_bar(
-                    pipeline, clock, symbol, bar_start + interval_ns, last_price, bar_volume
-                )
-            bar_start, bar_volume = start, 0.0
+        closed = builder.on_trade(symbol, ts, price, quantity)
+        if closed is not None:
+            bars += _close_bar(pipeline, clock, closed)
         clock.now_ns = max(clock.now_ns, ts)
         pipeline.on_trade(symbol, ts, price, quantity)
-        last_price = price
-        bar_volume += quantity
         if progress is not None:
             done += 1
             if done == _PROGRESS_EVERY:
                 progress(done)
                 done = 0
-    if bar_start >= 0:
-        bars += _close_bar(pipeline, clock, symbol, bar_start + interval_ns, last_price, bar_volume)
+    for closed in builder.flush():
+        bars += _close_bar(pipeline, clock, closed)
     if progress is not None and done:
         progress(done)
     pipeline.finish()
     return bars
 
 
-def _close_bar(
-    pipeline: TradingPipeline,
-    clock: TestClock,
-    symbol: str,
-    ts_close: int,
-    close: float,
-    volume: float,
-) -> int:
-    clock.now_ns = max(clock.now_ns, ts_close)
-    pipeline.on_bar_close(symbol, ts_close, close, volume)
+def _close_bar(pipeline: TradingPipeline, clock: TestClock, bar: ClosedBar) -> int:
+    clock.now_ns = max(clock.now_ns, bar.ts_close)
+    pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
     return 1

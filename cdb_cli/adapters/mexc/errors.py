@@ -1,0 +1,133 @@
+"""MEXC answers → cdb's error tree (mexc_api.md §1.1, §3). One function decides; nothing else maps.
+
+=================================================  ==========================================
+MEXC answer                                        cdb error
+=================================================  ==========================================
+HTTP 429 / 418, or body code 429                   RateLimited (``retry_after`` from Retry-After)
+HTTP 403 (WAF limit)                               RateLimited
+HTTP 5xx, HTML page, empty / non-JSON 2xx body     VenueServerError: the outcome is UNKNOWN
+body code 700002 / 602 (signature)                 VenueRejected, hint at CDB_MEXC_API_SECRET
+body code 10072 / 700001 / 400 (key)               VenueRejected, hint at CDB_MEXC_API_KEY
+body code 700003 / 10073 (timestamp)               VenueRejected; the client re-syncs and retries
+body code 30004 / 10101 (funds)                    VenueRejected "insufficient balance"
+other 4xx / code                                   VenueRejected with MEXC's code and message
+=================================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from cdb_cli.engine.errors import CdbError, RateLimited, VenueRejected, VenueServerError
+
+__all__ = [
+    "CODE_BAD_KEY",
+    "CODE_INSUFFICIENT",
+    "CODE_SIGNATURE",
+    "CODE_TIMESTAMP",
+    "error_for_response",
+    "parse_retry_after",
+]
+
+CODE_SIGNATURE = frozenset({700002, 602})
+CODE_BAD_KEY = frozenset({10072, 700001, 400})
+CODE_TIMESTAMP = frozenset({700003, 10073})
+CODE_INSUFFICIENT = frozenset({30004, 10101})
+_MAX_SHOWN = 120
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (MEXC sends seconds); None when absent or odd."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < 86_400 else None
+
+
+def _snippet(body: bytes) -> str:
+    text = body.decode("utf-8", "replace").strip().replace("\n", " ")
+    return text[:_MAX_SHOWN] + ("…" if len(text) > _MAX_SHOWN else "")
+
+
+def _looks_like_html(body: bytes) -> bool:
+    head = body.lstrip()[:64].lower()
+    return head.startswith((b"<!doctype", b"<html", b"<head", b"<body", b"<"))
+
+
+def _parse(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _business_error(where: str, code: int, msg: str) -> CdbError:
+    if code == 429:
+        return RateLimited(f"MEXC rate limit on {where}: {msg}")
+    if code in CODE_SIGNATURE:
+        return VenueRejected(
+            f"MEXC rejected the signature on {where} ({code} {msg}): check CDB_MEXC_API_SECRET",
+            code=code,
+        )
+    if code in CODE_BAD_KEY:
+        return VenueRejected(
+            f"MEXC rejected the API key on {where} ({code} {msg}): check CDB_MEXC_API_KEY",
+            code=code,
+        )
+    if code in CODE_TIMESTAMP:
+        return VenueRejected(
+            f"MEXC rejected the timestamp on {where} ({code} {msg}): clock out of recvWindow",
+            code=code,
+        )
+    if code in CODE_INSUFFICIENT:
+        return VenueRejected(f"MEXC: insufficient balance on {where} ({code} {msg})", code=code)
+    return VenueRejected(f"MEXC rejected {where}: {code} {msg}", code=code)
+
+
+def error_for_response(
+    status: int, body: bytes, headers: Mapping[str, str], *, where: str
+) -> CdbError | None:
+    """The error an HTTP answer means, or None when it is a usable success.
+
+    ``where`` names the request for the message (``POST /api/v3/order``); never the query string,
+    which carries the signature.
+    """
+    if status in (418, 429):
+        retry_after = parse_retry_after(headers.get("retry-after"))
+        return RateLimited(
+            f"MEXC rate limit on {where} (HTTP {status}); retry after {retry_after or '?'} s",
+            retry_after=retry_after,
+        )
+    parsed = _parse(body)
+    if status >= 500:
+        detail = "an HTML error page" if _looks_like_html(body) else repr(_snippet(body))
+        return VenueServerError(
+            f"MEXC server error on {where} (HTTP {status}, {detail}); the outcome is unknown",
+            code=status,
+        )
+    if status == 403 and not isinstance(parsed, dict):
+        return RateLimited(f"MEXC refused {where} (HTTP 403, WAF limit)", retry_after=None)
+    if 200 <= status < 300:
+        if not body.strip():
+            return VenueServerError(
+                f"MEXC answered {where} with HTTP {status} and an empty body; outcome unknown"
+            )
+        if parsed is None:
+            kind = "an HTML page" if _looks_like_html(body) else f"non-JSON {_snippet(body)!r}"
+            return VenueServerError(
+                f"MEXC answered {where} with HTTP {status} and {kind}; outcome unknown"
+            )
+        if isinstance(parsed, dict) and "code" in parsed and "msg" in parsed:
+            code = parsed.get("code")
+            if isinstance(code, int) and code not in (0, 200):
+                return _business_error(where, code, str(parsed.get("msg")))
+        return None
+    if isinstance(parsed, dict) and isinstance(parsed.get("code"), int):
+        return _business_error(where, parsed["code"], str(parsed.get("msg", "")))
+    kind = "an HTML page" if _looks_like_html(body) else repr(_snippet(body))
+    return VenueRejected(f"MEXC rejected {where} with HTTP {status} and {kind}", code=status)

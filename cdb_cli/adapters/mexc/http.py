@@ -1,0 +1,449 @@
+"""``MexcHttpClient``: MEXC spot REST v3 on httpx (async), signed exactly as mexc_api.md §1.
+
+Every signed parameter goes in the query string with ``Content-Type: application/json`` and an empty
+body (what every mainstream client does, §1.5). The server-time offset comes from ``/api/v3/time``
+and is re-synced once when MEXC answers 700003. Retries use bounded exponential backoff with jitter
+and happen only when retrying is safe: rate limits, connection failures, and 5xx / dead connections
+on GET. A POST or DELETE whose outcome is unknown is never resent; it raises VenueServerError and
+the caller must query the order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from cdb_cli.adapters.mexc.errors import CODE_TIMESTAMP, error_for_response
+from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
+from cdb_cli.adapters.mexc.models import (
+    Balance,
+    BookTicker,
+    Depth,
+    Fill,
+    Kline,
+    MexcSymbol,
+    Order,
+    dec,
+    format_decimal,
+    integer,
+    symbol_from_json,
+)
+from cdb_cli.adapters.mexc.ratelimit import RateLimiter
+from cdb_cli.adapters.mexc.signing import Credentials, encode_params
+from cdb_cli.engine.errors import (
+    CdbError,
+    ConfigurationError,
+    MalformedEvent,
+    RateLimited,
+    TransientError,
+    VenueRejected,
+    VenueServerError,
+)
+from cdb_cli.engine.instruments import Instrument
+
+__all__ = ["MexcHttpClient"]
+
+logger = logging.getLogger(__name__)
+
+API = "/api/v3"
+MAX_RECV_WINDOW = 60_000
+
+
+def _wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _num(value: Decimal | str | int) -> str:
+    return format_decimal(value) if isinstance(value, Decimal) else str(value)
+
+
+class MexcHttpClient:
+    """Async MEXC spot REST client. Use as ``async with MexcHttpClient(url, creds) as client``.
+
+    Only :attr:`api_key_masked` is ever shown; the secret stays inside :class:`Credentials`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        credentials: Credentials | None = None,
+        *,
+        recv_window: int = 5000,
+        timeout: float = 10.0,
+        max_attempts: int = 4,
+        backoff_base: float = 0.25,
+        backoff_max: float = 5.0,
+        max_retry_after: float = 30.0,
+        requests_per_second: int = 20,
+        orders_per_second: int = 10,
+        clock_ms: Callable[[], int] = _wall_ms,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not 0 < recv_window <= MAX_RECV_WINDOW:
+            raise ConfigurationError(f"recvWindow must be in 1..{MAX_RECV_WINDOW} ms")
+        self.base_url = base_url.rstrip("/")
+        self._credentials = credentials
+        self.recv_window = recv_window
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self._clock_ms = clock_ms
+        self.time_offset_ms: int | None = None
+        self.requests = RateLimiter(requests_per_second, 1.0)
+        self.orders = RateLimiter(orders_per_second, 1.0)
+        self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    def __repr__(self) -> str:
+        return f"MexcHttpClient({self.base_url!r}, api_key={self.api_key_masked!r})"
+
+    @property
+    def api_key_masked(self) -> str | None:
+        """The API key for display (``mx0a…WC5``), or None without credentials."""
+        return None if self._credentials is None else self._credentials.api_key_masked
+
+    async def __aenter__(self) -> MexcHttpClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # -- transport ---------------------------------------------------------------------------
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.backoff_max, self.backoff_base * 2.0**attempt)
+        jitter: float = random.random()  # noqa: S311 - jitter, not crypto
+        return ceiling * (0.5 + jitter / 2)
+
+    def _signed_query(self, params: list[tuple[str, str]]) -> str:
+        if self._credentials is None:
+            raise ConfigurationError(
+                "This MEXC request is signed: set CDB_MEXC_API_KEY and CDB_MEXC_API_SECRET"
+            )
+        offset = self.time_offset_ms or 0
+        params = [
+            *params,
+            ("recvWindow", str(self.recv_window)),
+            ("timestamp", str(self._clock_ms() + offset)),
+        ]
+        query = encode_params(params)
+        return f"{query}&signature={self._credentials.sign(query)}"
+
+    def _headers(self, signed: bool) -> dict[str, str]:
+        if signed and self._credentials is not None:
+            return {"Content-Type": "application/json", "X-MEXC-APIKEY": self._credentials.api_key}
+        return {"Content-Type": "application/json"}
+
+    async def _send_once(
+        self, method: str, path: str, params: list[tuple[str, str]], *, signed: bool
+    ) -> Any:
+        where = f"{method} {path}"
+        query = self._signed_query(params) if signed else encode_params(params)
+        url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
+        try:
+            # Headers are built inline: no local variable holds the key (tracebacks with locals).
+            response = await self._http.request(method, url, headers=self._headers(signed))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise TransientError(f"Cannot connect to MEXC at {self.base_url}: {e}") from None
+        except httpx.RequestError as e:  # read/write errors, timeouts, protocol errors
+            text = f"{type(e).__name__}{': ' + str(e) if str(e) else ''}"
+            if method == "GET":
+                raise TransientError(f"MEXC {where} failed: {text}") from None
+            raise VenueServerError(
+                f"MEXC {where} failed after sending ({text}); the outcome is unknown"
+            ) from None
+        error = error_for_response(
+            response.status_code, response.content, response.headers, where=where
+        )
+        if error is not None:
+            raise error
+        return response.json()
+
+    def _retry_delay(self, error: CdbError, method: str, attempt: int) -> float | None:
+        """Seconds to wait before retrying after ``error``, or None when it must not be retried."""
+        if isinstance(error, RateLimited):
+            wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
+            return None if wait > self.max_retry_after else wait
+        if isinstance(error, TransientError):
+            return self._backoff(attempt)
+        if isinstance(error, VenueServerError) and method == "GET":
+            return self._backoff(attempt)
+        return None
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        params: Sequence[tuple[str, str]] = (),
+        *,
+        signed: bool = False,
+        order: bool = False,
+    ) -> Any:
+        """Send with rate limiting and the retry policy of the module docstring."""
+        params = list(params)
+        if signed and self.time_offset_ms is None:
+            await self.sync_time()
+        resynced = False
+        for attempt in range(self.max_attempts):
+            await self.requests.acquire()
+            if order:
+                await self.orders.acquire()
+            try:
+                return await self._send_once(method, path, params, signed=signed)
+            except VenueRejected as e:
+                last = attempt + 1 >= self.max_attempts
+                if e.code not in CODE_TIMESTAMP or resynced or not signed or last:
+                    raise
+                resynced = True
+                logger.warning("MEXC says our clock is off; re-syncing server time")
+                await self.sync_time()
+            except CdbError as e:
+                wait = self._retry_delay(e, method, attempt)
+                if wait is None or attempt + 1 >= self.max_attempts:
+                    raise
+                logger.warning("MEXC %s %s: %s; retrying in %.2f s", method, path, e, wait)
+                if isinstance(e, RateLimited):
+                    self.requests.pause(wait)
+                else:
+                    await asyncio.sleep(wait)
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    # -- public market data --------------------------------------------------------------------
+
+    async def ping(self) -> None:
+        """``GET /api/v3/ping``; raises when MEXC is unreachable or unwell."""
+        await self._request("GET", f"{API}/ping")
+
+    async def server_time(self) -> int:
+        """MEXC's clock, ms since the epoch."""
+        body = await self._request("GET", f"{API}/time")
+        return integer(_field(body, "serverTime"), "serverTime")
+
+    async def sync_time(self) -> int:
+        """Measure the server-time offset (ms, server minus local at the midpoint) and keep it."""
+        before = self._clock_ms()
+        server = await self.server_time()
+        after = self._clock_ms()
+        self.time_offset_ms = server - (before + after) // 2
+        return self.time_offset_ms
+
+    async def symbols(self, symbols: Sequence[str] = ()) -> dict[str, MexcSymbol]:
+        """Every symbol's instrument, tradability and order types (all symbols when none given)."""
+        params = [("symbols", ",".join(symbols))] if symbols else []
+        body = await self._request("GET", f"{API}/exchangeInfo", params)
+        raw_symbols = _field(body, "symbols")
+        if not isinstance(raw_symbols, list):
+            raise MalformedEvent("MEXC exchangeInfo 'symbols' is not an array")
+        parsed = (symbol_from_json(raw) for raw in raw_symbols)
+        return {s.instrument.symbol: s for s in parsed}
+
+    async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
+        """Instruments of the tradable symbols (status 1, spot allowed), by symbol."""
+        found = await self.symbols(symbols)
+        return {name: s.instrument for name, s in found.items() if s.tradable}
+
+    async def klines(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 500,
+    ) -> list[Kline]:
+        """One page of klines; ``interval`` in any naming (``1h``, ``60m``)."""
+        rest = lookup_interval(interval).rest
+        if rest is None:
+            raise ConfigurationError(f"MEXC REST has no {interval!r} klines")
+        params = [("symbol", symbol), ("interval", rest), ("limit", str(limit))]
+        if start_ms is not None:
+            params.append(("startTime", str(start_ms)))
+        if end_ms is not None:
+            params.append(("endTime", str(end_ms)))
+        body = await self._request("GET", f"{API}/klines", params)
+        if not isinstance(body, list):
+            raise MalformedEvent("MEXC klines answer is not an array")
+        return [Kline.from_row(row) for row in body]
+
+    async def iter_klines(
+        self, symbol: str, interval: str, start_ms: int, end_ms: int, *, page: int = 500
+    ) -> AsyncIterator[list[Kline]]:
+        """Pages of klines with ``start_ms <= open time < end_ms``, oldest first.
+
+        Each request starts after the last row received, so it always makes progress; it stops at
+        ``end_ms`` or when a page is empty.
+        """
+        step = lookup_interval(interval).ms
+        cursor = start_ms
+        while cursor < end_ms:
+            rows = await self.klines(symbol, interval, start_ms=cursor, end_ms=end_ms, limit=page)
+            rows = [r for r in rows if cursor <= r.open_time_ms < end_ms]
+            if not rows:
+                return
+            yield rows
+            cursor = rows[-1].open_time_ms + step
+
+    async def depth(self, symbol: str, limit: int = 100) -> Depth:
+        """Order book snapshot."""
+        params = [("symbol", symbol), ("limit", str(limit))]
+        return Depth.from_json(await self._request("GET", f"{API}/depth", params))
+
+    async def book_ticker(self, symbol: str) -> BookTicker:
+        """Best bid/ask of one symbol."""
+        body = await self._request("GET", f"{API}/ticker/bookTicker", [("symbol", symbol)])
+        return BookTicker.from_json(body)
+
+    # -- signed: account and orders ------------------------------------------------------------
+
+    async def account(self) -> dict[str, Balance]:
+        """Balances by asset."""
+        body = await self._request("GET", f"{API}/account", signed=True)
+        return {
+            str(b["asset"]): Balance(str(b["asset"]), dec(b["free"], "free"), dec(b["locked"]))
+            for b in _field(body, "balances")
+        }
+
+    @staticmethod
+    def _order_params(
+        symbol: str,
+        side: str,
+        order_type: str,
+        quantity: Decimal | None,
+        quote_order_qty: Decimal | None,
+        price: Decimal | None,
+        client_order_id: str | None,
+    ) -> list[tuple[str, str]]:
+        params = [("symbol", symbol), ("side", side), ("type", order_type)]
+        if quantity is not None:
+            params.append(("quantity", _num(quantity)))
+        if quote_order_qty is not None:
+            params.append(("quoteOrderQty", _num(quote_order_qty)))
+        if price is not None:
+            params.append(("price", _num(price)))
+        if client_order_id is not None:
+            params.append(("newClientOrderId", client_order_id))
+        return params
+
+    async def new_order(
+        self,
+        symbol: str,
+        side: str,
+        order_type: str,
+        *,
+        quantity: Decimal | None = None,
+        quote_order_qty: Decimal | None = None,
+        price: Decimal | None = None,
+        client_order_id: str | None = None,
+        test: bool = False,
+    ) -> Order | None:
+        """Place an order (``test=True``: validate only, returns None)."""
+        params = self._order_params(
+            symbol, side, order_type, quantity, quote_order_qty, price, client_order_id
+        )
+        path = f"{API}/order/test" if test else f"{API}/order"
+        body = await self._request("POST", path, params, signed=True, order=True)
+        return None if test else Order.from_json(body)
+
+    @staticmethod
+    def _id_params(
+        symbol: str, order_id: str | None, client_order_id: str | None
+    ) -> list[tuple[str, str]]:
+        params = [("symbol", symbol)]
+        if order_id is not None:
+            params.append(("orderId", order_id))
+        if client_order_id is not None:
+            params.append(("origClientOrderId", client_order_id))
+        return params
+
+    async def cancel_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> Order:
+        """Cancel; HTTP 200 means accepted (the status in the answer may be the old one)."""
+        params = self._id_params(symbol, order_id, client_order_id)
+        body = await self._request("DELETE", f"{API}/order", params, signed=True, order=True)
+        return Order.from_json(body)
+
+    async def cancel_open_orders(self, symbol: str) -> list[Order]:
+        """Cancel every open order on ``symbol`` (the kill switch)."""
+        body = await self._request(
+            "DELETE", f"{API}/openOrders", [("symbol", symbol)], signed=True, order=True
+        )
+        return [Order.from_json(o) for o in _array(body, "openOrders")]
+
+    async def query_order(
+        self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
+    ) -> Order:
+        """The current state of one order."""
+        params = self._id_params(symbol, order_id, client_order_id)
+        return Order.from_json(await self._request("GET", f"{API}/order", params, signed=True))
+
+    async def open_orders(self, symbol: str) -> list[Order]:
+        """Our open orders on ``symbol``."""
+        body = await self._request("GET", f"{API}/openOrders", [("symbol", symbol)], signed=True)
+        return [Order.from_json(o) for o in _array(body, "openOrders")]
+
+    # -- user data stream (listenKey, mexc_api.md §4.7) -----------------------------------------
+
+    async def create_listen_key(self) -> str:
+        """A new listenKey for the private WebSocket, valid 60 minutes."""
+        body = await self._request("POST", f"{API}/userDataStream", signed=True)
+        return str(_field(body, "listenKey"))
+
+    async def keepalive_listen_key(self, listen_key: str) -> None:
+        """Extend the key by 60 minutes (MEXC recommends every 30)."""
+        params = [("listenKey", listen_key)]
+        await self._request("PUT", f"{API}/userDataStream", params, signed=True)
+
+    async def close_listen_key(self, listen_key: str) -> None:
+        """Invalidate the key (its WebSocket streams end)."""
+        params = [("listenKey", listen_key)]
+        await self._request("DELETE", f"{API}/userDataStream", params, signed=True)
+
+    async def my_trades(
+        self,
+        symbol: str,
+        *,
+        order_id: str | None = None,
+        start_ms: int | None = None,
+        end_ms: int | None = None,
+        limit: int = 100,
+    ) -> list[Fill]:
+        """Our fills on ``symbol``, optionally of one order or a time range."""
+        params = [("symbol", symbol), ("limit", str(limit))]
+        if order_id is not None:
+            params.append(("orderId", order_id))
+        if start_ms is not None:
+            params.append(("startTime", str(start_ms)))
+        if end_ms is not None:
+            params.append(("endTime", str(end_ms)))
+        body = await self._request("GET", f"{API}/myTrades", params, signed=True)
+        return [Fill.from_json(t) for t in _array(body, "myTrades")]
+
+
+def _field(body: Any, name: str) -> Any:
+    if not isinstance(body, dict) or name not in body:
+        raise MalformedEvent(f"MEXC answer lacks {name!r}")
+    return body[name]
+
+
+def _array(body: Any, what: str) -> list[Any]:
+    if not isinstance(body, list):
+        raise MalformedEvent(f"MEXC {what} answer is not an array")
+    return body

@@ -1,0 +1,234 @@
+"""The simulator's market: per symbol a price path (seeded random walk or a replay file), 1-minute
+candles for ``/klines``, public trades for the WebSocket, and a synthetic book around the price."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import random
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.engine.events import Side
+from cdb_cli.engine.instruments import Instrument, split_symbol
+
+__all__ = ["Candle", "PublicTrade", "SymbolMarket", "instrument_for", "load_replay"]
+
+MINUTE_MS = 60_000
+START_PRICES = {"BTC": Decimal("30000"), "ETH": Decimal("2000"), "SOL": Decimal("100")}
+
+
+@dataclass(slots=True)
+class Candle:
+    """One 1-minute candle, mutable while it is the current one."""
+
+    open_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal = Decimal(0)
+    quote_volume: Decimal = Decimal(0)
+
+    def add(self, price: Decimal, quantity: Decimal) -> None:
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.close = price
+        self.volume += quantity
+        self.quote_volume += price * quantity
+
+
+@dataclass(frozen=True, slots=True)
+class PublicTrade:
+    """One public trade printed by the market (numeric, increasing trade ids per symbol)."""
+
+    symbol: str
+    trade_id: int
+    price: Decimal
+    quantity: Decimal
+    side: Side
+    time_ms: int
+
+
+def _split(symbol: str) -> tuple[str, str]:
+    try:
+        return split_symbol(symbol)
+    except ValueError as e:
+        raise ConfigurationError(str(e)) from None
+
+
+def instrument_for(symbol: str, price: Decimal) -> Instrument:
+    """Filters a MEXC symbol of this price level would have (tick scales with the price)."""
+    base, quote = _split(symbol)
+    digits = max(0, 6 - math.floor(math.log10(float(price)))) if price > 0 else 8
+    tick = Decimal(1).scaleb(-min(digits, 8))
+    step = Decimal("0.000001") if price >= 1000 else Decimal("0.0001") if price >= 1 else Decimal(1)
+    return Instrument(
+        symbol=symbol,
+        base_asset=base,
+        quote_asset=quote,
+        tick_size=tick,
+        step_size=step,
+        min_quantity=step,
+        min_notional=Decimal(1) if quote in {"USDT", "USDC"} else Decimal("0.0001"),
+        max_notional=Decimal(5_000_000),
+        maker_fee=Decimal(0),
+        taker_fee=Decimal("0.0005"),
+    )
+
+
+def load_replay(path: Path) -> list[Candle]:
+    """Candles from a JSON file of ``[open_ms, o, h, l, c, v]`` arrays (the replay format)."""
+    try:
+        rows = json.loads(path.read_text(), parse_float=Decimal, parse_int=int)
+    except (OSError, ValueError) as e:
+        raise ConfigurationError(f"Cannot read replay file {path}: {e}") from None
+    if not isinstance(rows, list) or not rows:
+        raise ConfigurationError(f"Replay file {path} is not a non-empty JSON array")
+    try:
+        return [
+            Candle(
+                int(r[0]), Decimal(r[1]), Decimal(r[2]), Decimal(r[3]), Decimal(r[4]), Decimal(r[5])
+            )
+            for r in rows
+        ]
+    except (TypeError, IndexError, ArithmeticError) as e:
+        raise ConfigurationError(f"Replay file {path} has a bad row: {e}") from None
+
+
+@dataclass
+class SymbolMarket:
+    """Price, history and public trades of one symbol. Deterministic for a given seed."""
+
+    symbol: str
+    instrument: Instrument
+    price: Decimal
+    rng: random.Random
+    volatility: float = 0.0008
+    candles: list[Candle] = field(default_factory=list)
+    replay: list[Candle] = field(default_factory=list)
+    trade_seq: int = 0
+    _replay_pos: int = 0
+
+    @classmethod
+    def random_walk(
+        cls, symbol: str, seed: int, now_ms: int, history_minutes: int, start: Decimal | None = None
+    ) -> SymbolMarket:
+        """A market whose history of ``history_minutes`` candles ends at ``now_ms``."""
+        rng = random.Random(f"{seed}:{symbol}")
+        price = start or START_PRICES.get(_split(symbol)[0], Decimal(1))
+        market = cls(symbol, instrument_for(symbol, price), price, rng)
+        first = (now_ms // MINUTE_MS - history_minutes) * MINUTE_MS
+        for minute in range(history_minutes):
+            market._generate_candle(first + minute * MINUTE_MS)
+        return market
+
+    @classmethod
+    def from_replay(cls, symbol: str, candles: list[Candle], seed: int) -> SymbolMarket:
+        """A market whose history is the file and whose live prices replay its closes in a loop."""
+        price = candles[-1].close
+        market = cls(
+            symbol, instrument_for(symbol, price), price, random.Random(f"{seed}:{symbol}")
+        )
+        market.candles = list(candles)
+        market.replay = list(candles)
+        return market
+
+    def _round(self, price: Decimal) -> Decimal:
+        tick = self.instrument.tick_size
+        return max(tick, price.quantize(tick, rounding=ROUND_HALF_EVEN))
+
+    def _walk(self) -> Decimal:
+        if self.replay:
+            self._replay_pos = (self._replay_pos + 1) % len(self.replay)
+            return self._round(self.replay[self._replay_pos].close)
+        factor = Decimal(repr(math.exp(self.rng.gauss(0.0, self.volatility))))
+        return self._round(self.price * factor)
+
+    def _generate_candle(self, open_ms: int) -> None:
+        candle = Candle(open_ms, self.price, self.price, self.price, self.price)
+        for _ in range(4):
+            self.price = self._walk()
+            candle.add(self.price, self._quantity())
+        self.candles.append(candle)
+
+    def _quantity(self) -> Decimal:
+        notional = Decimal(repr(round(self.rng.uniform(5, 500), 2)))
+        return max(self.instrument.step_size, self.instrument.round_quantity(notional / self.price))
+
+    def set_price(self, price: Decimal) -> None:
+        """Move the market to ``price`` (tests and rehearsals)."""
+        self.price = self._round(price)
+
+    def step(self, now_ms: int, price: Decimal | None = None) -> PublicTrade:
+        """Advance one tick: a new price (or the given one) and one public trade at it."""
+        previous = self.price
+        self.price = self._round(price) if price is not None else self._walk()
+        quantity = self._quantity()
+        minute = now_ms // MINUTE_MS * MINUTE_MS
+        if not self.candles or self.candles[-1].open_ms < minute:
+            self.candles.append(Candle(minute, previous, previous, previous, previous))
+        self.candles[-1].add(self.price, quantity)
+        self.trade_seq += 1
+        side = Side.BUY if self.price >= previous else Side.SELL
+        return PublicTrade(self.symbol, self.trade_seq, self.price, quantity, side, now_ms)
+
+    def best_bid_ask(self) -> tuple[Decimal, Decimal]:
+        """The synthetic book's top: one tick either side of the last price."""
+        tick = self.instrument.tick_size
+        return max(tick, self.price - tick), self.price + tick
+
+    def klines(
+        self, interval_ms: int, start_ms: int | None, end_ms: int | None, limit: int
+    ) -> list[list[object]]:
+        """REST kline rows (8 columns, strings for money) aggregated from the 1-minute candles.
+
+        Like MEXC: rows with ``start_ms <= open < end_ms``, oldest first, at most ``limit``;
+        without ``start_ms`` the latest ``limit`` rows (before ``end_ms`` when given).
+        """
+        if not self.candles:
+            return []
+        if start_ms is None:
+            last = end_ms - 1 if end_ms is not None else self.candles[-1].open_ms
+            start_ms = last - last % interval_ms - (limit - 1) * interval_ms
+        aligned = start_ms - start_ms % interval_ms
+        first = bisect_left(self.candles, aligned, key=lambda c: c.open_ms)
+        rows: list[list[object]] = []
+        bucket: Candle | None = None
+        for candle in itertools.islice(self.candles, first, None):
+            if end_ms is not None and candle.open_ms >= end_ms:
+                break
+            open_ms = candle.open_ms - candle.open_ms % interval_ms
+            if bucket is None or bucket.open_ms != open_ms:
+                if bucket is not None:
+                    rows.append(_row(bucket, interval_ms))
+                    if len(rows) >= limit:
+                        return rows
+                bucket = Candle(open_ms, candle.open, candle.high, candle.low, candle.close)
+                bucket.volume, bucket.quote_volume = candle.volume, candle.quote_volume
+            else:
+                bucket.high = max(bucket.high, candle.high)
+                bucket.low = min(bucket.low, candle.low)
+                bucket.close = candle.close
+                bucket.volume += candle.volume
+                bucket.quote_volume += candle.quote_volume
+        if bucket is not None and len(rows) < limit:
+            rows.append(_row(bucket, interval_ms))
+        return [r for r in rows if int(str(r[0])) >= start_ms]
+
+
+def _row(candle: Candle, interval_ms: int) -> list[object]:
+    return [
+        candle.open_ms,
+        f"{candle.open:f}",
+        f"{candle.high:f}",
+        f"{candle.low:f}",
+        f"{candle.close:f}",
+        f"{candle.volume:f}",
+        candle.open_ms + interval_ms,
+        f"{candle.quote_volume.quantize(Decimal('0.01')):f}",
+    ]

@@ -1,0 +1,296 @@
+"""``SimServer``: MEXC's REST paths and WebSocket on one port (aiohttp), in process or as a command.
+
+aiohttp serves HTTP and WebSocket on the same port and handles POST/DELETE bodies; the
+``websockets`` server cannot serve ordinary HTTP requests, so it is not an option here.
+Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults``,
+``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from cdb_cli.adapters.mexc.sim.auth import ApiError, parse_params
+from cdb_cli.adapters.mexc.sim.exchange import SimExchange
+from cdb_cli.adapters.mexc.sim.market import PublicTrade
+from cdb_cli.adapters.mexc.sim.orders import Account
+from cdb_cli.adapters.mexc.sim.websocket import Connection, SimWebSocket
+
+__all__ = ["SimServer"]
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[Account | None, dict[str, str]], Any]
+HTML_PAGE = (
+    b"<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
+)
+
+
+class SimServer:
+    """Serve a :class:`SimExchange` on ``host:port``; port 0 picks a free one (:attr:`port`)."""
+
+    def __init__(self, exchange: SimExchange, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.exchange = exchange
+        self.host = host
+        self.requested_port = port
+        self.port = 0
+        self.websocket = SimWebSocket(exchange)
+        self._runner: web.AppRunner | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._hits: dict[str, deque[float]] = {}
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/ws"
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind and serve; start the market ticker when the config has a tick interval."""
+        app = web.Application()
+        self._routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.requested_port))
+        self.port = sock.getsockname()[1]
+        await web.SockSite(self._runner, sock).start()
+        if self.exchange.config.tick_interval:
+            self._ticker = asyncio.create_task(
+                self._tick_forever(self.exchange.config.tick_interval)
+            )
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        await self.websocket.close_all()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aenter__(self) -> SimServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    async def _tick_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.step()
+
+    async def step(self, prices: dict[str, Decimal] | None = None) -> list[PublicTrade]:
+        """Advance the market once and push the frames of every subscription."""
+        trades = self.exchange.step(prices)
+        await self.websocket.push(trades)
+        await self.websocket.push_private(self.exchange.drain_outbox())
+        return trades
+
+    @property
+    def connections(self) -> set[Connection]:
+        """The open WebSocket connections."""
+        return self.websocket.connections
+
+    def drop_connections(self) -> int:
+        """Cut every WebSocket without a close frame (like a network failure)."""
+        return self.websocket.drop_all()
+
+    # -- REST ------------------------------------------------------------------------------------
+
+    def _routes(self, app: web.Application) -> None:
+        ex = self.exchange
+        keys = ex.listen_keys
+        public: dict[str, Handler] = {
+            "ping": lambda _, p: {},
+            "time": lambda _, p: {"serverTime": ex.clock_ms()},
+            "exchangeInfo": lambda _, p: ex.exchange_info(_symbols(p)),
+            "depth": lambda _, p: ex.depth(p.get("symbol"), _int(p, "limit", 100, 5000) or 100),
+            "ticker/bookTicker": lambda _, p: ex.book_ticker(p.get("symbol")),
+            "klines": self._klines,
+        }
+        for name, handler in public.items():
+            app.router.add_get(f"/api/v3/{name}", self._api(handler, signed=False))
+        signed: list[tuple[str, str, Handler]] = [
+            ("GET", "account", self._account),
+            ("POST", "order", lambda a, p: ex.place_order(_acct(a), p)),
+            ("POST", "order/test", lambda a, p: ex.place_order(_acct(a), p, test=True)),
+            ("DELETE", "order", lambda a, p: ex.cancel_order(_acct(a), p)),
+            ("GET", "order", lambda a, p: ex.find_order(_acct(a), p).as_json()),
+            ("GET", "openOrders", lambda a, p: ex.open_orders(_acct(a), p)),
+            ("DELETE", "openOrders", lambda a, p: ex.cancel_open_orders(_acct(a), p)),
+            ("POST", "userDataStream", lambda a, p: {"listenKey": keys.create(_acct(a).api_key)}),
+            ("GET", "userDataStream", lambda a, p: {"listenKey": keys.valid(_acct(a).api_key)}),
+            (
+                "PUT",
+                "userDataStream",
+                lambda a, p: {"listenKey": keys.extend(_acct(a).api_key, p.get("listenKey"))},
+            ),
+            (
+                "DELETE",
+                "userDataStream",
+                lambda a, p: {"listenKey": keys.close(_acct(a).api_key, p.get("listenKey"))},
+            ),
+            ("GET", "myTrades", lambda a, p: ex.my_trades(_acct(a), p)),
+        ]
+        for method, name, handler in signed:
+            app.router.add_route(method, f"/api/v3/{name}", self._api(handler, signed=True))
+        app.router.add_get("/ws", self.websocket.handle)
+        app.router.add_route("*", "/_sim/faults", self._faults)
+        app.router.add_post("/_sim/drop", self._drop)
+        app.router.add_post("/_sim/step", self._step)
+
+    def _klines(self, _: Account | None, p: dict[str, str]) -> list[list[object]]:
+        from cdb_cli.adapters.mexc.intervals import interval
+
+        market = self.exchange.market(p.get("symbol"))
+        try:
+            found = interval(p.get("interval", ""))
+        except ValueError:
+            raise ApiError(33333, "param is error") from None
+        if found.rest != p.get("interval"):  # MEXC REST knows 60m, not 1h
+            raise ApiError(33333, "param is error")
+        start = _int(p, "startTime", None, None)
+        end = _int(p, "endTime", None, None)
+        return market.klines(found.ms, start, end, _int(p, "limit", 500, 1000) or 500)
+
+    def _account(self, account: Account | None, _: dict[str, str]) -> dict[str, object]:
+        return {
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "updateTime": None,
+            "accountType": "SPOT",
+            "balances": _acct(account).balances_json(),
+            "permissions": ["SPOT"],
+        }
+
+    def _rate_limited(self, request: web.Request) -> float | None:
+        limit = self.exchange.config.rate_limit
+        if limit <= 0:
+            return None
+        now = time.monotonic()
+        hits = self._hits.setdefault(request.remote or "?", deque())
+        while hits and hits[0] <= now - 10:
+            hits.popleft()
+        if len(hits) >= limit:
+            return max(1.0, math.ceil(hits[0] + 10 - now))
+        hits.append(now)
+        return None
+
+    def _injected(self, request: web.Request) -> web.Response | None:
+        faults = self.exchange.faults
+        wait = self._rate_limited(request)
+        if wait is not None or faults.take("http_429"):
+            return web.json_response(
+                {"code": 429, "msg": "Too Many Requests"},
+                status=429,
+                headers={"Retry-After": str(int(wait or math.ceil(faults.retry_after)))},
+                dumps=_dumps,
+            )
+        if faults.take("http_5xx"):
+            return web.json_response(
+                {"code": 503, "msg": "Service Unavailable"}, status=503, dumps=_dumps
+            )
+        if faults.take("http_html"):
+            return web.Response(body=HTML_PAGE, status=502, content_type="text/html")
+        if faults.take("http_empty"):
+            return web.Response(body=b"", status=200)
+        return None
+
+    def _api(
+        self, handler: Handler, *, signed: bool
+    ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def endpoint(request: web.Request) -> web.StreamResponse:
+            faults = self.exchange.faults
+            if faults.delay:
+                await asyncio.sleep(faults.delay)
+            injected = self._injected(request)
+            if injected is not None:
+                return injected
+            query = request.rel_url.raw_query_string
+            body = await request.text()
+            try:
+                account = None
+                if signed:
+                    if request.method != "GET" and "Content-Type" not in request.headers:
+                        raise ApiError(700013, "Invalid content Type.")
+                    account, params = self.exchange.authenticate(
+                        request.headers.get("X-MEXC-APIKEY"), query, body
+                    )
+                else:
+                    params = parse_params(query, body)
+                answer = web.json_response(handler(account, params), dumps=_dumps)
+                await self.websocket.push_private(self.exchange.drain_outbox())
+                return answer
+            except ApiError as e:
+                error = {"code": e.code, "msg": e.msg}
+                return web.json_response(error, status=e.status, dumps=_dumps)
+
+        return endpoint
+
+    # -- control ---------------------------------------------------------------------------------
+
+    async def _faults(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                self.exchange.faults.update(await request.json())
+            except (ValueError, TypeError, AttributeError) as e:
+                return web.json_response({"error": str(e)}, status=400)
+        return web.json_response(self.exchange.faults.as_dict())
+
+    async def _drop(self, _: web.Request) -> web.Response:
+        return web.json_response({"dropped": self.drop_connections()})
+
+    async def _step(self, request: web.Request) -> web.Response:
+        body = await request.json() if request.can_read_body else {}
+        prices = {k: Decimal(str(v)) for k, v in (body.get("prices") or {}).items()}
+        trades = await self.step(prices)
+        return web.json_response({t.symbol: str(t.price) for t in trades})
+
+
+def _acct(account: Account | None) -> Account:
+    if account is None:  # pragma: no cover - signed handlers always get one
+        raise ApiError(400, "api key required")
+    return account
+
+
+def _symbols(p: dict[str, str]) -> list[str]:
+    if p.get("symbol"):
+        return [p["symbol"]]
+    return [s for s in p.get("symbols", "").split(",") if s]
+
+
+def _int(p: dict[str, str], name: str, default: int | None, maximum: int | None) -> int | None:
+    text = p.get(name)
+    if text in (None, ""):
+        return default
+    if not text.isdigit():
+        raise ApiError(33333, "param is error")
+    value = int(text)
+    return min(value, maximum) if maximum is not None else value
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

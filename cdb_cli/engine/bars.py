@@ -1,0 +1,99 @@
+"""Closed bars built from trades: the strategy's input when the feed is a trade stream.
+
+An exchange's kline stream pushes bars while they are still open; the strategy wants closed
+ones. :class:`BarBuilder` aggregates trades into bars of one interval per symbol and closes a bar
+either when a trade of a later interval arrives, or when the caller's clock passes the bar's end
+(:meth:`BarBuilder.close_due`: a quiet market still closes its bars on time). An interval without
+any trade makes no bar, like an exchange's kline history.
+
+Pure: stdlib only; time comes in as int nanoseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["BarBuilder", "ClosedBar"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedBar:
+    """One finished bar of one symbol (prices and volume as floats: analytics, not money)."""
+
+    symbol: str
+    ts_open: int
+    ts_close: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(slots=True)
+class _Open:
+    start: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+class BarBuilder:
+    """Aggregates trades into bars of ``interval_ns`` per symbol."""
+
+    def __init__(self, interval_ns: int) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
+        self.interval_ns = interval_ns
+        self._open: dict[str, _Open] = {}
+
+    def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> ClosedBar | None:
+        """Add a trade; return the bar it closed (the symbol's previous interval), if any.
+
+        A trade older than the open bar's interval (late or out of order) is ignored.
+        """
+        start = ts - ts % self.interval_ns
+        current = self._open.get(symbol)
+        if current is not None and start < current.start:
+            return None
+        if current is not None and start == current.start:
+            if price > current.high:
+                current.high = price
+            elif price < current.low:
+                current.low = price
+            current.close = price
+            current.volume += quantity
+            return None
+        self._open[symbol] = _Open(start, price, price, price, price, quantity)
+        return self._closed(symbol, current) if current is not None else None
+
+    def close_due(self, now_ns: int) -> list[ClosedBar]:
+        """Close every open bar whose interval ended at or before ``now_ns``."""
+        done = [
+            (symbol, bar)
+            for symbol, bar in self._open.items()
+            if bar.start + self.interval_ns <= now_ns
+        ]
+        for symbol, _ in done:
+            del self._open[symbol]
+        return [self._closed(symbol, bar) for symbol, bar in done]
+
+    def flush(self) -> list[ClosedBar]:
+        """Close every open bar now (the end of a replay)."""
+        done = [self._closed(symbol, bar) for symbol, bar in self._open.items()]
+        self._open.clear()
+        return done
+
+    def _closed(self, symbol: str, bar: _Open) -> ClosedBar:
+        return ClosedBar(
+            symbol,
+            bar.start,
+            bar.start + self.interval_ns,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+        )

@@ -1,0 +1,429 @@
+"""The paper trading loop: live market data → pipeline → store and bus, resumable after a stop.
+
+:class:`PaperRuntime` owns one :class:`~cdb_cli.engine.pipeline.TradingPipeline` (built by the
+kernel for ``Environment.PAPER``) and feeds it from a :class:`MarketFeed`: trades fill working
+orders and are aggregated into closed bars for the strategy (:class:`BarBuilder`), quotes give the
+spread. Everything it sees and does — market data, signals, risk decisions with their traces,
+approvals, execution reports, orders, fills, positions — is written to the store in batches
+(in a worker thread) and then published on the bus.
+
+Restart: the portfolio is rebuilt from the stored fills (the source of truth), orders that were
+still working are taken back, a halt or today's reduction is resumed, and the indicators are
+warmed from history before the first live bar. Every start and stop is an audit record.
+
+Shutdown: :meth:`run` returns when its ``stop`` event is set: intake stops, the last batch and an
+equity snapshot are written, and the feed is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cdb_cli import __version__
+from cdb_cli.engine.bars import BarBuilder, ClosedBar
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.engine.events import Bar, Event, QuoteTick, Topic, TradeTick
+from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
+from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION, trading_status
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.clock import Clock
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.ports.bus import MessageBus
+    from cdb_cli.engine.ports.store import Store
+    from cdb_cli.settings import Settings
+
+__all__ = ["MarketFeed", "Outbox", "PaperRuntime", "RunSummary", "WarmUp"]
+
+logger = logging.getLogger(__name__)
+
+START_ACTION = "run_start"
+STOP_ACTION = "run_stop"
+STARTING_CASH_KEY = "paper.starting_cash"
+_MINUTE_NS = 60 * 1_000_000_000
+
+WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
+"""History of a symbol for the indicators: (ts_close ns, close, volume) of closed bars."""
+
+
+class MarketFeed(Protocol):
+    """Live market data as engine events (``MexcDataClient`` is one)."""
+
+    events: asyncio.Queue[Event]
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Outbox:
+    """The pipeline's recorder in the live loop: collects a batch until the next flush."""
+
+    events: list[tuple[Topic, Event]] = field(default_factory=list)
+    orders: list[OrderRecord] = field(default_factory=list)
+    fills: list[FillRecord] = field(default_factory=list)
+
+    def event(self, topic: Topic, event: Event) -> None:
+        self.events.append((topic, event))
+
+    def order(self, order: OrderRecord) -> None:
+        self.orders.append(order)
+
+    def fill(self, fill: FillRecord) -> None:
+        self.fills.append(fill)
+
+    def take(self) -> Outbox:
+        batch = Outbox(self.events, self.orders, self.fills)
+        self.events, self.orders, self.fills = [], [], []
+        return batch
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.orders or self.fills)
+
+
+@dataclass
+class RunSummary:
+    """What one run did (returned by :meth:`PaperRuntime.run`, also the stop audit)."""
+
+    run_id: str
+    market_events: int = 0
+    bars: int = 0
+    signals: int = 0
+    orders: int = 0
+    fills: int = 0
+    restored_fills: int = 0
+    restored_orders: int = 0
+
+
+def _actor() -> str:
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"[:64]
+    except (KeyError, OSError):  # no passwd entry in a container
+        return f"cdb@{socket.gethostname()}"[:64]
+
+
+class PaperRuntime:
+    """One paper trading run; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        bus: MessageBus,
+        feed: MarketFeed,
+        clock: Clock,
+        symbols: Sequence[str],
+        warm_up: WarmUp | None = None,
+        bar_interval_ns: int = _MINUTE_NS,
+        flush_interval_s: float = 0.5,
+        snapshot_interval_s: float = 60.0,
+        bar_grace_ns: int = 2_000_000_000,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.feed = feed
+        self.clock = clock
+        self.symbols = list(symbols)
+        self.run_id = "p" + uuid.uuid4().hex[:11]
+        self.summary = RunSummary(self.run_id)
+        self._warm_up = warm_up
+        self._bars = BarBuilder(bar_interval_ns)
+        self._flush_interval_s = flush_interval_s
+        self._snapshot_interval_s = snapshot_interval_s
+        self._bar_grace_ns = bar_grace_ns
+        self._outbox = Outbox()
+        self._states_written = 0
+        self._resets_seen: set[int] = set()
+        self.pipeline: TradingPipeline | None = None
+        self.started = asyncio.Event()
+
+    # --- start ----------------------------------------------------------------------------------
+
+    async def _call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking store call in a worker thread (the Store port is synchronous)."""
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def _prepare(self) -> TradingPipeline:
+        from cdb_cli.kernel import Environment, build_pipeline
+        from cdb_cli.settings import settings_hash
+
+        store = self.store
+        orders = await self._call(store.orders)
+        foreign = sorted({o.mode for o in orders if o.mode != "paper"})
+        if foreign:
+            raise ConfigurationError(
+                f"This database holds {', '.join(foreign)} orders; a paper account needs its own "
+                "CDB_DATABASE_URL"
+            )
+        stored_cash = await self._call(store.get_config, STARTING_CASH_KEY)
+        if stored_cash is None:
+            stored_cash = str(self.settings.starting_cash)
+            await self._call(store.set_config, STARTING_CASH_KEY, stored_cash)
+        portfolio = await self._restore_portfolio(Decimal(stored_cash))
+        pipeline = build_pipeline(
+            self.settings,
+            Environment.PAPER,
+            symbols=self.symbols,
+            clock=self.clock,
+            recorder=self._outbox,
+            run_id=self.run_id,
+            portfolio=portfolio,
+        )
+        self.summary.restored_orders = await self._restore_orders(pipeline, orders)
+        await self._restore_state(pipeline)
+        await self._call(
+            store.add_audit,
+            AuditRecord(
+                ts_event=self.clock.timestamp_ns(),
+                action=START_ACTION,
+                actor=_actor(),
+                run_id=self.run_id,
+                detail={
+                    "mode": "paper",
+                    "cdb_version": __version__,
+                    "settings_sha256": settings_hash(self.settings),
+                    "symbols": ",".join(self.symbols),
+                    "restored_fills": str(self.summary.restored_fills),
+                    "restored_orders": str(self.summary.restored_orders),
+                },
+            ),
+        )
+        return pipeline
+
+    async def _restore_portfolio(self, starting_cash: Decimal) -> Portfolio:
+        store = self.store
+        fills = await self._call(store.fills)
+        self.summary.restored_fills = len(fills)
+        snapshots = await self._call(store.equity_snapshots, limit=1, descending=True)
+        positions = await self._call(store.positions)
+        marks: dict[str, Decimal] = {}
+        for symbol in {fill.symbol for fill in fills}:
+            last = await self._call(
+                store.events, TradeTick, symbol=symbol, limit=1, descending=True
+            )
+            if last:
+                marks[symbol] = last[0].price
+        return Portfolio.restore(
+            starting_cash,
+            positions,
+            snapshots[0] if snapshots else None,
+            fills,
+            marks=marks,
+            quote_currency=self.settings_quote(),
+        )
+
+    def settings_quote(self) -> str:
+        from cdb_cli.engine.instruments import split_symbol
+
+        return split_symbol(self.symbols[0])[1]
+
+    async def _restore_orders(self, pipeline: TradingPipeline, orders: list[OrderRecord]) -> int:
+        restored = 0
+        for order in orders:
+            if order.status not in OPEN_ORDER_STATUSES or order.symbol not in self.symbols:
+                continue
+            fills = await self._call(self.store.fills, client_order_id=order.client_order_id)
+            pipeline.execution.restore(order, fills)
+            restored += 1
+        pipeline.restore_working()
+        return restored
+
+    async def _restore_state(self, pipeline: TradingPipeline) -> None:
+        status = await self._call(trading_status, self.store)
+        now = self.clock.timestamp_ns()
+        same_day = (
+            status.since_ns is not None and status.since_ns // NS_PER_DAY == now // NS_PER_DAY
+        )
+        if status.state is TradingState.HALTED or (
+            status.state is TradingState.REDUCING and same_day
+        ):
+            pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
+            self._states_written = len(pipeline.stats.state_changes)  # already in the store
+        resets = await self._call(self.store.audits, action=RESET_ACTION)
+        self._resets_seen = {record.ts_event for record in resets}
+
+    async def _warm(self, pipeline: TradingPipeline) -> None:
+        if self._warm_up is None:
+            return
+        for symbol in self.symbols:
+            try:
+                history = await self._warm_up(symbol)
+            except Exception as e:  # a warm-up that fails must not stop trading later
+                logger.warning("Warm-up of %s failed: %s", symbol, e)
+                continue
+            logger.info("Warmed %s with %d bars", symbol, pipeline.warm_up(symbol, history))
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> RunSummary:
+        """Prepare, trade until ``stop`` is set, then flush and close; return the summary."""
+        pipeline = await self._prepare()
+        self.pipeline = pipeline
+        await self._warm(pipeline)
+        scheduler = self._scheduler()
+        await self.feed.start()
+        self.started.set()
+        loop = asyncio.get_running_loop()
+        next_flush = loop.time() + self._flush_interval_s
+        try:
+            while not stop.is_set():
+                event = await self._next_event(0.2)
+                if event is not None:
+                    self._on_event(pipeline, event)
+                if loop.time() >= next_flush:
+                    self._close_due_bars(pipeline)
+                    await self._flush(pipeline)
+                    await self._pick_up_resets(pipeline)
+                    next_flush = loop.time() + self._flush_interval_s
+        finally:
+            scheduler.shutdown(wait=False)
+            with contextlib.suppress(Exception):
+                await self.feed.stop()
+            await self._finish(pipeline)
+        return self.summary
+
+    async def _next_event(self, timeout_s: float) -> Event | None:
+        try:
+            return await asyncio.wait_for(self.feed.events.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+    def _on_event(self, pipeline: TradingPipeline, event: Event) -> None:
+        self.summary.market_events += 1
+        self._outbox.event(Topic.MARKET_DATA, event)
+        if event.symbol not in self.symbols:
+            return
+        if isinstance(event, TradeTick):
+            price, quantity = float(event.price), float(event.quantity)
+            closed = self._bars.on_trade(event.symbol, event.ts_event, price, quantity)
+            if closed is not None:
+                self._close_bar(pipeline, closed)
+            pipeline.on_trade(event.symbol, event.ts_event, price, quantity)
+        elif isinstance(event, QuoteTick):
+            pipeline.on_quote(event.symbol, event.ts_event, event.bid, event.ask)
+        elif isinstance(event, Bar):
+            pass  # open klines are stored; closed bars come from the trades
+
+    def _close_due_bars(self, pipeline: TradingPipeline) -> None:
+        for bar in self._bars.close_due(self.clock.timestamp_ns() - self._bar_grace_ns):
+            self._close_bar(pipeline, bar)
+
+    def _close_bar(self, pipeline: TradingPipeline, bar: ClosedBar) -> None:
+        self.summary.bars += 1
+        self._outbox.event(
+            Topic.MARKET_DATA,
+            Bar(
+                event_id=f"bar-{bar.symbol}-{bar.ts_open}",
+                symbol=bar.symbol,
+                ts_event=bar.ts_open,
+                source=self.run_id,
+                open=Decimal(repr(bar.open)),
+                high=Decimal(repr(bar.high)),
+                low=Decimal(repr(bar.low)),
+                close=Decimal(repr(bar.close)),
+                volume=Decimal(repr(bar.volume)),
+            ),
+        )
+        pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    async def _flush(self, pipeline: TradingPipeline) -> None:
+        batch = self._outbox.take()
+        changes = pipeline.stats.state_changes[self._states_written :]
+        self._states_written += len(changes)
+        if not batch and not changes:
+            return
+        positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
+        await self._call(self._write, batch, changes, positions if batch.fills else [])
+        stats = self.summary
+        stats.signals = sum(pipeline.stats.signals.values())
+        stats.orders = pipeline.stats.orders
+        stats.fills = pipeline.stats.fills
+        if batch.events:
+            await self.bus.publish_many(batch.events)
+
+    def _write(
+        self, batch: Outbox, changes: list[tuple[int, str, str]], positions: list[Any]
+    ) -> None:
+        store = self.store
+        store.append_events([event for _, event in batch.events])
+        for order in batch.orders:
+            store.save_order(order)
+        for fill in batch.fills:
+            store.add_fill(fill)
+        for position in positions:
+            store.save_position(position)
+        for ts, state, reason in changes:
+            store.add_audit(
+                AuditRecord(
+                    ts_event=ts,
+                    action=STATE_ACTION,
+                    actor="cdb run",
+                    run_id=self.run_id,
+                    detail={"state": state, "reason": reason},
+                )
+            )
+
+    async def _pick_up_resets(self, pipeline: TradingPipeline) -> None:
+        """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
+        if pipeline.trading_state is not TradingState.HALTED:
+            return
+        resets = await self._call(self.store.audits, action=RESET_ACTION)
+        for record in resets:
+            if record.ts_event not in self._resets_seen:
+                self._resets_seen.add(record.ts_event)
+                pipeline.reset_breaker(self.clock.timestamp_ns())
+                logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+
+    def _scheduler(self) -> Any:
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        scheduler = AsyncIOScheduler(timezone="UTC")
+        scheduler.add_job(
+            self._snapshot, "interval", seconds=self._snapshot_interval_s, id="equity_snapshot"
+        )
+        scheduler.start()
+        return scheduler
+
+    async def _snapshot(self) -> None:
+        if self.pipeline is None:
+            return
+        self.pipeline.finish()  # the ledger at the latest marks
+        snapshot = self.pipeline.portfolio.snapshot(self.clock.timestamp_ns())
+        await self._call(self.store.add_equity_snapshot, snapshot)
+
+    async def _finish(self, pipeline: TradingPipeline) -> None:
+        await self._flush(pipeline)
+        await self._snapshot()
+        summary = self.summary
+        await self._call(
+            self.store.add_audit,
+            AuditRecord(
+                ts_event=self.clock.timestamp_ns(),
+                action=STOP_ACTION,
+                actor=_actor(),
+                run_id=self.run_id,
+                detail={
+                    "market_events": str(summary.market_events),
+                    "bars": str(summary.bars),
+                    "signals": str(summary.signals),
+                    "orders": str(summary.orders),
+                    "fills": str(summary.fills),
+                },
+            ),
+        )

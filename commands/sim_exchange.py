@@ -1,0 +1,161 @@
+"""``cdb sim-exchange``: a local MEXC-compatible exchange for tests and rehearsals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from cdb_cli.context import app_context, run_async
+
+if TYPE_CHECKING:
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+
+__all__ = ["sim_exchange"]
+
+
+def _parse_balances(values: list[str]) -> dict[str, str]:
+    balances: dict[str, str] = {}
+    for value in values:
+        asset, _, amount = value.partition("=")
+        if not asset or not amount:
+            raise typer.BadParameter(f"{value!r} is not ASSET=AMOUNT", param_hint="--balance")
+        balances[asset.strip().upper()] = amount.strip()
+    return balances
+
+
+def sim_exchange(
+    ctx: typer.Context,
+    *,
+    port: Annotated[
+        int, typer.Option(help="TCP port for REST and /ws (0: pick a free one).")
+    ] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind; keep the loopback default.")] = (
+        "127.0.0.1"
+    ),
+    symbol: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--symbol", "-s", help="Symbol to simulate (repeatable; default CDB_SYMBOLS)."
+        ),
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="CDB_MEXC_API_KEY", help="Accepted API key.", show_default=False),
+    ] = None,
+    api_secret: Annotated[
+        str | None,
+        typer.Option(
+            envvar="CDB_MEXC_API_SECRET",
+            help="Its secret (prefer the env var).",
+            show_default=False,
+        ),
+    ] = None,
+    balance: Annotated[
+        list[str] | None,
+        typer.Option(help="Starting balance ASSET=AMOUNT (repeatable; default USDT=10000)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the random walk.")] = 1,
+    replay: Annotated[
+        Path | None,
+        typer.Option(
+            help="Replay file of [open_ms, o, h, l, c, v] rows instead of a random walk.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    history_days: Annotated[
+        float, typer.Option(help="Days of 1m candles served by /klines.")
+    ] = 3.0,
+    tick_interval: Annotated[float, typer.Option(help="Seconds between market steps.")] = 0.5,
+    rate_limit: Annotated[
+        int, typer.Option(help="REST requests per 10 s before 429 (0: off).")
+    ] = 0,
+    fail_5xx: Annotated[int, typer.Option(help="Answer the next N REST requests with 503.")] = 0,
+    fail_429: Annotated[int, typer.Option(help="Answer the next N REST requests with 429.")] = 0,
+    retry_after: Annotated[float, typer.Option(help="Retry-After seconds of injected 429s.")] = 1.0,
+    delay: Annotated[float, typer.Option(help="Seconds of delay before every REST answer.")] = 0.0,
+    fail_html: Annotated[
+        int, typer.Option(help="Answer the next N REST requests with a proxy's HTML 502 page.")
+    ] = 0,
+    fail_empty: Annotated[
+        int, typer.Option(help="Answer the next N REST requests with 200 and an empty body.")
+    ] = 0,
+    stall_every: Annotated[
+        float, typer.Option(help="Stall all WebSockets (send nothing) every N seconds (0: never).")
+    ] = 0.0,
+    stall_for: Annotated[float, typer.Option(help="Seconds each stall lasts.")] = 5.0,
+    drop_every: Annotated[
+        float, typer.Option(help="Cut all WebSockets every N seconds (0: never).")
+    ] = 0.0,
+    ws_duplicate_rate: Annotated[
+        float, typer.Option(help="Share of data frames sent twice.")
+    ] = 0.0,
+    duration: Annotated[
+        float, typer.Option(help="Stop after N seconds (0: run until Ctrl-C).")
+    ] = 0.0,
+) -> None:
+    """Run a local MEXC-compatible exchange (REST /api/v3 and WebSocket /ws on one port).
+
+    Point cdb at it with CDB_MEXC_REST_URL=http://HOST:PORT and CDB_MEXC_WS_URL=ws://HOST:PORT/ws.
+    Faults can also be changed while it runs: POST /_sim/faults with JSON, POST /_sim/drop.
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from cdb_cli.adapters.mexc.signing import mask_key
+    from cdb_cli.adapters.mexc.sim.exchange import SimConfig
+    from cdb_cli.adapters.mexc.sim.run import serve
+    from cdb_cli.engine.errors import ConfigurationError
+
+    context = app_context(ctx)
+    symbols = tuple(s.upper() for s in symbol) if symbol else tuple(context.settings().symbols)
+    try:
+        balances = {a: Decimal(v) for a, v in _parse_balances(balance or ["USDT=10000"]).items()}
+    except InvalidOperation:
+        raise typer.BadParameter("amount is not a number", param_hint="--balance") from None
+    if bool(api_key) != bool(api_secret):
+        raise ConfigurationError("Give both --api-key and --api-secret (or neither)")
+    config = SimConfig(
+        symbols=symbols,
+        accounts={api_key: api_secret} if api_key and api_secret else {},
+        balances=balances,
+        seed=seed,
+        replay=replay,
+        history_minutes=int(history_days * 1440),
+        tick_interval=tick_interval or None,
+        rate_limit=rate_limit,
+    )
+    faults: dict[str, object] = {
+        "http_5xx": fail_5xx,
+        "http_429": fail_429,
+        "http_html": fail_html,
+        "http_empty": fail_empty,
+        "retry_after": retry_after,
+        "delay": delay,
+        "ws_duplicate_rate": ws_duplicate_rate,
+    }
+    err = context.terminal.err
+
+    def ready(server: SimServer) -> None:
+        typer.echo(f"CDB_MEXC_REST_URL={server.rest_url}")
+        typer.echo(f"CDB_MEXC_WS_URL={server.ws_url}")
+        account = mask_key(api_key) if api_key else "none (public endpoints only)"
+        err.print(
+            f"MEXC simulator: {', '.join(symbols)}; account {account}; Ctrl-C stops it",
+            markup=False,
+        )
+
+    run_async(
+        serve(
+            config,
+            host=host,
+            port=port,
+            faults=faults,
+            drop_every=drop_every,
+            stall_every=stall_every,
+            stall_for=stall_for,
+            duration=duration,
+            on_ready=ready,
+        )
+    )

@@ -1,0 +1,186 @@
+"""``cdb data download`` against the simulator: the replay file format and resuming."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from cdb_cli.adapters.mexc.sim import SimServer
+from cdb_cli.adapters.mexc.sim.market import load_replay
+from cdb_cli.errors import ExitCode
+
+MINUTE = 60_000
+
+
+def _range(sim: SimServer, minutes: int) -> tuple[int, int]:
+    candles = sim.exchange.markets["BTCUSDT"].candles
+    start = candles[100].open_ms
+    return start, start + minutes * MINUTE
+
+
+def test_download_writes_the_replay_format(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    start, end = _range(threaded_sim, 700)  # two pages of 500
+    result = cdb(
+        "data",
+        "download",
+        "BTCUSDT",
+        "ETHUSDT",
+        "--start",
+        str(start),
+        "--end",
+        str(end),
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    assert "700 rows" in result.stdout
+    path = tmp_path / "BTCUSDT-1m.json"
+    rows = json.loads(path.read_text())
+    assert len(rows) == 700
+    assert all(len(row) == 6 and all(isinstance(v, int | float) for v in row) for row in rows)
+    assert [row[0] for row in rows] == list(range(start, end, MINUTE))
+    # The same format as ../shared/data/UNITTEST_BTC-1m.json; the simulator replays it.
+    candles = load_replay(path)
+    history = threaded_sim.exchange.markets["BTCUSDT"].candles[100:800]
+    assert [(c.open_ms, c.close) for c in candles] == [(c.open_ms, c.close) for c in history]
+    assert (tmp_path / "ETHUSDT-1m.json").is_file()
+
+
+def test_cdb_replay_reads_what_data_download_writes(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    start, end = _range(threaded_sim, 600)
+    downloaded = cdb(
+        "data", "download", "BTCUSDT", "--start", str(start), "--end", str(end),
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    assert downloaded.exit_code == 0, downloaded.output
+    replayed = cdb("--json", "replay", str(tmp_path / "BTCUSDT-1m.json"))
+    assert replayed.exit_code == 0, replayed.output
+    report = json.loads(replayed.stdout)
+    assert report["bars"] == 600
+    assert report["provenance"]["symbol"] == "BTCUSDT"
+    assert report["period"]["start"].startswith(
+        datetime.fromtimestamp(start / 1000, UTC).strftime("%Y-%m-%dT%H:%M")
+    )
+
+
+def test_download_resumes_after_the_last_row(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    start, end = _range(threaded_sim, 240)
+    middle = start + 100 * MINUTE
+    args = ["data", "download", "BTCUSDT", "--start", str(start), "--out", str(tmp_path)]
+    first = cdb(*args, "--end", str(middle))
+    assert first.exit_code == 0, first.output
+    second = cdb("--json", *args, "--end", str(end))
+    assert second.exit_code == 0, second.output
+    (report,) = json.loads(second.stdout)
+    assert report == {
+        "path": str(tmp_path / "BTCUSDT-1m.json"),
+        "rows": 240,
+        "new_rows": 140,
+        "resumed": True,
+    }
+    rows = json.loads((tmp_path / "BTCUSDT-1m.json").read_text())
+    assert [row[0] for row in rows] == list(range(start, end, MINUTE))
+
+
+def test_hourly_download_uses_mexc_interval_names(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    candles = threaded_sim.exchange.markets["BTCUSDT"].candles
+    start = candles[0].open_ms - candles[0].open_ms % 3_600_000 + 3_600_000
+    result = cdb(
+        "data",
+        "download",
+        "BTCUSDT",
+        "-i",
+        "1h",
+        "--start",
+        str(start),
+        "--end",
+        str(start + 5 * 3_600_000),
+        "--out",
+        str(tmp_path),
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "BTCUSDT-1h.json").read_text())
+    assert [row[0] - start for row in rows] == [h * 3_600_000 for h in range(5)]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["--interval", "7m"], ExitCode.USAGE),
+        (["--start", "yesterday"], ExitCode.USAGE),
+        (["--start", "2026-01-02", "--end", "2026-01-01"], ExitCode.CONFIGURATION),
+    ],
+)
+def test_bad_arguments_are_refused(
+    cdb: Callable[..., Result], tmp_path: Path, args: list[str], code: int
+) -> None:
+    result = cdb("data", "download", "BTCUSDT", "--out", str(tmp_path), *args)
+    assert result.exit_code == code, result.output
+
+
+def test_unreachable_exchange_is_one_line(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", "http://127.0.0.1:1")
+    result = cdb("data", "download", "BTCUSDT", "--out", str(tmp_path))
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert "Cannot connect to MEXC at http://127.0.0.1:1" in result.stderr
+
+
+def test_download_into_the_store_is_idempotent_and_resumes(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdb_cli.engine.events import Bar
+    from cdb_cli.kernel import open_store
+    from cdb_cli.settings import Settings
+
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    monkeypatch.setenv("CDB_MEXC_REST_URL", threaded_sim.rest_url)
+    monkeypatch.setenv("CDB_DATABASE_URL", url)
+    start, end = _range(threaded_sim, 120)
+    args = ["--json", "data", "download", "BTCUSDT", "--to-store", "--start", str(start)]
+    first = cdb(*args, "--end", str(start + 50 * MINUTE))
+    assert first.exit_code == 0, first.output
+    second = cdb(*args, "--end", str(end))
+    assert second.exit_code == 0, second.output
+    (report,) = json.loads(second.stdout)
+    assert (report["rows"], report["new_rows"], report["resumed"]) == (120, 70, True)
+    store = open_store(Settings(database_url=url))
+    try:
+        bars = store.events(Bar, symbol="BTCUSDT")
+    finally:
+        store.close()
+    assert [b.ts_event // 1_000_000 for b in bars] == list(range(start, end, MINUTE))
+    assert all(b.closed and b.interval == "1m" for b in bars)

@@ -1,0 +1,104 @@
+"""The MEXC rows of ``cdb systemcheck`` against the simulator, and without any MEXC."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import Result
+
+from cdb_cli.adapters.mexc.sim import SimServer
+from cdb_cli.errors import ExitCode
+
+from .conftest import SIM_KEY, SIM_SECRET
+
+MEXC_ROWS = ("mexc rest", "mexc clock", "mexc keys", "mexc websocket")
+
+
+@pytest.fixture(autouse=True)
+def _sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cdb_cli.adapters.sql import upgrade
+
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    upgrade(url)
+    monkeypatch.setenv("CDB_DATABASE_URL", url)
+    monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+
+
+def mexc_rows(result: Result) -> dict[str, dict[str, Any]]:
+    rows = {row["name"]: row for row in json.loads(result.stdout)["checks"]}
+    return {name: rows[name] for name in MEXC_ROWS}
+
+
+def point_at(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", sim.rest_url)
+    monkeypatch.setenv("CDB_MEXC_WS_URL", sim.ws_url)
+    monkeypatch.setenv("CDB_SYMBOLS", "BTCUSDT")
+
+
+def test_all_mexc_rows_pass_against_the_simulator(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    result = cdb("systemcheck", "--json")
+    rows = mexc_rows(result)
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(MEXC_ROWS, "ok")
+    assert rows["mexc rest"]["value"].startswith(threaded_sim.rest_url)
+    assert rows["mexc keys"]["value"].startswith("mx0v…ey1 accepted, 1 asset")
+    assert "ack in" in rows["mexc websocket"]["value"]
+    assert SIM_SECRET not in result.stdout + result.stderr
+    assert result.exit_code == 0, result.output
+
+
+def test_rejected_keys_fail_the_keys_row(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    wrong = "ffffffffffffffffffffffffffffffff"
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", wrong)
+    result = cdb("systemcheck", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    keys = mexc_rows(result)["mexc keys"]
+    assert keys["status"] == "fail"
+    assert "CDB_MEXC_API_SECRET" in keys["hint"]
+    assert wrong not in result.stdout + result.stderr
+
+
+def test_refused_websocket_topic_fails(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_SYMBOLS", "SOLUSDT")  # a symbol the simulator does not serve
+    result = cdb("systemcheck", "--json")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert mexc_rows(result)["mexc websocket"]["status"] == "fail"
+
+
+def test_unreachable_mexc_warns_in_paper_and_fails_in_live(
+    cdb: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_MEXC_REST_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CDB_MEXC_WS_URL", "ws://127.0.0.1:1/ws")
+    paper = mexc_rows(cdb("systemcheck", "--json"))
+    assert [paper[name]["status"] for name in MEXC_ROWS] == ["warn", "skip", "skip", "warn"]
+    assert "cdb sim-exchange" in paper["mexc rest"]["hint"]
+
+    monkeypatch.setenv("CDB_MODE", "live")
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    live = cdb("systemcheck", "--json")
+    assert live.exit_code == ExitCode.CHECK_FAILED, live.output
+    rows = mexc_rows(live)
+    assert [rows[name]["status"] for name in MEXC_ROWS] == ["fail", "skip", "skip", "fail"]
+
+
+def test_quick_skips_the_mexc_rows(cdb: Callable[..., Result]) -> None:
+    result = cdb("systemcheck", "--quick", "--json")
+    assert result.exit_code == 0, result.output
+    assert {row["status"] for row in mexc_rows(result).values()} == {"skip"}

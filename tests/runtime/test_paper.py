@@ -1,0 +1,227 @@
+"""The paper loop on a real SQLite store and the in-process bus, fed by a queue the test fills:
+it warms up, trades, writes everything, stops cleanly, and a restart resumes the same ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.events import Event, RiskDecision, Side, TradeTick, TradingSignal
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.records import AuditRecord, OrderRecord
+from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime, RunSummary
+from cdb_cli.settings import Settings
+
+SYMBOL = "BTCUSDT"
+MINUTE = 60 * 1_000_000_000
+SECOND = 1_000_000_000
+T0 = 1_704_067_200 * SECOND  # 2024-01-01T00:00:00Z
+
+
+class QueueFeed:
+    """The feed port as a queue the test fills (what MexcDataClient hands the loop)."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.running = False
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
+
+
+def slide(n: int, start: float = 100.0) -> list[tuple[int, float, float]]:
+    """History for the warm-up: n closed minutes sliding down a cent each."""
+    return [(T0 - (n - i) * MINUTE, start - 0.01 * i, 1.0) for i in range(n)]
+
+
+async def history(symbol: str) -> Sequence[tuple[int, float, float]]:
+    return slide(40)
+
+
+def trade(ts: int, price: float, quantity: float = 1.0) -> TradeTick:
+    return TradeTick(
+        symbol=SYMBOL,
+        ts_event=ts,
+        source="test",
+        price=Decimal(repr(price)),
+        quantity=Decimal(repr(quantity)),
+        aggressor=Side.BUY,
+    )
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'paper.db'}", paper_latency_ms=0)
+
+
+async def session(
+    settings: Settings,
+    scenario: Callable[[PaperRuntime, QueueFeed, TestClock, Store], Awaitable[None]],
+    *,
+    start_ns: int = T0,
+) -> tuple[RunSummary, PaperRuntime]:
+    store = open_store(settings, create_if_new=True)
+    clock = TestClock(start_ns)
+    feed = QueueFeed()
+    runtime = PaperRuntime(
+        settings,
+        store=store,
+        bus=InMemoryBus(),
+        feed=feed,
+        clock=clock,
+        symbols=[SYMBOL],
+        warm_up=history,
+        flush_interval_s=0.02,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    try:
+        await asyncio.wait_for(runtime.started.wait(), 10)
+        await scenario(runtime, feed, clock, store)
+    finally:
+        stop.set()
+        summary = await asyncio.wait_for(task, 10)
+        store.close()
+    return summary, runtime
+
+
+async def trade_minutes(
+    feed: QueueFeed, clock: TestClock, start_minute: int, prices: list[float], volume: float
+) -> None:
+    """One price per minute, traded every 10 s (so the last price is never stale); the clock
+    moves with the trades, as a wall clock would, one trade at a time."""
+    for i, price in enumerate(prices):
+        for second in range(0, 60, 10):
+            ts = T0 + (start_minute + i) * MINUTE + second * SECOND
+            clock.set_time(ts)
+            feed.events.put_nowait(trade(ts, price, volume if second == 0 else 0.1))
+            await eventually(feed.events.empty)
+
+
+def test_paper_loop_trades_writes_everything_and_resumes(settings: Settings) -> None:
+    async def trades(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        # a jump on heavy volume: the EMAs cross up (buy), then a drop: they cross down (exit)
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # the buy, at this close
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # its first trade fills it
+        await eventually(lambda: bool(store.fills()))
+        await trade_minutes(feed, clock, 3, [111.0, 112.0], volume=1.0)
+
+    summary, first = asyncio.run(session(settings, trades))
+    assert summary.market_events == 30
+    assert summary.bars >= 4
+    assert summary.signals >= 1
+    assert summary.fills >= 1
+    store = open_store(settings)
+    try:
+        assert store.events(TradingSignal)
+        decisions = store.events(RiskDecision)
+        assert decisions
+        assert all(len(d.checks) == 6 for d in decisions)
+        orders = store.orders()
+        assert orders
+        assert all(o.mode == "paper" for o in orders)
+        fills = store.fills()
+        assert fills
+        assert store.positions()
+        assert store.equity_snapshots()
+        actions = [a.action for a in store.audits()]
+        assert actions.count(START_ACTION) == actions.count(STOP_ACTION) == 1
+        assert len(store.events(TradeTick)) == 30
+    finally:
+        store.close()
+    ledger = first.pipeline.portfolio if first.pipeline else None
+    assert ledger is not None
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    resumed, second = asyncio.run(session(settings, nothing, start_ns=T0 + 10 * MINUTE))
+    assert resumed.restored_fills == len(fills)
+    again = second.pipeline.portfolio if second.pipeline else None
+    assert again is not None
+    assert again.cash == ledger.cash
+    assert again.quantity(SYMBOL) == ledger.quantity(SYMBOL)
+    assert again.realized_pnl() == ledger.realized_pnl()
+    assert again.fees_paid == ledger.fees_paid
+
+
+def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(settings: Settings) -> None:
+    store = open_store(settings, create_if_new=True)
+    store.add_audit(
+        AuditRecord(
+            ts_event=T0 - MINUTE,
+            action=STATE_ACTION,
+            actor="cdb run",
+            run_id="pold",
+            detail={"state": "halted", "reason": "loss from peak above 10 %"},
+        )
+    )
+    store.close()
+
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        assert runtime.pipeline is not None
+        assert runtime.pipeline.trading_state is TradingState.HALTED
+        await asyncio.to_thread(
+            store.add_audit,
+            AuditRecord(
+                ts_event=T0 + SECOND,
+                action=RESET_ACTION,
+                actor="ops@desk",
+                detail={"reason": "reviewed", "previous": "halted"},
+            ),
+        )
+        await eventually(lambda: runtime.pipeline.trading_state is TradingState.ACTIVE)  # type: ignore[union-attr]
+
+    asyncio.run(session(settings, scenario))
+
+
+def test_a_database_with_replays_is_refused(settings: Settings) -> None:
+    from cdb_cli.engine.errors import ConfigurationError
+
+    store = open_store(settings, create_if_new=True)
+    store.save_order(
+        OrderRecord(
+            client_order_id="r1",
+            decision_id="d1",
+            symbol=SYMBOL,
+            side=Side.BUY,
+            order_type="MARKET",
+            quote_amount=Decimal(100),
+            status="FILLED",
+            ts_created=1,
+            ts_updated=1,
+            mode="replay",
+        )
+    )
+    store.close()
+
+    async def nothing(*_: object) -> None:
+        return None
+
+    with pytest.raises(ConfigurationError, match="holds replay orders"):
+        asyncio.run(session(settings, nothing))
