@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from cdb_cli.adapters.http_health import HealthServer, ReadinessCheck, readiness_reasons
 from cdb_cli.adapters.metrics import SEED_METRICS, Metrics
 from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.engine.events import ExecutionReport, Topic
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.settings import Settings
 
@@ -118,7 +119,12 @@ def test_ready_is_503_when_the_check_hangs(metrics: Metrics) -> None:
 
 
 def test_metrics_serves_the_registry_in_the_text_format(metrics: Metrics) -> None:
-    metrics.trades.inc(3)
+    for status in ("NEW", "FILLED", "NEW", "CANCELED", "REJECTED"):
+        report = ExecutionReport.model_validate(
+            {"symbol": "BTCUSDT", "ts_event": 1, "source": "paper", "client_order_id": "o",
+             "side": "BUY", "status": status}
+        )  # fmt: skip
+        metrics.observe_event(Topic.EXECUTION_EVENTS, report)
 
     async def probe(client: httpx.AsyncClient, server: HealthServer) -> None:
         response = await client.get("/metrics")
@@ -131,6 +137,7 @@ def test_metrics_serves_the_registry_in_the_text_format(metrics: Metrics) -> Non
         }
         assert set(SEED_METRICS) <= samples.keys()
         assert samples["trades_total"] == 3
+        assert samples["trades_successful_total"] == 1
         assert samples["cdb_ready"] == 1  # refreshed by the scrape itself
 
     serve(metrics, ready, probe)
