@@ -24,6 +24,7 @@ from cdb_cli.commands import (
     replay,
     report,
     risk,
+    run,
     sim_exchange,
     systemcheck,
 )
@@ -120,6 +121,7 @@ def root(
     )
 
 
+app.command("run")(run.run)
 app.command("env-validate")(env_validate.env_validate)
 app.add_typer(db.app, name="db")
 app.command("replay")(replay.replay)

@@ -23,8 +23,8 @@ import getpass
 import logging
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -33,18 +33,21 @@ from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.engine.events import Bar, Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
-from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION, trading_status
+from cdb_cli.engine.runs import RESET_ACTION, trading_status
+from cdb_cli.runtime.outbox import Outbox, write_batch
+from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
+    from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-__all__ = ["MarketFeed", "Outbox", "PaperRuntime", "RunSummary", "WarmUp"]
+__all__ = ["MarketFeed", "PaperRuntime", "RunSummary", "WarmUp"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,32 +68,6 @@ class MarketFeed(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
-
-
-@dataclass
-class Outbox:
-    """The pipeline's recorder in the live loop: collects a batch until the next flush."""
-
-    events: list[tuple[Topic, Event]] = field(default_factory=list)
-    orders: list[OrderRecord] = field(default_factory=list)
-    fills: list[FillRecord] = field(default_factory=list)
-
-    def event(self, topic: Topic, event: Event) -> None:
-        self.events.append((topic, event))
-
-    def order(self, order: OrderRecord) -> None:
-        self.orders.append(order)
-
-    def fill(self, fill: FillRecord) -> None:
-        self.fills.append(fill)
-
-    def take(self) -> Outbox:
-        batch = Outbox(self.events, self.orders, self.fills)
-        self.events, self.orders, self.fills = [], [], []
-        return batch
-
-    def __bool__(self) -> bool:
-        return bool(self.events or self.orders or self.fills)
 
 
 @dataclass
@@ -127,6 +104,9 @@ class PaperRuntime:
         clock: Clock,
         symbols: Sequence[str],
         warm_up: WarmUp | None = None,
+        instruments: Mapping[str, Instrument] | None = None,
+        alert: Alert | None = None,
+        feed_stale_after_s: float | None = None,
         bar_interval_ns: int = _MINUTE_NS,
         flush_interval_s: float = 0.5,
         snapshot_interval_s: float = 60.0,
@@ -141,6 +121,12 @@ class PaperRuntime:
         self.run_id = "p" + uuid.uuid4().hex[:11]
         self.summary = RunSummary(self.run_id)
         self._warm_up = warm_up
+        self._instruments = dict(instruments) if instruments else None
+        self._alert = alert
+        self._stale_after_ns = int(
+            (feed_stale_after_s or 2 * settings.stale_data_seconds) * 1_000_000_000
+        )
+        self._watch = FeedWatch(self.symbols, self._stale_after_ns)
         self._bars = BarBuilder(bar_interval_ns)
         self._flush_interval_s = flush_interval_s
         self._snapshot_interval_s = snapshot_interval_s
@@ -182,6 +168,7 @@ class PaperRuntime:
             recorder=self._outbox,
             run_id=self.run_id,
             portfolio=portfolio,
+            instruments=self._instruments,
         )
         self.summary.restored_orders = await self._restore_orders(pipeline, orders)
         await self._restore_state(pipeline)
@@ -288,7 +275,13 @@ class PaperRuntime:
                     self._close_due_bars(pipeline)
                     await self._flush(pipeline)
                     await self._pick_up_resets(pipeline)
+                    await self._check_feed()
                     next_flush = loop.time() + self._flush_interval_s
+        except Exception as e:
+            await self._send_alert(
+                "cdb run stopped by an error", f"Run {self.run_id} failed: {type(e).__name__}: {e}"
+            )
+            raise
         finally:
             scheduler.shutdown(wait=False)
             with contextlib.suppress(Exception):
@@ -307,6 +300,7 @@ class PaperRuntime:
         self._outbox.event(Topic.MARKET_DATA, event)
         if event.symbol not in self.symbols:
             return
+        self._watch.seen(event.symbol, self.clock.timestamp_ns())
         if isinstance(event, TradeTick):
             price, quantity = float(event.price), float(event.quantity)
             closed = self._bars.on_trade(event.symbol, event.ts_event, price, quantity)
@@ -342,42 +336,40 @@ class PaperRuntime:
 
     # --- writing ----------------------------------------------------------------------------------
 
+    def feed_ages(self) -> dict[str, float | None]:
+        """Seconds since each symbol's last market event (None: nothing yet): for /ready."""
+        return self._watch.ages(self.clock.timestamp_ns())
+
+    async def _check_feed(self) -> None:
+        for subject, body in self._watch.check(self.clock.timestamp_ns(), self.run_id):
+            await self._send_alert(subject, body)
+
+    async def _send_alert(self, subject: str, body: str) -> None:
+        await send_alert(self._alert, subject, body)
+
     async def _flush(self, pipeline: TradingPipeline) -> None:
         batch = self._outbox.take()
         changes = pipeline.stats.state_changes[self._states_written :]
         self._states_written += len(changes)
+        for _, state, reason in changes:
+            if state == TradingState.HALTED:
+                await self._send_alert(
+                    "cdb circuit breaker: trading halted",
+                    f"Run {self.run_id} halted trading: {reason}. Resume with "
+                    "'cdb risk reset --reason ...' after review.",
+                )
         if not batch and not changes:
             return
         positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
-        await self._call(self._write, batch, changes, positions if batch.fills else [])
+        await self._call(
+            write_batch, self.store, batch, changes, positions if batch.fills else [], self.run_id
+        )
         stats = self.summary
         stats.signals = sum(pipeline.stats.signals.values())
         stats.orders = pipeline.stats.orders
         stats.fills = pipeline.stats.fills
         if batch.events:
             await self.bus.publish_many(batch.events)
-
-    def _write(
-        self, batch: Outbox, changes: list[tuple[int, str, str]], positions: list[Any]
-    ) -> None:
-        store = self.store
-        store.append_events([event for _, event in batch.events])
-        for order in batch.orders:
-            store.save_order(order)
-        for fill in batch.fills:
-            store.add_fill(fill)
-        for position in positions:
-            store.save_position(position)
-        for ts, state, reason in changes:
-            store.add_audit(
-                AuditRecord(
-                    ts_event=ts,
-                    action=STATE_ACTION,
-                    actor="cdb run",
-                    run_id=self.run_id,
-                    detail={"state": state, "reason": reason},
-                )
-            )
 
     async def _pick_up_resets(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart."""

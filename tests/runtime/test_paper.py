@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -225,3 +226,62 @@ def test_a_database_with_replays_is_refused(settings: Settings) -> None:
 
     with pytest.raises(ConfigurationError, match="holds replay orders"):
         asyncio.run(session(settings, nothing))
+
+
+def test_breaker_trip_and_stale_feed_are_mailed(
+    tmp_path: Path, smtp_server: Callable[..., Any]
+) -> None:
+    from cdb_cli.adapters.notify.email import EmailNotifier
+
+    server = smtp_server()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'alerts.db'}",
+        paper_latency_ms=0,
+        circuit_breaker_pct=1,  # a 1 % fall from the peak halts
+        stale_data_seconds=5,
+        smtp_host="127.0.0.1",
+        smtp_port=server.port,
+        smtp_tls="none",
+        smtp_from="cdb@example.org",
+        smtp_to="ops@example.org",
+    )
+    notifier = EmailNotifier.from_settings(settings)
+    assert notifier is not None
+
+    async def scenario() -> None:
+        store = open_store(settings, create_if_new=True)
+        clock = TestClock(T0)
+        feed = QueueFeed()
+        runtime = PaperRuntime(
+            settings,
+            store=store,
+            bus=InMemoryBus(),
+            feed=feed,
+            clock=clock,
+            symbols=[SYMBOL],
+            warm_up=history,
+            alert=notifier.send_async,
+            flush_interval_s=0.02,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        await asyncio.wait_for(runtime.started.wait(), 10)
+        try:
+            await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+            await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # buy
+            await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # filled
+            await eventually(lambda: bool(store.fills()))
+            await trade_minutes(feed, clock, 3, [100.0], volume=1.0)  # -10 %: halted
+            await eventually(lambda: len(server.inbox.mails) >= 1)
+            clock.set_time(clock.timestamp_ns() + 60 * SECOND)  # then the feed goes quiet
+            await eventually(lambda: len(server.inbox.mails) >= 2)
+        finally:
+            stop.set()
+            await asyncio.wait_for(task, 10)
+            store.close()
+
+    asyncio.run(scenario())
+    subjects = [mail.message["Subject"] for mail in server.inbox.mails]
+    assert subjects == ["cdb circuit breaker: trading halted", "cdb feed stale: BTCUSDT"]
+    body = server.inbox.mails[0].message.get_content()
+    assert "cdb risk reset" in body

@@ -32,7 +32,10 @@ PRIVATE_CHANNELS = (
 
 
 class MexcUserStream(MexcDataClient):
-    """Private updates of the account behind ``http``'s credentials."""
+    """Private updates of the account behind ``http``'s credentials.
+
+    ``http`` stays the caller's: stop this stream (which closes its listenKey) before closing it.
+    """
 
     def __init__(
         self,

@@ -424,3 +424,18 @@ async def test_simulator_checks_headers_and_recv_window_like_mexc(sim: SimServer
             headers={"X-MEXC-APIKEY": API_KEY, "Content-Type": "application/json"},
         )
         assert (mixed.status_code, mixed.json()) == (200, {})
+
+
+async def test_kline_warm_up_returns_the_last_closed_candles(
+    client: MexcHttpClient, sim: SimServer
+) -> None:
+    from cdb_cli.adapters.mexc.history import kline_warm_up
+
+    candles = sim.exchange.markets[BTC].candles
+    now_ms = candles[-1].open_ms + 30_000  # half-way through the last candle: it is still open
+    history = await kline_warm_up(client, bars=50, clock_ms=lambda: now_ms)(BTC)
+    assert len(history) == 50
+    assert [ts for ts, _, _ in history] == [
+        (c.open_ms + 60_000) * 1_000_000 for c in candles[-51:-1]
+    ]
+    assert [close for _, close, _ in history] == [float(c.close) for c in candles[-51:-1]]

@@ -1,0 +1,71 @@
+"""The live loop's recorder: the pipeline's output batched until the next write.
+
+The pipeline calls :class:`Outbox` synchronously on its hot path; the loop takes the batch every
+flush and :func:`write_batch` writes it in a worker thread — events, then orders before their
+fills, then positions and the audit records of trading-state changes — before it is published.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from cdb_cli.engine.events import Event, Topic
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
+from cdb_cli.engine.runs import STATE_ACTION
+
+__all__ = ["Outbox", "write_batch"]
+
+
+@dataclass
+class Outbox:
+    """The pipeline's recorder in the live loop: collects a batch until the next flush."""
+
+    events: list[tuple[Topic, Event]] = field(default_factory=list)
+    orders: list[OrderRecord] = field(default_factory=list)
+    fills: list[FillRecord] = field(default_factory=list)
+
+    def event(self, topic: Topic, event: Event) -> None:
+        self.events.append((topic, event))
+
+    def order(self, order: OrderRecord) -> None:
+        self.orders.append(order)
+
+    def fill(self, fill: FillRecord) -> None:
+        self.fills.append(fill)
+
+    def take(self) -> Outbox:
+        batch = Outbox(self.events, self.orders, self.fills)
+        self.events, self.orders, self.fills = [], [], []
+        return batch
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.orders or self.fills)
+
+
+def write_batch(
+    store: Store,
+    batch: Outbox,
+    changes: Sequence[tuple[int, str, str]],
+    positions: Sequence[PositionRecord],
+    run_id: str,
+) -> None:
+    """Write one batch (blocking: call it in a worker thread)."""
+    store.append_events([event for _, event in batch.events])
+    for order in batch.orders:
+        store.save_order(order)
+    for fill in batch.fills:
+        store.add_fill(fill)
+    for position in positions:
+        store.save_position(position)
+    for ts, state, reason in changes:
+        store.add_audit(
+            AuditRecord(
+                ts_event=ts,
+                action=STATE_ACTION,
+                actor="cdb run",
+                run_id=run_id,
+                detail={"state": state, "reason": reason},
+            )
+        )

@@ -1,0 +1,145 @@
+"""``cdb run --paper`` as a service: connect the MEXC (or simulated) market, then run the loop.
+
+The feed is explicit: ``mexc`` uses ``CDB_MEXC_REST_URL`` / ``CDB_MEXC_WS_URL`` (the real MEXC by
+default, or a ``cdb sim-exchange`` they point at); ``sim`` starts a simulated MEXC in this process
+and trades against its market — the way to run with no network. When MEXC cannot be reached the
+loop says so in one line per attempt and retries with backoff; it never falls back to the
+simulator on its own.
+
+One shutdown path for Ctrl-C and SIGTERM: the stop event ends the loop, which writes its last
+batch and snapshot, then the feed, the bus and the store are closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from cdb_cli.engine.errors import CdbError, DependencyError
+
+if TYPE_CHECKING:
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.runtime.paper import RunSummary
+    from cdb_cli.settings import Settings
+
+__all__ = ["Feed", "run_paper"]
+
+logger = logging.getLogger(__name__)
+
+Feed = Literal["mexc", "sim"]
+T = TypeVar("T")
+WARM_UP_BARS = 500
+"""Closed 1-minute klines that warm the indicators before the first live bar."""
+
+
+async def _retry(
+    what: str, call: Callable[[], Awaitable[T]], stop: asyncio.Event, *, max_delay: float = 30.0
+) -> T:
+    """``call()`` until it succeeds; each failure is one warning line, then a growing pause."""
+    delay = 1.0
+    while True:
+        try:
+            return await call()
+        except CdbError as e:
+            logger.warning("%s failed: %s; retrying in %.0f s", what, e.message, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        if stop.is_set():
+            raise DependencyError(f"{what}: stopped while MEXC was unreachable")
+        delay = min(delay * 2, max_delay)
+
+
+@contextlib.asynccontextmanager
+async def _market(
+    settings: Settings, feed: Feed, symbols: Sequence[str]
+) -> AsyncIterator[tuple[str, str]]:
+    """(REST URL, WS URL) of the market: the configured MEXC, or an in-process simulator."""
+    if feed == "mexc":
+        yield settings.mexc_rest_url, settings.mexc_ws_url
+        return
+    from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+
+    config = SimConfig(symbols=tuple(symbols), seed=settings.paper_seed or 1, tick_interval=0.25)
+    async with SimServer(SimExchange(config)) as server:
+        logger.warning("Trading against the in-process simulated MEXC at %s", server.rest_url)
+        yield server.rest_url, server.ws_url
+
+
+async def _instruments(
+    http: MexcHttpClient, symbols: Sequence[str], stop: asyncio.Event
+) -> dict[str, Instrument]:
+    found = await _retry("MEXC exchangeInfo", lambda: http.exchange_info(symbols), stop)
+    missing = sorted(set(symbols) - set(found))
+    if missing:
+        from cdb_cli.engine.errors import ConfigurationError
+
+        raise ConfigurationError(f"Not tradable on this MEXC: {', '.join(missing)}")
+    return found
+
+
+async def run_paper(
+    settings: Settings,
+    *,
+    symbols: Sequence[str],
+    feed: Feed,
+    stop: asyncio.Event | None = None,
+    on_started: Callable[[Any], None] | None = None,
+) -> RunSummary:
+    """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
+    from cdb_cli.adapters.mexc.history import kline_warm_up
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+    from cdb_cli.adapters.notify.email import EmailNotifier
+    from cdb_cli.kernel import open_bus, open_store
+    from cdb_cli.runtime.clock import LiveClock
+    from cdb_cli.runtime.paper import PaperRuntime
+
+    stop = stop or asyncio.Event()
+    notifier = EmailNotifier.from_settings(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    store = await asyncio.to_thread(open_store, settings, create_if_new=True)
+    try:
+        async with (
+            _market(settings, feed, symbols) as (rest_url, ws_url),
+            MexcHttpClient(rest_url) as http,
+            open_bus(settings) as bus,
+        ):
+            clock = LiveClock()
+            instruments = await _instruments(http, symbols, stop)
+            topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
+            runtime = PaperRuntime(
+                settings,
+                store=store,
+                bus=bus,
+                feed=MexcDataClient(ws_url, topics),
+                clock=clock,
+                symbols=symbols,
+                warm_up=kline_warm_up(http, bars=WARM_UP_BARS),
+                instruments=instruments,
+                alert=notifier.send_async if notifier is not None else None,
+            )
+            if on_started is not None:
+                started = asyncio.create_task(_notify(runtime, on_started))
+            summary = await runtime.run(stop)
+            if on_started is not None:
+                started.cancel()
+            return summary
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+        await asyncio.to_thread(store.close)
+
+
+async def _notify(runtime: Any, on_started: Callable[[Any], None]) -> None:
+    await runtime.started.wait()
+    on_started(runtime)

@@ -1,0 +1,73 @@
+"""Feed freshness and alerts for the live loop.
+
+:class:`FeedWatch` remembers when each symbol last had market data; a symbol quiet for longer
+than its limit raises one alert, and its return is logged. :func:`send_alert` hands an alert to
+the notifier (``EmailNotifier.send_async``, which rate-limits by subject) and never lets a failed
+alert stop trading.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from cdb_cli.engine.errors import CdbError
+
+__all__ = ["Alert", "FeedWatch", "send_alert"]
+
+logger = logging.getLogger(__name__)
+
+Alert = Callable[[str, str], Awaitable[object]]
+"""Sends an alert (subject, body), e.g. ``EmailNotifier.send_async``; rate-limits itself."""
+
+
+class FeedWatch:
+    """When each symbol last had market data, and which ones are stale."""
+
+    def __init__(self, symbols: Sequence[str], stale_after_ns: int) -> None:
+        self.symbols = list(symbols)
+        self.stale_after_ns = stale_after_ns
+        self._last_seen: dict[str, int] = {}
+        self._stale: set[str] = set()
+
+    def seen(self, symbol: str, now_ns: int) -> None:
+        self._last_seen[symbol] = now_ns
+
+    def ages(self, now_ns: int) -> dict[str, float | None]:
+        """Seconds since each symbol's last data (None: nothing yet)."""
+        return {
+            symbol: (now_ns - self._last_seen[symbol]) / 1e9 if symbol in self._last_seen else None
+            for symbol in self.symbols
+        }
+
+    def check(self, now_ns: int, run_id: str) -> list[tuple[str, str]]:
+        """The alerts (subject, body) due now: each symbol that just went stale, once."""
+        alerts = []
+        for symbol in self.symbols:
+            seen = self._last_seen.get(symbol)
+            stale = seen is not None and now_ns - seen > self.stale_after_ns
+            if stale and symbol not in self._stale:
+                self._stale.add(symbol)
+                age = (now_ns - (seen or now_ns)) / 1e9
+                logger.warning("Feed of %s is stale: no market data for %.0f s", symbol, age)
+                alerts.append(
+                    (
+                        f"cdb feed stale: {symbol}",
+                        f"No market data for {symbol} for {age:.0f} s (run {run_id}); the risk "
+                        "engine refuses to trade on stale prices.",
+                    )
+                )
+            elif not stale and symbol in self._stale:
+                self._stale.discard(symbol)
+                logger.warning("Feed of %s is back", symbol)
+        return alerts
+
+
+async def send_alert(alert: Alert | None, subject: str, body: str) -> None:
+    """Send through ``alert`` when there is one; a failure is a warning line, not an error."""
+    if alert is None:
+        return
+    try:
+        await alert(subject, body)
+    except CdbError as e:
+        logger.warning("Alert %r not sent: %s", subject, e.message)
