@@ -49,7 +49,7 @@ READINESS_TIMEOUT_S: Final = 2.0
 
 def readiness_reasons(
     *,
-    feed_ages: Mapping[str, float] | None = None,
+    feed_ages: Mapping[str, float | None] | None = None,
     max_feed_age_s: float = 30.0,
     database_up: bool | None = None,
     bus_up: bool | None = None,
@@ -57,14 +57,18 @@ def readiness_reasons(
 ) -> list[str]:
     """Build the standard reasons from what the loop knows; ``None`` means "not checked".
 
-    >>> readiness_reasons(feed_ages={"BTCUSDT": 45.2}, database_up=False)
-    ['feed stale: BTCUSDT 45 s', 'database down']
+    ``feed_ages`` maps each symbol to the seconds since its last data, ``None`` when none came yet
+    (``Metrics.feed_ages()`` or the loop's ``FeedWatch.ages(now_ns)``).
+
+    >>> readiness_reasons(feed_ages={"BTCUSDT": 45.2, "ETHUSDT": None}, database_up=False)
+    ['feed stale: BTCUSDT 45 s', 'feed stale: ETHUSDT no data yet', 'database down']
     """
-    reasons = [
-        f"feed stale: {symbol} {age:.0f} s"
-        for symbol, age in (feed_ages or {}).items()
-        if age > max_feed_age_s
-    ]
+    reasons = []
+    for symbol, age in (feed_ages or {}).items():
+        if age is None:
+            reasons.append(f"feed stale: {symbol} no data yet")
+        elif age > max_feed_age_s:
+            reasons.append(f"feed stale: {symbol} {age:.0f} s")
     if database_up is False:
         reasons.append("database down")
     if bus_up is False:

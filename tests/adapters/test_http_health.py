@@ -221,13 +221,18 @@ def test_from_settings_binds_cdb_http_host_and_port(metrics: Metrics) -> None:
 
 def test_readiness_reasons_name_stale_feeds_services_and_the_breaker() -> None:
     reasons = readiness_reasons(
-        feed_ages={"BTCUSDT": 45.2, "ETHUSDT": 3.0},
+        feed_ages={"BTCUSDT": 45.2, "ETHUSDT": 3.0, "SOLUSDT": None},
         max_feed_age_s=30,
         database_up=False,
         bus_up=True,
         trading_state=TradingState.HALTED,
     )
-    assert reasons == ["feed stale: BTCUSDT 45 s", "database down", "breaker halted"]
+    assert reasons == [
+        "feed stale: BTCUSDT 45 s",
+        "feed stale: SOLUSDT no data yet",
+        "database down",
+        "breaker halted",
+    ]
 
 
 def test_readiness_reasons_are_empty_when_all_is_well() -> None:
