@@ -41,6 +41,8 @@ def _ruff(filename: str, source: str) -> str:
     [
         "import redis",
         "import httpx",
+        "import aiohttp",
+        "import prometheus_client",
         "from sqlalchemy import select",
         "import typer",
         "from cdb_cli.adapters import sql",
