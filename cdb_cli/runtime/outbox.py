@@ -35,6 +35,12 @@ class Outbox:
     def fill(self, fill: FillRecord) -> None:
         self.fills.append(fill)
 
+    def requeue(self, batch: Outbox) -> None:
+        """Put back a batch whose write failed, ahead of what came since (nothing is lost)."""
+        self.events[:0] = batch.events
+        self.orders[:0] = batch.orders
+        self.fills[:0] = batch.fills
+
     def take(self) -> Outbox:
         batch = Outbox(self.events, self.orders, self.fills)
         self.events, self.orders, self.fills = [], [], []

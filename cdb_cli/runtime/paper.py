@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cdb_cli import __version__
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
-from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Bar, Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, OrderRecord
@@ -40,14 +40,15 @@ from cdb_cli.runtime.outbox import Outbox, write_batch
 from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
 
 if TYPE_CHECKING:
+    from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
-    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.pipeline import Recorder, TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-__all__ = ["MarketFeed", "PaperRuntime", "RunSummary", "WarmUp"]
+__all__ = ["MarketFeed", "PaperRuntime", "RunSummary", "WarmUp", "new_run_id"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ def _actor() -> str:
         return f"cdb@{socket.gethostname()}"[:64]
 
 
+def new_run_id() -> str:
+    """A fresh paper run id, ``p`` + 11 hex digits; event and client order ids start with it."""
+    return "p" + uuid.uuid4().hex[:11]
+
+
 class PaperRuntime:
     """One paper trading run; see the module docstring."""
 
@@ -106,6 +112,8 @@ class PaperRuntime:
         warm_up: WarmUp | None = None,
         instruments: Mapping[str, Instrument] | None = None,
         alert: Alert | None = None,
+        metrics: Metrics | None = None,
+        run_id: str | None = None,
         feed_stale_after_s: float | None = None,
         bar_interval_ns: int = _MINUTE_NS,
         flush_interval_s: float = 0.5,
@@ -118,7 +126,7 @@ class PaperRuntime:
         self.feed = feed
         self.clock = clock
         self.symbols = list(symbols)
-        self.run_id = "p" + uuid.uuid4().hex[:11]
+        self.run_id = run_id or new_run_id()
         self.summary = RunSummary(self.run_id)
         self._warm_up = warm_up
         self._instruments = dict(instruments) if instruments else None
@@ -132,6 +140,14 @@ class PaperRuntime:
         self._snapshot_interval_s = snapshot_interval_s
         self._bar_grace_ns = bar_grace_ns
         self._outbox = Outbox()
+        self.metrics = metrics
+        self._recorder: Recorder = self._outbox
+        if metrics is not None:
+            from cdb_cli.adapters.metrics import MetricsRecorder
+
+            self._recorder = MetricsRecorder(self._outbox, metrics)
+        self.database_up = True
+        self._states_alerted = 0
         self._states_written = 0
         self._resets_seen: set[int] = set()
         self.pipeline: TradingPipeline | None = None
@@ -165,12 +181,14 @@ class PaperRuntime:
             Environment.PAPER,
             symbols=self.symbols,
             clock=self.clock,
-            recorder=self._outbox,
+            recorder=self._recorder,
             run_id=self.run_id,
             portfolio=portfolio,
             instruments=self._instruments,
         )
         self.summary.restored_orders = await self._restore_orders(pipeline, orders)
+        if self.metrics is not None:
+            self.metrics.set_risk_limits(pipeline.risk.limits)
         await self._restore_state(pipeline)
         await self._call(
             store.add_audit,
@@ -297,7 +315,7 @@ class PaperRuntime:
 
     def _on_event(self, pipeline: TradingPipeline, event: Event) -> None:
         self.summary.market_events += 1
-        self._outbox.event(Topic.MARKET_DATA, event)
+        self._recorder.event(Topic.MARKET_DATA, event)
         if event.symbol not in self.symbols:
             return
         self._watch.seen(event.symbol, self.clock.timestamp_ns())
@@ -318,7 +336,7 @@ class PaperRuntime:
 
     def _close_bar(self, pipeline: TradingPipeline, bar: ClosedBar) -> None:
         self.summary.bars += 1
-        self._outbox.event(
+        self._recorder.event(
             Topic.MARKET_DATA,
             Bar(
                 event_id=f"bar-{bar.symbol}-{bar.ts_open}",
@@ -348,28 +366,70 @@ class PaperRuntime:
         await send_alert(self._alert, subject, body)
 
     async def _flush(self, pipeline: TradingPipeline) -> None:
+        """Write the batch, then publish it. A store that fails keeps the batch for the next
+        flush (writes are idempotent: events by id, orders by key, fills by id), so a database
+        outage loses nothing; a bus that fails only loses the publication (the store has it)."""
         batch = self._outbox.take()
         changes = pipeline.stats.state_changes[self._states_written :]
         self._states_written += len(changes)
-        for _, state, reason in changes:
+        await self._alert_new_halts(pipeline)
+        self._publish_portfolio(pipeline)
+        if not batch and not changes:
+            return
+        positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
+        try:
+            await self._call(
+                write_batch,
+                self.store,
+                batch,
+                changes,
+                positions if batch.fills else [],
+                self.run_id,
+            )
+        except CdbError as e:
+            self._outbox.requeue(batch)
+            self._states_written -= len(changes)
+            if self.database_up:
+                logger.warning("Store write failed, keeping the batch for the next try: %s", e)
+            self.database_up = False
+            return
+        if not self.database_up:
+            logger.warning("Store writes work again")
+        self.database_up = True
+        stats = self.summary
+        stats.signals = sum(pipeline.stats.signals.values())
+        stats.orders = pipeline.stats.orders
+        stats.fills = pipeline.stats.fills
+        if batch.events:
+            try:
+                await self.bus.publish_many(batch.events)
+            except CdbError as e:
+                logger.warning("Bus publish failed (the store has the events): %s", e)
+
+    async def _alert_new_halts(self, pipeline: TradingPipeline) -> None:
+        changes = pipeline.stats.state_changes
+        for _, state, reason in changes[self._states_alerted :]:
             if state == TradingState.HALTED:
                 await self._send_alert(
                     "cdb circuit breaker: trading halted",
                     f"Run {self.run_id} halted trading: {reason}. Resume with "
                     "'cdb risk reset --reason ...' after review.",
                 )
-        if not batch and not changes:
+        self._states_alerted = len(changes)
+
+    def _publish_portfolio(self, pipeline: TradingPipeline) -> None:
+        if self.metrics is None:
             return
-        positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
-        await self._call(
-            write_batch, self.store, batch, changes, positions if batch.fills else [], self.run_id
+        pipeline.finish()
+        portfolio = pipeline.portfolio
+        equity = portfolio.equity()
+        self.metrics.set_portfolio(
+            equity=equity,
+            daily_drawdown_pct=portfolio.daily_drawdown_pct(),
+            exposure_pct=portfolio.exposure() / equity * 100 if equity > 0 else 0,
+            trading_state=pipeline.trading_state,
+            drawdown_from_peak_pct=portfolio.drawdown_from_peak_pct(),
         )
-        stats = self.summary
-        stats.signals = sum(pipeline.stats.signals.values())
-        stats.orders = pipeline.stats.orders
-        stats.fills = pipeline.stats.fills
-        if batch.events:
-            await self.bus.publish_many(batch.events)
 
     async def _pick_up_resets(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart."""

@@ -92,13 +92,15 @@ async def run_paper(
     on_started: Callable[[Any], None] | None = None,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
+    from cdb_cli.adapters.http_health import HealthServer, readiness_reasons
+    from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
     from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.kernel import open_bus, open_store
     from cdb_cli.runtime.clock import LiveClock
-    from cdb_cli.runtime.paper import PaperRuntime
+    from cdb_cli.runtime.paper import PaperRuntime, new_run_id
 
     stop = stop or asyncio.Event()
     notifier = EmailNotifier.from_settings(settings)
@@ -114,25 +116,46 @@ async def run_paper(
             open_bus(settings) as bus,
         ):
             clock = LiveClock()
-            instruments = await _instruments(http, symbols, stop)
-            topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
-            runtime = PaperRuntime(
-                settings,
-                store=store,
-                bus=bus,
-                feed=MexcDataClient(ws_url, topics),
-                clock=clock,
-                symbols=symbols,
-                warm_up=kline_warm_up(http, bars=WARM_UP_BARS),
-                instruments=instruments,
-                alert=notifier.send_async if notifier is not None else None,
+            run_id = new_run_id()
+            metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
+            runtime: PaperRuntime | None = None
+
+            def readiness() -> list[str]:
+                if runtime is None or runtime.pipeline is None:
+                    return ["starting: connecting to the market"]
+                return readiness_reasons(
+                    feed_ages=runtime.feed_ages(),
+                    max_feed_age_s=settings.stale_data_seconds,
+                    database_up=runtime.database_up,
+                    trading_state=runtime.pipeline.trading_state,
+                )
+
+            health = HealthServer.from_settings(
+                settings, metrics=metrics, readiness=readiness, run_id=run_id, mode="paper"
             )
-            if on_started is not None:
-                started = asyncio.create_task(_notify(runtime, on_started))
-            summary = await runtime.run(stop)
-            if on_started is not None:
-                started.cancel()
-            return summary
+            async with health:
+                logger.info("Health and metrics on %s", health.url)
+                instruments = await _instruments(http, symbols, stop)
+                topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
+                runtime = PaperRuntime(
+                    settings,
+                    store=store,
+                    bus=bus,
+                    feed=MexcDataClient(ws_url, topics),
+                    clock=clock,
+                    symbols=symbols,
+                    warm_up=kline_warm_up(http, bars=WARM_UP_BARS),
+                    instruments=instruments,
+                    alert=notifier.send_async if notifier is not None else None,
+                    metrics=metrics,
+                    run_id=run_id,
+                )
+                if on_started is not None:
+                    started = asyncio.create_task(_notify(runtime, on_started))
+                summary = await runtime.run(stop)
+                if on_started is not None:
+                    started.cancel()
+                return summary
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

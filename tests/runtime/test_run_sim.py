@@ -104,10 +104,57 @@ def audits(url: str) -> list[str]:
         store.close()
 
 
+SEED_METRICS = (
+    "trades_total",
+    "trades_successful_total",
+    "daily_drawdown_percent",
+    "total_exposure_percent",
+    "risk_checks_passed_total",
+    "websocket_latency_ms",
+    "redis_latency_ms",
+    "database_connections_active",
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def check_endpoints(port: int) -> None:
+    import httpx
+
+    base = f"http://127.0.0.1:{port}"
+    health = httpx.get(f"{base}/health", timeout=5)
+    assert health.status_code == 200, health.text
+    assert health.json()["run_id"].startswith("p")
+    ready = httpx.get(f"{base}/ready", timeout=5)
+    assert ready.status_code in (200, 503), ready.text
+    metrics = httpx.get(f"{base}/metrics", timeout=5)
+    assert metrics.status_code == 200
+    names = {
+        line.split("{")[0].split(" ")[0]
+        for line in metrics.text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert set(SEED_METRICS) <= names, set(SEED_METRICS) - names
+    assert "market_events_total" in names
+
+
 @pytest.mark.slow
 def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'run.db'}"
-    env = {**os.environ, "CDB_DATABASE_URL": url, "NO_COLOR": "1"}
+    port = free_port()
+    env = {
+        **os.environ,
+        "CDB_DATABASE_URL": url,
+        "NO_COLOR": "1",
+        "CDB_HTTP_PORT": str(port),
+    }
     cdb = str(Path(sys.executable).parent / "cdb")
     for round_ in (1, 2):
         process = subprocess.Popen(
@@ -126,6 +173,7 @@ def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
                 time.sleep(0.2)
             assert process.poll() is None, process.communicate()
             time.sleep(2)  # trade a little
+            check_endpoints(port)
             process.send_signal(signal.SIGTERM)
             started = time.monotonic()
             _out, err = process.communicate(timeout=15)
