@@ -102,3 +102,35 @@ def test_quick_skips_the_mexc_rows(cdb: Callable[..., Result]) -> None:
     result = cdb("systemcheck", "--quick", "--json")
     assert result.exit_code == 0, result.output
     assert {row["status"] for row in mexc_rows(result).values()} == {"skip"}
+
+
+@pytest.mark.infra
+def test_every_row_against_the_simulator_and_real_services(
+    cdb: Callable[..., Result],
+    threaded_sim: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_database: str,
+    redis_url: str,
+    pg_client_tools: object,
+) -> None:
+    """Issue 7's line: against the simulator and the real Redis and PostgreSQL, all ok."""
+    from cdb_cli.adapters.sql import upgrade
+
+    upgrade(postgres_database)
+    monkeypatch.setenv("CDB_DATABASE_URL", postgres_database)
+    monkeypatch.setenv("CDB_BUS_URL", redis_url)
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    backup = cdb("backup", "create", "--verify")
+    assert backup.exit_code == 0, backup.output
+    result = cdb("systemcheck", "--json")
+    rows = {row["name"]: row for row in json.loads(result.stdout)["checks"]}
+    not_ok = {
+        name: (row["status"], row["value"])
+        for name, row in rows.items()
+        if row["status"] != "ok" and not (name == "smtp" and row["status"] == "skip")
+    }
+    assert not_ok == {}, not_ok
+    assert {"redis", "database", "full path", "breaker"} <= set(rows)
+    assert result.exit_code == 0, result.output
