@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -11,25 +10,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdb_cli.context import app_context
-from cdb_cli.options import JsonOpt
+from cdb_cli.options import JsonOpt, parse_when
 
 if TYPE_CHECKING:
     from cdb_cli.output import Terminal
-
-
-def _utc_ms(value: str | None, option: str) -> int | None:
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(
-            f"{value!r} is not a date (2017-11-05) or time (2017-11-05T12:00:00Z)",
-            param_hint=option,
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1000)
 
 
 def replay(
@@ -127,8 +111,8 @@ def replay(
     request = ReplayRequest(
         data=data,
         symbol=chosen.upper(),
-        since_ms=_utc_ms(since, "--from"),
-        until_ms=_utc_ms(until, "--to"),
+        since_ms=_ms(parse_when(since, "--from")),
+        until_ms=_ms(parse_when(until, "--to")),
         starting_cash=starting_cash,
         interval_ns=interval * 1_000_000_000,
         skip_bad_rows=skip_bad_rows,
@@ -152,6 +136,10 @@ def replay(
         context.terminal.json(result.report)
     else:
         _render(context.terminal, result.report)
+
+
+def _ms(ns: int | None) -> int | None:
+    return None if ns is None else ns // 1_000_000
 
 
 def _run_with_progress(terminal: Terminal, request: Any, settings: Any, run: Any) -> Any:

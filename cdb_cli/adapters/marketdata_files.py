@@ -26,7 +26,7 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
@@ -249,6 +249,58 @@ def _bar(row: Sequence[Any]) -> tuple[int, float, float, float, float, float]:
     return ts, o, h, low, c, volume
 
 
+def _valid_rows(
+    path: Path,
+    rows: Iterable[Sequence[Any]],
+    parse: Callable[[Sequence[Any], int], tuple[Any, ...]],
+    skip: bool,
+    window: tuple[int | None, int | None],
+    skipped: list[int],
+) -> Iterator[tuple[Any, ...]]:
+    """Parse each row with ``parse(row, last_ts)`` (its first value is the time in ms); a bad
+    row raises ``BadDataFile`` naming it, or with ``skip`` is counted in ``skipped[0]``; rows
+    outside the window are dropped after the order check."""
+    since, until = window
+    last = -1
+    for number, row in enumerate(rows, start=1):
+        try:
+            if not isinstance(row, list | tuple):
+                raise ValueError("expected an array of values")
+            parsed = parse(row, last)
+        except (ValueError, TypeError, OverflowError) as e:
+            if not skip:
+                raise BadDataFile(
+                    f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
+                ) from None
+            skipped[0] += 1
+            continue
+        last = parsed[0]
+        if (since is None or last >= since) and (until is None or last < until):
+            yield parsed
+
+
+def _bar_after(row: Sequence[Any], last: int) -> tuple[int, float, float, float, float, float]:
+    parsed = _bar(row)
+    if parsed[0] <= last:
+        raise ValueError(
+            f"time {parsed[0]} is not after the previous row's {last} (unsorted or duplicate)"
+        )
+    return parsed
+
+
+def _trade_after(row: Sequence[Any], last: int) -> tuple[int, float, float, int]:
+    if len(row) < 6:
+        raise ValueError("expected [time, id, order, side, price, amount, ...]")
+    ts = _time_ms(row[0])
+    price = _number(row[4], "price")
+    quantity = _number(row[5], "amount")
+    if price <= 0 or quantity <= 0:
+        raise ValueError(f"price {price} and amount {quantity} must be above 0")
+    if ts < last:  # trades may share a millisecond, but never go back
+        raise ValueError(f"time {ts} is before the previous row's {last} (unsorted)")
+    return ts, price, quantity, 0 if str(row[3]).lower() == "sell" else 1
+
+
 def _load_bars(
     path: Path,
     rows: Iterable[Sequence[Any]],
@@ -257,33 +309,15 @@ def _load_bars(
     window: tuple[int | None, int | None],
 ) -> BarSeries:
     series = BarSeries(symbol=symbol, interval_ns=60 * 1_000_000_000)
-    since, until = window
-    last = -1
-    for number, row in enumerate(rows, start=1):
-        try:
-            if not isinstance(row, list | tuple):
-                raise ValueError("expected an array of values")
-            ts, o, h, low, c, volume = _bar(row)
-            if ts <= last:
-                raise ValueError(
-                    f"time {ts} is not after the previous row's {last} (unsorted or duplicate)"
-                )
-        except (ValueError, TypeError, OverflowError) as e:
-            if not skip:
-                raise BadDataFile(
-                    f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
-                ) from None
-            series.skipped_rows += 1
-            continue
-        last = ts
-        if (since is not None and ts < since) or (until is not None and ts >= until):
-            continue
+    skipped = [0]
+    for ts, o, h, low, c, volume in _valid_rows(path, rows, _bar_after, skip, window, skipped):
         series.ts.append(ts * NS_PER_MS)
         series.open.append(o)
         series.high.append(h)
         series.low.append(low)
         series.close.append(c)
         series.volume.append(volume)
+    series.skipped_rows = skipped[0]
     return series
 
 
@@ -295,31 +329,11 @@ def _load_trades(
     window: tuple[int | None, int | None],
 ) -> TradeSeries:
     series = TradeSeries(symbol=symbol)
-    since, until = window
-    last = -1
-    for number, row in enumerate(rows, start=1):
-        try:
-            if not isinstance(row, list | tuple) or len(row) < 6:
-                raise ValueError("expected [time, id, order, side, price, amount, ...]")
-            ts = _time_ms(row[0])
-            price = _number(row[4], "price")
-            quantity = _number(row[5], "amount")
-            if price <= 0 or quantity <= 0:
-                raise ValueError(f"price {price} and amount {quantity} must be above 0")
-            if ts < last:  # trades may share a millisecond, but never go back
-                raise ValueError(f"time {ts} is before the previous row's {last} (unsorted)")
-        except (ValueError, TypeError, OverflowError) as e:
-            if not skip:
-                raise BadDataFile(
-                    f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
-                ) from None
-            series.skipped_rows += 1
-            continue
-        last = ts
-        if (since is not None and ts < since) or (until is not None and ts >= until):
-            continue
+    skipped = [0]
+    for ts, price, quantity, buyer in _valid_rows(path, rows, _trade_after, skip, window, skipped):
         series.ts.append(ts * NS_PER_MS)
         series.price.append(price)
         series.quantity.append(quantity)
-        series.buyer.append(0 if str(row[3]).lower() == "sell" else 1)
+        series.buyer.append(buyer)
+    series.skipped_rows = skipped[0]
     return series

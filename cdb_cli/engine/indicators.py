@@ -27,22 +27,13 @@ def _check_period(period: int) -> int:
     return period
 
 
-class SMA:
-    """Simple moving average of the last ``period`` values, the current one included.
+class _Indicator:
+    """What every indicator shows: its period, its latest value (None until ready)."""
 
-    First value after ``period`` updates. The rolling sum is Neumaier-compensated, so it does not
-    drift over long series while staying O(1); the window is a fixed ring buffer.
-    """
-
-    __slots__ = ("_buf", "_comp", "_count", "_i", "_period", "_sum", "_value")
+    __slots__ = ("_period", "_value")
 
     def __init__(self, period: int) -> None:
         self._period = _check_period(period)
-        self._buf = [0.0] * period
-        self._i = 0
-        self._count = 0
-        self._sum = 0.0
-        self._comp = 0.0
         self._value: float | None = None
 
     @property
@@ -51,12 +42,30 @@ class SMA:
 
     @property
     def value(self) -> float | None:
-        """The latest average, ``None`` until ready."""
+        """The latest value, ``None`` until enough values have been seen."""
         return self._value
 
     @property
     def ready(self) -> bool:
         return self._value is not None
+
+
+class SMA(_Indicator):
+    """Simple moving average of the last ``period`` values, the current one included.
+
+    First value after ``period`` updates. The rolling sum is Neumaier-compensated, so it does not
+    drift over long series while staying O(1); the window is a fixed ring buffer.
+    """
+
+    __slots__ = ("_buf", "_comp", "_count", "_i", "_sum")
+
+    def __init__(self, period: int) -> None:
+        super().__init__(period)
+        self._buf = [0.0] * period
+        self._i = 0
+        self._count = 0
+        self._sum = 0.0
+        self._comp = 0.0
 
     def update(self, value: float) -> float | None:
         i = self._i
@@ -125,34 +134,20 @@ class RollingWindow:
         return math.fsum(self._buf) / self._period if self._full else None
 
 
-class EMA:
+class EMA(_Indicator):
     """Exponential moving average, ``alpha = 2 / (period + 1)``.
 
     TA-Lib seeding: the first value (after ``period`` updates) is the SMA of the first ``period``
     values; then ``ema += alpha * (value - ema)``.
     """
 
-    __slots__ = ("_alpha", "_count", "_period", "_seed_sum", "_value")
+    __slots__ = ("_alpha", "_count", "_seed_sum")
 
     def __init__(self, period: int) -> None:
-        self._period = _check_period(period)
+        super().__init__(period)
         self._alpha = 2.0 / (period + 1)
         self._count = 0
         self._seed_sum = 0.0
-        self._value: float | None = None
-
-    @property
-    def period(self) -> int:
-        return self._period
-
-    @property
-    def value(self) -> float | None:
-        """The latest average, ``None`` until ready."""
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def update(self, value: float) -> float | None:
         x = value
@@ -166,7 +161,7 @@ class EMA:
         return self._value
 
 
-class RSI:
+class RSI(_Indicator):
     """Relative strength index with Wilder smoothing, in [0, 100].
 
     The first value comes after ``period + 1`` updates (``period`` changes): the average gain and
@@ -176,28 +171,14 @@ class RSI:
     gives 0 there.
     """
 
-    __slots__ = ("_avg_gain", "_avg_loss", "_count", "_period", "_prev", "_value")
+    __slots__ = ("_avg_gain", "_avg_loss", "_count", "_prev")
 
     def __init__(self, period: int) -> None:
-        self._period = _check_period(period)
+        super().__init__(period)
         self._prev = math.nan  # no value yet
         self._count = 0
         self._avg_gain = 0.0
         self._avg_loss = 0.0
-        self._value: float | None = None
-
-    @property
-    def period(self) -> int:
-        return self._period
-
-    @property
-    def value(self) -> float | None:
-        """The latest RSI, ``None`` until ready."""
-        return self._value
-
-    @property
-    def ready(self) -> bool:
-        return self._value is not None
 
     def update(self, value: float) -> float | None:
         prev, self._prev = self._prev, value

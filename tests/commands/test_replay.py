@@ -176,7 +176,7 @@ def test_tick_replay_from_real_trades(cdb: Callable[..., Result]) -> None:
         (["--set", "max_spread_pct=-1"], ExitCode.CONFIGURATION, "CDB_MAX_SPREAD_PCT"),
         (["--cash", "lots"], ExitCode.USAGE, "is not a number"),
         (["--cash", "-5"], ExitCode.USAGE, "must be above 0"),
-        (["--from", "yesterday"], ExitCode.USAGE, "is not a date"),
+        (["--from", "yesterday"], ExitCode.USAGE, "is not a duration"),
         (["--bogus"], ExitCode.USAGE, "No such option"),
     ],
 )

@@ -80,6 +80,7 @@ async def session(
     scenario: Callable[[PaperRuntime, QueueFeed, TestClock, Store], Awaitable[None]],
     *,
     start_ns: int = T0,
+    **runtime_options: Any,
 ) -> tuple[RunSummary, PaperRuntime]:
     store = open_store(settings, create_if_new=True)
     clock = TestClock(start_ns)
@@ -93,6 +94,7 @@ async def session(
         symbols=[SYMBOL],
         warm_up=history,
         flush_interval_s=0.02,
+        **runtime_options,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
@@ -248,39 +250,19 @@ def test_breaker_trip_and_stale_feed_are_mailed(
     notifier = EmailNotifier.from_settings(settings)
     assert notifier is not None
 
-    async def scenario() -> None:
-        store = open_store(settings, create_if_new=True)
-        clock = TestClock(T0)
-        feed = QueueFeed()
-        runtime = PaperRuntime(
-            settings,
-            store=store,
-            bus=InMemoryBus(),
-            feed=feed,
-            clock=clock,
-            symbols=[SYMBOL],
-            warm_up=history,
-            alert=notifier.send_async,
-            flush_interval_s=0.02,
-        )
-        stop = asyncio.Event()
-        task = asyncio.create_task(runtime.run(stop))
-        await asyncio.wait_for(runtime.started.wait(), 10)
-        try:
-            await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
-            await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # buy
-            await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # filled
-            await eventually(lambda: bool(store.fills()))
-            await trade_minutes(feed, clock, 3, [100.0], volume=1.0)  # -10 %: halted
-            await eventually(lambda: len(server.inbox.mails) >= 1)
-            clock.set_time(clock.timestamp_ns() + 60 * SECOND)  # then the feed goes quiet
-            await eventually(lambda: len(server.inbox.mails) >= 2)
-        finally:
-            stop.set()
-            await asyncio.wait_for(task, 10)
-            store.close()
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # buy
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # filled
+        await eventually(lambda: bool(store.fills()))
+        await trade_minutes(feed, clock, 3, [100.0], volume=1.0)  # -10 %: halted
+        await eventually(lambda: len(server.inbox.mails) >= 1)
+        clock.set_time(clock.timestamp_ns() + 60 * SECOND)  # then the feed goes quiet
+        await eventually(lambda: len(server.inbox.mails) >= 2)
 
-    asyncio.run(scenario())
+    asyncio.run(session(settings, scenario, alert=notifier.send_async))
     subjects = [mail.message["Subject"] for mail in server.inbox.mails]
     assert subjects == ["cdb circuit breaker: trading halted", "cdb feed stale: BTCUSDT"]
     body = server.inbox.mails[0].message.get_content()
