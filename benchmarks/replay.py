@@ -245,6 +245,9 @@ def main() -> int:
     parser.add_argument(
         "--backtrader-bars", type=int, default=100_000, help="bars for backtrader (default 100k)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per cdb case, the fastest counts (default 3)"
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args.bars, args.seed)))
@@ -257,7 +260,10 @@ def main() -> int:
     cases = [("cdb", n, "default limits") for n in sizes]
     cases.append(("cdb-trading", max(sizes), "loss limits off, keeps trading"))
     for kind, n, label in cases:
-        result = run_worker(kind, n, args.seed)
+        # Best of --repeat fresh processes: a shared VM's hiccups only ever slow a run down.
+        runs = [run_worker(kind, n, args.seed) for _ in range(args.repeat)]
+        result = min(runs, key=lambda r: r["seconds"])
+        result["peak_mb"] = max(r["peak_mb"] for r in runs)
         rate = n / result["seconds"]
         if kind == "cdb":
             cdb_rates[n] = rate
