@@ -5,9 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["JsonFormatter", "setup_logging"]
+__all__ = ["RUN_ID", "JsonFormatter", "setup_logging"]
+
+RUN_ID: ContextVar[str] = ContextVar("cdb_run_id", default="")
+"""The run id of ``cdb run``; set once by the loop, it tags every log line it writes."""
 
 _LEVELS = {-2: logging.CRITICAL, -1: logging.ERROR, 0: logging.WARNING, 1: logging.INFO}
 
@@ -22,6 +26,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        run_id = RUN_ID.get()
+        if run_id:
+            document["run_id"] = run_id
         if record.exc_info and record.exc_info[0] is not None:
             document["exception"] = record.exc_info[0].__name__
         return json.dumps(document, default=str)

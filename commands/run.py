@@ -50,9 +50,15 @@ def run(
             "Live trading is not available yet: it needs the governance gate (issue 8); use --paper"
         )
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    import sys
+
+    view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
     summary = run_async(
         run_paper(
-            settings, symbols=chosen or settings.symbols, feed="sim" if feed == "sim" else "mexc"
+            settings,
+            symbols=chosen or settings.symbols,
+            feed="sim" if feed == "sim" else "mexc",
+            view=view,
         )
     )
     context.terminal.err.print(

@@ -40,3 +40,18 @@ def test_json_lines_off_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
 def test_verbosity_sets_level(verbosity: int, level: int) -> None:
     setup_logging(verbosity)
     assert logging.getLogger("cdb_cli").level == level
+
+
+def test_json_lines_carry_the_run_id_once_a_run_set_it() -> None:
+    import json
+    import logging
+
+    from cdb_cli.logs import RUN_ID, JsonFormatter
+
+    record = logging.LogRecord("cdb_cli.x", logging.WARNING, __file__, 1, "hello", None, None)
+    assert "run_id" not in json.loads(JsonFormatter().format(record))
+    token = RUN_ID.set("p0123456789a")
+    try:
+        assert json.loads(JsonFormatter().format(record))["run_id"] == "p0123456789a"
+    finally:
+        RUN_ID.reset(token)

@@ -23,6 +23,7 @@ import getpass
 import logging
 import socket
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -148,6 +149,8 @@ class PaperRuntime:
             self._recorder = MetricsRecorder(self._outbox, metrics)
         self.database_up = True
         self._states_alerted = 0
+        self.last_decisions: deque[tuple[str, str, str, str, str]] = deque(maxlen=50)
+        """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
         self._states_written = 0
         self._resets_seen: set[int] = set()
         self.pipeline: TradingPipeline | None = None
@@ -370,6 +373,7 @@ class PaperRuntime:
         flush (writes are idempotent: events by id, orders by key, fills by id), so a database
         outage loses nothing; a bus that fails only loses the publication (the store has it)."""
         batch = self._outbox.take()
+        self._note_decisions(batch)
         changes = pipeline.stats.state_changes[self._states_written :]
         self._states_written += len(changes)
         await self._alert_new_halts(pipeline)
@@ -405,6 +409,17 @@ class PaperRuntime:
                 await self.bus.publish_many(batch.events)
             except CdbError as e:
                 logger.warning("Bus publish failed (the store has the events): %s", e)
+
+    def _note_decisions(self, batch: Outbox) -> None:
+        from cdb_cli.engine.events import RiskDecision
+        from cdb_cli.engine.report import iso_utc
+
+        for _, event in batch.events:
+            if isinstance(event, RiskDecision):
+                failing = ", ".join(c.code for c in event.checks if not c.passed) or "-"
+                self.last_decisions.append(
+                    (iso_utc(event.ts_event), event.symbol, str(event.side), event.verdict, failing)
+                )
 
     async def _alert_new_halts(self, pipeline: TradingPipeline) -> None:
         changes = pipeline.stats.state_changes

@@ -90,6 +90,7 @@ async def run_paper(
     feed: Feed,
     stop: asyncio.Event | None = None,
     on_started: Callable[[Any], None] | None = None,
+    view: bool = False,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
     from cdb_cli.adapters.http_health import HealthServer, readiness_reasons
@@ -99,6 +100,7 @@ async def run_paper(
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
     from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.kernel import open_bus, open_store
+    from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.paper import PaperRuntime, new_run_id
 
@@ -117,6 +119,7 @@ async def run_paper(
         ):
             clock = LiveClock()
             run_id = new_run_id()
+            RUN_ID.set(run_id)  # every log line of this run carries it
             metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
             runtime: PaperRuntime | None = None
 
@@ -152,15 +155,32 @@ async def run_paper(
                 )
                 if on_started is not None:
                     started = asyncio.create_task(_notify(runtime, on_started))
+                screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
                 summary = await runtime.run(stop)
                 if on_started is not None:
                     started.cancel()
+                if screen is not None:
+                    await screen
                 return summary
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
         await asyncio.to_thread(store.close)
+
+
+async def _live_view(runtime: Any, stop: asyncio.Event) -> None:
+    """The operator's screen on stderr, redrawn every second until the run stops."""
+    from rich.console import Console
+    from rich.live import Live
+
+    from cdb_cli.runtime.view import render
+
+    with Live(render(runtime), console=Console(stderr=True), refresh_per_second=2) as live:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            live.update(render(runtime))
 
 
 async def _notify(runtime: Any, on_started: Callable[[Any], None]) -> None:

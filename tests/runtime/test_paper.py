@@ -267,3 +267,30 @@ def test_breaker_trip_and_stale_feed_are_mailed(
     assert subjects == ["cdb circuit breaker: trading halted", "cdb feed stale: BTCUSDT"]
     body = server.inbox.mails[0].message.get_content()
     assert "cdb risk reset" in body
+
+
+def test_the_operator_view_shows_prices_positions_and_decisions(settings: Settings) -> None:
+    from rich.console import Console
+
+    from cdb_cli.runtime.view import render
+
+    screens: list[str] = []
+
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)
+        await eventually(lambda: bool(runtime.last_decisions))
+        console = Console(record=True, width=120, color_system=None)
+        console.print(render(runtime))
+        screens.append(console.export_text())
+
+    asyncio.run(session(settings, scenario))
+    (screen,) = screens
+    assert "BTCUSDT" in screen
+    assert "110.5" in screen  # the last price
+    assert "last decisions" in screen
+    assert "buy" in screen
+    assert "state ACTIVE" in screen
