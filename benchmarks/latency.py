@@ -7,8 +7,9 @@ trades for three symbols replayed at speed (a seeded random walk, one trade per 
 * tick → order: from the moment the loop takes the market event off its queue to the moment the
   order is handed to the execution client, for every event that leads to an order (the bar close
   whose signal the risk engine approved); p50 / p99 / max. Target p99 ≤ 200 µs in one process.
-* memory: the process's RSS every simulated 10 minutes; it must stay flat (growth ≤ 20 MB from
-  the first sample to the last).
+* memory: the process's RSS every simulated 10 minutes. A first hour warms the caches (SQLite's
+  page cache per pooled connection, the allocator's arenas: RSS rises by ~20 MB, then levels off);
+  over the hour after it RSS must stay flat (growth ≤ 5 MB).
 
 The multi-process figure (components over Redis, target p99 ≤ 5 ms) needs ``cdb run --component``,
 which is not built yet; the table says so.
@@ -28,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 TARGET_P99_US = 200.0
-TARGET_GROWTH_MB = 20.0
+TARGET_GROWTH_MB = 5.0
+WARM_MINUTES = 60
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 SECOND = 1_000_000_000
 T0 = 1_704_067_200 * SECOND
@@ -145,7 +147,7 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def main() -> int:
-    minutes = int(sys.argv[1]) if len(sys.argv) > 1 else 60
+    minutes = int(sys.argv[1]) if len(sys.argv) > 1 else 2 * WARM_MINUTES
     started = time.perf_counter()
     result = asyncio.run(drive(minutes, seed=11))
     elapsed = time.perf_counter() - started
@@ -176,13 +178,15 @@ def main() -> int:
             "MISSED",
         )
     )
-    growth = memory[-1] - memory[0]
+    warm = memory[min(len(memory) - 1, WARM_MINUTES // 10)]
+    growth = memory[-1] - warm
     ok = growth <= TARGET_GROWTH_MB
     failed |= not ok
     rows.append(
         (
-            f"RSS over {minutes} simulated min ({summary.market_events:,} events)",
-            f"{memory[0]:.0f} -> {memory[-1]:.0f} MB (+{growth:.1f}), wall {elapsed:.0f} s",
+            f"RSS, hour after a warm hour ({summary.market_events:,} events)",
+            f"{memory[0]:.0f} -> {warm:.0f} -> {memory[-1]:.0f} MB (+{growth:.1f}), "
+            f"wall {elapsed:.0f} s",
             f"+<= {TARGET_GROWTH_MB:.0f} MB",
             "ok" if ok else "MISSED",
         )
