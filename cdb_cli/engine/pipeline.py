@@ -359,44 +359,57 @@ class TradingPipeline:
         return f"{self._run_id}-{self._ids:x}"
 
     def _on_signal(self, state: _SymbolState, intent: SignalIntent) -> None:
+        """Decide, hand an approved order to the venue, then record signal, decision and order.
+
+        The events are built after the order is handed over: the decision needs only values,
+        so the order does not wait for its own paperwork. They are recorded in their logical
+        order (signal, decision, approval, then what the venue answered).
+        """
         now = self.clock.timestamp_ns()
         stats = self.stats
         stats.signals[intent.side] += 1
         price = Decimal(repr(state.mark))
+        signal_id, decision_id = self._next_id(), self._next_id()
+        inputs = self._risk_inputs(state, price, now)
+        outcome = self.risk.verdict(intent.side, inputs)
+        verdict, _, final, checks = outcome
+        order: OrderApproved | None = None
+        result = None
+        if verdict != "rejected":
+            order = OrderApproved(
+                event_id=self._next_id(),
+                symbol=state.symbol,
+                ts_event=now,
+                source="risk",
+                decision_id=decision_id,
+                side=Side.BUY if intent.side is SignalSide.BUY else Side.SELL,
+                quote_amount=final,
+                reference_price=price,
+            )
+            position = self.portfolio.quantity(state.symbol)
+            result = self.execution.submit(order, ts_ns=now, position=position)
+        name = getattr(state.strategy, "name", "strategy")
         signal = TradingSignal(
-            event_id=self._next_id(),
+            event_id=signal_id,
             symbol=state.symbol,
             ts_event=now,
-            source=getattr(state.strategy, "name", "strategy"),
+            source=name,
             side=intent.side,
-            strategy=getattr(state.strategy, "name", "strategy"),
+            strategy=name,
             price=price,
             strength=intent.strength,
             indicators=intent.indicators,
         )
         self.recorder.event(Topic.TRADING_SIGNALS, signal)
-        inputs = self._risk_inputs(state, price, now)
-        decision = self.risk.evaluate(signal, inputs, ts_event=now, event_id=self._next_id())
+        decision = self.risk.record(signal, inputs, outcome, ts_event=now, event_id=decision_id)
         self.recorder.event(Topic.RISK_EVENTS, decision)
-        stats.verdicts[decision.verdict] += 1
-        for check in decision.checks:
-            if not check.passed:
-                stats.failed_rules[check.code] += 1
-        if decision.verdict == "rejected":
-            return
-        order = OrderApproved(
-            event_id=self._next_id(),
-            symbol=state.symbol,
-            ts_event=now,
-            source="risk",
-            decision_id=decision.event_id,
-            side=Side.BUY if intent.side is SignalSide.BUY else Side.SELL,
-            quote_amount=decision.final_quote,
-            reference_price=price,
-        )
-        self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
-        position = self.portfolio.quantity(state.symbol)
-        self._apply(self.execution.submit(order, ts_ns=now, position=position))
+        stats.verdicts[verdict] += 1
+        for check in checks:
+            if not check["passed"]:
+                stats.failed_rules[check["code"]] += 1
+        if order is not None and result is not None:
+            self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
+            self._apply(result)
 
     def _risk_inputs(self, state: _SymbolState, price: Decimal, now: int) -> RiskInputs:
         self._sync_portfolio(held_only=True)

@@ -564,7 +564,28 @@ class RiskEngine:
         event_id: str | None = None,
     ) -> RiskDecision:
         """Run every rule (even after a failure) and return the verdict with its trace."""
-        verdict, requested, final, checks = self.verdict(signal.side, inputs)
+        return self.record(
+            signal,
+            inputs,
+            self.verdict(signal.side, inputs),
+            ts_event=ts_event,
+            source=source,
+            event_id=event_id,
+        )
+
+    def record(
+        self,
+        signal: TradingSignal,
+        inputs: RiskInputs,
+        outcome: tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]],
+        *,
+        ts_event: int,
+        source: str = "risk",
+        event_id: str | None = None,
+    ) -> RiskDecision:
+        """The :class:`RiskDecision` event of an ``outcome`` of :meth:`verdict` (the pipeline
+        acts on the verdict first and builds the record after, off the order's path)."""
+        verdict, requested, final, checks = outcome
         return RiskDecision.model_validate(
             {
                 "event_id": event_id or new_event_id(),

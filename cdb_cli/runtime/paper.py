@@ -339,6 +339,8 @@ class PaperRuntime:
 
     def _close_bar(self, pipeline: TradingPipeline, bar: ClosedBar) -> None:
         self.summary.bars += 1
+        # The strategy first: the stored Bar event is paperwork, off the order's path.
+        pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
         self._recorder.event(
             Topic.MARKET_DATA,
             Bar(
@@ -353,7 +355,6 @@ class PaperRuntime:
                 volume=Decimal(repr(bar.volume)),
             ),
         )
-        pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
 
     # --- writing ----------------------------------------------------------------------------------
 
