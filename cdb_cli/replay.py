@@ -156,7 +156,7 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
 
     store = open_store(settings, create_if_new=True)
     try:
-        if any(order.mode != "replay" for order in store.orders(limit=1000)):
+        if any(order.mode != "replay" for order in store.orders()):
             raise ConfigurationError(
                 "This database holds paper or live orders; persist replays into another one "
                 "(--set database_url=sqlite:///replays.db)"

@@ -48,6 +48,7 @@ class BarBuilder:
             raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
         self.interval_ns = interval_ns
         self._open: dict[str, _Open] = {}
+        self._closed_until: dict[str, int] = {}  # per symbol: intervals before this are done
 
     def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> ClosedBar | None:
         """Add a trade; return the bar it closed (the symbol's previous interval), if any.
@@ -55,6 +56,8 @@ class BarBuilder:
         A trade older than the open bar's interval (late or out of order) is ignored.
         """
         start = ts - ts % self.interval_ns
+        if start < self._closed_until.get(symbol, start):
+            return None  # late: its bar was closed already (by a later trade or the clock)
         current = self._open.get(symbol)
         if current is not None and start < current.start:
             return None
@@ -67,7 +70,10 @@ class BarBuilder:
             current.volume += quantity
             return None
         self._open[symbol] = _Open(start, price, price, price, price, quantity)
-        return self._closed(symbol, current) if current is not None else None
+        if current is None:
+            return None
+        self._closed_until[symbol] = current.start + self.interval_ns
+        return self._closed(symbol, current)
 
     def close_due(self, now_ns: int) -> list[ClosedBar]:
         """Close every open bar whose interval ended at or before ``now_ns``."""
@@ -76,8 +82,9 @@ class BarBuilder:
             for symbol, bar in self._open.items()
             if bar.start + self.interval_ns <= now_ns
         ]
-        for symbol, _ in done:
+        for symbol, bar in done:
             del self._open[symbol]
+            self._closed_until[symbol] = bar.start + self.interval_ns
         return [self._closed(symbol, bar) for symbol, bar in done]
 
     def flush(self) -> list[ClosedBar]:

@@ -16,7 +16,9 @@ open in a bar replay, the next trade in a tick replay, the live price in paper m
 
 A buy spends its approved quote amount (never more than the cash it is given); an exit sells the
 whole position held when it fills. Every order gets a deterministic client order id
-(``<prefix><counter>``, at most 32 characters of ``[A-Za-z0-9_-]``).
+(``<prefix><counter>``, at most 32 characters of ``[A-Za-z0-9_-]``); fill and report ids also
+carry this venue's prefix, so an order taken back after a restart (a new prefix) never reuses an
+id it had before.
 
 Pure: stdlib, pydantic records and ``cdb_cli.engine`` only; time comes in as ns, randomness as a
 ``random.Random`` the caller seeds.
@@ -217,6 +219,11 @@ class SimulatedExecution:
         suffix = order.client_order_id.removeprefix(self._prefix)
         if order.client_order_id.startswith(self._prefix) and suffix.isdigit():
             self._counter = max(self._counter, int(suffix))
+        mine = f"{order.client_order_id}-{self._prefix}f"
+        for fill in fills:  # the same prefix again: number the next fills after these
+            number = fill.fill_id.removeprefix(mine)
+            if fill.fill_id.startswith(mine) and number.isdigit():
+                self._fills = max(self._fills, int(number))
 
     def _cancel_buys(self, symbol: str, ts_ns: int) -> ExecutionResult:
         result = ExecutionResult()
@@ -268,14 +275,10 @@ class SimulatedExecution:
                 continue
             fill_ns = max(ts_ns, item.active_ns)
             fill_price = self._fill_price(instrument, item.order.side, price, bid, ask)
-            if item.order.side is Side.BUY:
-                # The quote amount pays the notional and its fee; so does the cash.
-                budget = min(item.quote_left, cash) / (1 + instrument.taker_fee)
-                quantity = instrument.round_quantity(budget / fill_price)
-            else:
-                quantity = instrument.round_quantity(position)
-            if cap is not None:
-                quantity = min(quantity, cap)
+            quantity = self._quantity(item, instrument, fill_price, cash, position, cap)
+            if quantity is None:
+                still.append(item)  # this trade is too small for a fill: wait for more
+                continue
             fill = self._fill(result, item, instrument, quantity, fill_price, fill_ns)
             if fill is None:
                 continue
@@ -287,6 +290,27 @@ class SimulatedExecution:
                 still.append(item)
         self._working[symbol] = still
         return result
+
+    @staticmethod
+    def _quantity(
+        item: _Working,
+        instrument: Instrument,
+        price: Decimal,
+        cash: Decimal,
+        position: Decimal,
+        cap: Decimal | None,
+    ) -> Decimal | None:
+        """What this price event fills of ``item``; None when only the partial-fill cap is too
+        small to trade (the order waits for the next event instead of ending)."""
+        if item.order.side is Side.BUY:
+            # The quote amount pays the notional and its fee; so does the cash.
+            budget = min(item.quote_left, cash) / (1 + instrument.taker_fee)
+            quantity = instrument.round_quantity(budget / price)
+        else:
+            quantity = instrument.round_quantity(position)
+        if cap is None or cap >= quantity:
+            return quantity
+        return None if instrument.check_order(cap, price) is not None else cap
 
     def _fill_price(
         self,
@@ -328,7 +352,7 @@ class SimulatedExecution:
         fee = (notional * instrument.taker_fee).quantize(_GRID, rounding=ROUND_HALF_EVEN)
         self._fills += 1
         fill = FillRecord(
-            fill_id=f"{order.client_order_id}-f{self._fills}",
+            fill_id=f"{order.client_order_id}-{self._prefix}f{self._fills}",
             client_order_id=order.client_order_id,
             symbol=order.symbol,
             side=order.side,
@@ -388,7 +412,7 @@ class SimulatedExecution:
     ) -> ExecutionReport:
         self._reports += 1
         return ExecutionReport(
-            event_id=f"{order.client_order_id}-r{self._reports}",
+            event_id=f"{order.client_order_id}-{self._prefix}r{self._reports}",
             symbol=order.symbol,
             ts_event=ts_ns,
             source=self._source,

@@ -182,6 +182,10 @@ class TradingPipeline:
         self._max_exposure = 0.0
         self._cb_floor = -_INF
         self._dd_floor = -_INF
+        for state in self._symbols.values():  # a restored position: valued as the ledger does
+            quantity = portfolio.quantity(state.symbol)
+            if quantity > 0:
+                state.mark = float(portfolio.position_value(state.symbol) / quantity)
         self._curve: list[tuple[int, float]] | None = [] if record_curve else None
         self.snapshots: list[EquitySnapshot] = []
         """The equity snapshot taken at each UTC day roll (for the store and reports)."""
@@ -322,7 +326,8 @@ class TradingPipeline:
             equity = cash + exposure
             if equity > peak:
                 peak = equity
-                cb_floor = equity * cb_factor
+                if cb_floor != -_INF:  # halted: no tripwire until a reset
+                    cb_floor = equity * cb_factor
             elif equity < cb_floor or equity < dd_floor:
                 flush()
                 self._check_limits(now)
@@ -508,8 +513,12 @@ class TradingPipeline:
 
     def _roll_day(self, ts: int) -> None:
         self._next_day_ns = (ts // NS_PER_DAY + 1) * NS_PER_DAY
+        previous = self.portfolio.day
+        if previous is not None and ts // NS_PER_DAY <= previous:
+            self._arm_floors()  # the first price after a restart, still the stored day
+            return
         self._sync_portfolio()
-        if self.portfolio.day is not None:  # the day that ends: its closing snapshot
+        if previous is not None:  # the day that ends: its closing snapshot
             self.snapshots.append(self.portfolio.snapshot(ts))
         self.portfolio.roll_day(ts)
         if self.trading_state is TradingState.REDUCING:
@@ -517,13 +526,17 @@ class TradingPipeline:
         self._arm_floors()
 
     def _arm_floors(self) -> None:
-        if self.trading_state is not TradingState.ACTIVE:
+        """The float tripwires: the breaker's while not halted, the daily one while active."""
+        if self.trading_state is TradingState.HALTED:
             self._cb_floor = self._dd_floor = -_INF
             return
-        limits = self.risk.limits
         self._cb_floor = self._peak * self._cb_factor
+        if self.trading_state is TradingState.REDUCING:
+            self._dd_floor = -_INF
+            return
         day_start = float(self.portfolio.day_start_equity)
-        self._dd_floor = day_start * (1.0 - float(limits.daily_drawdown_pct) / 100.0)
+        limit = float(self.risk.limits.daily_drawdown_pct)
+        self._dd_floor = day_start * (1.0 - limit / 100.0)
 
     def _check_limits(self, now: int) -> None:
         """A float tripwire fired: decide exactly, on ``Decimal``, whether a limit is breached."""

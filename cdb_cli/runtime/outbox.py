@@ -7,15 +7,17 @@ fills, then positions and the audit records of trading-state changes — before 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from cdb_cli.engine.events import Event, Topic
+from cdb_cli.engine.events import Event, Topic, encode_event
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
 from cdb_cli.engine.runs import STATE_ACTION
 
-__all__ = ["Outbox", "write_batch"]
+__all__ = ["Outbox", "spill_batch", "write_batch"]
 
 
 @dataclass
@@ -75,3 +77,19 @@ def write_batch(
                 detail={"state": state, "reason": reason},
             )
         )
+
+
+def spill_batch(batch: Outbox, run_id: str) -> Path:
+    """Append a batch the store would not take to ``cdb-unsaved-RUN.jsonl`` in the working
+    directory (one JSON object a line: events as their wire envelope, orders, fills); return it.
+    """
+    path = Path(f"cdb-unsaved-{run_id}.jsonl").resolve()
+    with path.open("a", encoding="utf-8") as handle:
+        for topic, event in batch.events:
+            line = {"topic": str(topic), "event": encode_event(event).decode()}
+            handle.write(json.dumps(line) + "\n")
+        for order in batch.orders:
+            handle.write(json.dumps({"order": order.model_dump(mode="json")}) + "\n")
+        for fill in batch.fills:
+            handle.write(json.dumps({"fill": fill.model_dump(mode="json")}) + "\n")
+    return path

@@ -33,11 +33,13 @@ from cdb_cli import __version__
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Bar, Event, QuoteTick, Topic, TradeTick
-from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
-from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, OrderRecord
+from cdb_cli.engine.instruments import split_symbol
+from cdb_cli.engine.portfolio import NS_PER_DAY
+from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import RESET_ACTION, trading_status
-from cdb_cli.runtime.outbox import Outbox, write_batch
+from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
+from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
 
 if TYPE_CHECKING:
@@ -120,6 +122,7 @@ class PaperRuntime:
         flush_interval_s: float = 0.5,
         snapshot_interval_s: float = 60.0,
         bar_grace_ns: int = 2_000_000_000,
+        finish_timeout_s: float = 5.0,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -140,6 +143,7 @@ class PaperRuntime:
         self._flush_interval_s = flush_interval_s
         self._snapshot_interval_s = snapshot_interval_s
         self._bar_grace_ns = bar_grace_ns
+        self._finish_timeout_s = finish_timeout_s
         self._outbox = Outbox()
         self.metrics = metrics
         self._recorder: Recorder = self._outbox
@@ -178,7 +182,10 @@ class PaperRuntime:
         if stored_cash is None:
             stored_cash = str(self.settings.starting_cash)
             await self._call(store.set_config, STARTING_CASH_KEY, stored_cash)
-        portfolio = await self._restore_portfolio(Decimal(stored_cash))
+        fills = await self._call(store.fills)
+        self.summary.restored_fills = len(fills)
+        quote = split_symbol(self.symbols[0])[1]
+        portfolio = await self._call(restore_portfolio, store, Decimal(stored_cash), fills, quote)
         pipeline = build_pipeline(
             self.settings,
             Environment.PAPER,
@@ -189,7 +196,9 @@ class PaperRuntime:
             portfolio=portfolio,
             instruments=self._instruments,
         )
-        self.summary.restored_orders = await self._restore_orders(pipeline, orders)
+        self.summary.restored_orders = await self._call(
+            restore_orders, store, pipeline, orders, self.symbols
+        )
         if self.metrics is not None:
             self.metrics.set_risk_limits(pipeline.risk.limits)
         await self._restore_state(pipeline)
@@ -212,44 +221,6 @@ class PaperRuntime:
         )
         return pipeline
 
-    async def _restore_portfolio(self, starting_cash: Decimal) -> Portfolio:
-        store = self.store
-        fills = await self._call(store.fills)
-        self.summary.restored_fills = len(fills)
-        snapshots = await self._call(store.equity_snapshots, limit=1, descending=True)
-        positions = await self._call(store.positions)
-        marks: dict[str, Decimal] = {}
-        for symbol in {fill.symbol for fill in fills}:
-            last = await self._call(
-                store.events, TradeTick, symbol=symbol, limit=1, descending=True
-            )
-            if last:
-                marks[symbol] = last[0].price
-        return Portfolio.restore(
-            starting_cash,
-            positions,
-            snapshots[0] if snapshots else None,
-            fills,
-            marks=marks,
-            quote_currency=self.settings_quote(),
-        )
-
-    def settings_quote(self) -> str:
-        from cdb_cli.engine.instruments import split_symbol
-
-        return split_symbol(self.symbols[0])[1]
-
-    async def _restore_orders(self, pipeline: TradingPipeline, orders: list[OrderRecord]) -> int:
-        restored = 0
-        for order in orders:
-            if order.status not in OPEN_ORDER_STATUSES or order.symbol not in self.symbols:
-                continue
-            fills = await self._call(self.store.fills, client_order_id=order.client_order_id)
-            pipeline.execution.restore(order, fills)
-            restored += 1
-        pipeline.restore_working()
-        return restored
-
     async def _restore_state(self, pipeline: TradingPipeline) -> None:
         status = await self._call(trading_status, self.store)
         now = self.clock.timestamp_ns()
@@ -260,7 +231,8 @@ class PaperRuntime:
             status.state is TradingState.REDUCING and same_day
         ):
             pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
-            self._states_written = len(pipeline.stats.state_changes)  # already in the store
+            # already in the store, and already mailed when it happened
+            self._states_written = self._states_alerted = len(pipeline.stats.state_changes)
         resets = await self._call(self.store.audits, action=RESET_ACTION)
         self._resets_seen = {record.ts_event for record in resets}
 
@@ -284,6 +256,7 @@ class PaperRuntime:
         await self._warm(pipeline)
         scheduler = self._scheduler()
         await self.feed.start()
+        self._watch.start(self.clock.timestamp_ns())
         self.started.set()
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + self._flush_interval_s
@@ -476,22 +449,35 @@ class PaperRuntime:
         await self._call(self.store.add_equity_snapshot, snapshot)
 
     async def _finish(self, pipeline: TradingPipeline) -> None:
+        """The last writes: the batch (retried for a while if the store is down; what still
+        cannot be written goes to a local spill file, never nowhere), a snapshot, the stop audit.
+        """
+        deadline = asyncio.get_running_loop().time() + self._finish_timeout_s
         await self._flush(pipeline)
-        await self._snapshot()
+        while self._outbox and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+            await self._flush(pipeline)
+        if self._outbox:
+            path = spill_batch(self._outbox.take(), self.run_id)
+            logger.error("The store is down: what it did not take was written to %s", path)
         summary = self.summary
-        await self._call(
-            self.store.add_audit,
-            AuditRecord(
-                ts_event=self.clock.timestamp_ns(),
-                action=STOP_ACTION,
-                actor=_actor(),
-                run_id=self.run_id,
-                detail={
-                    "market_events": str(summary.market_events),
-                    "bars": str(summary.bars),
-                    "signals": str(summary.signals),
-                    "orders": str(summary.orders),
-                    "fills": str(summary.fills),
-                },
-            ),
-        )
+        try:
+            await self._snapshot()
+            await self._call(
+                self.store.add_audit,
+                AuditRecord(
+                    ts_event=self.clock.timestamp_ns(),
+                    action=STOP_ACTION,
+                    actor=_actor(),
+                    run_id=self.run_id,
+                    detail={
+                        "market_events": str(summary.market_events),
+                        "bars": str(summary.bars),
+                        "signals": str(summary.signals),
+                        "orders": str(summary.orders),
+                        "fills": str(summary.fills),
+                    },
+                ),
+            )
+        except CdbError as e:
+            logger.error("Could not write the final snapshot and stop record: %s", e)

@@ -29,6 +29,11 @@ class FeedWatch:
         self.stale_after_ns = stale_after_ns
         self._last_seen: dict[str, int] = {}
         self._stale: set[str] = set()
+        self._started: int | None = None  # a symbol that never sends counts from here
+
+    def start(self, now_ns: int) -> None:
+        """The feed started: a symbol with no data at all goes stale from this moment."""
+        self._started = now_ns
 
     def seen(self, symbol: str, now_ns: int) -> None:
         self._last_seen[symbol] = now_ns
@@ -44,7 +49,7 @@ class FeedWatch:
         """The alerts (subject, body) due now: each symbol that just went stale, once."""
         alerts = []
         for symbol in self.symbols:
-            seen = self._last_seen.get(symbol)
+            seen = self._last_seen.get(symbol, self._started)
             stale = seen is not None and now_ns - seen > self.stale_after_ns
             if stale and symbol not in self._stale:
                 self._stale.add(symbol)

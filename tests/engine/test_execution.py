@@ -176,3 +176,35 @@ def test_ids_stay_within_mexc_limits() -> None:
 def test_config_refuses_inverted_slippage() -> None:
     with pytest.raises(ValidationError, match="slippage_min_pct"):
         PaperExecutionConfig(slippage_min_pct=D("0.5"), slippage_max_pct=D("0.1"))
+
+
+def test_a_restored_order_never_reuses_a_fill_id() -> None:
+    first = venue(latency_ms=0, partial_fill_pct="10")
+    first.submit(approved(Side.SELL), ts_ns=0, position=D("0.8"))
+    (before,) = first.on_price(
+        SYMBOL, 1, D("100"), volume=D("4"), cash=D(0), position=D("0.8")
+    ).fills
+    (order,) = first.working_orders()
+    for prefix in ("t", "u"):  # the same run id again, and the usual case: a new run id
+        again = SimulatedExecution(
+            PaperExecutionConfig(latency_ms=0, partial_fill_pct=D(10)),
+            {SYMBOL: INSTRUMENT},
+            random.Random(2),
+            id_prefix=prefix,
+        )
+        again.restore(order, [before])
+        (after,) = again.on_price(
+            SYMBOL, 2, D("100"), volume=D("4"), cash=D(0), position=D("0.4")
+        ).fills
+        assert after.fill_id != before.fill_id
+
+
+def test_a_trade_too_small_for_the_filters_does_not_end_a_working_order() -> None:
+    ex = venue(latency_ms=0, partial_fill_pct="50")
+    ex.submit(approved(Side.BUY, "1000"), ts_ns=0, position=D(0))
+    small = ex.on_price(SYMBOL, 1, D("100"), volume=D("0.01"), cash=D(10_000), position=D(0))
+    assert small.fills == []
+    assert ex.has_working(SYMBOL)  # waits for a bigger trade
+    big = ex.on_price(SYMBOL, 2, D("100"), volume=D("100"), cash=D(10_000), position=D(0))
+    assert big.fills
+    assert big.orders[-1].status == "FILLED"

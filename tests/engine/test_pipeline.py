@@ -24,6 +24,7 @@ from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig, SignalIntent,
 
 SYMBOL = "BTCUSDT"
 MINUTE = 60 * 1_000_000_000
+SECOND_NS = 1_000_000_000
 FAST = SignalConfig(ema_fast=2, ema_slow=4, rsi_period=2, volume_period=3, volume_factor=0.5)
 INSTRUMENT = Instrument.from_precisions(
     SYMBOL, base_asset_precision=6, quote_precision=2, min_notional=D(5)
@@ -302,3 +303,70 @@ def test_bar_replay_fills_at_the_next_open_once_the_latency_has_passed() -> None
     (fill,) = recorder.fills
     assert fill.ts_event == MINUTE + 500_000_000  # the next bar's open, after the latency
     assert D("100") * D("1.001") <= fill.price <= D("100") * D("1.005") + D("0.01")  # its open
+
+
+# --- regressions found in review ------------------------------------------------------------------
+
+
+def test_a_reduction_resumed_on_restart_holds_for_the_rest_of_the_day() -> None:
+    pipeline, _, _ = build()
+    day = 20_000 * NS_PER_DAY
+    pipeline.portfolio.roll_day(day + 1)  # a restored ledger whose day is today
+    now = day + 10 * 3600 * SECOND_NS
+    pipeline.set_trading_state(TradingState.REDUCING, now, "resumed: daily drawdown")
+    pipeline.on_trade(SYMBOL, now + 1, 100.0, 1.0)  # the first trade after the restart
+    assert pipeline.trading_state is TradingState.REDUCING
+    assert pipeline.snapshots == []  # no closing snapshot for a day that has not ended
+
+
+def test_the_breaker_still_trips_while_reducing() -> None:
+    limits = RiskLimits(max_exposure_pct=D(100), daily_drawdown_pct=D(2), circuit_breaker_pct=D(10))
+    pipeline, _, _ = build(limits=limits, strategy=BuyOnce())
+    t = 0
+    for _ in range(2):  # the buy, then its fill at the next open
+        pipeline.on_bar(SYMBOL, t, t + MINUTE, 100.0, 100.0, 1000.0)
+        t += MINUTE
+    for price in (97, 95, 90, 85, 80, 75, 70, 60, 50):  # the same UTC day, falling
+        pipeline.on_trade(SYMBOL, t, float(price), 1.0)
+        t += SECOND_NS
+    assert [state for _, state, _ in pipeline.stats.state_changes] == ["reducing", "halted"]
+
+
+def test_a_restored_position_is_valued_before_its_first_price() -> None:
+    day = 20_000 * NS_PER_DAY
+    held = FillRecord(
+        fill_id="f1",
+        client_order_id="p1",
+        symbol="AAAUSDT",
+        side=Side.BUY,
+        quantity=D(80),
+        price=D(100),
+        fee_asset="USDT",
+        ts_event=day,
+        liquidity="taker",
+    )
+    portfolio = Portfolio.restore(D(10_000), [], None, [held], marks={"AAAUSDT": D(100)})
+    symbols = ("AAAUSDT", "BBBUSDT")
+    pipeline = TradingPipeline(
+        strategies={s: BuyOnce() for s in symbols},
+        risk=RiskEngine(RiskLimits()),
+        execution=SimulatedExecution(
+            PaperExecutionConfig(latency_ms=0),
+            {
+                s: Instrument.from_precisions(s, base_asset_precision=6, quote_precision=2)
+                for s in symbols
+            },
+            random.Random(1),
+            id_prefix="p",
+        ),
+        portfolio=portfolio,
+        clock=TestClock(),
+        recorder=MemoryRecorder(),
+        run_id="t",
+    )
+    t = day + 3600 * SECOND_NS
+    pipeline.on_trade("BBBUSDT", t, 50.0, 1.0)  # another symbol's price comes first
+    assert pipeline.snapshot_stats().max_drawdown == 0.0
+    for i, price in enumerate((100, 95, 90, 85, 80)):  # then AAA falls 20 %: equity -16 %
+        pipeline.on_trade("AAAUSDT", t + 1 + i, float(price), 1.0)
+    assert pipeline.trading_state is TradingState.HALTED

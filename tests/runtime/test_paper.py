@@ -294,3 +294,80 @@ def test_the_operator_view_shows_prices_positions_and_decisions(settings: Settin
     assert "last decisions" in screen
     assert "buy" in screen
     assert "state ACTIVE" in screen
+
+
+class FlakyStore:
+    """The real store, whose writes fail while ``down`` (a database outage)."""
+
+    WRITES = frozenset(
+        {"append_events", "save_order", "add_fill", "add_equity_snapshot", "add_audit"}
+    )
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                from cdb_cli.engine.errors import DependencyError
+
+                raise DependencyError("database unreachable")
+            return attribute(*args, **kwargs)
+
+        return call
+
+
+def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    real = open_store(settings, create_if_new=True)
+    store = FlakyStore(real)
+
+    async def scenario() -> tuple[str, int]:
+        clock = TestClock(T0)
+        feed = QueueFeed()
+        runtime = PaperRuntime(
+            settings,
+            store=store,  # type: ignore[arg-type]
+            bus=InMemoryBus(),
+            feed=feed,
+            clock=clock,
+            symbols=[SYMBOL],
+            flush_interval_s=0.02,
+            finish_timeout_s=0.5,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        await asyncio.wait_for(runtime.started.wait(), 10)
+        store.down = True
+        for i in range(3):  # kept through failing flushes
+            clock.set_time(T0 + i * SECOND)
+            feed.events.put_nowait(trade(T0 + i * SECOND, 100.0))
+        await eventually(lambda: not runtime.database_up)  # a flush failed, the batch was kept
+        store.down = False  # back: the kept batch is written
+        await eventually(lambda: len(real.events(TradeTick)) == 3)
+        store.down = True  # down again, and the operator stops
+        for i in range(3, 5):
+            clock.set_time(T0 + i * SECOND)
+            feed.events.put_nowait(trade(T0 + i * SECOND, 100.0))
+        await eventually(feed.events.empty)
+        stop.set()
+        await asyncio.wait_for(task, 10)  # the stop completes
+        return runtime.run_id, len(real.events(TradeTick))
+
+    run_id, stored = asyncio.run(scenario())
+    real.close()
+    assert stored == 3
+    import json
+
+    from cdb_cli.engine.events import decode_event
+
+    lines = (tmp_path / f"cdb-unsaved-{run_id}.jsonl").read_text().splitlines()
+    spilled = [decode_event(json.loads(line)["event"]) for line in lines if '"event"' in line]
+    assert [type(e).__name__ for e in spilled] == ["TradeTick", "TradeTick"]  # nothing lost

@@ -1,0 +1,59 @@
+"""Rebuilding a paper account from the store when ``cdb run`` starts again.
+
+Fills are the source of truth for the ledger; orders that were still working go back to the
+simulated venue with what they had filled. Blocking store calls: run them in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from cdb_cli.engine.events import TradeTick
+from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.records import OPEN_ORDER_STATUSES, FillRecord, OrderRecord
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.ports.store import Store
+
+__all__ = ["restore_orders", "restore_portfolio"]
+
+
+def restore_portfolio(
+    store: Store, starting_cash: Decimal, fills: Sequence[FillRecord], quote_currency: str
+) -> Portfolio:
+    """The ledger from ``fills``, checked against the stored positions, marked at the last
+    stored trade of each symbol held, with the latest snapshot's day start and peak."""
+    snapshots = store.equity_snapshots(limit=1, descending=True)
+    marks: dict[str, Decimal] = {}
+    for symbol in {fill.symbol for fill in fills}:
+        last = store.events(TradeTick, symbol=symbol, limit=1, descending=True)
+        if last:
+            marks[symbol] = last[0].price
+    return Portfolio.restore(
+        starting_cash,
+        store.positions(),
+        snapshots[0] if snapshots else None,
+        fills,
+        marks=marks,
+        quote_currency=quote_currency,
+    )
+
+
+def restore_orders(
+    store: Store,
+    pipeline: TradingPipeline,
+    orders: Sequence[OrderRecord],
+    symbols: Sequence[str],
+) -> int:
+    """Give the venue back every order of ``symbols`` that was still working; return how many."""
+    restored = 0
+    for order in orders:
+        if order.status not in OPEN_ORDER_STATUSES or order.symbol not in symbols:
+            continue
+        pipeline.execution.restore(order, store.fills(client_order_id=order.client_order_id))
+        restored += 1
+    pipeline.restore_working()
+    return restored
