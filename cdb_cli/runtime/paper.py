@@ -152,6 +152,7 @@ class PaperRuntime:
 
             self._recorder = MetricsRecorder(self._outbox, metrics)
         self.database_up = True
+        self._feed_delay_ns: int | None = None
         self._states_alerted = 0
         self.last_decisions: deque[tuple[str, str, str, str, str]] = deque(maxlen=50)
         """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
@@ -294,7 +295,9 @@ class PaperRuntime:
         self._recorder.event(Topic.MARKET_DATA, event)
         if event.symbol not in self.symbols:
             return
-        self._watch.seen(event.symbol, self.clock.timestamp_ns())
+        now = self.clock.timestamp_ns()
+        self._watch.seen(event.symbol, now)
+        self._feed_delay_ns = now - event.ts_event  # exchange time to our hands (the feed's lag)
         if isinstance(event, TradeTick):
             price, quantity = float(event.price), float(event.quantity)
             closed = self._bars.on_trade(event.symbol, event.ts_event, price, quantity)
@@ -406,6 +409,30 @@ class PaperRuntime:
                 )
         self._states_alerted = len(changes)
 
+    async def refresh_health_metrics(self) -> None:
+        """Database and Redis round trips and the pool's checked-out connections (a job)."""
+        if self.metrics is None:
+            return
+        ping = getattr(self.store, "ping_ms", None)
+        database_ms = None
+        if callable(ping):
+            try:
+                database_ms = await self._call(ping)
+            except CdbError:
+                self.database_up = False
+        redis_ms = None
+        redis_ping = getattr(self.bus, "ping_latency_ms", None)
+        if callable(redis_ping):
+            with contextlib.suppress(CdbError):
+                redis_ms = await redis_ping()
+        websocket_ms = self._feed_delay_ns / 1e6 if self._feed_delay_ns is not None else None
+        self.metrics.set_latency(
+            websocket_ms=websocket_ms, database_ms=database_ms, redis_ms=redis_ms
+        )
+        active = getattr(self.store, "connections_active", None)
+        if callable(active):
+            self.metrics.set_database_connections(active())
+
     def _publish_portfolio(self, pipeline: TradingPipeline) -> None:
         if self.metrics is None:
             return
@@ -438,6 +465,7 @@ class PaperRuntime:
         scheduler.add_job(
             self._snapshot, "interval", seconds=self._snapshot_interval_s, id="equity_snapshot"
         )
+        scheduler.add_job(self.refresh_health_metrics, "interval", seconds=10, id="health_metrics")
         scheduler.start()
         return scheduler
 

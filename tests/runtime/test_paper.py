@@ -371,3 +371,25 @@ def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
     lines = (tmp_path / f"cdb-unsaved-{run_id}.jsonl").read_text().splitlines()
     spilled = [decode_event(json.loads(line)["event"]) for line in lines if '"event"' in line]
     assert [type(e).__name__ for e in spilled] == ["TradeTick", "TradeTick"]  # nothing lost
+
+
+def test_health_metrics_measure_the_database_and_the_feed(settings: Settings) -> None:
+    import math
+
+    from cdb_cli.adapters.metrics import Metrics
+
+    metrics = Metrics(run_id="ptest", symbols=[SYMBOL])
+
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await runtime.refresh_health_metrics()
+
+    asyncio.run(session(settings, scenario, metrics=metrics))
+    value = metrics.registry.get_sample_value
+    assert value("database_latency_ms") is not None
+    assert not math.isnan(value("database_latency_ms") or math.nan)
+    assert value("database_connections_active") == 0  # none checked out between writes
+    assert value("websocket_latency_ms") == 0.0  # the test's clock is the trades' own time
+    assert value("market_events_total", {"type": "market.trade"}) == 6

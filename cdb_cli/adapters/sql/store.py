@@ -335,6 +335,20 @@ class SqlStore:
         with self._transaction("Saving user config") as connection:
             connection.execute(statement, {"key": check_config_key(key), "value": value})
 
+    def ping_ms(self) -> float:
+        """The round trip of one ``SELECT 1`` in milliseconds (the live loop's health)."""
+        import time
+
+        started = time.perf_counter()
+        with self._transaction("Pinging the database") as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return (time.perf_counter() - started) * 1000.0
+
+    def connections_active(self) -> int:
+        """How many pooled connections are checked out right now."""
+        checked_out = getattr(self._engine.pool, "checkedout", None)
+        return int(checked_out()) if callable(checked_out) else 0
+
     def close(self) -> None:
         """Close the pool's connections; later calls raise ``StateError``."""
         self._closed = True
