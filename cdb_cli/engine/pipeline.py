@@ -255,6 +255,14 @@ class TradingPipeline:
         for state in self._symbols.values():
             state.working = self.execution.has_working(state.symbol)
 
+    def roll_day_if_due(self, ts: int) -> bool:
+        """Start the new UTC day at ``ts`` even when no price came yet (a quiet market): the
+        day-start equity of the drawdown rule, a day's reduction lifted. True when it rolled."""
+        if ts < self._next_day_ns or self.portfolio.day is None:
+            return False
+        self._roll_day(ts)
+        return True
+
     def set_trading_state(self, state: TradingState, ts: int, reason: str) -> None:
         """Start from a stored trading state (a restart resumes a halt or a reduction)."""
         self._set_state(state, ts, reason)

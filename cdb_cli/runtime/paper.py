@@ -153,6 +153,7 @@ class PaperRuntime:
             self._recorder = MetricsRecorder(self._outbox, metrics)
         self.database_up = True
         self._feed_delay_ns: int | None = None
+        self._snapshots_written = 0
         self._states_alerted = 0
         self.last_decisions: deque[tuple[str, str, str, str, str]] = deque(maxlen=50)
         """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
@@ -355,7 +356,7 @@ class PaperRuntime:
         self._states_written += len(changes)
         await self._alert_new_halts(pipeline)
         self._publish_portfolio(pipeline)
-        if not batch and not changes:
+        if not batch and not changes and len(pipeline.snapshots) == self._snapshots_written:
             return
         positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
         try:
@@ -377,6 +378,9 @@ class PaperRuntime:
         if not self.database_up:
             logger.warning("Store writes work again")
         self.database_up = True
+        for snapshot in pipeline.snapshots[self._snapshots_written :]:  # each day's close
+            await self._call(self.store.add_equity_snapshot, snapshot)
+            self._snapshots_written += 1
         stats = self.summary
         stats.signals = sum(pipeline.stats.signals.values())
         stats.orders = pipeline.stats.orders
@@ -466,8 +470,15 @@ class PaperRuntime:
             self._snapshot, "interval", seconds=self._snapshot_interval_s, id="equity_snapshot"
         )
         scheduler.add_job(self.refresh_health_metrics, "interval", seconds=10, id="health_metrics")
+        scheduler.add_job(self.roll_day, "cron", hour=0, minute=0, second=1, id="utc_day_roll")
         scheduler.start()
         return scheduler
+
+    async def roll_day(self) -> None:
+        """The UTC day roll-over (a job at 00:00:01 UTC): new day-start equity for the daily
+        drawdown rule, a reduction lifted, the closing snapshot written, in a quiet market too."""
+        if self.pipeline is not None:
+            self.pipeline.roll_day_if_due(self.clock.timestamp_ns())  # the flush writes it
 
     async def _snapshot(self) -> None:
         if self.pipeline is None:

@@ -393,3 +393,18 @@ def test_health_metrics_measure_the_database_and_the_feed(settings: Settings) ->
     assert value("database_connections_active") == 0  # none checked out between writes
     assert value("websocket_latency_ms") == 0.0  # the test's clock is the trades' own time
     assert value("market_events_total", {"type": "market.trade"}) == 6
+
+
+def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: Settings) -> None:
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)  # the first day starts
+        assert runtime.pipeline is not None
+        day_start = runtime.pipeline.portfolio.day
+        clock.set_time(T0 + 86_400 * SECOND + SECOND)  # midnight passes without a trade
+        await runtime.roll_day()
+        assert runtime.pipeline.portfolio.day == (day_start or 0) + 1
+        await eventually(lambda: len(store.equity_snapshots()) >= 1)
+
+    asyncio.run(session(settings, scenario))
