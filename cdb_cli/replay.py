@@ -148,7 +148,7 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
     of a real account. Returns how many events were written.
     """
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.engine.events import Bar, TradeTick
+    from cdb_cli.engine.events import TradeTick
     from cdb_cli.engine.records import AuditRecord
     from cdb_cli.engine.replay import BarSeries
     from cdb_cli.engine.runs import REPLAY_ACTION, persist_run
@@ -162,7 +162,7 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
                 "(--set database_url=sqlite:///replays.db)"
             )
         series = result.series
-        market = _bars(series, Bar) if isinstance(series, BarSeries) else _trades(series, TradeTick)
+        market = _bars(series) if isinstance(series, BarSeries) else _trades(series, TradeTick)
         events = [*market, *(event for _, event in result.recorder.events)]
         ts_end = int(result.pipeline.clock.timestamp_ns())
         persist_run(
@@ -191,20 +191,12 @@ def persist_replay(settings: Settings, result: ReplayResult) -> int:
         store.close()
 
 
-def _bars(series: BarSeries, bar: type[Any]) -> list[Any]:
+def _bars(series: BarSeries) -> list[Any]:
+    from cdb_cli.engine.bars import ClosedBar
+
+    step = series.interval_ns
     return [
-        bar(
-            event_id=f"bar-{series.symbol}-{ts}",
-            symbol=series.symbol,
-            ts_event=ts,
-            source="replay",
-            interval=f"{series.interval_ns // 60_000_000_000}m",
-            open=Decimal(repr(o)),
-            high=Decimal(repr(h)),
-            low=Decimal(repr(low)),
-            close=Decimal(repr(c)),
-            volume=Decimal(repr(v)),
-        )
+        ClosedBar(series.symbol, ts, ts + step, o, h, low, c, v).to_event("replay")
         for ts, o, h, low, c, v in zip(
             series.ts,
             series.open,

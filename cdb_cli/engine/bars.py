@@ -6,12 +6,15 @@ either when a trade of a later interval arrives, or when the caller's clock pass
 (:meth:`BarBuilder.close_due`: a quiet market still closes its bars on time). An interval without
 any trade makes no bar, like an exchange's kline history.
 
-Pure: stdlib only; time comes in as int nanoseconds.
+Pure: stdlib and ``cdb_cli.engine`` only; time comes in as int nanoseconds.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
+
+from cdb_cli.engine.events import Bar
 
 __all__ = ["BarBuilder", "ClosedBar"]
 
@@ -28,6 +31,23 @@ class ClosedBar:
     low: float
     close: float
     volume: float
+
+    def to_event(self, source: str) -> Bar:
+        """The stored ``Bar`` event (id from symbol and open time, so a repeat is skipped)."""
+        seconds = (self.ts_close - self.ts_open) // 1_000_000_000
+        interval = f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+        return Bar(
+            event_id=f"bar-{self.symbol}-{self.ts_open}",
+            symbol=self.symbol,
+            ts_event=self.ts_open,
+            source=source,
+            interval=interval,
+            open=Decimal(repr(self.open)),
+            high=Decimal(repr(self.high)),
+            low=Decimal(repr(self.low)),
+            close=Decimal(repr(self.close)),
+            volume=Decimal(repr(self.volume)),
+        )
 
 
 @dataclass(slots=True)

@@ -204,10 +204,7 @@ class Portfolio:
 
     def mark(self, symbol: str, price: Decimal) -> None:
         """Set the mark price of ``symbol`` (a last trade or mid price) and update the peak."""
-        if not price.is_finite() or price <= 0:
-            raise ValueError(f"A mark price must be finite and above 0, received {price}")
-        self.marks[symbol] = price
-        self._update_peak()
+        self.mark_all({symbol: price})
 
     def mark_all(self, marks: Mapping[str, Decimal], *, update_peak: bool = True) -> None:
         """Set several marks at once, then update the peak once (unless the caller tracks it)."""

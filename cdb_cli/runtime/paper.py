@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cdb_cli import __version__
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
-from cdb_cli.engine.events import Bar, Event, QuoteTick, Topic, TradeTick
+from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord
@@ -135,10 +135,8 @@ class PaperRuntime:
         self._warm_up = warm_up
         self._instruments = dict(instruments) if instruments else None
         self._alert = alert
-        self._stale_after_ns = int(
-            (feed_stale_after_s or 2 * settings.stale_data_seconds) * 1_000_000_000
-        )
-        self._watch = FeedWatch(self.symbols, self._stale_after_ns)
+        stale_after_s = feed_stale_after_s or 2 * settings.stale_data_seconds
+        self._watch = FeedWatch(self.symbols, int(stale_after_s * 1_000_000_000))
         self._bars = BarBuilder(bar_interval_ns)
         self._flush_interval_s = flush_interval_s
         self._snapshot_interval_s = snapshot_interval_s
@@ -307,8 +305,7 @@ class PaperRuntime:
             pipeline.on_trade(event.symbol, event.ts_event, price, quantity)
         elif isinstance(event, QuoteTick):
             pipeline.on_quote(event.symbol, event.ts_event, event.bid, event.ask)
-        elif isinstance(event, Bar):
-            pass  # open klines are stored; closed bars come from the trades
+        # open klines (Bar) are only stored: the strategy's closed bars come from the trades
 
     def _close_due_bars(self, pipeline: TradingPipeline) -> None:
         for bar in self._bars.close_due(self.clock.timestamp_ns() - self._bar_grace_ns):
@@ -318,20 +315,7 @@ class PaperRuntime:
         self.summary.bars += 1
         # The strategy first: the stored Bar event is paperwork, off the order's path.
         pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
-        self._recorder.event(
-            Topic.MARKET_DATA,
-            Bar(
-                event_id=f"bar-{bar.symbol}-{bar.ts_open}",
-                symbol=bar.symbol,
-                ts_event=bar.ts_open,
-                source=self.run_id,
-                open=Decimal(repr(bar.open)),
-                high=Decimal(repr(bar.high)),
-                low=Decimal(repr(bar.low)),
-                close=Decimal(repr(bar.close)),
-                volume=Decimal(repr(bar.volume)),
-            ),
-        )
+        self._recorder.event(Topic.MARKET_DATA, bar.to_event(self.run_id))
 
     # --- writing ----------------------------------------------------------------------------------
 

@@ -89,7 +89,6 @@ async def run_paper(
     symbols: Sequence[str],
     feed: Feed,
     stop: asyncio.Event | None = None,
-    on_started: Callable[[Any], None] | None = None,
     view: bool = False,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
@@ -153,12 +152,8 @@ async def run_paper(
                     metrics=metrics,
                     run_id=run_id,
                 )
-                if on_started is not None:
-                    started = asyncio.create_task(_notify(runtime, on_started))
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
                 summary = await runtime.run(stop)
-                if on_started is not None:
-                    started.cancel()
                 if screen is not None:
                     await screen
                 return summary
@@ -181,8 +176,3 @@ async def _live_view(runtime: Any, stop: asyncio.Event) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 1.0)
             live.update(render(runtime))
-
-
-async def _notify(runtime: Any, on_started: Callable[[Any], None]) -> None:
-    await runtime.started.wait()
-    on_started(runtime)
