@@ -34,8 +34,9 @@ from cdb_cli.engine.events import (
     Topic,
     TradingSignal,
 )
-from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
+from cdb_cli.engine.execution import ExecutionResult
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
+from cdb_cli.engine.ports.execution import ExecutionVenue
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
 from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
 from cdb_cli.engine.signals import SignalIntent, Strategy
@@ -148,7 +149,7 @@ class TradingPipeline:
         *,
         strategies: Mapping[str, Strategy],
         risk: RiskEngine,
-        execution: SimulatedExecution,
+        execution: ExecutionVenue,
         portfolio: Portfolio,
         clock: Clock,
         recorder: Recorder,
@@ -468,6 +469,11 @@ class TradingPipeline:
             position=self.portfolio.quantity(symbol),
             until_ns=until,
         )
+        self._apply(result)
+
+    def apply_execution(self, result: ExecutionResult) -> None:
+        """Book what a venue reported after the call that placed the order returned (a live
+        venue's fills and order updates, a remote execution component's reports)."""
         self._apply(result)
 
     def _apply(self, result: ExecutionResult) -> None:
