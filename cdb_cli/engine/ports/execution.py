@@ -132,6 +132,16 @@ class ExecutionClient(Protocol):
 
     async def stop(self) -> None: ...
 
+    def track(self, order: OrderRecord) -> None:
+        """Keep polling ``order`` until it is done (an order taken back after a restart)."""
+        ...
+
+    @property
+    def signing_ok(self) -> bool:
+        """False while signed requests fail on the clock (skew beyond recvWindow after a
+        re-sync): the runtime places nothing until it is True again."""
+        ...
+
     async def place(self, order: OrderRecord) -> VenueOrderState: ...
 
     async def cancel(self, symbol: str, client_order_id: str) -> VenueOrderState: ...
