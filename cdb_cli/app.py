@@ -21,6 +21,7 @@ from cdb_cli.commands import (
     db,
     env_validate,
     events,
+    reconcile,
     replay,
     report,
     risk,
@@ -132,6 +133,7 @@ app.add_typer(backup.app, name="backup")
 app.command("systemcheck")(systemcheck.systemcheck)
 app.add_typer(data.app, name="data")
 app.command("sim-exchange")(sim_exchange.sim_exchange)
+app.command("reconcile")(reconcile.reconcile)
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import Recorder, TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.bus import MessageBus
+    from cdb_cli.engine.ports.execution import ExecutionVenue
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import TradingMode
     from cdb_cli.engine.risk import RiskLimits
@@ -127,7 +128,9 @@ def build_pipeline(
     """Wire strategy, risk, execution and portfolio for ``environment``.
 
     Signals, risk and the portfolio are the same objects in every environment; the execution
-    venue is simulated in REPLAY and PAPER (slippage seeded by ``CDB_PAPER_SEED``), MEXC in LIVE.
+    venue is simulated in REPLAY and PAPER (slippage seeded by ``CDB_PAPER_SEED``); in LIVE it is
+    ``LiveExecution``, which queues orders for the runtime to send to MEXC (``instruments`` from
+    the venue's exchangeInfo are required there).
     ``run_id`` prefixes every event and client order id, so runs never collide in one store.
     """
     import random
@@ -135,13 +138,12 @@ def build_pipeline(
     from cdb_cli.engine.errors import ConfigurationError
     from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import split_symbol
+    from cdb_cli.engine.live_execution import LiveExecution, client_order_id_prefix
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
     from cdb_cli.engine.risk import RiskEngine
     from cdb_cli.engine.signals import EmaCrossStrategy
 
-    if environment is Environment.LIVE:
-        raise ConfigurationError("Live execution is not available yet; use --paper")
     if not symbols:
         raise ConfigurationError("No symbols to trade")
     try:
@@ -152,17 +154,30 @@ def build_pipeline(
         raise ConfigurationError(
             f"All symbols must share one quote currency, found {sorted(quotes)}"
         )
-    chosen = dict(instruments) if instruments else {s: instrument_for(settings, s) for s in symbols}
     config = signal_config(settings)
-    mode: TradingMode = "replay" if environment is Environment.REPLAY else "paper"
-    execution = SimulatedExecution(
-        paper_execution_config(settings),
-        chosen,
-        random.Random(settings.paper_seed),  # noqa: S311 - simulated slippage, not crypto
-        id_prefix=run_id.replace("-", "_")[:22],
-        mode=mode,
-        source=mode,
-    )
+    execution: ExecutionVenue
+    if environment is Environment.LIVE:
+        if not instruments:
+            raise ConfigurationError("Live trading needs the venue's instruments (exchangeInfo)")
+        execution = LiveExecution(
+            instruments,
+            id_prefix=client_order_id_prefix(run_id),
+            entry="LIMIT" if settings.live_entry_order == "limit" else "MARKET",
+            limit_timeout_ns=settings.live_limit_timeout_seconds * 1_000_000_000,
+        )
+    else:
+        chosen = (
+            dict(instruments) if instruments else {s: instrument_for(settings, s) for s in symbols}
+        )
+        mode: TradingMode = "replay" if environment is Environment.REPLAY else "paper"
+        execution = SimulatedExecution(
+            paper_execution_config(settings),
+            chosen,
+            random.Random(settings.paper_seed),  # noqa: S311 - simulated slippage, not crypto
+            id_prefix=client_order_id_prefix(run_id),
+            mode=mode,
+            source=mode,
+        )
     return TradingPipeline(
         strategies={symbol: EmaCrossStrategy(config) for symbol in symbols},
         risk=RiskEngine(risk_limits(settings)),

@@ -221,6 +221,34 @@ class Settings(BaseSettings):
         description="Bid/ask spread assumed around the close when the data has no quotes, in %.",
     )
 
+    bar_seconds: int = Field(
+        default=60,
+        ge=1,
+        le=3600,
+        description="Length of the strategy's bars in cdb run, in seconds (warm-up history is "
+        "1-minute klines, so keep 60 outside tests and rehearsals).",
+    )
+
+    # -- live trading (cdb run --live) ----------------------------------------------------------
+    live_entry_order: Literal["market", "limit"] = Field(
+        default="market",
+        description="How cdb run --live enters: market (quoteOrderQty) or limit (at the "
+        "decision's price, canceled after CDB_LIVE_LIMIT_TIMEOUT_SECONDS). Exits are market.",
+    )
+    live_limit_timeout_seconds: int = Field(
+        default=30,
+        ge=1,
+        le=86_400,
+        description="Cancel what a limit entry has not filled after this many seconds.",
+    )
+    live_balance_tolerance_pct: Decimal = Field(
+        default=Decimal("0.1"),
+        ge=0,
+        le=10,
+        description="cdb run --live refuses to start when an account balance differs from the "
+        "ledger by more than this % (see cdb reconcile).",
+    )
+
     # -- operations (backups, systemcheck) ----------------------------------------------------
     backup_dir: Path = Field(
         default_factory=default_backup_dir,

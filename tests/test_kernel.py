@@ -153,7 +153,7 @@ def test_build_pipeline_wires_settings_into_the_engine() -> None:
 @pytest.mark.parametrize(
     ("environment", "symbols", "message"),
     [
-        ("live", ["BTCUSDT"], "Live execution is not available yet"),
+        ("live", ["BTCUSDT"], "Live trading needs the venue.s instruments"),
         ("paper", ["BTCUSDT", "ETHBTC"], "one quote currency"),
         ("paper", ["FOOBAR"], "quote currency of 'FOOBAR'"),
     ],
@@ -194,3 +194,25 @@ def test_mexc_http_client_uses_the_configured_url_and_masks_the_key() -> None:
     assert client.api_key_masked == "mx0v…ey1"
     assert secret not in repr(client)
     assert mexc_http_client(Settings()).api_key_masked is None
+
+
+def test_live_picks_the_live_venue_with_the_entry_settings() -> None:
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.engine.instruments import default_instrument
+    from cdb_cli.engine.live_execution import LiveExecution
+    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.kernel import Environment, build_pipeline
+
+    pipeline = build_pipeline(
+        Settings(live_entry_order="limit", live_limit_timeout_seconds=5),
+        Environment.LIVE,
+        symbols=["BTCUSDT"],
+        clock=TestClock(0),
+        recorder=MemoryRecorder(),
+        run_id="l0123456789a",
+        instruments={"BTCUSDT": default_instrument("BTCUSDT")},
+    )
+    assert isinstance(pipeline.execution, LiveExecution)
+    assert pipeline.execution.id_prefix == "l0123456789a"
+    assert pipeline.execution._entry == "LIMIT"
+    assert pipeline.execution._limit_timeout_ns == 5_000_000_000

@@ -168,7 +168,6 @@ class PaperRuntime:
 
     async def _prepare(self) -> TradingPipeline:
         from cdb_cli.kernel import Environment, build_pipeline
-        from cdb_cli.settings import settings_hash
 
         store = self.store
         orders = await self._call(store.orders)
@@ -202,24 +201,31 @@ class PaperRuntime:
         if self.metrics is not None:
             self.metrics.set_risk_limits(pipeline.risk.limits)
         await self._restore_state(pipeline)
+        await self._audit_start("paper")
+        return pipeline
+
+    async def _audit_start(self, mode: str, **extra: str) -> None:
+        """The start's audit record: run id, mode, cdb version, settings hash (no secrets)."""
+        from cdb_cli.settings import settings_hash
+
         await self._call(
-            store.add_audit,
+            self.store.add_audit,
             AuditRecord(
                 ts_event=self.clock.timestamp_ns(),
                 action=START_ACTION,
                 actor=_actor(),
                 run_id=self.run_id,
                 detail={
-                    "mode": "paper",
+                    "mode": mode,
                     "cdb_version": __version__,
                     "settings_sha256": settings_hash(self.settings),
                     "symbols": ",".join(self.symbols),
                     "restored_fills": str(self.summary.restored_fills),
                     "restored_orders": str(self.summary.restored_orders),
+                    **extra,
                 },
             ),
         )
-        return pipeline
 
     async def _restore_state(self, pipeline: TradingPipeline) -> None:
         status = await self._call(trading_status, self.store)
@@ -257,6 +263,7 @@ class PaperRuntime:
         scheduler = self._scheduler()
         await self.feed.start()
         self._watch.start(self.clock.timestamp_ns())
+        await self._begin(pipeline)
         self.started.set()
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + self._flush_interval_s
@@ -280,8 +287,15 @@ class PaperRuntime:
             scheduler.shutdown(wait=False)
             with contextlib.suppress(Exception):
                 await self.feed.stop()
+            await self._end(pipeline)
             await self._finish(pipeline)
         return self.summary
+
+    async def _begin(self, pipeline: TradingPipeline) -> None:
+        """Called once the feed runs, before the first event (the live venue starts here)."""
+
+    async def _end(self, pipeline: TradingPipeline) -> None:
+        """Called when intake has stopped, before the last writes (the live venue stops here)."""
 
     async def _next_event(self, timeout_s: float) -> Event | None:
         try:

@@ -22,10 +22,17 @@ __all__ = ["restore_orders", "restore_portfolio"]
 
 
 def restore_portfolio(
-    store: Store, starting_cash: Decimal, fills: Sequence[FillRecord], quote_currency: str
+    store: Store,
+    starting_cash: Decimal,
+    fills: Sequence[FillRecord],
+    quote_currency: str,
+    *,
+    check_positions: bool = True,
 ) -> Portfolio:
-    """The ledger from ``fills``, checked against the stored positions, marked at the last
-    stored trade of each symbol held, with the latest snapshot's day start and peak."""
+    """The ledger from ``fills``, checked against the stored positions (unless
+    ``check_positions`` is off: live reconciliation may have booked fills the stored positions
+    predate), marked at the last stored trade of each symbol held, with the latest snapshot's
+    day start and peak."""
     snapshots = store.equity_snapshots(limit=1, descending=True)
     marks: dict[str, Decimal] = {}
     for symbol in {fill.symbol for fill in fills}:
@@ -34,7 +41,7 @@ def restore_portfolio(
             marks[symbol] = last[0].price
     return Portfolio.restore(
         starting_cash,
-        store.positions(),
+        store.positions() if check_positions else (),
         snapshots[0] if snapshots else None,
         fills,
         marks=marks,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from cdb_cli.runtime.paper import RunSummary
     from cdb_cli.settings import Settings
 
-__all__ = ["Feed", "run_paper"]
+__all__ = ["Feed", "run_live", "run_paper"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +92,44 @@ async def run_paper(
     view: bool = False,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
+    return await _serve(settings, symbols=symbols, feed=feed, stop=stop, view=view, live=False)
+
+
+async def run_live(
+    settings: Settings,
+    *,
+    symbols: Sequence[str],
+    stop: asyncio.Event | None = None,
+    view: bool = False,
+) -> RunSummary:
+    """Run the live loop (real orders at ``CDB_MEXC_REST_URL``) until ``stop`` or a signal.
+
+    The governance gate (``cdb_cli.runtime.governance``) is the caller's: this only trades.
+    """
+    return await _serve(settings, symbols=symbols, feed="mexc", stop=stop, view=view, live=True)
+
+
+async def _serve(
+    settings: Settings,
+    *,
+    symbols: Sequence[str],
+    feed: Feed,
+    stop: asyncio.Event | None,
+    view: bool,
+    live: bool,
+) -> RunSummary:
     from cdb_cli.adapters.http_health import HealthServer, readiness_reasons
     from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
     from cdb_cli.adapters.notify.email import EmailNotifier
-    from cdb_cli.kernel import open_bus, open_store
+    from cdb_cli.kernel import mexc_http_client, open_bus, open_store
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.paper import PaperRuntime, new_run_id
 
+    mode = "live" if live else "paper"
     stop = stop or asyncio.Event()
     notifier = EmailNotifier.from_settings(settings)
     loop = asyncio.get_running_loop()
@@ -113,45 +140,62 @@ async def run_paper(
     try:
         async with (
             _market(settings, feed, symbols) as (rest_url, ws_url),
-            MexcHttpClient(rest_url) as http,
+            mexc_http_client(settings) if live else MexcHttpClient(rest_url) as http,
             open_bus(settings) as bus,
         ):
             clock = LiveClock()
-            run_id = new_run_id()
+            if live:
+                from cdb_cli.runtime.live import new_live_run_id
+
+                run_id = new_live_run_id()
+            else:
+                run_id = new_run_id()
             RUN_ID.set(run_id)  # every log line of this run carries it
-            metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
+            metrics = Metrics(run_id=run_id, mode=mode, symbols=symbols)
             runtime: PaperRuntime | None = None
 
             def readiness() -> list[str]:
                 if runtime is None or runtime.pipeline is None:
                     return ["starting: connecting to the market"]
-                return readiness_reasons(
+                reasons = readiness_reasons(
                     feed_ages=runtime.feed_ages(),
                     max_feed_age_s=settings.stale_data_seconds,
                     database_up=runtime.database_up,
                     trading_state=runtime.pipeline.trading_state,
                 )
+                client = getattr(runtime, "client", None)
+                if client is not None and not client.signing_ok:
+                    reasons.append("MEXC refuses our signatures (clock skew): not trading")
+                return reasons
 
             health = HealthServer.from_settings(
-                settings, metrics=metrics, readiness=readiness, run_id=run_id, mode="paper"
+                settings, metrics=metrics, readiness=readiness, run_id=run_id, mode=mode
             )
             async with health:
                 logger.info("Health and metrics on %s", health.url)
                 instruments = await _instruments(http, symbols, stop)
                 topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
-                runtime = PaperRuntime(
-                    settings,
-                    store=store,
-                    bus=bus,
-                    feed=MexcDataClient(ws_url, topics),
-                    clock=clock,
-                    symbols=symbols,
-                    warm_up=kline_warm_up(http, bars=WARM_UP_BARS),
-                    instruments=instruments,
-                    alert=notifier.send_async if notifier is not None else None,
-                    metrics=metrics,
-                    run_id=run_id,
-                )
+                options: dict[str, Any] = {
+                    "store": store,
+                    "bus": bus,
+                    "feed": MexcDataClient(ws_url, topics),
+                    "clock": clock,
+                    "symbols": symbols,
+                    "warm_up": kline_warm_up(http, bars=WARM_UP_BARS),
+                    "instruments": instruments,
+                    "alert": notifier.send_async if notifier is not None else None,
+                    "metrics": metrics,
+                    "run_id": run_id,
+                    "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
+                }
+                if live:
+                    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
+                    from cdb_cli.runtime.live import LiveRuntime
+
+                    client = MexcExecutionClient(http, ws_url, symbols, instruments=instruments)
+                    runtime = LiveRuntime(settings, client=client, **options)
+                else:
+                    runtime = PaperRuntime(settings, **options)
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
                 summary = await runtime.run(stop)
                 if screen is not None:

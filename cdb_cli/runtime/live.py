@@ -1,0 +1,323 @@
+"""The live trading loop: the paper loop with real MEXC orders, reconciled before the first one.
+
+:class:`LiveRuntime` is :class:`~cdb_cli.runtime.paper.PaperRuntime` with three differences:
+
+* **Start.** Before trading it reconciles the store with the venue
+  (:mod:`cdb_cli.runtime.reconcile`): open orders are resolved by querying their client order
+  id, missing fills are booked, external orders reported; then the ledger is rebuilt from the
+  stored fills and compared with the account's balances. A difference beyond
+  ``CDB_LIVE_BALANCE_TOLERANCE_PCT`` refuses the start (``CheckFailed``, exit 4) and places
+  nothing. On the very first live start the account's holdings become the opening balance: the
+  quote currency is the starting cash, base assets already held are kept apart and never sold.
+* **Orders.** The pipeline's :class:`~cdb_cli.engine.live_execution.LiveExecution` only queues
+  orders. A sender task saves each one (``PENDING_NEW``) **before** it sends it, so a crash at any
+  point leaves a record that the next start resolves by querying the venue — never by sending
+  again. While signed requests fail on the clock, nothing is sent (the order is rejected with
+  that reason).
+* **Reports.** Order states and fills from the user-data stream and from REST polling (the
+  :class:`~cdb_cli.engine.ports.execution.ExecutionClient` merges and deduplicates them) are
+  booked into the ledger with their real commission as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from cdb_cli.engine.errors import CdbError, CheckFailed, ConfigurationError, StateError
+from cdb_cli.engine.instruments import split_symbol
+from cdb_cli.engine.live_execution import LiveExecution
+from cdb_cli.engine.ports.execution import VenueOrderState
+from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.runtime.reconcile import (
+    Reconciliation,
+    compare_balances,
+    reconcile_orders,
+    restore_open_orders,
+)
+from cdb_cli.runtime.restore import restore_portfolio
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.execution import ExecutionResult
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.ports.execution import ExecutionClient
+    from cdb_cli.engine.records import OrderRecord
+    from cdb_cli.settings import Settings
+
+__all__ = ["LIVE_STARTING_CASH_KEY", "LiveRuntime", "new_live_run_id", "opening_balances"]
+
+logger = logging.getLogger(__name__)
+
+LIVE_STARTING_CASH_KEY = "live.starting_cash"
+OPENING_KEY = "live.opening."
+"""+ asset: what the account held of a traded base asset when live trading first started."""
+
+
+def new_live_run_id() -> str:
+    """A fresh live run id, ``l`` + 11 hex digits; our client order ids start with it."""
+    return "l" + uuid.uuid4().hex[:11]
+
+
+def opening_balances(store: Any, symbols: list[str]) -> tuple[Decimal | None, dict[str, Decimal]]:
+    """(starting cash, opening base balances) stored at the first live start (None: none yet)."""
+    cash = store.get_config(LIVE_STARTING_CASH_KEY)
+    opening: dict[str, Decimal] = {}
+    for symbol in symbols:
+        base = split_symbol(symbol)[0]
+        value = store.get_config(OPENING_KEY + base)
+        opening[base] = Decimal(value) if value is not None else Decimal(0)
+    return (Decimal(cash) if cash is not None else None), opening
+
+
+class LiveRuntime(PaperRuntime):
+    """One live trading run; see the module docstring."""
+
+    def __init__(self, settings: Settings, *, client: ExecutionClient, **kwargs: Any) -> None:
+        kwargs.setdefault("run_id", new_live_run_id())
+        super().__init__(settings, **kwargs)
+        self.client = client
+        self.reconciliation: Reconciliation | None = None
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        self._stop: asyncio.Event | None = None
+        self.orders_sent = 0
+
+    # --- start ----------------------------------------------------------------------------------
+
+    async def _prepare(self) -> TradingPipeline:
+        from cdb_cli.kernel import Environment, build_pipeline
+
+        store = self.store
+        orders = await self._call(store.orders)
+        foreign = sorted({o.mode for o in orders if o.mode != "live"})
+        if foreign:
+            raise ConfigurationError(
+                f"This database holds {', '.join(foreign)} orders; a live account needs its own "
+                "CDB_DATABASE_URL"
+            )
+        starting_cash, opening = await self._opening()
+        now = self.clock.timestamp_ns()
+        reconciliation = await reconcile_orders(
+            store, self.client, self.symbols, now_ns=now, apply=True
+        )
+        self.reconciliation = reconciliation
+        for line in reconciliation.lines():
+            logger.warning("Reconciliation: %s", line)
+        fills = await self._call(store.fills)
+        self.summary.restored_fills = len(fills)
+        quote = split_symbol(self.symbols[0])[1]
+        portfolio = await self._call(
+            restore_portfolio, store, starting_cash, fills, quote, check_positions=False
+        )
+        reconciliation.balances = compare_balances(
+            portfolio,
+            await self.client.balances(),
+            opening,
+            self.symbols,
+            tolerance_pct=self.settings.live_balance_tolerance_pct,
+        )
+        if not reconciliation.balances_ok:
+            raise CheckFailed(
+                "The account's balances differ from the ledger beyond "
+                f"{self.settings.live_balance_tolerance_pct} %: not trading "
+                "(see 'cdb reconcile')",
+                details=[line for line in reconciliation.lines() if line.startswith("balance ")],
+            )
+        pipeline = build_pipeline(
+            self.settings,
+            Environment.LIVE,
+            symbols=self.symbols,
+            clock=self.clock,
+            recorder=self._recorder,
+            run_id=self.run_id,
+            portfolio=portfolio,
+            instruments=self._instruments,
+        )
+        execution = pipeline.execution
+        if not isinstance(execution, LiveExecution):
+            raise StateError("The kernel did not pick the live venue for a live run")
+        self.summary.restored_orders = restore_open_orders(
+            execution, reconciliation.still_open, fills
+        )
+        for order in reconciliation.still_open:
+            self.client.track(order)
+        pipeline.restore_working()
+        positions = portfolio.positions_records(now)
+        for position in positions:
+            await self._call(store.save_position, position)
+        if self.metrics is not None:
+            self.metrics.set_risk_limits(pipeline.risk.limits)
+        await self._restore_state(pipeline)
+        await self._audit_start(
+            "live",
+            reconciled_orders=str(len(reconciliation.resolved)),
+            booked_fills=str(len(reconciliation.booked)),
+            external_orders=str(len(reconciliation.external_orders)),
+        )
+        return pipeline
+
+    async def _opening(self) -> tuple[Decimal, dict[str, Decimal]]:
+        """The starting cash and opening base balances; stored from the account at the first
+        live start (what the account held then is not ours to trade)."""
+        cash, opening = await self._call(opening_balances, self.store, self.symbols)
+        if cash is not None:
+            return cash, opening
+        balances = await self.client.balances()
+        quote = split_symbol(self.symbols[0])[1]
+        cash = balances.get(quote, Decimal(0))
+        for base in opening:
+            opening[base] = balances.get(base, Decimal(0))
+            await self._call(self.store.set_config, OPENING_KEY + base, str(opening[base]))
+        await self._call(self.store.set_config, LIVE_STARTING_CASH_KEY, str(cash))
+        logger.warning(
+            "First live start: starting cash %s %s, opening balances %s (never traded)",
+            cash,
+            quote,
+            {k: str(v) for k, v in opening.items()},
+        )
+        return cash, opening
+
+    # --- the venue ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> Any:
+        self._stop = stop
+        summary = await super().run(stop)
+        if self._failure is not None:
+            raise self._failure
+        return summary
+
+    async def _begin(self, pipeline: TradingPipeline) -> None:
+        execution = self._execution(pipeline)
+        await self.client.start()
+        self._tasks = [
+            asyncio.create_task(self._send_loop(pipeline, execution), name="live-send"),
+            asyncio.create_task(self._update_loop(pipeline, execution), name="live-updates"),
+        ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
+        self._wake.set()  # orders restored as PENDING_NEW, if any
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None and self._failure is None:
+            logger.error("Live %s failed: %s", task.get_name(), error)
+            self._failure = error
+            if self._stop is not None:
+                self._stop.set()
+
+    async def _end(self, pipeline: TradingPipeline) -> None:
+        execution = self._execution(pipeline)
+        with contextlib.suppress(CdbError):
+            await self._send_pending(pipeline, execution)  # what was decided before the stop
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        while not self.client.updates.empty():  # book what already arrived
+            self._book(pipeline, execution.on_update(self.client.updates.get_nowait()))
+        with contextlib.suppress(Exception):
+            await self.client.stop()
+
+    @staticmethod
+    def _execution(pipeline: TradingPipeline) -> LiveExecution:
+        execution = pipeline.execution
+        if not isinstance(execution, LiveExecution):
+            raise StateError("A live run needs the live venue")
+        return execution
+
+    def _on_event(self, pipeline: TradingPipeline, event: Any) -> None:
+        super()._on_event(pipeline, event)
+        self._wake_if_due(pipeline)
+
+    def _close_due_bars(self, pipeline: TradingPipeline) -> None:
+        super()._close_due_bars(pipeline)
+        self._wake_if_due(pipeline)
+
+    async def _flush(self, pipeline: TradingPipeline) -> None:
+        await super()._flush(pipeline)
+        self._execution(pipeline).expired(self.clock.timestamp_ns())  # limit entries timed out
+        self._wake_if_due(pipeline)
+
+    def _wake_if_due(self, pipeline: TradingPipeline) -> None:
+        execution = pipeline.execution
+        if isinstance(execution, LiveExecution) and execution.has_outgoing():
+            self._wake.set()
+
+    async def _send_loop(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._send_pending(pipeline, execution)
+
+    async def _send_pending(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
+        for record in execution.take_cancels():
+            try:
+                state = await self.client.cancel(record.symbol, record.client_order_id)
+            except CdbError as e:
+                logger.warning("Cancel of %s failed: %s", record.client_order_id, e.message)
+                continue
+            self._book(pipeline, execution.on_update(state))
+        for record in execution.take_outgoing():
+            await self._send(pipeline, execution, record)
+
+    async def _send(
+        self, pipeline: TradingPipeline, execution: LiveExecution, record: OrderRecord
+    ) -> None:
+        """Save, then send; an order the store did not take is never sent."""
+        try:
+            await self._call(self.store.save_order, record)
+        except CdbError as e:
+            self._reject(pipeline, execution, record, f"not sent: the store failed ({e.message})")
+            return
+        if not self.client.signing_ok:
+            self._reject(
+                pipeline,
+                execution,
+                record,
+                "not sent: MEXC refuses our signatures (clock skew beyond recvWindow)",
+            )
+            return
+        try:
+            state = await self.client.place(record)
+        except CdbError as e:
+            # The client resolves an unknown outcome by query; if even that failed, the order
+            # stays PENDING_NEW and tracked: polling (or the next start) settles it.
+            logger.error("Order %s: outcome unknown: %s", record.client_order_id, e.message)
+            self.client.track(record)
+            return
+        self.orders_sent += 1
+        self._book(pipeline, execution.on_update(state))
+
+    def _reject(
+        self, pipeline: TradingPipeline, execution: LiveExecution, record: OrderRecord, reason: str
+    ) -> None:
+        logger.error("Order %s %s", record.client_order_id, reason)
+        state = VenueOrderState(
+            client_order_id=record.client_order_id,
+            venue_order_id="",
+            symbol=record.symbol,
+            side=record.side,
+            status="REJECTED",
+            filled_quantity=Decimal(0),
+            filled_quote=Decimal(0),
+            ts_ns=self.clock.timestamp_ns(),
+            reason=reason,
+        )
+        self._book(pipeline, execution.on_update(state))
+
+    async def _update_loop(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
+        while True:
+            update = await self.client.updates.get()
+            self._book(pipeline, execution.on_update(update))
+
+    def _book(self, pipeline: TradingPipeline, result: ExecutionResult) -> None:
+        if result.orders or result.fills or result.reports:
+            pipeline.apply_execution(result)
