@@ -74,9 +74,7 @@ async def _reconcile(settings: Settings, symbols: list[str], *, apply: bool) -> 
     try:
         async with mexc_http_client(settings) as http:
             instruments = await http.exchange_info(symbols)
-            client = MexcExecutionClient(
-                http, settings.mexc_ws_url, symbols, instruments=instruments
-            )
+            client = MexcExecutionClient(http, settings.mexc_ws_url, instruments=instruments)
             result = await reconcile_orders(
                 store, client, symbols, now_ns=time.time_ns(), apply=apply
             )

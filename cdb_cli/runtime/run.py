@@ -192,7 +192,7 @@ async def _serve(
                     from cdb_cli.adapters.mexc.execution import MexcExecutionClient
                     from cdb_cli.runtime.live import LiveRuntime
 
-                    client = MexcExecutionClient(http, ws_url, symbols, instruments=instruments)
+                    client = MexcExecutionClient(http, ws_url, instruments=instruments)
                     runtime = LiveRuntime(settings, client=client, **options)
                 else:
                     runtime = PaperRuntime(settings, **options)
