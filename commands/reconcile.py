@@ -12,7 +12,6 @@ from cdb_cli.options import JsonOpt
 
 if TYPE_CHECKING:
     from cdb_cli.runtime.reconcile import Reconciliation
-    from cdb_cli.settings import Settings
 
 
 def reconcile(
@@ -45,7 +44,9 @@ def reconcile(
     if settings.mexc_api_key is None or settings.mexc_api_secret is None:
         raise ConfigurationError("cdb reconcile needs CDB_MEXC_API_KEY and CDB_MEXC_API_SECRET")
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
-    result = run_async(_reconcile(settings, chosen or list(settings.symbols), apply=apply))
+    from cdb_cli.runtime.reconcile import check_account
+
+    result = run_async(check_account(settings, chosen or list(settings.symbols), apply=apply))
     differs = bool(
         result.anomalies
         or not result.balances_ok
@@ -57,46 +58,6 @@ def reconcile(
         _render(context, result, applied=apply)
     if differs:
         raise typer.Exit(4)
-
-
-async def _reconcile(settings: Settings, symbols: list[str], *, apply: bool) -> Reconciliation:
-    import asyncio
-    import time
-
-    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
-    from cdb_cli.engine.instruments import split_symbol
-    from cdb_cli.engine.portfolio import Portfolio
-    from cdb_cli.kernel import mexc_http_client, open_store
-    from cdb_cli.runtime.live import opening_balances
-    from cdb_cli.runtime.reconcile import compare_balances, reconcile_orders
-
-    store = await asyncio.to_thread(open_store, settings)
-    try:
-        async with mexc_http_client(settings) as http:
-            instruments = await http.exchange_info(symbols)
-            client = MexcExecutionClient(http, settings.mexc_ws_url, instruments=instruments)
-            result = await reconcile_orders(
-                store, client, symbols, now_ns=time.time_ns(), apply=apply
-            )
-            cash, opening = await asyncio.to_thread(opening_balances, store, symbols)
-            if cash is None:
-                return result  # never traded live on this database: nothing to balance
-            fills = await asyncio.to_thread(store.fills)
-            if not apply:
-                fills = [*fills, *result.booked]
-            portfolio = Portfolio.restore(
-                cash, [], None, fills, quote_currency=split_symbol(symbols[0])[1]
-            )
-            result.balances = compare_balances(
-                portfolio,
-                await client.balances(),
-                opening,
-                symbols,
-                tolerance_pct=settings.live_balance_tolerance_pct,
-            )
-            return result
-    finally:
-        await asyncio.to_thread(store.close)
 
 
 def _document(result: Reconciliation, *, differs: bool, applied: bool) -> dict[str, Any]:

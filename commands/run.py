@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdb_cli.context import app_context, run_async
+
+if TYPE_CHECKING:
+    from cdb_cli.settings import Settings
 
 
 def run(
@@ -30,11 +34,21 @@ def run(
             help="Market data: mexc (CDB_MEXC_*_URL) or sim (a simulated MEXC in this process).",
         ),
     ] = "mexc",
+    confirm_live: Annotated[
+        bool,
+        typer.Option(
+            "--confirm-live",
+            help="With --live: confirm real-money trading without the prompt (unattended runs).",
+        ),
+    ] = False,
 ) -> None:
     """Run the trading loop until Ctrl-C or SIGTERM: market data, signals, risk, execution,
     portfolio; everything is written to CDB_DATABASE_URL and a restart resumes from it.
 
-    Exit 0 after a clean stop, 3 when the settings or the schema are not right.
+    --live first passes the governance gate (keys valid, systemcheck green, risk limits set,
+    metrics on, the store reconciled with the account, the operator's confirmation) and places
+    nothing when one fails. Exit 0 after a clean stop, 3 when the settings or the schema are not
+    right, 4 when a check of the gate or of the start-up reconciliation fails.
     """
     context = app_context(ctx)
     if paper and live:
@@ -42,27 +56,82 @@ def run(
     if feed not in ("mexc", "sim"):
         raise typer.BadParameter(f"{feed!r} is not mexc or sim", param_hint="--feed")
     settings = context.settings()
-    from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.runtime.run import run_paper
+    from cdb_cli.runtime.run import run_live, run_paper
 
-    if live or (not paper and settings.mode == "live"):
-        raise ConfigurationError(
-            "Live trading is not available yet: it needs the governance gate (issue 8); use --paper"
-        )
     chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
     import sys
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
-    summary = run_async(
-        run_paper(
-            settings,
-            symbols=chosen or settings.symbols,
-            feed="sim" if feed == "sim" else "mexc",
-            view=view,
+    trading = chosen or settings.symbols
+    if live or (not paper and settings.mode == "live"):
+        if feed == "sim":
+            raise typer.BadParameter("--live trades on CDB_MEXC_*_URL; --feed sim is for --paper")
+        prompt = typer.prompt if sys.stdin.isatty() else None
+        run_async(_gate(context, settings, trading, confirm_live=confirm_live, prompt=prompt))
+        summary = run_async(run_live(settings, symbols=trading, view=view))
+    else:
+        if confirm_live:
+            raise typer.BadParameter("only with --live", param_hint="--confirm-live")
+        summary = run_async(
+            run_paper(settings, symbols=trading, feed="sim" if feed == "sim" else "mexc", view=view)
         )
-    )
     context.terminal.err.print(
         f"Stopped run {summary.run_id}: {summary.market_events} market events, {summary.bars} "
         f"bars, {summary.signals} signals, {summary.orders} orders, {summary.fills} fills",
         markup=False,
     )
+
+
+async def _gate(
+    context: Any,
+    settings: Settings,
+    symbols: list[str],
+    *,
+    confirm_live: bool,
+    prompt: Callable[[str], str] | None,
+) -> None:
+    """The governance gate: print its table, audit the verdict, raise when it refuses."""
+    import asyncio
+    import getpass
+    import socket
+    import time
+
+    from cdb_cli.engine.errors import CdbError
+    from cdb_cli.kernel import open_store
+    from cdb_cli.runtime.governance import gate_audit, live_gate
+    from cdb_cli.runtime.reconcile import check_account
+
+    restored = (False, "not checked: the MEXC keys are missing")
+    if settings.mexc_api_key is not None and settings.mexc_api_secret is not None:
+        try:
+            found = await check_account(settings, symbols, apply=False)
+        except CdbError as e:
+            restored = (False, f"reconciliation failed: {e.message}")
+        else:
+            problems = [line for line in found.lines() if "external" not in line]
+            restored = (
+                (False, "; ".join(problems[:3]) + " (see cdb reconcile)")
+                if found.anomalies or not found.balances_ok
+                else (True, f"store and account agree; {len(problems)} to settle at start")
+            )
+    result = await live_gate(
+        settings,
+        symbols=symbols,
+        confirm_live=confirm_live,
+        prompt=prompt,
+        portfolio_restored=restored,
+    )
+    for name, ok, detail in result.rows():
+        context.terminal.err.print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", markup=False)
+    store = await asyncio.to_thread(open_store, settings, create_if_new=True)
+    try:
+        try:
+            actor = f"{getpass.getuser()}@{socket.gethostname()}"
+        except (KeyError, OSError):  # no passwd entry in a container
+            actor = f"cdb@{socket.gethostname()}"
+        await asyncio.to_thread(
+            store.add_audit, gate_audit(result, ts_ns=time.time_ns(), actor=actor)
+        )
+    finally:
+        await asyncio.to_thread(store.close)
+    result.raise_if_refused()

@@ -38,10 +38,12 @@ if TYPE_CHECKING:
     from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.execution import ExecutionClient
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.settings import Settings
 
 __all__ = [
     "BalanceRow",
     "Reconciliation",
+    "check_account",
     "compare_balances",
     "is_our_client_order_id",
     "reconcile_orders",
@@ -306,3 +308,46 @@ def restore_open_orders(
     for order in orders:
         execution.restore(order, [f for f in fills if f.client_order_id == order.client_order_id])
     return len(orders)
+
+
+async def check_account(
+    settings: Settings, symbols: Sequence[str], *, apply: bool
+) -> Reconciliation:
+    """Reconcile the store at ``CDB_DATABASE_URL`` with the account of the configured keys:
+    steps 1 to 4 of the module docstring (``cdb reconcile``, and the gate of ``cdb run --live``).
+    Balances are compared once live trading has started on this database."""
+    import time
+
+    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
+    from cdb_cli.engine.instruments import split_symbol
+    from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.kernel import mexc_http_client, open_store
+    from cdb_cli.runtime.live import opening_balances
+
+    store = await asyncio.to_thread(open_store, settings)
+    try:
+        async with mexc_http_client(settings) as http:
+            instruments = await http.exchange_info(symbols)
+            client = MexcExecutionClient(http, settings.mexc_ws_url, instruments=instruments)
+            result = await reconcile_orders(
+                store, client, symbols, now_ns=time.time_ns(), apply=apply
+            )
+            cash, opening = await asyncio.to_thread(opening_balances, store, list(symbols))
+            if cash is None:
+                return result  # never traded live on this database: nothing to balance
+            fills = await asyncio.to_thread(store.fills)
+            if not apply:
+                fills = [*fills, *result.booked]
+            portfolio = Portfolio.restore(
+                cash, [], None, fills, quote_currency=split_symbol(symbols[0])[1]
+            )
+            result.balances = compare_balances(
+                portfolio,
+                await client.balances(),
+                opening,
+                symbols,
+                tolerance_pct=settings.live_balance_tolerance_pct,
+            )
+            return result
+    finally:
+        await asyncio.to_thread(store.close)
