@@ -377,6 +377,44 @@ async def test_clock_skew_beyond_recv_window_stops_placing_until_it_is_gone(
         await execution.stop()
 
 
+class RacingClock:
+    """Our clock in ms; while ``racing`` each reading is 10 s later than the one before."""
+
+    def __init__(self) -> None:
+        self.racing = False
+        self.ahead = 0
+
+    def __call__(self) -> int:
+        if self.racing:
+            self.ahead += 10_000
+        return time.time_ns() // 1_000_000 + self.ahead
+
+
+async def test_timestamps_refused_even_after_a_resync_stop_placing(sim: SimServer) -> None:
+    clock = RacingClock()
+    async with MexcHttpClient(
+        sim.rest_url, Credentials(API_KEY, SECRET), clock_ms=clock, backoff_base=0.01
+    ) as http:
+        # No clock bound: only MEXC's answers decide here.
+        execution = new_client(http, poll_interval_s=0.1, max_clock_skew_ms=10**12)
+        await execution.start()
+        try:
+            clock.racing = True
+            refused = await execution.place(record("ts-1", Side.BUY, quote=Decimal(50)))
+            assert refused.status == "REJECTED"
+            assert "timestamp" in refused.reason
+            assert not execution.signing_ok
+            assert sim_orders(sim, "ts-1") == []
+            again = await execution.place(record("ts-2", Side.BUY, quote=Decimal(50)))
+            assert "cannot sign" in again.reason
+            clock.racing = False  # a steady clock again: the measured offset works
+            await wait_for(lambda: execution.signing_ok)
+            placed = await execution.place(record("ts-3", Side.BUY, quote=Decimal(50)))
+            assert placed.status in {"NEW", "FILLED"}
+        finally:
+            await execution.stop()
+
+
 async def test_refused_before_sending_by_the_filters(
     quiet: MexcExecutionClient, sim: SimServer
 ) -> None:
