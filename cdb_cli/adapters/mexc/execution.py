@@ -297,7 +297,12 @@ class MexcExecutionClient:
     # -- tracking and publishing -----------------------------------------------------------------
 
     def track(self, order: OrderRecord) -> None:
-        """Keep polling ``order`` until it is done (an order taken back after a restart)."""
+        """Keep polling ``order`` until it is done (an order taken back after a restart).
+
+        Its fills are published again from the venue: the consumer ignores fill ids it booked.
+        Without a venue order id and unknown to MEXC for ``resolve_attempts`` polls, it becomes
+        REJECTED "never reached the venue". Orders not open (by ``status``) are ignored.
+        """
         if order.status not in OPEN_ORDER_STATUSES:
             return
         self._track(order.client_order_id, order.symbol, order.side, order.venue_order_id)
@@ -410,7 +415,13 @@ class MexcExecutionClient:
             logger.warning("MEXC order %s has an unknown status %r", order.order_id, order.status)
             return self._best.get(tracked.client_order_id) or self._state(tracked, "PENDING_NEW")
         if order.executed_qty > tracked.filled_seen:
-            for fill in await self.fills(tracked.symbol, venue_order_id=order.order_id):
+            try:
+                found = await self.fills(tracked.symbol, venue_order_id=order.order_id)
+            except CdbError as e:  # the next poll asks again: fewer fills seen than filled
+                self.counters["trades_unavailable"] += 1
+                logger.warning("MEXC trades of %s unavailable: %s", tracked.client_order_id, e)
+                found = []
+            for fill in found:
                 fill = replace(fill, client_order_id=tracked.client_order_id)
                 self._publish_fill(fill, tracked, source)
         state = self._state(tracked, status, order.executed_qty, order.cumulative_quote_qty)
@@ -732,9 +743,14 @@ class MexcExecutionClient:
         if state is not None:
             return state
         tracked = self._tracked.get(client_order_id)
-        if tracked is not None and not tracked.venue_order_id and not tracked.in_flight:
+        if tracked is None:
+            raise VenueRejected(f"MEXC does not know order {client_order_id}", code=-2011)
+        if tracked.venue_order_id or tracked.in_flight:
+            return self._best.get(client_order_id) or self._state(tracked, "PENDING_NEW")
+        tracked.misses += 1  # sent, outcome unknown, and MEXC still does not know it
+        if tracked.misses >= min(2, self.resolve_attempts):
             return self._never_reached(tracked)
-        raise VenueRejected(f"MEXC does not know order {client_order_id}", code=-2011)
+        return self._state(tracked, "PENDING_NEW")
 
     async def query(self, symbol: str, client_order_id: str) -> VenueOrderState | None:
         """The order's state at MEXC (None when MEXC does not know the id).

@@ -286,6 +286,52 @@ async def test_5xx_before_acceptance_is_rejected_as_never_reached(
     assert len(posts(sim)) == 1  # the same client order id is never sent again
 
 
+async def test_an_outcome_still_unknown_is_pending_until_polling_decides(
+    quiet: MexcExecutionClient, sim: SimServer
+) -> None:
+    # The send fails, then every lookup fails too (3 lookups x 4 attempts of the REST client).
+    lookups = quiet.resolve_attempts * quiet.http.max_attempts
+    sim.exchange.faults.update({"http_5xx": 1 + lookups})
+    placed = await quiet.place(record("un-1", Side.BUY, quote=Decimal(50)))
+    assert placed.status == "PENDING_NEW"
+    assert "un-1" in quiet.tracked()
+    assert sim.exchange.faults.http_5xx == 0
+    for _ in range(quiet.resolve_attempts - 1):
+        await quiet.poll_once()
+        assert "un-1" in quiet.tracked()
+    await quiet.poll_once()
+    (final,) = states(drain(quiet), "un-1")
+    assert (final.status, final.reason) == ("REJECTED", NEVER_REACHED)
+    assert sim_orders(sim, "un-1") == []
+    assert len(posts(sim)) == 1
+    assert quiet.tracked() == []
+
+
+async def test_a_timeout_after_sending_is_found_by_polling_once_mexc_answers(
+    sim: SimServer,
+) -> None:
+    async with MexcHttpClient(
+        sim.rest_url, Credentials(API_KEY, SECRET), timeout=0.2, backoff_base=0.01
+    ) as http:
+        execution = new_client(http)
+        await execution.instrument(BTC)
+        await http.sync_time()
+        sim.exchange.faults.update({"delay": 0.4})  # MEXC books the order, we stop waiting
+        placed = await execution.place(record("to-1", Side.BUY, quote=Decimal(50)))
+        assert placed.status == "PENDING_NEW"  # the lookups timed out too
+        assert execution.counters["outcome_unknown"] == 1
+        sim.exchange.faults.update({"delay": 0.0})
+        await asyncio.sleep(0.5)  # the delayed requests finish at the simulator
+        await execution.poll_once()
+    seen = drain(execution)
+    final = states(seen, "to-1")[-1]
+    assert final.status == "FILLED"
+    assert sum(f.quantity for f in fills(seen, "to-1")) == final.filled_quantity
+    assert len(sim_orders(sim, "to-1")) == 1
+    assert len(posts(sim)) == 1
+    assert execution.tracked() == []
+
+
 async def test_429_backs_off_and_the_order_goes_through_once(
     quiet: MexcExecutionClient, sim: SimServer
 ) -> None:
