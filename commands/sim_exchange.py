@@ -82,6 +82,17 @@ def sim_exchange(
     fail_empty: Annotated[
         int, typer.Option(help="Answer the next N REST requests with 200 and an empty body.")
     ] = 0,
+    accept_then_5xx: Annotated[
+        int,
+        typer.Option(
+            "--accept-then-5xx",
+            help="Book the next N new orders but answer 503 (outcome unknown to the client).",
+        ),
+    ] = 0,
+    clock_offset_ms: Annotated[
+        int,
+        typer.Option(help="Run the server clock N ms ahead of wall time (negative: behind)."),
+    ] = 0,
     stall_every: Annotated[
         float, typer.Option(help="Stall all WebSockets (send nothing) every N seconds (0: never).")
     ] = 0.0,
@@ -131,6 +142,8 @@ def sim_exchange(
         "http_429": fail_429,
         "http_html": fail_html,
         "http_empty": fail_empty,
+        "accept_then_5xx": accept_then_5xx,
+        "clock_offset_ms": clock_offset_ms,
         "retry_after": retry_after,
         "delay": delay,
         "ws_duplicate_rate": ws_duplicate_rate,

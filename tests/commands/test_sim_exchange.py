@@ -52,6 +52,7 @@ def test_fault_flags_reach_the_running_simulator(cdb: Callable[..., Result]) -> 
         "sim-exchange", "--port", "0", "--duration", "0.3", "--drop-every", "0.1",
         "--stall-every", "0.1", "--stall-for", "0.05", "--fail-html", "1", "--fail-empty", "1",
         "--fail-5xx", "1", "--fail-429", "1", "--delay", "0.01", "--ws-duplicate-rate", "0.5",
+        "--accept-then-5xx", "2", "--clock-offset-ms", "-7000",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     rest = result.stdout.splitlines()[0]

@@ -10,6 +10,7 @@ body code 700002 / 602 (signature)                 VenueRejected, hint at CDB_ME
 body code 10072 / 700001 / 400 (key)               VenueRejected, hint at CDB_MEXC_API_KEY
 body code 700003 / 10073 (timestamp)               VenueRejected; the client re-syncs and retries
 body code 30004 / 10101 (funds)                    VenueRejected "insufficient balance"
+body code -2011 / -2013 (unknown order)            VenueRejected; ``CODE_UNKNOWN_ORDER``
 other 4xx / code                                   VenueRejected with MEXC's code and message
 =================================================  ==========================================
 """
@@ -27,6 +28,7 @@ __all__ = [
     "CODE_INSUFFICIENT",
     "CODE_SIGNATURE",
     "CODE_TIMESTAMP",
+    "CODE_UNKNOWN_ORDER",
     "error_for_response",
     "parse_retry_after",
 ]
@@ -35,6 +37,7 @@ CODE_SIGNATURE = frozenset({700002, 602})
 CODE_BAD_KEY = frozenset({10072, 700001, 400})
 CODE_TIMESTAMP = frozenset({700003, 10073})
 CODE_INSUFFICIENT = frozenset({30004, 10101})
+CODE_UNKNOWN_ORDER = frozenset({-2011, -2013})  # documented -2011; -2013 seen in the wild
 _MAX_SHOWN = 120
 
 

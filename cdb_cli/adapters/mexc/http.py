@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 
 API = "/api/v3"
 MAX_RECV_WINDOW = 60_000
+SANE_ROUND_TRIP_MS = 1_000
 
 
 def _wall_ms() -> int:
@@ -237,10 +238,17 @@ class MexcHttpClient:
         return integer(_field(body, "serverTime"), "serverTime")
 
     async def sync_time(self) -> int:
-        """Measure the server-time offset (ms, server minus local at the midpoint) and keep it."""
-        before = self._clock_ms()
-        server = await self.server_time()
-        after = self._clock_ms()
+        """Measure the server-time offset (ms, server minus local at the midpoint) and keep it.
+
+        A measurement whose round trip took over a second (it waited out a rate limit or a retry)
+        cannot place the midpoint; it is taken again, at most three times in all.
+        """
+        for _ in range(3):
+            before = self._clock_ms()
+            server = await self.server_time()
+            after = self._clock_ms()
+            if after - before <= SANE_ROUND_TRIP_MS:
+                break
         self.time_offset_ms = server - (before + after) // 2
         return self.time_offset_ms
 

@@ -250,6 +250,8 @@ class Fill:
     time_ms: int
     is_buyer: bool
     is_maker: bool
+    client_order_id: str | None = None
+    """Often null at MEXC: attribute a fill by its ``order_id``."""
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Fill:
@@ -265,4 +267,5 @@ class Fill:
             time_ms=integer(raw["time"], "time"),
             is_buyer=bool(raw.get("isBuyer")),
             is_maker=bool(raw.get("isMaker")),
+            client_order_id=raw.get("clientOrderId") or None,
         )

@@ -83,6 +83,12 @@ def test_faults_count_down_and_validate() -> None:
     with pytest.raises(ValueError, match="true/false"):
         faults.update({"ws_stalled": 1})
     assert faults.as_dict()["delay"] == 0.5
+    faults.update({"clock_offset_ms": -7000, "accept_then_5xx": 1})
+    assert (faults.clock_offset_ms, faults.accept_then_5xx) == (-7000, 1)
+    with pytest.raises(ValueError, match="takes an integer"):
+        faults.update({"clock_offset_ms": 1.5})
+    with pytest.raises(ValueError, match="non-negative integer"):
+        faults.update({"accept_then_5xx": -1})
 
 
 @pytest.mark.parametrize(

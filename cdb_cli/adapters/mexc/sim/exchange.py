@@ -93,6 +93,10 @@ class SimExchange:
         for account in self.accounts.values():
             account.changed_balances()  # the starting balances are not a change
 
+    def server_ms(self) -> int:
+        """The server clock MEXC would report: wall time plus the ``clock_offset_ms`` fault."""
+        return self.clock_ms() + self.faults.clock_offset_ms
+
     # -- market --------------------------------------------------------------------------------
 
     def step(self, prices: dict[str, Decimal] | None = None) -> list[PublicTrade]:
@@ -117,7 +121,7 @@ class SimExchange:
         chosen = [self.market(sym) for sym in symbols] if symbols else self.markets.values()
         return {
             "timezone": "CST",
-            "serverTime": self.clock_ms(),
+            "serverTime": self.server_ms(),
             "rateLimits": [],
             "exchangeFilters": [],
             "symbols": [_symbol_json(m) for m in chosen],
@@ -156,7 +160,7 @@ class SimExchange:
             raise ApiError(10072, "invalid access key")
         params = parse_params(query, body)
         check_signed(
-            secret=account.secret, query=query, body=body, params=params, server_ms=self.clock_ms()
+            secret=account.secret, query=query, body=body, params=params, server_ms=self.server_ms()
         )
         return account, params
 
@@ -368,14 +372,31 @@ class SimExchange:
         return [o.as_json() for o in account.orders.values() if o.symbol == symbol and o.is_open]
 
     def my_trades(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
+        """Oldest first; with ``startTime`` the first ``limit`` from it, else the latest ``limit``.
+
+        ``startTime`` / ``endTime`` are inclusive ms bounds on the trade time.
+        """
         symbol = self.market(p.get("symbol")).symbol
-        limit = min(100, int(p.get("limit", "100") or 100))
+        limit = min(100, _number(p, "limit", 100) or 100)
+        start, end = _number(p, "startTime", None), _number(p, "endTime", None)
         trades = [
             t
             for t in account.trades
-            if t["symbol"] == symbol and (not p.get("orderId") or t["orderId"] == p["orderId"])
+            if t["symbol"] == symbol
+            and (not p.get("orderId") or t["orderId"] == p["orderId"])
+            and (start is None or int(str(t["time"])) >= start)
+            and (end is None or int(str(t["time"])) <= end)
         ]
-        return trades[-limit:]
+        return trades[:limit] if start is not None else trades[-limit:]
+
+
+def _number(p: dict[str, str], name: str, default: int | None) -> int | None:
+    text = p.get(name)
+    if text in (None, ""):
+        return default
+    if not str(text).isdigit():
+        raise ApiError(33333, "param is error")
+    return int(str(text))
 
 
 def _symbol_json(market: SymbolMarket) -> dict[str, object]:

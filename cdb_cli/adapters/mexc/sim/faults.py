@@ -2,6 +2,10 @@
 
 Counters (``http_5xx`` …) apply to that many next REST requests and count down; rates and delays
 hold until changed. ``drop_ws`` / ``stall_ws`` act on the WebSocket connections open right now.
+``accept_then_5xx`` counts order placements only: the order is booked (and pushed on the user
+stream), but the HTTP answer is a 503, so the client cannot tell it was accepted.
+``clock_offset_ms`` shifts the simulator's server clock (``/api/v3/time`` and the signature's
+timestamp check) ahead of (positive) or behind (negative) wall time.
 """
 
 from __future__ import annotations
@@ -10,6 +14,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 __all__ = ["Faults"]
+
+_SIGNED = frozenset({"clock_offset_ms"})  # integers that may be negative
 
 
 @dataclass
@@ -25,6 +31,8 @@ class Faults:
     ws_duplicate_rate: float = 0.0  # probability that a data frame is sent twice
     ws_garbage_rate: float = 0.0  # probability of an extra broken binary frame and non-JSON text
     ws_stalled: bool = False  # keep sockets open but send nothing (no data, no PONG)
+    accept_then_5xx: int = 0  # book the next N new orders, then answer 503 (outcome unknown)
+    clock_offset_ms: int = 0  # server clock minus wall time, ms; may be negative
 
     def take(self, name: str) -> bool:
         """Consume one unit of counter ``name``; True when the fault fires for this request."""
@@ -44,6 +52,9 @@ class Faults:
             if isinstance(current, bool):
                 if not isinstance(value, bool):
                     raise ValueError(f"fault {name!r} takes true/false")
+            elif name in _SIGNED:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ValueError(f"fault {name!r} takes an integer")
             elif isinstance(current, int):
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                     raise ValueError(f"fault {name!r} takes a non-negative integer")

@@ -2,7 +2,8 @@
 
 aiohttp serves HTTP and WebSocket on the same port and handles POST/DELETE bodies; the
 ``websockets`` server cannot serve ordinary HTTP requests, so it is not an option here.
-Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults``,
+Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults`` (see
+:class:`~.faults.Faults`; e.g. ``{"accept_then_5xx": 1}`` or ``{"clock_offset_ms": -10000}``),
 ``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once).
 """
 
@@ -51,6 +52,8 @@ class SimServer:
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._hits: dict[str, deque[float]] = {}
+        # The latest REST requests (monotonic s, method, path), for tests and rehearsals.
+        self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
 
     @property
     def rest_url(self) -> str:
@@ -124,7 +127,7 @@ class SimServer:
         keys = ex.listen_keys
         public: dict[str, Handler] = {
             "ping": lambda _, p: {},
-            "time": lambda _, p: {"serverTime": ex.clock_ms()},
+            "time": lambda _, p: {"serverTime": ex.server_ms()},
             "exchangeInfo": lambda _, p: ex.exchange_info(_symbols(p)),
             "depth": lambda _, p: ex.depth(p.get("symbol"), _int(p, "limit", 100, 5000) or 100),
             "ticker/bookTicker": lambda _, p: ex.book_ticker(p.get("symbol")),
@@ -155,7 +158,10 @@ class SimServer:
             ("GET", "myTrades", lambda a, p: ex.my_trades(_acct(a), p)),
         ]
         for method, name, handler in signed:
-            app.router.add_route(method, f"/api/v3/{name}", self._api(handler, signed=True))
+            placement = (method, name) == ("POST", "order")
+            app.router.add_route(
+                method, f"/api/v3/{name}", self._api(handler, signed=True, placement=placement)
+            )
         app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
         app.router.add_post("/_sim/drop", self._drop)
@@ -220,10 +226,11 @@ class SimServer:
         return None
 
     def _api(
-        self, handler: Handler, *, signed: bool
+        self, handler: Handler, *, signed: bool, placement: bool = False
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             faults = self.exchange.faults
+            self.requests.append((time.monotonic(), request.method, request.path))
             if faults.delay:
                 await asyncio.sleep(faults.delay)
             injected = self._injected(request)
@@ -243,6 +250,10 @@ class SimServer:
                     params = parse_params(query, body)
                 answer = web.json_response(handler(account, params), dumps=_dumps)
                 await self.websocket.push_private(self.exchange.drain_outbox())
+                if placement and faults.take("accept_then_5xx"):  # booked; the client can't tell
+                    return web.json_response(
+                        {"code": 503, "msg": "Service Unavailable"}, status=503, dumps=_dumps
+                    )
                 return answer
             except ApiError as e:
                 error = {"code": e.code, "msg": e.msg}
