@@ -51,6 +51,8 @@ __all__ = [
 
 _OURS: Final = re.compile(r"l[0-9a-f]{11}\d{10}")
 _ZERO: Final = Decimal(0)
+_MINUTE_NS: Final = 60_000_000_000
+_QUERYABLE_NS: Final = 29 * 24 * 3600 * 1_000_000_000  # MEXC: myTrades of the last month
 NEVER_REACHED = "never reached the venue (unknown there after a restart)"
 
 
@@ -170,22 +172,26 @@ async def reconcile_orders(
         if order.status in OPEN_ORDER_STATUSES and order.symbol in symbols:
             await run.open_order(order)
     for symbol in symbols:
-        await run.recent_fills(symbol, await _fills_since(store, stored, symbol))
+        await run.recent_fills(symbol, await _fills_since(store, stored, symbol, now_ns))
     await run.venue_open_orders(symbols)
     if apply:
         await asyncio.to_thread(_write, store, list(run.changed.values()), run.result.booked)
     return run.result
 
 
-async def _fills_since(store: Store, stored: Sequence[OrderRecord], symbol: str) -> int | None:
+async def _fills_since(
+    store: Store, stored: Sequence[OrderRecord], symbol: str, now_ns: int
+) -> int | None:
     """Where to start reading the venue's fills of ``symbol``: a minute before the oldest of
-    our open orders and our last stored fill (everything, when we never traded it)."""
+    our open orders and our last stored fill (everything, when we never traded it), but not
+    before what MEXC keeps queryable (the last month)."""
     mine = [o for o in stored if o.symbol == symbol]
     if not mine:
         return None
     last = await asyncio.to_thread(store.fills, symbol=symbol, limit=1, descending=True)
     open_since = [o.ts_created for o in mine if o.status in OPEN_ORDER_STATUSES]
-    return min([last[0].ts_event if last else mine[0].ts_created, *open_since]) - 60_000_000_000
+    since = min([last[0].ts_event if last else mine[0].ts_created, *open_since]) - _MINUTE_NS
+    return max(since, now_ns - _QUERYABLE_NS, 0)
 
 
 class _Reconciler:

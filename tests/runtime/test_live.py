@@ -179,7 +179,7 @@ def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path
 
 def test_limit_entries_fill_partially_and_are_canceled_on_timeout(tmp_path: Path) -> None:
     settings = live_settings(
-        tmp_path, live_entry_order="limit", live_limit_timeout_seconds=2, max_exposure_pct=50
+        tmp_path, live_entry_order="limit", live_limit_timeout_seconds=4, max_exposure_pct=50
     )
 
     async def scenario() -> None:
@@ -189,15 +189,23 @@ def test_limit_entries_fill_partially_and_are_canceled_on_timeout(tmp_path: Path
             store = open_store(settings, create_if_new=True)
             try:
                 async with live_run(settings, server, store):
-                    await walk(server, MOVES[:11])  # the buy signal at the last up-move
-                    limit = [o for o in store.orders() if o.order_type == "LIMIT"]
-                    await walk(server, [-1, 0, 0], pause=0.4)  # through the limit: partial fills
-                    await asyncio.sleep(3.0)  # the timeout cancels the rest
-                    assert limit
-                orders = {o.client_order_id: o for o in store.orders()}
-                entry = orders[limit[0].client_order_id]
+                    resting = []
+                    for move in MOVES:
+                        await walk(server, [move])
+                        resting = [o for o in account_of(server).orders.values() if o.is_open]
+                        if resting:
+                            break
+                    (order,) = resting
+                    assert order.type == "LIMIT"
+                    for _ in range(3):  # trade through the limit: one level fills each time
+                        await server.step({SYMBOL: order.price - Decimal("0.01")})
+                        await asyncio.sleep(0.3)
+                    assert Decimal(0) < order.executed_qty < order.orig_qty
+                    await asyncio.sleep(4.5)  # the timeout cancels the rest
+                entry = {o.client_order_id: o for o in store.orders()}[order.client_order_id]
                 assert entry.status == "PARTIALLY_CANCELED", entry
-                assert store.fills(client_order_id=entry.client_order_id)
+                assert entry.order_type == "LIMIT"
+                assert len(store.fills(client_order_id=entry.client_order_id)) == 3
                 assert_store_matches_the_venue(store, server)
             finally:
                 store.close()
