@@ -148,21 +148,27 @@ def check_mexc_trading(context: CheckContext) -> Outcome:
         can_trade, permissions, tradable = run_async(probe())
     except VenueRejected as e:
         return Outcome(Status.FAIL, "rejected", e.message)
+    problems = _trading_problems(can_trade, permissions, settings.symbols, tradable)
+    if problems:
+        status = Status.FAIL if settings.mode == "live" else Status.WARN
+        return Outcome(status, "not tradable", "; ".join(problems))
+    return Outcome(Status.OK, f"spot trading allowed for {', '.join(settings.symbols)}")
+
+
+def _trading_problems(
+    can_trade: bool, permissions: tuple[str, ...], symbols: list[str], tradable: dict[str, bool]
+) -> list[str]:
     problems = []
     if not can_trade:
         problems.append("the account may not trade (canTrade false)")
     if "SPOT" not in permissions:
         problems.append(f"no SPOT permission (has {', '.join(permissions) or 'none'})")
-    for symbol in settings.symbols:
+    for symbol in symbols:
         if symbol not in tradable:
             problems.append(f"{symbol} is not listed")
         elif not tradable[symbol]:
             problems.append(f"{symbol} is not tradable (status, spot or permission)")
-    symbols = ", ".join(settings.symbols)
-    if problems:
-        status = Status.FAIL if settings.mode == "live" else Status.WARN
-        return Outcome(status, "not tradable", "; ".join(problems))
-    return Outcome(Status.OK, f"spot trading allowed for {symbols}")
+    return problems
 
 
 def check_mexc_websocket(context: CheckContext) -> Outcome:
