@@ -20,7 +20,7 @@ the next decision (rounded to 1e-8 of the quote currency).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final, Protocol
@@ -38,7 +38,14 @@ from cdb_cli.engine.execution import ExecutionResult
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
-from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
+from cdb_cli.engine.risk import (
+    CheckFields,
+    RiskEngine,
+    RiskInputs,
+    TradingState,
+    Verdict,
+    next_state,
+)
 from cdb_cli.engine.signals import SignalIntent, Strategy
 
 __all__ = [
@@ -625,3 +632,103 @@ class TradingPipeline:
     def finish(self) -> None:
         """Bring the ``Decimal`` portfolio up to the last marks (end of a replay, shutdown)."""
         self._sync_portfolio()
+
+    # --- the operator's kill switch ---------------------------------------------------------------
+
+    def halt(self, ts: int, reason: str) -> None:
+        """The operator's kill switch: HALTED at once, with ``reason`` as the state change's why.
+
+        No new entry is approved from here on. Under HALTED the circuit-breaker rule rejects
+        every signal — a strategy's exits too, as after the breaker tripped — so positions stay
+        as they are unless :meth:`flatten` closes them. An audited reset
+        (:meth:`reset_breaker`) ends it. Already HALTED: nothing changes.
+        """
+        self._set_state(TradingState.HALTED, ts, reason)
+
+    def flatten(
+        self, ts: int, reason: str, *, skip: Collection[str] = ()
+    ) -> dict[str, OrderRecord]:
+        """Sell every held position through the normal execution path, whatever the state.
+
+        Each exit is recorded like a strategy's: a signal (strategy ``operator``), a decision
+        (source ``operator``, verdict approved) whose trace holds every rule's result on the real
+        inputs — a failing circuit breaker under a halt included — plus an ``operator`` check
+        naming ``reason``, then the approval, the order and its fills. The exit also cancels the
+        symbol's working buys (the venue does that for any exit).
+
+        Idempotent, so a run loop may call it until everything is flat: a symbol whose exit is
+        still working is left alone, and so are the symbols in ``skip`` (e.g. dust an earlier
+        exit could not sell). A buy still working in a symbol with nothing held is left to fill
+        (the venue port has no cancel); the next call sells what it bought.
+
+        Returns the first order record of each exit it placed, by symbol (status REJECTED when
+        the venue refused it at once, e.g. below the minimum quantity).
+        """
+        selling = {o.symbol for o in self.execution.working_orders() if o.side is Side.SELL}
+        placed: dict[str, OrderRecord] = {}
+        for state in self._symbols.values():
+            symbol = state.symbol
+            if symbol in selling or symbol in skip or state.mark <= 0:
+                continue
+            if self.portfolio.quantity(symbol) <= 0:
+                continue
+            order = self._operator_exit(state, ts, reason)
+            if order is not None:
+                placed[symbol] = order
+        return placed
+
+    def _operator_exit(self, state: _SymbolState, now: int, reason: str) -> OrderRecord | None:
+        price = Decimal(repr(state.mark))
+        inputs = self._risk_inputs(state, price, now)
+        checks = self.risk.verdict(SignalSide.EXIT, inputs)[3]  # the trace, whatever it says
+        requested, final = self.risk.sizes(SignalSide.EXIT, inputs)
+        if final <= 0:  # worth less than the ledger's grid: nothing to send
+            return None
+        signal_id, decision_id = self._next_id(), self._next_id()
+        order = OrderApproved(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source="operator",
+            decision_id=decision_id,
+            side=Side.SELL,
+            quote_amount=final,
+            reference_price=price,
+        )
+        result = self.execution.submit(
+            order, ts_ns=now, position=self.portfolio.quantity(state.symbol)
+        )
+        signal = TradingSignal(
+            event_id=signal_id,
+            symbol=state.symbol,
+            ts_event=now,
+            source="operator",
+            side=SignalSide.EXIT,
+            strategy="operator",
+            price=price,
+            strength=1.0,
+        )
+        self.recorder.event(Topic.TRADING_SIGNALS, signal)
+        operator: CheckFields = {
+            "rule": "operator",
+            "code": "operator_flatten",
+            "passed": True,
+            "observed": None,
+            "limit": None,
+            "detail": f"flatten by the operator: {reason}",
+        }
+        outcome: tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]] = (
+            "approved",
+            requested,
+            final,
+            (*checks, operator),
+        )
+        decision = self.risk.record(
+            signal, inputs, outcome, ts_event=now, source="operator", event_id=decision_id
+        )
+        self.recorder.event(Topic.RISK_EVENTS, decision)
+        self.stats.verdicts["approved"] += 1
+        self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
+        self._apply(result)
+        mine = [o for o in result.orders if o.side is Side.SELL and o.symbol == state.symbol]
+        return mine[0] if mine else None
