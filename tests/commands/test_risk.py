@@ -241,3 +241,51 @@ def test_explain_status_reset_on_postgres(
     reset = cdb("risk", "reset", "--reason", "checked on postgres")
     assert reset.exit_code == 0, reset.output
     assert status_json(cdb)["state"] == "active"
+
+
+def test_halt_is_audited_shown_by_status_and_ended_by_reset(
+    cdb: Callable[..., Result], tmp_path: Path, use_db: Callable[[str], None]
+) -> None:
+    from cdb_cli.adapters.sql import upgrade
+    from cdb_cli.engine.runs import HALT_ACTION
+    from cdb_cli.kernel import open_store
+
+    url = f"sqlite:///{tmp_path / 'halt.db'}"
+    upgrade(url)
+    use_db(url)
+    assert status_json(cdb)["state"] == "active"
+
+    missing = cdb("risk", "halt", "--reason", "  ")
+    assert missing.exit_code == ExitCode.USAGE, missing.output
+    halted = cdb("risk", "halt", "--reason", "exchange incident", "--actor", "ops@desk")
+    assert halted.exit_code == 0, halted.output
+    assert "Trading halted by ops@desk: exchange incident" in halted.stdout
+    status = status_json(cdb)
+    assert (status["state"], status["reason"], status["actor"]) == (
+        "halted",
+        "exchange incident",
+        "ops@desk",
+    )
+    assert "Trading state: HALTED since" in cdb("risk", "status").stdout
+
+    flatten = cdb("risk", "halt", "--reason", "close it all", "--flatten", "--actor", "ops@desk")
+    assert flatten.exit_code == 0, flatten.output
+    assert "sells every open position" in flatten.stdout
+
+    store = open_store(Settings(database_url=url))
+    try:
+        first, second = store.audits(action=HALT_ACTION)
+    finally:
+        store.close()
+    assert first.actor == "ops@desk"
+    assert first.detail == {
+        "reason": "exchange incident",
+        "flatten": "no",
+        "via": "cli",
+        "previous": "active",
+    }
+    assert (second.detail["flatten"], second.detail["previous"]) == ("yes", "halted")
+
+    reset = cdb("risk", "reset", "--reason", "incident over", "--actor", "ops@desk")
+    assert reset.exit_code == 0, reset.output
+    assert status_json(cdb)["state"] == "active"
