@@ -79,8 +79,13 @@ def explain(
         raise typer.BadParameter(str(e), param_hint="--what-if") from None
     store = _store(context)
     try:
-        decisions = select_decisions(
-            store, symbol=symbol, since_ns=window[0], until_ns=window[1], run_id=run
+        decisions = select_decisions(  # the rules' decisions; a trace may show an operator's
+            store,
+            symbol=symbol,
+            since_ns=window[0],
+            until_ns=window[1],
+            run_id=run,
+            operator=decision_id is not None,
         )
         if decision_id is not None:
             chosen = next((d for d in decisions if d.event_id == decision_id), None)

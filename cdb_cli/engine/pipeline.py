@@ -49,6 +49,7 @@ from cdb_cli.engine.risk import (
 from cdb_cli.engine.signals import SignalIntent, Strategy
 
 __all__ = [
+    "OPERATOR",
     "MemoryRecorder",
     "NullRecorder",
     "PipelineStats",
@@ -59,6 +60,8 @@ __all__ = [
 _HUNDRED: Final = Decimal(100)
 _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")
+OPERATOR: Final = "operator"
+"""Source of an operator's flatten: its signals, decisions and approvals (not the risk rules')."""
 
 
 class Recorder(Protocol):
@@ -651,10 +654,11 @@ class TradingPipeline:
         """Sell every held position through the normal execution path, whatever the state.
 
         Each exit is recorded like a strategy's: a signal (strategy ``operator``), a decision
-        (source ``operator``, verdict approved) whose trace holds every rule's result on the real
-        inputs — a failing circuit breaker under a halt included — plus an ``operator`` check
-        naming ``reason``, then the approval, the order and its fills. The exit also cancels the
-        symbol's working buys (the venue does that for any exit).
+        (source ``operator``, verdict approved) with the inputs it saw and one check, rule
+        ``operator``, naming the trading state and ``reason`` — the risk rules do not decide an
+        operator's exit (under a halt the circuit breaker would refuse it), so they are not in its
+        trace and do not count in rule statistics — then the approval, the order and its fills.
+        The exit also cancels the symbol's working buys (the venue does that for any exit).
 
         Idempotent, so a run loop may call it until everything is flat: a symbol whose exit is
         still working is left alone, and so are the symbols in ``skip`` (e.g. dust an earlier
@@ -680,7 +684,6 @@ class TradingPipeline:
     def _operator_exit(self, state: _SymbolState, now: int, reason: str) -> OrderRecord | None:
         price = Decimal(repr(state.mark))
         inputs = self._risk_inputs(state, price, now)
-        checks = self.risk.verdict(SignalSide.EXIT, inputs)[3]  # the trace, whatever it says
         requested, final = self.risk.sizes(SignalSide.EXIT, inputs)
         if final <= 0:  # worth less than the ledger's grid: nothing to send
             return None
@@ -689,7 +692,7 @@ class TradingPipeline:
             event_id=self._next_id(),
             symbol=state.symbol,
             ts_event=now,
-            source="operator",
+            source=OPERATOR,
             decision_id=decision_id,
             side=Side.SELL,
             quote_amount=final,
@@ -702,29 +705,29 @@ class TradingPipeline:
             event_id=signal_id,
             symbol=state.symbol,
             ts_event=now,
-            source="operator",
+            source=OPERATOR,
             side=SignalSide.EXIT,
-            strategy="operator",
+            strategy=OPERATOR,
             price=price,
             strength=1.0,
         )
         self.recorder.event(Topic.TRADING_SIGNALS, signal)
         operator: CheckFields = {
-            "rule": "operator",
+            "rule": OPERATOR,
             "code": "operator_flatten",
             "passed": True,
             "observed": None,
             "limit": None,
-            "detail": f"flatten by the operator: {reason}",
+            "detail": f"flatten by the operator ({self.trading_state}): {reason}",
         }
         outcome: tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]] = (
             "approved",
             requested,
             final,
-            (*checks, operator),
+            (operator,),
         )
         decision = self.risk.record(
-            signal, inputs, outcome, ts_event=now, source="operator", event_id=decision_id
+            signal, inputs, outcome, ts_event=now, source=OPERATOR, event_id=decision_id
         )
         self.recorder.event(Topic.RISK_EVENTS, decision)
         self.stats.verdicts["approved"] += 1

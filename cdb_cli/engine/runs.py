@@ -19,6 +19,7 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision
+from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
@@ -152,9 +153,16 @@ def select_decisions(
     since_ns: int | None = None,
     until_ns: int | None = None,
     run_id: str | None = None,
+    operator: bool = True,
 ) -> list[RiskDecision]:
-    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it)."""
+    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it).
+
+    ``operator=False`` leaves out an operator's decisions (a flatten's exits, source
+    ``operator``): the risk rules did not make them, so rule statistics and what-ifs skip them.
+    """
     decisions = store.events(RiskDecision, symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if not operator:
+        decisions = [d for d in decisions if d.source != OPERATOR]
     if run_id is None:
         return decisions
     return [d for d in decisions if d.event_id.startswith(f"{run_id}-")]

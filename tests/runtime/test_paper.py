@@ -497,7 +497,7 @@ def test_a_halt_with_flatten_sells_the_position_like_any_exit(settings: Settings
         assert [o.status for o in sell_orders] == ["FILLED"]
         (decision,) = [d for d in store.events(RiskDecision) if d.source == "operator"]
         assert decision.event_id == sell_orders[0].decision_id
-        assert decision.checks[-1].detail == "flatten by the operator: exchange incident"
+        assert decision.checks[-1].detail == "flatten by the operator (halted): exchange incident"
         assert len([o for o in store.orders() if o.side is Side.BUY]) == 1
     finally:
         store.close()
