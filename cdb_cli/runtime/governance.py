@@ -197,6 +197,8 @@ async def _keys_condition(settings: Settings) -> tuple[GateCondition, str | None
             return GateCondition(name, False, f"{masked} rejected by MEXC: {e.message}"), masked
         except (DependencyError, VenueError) as e:
             return GateCondition(name, False, f"MEXC unreachable: {e.message}"), masked
+        except CdbError as e:  # a malformed answer: not a MEXC we can trade on
+            return GateCondition(name, False, f"MEXC answered badly: {e.message}"), masked
     return GateCondition(name, True, f"{masked} accepted by MEXC"), masked
 
 

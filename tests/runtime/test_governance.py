@@ -351,3 +351,25 @@ async def test_the_operator_is_not_asked_when_another_condition_fails(
         False,
         "not asked: another condition failed",
     )
+
+
+async def test_an_unreachable_mexc_is_refused(
+    sim: SimServer, live_env: Callable[[SimServer], Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live_env(sim)
+    monkeypatch.setenv("CDB_MEXC_REST_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CDB_MEXC_WS_URL", "ws://127.0.0.1:1/ws")
+    result = await live_gate(
+        load_settings(),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+    )
+    ok, detail = _condition(result, "mexc keys")
+    assert not ok
+    assert detail.startswith("MEXC unreachable: ")
+    ok, detail = _condition(result, "systemcheck")
+    assert not ok
+    assert "mexc rest failed (unreachable)" in detail
+    assert isinstance(result.error(), CheckFailed)
