@@ -27,7 +27,7 @@ from cdb_cli.settings import (
     env_name,
 )
 
-__all__ = ["EnvReport", "Problem", "validate_environment"]
+__all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
 
 # CDB_* variables that are read by the process but are not settings.
 PROCESS_VARIABLES = frozenset({"CDB_DEBUG", "CDB_ENV_FILE", "CDB_REQUIRE_SERVICES"})
@@ -186,3 +186,14 @@ def validate_environment(
     problems += _schema_problems(env_file)
     problems += _secret_problems(raw, effective_mode)
     return EnvReport(str(env_file) if env_file else None, effective_mode, problems)
+
+
+def settings_secret_problems(settings: Settings, mode: str) -> list[Problem]:
+    """The secret checks of env-validate (missing in live mode, empty, placeholder, MEXC key
+    shapes) on loaded ``settings`` rather than the raw environment; no message holds a secret."""
+    raw = {
+        env_name(name): value.get_secret_value()
+        for name in SECRET_FIELDS
+        if (value := getattr(settings, name)) is not None
+    }
+    return _secret_problems(raw, mode)

@@ -1,4 +1,5 @@
-"""``cdb risk``: why orders were rejected (explain, what-if), the trading state, its reset."""
+"""``cdb risk``: why orders were rejected (explain, what-if), the trading state, the operator's
+halt (the kill switch) and the reset that ends a halt."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ if TYPE_CHECKING:
     from cdb_cli.output import Terminal
 
 app = typer.Typer(
-    help="Risk: explain rejections, what-if other limits, trading state and its reset.",
+    help="Risk: explain rejections, what-if other limits, trading state, halt and reset.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
@@ -78,8 +79,13 @@ def explain(
         raise typer.BadParameter(str(e), param_hint="--what-if") from None
     store = _store(context)
     try:
-        decisions = select_decisions(
-            store, symbol=symbol, since_ns=window[0], until_ns=window[1], run_id=run
+        decisions = select_decisions(  # the rules' decisions; a trace may show an operator's
+            store,
+            symbol=symbol,
+            since_ns=window[0],
+            until_ns=window[1],
+            run_id=run,
+            operator=decision_id is not None,
         )
         if decision_id is not None:
             chosen = next((d for d in decisions if d.event_id == decision_id), None)
@@ -348,8 +354,9 @@ def reset(
     ] = None,
     run: RunOpt = None,
 ) -> None:
-    """Reset a halted circuit breaker: written to the audit table with who and why; a running
-    cdb run resumes trading. Does nothing (exit 0) when trading is not halted."""
+    """Reset a halt (the circuit breaker's or an operator's cdb risk halt): written to the audit
+    table with who and why; a running cdb run resumes trading. Does nothing (exit 0) when trading
+    is not halted."""
     context = app_context(ctx)
     import getpass
     import socket
@@ -384,3 +391,69 @@ def reset(
     context.terminal.out.print(
         f"Circuit breaker reset by {who}: {reason.strip()}", markup=False, highlight=False
     )
+
+
+@app.command("halt")
+def halt(
+    ctx: typer.Context,
+    *,
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why trading stops (kept in the audit trail).")
+    ],
+    flatten: Annotated[
+        bool,
+        typer.Option(
+            "--flatten",
+            help="Also sell every open position (a running cdb run does it through its normal "
+            "execution path; working buys of those symbols are canceled).",
+        ),
+    ] = False,
+    actor: Annotated[
+        str | None, typer.Option("--actor", help="Who halts (default: user@host).")
+    ] = None,
+    run: RunOpt = None,
+) -> None:
+    """The kill switch: halt new entries, written to the audit table with who and why. A running
+    cdb run halts at its next flush (within a second); the halt holds across restarts until
+    cdb risk reset. With --flatten the running run also sells every position. Reads
+    CDB_DATABASE_URL. Exit 0 when written (also when already halted), 2 without a reason.
+    A running cdb run also halts, without flattening, on SIGUSR1."""
+    context = app_context(ctx)
+    import getpass
+    import socket
+    import time
+
+    from cdb_cli.engine.records import AuditRecord
+    from cdb_cli.engine.runs import HALT_ACTION, trading_status
+
+    if not reason.strip():
+        raise typer.BadParameter("must say why", param_hint="--reason")
+    who = actor or f"{getpass.getuser()}@{socket.gethostname()}"
+    store = _store(context)
+    try:
+        current = trading_status(store, run)
+        store.add_audit(
+            AuditRecord(
+                ts_event=time.time_ns(),
+                action=HALT_ACTION,
+                actor=who[:64],
+                run_id=run or current.run_id,
+                detail={
+                    "reason": reason.strip(),
+                    "flatten": "yes" if flatten else "no",
+                    "via": "cli",
+                    "previous": str(current.state),
+                },
+            )
+        )
+    finally:
+        store.close()
+    out = context.terminal.out
+    out.print(f"Trading halted by {who}: {reason.strip()}", markup=False, highlight=False)
+    if flatten:
+        out.print(
+            "A running cdb run sells every open position at its next flush.",
+            markup=False,
+            highlight=False,
+        )
+    out.print("Resume with: cdb risk reset --reason ...", markup=False, highlight=False)

@@ -20,7 +20,7 @@ the next decision (rounded to 1e-8 of the quote currency).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Final, Protocol
@@ -38,10 +38,18 @@ from cdb_cli.engine.execution import ExecutionResult
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
-from cdb_cli.engine.risk import RiskEngine, RiskInputs, TradingState, next_state
+from cdb_cli.engine.risk import (
+    CheckFields,
+    RiskEngine,
+    RiskInputs,
+    TradingState,
+    Verdict,
+    next_state,
+)
 from cdb_cli.engine.signals import SignalIntent, Strategy
 
 __all__ = [
+    "OPERATOR",
     "MemoryRecorder",
     "NullRecorder",
     "PipelineStats",
@@ -52,6 +60,8 @@ __all__ = [
 _HUNDRED: Final = Decimal(100)
 _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")
+OPERATOR: Final = "operator"
+"""Source of an operator's flatten: its signals, decisions and approvals (not the risk rules')."""
 
 
 class Recorder(Protocol):
@@ -625,3 +635,103 @@ class TradingPipeline:
     def finish(self) -> None:
         """Bring the ``Decimal`` portfolio up to the last marks (end of a replay, shutdown)."""
         self._sync_portfolio()
+
+    # --- the operator's kill switch ---------------------------------------------------------------
+
+    def halt(self, ts: int, reason: str) -> None:
+        """The operator's kill switch: HALTED at once, with ``reason`` as the state change's why.
+
+        No new entry is approved from here on. Under HALTED the circuit-breaker rule rejects
+        every signal — a strategy's exits too, as after the breaker tripped — so positions stay
+        as they are unless :meth:`flatten` closes them. An audited reset
+        (:meth:`reset_breaker`) ends it. Already HALTED: nothing changes.
+        """
+        self._set_state(TradingState.HALTED, ts, reason)
+
+    def flatten(
+        self, ts: int, reason: str, *, skip: Collection[str] = ()
+    ) -> dict[str, OrderRecord]:
+        """Sell every held position through the normal execution path, whatever the state.
+
+        Each exit is recorded like a strategy's: a signal (strategy ``operator``), a decision
+        (source ``operator``, verdict approved) with the inputs it saw and one check, rule
+        ``operator``, naming the trading state and ``reason`` — the risk rules do not decide an
+        operator's exit (under a halt the circuit breaker would refuse it), so they are not in its
+        trace and do not count in rule statistics — then the approval, the order and its fills.
+        The exit also cancels the symbol's working buys (the venue does that for any exit).
+
+        Idempotent, so a run loop may call it until everything is flat: a symbol whose exit is
+        still working is left alone, and so are the symbols in ``skip`` (e.g. dust an earlier
+        exit could not sell). A buy still working in a symbol with nothing held is left to fill
+        (the venue port has no cancel); the next call sells what it bought.
+
+        Returns the first order record of each exit it placed, by symbol (status REJECTED when
+        the venue refused it at once, e.g. below the minimum quantity).
+        """
+        selling = {o.symbol for o in self.execution.working_orders() if o.side is Side.SELL}
+        placed: dict[str, OrderRecord] = {}
+        for state in self._symbols.values():
+            symbol = state.symbol
+            if symbol in selling or symbol in skip or state.mark <= 0:
+                continue
+            if self.portfolio.quantity(symbol) <= 0:
+                continue
+            order = self._operator_exit(state, ts, reason)
+            if order is not None:
+                placed[symbol] = order
+        return placed
+
+    def _operator_exit(self, state: _SymbolState, now: int, reason: str) -> OrderRecord | None:
+        price = Decimal(repr(state.mark))
+        inputs = self._risk_inputs(state, price, now)
+        requested, final = self.risk.sizes(SignalSide.EXIT, inputs)
+        if final <= 0:  # worth less than the ledger's grid: nothing to send
+            return None
+        signal_id, decision_id = self._next_id(), self._next_id()
+        order = OrderApproved(
+            event_id=self._next_id(),
+            symbol=state.symbol,
+            ts_event=now,
+            source=OPERATOR,
+            decision_id=decision_id,
+            side=Side.SELL,
+            quote_amount=final,
+            reference_price=price,
+        )
+        result = self.execution.submit(
+            order, ts_ns=now, position=self.portfolio.quantity(state.symbol)
+        )
+        signal = TradingSignal(
+            event_id=signal_id,
+            symbol=state.symbol,
+            ts_event=now,
+            source=OPERATOR,
+            side=SignalSide.EXIT,
+            strategy=OPERATOR,
+            price=price,
+            strength=1.0,
+        )
+        self.recorder.event(Topic.TRADING_SIGNALS, signal)
+        operator: CheckFields = {
+            "rule": OPERATOR,
+            "code": "operator_flatten",
+            "passed": True,
+            "observed": None,
+            "limit": None,
+            "detail": f"flatten by the operator ({self.trading_state}): {reason}",
+        }
+        outcome: tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]] = (
+            "approved",
+            requested,
+            final,
+            (operator,),
+        )
+        decision = self.risk.record(
+            signal, inputs, outcome, ts_event=now, source=OPERATOR, event_id=decision_id
+        )
+        self.recorder.event(Topic.RISK_EVENTS, decision)
+        self.stats.verdicts["approved"] += 1
+        self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
+        self._apply(result)
+        mine = [o for o in result.orders if o.side is Side.SELL and o.symbol == state.symbol]
+        return mine[0] if mine else None

@@ -19,12 +19,16 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision
+from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
 
 __all__ = [
+    "HALT_ACTION",
+    "LIVE_REFUSED_ACTION",
+    "LIVE_START_ACTION",
     "REPLAY_ACTION",
     "RESET_ACTION",
     "STATE_ACTION",
@@ -43,6 +47,13 @@ STATE_ACTION: Final = "trading_state"
 """Audit action of a change of the trading state (detail: ``state``, ``reason``)."""
 RESET_ACTION: Final = "risk_reset"
 """Audit action of an operator's ``cdb risk reset`` (detail: ``reason``, ``previous``)."""
+HALT_ACTION: Final = "risk_halt"
+"""Audit action of an operator's kill switch, ``cdb risk halt`` or SIGUSR1 to a running
+``cdb run`` (detail: ``reason``, ``flatten`` ``yes``/``no``, ``via`` ``cli``/``sigusr1``)."""
+LIVE_START_ACTION: Final = "live_start"
+"""Audit action of a ``cdb run --live`` the governance gate let start (detail: each condition)."""
+LIVE_REFUSED_ACTION: Final = "live_refused"
+"""Audit action of a ``cdb run --live`` the governance gate refused (detail: each condition)."""
 _BATCH: Final = 5_000
 _MARK_PREFIX: Final = "mark."
 
@@ -142,9 +153,16 @@ def select_decisions(
     since_ns: int | None = None,
     until_ns: int | None = None,
     run_id: str | None = None,
+    operator: bool = True,
 ) -> list[RiskDecision]:
-    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it)."""
+    """Stored decisions in the window, of one run when ``run_id`` is given (ids start with it).
+
+    ``operator=False`` leaves out an operator's decisions (a flatten's exits, source
+    ``operator``): the risk rules did not make them, so rule statistics and what-ifs skip them.
+    """
     decisions = store.events(RiskDecision, symbol=symbol, since_ns=since_ns, until_ns=until_ns)
+    if not operator:
+        decisions = [d for d in decisions if d.source != OPERATOR]
     if run_id is None:
         return decisions
     return [d for d in decisions if d.event_id.startswith(f"{run_id}-")]
@@ -178,9 +196,12 @@ class TradingStatus:
 
 
 def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
-    """The latest state change or reset (of ``run_id``), ACTIVE when the store has none."""
+    """The latest state change, halt or reset (of ``run_id``), ACTIVE when the store has none.
+
+    An operator's halt (:data:`HALT_ACTION`) is HALTED until a later reset, also when no run
+    picked it up (it persists across restarts like the breaker's halt)."""
     latest: AuditRecord | None = None
-    for action in (STATE_ACTION, RESET_ACTION):
+    for action in (STATE_ACTION, RESET_ACTION, HALT_ACTION):
         for record in store.audits(action=action, descending=True):
             if run_id is not None and record.run_id != run_id:
                 continue
@@ -191,6 +212,8 @@ def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
         return TradingStatus(TradingState.ACTIVE, None, "no state change recorded", "", "")
     if latest.action == RESET_ACTION:
         state = TradingState.ACTIVE
+    elif latest.action == HALT_ACTION:
+        state = TradingState.HALTED
     else:
         state = TradingState(latest.detail.get("state", "active"))
     return TradingStatus(

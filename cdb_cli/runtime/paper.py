@@ -37,7 +37,7 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import RESET_ACTION, trading_status
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
@@ -157,6 +157,10 @@ class PaperRuntime:
         """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
         self._states_written = 0
         self._resets_seen: set[int] = set()
+        self._halts_seen: set[int] = set()
+        self._flatten: str | None = None  # the reason of a flatten under way
+        self._unsellable: set[str] = set()  # symbols a flatten's exit was refused for
+        self._audit_writes: set[asyncio.Task[None]] = set()
         self.pipeline: TradingPipeline | None = None
         self.started = asyncio.Event()
 
@@ -241,6 +245,8 @@ class PaperRuntime:
             self._states_written = self._states_alerted = len(pipeline.stats.state_changes)
         resets = await self._call(self.store.audits, action=RESET_ACTION)
         self._resets_seen = {record.ts_event for record in resets}
+        halts = await self._call(self.store.audits, action=HALT_ACTION)
+        self._halts_seen = {record.ts_event for record in halts}  # a halt resumed above
 
     async def _warm(self, pipeline: TradingPipeline) -> None:
         if self._warm_up is None:
@@ -275,6 +281,7 @@ class PaperRuntime:
                 if loop.time() >= next_flush:
                     self._close_due_bars(pipeline)
                     await self._flush(pipeline)
+                    await self._pick_up_halts(pipeline)
                     await self._pick_up_resets(pipeline)
                     await self._check_feed()
                     next_flush = loop.time() + self._flush_interval_s
@@ -459,6 +466,96 @@ class PaperRuntime:
                 self._resets_seen.add(record.ts_event)
                 pipeline.reset_breaker(self.clock.timestamp_ns())
                 logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+
+    async def _pick_up_halts(self, pipeline: TradingPipeline) -> None:
+        """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
+        ``--flatten`` it also sells every position. A flatten under way goes on at each flush."""
+        halts = await self._call(self.store.audits, action=HALT_ACTION)
+        new = sorted(
+            (record for record in halts if record.ts_event not in self._halts_seen),
+            key=lambda record: record.ts_event,
+        )
+        if new:
+            resets = await self._call(self.store.audits, action=RESET_ACTION)
+            for record in new:
+                self._halts_seen.add(record.ts_event)
+                if any(reset.ts_event > record.ts_event for reset in resets):
+                    continue  # reset since: the operator resumed already
+                self._resets_seen.update(reset.ts_event for reset in resets)  # older: not this
+                self.halt(
+                    record.detail.get("reason", ""),
+                    flatten=record.detail.get("flatten") == "yes",
+                    actor=record.actor,
+                )
+        self._continue_flatten(pipeline)
+
+    def halt(self, reason: str, *, flatten: bool = False, actor: str = "") -> None:
+        """The kill switch, in process: no new entry from now on; with ``flatten`` every
+        position is sold (now and at each flush until flat). Writes no audit record: the caller
+        did (``cdb risk halt``) or :meth:`halt_now` does."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        by = f" ({actor})" if actor else ""
+        pipeline.halt(self.clock.timestamp_ns(), f"halted by the operator{by}: {reason}")
+        logger.warning(
+            "Run %s halted by the operator%s: %s%s",
+            self.run_id,
+            by,
+            reason,
+            "; flattening every position" if flatten else "",
+        )
+        if flatten:
+            self._flatten = reason
+            self._unsellable.clear()
+            self._continue_flatten(pipeline)
+
+    def halt_now(self, reason: str, *, via: str) -> None:
+        """Halt at once (a signal handler's call: SIGUSR1), without a flatten, and write the
+        audit record (action ``risk_halt``) in the background."""
+        record = AuditRecord(
+            ts_event=self.clock.timestamp_ns(),
+            action=HALT_ACTION,
+            actor=_actor(),
+            run_id=self.run_id,
+            detail={"reason": reason, "flatten": "no", "via": via},
+        )
+        if self.pipeline is not None:  # before the start, the pick-up or the restore takes it
+            self._halts_seen.add(record.ts_event)
+            self.halt(reason, actor=record.actor)
+        task = asyncio.get_running_loop().create_task(self._write_audit(record))
+        self._audit_writes.add(task)
+        task.add_done_callback(self._audit_writes.discard)
+
+    async def _write_audit(self, record: AuditRecord) -> None:
+        try:
+            await self._call(self.store.add_audit, record)
+        except CdbError as e:
+            logger.error("Could not write the %s audit record: %s", record.action, e)
+
+    def _continue_flatten(self, pipeline: TradingPipeline) -> None:
+        reason = self._flatten
+        if reason is None:
+            return
+        if pipeline.trading_state is not TradingState.HALTED:  # reset: trading resumed
+            self._flatten = None
+            return
+        placed = pipeline.flatten(self.clock.timestamp_ns(), reason, skip=self._unsellable)
+        for symbol, order in placed.items():
+            if order.status == "REJECTED":
+                self._unsellable.add(symbol)
+                logger.warning("Flatten: the exit of %s was refused; it stays held", symbol)
+            else:
+                logger.warning("Flatten: selling %s %s", order.quantity, symbol)
+        held = [
+            symbol
+            for symbol in self.symbols
+            if pipeline.portfolio.quantity(symbol) > 0 and symbol not in self._unsellable
+        ]
+        if not held and not pipeline.execution.working_orders():
+            self._flatten = None
+            left = f" ({', '.join(sorted(self._unsellable))} could not be sold)"
+            logger.warning("Flatten done%s", left if self._unsellable else "")
 
     def _scheduler(self) -> Any:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler

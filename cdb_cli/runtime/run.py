@@ -8,6 +8,9 @@ simulator on its own.
 
 One shutdown path for Ctrl-C and SIGTERM: the stop event ends the loop, which writes its last
 batch and snapshot, then the feed, the bus and the store are closed.
+
+SIGUSR1 is the kill switch without a terminal: the run halts new entries at once (no flatten) and
+writes the audited halt, as ``cdb risk halt`` would; ``cdb risk reset`` ends it.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cdb_cli.engine.errors import CdbError, DependencyError
@@ -24,7 +27,7 @@ from cdb_cli.engine.errors import CdbError, DependencyError
 if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.instruments import Instrument
-    from cdb_cli.runtime.paper import RunSummary
+    from cdb_cli.runtime.paper import PaperRuntime, RunSummary
     from cdb_cli.settings import Settings
 
 __all__ = ["Feed", "run_live", "run_paper"]
@@ -35,6 +38,7 @@ Feed = Literal["mexc", "sim"]
 T = TypeVar("T")
 WARM_UP_BARS = 500
 """Closed 1-minute klines that warm the indicators before the first live bar."""
+SIGUSR1_REASON = "SIGUSR1 from the operator"
 
 
 async def _retry(
@@ -197,7 +201,8 @@ async def _serve(
                 else:
                     runtime = PaperRuntime(settings, **options)
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
-                summary = await runtime.run(stop)
+                with _halt_on_sigusr1(loop, runtime):
+                    summary = await runtime.run(stop)
                 if screen is not None:
                     await screen
                 return summary
@@ -206,6 +211,25 @@ async def _serve(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signum)
         await asyncio.to_thread(store.close)
+
+
+@contextlib.contextmanager
+def _halt_on_sigusr1(loop: asyncio.AbstractEventLoop, runtime: PaperRuntime) -> Iterator[None]:
+    """While the run runs, SIGUSR1 halts it at once (audited, no flatten)."""
+
+    def on_signal() -> None:
+        logger.warning("SIGUSR1: halting run %s", runtime.run_id)
+        runtime.halt_now(SIGUSR1_REASON, via="sigusr1")
+
+    installed = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, AttributeError):
+        loop.add_signal_handler(signal.SIGUSR1, on_signal)
+        installed = True
+    try:
+        yield
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGUSR1)
 
 
 async def _live_view(runtime: Any, stop: asyncio.Event) -> None:

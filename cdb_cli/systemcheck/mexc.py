@@ -1,4 +1,5 @@
-"""The MEXC rows of ``cdb systemcheck``: REST reachable, clock offset, API keys, WebSocket.
+"""The MEXC rows of ``cdb systemcheck``: REST reachable, clock offset, API keys, trading
+permission, WebSocket.
 
 They follow ``CORE_CHECKS``. All use the network (skipped by ``--quick``). An unreachable MEXC
 fails in live mode and warns in paper mode (paper trading needs MEXC market data, replay does
@@ -22,6 +23,7 @@ __all__ = [
     "check_mexc_clock",
     "check_mexc_keys",
     "check_mexc_rest",
+    "check_mexc_trading",
     "check_mexc_websocket",
 ]
 
@@ -65,22 +67,33 @@ def check_mexc_rest(context: CheckContext) -> Outcome:
 
 
 def check_mexc_clock(context: CheckContext) -> Outcome:
-    """The offset between this clock and MEXC's (signed requests must be within recvWindow)."""
+    """The offset between this clock and MEXC's (signed requests must be within recvWindow).
+
+    Fails beyond 60 s (any recvWindow); in live mode already at half the client's recvWindow
+    (2.5 s of the default 5 s), so a signed order never depends on the measured offset alone.
+    """
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.context import run_async
 
     settings = context.require_settings()
 
-    async def offset() -> int:
+    async def offset() -> tuple[int, int]:
         async with MexcHttpClient(
             settings.mexc_rest_url, max_attempts=1, timeout=PROBE_TIMEOUT_S
         ) as client:
-            return await client.sync_time()
+            return await client.sync_time(), client.recv_window
 
-    measured = run_async(offset())
+    measured, recv_window = run_async(offset())
     value = f"offset {measured:+d} ms"
     if abs(measured) >= CLOCK_FAIL_MS:
         return Outcome(Status.FAIL, value, "beyond any recvWindow: fix the system clock (NTP)")
+    if settings.mode == "live" and abs(measured) >= recv_window // 2:
+        return Outcome(
+            Status.FAIL,
+            value,
+            f"live trading needs it below half the recvWindow ({recv_window // 2} ms): "
+            "fix the system clock (NTP)",
+        )
     if abs(measured) >= CLOCK_WARN_MS:
         return Outcome(Status.WARN, value, "cdb signs with the measured offset; still, fix NTP")
     return Outcome(Status.OK, value)
@@ -110,6 +123,54 @@ def check_mexc_keys(context: CheckContext) -> Outcome:
     return Outcome(Status.OK, f"{masked} accepted, {assets} asset(s) with a balance")
 
 
+def check_mexc_trading(context: CheckContext) -> Outcome:
+    """The account may trade spot (``canTrade``, SPOT permission) and every ``CDB_SYMBOLS`` symbol
+    is tradable (status 1, spot allowed, per ``exchangeInfo``); needs accepted keys."""
+    from cdb_cli.context import run_async
+    from cdb_cli.kernel import mexc_http_client
+
+    settings = context.require_settings()
+
+    async def probe() -> tuple[bool, tuple[str, ...], dict[str, bool]]:
+        async with mexc_http_client(settings) as client:
+            can_trade, permissions = await client.account_permissions()
+            tradable: dict[str, bool] = {}
+            for symbol in settings.symbols:  # one by one: MEXC refuses a list with an unknown one
+                try:
+                    found = await client.symbols([symbol])
+                except VenueRejected:
+                    continue  # "Invalid symbol": not listed
+                if symbol in found:
+                    tradable[symbol] = found[symbol].tradable
+            return can_trade, permissions, tradable
+
+    try:
+        can_trade, permissions, tradable = run_async(probe())
+    except VenueRejected as e:
+        return Outcome(Status.FAIL, "rejected", e.message)
+    problems = _trading_problems(can_trade, permissions, settings.symbols, tradable)
+    if problems:
+        status = Status.FAIL if settings.mode == "live" else Status.WARN
+        return Outcome(status, "not tradable", "; ".join(problems))
+    return Outcome(Status.OK, f"spot trading allowed for {', '.join(settings.symbols)}")
+
+
+def _trading_problems(
+    can_trade: bool, permissions: tuple[str, ...], symbols: list[str], tradable: dict[str, bool]
+) -> list[str]:
+    problems = []
+    if not can_trade:
+        problems.append("the account may not trade (canTrade false)")
+    if "SPOT" not in permissions:
+        problems.append(f"no SPOT permission (has {', '.join(permissions) or 'none'})")
+    for symbol in symbols:
+        if symbol not in tradable:
+            problems.append(f"{symbol} is not listed")
+        elif not tradable[symbol]:
+            problems.append(f"{symbol} is not tradable (status, spot or permission)")
+    return problems
+
+
 def check_mexc_websocket(context: CheckContext) -> Outcome:
     """``CDB_MEXC_WS_URL`` accepts a subscription to the first symbol's trades and acks it."""
     from cdb_cli.adapters.mexc.ws import deals_topic, probe
@@ -130,5 +191,6 @@ MEXC_CHECKS: Final[tuple[Check, ...]] = (
     Check("mexc rest", check_mexc_rest, network=True),
     Check("mexc clock", check_mexc_clock, network=True, needs=("mexc rest",)),
     Check("mexc keys", check_mexc_keys, network=True, needs=("mexc rest",)),
+    Check("mexc trading", check_mexc_trading, network=True, needs=("mexc keys",)),
     Check("mexc websocket", check_mexc_websocket, network=True),
 )

@@ -241,3 +241,124 @@ def test_explain_status_reset_on_postgres(
     reset = cdb("risk", "reset", "--reason", "checked on postgres")
     assert reset.exit_code == 0, reset.output
     assert status_json(cdb)["state"] == "active"
+
+
+def test_halt_is_audited_shown_by_status_and_ended_by_reset(
+    cdb: Callable[..., Result], tmp_path: Path, use_db: Callable[[str], None]
+) -> None:
+    from cdb_cli.adapters.sql import upgrade
+    from cdb_cli.engine.runs import HALT_ACTION
+    from cdb_cli.kernel import open_store
+
+    url = f"sqlite:///{tmp_path / 'halt.db'}"
+    upgrade(url)
+    use_db(url)
+    assert status_json(cdb)["state"] == "active"
+
+    missing = cdb("risk", "halt", "--reason", "  ")
+    assert missing.exit_code == ExitCode.USAGE, missing.output
+    halted = cdb("risk", "halt", "--reason", "exchange incident", "--actor", "ops@desk")
+    assert halted.exit_code == 0, halted.output
+    assert "Trading halted by ops@desk: exchange incident" in halted.stdout
+    status = status_json(cdb)
+    assert (status["state"], status["reason"], status["actor"]) == (
+        "halted",
+        "exchange incident",
+        "ops@desk",
+    )
+    assert "Trading state: HALTED since" in cdb("risk", "status").stdout
+
+    flatten = cdb("risk", "halt", "--reason", "close it all", "--flatten", "--actor", "ops@desk")
+    assert flatten.exit_code == 0, flatten.output
+    assert "sells every open position" in flatten.stdout
+
+    store = open_store(Settings(database_url=url))
+    try:
+        first, second = store.audits(action=HALT_ACTION)
+    finally:
+        store.close()
+    assert first.actor == "ops@desk"
+    assert first.detail == {
+        "reason": "exchange incident",
+        "flatten": "no",
+        "via": "cli",
+        "previous": "active",
+    }
+    assert (second.detail["flatten"], second.detail["previous"]) == ("yes", "halted")
+
+    reset = cdb("risk", "reset", "--reason", "incident over", "--actor", "ops@desk")
+    assert reset.exit_code == 0, reset.output
+    assert status_json(cdb)["state"] == "active"
+
+
+def test_explain_leaves_a_flatten_out_of_the_rules_but_traces_it(
+    cdb: Callable[..., Result], tmp_path: Path, use_db: Callable[[str], None]
+) -> None:
+    """An operator's flatten is not the rules' decision: explain's statistics and what-ifs skip
+    it, and its id still shows its trace."""
+    import random
+
+    from cdb_cli.adapters.sql import upgrade
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.engine.events import RiskDecision, SignalSide
+    from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
+    from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.engine.risk import RiskEngine, RiskLimits
+    from cdb_cli.engine.signals import SignalIntent
+    from cdb_cli.kernel import open_store
+
+    class BuyOnce:
+        name = "buy_once"
+        done = False
+
+        def on_bar(self, ts: int, close: float, volume: float) -> SignalIntent | None:
+            if self.done:
+                return None
+            self.done = True
+            return SignalIntent(SignalSide.BUY, 1.0, {})
+
+    symbol, minute = "BTCUSDT", 60 * 1_000_000_000
+    clock, recorder = TestClock(), MemoryRecorder()
+    pipeline = TradingPipeline(
+        strategies={symbol: BuyOnce()},
+        risk=RiskEngine(RiskLimits()),
+        execution=SimulatedExecution(
+            PaperExecutionConfig(latency_ms=0),
+            {symbol: Instrument.from_precisions(symbol, base_asset_precision=6, quote_precision=2)},
+            random.Random(1),
+            id_prefix="t",
+        ),
+        portfolio=Portfolio(Decimal(10_000)),
+        clock=clock,
+        recorder=recorder,
+        run_id="rflat",
+    )
+    for i in range(3):
+        clock.set_time((i + 1) * minute)
+        pipeline.on_bar(symbol, i * minute, (i + 1) * minute, 100.0, 100.0, 1.0)
+    pipeline.halt(clock.timestamp_ns(), "incident")
+    (placed,) = pipeline.flatten(clock.timestamp_ns(), "incident").values()
+
+    url = f"sqlite:///{tmp_path / 'flat.db'}"
+    upgrade(url)
+    store = open_store(Settings(database_url=url))
+    try:
+        store.append_events([event for _, event in recorder.events])
+    finally:
+        store.close()
+    use_db(url)
+    summary = explain_json(cdb, "--what-if", "max_spread_pct=0.2")
+    decisions = summary["decisions"]
+    assert isinstance(decisions, dict)
+    assert (decisions["total"], decisions["buy"], decisions["exit"]) == (1, 1, 0)  # the buy only
+    assert summary["what_if"]["flipped"] == 0  # type: ignore[index]
+    operator = next(
+        e for _, e in recorder.events if isinstance(e, RiskDecision) and e.source == "operator"
+    )
+    assert operator.event_id == placed.decision_id
+    traced = explain_json(cdb, operator.event_id)["trace"]
+    assert traced["verdict"] == "approved"  # type: ignore[index]
+    assert [c["rule"] for c in traced["checks"]] == ["operator"]  # type: ignore[index]
+    assert traced["checks"][0]["detail"] == "flatten by the operator (halted): incident"  # type: ignore[index]

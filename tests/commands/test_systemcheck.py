@@ -30,6 +30,7 @@ ROWS = [
     "mexc rest",
     "mexc clock",
     "mexc keys",
+    "mexc trading",
     "mexc websocket",
     "breaker",
     "full path",
@@ -127,6 +128,7 @@ def test_real_redis_and_postgres_are_ok(
         "mexc rest": "warn",  # MEXC is unreachable here: a warning in paper mode
         "mexc clock": "skip",
         "mexc keys": "skip",
+        "mexc trading": "skip",
         "mexc websocket": "warn",
         "breaker": "ok",
         "full path": "ok",

@@ -15,7 +15,7 @@ from cdb_cli.errors import ExitCode
 
 from .conftest import SIM_KEY, SIM_SECRET
 
-MEXC_ROWS = ("mexc rest", "mexc clock", "mexc keys", "mexc websocket")
+MEXC_ROWS = ("mexc rest", "mexc clock", "mexc keys", "mexc trading", "mexc websocket")
 
 
 @pytest.fixture(autouse=True)
@@ -51,6 +51,7 @@ def test_all_mexc_rows_pass_against_the_simulator(
     assert rows["mexc rest"]["value"].startswith(threaded_sim.rest_url)
     assert rows["mexc keys"]["value"].startswith("mx0v…ey1 accepted, 1 asset")
     assert "ack in" in rows["mexc websocket"]["value"]
+    assert rows["mexc trading"]["value"] == "spot trading allowed for BTCUSDT"
     assert SIM_SECRET not in result.stdout + result.stderr
     assert result.exit_code == 0, result.output
 
@@ -86,7 +87,7 @@ def test_unreachable_mexc_warns_in_paper_and_fails_in_live(
     monkeypatch.setenv("CDB_MEXC_REST_URL", "http://127.0.0.1:1")
     monkeypatch.setenv("CDB_MEXC_WS_URL", "ws://127.0.0.1:1/ws")
     paper = mexc_rows(cdb("systemcheck", "--json"))
-    assert [paper[name]["status"] for name in MEXC_ROWS] == ["warn", "skip", "skip", "warn"]
+    assert [paper[name]["status"] for name in MEXC_ROWS] == ["warn", "skip", "skip", "skip", "warn"]
     assert "cdb sim-exchange" in paper["mexc rest"]["hint"]
 
     monkeypatch.setenv("CDB_MODE", "live")
@@ -95,7 +96,7 @@ def test_unreachable_mexc_warns_in_paper_and_fails_in_live(
     live = cdb("systemcheck", "--json")
     assert live.exit_code == ExitCode.CHECK_FAILED, live.output
     rows = mexc_rows(live)
-    assert [rows[name]["status"] for name in MEXC_ROWS] == ["fail", "skip", "skip", "fail"]
+    assert [rows[name]["status"] for name in MEXC_ROWS] == ["fail", "skip", "skip", "skip", "fail"]
 
 
 def test_quick_skips_the_mexc_rows(cdb: Callable[..., Result]) -> None:
@@ -134,3 +135,24 @@ def test_every_row_against_the_simulator_and_real_services(
     assert not_ok == {}, not_ok
     assert {"redis", "database", "full path", "breaker"} <= set(rows)
     assert result.exit_code == 0, result.output
+
+
+def test_an_untradable_symbol_fails_the_trading_row_in_live_mode(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_SYMBOLS", "BTCUSDT,SOLUSDT")  # the simulator lists no SOLUSDT
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    paper = mexc_rows(cdb("systemcheck", "--json"))["mexc trading"]
+    assert (paper["status"], paper["hint"]) == ("warn", "SOLUSDT is not listed")
+
+    monkeypatch.setenv("CDB_MODE", "live")
+    live = cdb("systemcheck", "--json")
+    assert live.exit_code == ExitCode.CHECK_FAILED, live.output
+    row = mexc_rows(live)["mexc trading"]
+    assert (row["status"], row["value"], row["hint"]) == (
+        "fail",
+        "not tradable",
+        "SOLUSDT is not listed",
+    )

@@ -13,11 +13,18 @@ import pytest
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
-from cdb_cli.engine.events import Event, RiskDecision, Side, TradeTick, TradingSignal
+from cdb_cli.engine.events import (
+    Event,
+    OrderApproved,
+    RiskDecision,
+    Side,
+    TradeTick,
+    TradingSignal,
+)
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION, trading_status
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime, RunSummary
 from cdb_cli.settings import Settings
@@ -408,3 +415,141 @@ def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: S
         await eventually(lambda: len(store.equity_snapshots()) >= 1)
 
     asyncio.run(session(settings, scenario))
+
+
+def _halt_record(ts: int, *, flatten: bool) -> AuditRecord:
+    """What ``cdb risk halt`` writes."""
+    return AuditRecord(
+        ts_event=ts,
+        action=HALT_ACTION,
+        actor="ops@desk",
+        detail={"reason": "exchange incident", "flatten": "yes" if flatten else "no", "via": "cli"},
+    )
+
+
+async def _bought(feed: QueueFeed, clock: TestClock, store: Store) -> None:
+    """The buy of the first test: a jump on heavy volume, filled at the next minute's trade."""
+    await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+    await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
+    await trade_minutes(feed, clock, 2, [110.5], volume=1.0)
+    await eventually(lambda: bool(store.fills()))
+
+
+def test_a_halt_in_the_store_stops_new_buys_at_the_next_flush(settings: Settings) -> None:
+    halted_at: list[int] = []
+
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        assert runtime.pipeline is not None
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        halted_at.append(clock.timestamp_ns())
+        await asyncio.to_thread(store.add_audit, _halt_record(clock.timestamp_ns(), flatten=False))
+        await eventually(lambda: runtime.pipeline.trading_state is TradingState.HALTED)  # type: ignore[union-attr]
+        # the jump that buys in the first test: now refused
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
+        await trade_minutes(feed, clock, 2, [110.5, 111.0], volume=1.0)
+
+    asyncio.run(session(settings, scenario))
+    store = open_store(settings)
+    try:
+        decisions = store.events(RiskDecision)
+        assert decisions  # the strategy still asked
+        assert {d.verdict for d in decisions} == {"rejected"}
+        assert all(d.ts_event > halted_at[0] for d in decisions)
+        assert store.events(OrderApproved) == []
+        assert store.orders() == []
+        assert trading_status(store).state is TradingState.HALTED
+        (change,) = store.audits(action=STATE_ACTION)  # the run's own record of the change
+        assert change.detail == {
+            "state": "halted",
+            "reason": "halted by the operator (ops@desk): exchange incident",
+        }
+    finally:
+        store.close()
+
+
+def test_a_halt_with_flatten_sells_the_position_like_any_exit(settings: Settings) -> None:
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        assert runtime.pipeline is not None
+        await _bought(feed, clock, store)
+        assert runtime.pipeline.portfolio.quantity(SYMBOL) > 0
+        await asyncio.to_thread(store.add_audit, _halt_record(clock.timestamp_ns(), flatten=True))
+        await eventually(lambda: runtime.pipeline.trading_state is TradingState.HALTED)  # type: ignore[union-attr]
+        await eventually(lambda: bool(runtime.pipeline.execution.working_orders()))  # type: ignore[union-attr]
+        await trade_minutes(feed, clock, 3, [109.0], volume=1.0)  # the exit fills at a trade
+        await eventually(lambda: any(f.side is Side.SELL for f in store.fills()))
+        await trade_minutes(feed, clock, 4, [112.0, 115.0], volume=1000.0)  # no buy again
+
+    _, runtime = asyncio.run(session(settings, scenario))
+    assert runtime.pipeline is not None
+    assert runtime.pipeline.portfolio.quantity(SYMBOL) == 0
+    store = open_store(settings)
+    try:
+        buys = [f for f in store.fills() if f.side is Side.BUY]
+        sells = [f for f in store.fills() if f.side is Side.SELL]
+        assert sum(f.quantity for f in sells) == sum(f.quantity for f in buys) > 0
+        (position,) = store.positions()
+        assert position.quantity == 0
+        sell_orders = [o for o in store.orders() if o.side is Side.SELL]
+        assert [o.status for o in sell_orders] == ["FILLED"]
+        (decision,) = [d for d in store.events(RiskDecision) if d.source == "operator"]
+        assert decision.event_id == sell_orders[0].decision_id
+        assert decision.checks[-1].detail == "flatten by the operator (halted): exchange incident"
+        assert len([o for o in store.orders() if o.side is Side.BUY]) == 1
+    finally:
+        store.close()
+
+
+def test_a_halt_survives_a_restart_and_a_reset_ends_it(settings: Settings) -> None:
+    store = open_store(settings, create_if_new=True)
+    store.add_audit(_halt_record(T0 - MINUTE, flatten=True))
+    store.close()
+
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        assert runtime.pipeline is not None
+        assert runtime.pipeline.trading_state is TradingState.HALTED
+        await asyncio.sleep(0.1)  # flushes go by: the known halt is not taken again
+        assert len(runtime.pipeline.stats.state_changes) == 1
+        await asyncio.to_thread(
+            store.add_audit,
+            AuditRecord(
+                ts_event=T0 + SECOND,
+                action=RESET_ACTION,
+                actor="ops@desk",
+                detail={"reason": "reviewed", "previous": "halted"},
+            ),
+        )
+        await eventually(lambda: runtime.pipeline.trading_state is TradingState.ACTIVE)  # type: ignore[union-attr]
+
+    asyncio.run(session(settings, scenario))
+
+
+def test_halt_now_halts_in_process_and_writes_the_audit_record(settings: Settings) -> None:
+    async def scenario(
+        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        assert runtime.pipeline is not None
+        runtime.halt_now("SIGUSR1 from the operator", via="sigusr1")
+        assert runtime.pipeline.trading_state is TradingState.HALTED  # at once, not at a flush
+        await eventually(lambda: bool(store.audits(action=HALT_ACTION)))
+        await asyncio.sleep(0.1)
+        assert len(runtime.pipeline.stats.state_changes) == 1  # not picked up a second time
+
+    asyncio.run(session(settings, scenario))
+    store = open_store(settings)
+    try:
+        (record,) = store.audits(action=HALT_ACTION)
+        assert record.detail == {
+            "reason": "SIGUSR1 from the operator",
+            "flatten": "no",
+            "via": "sigusr1",
+        }
+        assert record.run_id.startswith("p")
+        assert trading_status(store).state is TradingState.HALTED
+    finally:
+        store.close()

@@ -190,3 +190,56 @@ def audits_count(url: str, action: str) -> int:
         return audits(url).count(action)
     except Exception:  # the database is created by the process itself
         return 0
+
+
+@pytest.mark.slow
+def test_sigusr1_halts_a_running_cdb_run_and_the_store_says_so(tmp_path: Path) -> None:
+    from cdb_cli.engine.risk import TradingState
+    from cdb_cli.engine.runs import HALT_ACTION, STATE_ACTION, trading_status
+
+    url = f"sqlite:///{tmp_path / 'run.db'}"
+    env = {
+        **os.environ,
+        "CDB_DATABASE_URL": url,
+        "NO_COLOR": "1",
+        "CDB_HTTP_PORT": str(free_port()),
+    }
+    cdb = str(Path(sys.executable).parent / "cdb")
+    process = subprocess.Popen(
+        [cdb, "run", "--paper", "--feed", "sim", "--symbols", SYMBOL],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while audits_count(url, START_ACTION) < 1 and time.monotonic() < deadline:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while audits_count(url, STATE_ACTION) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert process.poll() is None, process.communicate()  # halted, not stopped
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    store = open_store(Settings(database_url=url))
+    try:
+        (halt,) = store.audits(action=HALT_ACTION)
+        (change,) = store.audits(action=STATE_ACTION)
+        (start,) = store.audits(action=START_ACTION)
+        status = trading_status(store)
+    finally:
+        store.close()
+    assert halt.run_id == start.run_id
+    assert halt.detail == {"reason": "SIGUSR1 from the operator", "flatten": "no", "via": "sigusr1"}
+    assert change.detail["state"] == "halted"
+    assert status.state is TradingState.HALTED
+    assert f"SIGUSR1: halting run {start.run_id}" in err

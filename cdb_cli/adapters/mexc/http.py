@@ -328,6 +328,14 @@ class MexcHttpClient:
             for b in _field(body, "balances")
         }
 
+    async def account_permissions(self) -> tuple[bool, tuple[str, ...]]:
+        """(``canTrade``, ``permissions``) of the account: may it place spot orders at all."""
+        body = await self._request("GET", f"{API}/account", signed=True)
+        permissions = _field(body, "permissions")
+        if not isinstance(permissions, list):
+            raise MalformedEvent("MEXC account 'permissions' is not an array")
+        return _field(body, "canTrade") is True, tuple(str(p) for p in permissions)
+
     @staticmethod
     def _order_params(
         symbol: str,
