@@ -447,6 +447,7 @@ class MexcExecutionClient:
         if tracked is None:
             if not client_id and update.order_id and update.order_id not in self._by_venue:
                 self._held.setdefault(update.order_id, []).append(update)  # may be ours: hold
+                self.counters["stream_held"] += 1
                 _trim(self._held, _HELD)
             return
         if update.order_id:
