@@ -41,6 +41,15 @@ Placing (:meth:`place`):
   PENDING_NEW and polling keeps asking; after ``resolve_attempts`` polls that all answer
   "unknown order" it becomes REJECTED "never reached the venue" too.
 
+Other calls: :meth:`cancel` sends the cancel and confirms it by a query (MEXC answers a cancel
+with the status before it); an order no longer open is answered with its final state.
+:meth:`query` returns None when MEXC does not know the id; otherwise the order is tracked until
+done and its fills not yet published are. :meth:`open_orders` lists ours and others' (the caller
+tells them apart by the client id prefix); :meth:`fills` reads ``myTrades`` page by page;
+:meth:`balances` is free + locked per asset. :meth:`track` takes back orders after a restart.
+:attr:`counters` counts what happened (``placed``, ``outcome_unknown``, ``resolved_by_query``,
+``never_reached``, ``refused``, ``fills_from_stream``, ``fills_from_poll``, ``polls`` …).
+
 Signing and the clock (:attr:`signing_ok`): each poll re-measures the offset to MEXC's clock
 (``/api/v3/time``). MEXC refuses a request whose timestamp is off by more than recvWindow, and the
 REST client compensates a measured offset; but a local clock further off MEXC's than
@@ -447,6 +456,7 @@ class MexcExecutionClient:
         if tracked is None:
             if not client_id and update.order_id and update.order_id not in self._by_venue:
                 self._held.setdefault(update.order_id, []).append(update)  # may be ours: hold
+                self.counters["stream_held"] += 1
                 _trim(self._held, _HELD)
             return
         if update.order_id:

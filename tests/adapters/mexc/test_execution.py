@@ -583,6 +583,34 @@ async def test_fills_paginate_through_every_trade(
     assert {f.venue_order_id for f in await quiet.fills(BTC, venue_order_id=one)} == {one}
 
 
+async def test_pushes_and_trades_without_client_ids_are_attributed_by_venue_order_id(
+    client: MexcHttpClient, sim: SimServer
+) -> None:
+    sim.exchange.faults.update({"hide_client_ids": True})
+    live = new_client(client, sim.ws_url, poll_interval_s=60)  # the stream alone
+    await live.start()
+    try:
+        assert live.stream is not None
+        await live.stream.wait_connected(5)
+        placed = await live.place(record("hc-1", Side.BUY, quote=Decimal(60)))
+        seen = await updates_until(live, reached("hc-1", "FILLED"))
+        price = sim.exchange.markets[BTC].price - 25
+        await live.place(
+            record("hc-2", Side.SELL, "LIMIT", quantity=Decimal("0.002"), price=price + 50)
+        )
+        await sim.step({BTC: price + 60})
+        seen += await updates_until(live, reached("hc-2", "FILLED"))
+    finally:
+        await live.stop()
+    for client_id in ("hc-1", "hc-2"):
+        got = fills(seen, client_id)
+        assert got
+        assert sum(f.quantity for f in got) == states(seen, client_id)[-1].filled_quantity
+    assert live.counters["fills_from_stream"] == len(fills(seen, "hc-1") + fills(seen, "hc-2"))
+    trades = await live.fills(BTC, venue_order_id=placed.venue_order_id)  # myTrades: ids null
+    assert {f.client_order_id for f in trades} == {"hc-1"}
+
+
 async def test_pushes_without_client_id_are_attributed_by_venue_order_id(
     quiet: MexcExecutionClient, sim: SimServer
 ) -> None:

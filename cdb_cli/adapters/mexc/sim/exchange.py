@@ -289,14 +289,17 @@ class SimExchange:
             "clientOrderId": order.client_order_id,
         }
         account.trades.append(trade)
-        self.outbox.append((account.api_key, PRIVATE_DEALS, private_deal_frame(trade, now)))
+        pushed = {**trade, "clientOrderId": ""} if self.faults.hide_client_ids else trade
+        self.outbox.append((account.api_key, PRIVATE_DEALS, private_deal_frame(pushed, now)))
 
     def _report(
         self, account: Account, order: SimOrder, last_qty: Decimal, kind: str, now: int
     ) -> None:
         """Queue the private pushes of an order change: the order, then changed balances."""
         key = account.api_key
-        self.outbox.append((key, PRIVATE_ORDERS, private_order_frame(order, last_qty, now)))
+        hide = self.faults.hide_client_ids
+        frame = private_order_frame(order, last_qty, now, hide_client_id=hide)
+        self.outbox.append((key, PRIVATE_ORDERS, frame))
         for asset, after, before in account.changed_balances():
             frame = private_account_frame(asset, after, before, kind, now)
             self.outbox.append((key, PRIVATE_ACCOUNT, frame))
@@ -387,7 +390,10 @@ class SimExchange:
             and (start is None or int(str(t["time"])) >= start)
             and (end is None or int(str(t["time"])) <= end)
         ]
-        return trades[:limit] if start is not None else trades[-limit:]
+        chosen = trades[:limit] if start is not None else trades[-limit:]
+        if self.faults.hide_client_ids:  # as in real captures: "clientOrderId": null
+            return [{**t, "clientOrderId": None} for t in chosen]
+        return chosen
 
 
 def _number(p: dict[str, str], name: str, default: int | None) -> int | None:

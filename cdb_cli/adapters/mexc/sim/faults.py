@@ -5,7 +5,8 @@ hold until changed. ``drop_ws`` / ``stall_ws`` act on the WebSocket connections 
 ``accept_then_5xx`` counts order placements only: the order is booked (and pushed on the user
 stream), but the HTTP answer is a 503, so the client cannot tell it was accepted.
 ``clock_offset_ms`` shifts the simulator's server clock (``/api/v3/time`` and the signature's
-timestamp check) ahead of (positive) or behind (negative) wall time.
+timestamp check) ahead of (positive) or behind (negative) wall time. ``hide_client_ids`` leaves the
+client order id out of private pushes and ``myTrades`` rows (real captures show it null there).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class Faults:
     ws_stalled: bool = False  # keep sockets open but send nothing (no data, no PONG)
     accept_then_5xx: int = 0  # book the next N new orders, then answer 503 (outcome unknown)
     clock_offset_ms: int = 0  # server clock minus wall time, ms; may be negative
+    hide_client_ids: bool = False  # private pushes and myTrades without the client order id
 
     def take(self, name: str) -> bool:
         """Consume one unit of counter ``name``; True when the fault fires for this request."""

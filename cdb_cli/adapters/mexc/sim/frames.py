@@ -115,11 +115,13 @@ _STATUS = {"NEW": 1, "FILLED": 2, "PARTIALLY_FILLED": 3, "CANCELED": 4, "PARTIAL
 _TYPE = {"LIMIT": 1, "LIMIT_MAKER": 2, "IMMEDIATE_OR_CANCEL": 3, "FILL_OR_KILL": 4, "MARKET": 5}
 
 
-def private_order_frame(order: SimOrder, last_qty: Decimal, now_ms: int) -> bytes:
-    """``privateOrders`` push for an order after a change."""
+def private_order_frame(
+    order: SimOrder, last_qty: Decimal, now_ms: int, *, hide_client_id: bool = False
+) -> bytes:
+    """``privateOrders`` push for an order after a change (``hide_client_id``: clientId "")."""
     wrapper = PushDataV3ApiWrapper(channel=PRIVATE_ORDERS, symbol=order.symbol, sendTime=now_ms)
     o = wrapper.privateOrders
-    o.id, o.clientId = order.order_id, order.client_order_id
+    o.id, o.clientId = order.order_id, "" if hide_client_id else order.client_order_id
     o.price, o.quantity = s(order.price or Decimal(0)), s(order.orig_qty)
     o.amount = s(order.orig_quote_qty)
     avg = order.cum_quote / order.executed_qty if order.executed_qty else Decimal(0)
