@@ -96,35 +96,24 @@ async def _gate(
     import socket
     import time
 
-    from cdb_cli.engine.errors import CdbError
     from cdb_cli.kernel import open_store
     from cdb_cli.runtime.governance import gate_audit, live_gate
-    from cdb_cli.runtime.reconcile import check_account
 
-    restored = (False, "not checked: the MEXC keys are missing")
-    if settings.mexc_api_key is not None and settings.mexc_api_secret is not None:
-        try:
-            found = await check_account(settings, symbols, apply=False)
-        except CdbError as e:
-            restored = (False, f"reconciliation failed: {e.message}")
-        else:
-            problems = [line for line in found.lines() if "external" not in line]
-            restored = (
-                (False, "; ".join(problems[:3]) + " (see cdb reconcile)")
-                if found.anomalies or not found.balances_ok
-                else (True, f"store and account agree; {len(problems)} to settle at start")
-            )
-    result = await live_gate(
-        settings,
-        symbols=symbols,
-        confirm_live=confirm_live,
-        prompt=prompt,
-        portfolio_restored=restored,
-    )
-    for name, ok, detail in result.rows():
-        context.terminal.err.print(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}", markup=False)
+    # A brand-new database is created at the current schema first (as --paper does), so the
+    # gate judges it like any other; an existing one out of date still fails the systemcheck.
     store = await asyncio.to_thread(open_store, settings, create_if_new=True)
     try:
+        restored = await _restored(settings, symbols)
+        result = await live_gate(
+            settings,
+            symbols=symbols,
+            confirm_live=confirm_live,
+            prompt=prompt,
+            portfolio_restored=restored,
+        )
+        for name, ok, detail in result.rows():
+            mark = "ok  " if ok else "FAIL"
+            context.terminal.err.print(f"{mark} {name}: {detail}", markup=False)
         try:
             actor = f"{getpass.getuser()}@{socket.gethostname()}"
         except (KeyError, OSError):  # no passwd entry in a container
@@ -135,3 +124,20 @@ async def _gate(
     finally:
         await asyncio.to_thread(store.close)
     result.raise_if_refused()
+
+
+async def _restored(settings: Settings, symbols: list[str]) -> tuple[bool, str]:
+    """The gate's "portfolio restored": a dry run of the start-up reconciliation."""
+    from cdb_cli.engine.errors import CdbError
+    from cdb_cli.runtime.reconcile import check_account
+
+    if settings.mexc_api_key is None or settings.mexc_api_secret is None:
+        return False, "not checked: the MEXC keys are missing"
+    try:
+        found = await check_account(settings, symbols, apply=False)
+    except CdbError as e:
+        return False, f"reconciliation failed: {e.message}"
+    problems = [line for line in found.lines() if "external" not in line]
+    if found.anomalies or not found.balances_ok:
+        return False, "; ".join(problems[:3]) + " (see cdb reconcile)"
+    return True, f"store and account agree; {len(problems)} to settle at start"

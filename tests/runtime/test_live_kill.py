@@ -1,13 +1,19 @@
 """kill -9 of `cdb run --live` at random points, 20 times, against `cdb sim-exchange` in its own
 process: after every restart no order is duplicated, no fill is lost, the ledger's invariants
-hold, and the store and the simulator agree to the last unit."""
+hold, and the store and the simulator agree to the last unit.
+
+Odd trials kill the moment the run has saved a new order (it sends it right after, to a venue
+that answers 20 ms late): between save and send, or between send and answer. Even trials kill at
+a random time. The last run is stopped with SIGTERM after it has settled what the kills left."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -58,14 +64,28 @@ def starts(url: str) -> int:
         store.close()
 
 
-def wait_started(process: subprocess.Popen[str], url: str, count: int) -> None:
+def wait_started(process: subprocess.Popen[bytes], log: Path, url: str, count: int) -> None:
     deadline = time.monotonic() + 60
     while starts(url) < count:
         if process.poll() is not None:
-            _, err = process.communicate()
-            raise AssertionError(f"cdb run --live exited {process.returncode}: {err[-2000:]}")
+            err = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"cdb run --live exited {process.returncode}: {err}")
         assert time.monotonic() < deadline, "cdb run --live did not start in 60 s"
         time.sleep(0.1)
+
+
+def order_count(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
+        (count,) = con.execute("SELECT count(*) FROM orders").fetchone()
+        return int(count)
+
+
+def wait_for_new_order(db: Path, *, timeout_s: float) -> None:
+    """Return as soon as the run has saved one more order (it sends it right after)."""
+    before = order_count(db)
+    deadline = time.monotonic() + timeout_s
+    while order_count(db) == before and time.monotonic() < deadline:
+        time.sleep(0.002)
 
 
 async def venue_state(
@@ -83,7 +103,8 @@ async def venue_state(
 @pytest.mark.slow
 def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) -> None:
     sim_port, http_port = free_port(), free_port()
-    url = f"sqlite:///{tmp_path / 'live.db'}"
+    db = tmp_path / "live.db"
+    url = f"sqlite:///{db}"
     rest_url, ws_url = f"http://127.0.0.1:{sim_port}", f"ws://127.0.0.1:{sim_port}/ws"
     base_env = {
         **os.environ,
@@ -91,6 +112,9 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
         "CDB_MEXC_API_KEY": KEY,
         "CDB_MEXC_API_SECRET": SECRET,
     }
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    sim_log = (logs / "sim.log").open("wb")
     sim = subprocess.Popen(
         [
             CDB,
@@ -112,8 +136,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
         ],
         env=base_env,
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stderr=sim_log,
         cwd=tmp_path,
     )
     env = {
@@ -153,36 +176,41 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
             assert time.monotonic() < deadline, "the simulator did not start in 30 s"
             time.sleep(0.1)
         for trial in range(1, TRIALS + 1):
-            process = subprocess.Popen(
+            log = logs / f"run-{trial}.log"
+            with log.open("wb") as err:
+                process = subprocess.Popen(
+                    [CDB, "run", "--live", "--confirm-live"],
+                    env=env,
+                    cwd=tmp_path,
+                    stdout=subprocess.DEVNULL,
+                    stderr=err,
+                )
+            try:
+                wait_started(process, log, url, trial)
+                if trial % 2:  # the dangerous moment: an order was just saved, not yet answered
+                    wait_for_new_order(db, timeout_s=20)
+                else:
+                    time.sleep(rng.uniform(0.3, 5.0))
+            finally:
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+        log = logs / "final.log"
+        with log.open("wb") as err:
+            final = subprocess.Popen(
                 [CDB, "run", "--live", "--confirm-live"],
                 env=env,
                 cwd=tmp_path,
                 stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
+                stderr=err,
             )
-            try:
-                wait_started(process, url, trial)
-                time.sleep(rng.uniform(0.3, 4.0))
-            finally:
-                process.send_signal(signal.SIGKILL)
-                process.wait(10)
-        final = subprocess.Popen(
-            [CDB, "run", "--live", "--confirm-live"],
-            env=env,
-            cwd=tmp_path,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
         try:
-            wait_started(final, url, TRIALS + 1)
+            wait_started(final, log, url, TRIALS + 1)
             time.sleep(3)  # the stream and polling settle what the kills left open
             final.send_signal(signal.SIGTERM)
-            _, err = final.communicate(timeout=20)
+            final.wait(20)
         finally:
             final.kill()
-        assert final.returncode == 0, err[-3000:]
+        assert final.returncode == 0, log.read_text(errors="replace")[-3000:]
         trades, balances, venue_open = asyncio.run(venue_state(rest_url))
     finally:
         sim.send_signal(signal.SIGTERM)
@@ -190,14 +218,27 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
             sim.wait(10)
         except subprocess.TimeoutExpired:
             sim.kill()
+            sim.wait(10)
+        sim_log.close()
 
     store = open_store(Settings(database_url=url))
     try:
         orders = {o.client_order_id: o for o in store.orders()}
         fills = store.fills()
         cash = Decimal(store.get_config(LIVE_STARTING_CASH_KEY) or "0")
+        settled = [
+            (int(a.detail.get("reconciled_orders", "0")), int(a.detail.get("booked_fills", "0")))
+            for a in store.audits()
+            if a.action == START_ACTION
+        ]
     finally:
         store.close()
+    print(
+        f"kill -9 trials: {TRIALS}, orders {len(orders)}, fills {len(fills)}, starts that "
+        f"settled orders {sum(1 for o, _ in settled if o)}, booked missing fills "
+        f"{sum(f for _, f in settled)}"
+    )
+    assert len(orders) >= TRIALS // 2, "too few orders for the kills to land among them"
     assert trades, "no order was filled in 20 trials: the scenario does not trade"
     # no order duplicated: one venue order per client order id, and every one is ours
     venue_orders: dict[str, set[str]] = defaultdict(set)
