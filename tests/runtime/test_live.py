@@ -340,3 +340,57 @@ def test_a_paper_database_is_refused(tmp_path: Path) -> None:
                 store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_hostile_venue_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    """5xx after accepting, 429s and dropped WebSockets while the loop trades: every order
+    once at the venue, every fill once in the store."""
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config())) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    server.exchange.faults.update({"accept_then_5xx": 2})
+                    await walk(server, MOVES[:9])
+                    server.exchange.faults.update({"http_429": 2, "retry_after": 1})
+                    server.drop_connections()  # market data and the user stream
+                    await walk(server, MOVES[9:])
+                    await asyncio.sleep(2.0)  # polling settles what the stream missed
+                assert server.exchange.faults.accept_then_5xx < 2  # it fired
+                assert {o.status for o in store.orders()} <= {"FILLED", "REJECTED"}
+                assert runtime.orders_sent >= 2
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_clock_skew_beyond_recv_window_places_nothing_until_it_is_gone(tmp_path: Path) -> None:
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config())) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    server.exchange.faults.update({"clock_offset_ms": 30_000})
+                    await runtime.client.poll_once()  # type: ignore[attr-defined]
+                    await walk(server, MOVES[:11])  # the buy signal comes while skewed
+                    refused = [o for o in store.orders() if o.status == "REJECTED"]
+                    assert refused, [o.status for o in store.orders()]
+                    assert account_of(server).orders == {}
+                    assert not runtime.client.signing_ok
+                    server.exchange.faults.update({"clock_offset_ms": 0})
+                    await asyncio.sleep(0.5)  # the next poll re-syncs
+                    assert runtime.client.signing_ok
+                    await walk(server, MOVES[11:] + MOVES[:11])
+                    await asyncio.sleep(1.0)
+                assert account_of(server).orders  # trading resumed once signing worked
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())

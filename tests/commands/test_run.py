@@ -1,0 +1,113 @@
+"""``cdb run --live`` refuses with the reason, exit 3 or 4, and places nothing, when the
+governance gate fails: no keys, a failing systemcheck, no confirmation. Against the simulator."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import Result
+
+from cdb_cli.adapters.mexc.sim import SimServer
+from cdb_cli.errors import ExitCode
+from cdb_cli.kernel import open_store
+from cdb_cli.settings import Settings
+
+from .conftest import SIM_KEY, SIM_SECRET
+
+
+@pytest.fixture
+def live_env(
+    tmp_path: Path, threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    url = f"sqlite:///{tmp_path / 'live.db'}"
+    for name, value in {
+        "CDB_DATABASE_URL": url,
+        "CDB_BACKUP_DIR": str(tmp_path / "backups"),
+        "CDB_MEXC_REST_URL": threaded_sim.rest_url,
+        "CDB_MEXC_WS_URL": threaded_sim.ws_url,
+        "CDB_SYMBOLS": "BTCUSDT",
+        "CDB_MEXC_API_KEY": SIM_KEY,
+        "CDB_MEXC_API_SECRET": SIM_SECRET,
+        "CDB_DAILY_DRAWDOWN_PCT": "3",
+        "CDB_CIRCUIT_BREAKER_PCT": "8",
+        "CDB_MAX_EXPOSURE_PCT": "20",
+        "CDB_MAX_POSITION_QUOTE": "200",
+        "CDB_HTTP_PORT": "18999",
+    }.items():
+        monkeypatch.setenv(name, value)
+    yield url
+
+
+def audits(url: str) -> list[tuple[str, dict[str, str]]]:
+    store = open_store(Settings(database_url=url))
+    try:
+        return [(a.action, a.detail) for a in store.audits()]
+    finally:
+        store.close()
+
+
+def nothing_placed(sim: SimServer) -> bool:
+    return all(not account.orders for account in sim.exchange.accounts.values())
+
+
+def test_without_keys_it_refuses_with_exit_3(
+    cdb: Callable[..., Result],
+    live_env: str,
+    threaded_sim: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CDB_MEXC_API_KEY")
+    monkeypatch.delenv("CDB_MEXC_API_SECRET")
+    result = cdb("run", "--live", "--confirm-live")
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    assert "cdb run --live refused: mexc keys" in result.stderr
+    assert nothing_placed(threaded_sim)
+    assert audits(live_env)[-1][0] == "live_refused"
+
+
+def test_a_failing_systemcheck_refuses_with_exit_4(
+    cdb: Callable[..., Result], live_env: str, threaded_sim: SimServer
+) -> None:
+    result = cdb("run", "--live", "--confirm-live", "--symbols", "DOGEUSDT")  # not listed
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert "FAIL systemcheck" in result.stderr
+    assert "mexc trading" in result.stderr
+    assert nothing_placed(threaded_sim)
+    action, detail = audits(live_env)[-1]
+    assert action == "live_refused"
+    assert detail["systemcheck"].startswith("fail")
+    assert SIM_SECRET not in result.output + str(detail)
+
+
+def test_without_confirmation_off_a_terminal_it_refuses_with_exit_4(
+    cdb: Callable[..., Result], live_env: str, threaded_sim: SimServer
+) -> None:
+    result = cdb("run", "--live")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert "operator confirmed: not on a terminal: pass --confirm-live" in result.stderr
+    for condition in ("mexc keys", "systemcheck", "risk limits", "metrics endpoint"):
+        assert f"ok   {condition}" in result.stderr
+    assert nothing_placed(threaded_sim)
+    assert audits(live_env)[-1][0] == "live_refused"
+
+
+def test_risk_limits_left_at_their_paper_defaults_refuse_with_exit_3(
+    cdb: Callable[..., Result],
+    live_env: str,
+    threaded_sim: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CDB_MAX_POSITION_QUOTE")
+    result = cdb("run", "--live", "--confirm-live")
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    assert "CDB_MAX_POSITION_QUOTE" in result.stderr
+    assert nothing_placed(threaded_sim)
+
+
+def test_confirm_live_is_only_for_live(cdb: Callable[..., Result], live_env: str) -> None:
+    result = cdb("run", "--paper", "--confirm-live")
+    assert result.exit_code == ExitCode.USAGE
+    result = cdb("run", "--live", "--feed", "sim")
+    assert result.exit_code == ExitCode.USAGE
