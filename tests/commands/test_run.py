@@ -3,7 +3,7 @@ governance gate fails: no keys, a failing systemcheck, no confirmation. Against 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from .conftest import SIM_KEY, SIM_SECRET
 @pytest.fixture
 def live_env(
     tmp_path: Path, threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[str]:
+) -> str:
     url = f"sqlite:///{tmp_path / 'live.db'}"
     for name, value in {
         "CDB_DATABASE_URL": url,
@@ -37,7 +37,7 @@ def live_env(
         "CDB_HTTP_PORT": "18999",
     }.items():
         monkeypatch.setenv(name, value)
-    yield url
+    return url
 
 
 def audits(url: str) -> list[tuple[str, dict[str, str]]]:
