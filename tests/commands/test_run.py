@@ -18,9 +18,7 @@ from .conftest import SIM_KEY, SIM_SECRET
 
 
 @pytest.fixture
-def live_env(
-    tmp_path: Path, threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
-) -> str:
+def live_env(tmp_path: Path, threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> str:
     url = f"sqlite:///{tmp_path / 'live.db'}"
     for name, value in {
         "CDB_DATABASE_URL": url,

@@ -394,3 +394,46 @@ def test_clock_skew_beyond_recv_window_places_nothing_until_it_is_gone(tmp_path:
                 store.close()
 
     asyncio.run(scenario())
+
+
+def test_risk_halt_with_flatten_sells_the_position_at_the_venue(tmp_path: Path) -> None:
+    """`cdb risk halt --flatten` while the live loop holds a position: no new entry, the
+    position is sold at MEXC, and the store still matches the account."""
+    import time
+
+    from cdb_cli.engine.records import AuditRecord
+    from cdb_cli.engine.risk import TradingState
+    from cdb_cli.engine.runs import HALT_ACTION
+
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config())) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    await walk(server, MOVES[:11])  # the buy
+                    assert runtime.pipeline is not None
+                    assert runtime.pipeline.portfolio.quantity(SYMBOL) > 0
+                    store.add_audit(
+                        AuditRecord(
+                            ts_event=time.time_ns(),
+                            action=HALT_ACTION,
+                            actor="test",
+                            detail={"reason": "drill", "flatten": "yes"},
+                        )
+                    )
+                    await asyncio.sleep(1.5)  # the next flush picks it up and sells
+                    assert runtime.pipeline.trading_state is TradingState.HALTED
+                    step = runtime.pipeline.execution.instruments[SYMBOL].step_size  # type: ignore[attr-defined]
+                    assert runtime.pipeline.portfolio.quantity(SYMBOL) < step  # dust stays
+                    await walk(server, MOVES[:11])  # a buy signal while halted: refused
+                sells = [o for o in store.orders() if o.side == "SELL" and o.status == "FILLED"]
+                assert len(sells) == 1
+                buys = [o for o in store.orders() if o.side == "BUY" and o.status == "FILLED"]
+                assert len(buys) == 1
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
