@@ -28,7 +28,7 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from cdb_cli.engine.errors import CdbError, CheckFailed, ConfigurationError, StateError
+from cdb_cli.engine.errors import CdbError, CheckFailed, StateError
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.live_execution import LiveExecution
 from cdb_cli.engine.ports.execution import VenueOrderState
@@ -93,13 +93,7 @@ class LiveRuntime(PaperRuntime):
         from cdb_cli.kernel import Environment, build_pipeline
 
         store = self.store
-        orders = await self._call(store.orders)
-        foreign = sorted({o.mode for o in orders if o.mode != "live"})
-        if foreign:
-            raise ConfigurationError(
-                f"This database holds {', '.join(foreign)} orders; a live account needs its own "
-                "CDB_DATABASE_URL"
-            )
+        await self._own_orders("live")
         starting_cash, opening = await self._opening()
         now = self.clock.timestamp_ns()
         reconciliation = await reconcile_orders(

@@ -35,7 +35,7 @@ from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
-from cdb_cli.engine.records import AuditRecord
+from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
@@ -174,13 +174,7 @@ class PaperRuntime:
         from cdb_cli.kernel import Environment, build_pipeline
 
         store = self.store
-        orders = await self._call(store.orders)
-        foreign = sorted({o.mode for o in orders if o.mode != "paper"})
-        if foreign:
-            raise ConfigurationError(
-                f"This database holds {', '.join(foreign)} orders; a paper account needs its own "
-                "CDB_DATABASE_URL"
-            )
+        orders = await self._own_orders("paper")
         stored_cash = await self._call(store.get_config, STARTING_CASH_KEY)
         if stored_cash is None:
             stored_cash = str(self.settings.starting_cash)
@@ -207,6 +201,18 @@ class PaperRuntime:
         await self._restore_state(pipeline)
         await self._audit_start("paper")
         return pipeline
+
+    async def _own_orders(self, mode: str) -> list[OrderRecord]:
+        """The stored orders, refusing a database that holds another mode's orders: paper and
+        live accounts never share one."""
+        orders: list[OrderRecord] = await self._call(self.store.orders)
+        foreign = sorted({o.mode for o in orders if o.mode != mode})
+        if foreign:
+            raise ConfigurationError(
+                f"This database holds {', '.join(foreign)} orders; a {mode} account needs its "
+                "own CDB_DATABASE_URL"
+            )
+        return orders
 
     async def _audit_start(self, mode: str, **extra: str) -> None:
         """The start's audit record: run id, mode, cdb version, settings hash (no secrets)."""

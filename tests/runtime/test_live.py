@@ -116,6 +116,22 @@ async def walk(server: SimServer, moves: Sequence[int], pause: float = 0.55) -> 
         await asyncio.sleep(pause)
 
 
+def pending_buy(client_order_id: str, quote: Decimal) -> OrderRecord:
+    """A market buy saved before it was sent (what a crash right after the save leaves)."""
+    return OrderRecord(
+        client_order_id=client_order_id,
+        decision_id=f"d-{client_order_id[-1]}",
+        symbol=SYMBOL,
+        side="BUY",
+        order_type="MARKET",
+        quote_amount=quote,
+        status="PENDING_NEW",
+        ts_created=1,
+        ts_updated=1,
+        mode="live",
+    )
+
+
 def account_of(server: SimServer) -> Any:
     return server.exchange.accounts[KEY]
 
@@ -222,18 +238,7 @@ def test_a_restart_resolves_an_order_saved_but_never_sent(tmp_path: Path) -> Non
         async with SimServer(SimExchange(sim_config())) as server:
             store = open_store(settings, create_if_new=True)
             store.set_config(LIVE_STARTING_CASH_KEY, "10000")
-            lost = OrderRecord(
-                client_order_id="l0123456789a0000000001",
-                decision_id="d-1",
-                symbol=SYMBOL,
-                side="BUY",
-                order_type="MARKET",
-                quote_amount=Decimal(200),
-                status="PENDING_NEW",
-                ts_created=1,
-                ts_updated=1,
-                mode="live",
-            )
+            lost = pending_buy("l0123456789a0000000001", Decimal(200))
             store.save_order(lost)
             try:
                 async with live_run(settings, server, store) as (runtime, _stop, _task):
@@ -259,18 +264,7 @@ def test_a_restart_books_what_the_venue_did_while_we_were_down(tmp_path: Path) -
         async with SimServer(SimExchange(sim_config())) as server:
             store = open_store(settings, create_if_new=True)
             store.set_config(LIVE_STARTING_CASH_KEY, "10000")
-            sent = OrderRecord(
-                client_order_id="l0123456789a0000000002",
-                decision_id="d-2",
-                symbol=SYMBOL,
-                side="BUY",
-                order_type="MARKET",
-                quote_amount=Decimal(250),
-                status="PENDING_NEW",
-                ts_created=1,
-                ts_updated=1,
-                mode="live",
-            )
+            sent = pending_buy("l0123456789a0000000002", Decimal(250))
             store.save_order(sent)
             async with MexcHttpClient(server.rest_url, Credentials(KEY, SECRET)) as http:
                 await http.new_order(

@@ -74,6 +74,17 @@ def wait_started(process: subprocess.Popen[bytes], log: Path, url: str, count: i
         time.sleep(0.1)
 
 
+def start_live(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as err:
+        return subprocess.Popen(
+            [CDB, "run", "--live", "--confirm-live"],
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+
+
 def order_count(db: Path) -> int:
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as con:
         (count,) = con.execute("SELECT count(*) FROM orders").fetchone()
@@ -177,14 +188,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
             time.sleep(0.1)
         for trial in range(1, TRIALS + 1):
             log = logs / f"run-{trial}.log"
-            with log.open("wb") as err:
-                process = subprocess.Popen(
-                    [CDB, "run", "--live", "--confirm-live"],
-                    env=env,
-                    cwd=tmp_path,
-                    stdout=subprocess.DEVNULL,
-                    stderr=err,
-                )
+            process = start_live(env, tmp_path, log)
             try:
                 wait_started(process, log, url, trial)
                 if trial % 2:  # the dangerous moment: an order was just saved, not yet answered
@@ -195,14 +199,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)
         log = logs / "final.log"
-        with log.open("wb") as err:
-            final = subprocess.Popen(
-                [CDB, "run", "--live", "--confirm-live"],
-                env=env,
-                cwd=tmp_path,
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
+        final = start_live(env, tmp_path, log)
         try:
             wait_started(final, log, url, TRIALS + 1)
             time.sleep(3)  # the stream and polling settle what the kills left open
