@@ -290,16 +290,31 @@ class Portfolio:
         return _pct_below(self.day_start_equity, self.equity())
 
     def _valuation(self, symbol: str) -> tuple[Decimal, Decimal, Decimal]:
-        """(equity, exposure, value held in ``symbol``) in one pass over the positions."""
+        """(equity, exposure, value held in ``symbol``) in one pass over the positions.
+
+        On the signal path: the arithmetic of :meth:`position_value` and :meth:`equity`, inlined,
+        on the context's own methods (no ``localcontext`` copy per position); closed positions,
+        worth 0, are skipped.
+        """
         held = _ZERO
         exposure = _ZERO
-        with _localcontext(_CTX):
-            for name in self.positions:
-                value = self.position_value(name)
-                exposure += value
-                if name == symbol:
-                    held = value
-            return self.cash + exposure, exposure, held
+        marks = self.marks
+        ctx = _CTX
+        for name, position in self.positions.items():
+            quantity = position.quantity
+            if not quantity:
+                continue
+            mark = marks.get(name)
+            if mark is None:
+                value = position.cost
+            else:
+                value = ctx.multiply(quantity, mark).quantize(
+                    _GRID, rounding=ROUND_HALF_EVEN, context=ctx
+                )
+            exposure = ctx.add(exposure, value)
+            if name == symbol:
+                held = value
+        return ctx.add(self.cash, exposure), exposure, held
 
     def risk_view(self, symbol: str) -> PortfolioRiskView:
         equity, exposure, held = self._valuation(symbol)

@@ -259,11 +259,26 @@ def _fields(
 def _passed(
     rule: str, observed: Decimal | None, limit: Decimal | None, detail: str = ""
 ) -> CheckFields:
-    return _fields(rule=rule, code=OK, passed=True, observed=observed, limit=limit, detail=detail)
+    # A literal, not _fields(): most checks pass, and this is on the signal path.
+    return {
+        "rule": rule,
+        "code": OK,
+        "passed": True,
+        "observed": observed,
+        "limit": limit,
+        "detail": detail,
+    }
 
 
 def _not_applicable(rule: str) -> CheckFields:
-    return _fields(rule=rule, code=OK, passed=True, detail=NOT_APPLICABLE_TO_EXITS)
+    return {
+        "rule": rule,
+        "code": OK,
+        "passed": True,
+        "observed": None,
+        "limit": None,
+        "detail": NOT_APPLICABLE_TO_EXITS,
+    }
 
 
 def _no_equity(rule: str, observed: Decimal) -> CheckFields:
@@ -368,11 +383,14 @@ def _rule_spread(inputs: RiskInputs, limits: RiskLimits) -> CheckFields:
     return _passed(rule, spread, limit)
 
 
-def _rule_position_size(inputs: RiskInputs, limits: RiskLimits) -> CheckFields:
+def _rule_position_size(
+    inputs: RiskInputs, limits: RiskLimits, raw: Decimal | None = None
+) -> CheckFields:
+    """``raw``: :func:`raw_position_quote` of the inputs, when the caller has it already."""
     rule = "position_size"
     if inputs.equity <= 0:
         return _no_equity(rule, inputs.equity)
-    size = raw_position_quote(inputs.equity, limits)
+    size = raw_position_quote(inputs.equity, limits) if raw is None else raw
     if size < limits.min_position_quote:
         return _fields(
             rule=rule,
@@ -387,13 +405,17 @@ def _rule_position_size(inputs: RiskInputs, limits: RiskLimits) -> CheckFields:
     return _passed(rule, size, limits.max_position_quote)
 
 
-def _rule_exposure(requested: Decimal, inputs: RiskInputs, limits: RiskLimits) -> CheckFields:
+def _rule_exposure(
+    requested: Decimal, inputs: RiskInputs, limits: RiskLimits, allowed: Decimal | None = None
+) -> CheckFields:
+    """``allowed``: :func:`allowed_exposure_quote` of the inputs, when the caller has it already."""
     rule = "exposure"
     if inputs.equity <= 0:
         return _no_equity(rule, inputs.equity)
     limit = limits.max_exposure_pct
     observed = (inputs.exposure_quote + requested) / inputs.equity * _HUNDRED
-    allowed = allowed_exposure_quote(inputs, limits)
+    if allowed is None:
+        allowed = allowed_exposure_quote(inputs, limits)
     if requested <= allowed:
         return _passed(rule, observed, limit)
     if allowed < limits.min_position_quote:
@@ -502,12 +524,20 @@ class RiskEngine:
         return tuple(CheckResult(**fields) for fields in self._check_fields(side, inputs))
 
     def _check_fields(self, side: SignalSide, inputs: RiskInputs) -> tuple[CheckFields, ...]:
+        return self._decide(side, inputs)[0]
+
+    def _decide(
+        self, side: SignalSide, inputs: RiskInputs
+    ) -> tuple[tuple[CheckFields, ...], Decimal, Decimal]:
+        """(every rule's fields, requested, final if every check passes): the rules and
+        :meth:`sizes` in one pass, each size computed once (the signal path)."""
         limits = self.limits
         circuit = _rule_circuit_breaker(inputs, limits)
         stale = _rule_stale_data(inputs, limits)
         spread = _rule_spread(inputs, limits)
         if side is SignalSide.EXIT:
-            return (
+            position = _floor(max(_ZERO, inputs.position_quote_for_symbol))
+            checks = (
                 circuit,
                 _not_applicable("daily_drawdown"),
                 stale,
@@ -515,15 +545,20 @@ class RiskEngine:
                 _rule_exit_position(inputs),
                 _not_applicable("exposure"),
             )
-        requested = capped_position_quote(inputs.equity, limits)
-        return (
+            return checks, position, position
+        raw = raw_position_quote(inputs.equity, limits)
+        capped = max(_ZERO, min(raw, limits.max_position_quote))  # capped_position_quote
+        allowed = allowed_exposure_quote(inputs, limits)
+        checks = (
             circuit,
             _rule_daily_drawdown(inputs, limits),
             stale,
             spread,
-            _rule_position_size(inputs, limits),
-            _rule_exposure(requested, inputs, limits),
+            _rule_position_size(inputs, limits, raw),
+            _rule_exposure(capped, inputs, limits, allowed),
         )
+        final = min(capped, max(_ZERO, allowed))
+        return checks, _floor(max(_ZERO, raw)), _floor(final)
 
     def sizes(self, side: SignalSide, inputs: RiskInputs) -> tuple[Decimal, Decimal]:
         """(requested, final if every check passes) in quote currency."""
@@ -543,10 +578,9 @@ class RiskEngine:
         What-if re-evaluation (``cdb risk explain --what-if``) calls this on stored inputs, so an
         explanation runs exactly the code that decided.
         """
-        checks = self._check_fields(side, inputs)
-        requested, final = self.sizes(side, inputs)
+        checks, requested, final = self._decide(side, inputs)
         verdict: Verdict
-        if not all(check["passed"] for check in checks) or final <= 0:
+        if final <= 0 or not all(check["passed"] for check in checks):
             verdict, final = "rejected", _ZERO
         elif final < requested:
             verdict = "reduced"

@@ -412,3 +412,30 @@ def test_invariants_hold_after_every_fill_and_restore_is_exact(sequence: list[An
     store = InMemoryStore()
     save_all(store, p, applied, ts + 1)
     assert_restores(store, p)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ops, max_size=40))
+def test_risk_inputs_value_the_ledger_exactly_as_equity_and_exposure_do(
+    sequence: list[Any],
+) -> None:
+    """The signal path's one-pass valuation gives the very same Decimals (value and exponent)
+    as equity(), exposure() and position_value(), with closed, unmarked and untraded symbols."""
+    p = Portfolio(D("1000000000"))
+    ts = DAY0
+    for op in sequence:
+        ts += 1
+        if op[0] == "mark":
+            p.mark(op[1], op[2])
+        elif op[0] == "day":
+            ts += op[1]
+            p.roll_day(ts)
+        else:
+            f = make_fill(op, p, ts)
+            if f is not None:
+                p.apply_fill(f)
+        for symbol in (*SYMBOLS, "SOLUSDT"):
+            inputs = p.risk_inputs(symbol, bid=D(1), ask=D(2), last_price_age_ns=0)
+            assert str(inputs.equity) == str(p.equity())
+            assert str(inputs.exposure_quote) == str(p.exposure())
+            assert str(inputs.position_quote_for_symbol) == str(p.position_value(symbol))

@@ -32,8 +32,10 @@ from cdb_cli.engine.risk import (
     RiskLimits,
     TradingState,
     allowed_exposure_quote,
+    capped_position_quote,
     check_circuit_breaker,
     check_daily_drawdown,
+    check_exit_position,
     check_exposure,
     check_position_size,
     check_spread,
@@ -552,3 +554,42 @@ def test_property_bounds_and_verdict_consistency(
         assert decision.final_quote <= max(D(0), snapshot.position_quote_for_symbol)
     if decision.verdict == "reduced":
         assert 0 < decision.final_quote < decision.requested_quote
+
+
+@settings(max_examples=400, deadline=None)
+@given(limits=limits_strategy(), snapshot=inputs_strategy, side=st.sampled_from(SignalSide))
+def test_property_one_pass_verdict_matches_each_rule_and_sizes(
+    limits: RiskLimits, snapshot: RiskInputs, side: SignalSide
+) -> None:
+    """verdict() computes each size once and hands it to the rules; its trace and sizes are the
+    very ones (value and exponent) the public rule functions and sizes() give on their own."""
+    engine = RiskEngine(limits)
+    verdict, requested, final, fields = engine.verdict(side, snapshot)
+    if side is SignalSide.BUY:
+        expected = (
+            check_circuit_breaker(snapshot, limits),
+            check_daily_drawdown(snapshot, limits),
+            check_stale_data(snapshot, limits),
+            check_spread(snapshot, limits),
+            check_position_size(snapshot, limits),
+            check_exposure(capped_position_quote(snapshot.equity, limits), snapshot, limits),
+        )
+    else:
+        expected = (
+            check_circuit_breaker(snapshot, limits),
+            CheckResult(
+                rule="daily_drawdown", code="ok", passed=True, detail=NOT_APPLICABLE_TO_EXITS
+            ),
+            check_stale_data(snapshot, limits),
+            check_spread(snapshot, limits),
+            check_exit_position(snapshot),
+            CheckResult(rule="exposure", code="ok", passed=True, detail=NOT_APPLICABLE_TO_EXITS),
+        )
+    got = tuple(CheckResult(**check) for check in fields)
+    assert [c.model_dump_json() for c in got] == [c.model_dump_json() for c in expected]
+    sized = engine.sizes(side, snapshot)
+    assert str(requested) == str(sized[0])
+    if verdict == "rejected":
+        assert final == 0
+    else:
+        assert str(final) == str(sized[1])

@@ -4,6 +4,7 @@ it warms up, trades, writes everything, stops cleanly, and a restart resumes the
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -553,3 +554,36 @@ def test_halt_now_halts_in_process_and_writes_the_audit_record(settings: Setting
         assert trading_status(store).state is TradingState.HALTED
     finally:
         store.close()
+
+
+def test_no_garbage_collection_on_the_way_to_an_order(settings: Settings) -> None:
+    """The loop defers the collector while an event may lead to an order, and freezes the heap
+    start-up built; both are undone when the run ends, also after an error in an event."""
+    seen: dict[str, Any] = {"collecting": [], "frozen": 0}
+
+    async def buy(runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store) -> None:
+        assert runtime.pipeline is not None
+        execution = runtime.pipeline.execution
+        submit = execution.submit
+
+        def observed(order: Any, **options: Any) -> Any:
+            seen["collecting"].append(gc.isenabled())
+            return submit(order, **options)
+
+        execution.submit = observed  # type: ignore[method-assign]
+        seen["frozen"] = gc.get_freeze_count()
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # the buy, at this close
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)
+        assert gc.isenabled()  # between events the collector runs as usual
+        with pytest.raises(AttributeError):
+            runtime._on_event(None, trade(T0 + 3 * MINUTE, 111.0))  # type: ignore[arg-type]
+        assert gc.isenabled()
+
+    summary, _ = asyncio.run(session(settings, buy))
+    assert summary.orders >= 1
+    assert seen["collecting"]
+    assert not any(seen["collecting"])
+    assert seen["frozen"] > 0
+    assert gc.get_freeze_count() == 0
+    assert gc.isenabled()
