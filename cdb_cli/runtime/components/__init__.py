@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 __all__ = ["COMPONENTS", "check_component_settings", "run_component"]
 
 logger = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_S = 0.0002
 
 
 def check_component_settings(settings: Settings, component: str) -> None:
@@ -97,6 +100,9 @@ async def run_component(
     from cdb_cli.runtime.run import _instruments
 
     check_component_settings(settings, component)
+    # The store is written from a worker thread; by default the loop's thread may wait 5 ms for
+    # the GIL behind it at every await, which is the whole latency budget of a hop.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

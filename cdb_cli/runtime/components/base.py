@@ -2,8 +2,9 @@
 
 An :class:`Inbox` pumps one subscription into a local queue in a background task (so a component
 can wait on several topics at once) and acknowledges a delivery only after the component marked
-it handled: a crash leaves what was not handled pending in the consumer group, and a restart
-under the same consumer name gets it back first. Duplicates (at-least-once) are dropped by event
+it handled and the batch writer stored what came of it (every flush, off the hot path): a crash
+leaves what was not handled pending in the consumer group, and a restart under the same consumer
+name gets it back first. Duplicates (at-least-once) are dropped by event
 id with a ``DedupWindow``.
 
 :class:`Component` runs one process's loop: ``prepare`` (restore from the store), the inboxes,
@@ -70,6 +71,10 @@ class Inbox:
     def pop(self) -> tuple[Delivery, int]:
         return self.queue.popleft(), self.arrival_ns.popleft()
 
+    async def ack(self) -> None:
+        """Acknowledge what was handled (the writer does it every flush: off the hot path)."""
+        await self._ack()
+
     async def _ack(self) -> None:
         if self._done:
             done, self._done = self._done, []
@@ -81,7 +86,6 @@ class Inbox:
 
         reclaimed = False
         while not stop.is_set():
-            await self._ack()
             if not reclaimed:  # what a dead consumer of this group left pending
                 deliveries = await self.subscription.reclaim(60.0)
                 reclaimed = True
@@ -263,7 +267,9 @@ class Component:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._flush_interval_s)
-            await self._write()
+            if await self._write():
+                for inbox in self.inboxes.values():
+                    await inbox.ack()
 
     async def _write(self) -> bool:
         batch = self.outbox.take()

@@ -21,6 +21,7 @@ Decisions and approvals are stored by this process; orders, fills and reports by
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -114,8 +115,6 @@ class RiskComponent(Component):
         self.execution = execution
         restored = await self.call(restore_orders, store, self.pipeline, orders, self.symbols)
         status = await self.call(trading_status, store)
-        import time
-
         now = time.time_ns()
         same_day = (
             status.since_ns is not None and status.since_ns // NS_PER_DAY == now // NS_PER_DAY
@@ -210,6 +209,8 @@ class RiskComponent(Component):
             self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
         )
         await self.publish([*items, (Topic.SYSTEM_HEALTH, progress)])
+        if approvals:
+            self.latency.write(bar_id, time.time_ns())
         for topic, event in items:
             self.outbox.event(topic, event)
         self.count("decisions", len(items) - approvals)

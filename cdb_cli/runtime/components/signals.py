@@ -11,6 +11,7 @@ publication. Bars older than the last one handled for a symbol (a redelivery) ar
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
@@ -104,5 +105,9 @@ class SignalsComponent(Component):
             )
             self.count("bars")
         await self.publish(items)
+        published = time.time_ns()
+        for _, event in items:
+            if isinstance(event, TradingSignal):
+                self.latency.write(event.bar_id, published)
         for delivery in handled:
             inbox.done(delivery)
