@@ -37,10 +37,11 @@ from cdb_cli.engine.events import (
     decode_event,
 )
 from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components import COMPONENTS
 from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION
 from cdb_cli.settings import Settings
 
-SYMBOL = "BTCUSDT"
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SECOND = 1_000_000_000
 CDB = str(Path(sys.executable).parent / "cdb")
 CONSUMERS = ("signals", "risk", "execution", "portfolio")
@@ -113,6 +114,23 @@ def stop(process: subprocess.Popen[str]) -> str:
     return err
 
 
+def drained(redis_url: str, prefix: str) -> bool:
+    """Every consumer group has read its stream to the end and acknowledged it all."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for key in client.scan_iter(f"{prefix}:*"):
+            if ":dead:" in key:
+                continue
+            for group in client.xinfo_groups(key):
+                if group["lag"] or group["pending"]:
+                    return False
+        return True
+    finally:
+        client.close()
+
+
 def stream_events(redis_url: str, prefix: str) -> list[Event]:
     import redis
 
@@ -173,7 +191,7 @@ def reference_run(
             bus=InMemoryBus(),
             feed=feed,
             clock=clock,
-            symbols=[SYMBOL],
+            symbols=list(SYMBOLS),
             instruments=instruments,
             bar_interval_ns=SECOND,
             flush_interval_s=0.05,
@@ -210,11 +228,14 @@ def test_components_in_processes_decide_as_one_process(
     prefix = f"cdbtest{secrets.token_hex(4)}"
     sim_port = free_port()
     sim = subprocess.Popen(
-        [CDB, "sim-exchange", "--port", str(sim_port), "--symbol", SYMBOL, "--seed", "11",
+        [CDB, "sim-exchange", "--port", str(sim_port), "-s", SYMBOLS[0], "-s", SYMBOLS[1],
+         "--seed", "11",
          "--tick-interval", "0.05", "--history-days", "0.05"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
     )  # fmt: skip
     rest = f"http://127.0.0.1:{sim_port}"
+    base_port = free_port_block(5)
+    ports = {name: base_port + i for i, name in enumerate(COMPONENTS)}
     env = {
         **os.environ,
         "NO_COLOR": "1",
@@ -223,8 +244,8 @@ def test_components_in_processes_decide_as_one_process(
         "CDB_BUS_PREFIX": prefix,
         "CDB_MEXC_REST_URL": rest,
         "CDB_MEXC_WS_URL": f"ws://127.0.0.1:{sim_port}/ws",
-        "CDB_SYMBOLS": SYMBOL,
-        "CDB_HTTP_PORT": str(free_port_block(5)),
+        "CDB_SYMBOLS": ",".join(SYMBOLS),
+        "CDB_HTTP_PORT": str(base_port),
         **TUNING,
     }
     processes: dict[str, subprocess.Popen[str]] = {}
@@ -257,7 +278,13 @@ def test_components_in_processes_decide_as_one_process(
         wait_until(lambda: "marketdata" in started(), 20, "marketdata", list(processes.values()))
         wait_until(traded, 40, "decisions and fills", list(processes.values()))
         errors = {"marketdata": stop(processes.pop("marketdata"))}
-        time.sleep(2.0)  # the others finish the stream
+        wait_until(
+            lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
+            list(processes.values()),
+        )  # fmt: skip
+        for component in CONSUMERS:
+            health = httpx.get(f"http://127.0.0.1:{ports[component]}/health", timeout=5)
+            assert health.status_code == 200, (component, health.text)
         for component in CONSUMERS:
             errors[component] = stop(processes.pop(component))
     finally:
@@ -338,4 +365,4 @@ async def _instruments(rest: str) -> dict[str, Any]:
     from cdb_cli.adapters.mexc.http import MexcHttpClient
 
     async with MexcHttpClient(rest) as http:
-        return await http.exchange_info([SYMBOL])
+        return await http.exchange_info(list(SYMBOLS))
