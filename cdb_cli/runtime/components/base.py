@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-__all__ = ["COMPONENTS", "Component", "Inbox", "LatencyLog", "bar_close_ns"]
+__all__ = ["COMPONENTS", "Component", "Inbox", "LatencyLog", "bar_close_ns", "prune"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +50,18 @@ SECOND_NS = 1_000_000_000
 def bar_close_ns(bar: Bar, interval_ns: int) -> int:
     """The end of a closed bar's interval (its ``ts_event`` is the open)."""
     return bar.ts_event + interval_ns
+
+
+KEEP_LATE = 1000
+"""Announcements kept for bars already handled (late arrivals after a wait timed out)."""
+
+
+def prune(*tables: dict[Any, Any]) -> None:
+    """Drop the oldest entries of tables keyed by bar beyond ``KEEP_LATE`` (a signal, a decision
+    or an approval that came after its bar was handled without it is never asked for again)."""
+    for table in tables:
+        while len(table) > KEEP_LATE:
+            del table[next(iter(table))]
 
 
 class Inbox:
@@ -178,8 +190,9 @@ class Component:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    async def call(self, function: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.to_thread(function, *args)
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking store call in a worker thread (the Store port is synchronous)."""
+        return await asyncio.to_thread(function, *args, **kwargs)
 
     async def starting_cash(self) -> Decimal:
         stored = await self.call(self.store.get_config, STARTING_CASH_KEY)

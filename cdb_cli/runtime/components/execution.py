@@ -31,7 +31,7 @@ from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES
 from cdb_cli.engine.remote import read_progress
-from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.base import Component, prune
 from cdb_cli.runtime.restore import restore_portfolio
 
 __all__ = ["ExecutionComponent"]
@@ -127,7 +127,9 @@ class ExecutionComponent(Component):
 
         await self.wait_for(ready, f"the decisions on {bar.event_id}")
         self._progress.pop(bar.event_id, None)
-        for approval, arrived in self._approvals.pop(key, []):
+        approvals = self._approvals.pop(key, [])
+        prune(self._approvals, self._progress)
+        for approval, arrived in approvals:
             self.latency.write(bar.event_id, arrived)
             result = self.venue.submit(
                 approval, ts_ns=approval.ts_event, position=self.ledger.quantity(bar.symbol)

@@ -20,6 +20,7 @@ Decisions and approvals are stored by this process; orders, fills and reports by
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -42,9 +43,9 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import trading_status
+from cdb_cli.engine.runs import RESET_ACTION, trading_status
 from cdb_cli.engine.signals import SignalIntent
-from cdb_cli.runtime.components.base import Component, bar_close_ns
+from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 
 if TYPE_CHECKING:
@@ -124,6 +125,9 @@ class RiskComponent(Component):
         ):
             self.pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
             self._states_written = len(self.pipeline.stats.state_changes)
+        resets = await self.call(store.audits, action=RESET_ACTION)
+        self._resets_seen = {record.ts_event for record in resets}
+        self._next_check = 0.0
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
 
     def drain(self) -> None:
@@ -150,6 +154,10 @@ class RiskComponent(Component):
 
     async def step(self) -> None:
         market = self.inboxes[Topic.MARKET_DATA]
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_check:
+            self._next_check = loop.time() + 1.0
+            await self._pick_up_resets()
         self.drain()
         if not market.queue:
             await self.idle()
@@ -191,6 +199,7 @@ class RiskComponent(Component):
         await self.wait_for(ready, f"the signals of {bar_id}")
         self._progress.pop(bar_id, None)
         signals = self._signals.pop(bar_id, [])
+        prune(self._signals, self._progress)
         signal = signals[0] if signals else None
         strategy = self.strategies[bar.symbol]
         if signal is not None:
@@ -215,6 +224,17 @@ class RiskComponent(Component):
             self.outbox.event(topic, event)
         self.count("decisions", len(items) - approvals)
         self.count("approvals", approvals)
+
+    async def _pick_up_resets(self) -> None:
+        """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
+        if self.pipeline.trading_state is not TradingState.HALTED:
+            return
+        resets = await self.call(self.store.audits, action=RESET_ACTION)
+        for record in resets:
+            if record.ts_event not in self._resets_seen:
+                self._resets_seen.add(record.ts_event)
+                self.pipeline.reset_breaker(self.clock.now_ns)
+                logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
 
     def _note_state_changes(self) -> None:
         changes = self.pipeline.stats.state_changes
