@@ -122,8 +122,9 @@ async def run_component(
                 "run_id": run_id,
                 "latency_log": latency_log,
             }
-            runner: Component = _build(settings, component, common, http, kline_warm_up)
             metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
+            common["metrics"] = metrics
+            runner: Component = _build(settings, component, common, http, kline_warm_up)
             port = settings.http_port + COMPONENTS.index(component)
             health = HealthServer(
                 metrics=metrics,

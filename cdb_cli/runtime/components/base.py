@@ -34,6 +34,7 @@ from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.paper import START_ACTION, STARTING_CASH_KEY, STOP_ACTION, _actor
 
 if TYPE_CHECKING:
+    from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import Delivery, MessageBus, Subscription
     from cdb_cli.engine.ports.store import Store
@@ -155,6 +156,7 @@ class Component:
         latency_log: Path | None = None,
         flush_interval_s: float = 0.25,
         wait_timeout_s: float = 5.0,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -175,6 +177,7 @@ class Component:
         self.counts: dict[str, int] = {}
         self._flush_interval_s = flush_interval_s
         self.wait_timeout_s = wait_timeout_s
+        self.metrics = metrics
 
     # --- to implement ---------------------------------------------------------------------------
 
@@ -202,8 +205,12 @@ class Component:
         return Decimal(stored)
 
     async def publish(self, items: Sequence[tuple[Topic, Event]]) -> None:
+        """Publish at once (the store gets them with the next batch); count them in /metrics."""
         if items:
             await self.bus.publish_many(items)
+            if self.metrics is not None:
+                for topic, event in items:
+                    self.metrics.observe_event(topic, event)
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n

@@ -143,6 +143,8 @@ class ExecutionComponent(Component):
         for fill in result.fills:
             self.ledger.apply_fill(fill)
             self.outbox.fill(fill)
+            if self.metrics is not None:
+                self.metrics.observe_fill(fill)
             self.count("fills")
         for order in result.orders:
             self.outbox.order(order)

@@ -62,6 +62,13 @@ class PortfolioComponent(Component):
             market.done(delivery)
         if filled:
             self.positions.extend(self.ledger.positions_records(time.time_ns()))
+        if self.metrics is not None:
+            ledger, metrics = self.ledger, self.metrics
+            equity = ledger.equity()
+            metrics.equity.set(float(equity))
+            metrics.daily_drawdown.set(float(ledger.daily_drawdown_pct()))
+            metrics.drawdown_from_peak.set(float(ledger.drawdown_from_peak_pct()))
+            metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
         loop = asyncio.get_running_loop()
         if loop.time() >= self._next_snapshot:
             self._next_snapshot = loop.time() + self._snapshot_interval_s

@@ -125,6 +125,8 @@ class RiskComponent(Component):
         ):
             self.pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
             self._states_written = len(self.pipeline.stats.state_changes)
+        if self.metrics is not None:
+            self.metrics.set_risk_limits(self.pipeline.risk.limits)
         resets = await self.call(store.audits, action=RESET_ACTION)
         self._resets_seen = {record.ts_event for record in resets}
         self._next_check = 0.0
@@ -170,6 +172,8 @@ class RiskComponent(Component):
             market.pop()
             market.done(delivery)
         self._note_state_changes()
+        if self.metrics is not None:
+            self.metrics.set_trading_state(self.pipeline.trading_state)
 
     async def _handle(self, event: Event) -> None:
         symbol = event.symbol
