@@ -143,3 +143,77 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
         store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its_trade(
+    tmp_path: Path,
+) -> None:
+    """An order approved before a restart is still working in the store: the new risk process
+    counts it as pending, waits at the next trade for the execution's word on it, and books the
+    fill there (its ledger mirror then holds the position)."""
+    from cdb_cli.engine.events import ExecutionReport
+    from cdb_cli.engine.records import OrderRecord
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_interval_s=1)
+    store = open_store(settings, create_if_new=True)
+    order = OrderRecord(
+        client_order_id="pold-3",
+        decision_id="pold-2",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(500),
+        status="NEW",
+        ts_created=T0,
+        ts_updated=T0,
+        mode="paper",
+    )
+    store.save_order(order)
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=[SYMBOL],
+            instruments={SYMBOL: default_instrument(SYMBOL)},
+            run_id="ptestrisk2",
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        assert risk.execution.pending_buy_quote(SYMBOL) == Decimal(500)
+        filling = trade(T0 + SECOND, "100")
+        await bus.publish(Topic.MARKET_DATA, filling)
+        await asyncio.sleep(0.3)
+        assert risk.execution.has_working(SYMBOL)  # held at the trade until the report comes
+        assert risk.pipeline.portfolio.quantity(SYMBOL) == 0
+        report = ExecutionReport(
+            event_id="pold-3-pexecr1",
+            symbol=SYMBOL,
+            ts_event=filling.ts_event,
+            source="paper",
+            client_order_id=order.client_order_id,
+            side=Side.BUY,
+            status="FILLED",
+            last_quantity=Decimal("4.99"),
+            last_price=Decimal("100.01"),
+            fee=Decimal("0.2495499"),
+            fee_asset="USDT",
+        )
+        await bus.publish(Topic.EXECUTION_EVENTS, report)
+        for _ in range(50):
+            if not risk.execution.has_working(SYMBOL):
+                break
+            await asyncio.sleep(0.05)
+        assert not risk.execution.has_working(SYMBOL)
+        assert risk.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")
+        stop.set()
+        counts = await asyncio.wait_for(task, 10)
+        assert "wait_timeouts" not in counts
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
