@@ -111,7 +111,7 @@ def measure(seconds: float = 90.0) -> dict[str, list[float]]:
             "CDB_MEXC_WS_URL": f"ws://127.0.0.1:{port}/ws",
             "CDB_SYMBOLS": ",".join(SYMBOLS),
             "CDB_HTTP_PORT": str(_free_port(5)),
-            "CDB_BAR_INTERVAL_S": "1",
+            "CDB_BAR_SECONDS": "1",
             "CDB_EMA_FAST": "1",
             "CDB_EMA_SLOW": "2",
             "CDB_RSI_PERIOD": "2",

@@ -74,7 +74,7 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'risk.db'}",
         bus_url="redis://127.0.0.1:6379/0",  # what component mode asks for; the test passes a bus
-        bar_interval_s=1,
+        bar_seconds=1,
     )
 
     async def scenario() -> None:
@@ -154,7 +154,7 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
     from cdb_cli.engine.events import ExecutionReport
     from cdb_cli.engine.records import OrderRecord
 
-    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_interval_s=1)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
     store = open_store(settings, create_if_new=True)
     order = OrderRecord(
         client_order_id="pold-3",
