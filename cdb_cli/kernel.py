@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.clock import Clock
-    from cdb_cli.engine.execution import PaperExecutionConfig
+    from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import Recorder, TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio
@@ -25,13 +25,16 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.execution import ExecutionVenue
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import TradingMode
+    from cdb_cli.engine.remote import RemoteStrategy
     from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.engine.signals import SignalConfig
     from cdb_cli.settings import Settings
 
 __all__ = [
     "Environment",
+    "approval_venue",
     "build_pipeline",
+    "build_risk_pipeline",
     "instrument_for",
     "mexc_http_client",
     "open_bus",
@@ -207,3 +210,55 @@ def mexc_http_client(settings: Settings) -> MexcHttpClient:
             settings.mexc_api_key.get_secret_value(), settings.mexc_api_secret.get_secret_value()
         )
     return MexcHttpClient(settings.mexc_rest_url, credentials)
+
+
+def build_risk_pipeline(
+    settings: Settings,
+    *,
+    symbols: Sequence[str],
+    clock: Clock,
+    recorder: Recorder,
+    run_id: str,
+    portfolio: Portfolio,
+    instruments: Mapping[str, Instrument],
+) -> tuple[TradingPipeline, dict[str, RemoteStrategy]]:
+    """The ``risk`` component's pipeline and its stand-in strategies (``cdb run --paper
+    --component risk``): the paper pipeline's risk, portfolio and loss limits, with the intents
+    coming from the ``signals`` process (``RemoteStrategy``) and the orders going to the
+    ``execution`` process (``RemoteExecution``)."""
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.remote import RemoteExecution
+    from cdb_cli.engine.remote import RemoteStrategy as StandIn
+    from cdb_cli.engine.risk import RiskEngine
+
+    strategies = {symbol: StandIn() for symbol in symbols}
+    pipeline = TradingPipeline(
+        strategies=strategies,
+        risk=RiskEngine(risk_limits(settings)),
+        execution=RemoteExecution(instruments, latency_ms=settings.paper_latency_ms),
+        portfolio=portfolio,
+        clock=clock,
+        recorder=recorder,
+        assumed_spread_pct=settings.assumed_spread_pct,
+        run_id=run_id,
+    )
+    return pipeline, strategies
+
+
+def approval_venue(
+    settings: Settings, *, instruments: Mapping[str, Instrument], run_id: str
+) -> SimulatedExecution:
+    """The ``execution`` component's simulated venue: the paper venue of ``build_pipeline``
+    (same config, same seeded slippage), naming each order by its approval's event id."""
+    import random
+
+    from cdb_cli.engine.remote import ApprovalIdExecution
+
+    return ApprovalIdExecution(
+        paper_execution_config(settings),
+        instruments,
+        random.Random(settings.paper_seed),  # noqa: S311 - simulated slippage, not crypto
+        id_prefix=run_id.replace("-", "_")[:22],
+        mode="paper",
+        source="paper",
+    )

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cdb_cli.context import app_context, run_async
+from cdb_cli.context import AppContext, app_context, run_async
 
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
@@ -41,6 +42,19 @@ def run(
             help="With --live: confirm real-money trading without the prompt (unattended runs).",
         ),
     ] = False,
+    component: Annotated[
+        str | None,
+        typer.Option(
+            "--component",
+            metavar="marketdata|signals|risk|execution|portfolio",
+            help="With --paper: run only this component, talking to the others over "
+            "CDB_BUS_URL=redis://… (README: Scale-out).",
+        ),
+    ] = None,
+    latency_log: Annotated[
+        Path | None,
+        typer.Option("--latency-log", hidden=True, help="Benchmark: bar_id time_ns lines."),
+    ] = None,
 ) -> None:
     """Run the trading loop until Ctrl-C or SIGTERM: market data, signals, risk, execution,
     portfolio; everything is written to CDB_DATABASE_URL and a restart resumes from it.
@@ -63,6 +77,11 @@ def run(
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
     trading = chosen or settings.symbols
+    if component is not None:
+        if live or (not paper and settings.mode == "live"):
+            raise typer.BadParameter("components run --paper only", param_hint="--component")
+        _run_component(context, settings, component, trading, feed, latency_log)
+        return
     if live or (not paper and settings.mode == "live"):
         if feed == "sim":
             raise typer.BadParameter("--live trades on CDB_MEXC_*_URL; --feed sim is for --paper")
@@ -141,3 +160,28 @@ async def _restored(settings: Settings, symbols: list[str]) -> tuple[bool, str]:
     if found.anomalies or not found.balances_ok:
         return False, "; ".join(problems[:3]) + " (see cdb reconcile)"
     return True, f"store and account agree; {len(problems)} to settle at start"
+
+
+def _run_component(
+    context: AppContext,
+    settings: Settings,
+    component: str,
+    symbols: list[str],
+    feed: str,
+    latency_log: Path | None,
+) -> None:
+    """``cdb run --paper --component NAME``: one stage of the loop in this process."""
+    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.runtime.components import check_component_settings, run_component
+
+    check_component_settings(settings, component)
+    if feed == "sim":
+        raise ConfigurationError(
+            "--feed sim runs a simulator inside one process; for components start "
+            "'cdb sim-exchange' and point CDB_MEXC_REST_URL and CDB_MEXC_WS_URL at it"
+        )
+    counts = run_async(
+        run_component(settings, component=component, symbols=symbols, latency_log=latency_log)
+    )
+    done = ", ".join(f"{value} {key}" for key, value in sorted(counts.items())) or "nothing"
+    context.terminal.err.print(f"Stopped component {component}: {done}", markup=False)

@@ -123,6 +123,12 @@ class Bar(Event):
     close: Decimal = Field(gt=0)
     volume: Decimal = Field(ge=0)
     closed: bool = True
+    closed_at: int = Field(
+        default=0,
+        ge=0,
+        description="Event time the bar was closed at (the trade of the next interval that "
+        "closed it, or the clock); 0 when not known. Component mode decides at this time.",
+    )
 
 
 class TradingSignal(Event):
@@ -135,6 +141,9 @@ class TradingSignal(Event):
     price: Decimal = Field(gt=0)
     strength: float = Field(ge=0.0, le=1.0)
     indicators: dict[str, float] = Field(default_factory=dict)
+    bar_id: str = Field(
+        default="", max_length=64, description="Event id of the closed bar it came from, if any."
+    )
 
 
 class CheckResult(BaseModel):

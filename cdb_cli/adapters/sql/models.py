@@ -130,6 +130,7 @@ class MarketBar(_EventRow, table=True):
     close: Decimal = _money()
     volume: Decimal = _money()
     closed: bool = Field(sa_type=Boolean)
+    closed_at: int = _ts(sa_column_kwargs={"server_default": "0"})
 
 
 class TradingSignalRow(_EventRow, table=True):
@@ -143,6 +144,7 @@ class TradingSignalRow(_EventRow, table=True):
     price: Decimal = _money()
     strength: float = Field(sa_type=Double)
     indicators: str = Field(sa_type=Text)
+    bar_id: str = _str(64, sa_column_kwargs={"server_default": ""})
 
 
 class RiskDecisionRow(_EventRow, table=True):

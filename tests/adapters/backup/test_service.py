@@ -21,6 +21,7 @@ from cdb_cli.adapters.backup import (
 from cdb_cli.adapters.backup.service import database_tables
 from cdb_cli.adapters.backup.sqlite import digest_file
 from cdb_cli.adapters.sql import SqlStore
+from cdb_cli.adapters.sql.migrations import schema_status
 from cdb_cli.engine.errors import CdbError, CheckFailed, ConfigurationError, DependencyError
 from cdb_cli.engine.events import TradeTick
 
@@ -40,7 +41,7 @@ def test_sqlite_create_verify_restore_keeps_counts_and_hashes(
     assert path.stat().st_mode & 0o777 == 0o600
     manifest = read_manifest(path)
     assert manifest.engine == "sqlite"
-    assert manifest.schema_revision == "0001"
+    assert manifest.schema_revision == schema_status(seeded_sqlite).head == "0002"
     assert manifest.tables["market_trades"].rows == 40
     assert manifest.tables["fills"].rows == 1
     assert manifest.total_rows >= 48
@@ -334,7 +335,7 @@ def test_verify_reports_a_manifest_that_does_not_match_the_dump(
     assert report.problems == [
         "table audits: content differs from the manifest (same row count)",
         "table fills: 1 rows, the manifest says 2",
-        "schema revision 0001, the manifest says 0000",
+        "schema revision 0002, the manifest says 0000",
     ]
 
 

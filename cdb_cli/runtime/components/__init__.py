@@ -1,0 +1,176 @@
+"""Component mode: ``cdb run --paper --component NAME``, one stage of the loop per process.
+
+The five components talk only over the bus (Redis Streams, ``CDB_BUS_URL=redis://…``) and share
+one store (PostgreSQL, so that they can run on several hosts):
+
+- ``marketdata``: the MEXC feed (``CDB_MEXC_WS_URL``) → ``market_data``: trades, quotes and the
+  closed bars it builds; stores them.
+- ``signals``: closed bars → the strategies → ``trading_signals`` (stored) and its progress.
+- ``risk``: ``market_data``, ``trading_signals``, ``execution_events`` → decisions on
+  ``risk_events`` and approvals on ``risk_approved_trades`` (stored) and its progress.
+- ``execution``: ``market_data`` and approvals → the simulated venue → ``execution_events``;
+  stores orders, fills and reports.
+- ``portfolio``: ``market_data`` and ``execution_events`` → the ledger → positions and equity
+  snapshots.
+
+Same decisions as one process: streams are read independently, so every stage that decides
+follows the market stream in order and waits, at the places where one process would have had the
+answer already, for the stage before it (the rules are in each module's docstring):
+
+- ``marketdata`` publishes a closed bar (``Bar.closed_at`` = the time of the trade that closed
+  it) just before that trade; decisions are made at ``closed_at``, in event time, not wall time;
+- ``signals`` says after each bar how many signals it published for it, ``risk`` how many orders
+  it approved (``system_health`` progress reports); ``risk`` and ``execution`` wait for them at
+  the bar before they go past it;
+- before each trade, ``risk`` waits for the reports of the orders that may fill at it, and books
+  them there; ``execution`` fills in event time (first trade at or after approval time + latency).
+
+A wait is bounded (5 s): after it the component warns and goes on with what it has.
+
+Consumer groups are named after the component: a restarted component gets back what it had not
+acknowledged, and ``risk``, ``execution`` and ``portfolio`` rebuild the ledger from the stored
+fills. A group starts at the end of its stream the first time, so start the consumers before
+``marketdata``. Health and metrics: each component serves ``/health`` on ``CDB_HTTP_PORT`` plus
+its index in ``marketdata, signals, risk, execution, portfolio`` (8000..8004 by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.runtime.components.base import COMPONENTS
+
+if TYPE_CHECKING:
+    from cdb_cli.settings import Settings
+
+__all__ = ["COMPONENTS", "check_component_settings", "run_component"]
+
+logger = logging.getLogger(__name__)
+
+SWITCH_INTERVAL_S = 0.0002
+
+
+def check_component_settings(settings: Settings, component: str) -> None:
+    """Refuse what cannot work across processes (exit 3); warn about what only works on one host.
+
+    Raises
+    ------
+    ConfigurationError
+        Unknown component, or ``CDB_BUS_URL`` is not Redis.
+    """
+    if component not in COMPONENTS:
+        raise ConfigurationError(f"Unknown component {component!r}; one of {', '.join(COMPONENTS)}")
+    if urlsplit(settings.bus_url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigurationError(
+            "--component needs the components to share a bus: set CDB_BUS_URL=redis://HOST:6379/0"
+        )
+    if settings.database_url.startswith("sqlite"):
+        logger.warning(
+            "CDB_DATABASE_URL is an SQLite file: the components can share it only on this host; "
+            "use PostgreSQL to run them on several hosts"
+        )
+
+
+async def run_component(
+    settings: Settings,
+    *,
+    component: str,
+    symbols: Sequence[str],
+    stop: asyncio.Event | None = None,
+    latency_log: Path | None = None,
+) -> dict[str, int]:
+    """Run one component until ``stop`` (or SIGINT/SIGTERM); return its counters."""
+    from cdb_cli.adapters.http_health import HealthServer
+    from cdb_cli.adapters.metrics import Metrics
+    from cdb_cli.adapters.mexc.history import kline_warm_up
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.kernel import open_bus, open_store
+    from cdb_cli.logs import RUN_ID
+    from cdb_cli.runtime.components.base import Component
+    from cdb_cli.runtime.paper import new_run_id
+    from cdb_cli.runtime.run import _instruments
+
+    check_component_settings(settings, component)
+    # The store is written from a worker thread; by default the loop's thread may wait 5 ms for
+    # the GIL behind it at every await, which is the whole latency budget of a hop.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    store = await asyncio.to_thread(open_store, settings)
+    try:
+        async with MexcHttpClient(settings.mexc_rest_url) as http, open_bus(settings) as bus:
+            instruments = await _instruments(http, symbols, stop)
+            run_id = new_run_id()
+            RUN_ID.set(run_id)
+            common: dict[str, Any] = {
+                "store": store,
+                "bus": bus,
+                "symbols": symbols,
+                "instruments": instruments,
+                "run_id": run_id,
+                "latency_log": latency_log,
+            }
+            metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
+            common["metrics"] = metrics
+            runner: Component = _build(settings, component, common, http, kline_warm_up)
+            port = settings.http_port + COMPONENTS.index(component)
+            health = HealthServer(
+                metrics=metrics,
+                readiness=lambda: [] if runner.started.is_set() else ["starting"],
+                run_id=run_id,
+                mode="paper",
+                host=settings.http_host,
+                port=min(port, 65535),
+            )
+            async with health:
+                logger.info("Component %s: health and metrics on %s", component, health.url)
+                return await runner.run(stop)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+        await asyncio.to_thread(store.close)
+
+
+def _build(settings: Settings, component: str, common: dict[str, Any], http: Any, warm: Any) -> Any:
+    if component == "marketdata":
+        from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+        from cdb_cli.runtime.components.marketdata import MarketDataComponent
+
+        symbols = common["symbols"]
+        topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
+        feed = MexcDataClient(settings.mexc_ws_url, topics)
+        return MarketDataComponent(settings, feed=feed, **common)
+    if component == "signals":
+        from cdb_cli.runtime.components.signals import SignalsComponent
+        from cdb_cli.runtime.run import WARM_UP_BARS
+
+        warm_up = None
+        if settings.bar_seconds == 60:  # MEXC's 1-minute klines are these bars
+            warm_up = warm(http, bars=WARM_UP_BARS)
+        else:
+            logger.warning("Bars of %d s: no kline warm-up of the indicators", settings.bar_seconds)
+        return SignalsComponent(settings, warm_up=warm_up, **common)
+    if component == "risk":
+        from cdb_cli.runtime.components.risk import RiskComponent
+
+        return RiskComponent(settings, **common)
+    if component == "execution":
+        from cdb_cli.runtime.components.execution import ExecutionComponent
+
+        return ExecutionComponent(settings, **common)
+    from cdb_cli.runtime.components.portfolio import PortfolioComponent
+
+    return PortfolioComponent(settings, **common)

@@ -1,0 +1,336 @@
+"""What every component process shares: inboxes fed from the bus, batched writes, the run frame.
+
+An :class:`Inbox` pumps one subscription into a local queue in a background task (so a component
+can wait on several topics at once) and acknowledges a delivery only after the component marked
+it handled and the batch writer stored what came of it (every flush, off the hot path): a crash
+leaves what was not handled pending in the consumer group, and a restart under the same consumer
+name gets it back first. Duplicates (at-least-once) are dropped by event
+id with a ``DedupWindow``.
+
+:class:`Component` runs one process's loop: ``prepare`` (restore from the store), the inboxes,
+``step`` until the stop event is set, a batch writer in the background (the store port is
+blocking: worker thread), and a start and a stop audit record naming the component.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections import deque
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, TextIO
+
+from cdb_cli import __version__
+from cdb_cli.engine.consumer import DedupWindow
+from cdb_cli.engine.errors import CdbError
+from cdb_cli.engine.events import Bar, Event, Topic
+from cdb_cli.engine.instruments import split_symbol
+from cdb_cli.engine.records import AuditRecord, PositionRecord
+from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
+from cdb_cli.runtime.paper import START_ACTION, STARTING_CASH_KEY, STOP_ACTION, _actor
+
+if TYPE_CHECKING:
+    from cdb_cli.adapters.metrics import Metrics
+    from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.engine.ports.bus import Delivery, MessageBus, Subscription
+    from cdb_cli.engine.ports.store import Store
+    from cdb_cli.settings import Settings
+
+__all__ = ["COMPONENTS", "Component", "Inbox", "LatencyLog", "bar_close_ns", "prune"]
+
+logger = logging.getLogger(__name__)
+
+COMPONENTS = ("marketdata", "signals", "risk", "execution", "portfolio")
+SECOND_NS = 1_000_000_000
+
+
+def bar_close_ns(bar: Bar, interval_ns: int) -> int:
+    """The end of a closed bar's interval (its ``ts_event`` is the open)."""
+    return bar.ts_event + interval_ns
+
+
+KEEP_LATE = 1000
+"""Announcements kept for bars already handled (late arrivals after a wait timed out)."""
+
+
+def prune(*tables: dict[Any, Any]) -> None:
+    """Drop the oldest entries of tables keyed by bar beyond ``KEEP_LATE`` (a signal, a decision
+    or an approval that came after its bar was handled without it is never asked for again)."""
+    for table in tables:
+        while len(table) > KEEP_LATE:
+            del table[next(iter(table))]
+
+
+class Inbox:
+    """One subscription pumped into a local queue; see the module docstring."""
+
+    def __init__(self, subscription: Subscription, wake: asyncio.Event) -> None:
+        self.subscription = subscription
+        self.queue: deque[Delivery] = deque()
+        self.arrival_ns: deque[int] = deque()
+        self._wake = wake
+        self._done: list[Delivery] = []
+        self._dedup = DedupWindow()
+
+    def done(self, delivery: Delivery) -> None:
+        """Mark a delivery handled: acknowledged on the next round of the pump."""
+        self._done.append(delivery)
+        self._dedup.add(delivery.event.event_id)
+
+    def pop(self) -> tuple[Delivery, int]:
+        return self.queue.popleft(), self.arrival_ns.popleft()
+
+    async def ack(self) -> None:
+        """Acknowledge what was handled (the writer does it every flush: off the hot path)."""
+        await self._ack()
+
+    async def _ack(self) -> None:
+        if self._done:
+            done, self._done = self._done, []
+            await self.subscription.ack(*done)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Fetch until ``stop``; hand new deliveries to the queue and wake the component."""
+        import time
+
+        reclaimed = False
+        while not stop.is_set():
+            if not reclaimed:  # what a dead consumer of this group left pending
+                deliveries = await self.subscription.reclaim(60.0)
+                reclaimed = True
+            else:
+                deliveries = await self.subscription.fetch(200, 0.25)
+            now = time.time_ns()
+            duplicates = []
+            for delivery in deliveries:
+                if delivery.event.event_id in self._dedup:
+                    duplicates.append(delivery)
+                    continue
+                self.queue.append(delivery)
+                self.arrival_ns.append(now)
+            if duplicates:
+                await self.subscription.ack(*duplicates)
+            if deliveries:
+                self._wake.set()
+
+    async def close(self) -> None:
+        with contextlib.suppress(CdbError):
+            await self._ack()
+
+
+class LatencyLog:
+    """``bar_id time_ns`` lines for the multi-process latency benchmark (off unless asked)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self._file: TextIO | None = path.open("a", encoding="utf-8") if path else None
+
+    def write(self, bar_id: str, ts_ns: int) -> None:
+        if self._file is not None:
+            self._file.write(f"{bar_id} {ts_ns}\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class Component:
+    """One component process; subclasses implement ``prepare``, ``step`` and their topics."""
+
+    name: ClassVar[str] = ""
+    topics: ClassVar[tuple[Topic, ...]] = ()
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        store: Store,
+        bus: MessageBus,
+        symbols: Sequence[str],
+        instruments: dict[str, Instrument],
+        run_id: str,
+        latency_log: Path | None = None,
+        flush_interval_s: float = 0.25,
+        wait_timeout_s: float = 5.0,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.symbols = list(symbols)
+        self.instruments = instruments
+        self.run_id = run_id
+        self.interval_ns = settings.bar_seconds * SECOND_NS
+        self.quote = split_symbol(self.symbols[0])[1]
+        self.outbox = Outbox()
+        self.state_changes: list[tuple[int, str, str]] = []
+        self.positions: list[PositionRecord] = []
+        self.latency = LatencyLog(latency_log)
+        self.wake = asyncio.Event()
+        self.inboxes: dict[Topic, Inbox] = {}
+        self.stop = asyncio.Event()
+        self.started = asyncio.Event()
+        self.counts: dict[str, int] = {}
+        self._flush_interval_s = flush_interval_s
+        self.wait_timeout_s = wait_timeout_s
+        self.metrics = metrics
+
+    # --- to implement ---------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Restore from the store before the first event."""
+
+    async def step(self) -> None:
+        """Handle what arrived (or wait a little for it)."""
+        raise NotImplementedError
+
+    async def finish(self) -> None:
+        """Last words before the final write (a snapshot)."""
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def call(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a blocking store call in a worker thread (the Store port is synchronous)."""
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def starting_cash(self) -> Decimal:
+        stored = await self.call(self.store.get_config, STARTING_CASH_KEY)
+        if stored is None:
+            stored = str(self.settings.starting_cash)
+            await self.call(self.store.set_config, STARTING_CASH_KEY, stored)
+        return Decimal(stored)
+
+    async def publish(self, items: Sequence[tuple[Topic, Event]]) -> None:
+        """Publish at once (the store gets them with the next batch); count them in /metrics."""
+        if items:
+            await self.bus.publish_many(items)
+            if self.metrics is not None:
+                for topic, event in items:
+                    self.metrics.observe_event(topic, event)
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    async def idle(self, timeout_s: float = 0.2) -> None:
+        """Wait until an inbox gets something (or ``timeout_s``)."""
+        self.wake.clear()
+        if any(inbox.queue for inbox in self.inboxes.values()):
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), timeout_s)
+
+    async def wait_for(self, ready: Callable[[], bool], what: str) -> bool:
+        """Take side deliveries (``drain``) until ``ready()``; give up after the wait timeout
+        with a warning (the component then acts on what it has)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.wait_timeout_s
+        while True:
+            self.drain()
+            if ready():
+                return True
+            remaining = deadline - loop.time()
+            if remaining <= 0 or self.stop.is_set():
+                logger.warning("%s: gave up waiting for %s", self.name, what)
+                self.count("wait_timeouts")
+                return False
+            # Only the side topics can make ``ready()`` true: wait for the next arrival.
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), min(remaining, 0.2))
+
+    def drain(self) -> None:
+        """Move what arrived on the side topics into the component's state."""
+
+    # --- the frame ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> dict[str, int]:
+        self.stop = stop
+        await self.prepare()
+        consumer = f"{self.name}@{socket.gethostname()}"[:64]
+        for topic in self.topics:
+            subscription = await self.bus.subscribe(topic, self.name, consumer)
+            self.inboxes[topic] = Inbox(subscription, self.wake)
+        pumps = [asyncio.create_task(inbox.run(stop)) for inbox in self.inboxes.values()]
+        writer = asyncio.create_task(self._writer(stop))
+        await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
+        self.started.set()
+        logger.info("Component %s of run %s started", self.name, self.run_id)
+        try:
+            while not stop.is_set():
+                await self.step()
+                for task in (*pumps, writer):
+                    if task.done() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
+        finally:
+            stop.set()
+            for task in pumps:
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(task, 2.0)
+            for inbox in self.inboxes.values():
+                await inbox.close()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await writer
+            await self.finish()
+            await self._write_all()
+            await self._audit(
+                STOP_ACTION,
+                {"component": self.name, **{k: str(v) for k, v in sorted(self.counts.items())}},
+            )
+            self.latency.close()
+        return self.counts
+
+    async def _writer(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._flush_interval_s)
+            if await self._write():
+                for inbox in self.inboxes.values():
+                    await inbox.ack()
+
+    async def _write(self) -> bool:
+        batch = self.outbox.take()
+        changes, self.state_changes = self.state_changes, []
+        positions, self.positions = self.positions, []
+        if not batch and not changes and not positions:
+            return True
+        try:
+            await self.call(write_batch, self.store, batch, changes, positions, self.run_id)
+        except CdbError as e:
+            logger.warning(
+                "%s: the store did not take a batch (%s); kept for the next", self.name, e
+            )
+            self.outbox.requeue(batch)
+            self.state_changes[:0] = changes
+            self.positions[:0] = positions
+            return False
+        return True
+
+    async def _write_all(self) -> None:
+        for _ in range(10):
+            if await self._write():
+                return
+            await asyncio.sleep(0.5)
+        if self.outbox:
+            path = spill_batch(self.outbox.take(), self.run_id)
+            logger.error("The store is down: what it did not take was written to %s", path)
+
+    async def _audit(self, action: str, detail: dict[str, str]) -> None:
+        import time
+
+        try:
+            await self.call(
+                self.store.add_audit,
+                AuditRecord(
+                    ts_event=time.time_ns(),
+                    action=action,
+                    actor=_actor(),
+                    run_id=self.run_id,
+                    detail={"mode": "paper", **detail},
+                ),
+            )
+        except CdbError as e:
+            logger.error("Could not write the %s record: %s", action, e)

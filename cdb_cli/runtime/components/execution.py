@@ -1,0 +1,154 @@
+"""``execution``: approvals → the simulated venue, filled in event time → ``execution_events``.
+
+The venue is the paper venue of one process (``kernel.approval_venue``: same fill model, same
+seeded slippage) with the approvals' event ids as client order ids. It reads ``market_data`` in
+stream order — quotes give the touch, trades fill working orders, with the cash and position of
+its own ledger of fills — and, at a **closed bar** (published just before the trade that closed
+it), waits for the ``risk`` progress of the bar and the approvals it announces before it goes on,
+then places them at the decision's time. So an order approved at time T with latency L fills at
+the first trade at or after T + L that follows its bar in the stream, whatever order the two
+streams arrive in — as in one process. A wait longer than the wait timeout is logged and the
+component goes on (a late approval is placed when it comes).
+
+It publishes the reports at once and stores orders, fills and reports in batches.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+
+from cdb_cli.engine.events import (
+    Bar,
+    Event,
+    HealthReport,
+    OrderApproved,
+    QuoteTick,
+    Topic,
+    TradeTick,
+)
+from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
+from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.records import OPEN_ORDER_STATUSES
+from cdb_cli.engine.remote import read_progress
+from cdb_cli.runtime.components.base import Component, prune
+from cdb_cli.runtime.restore import restore_portfolio
+
+__all__ = ["ExecutionComponent"]
+
+
+class ExecutionComponent(Component):
+    name = "execution"
+    topics = (Topic.MARKET_DATA, Topic.RISK_APPROVED_TRADES, Topic.SYSTEM_HEALTH)
+
+    venue: SimulatedExecution
+    ledger: Portfolio
+
+    async def prepare(self) -> None:
+        from cdb_cli.kernel import approval_venue
+
+        store = self.store
+        self.venue = approval_venue(self.settings, instruments=self.instruments, run_id=self.run_id)
+        fills = await self.call(store.fills)
+        self.ledger = await self.call(
+            restore_portfolio, store, await self.starting_cash(), fills, self.quote
+        )
+        for order in await self.call(store.orders):
+            if order.status in OPEN_ORDER_STATUSES and order.symbol in self.symbols:
+                mine = [f for f in fills if f.client_order_id == order.client_order_id]
+                self.venue.restore(order, mine)
+                self.count("restored_orders")
+        self._quotes: dict[str, tuple[Decimal, Decimal]] = {}
+        self._approvals: dict[tuple[str, int], list[tuple[OrderApproved, int]]] = defaultdict(list)
+        self._progress: dict[str, int] = {}
+
+    def drain(self) -> None:
+        approvals = self.inboxes[Topic.RISK_APPROVED_TRADES]
+        while approvals.queue:
+            delivery, arrived = approvals.pop()
+            event = delivery.event
+            if isinstance(event, OrderApproved):
+                self._approvals[(event.symbol, event.ts_event)].append((event, arrived))
+            approvals.done(delivery)
+        health = self.inboxes[Topic.SYSTEM_HEALTH]
+        while health.queue:
+            delivery, _ = health.pop()
+            if isinstance(delivery.event, HealthReport):
+                progress = read_progress(delivery.event)
+                if progress is not None and progress[0] == "risk":
+                    self._progress[progress[1]] = progress[2]
+            health.done(delivery)
+
+    async def step(self) -> None:
+        market = self.inboxes[Topic.MARKET_DATA]
+        self.drain()
+        if not market.queue:
+            await self.idle()
+            return
+        for _ in range(200):
+            if not market.queue or self.stop.is_set():
+                break
+            delivery = market.queue[0]
+            await self._handle(delivery.event)
+            market.pop()
+            market.done(delivery)
+
+    async def _handle(self, event: Event) -> None:
+        symbol = event.symbol
+        if symbol not in self.symbols:
+            return
+        if isinstance(event, QuoteTick):
+            self._quotes[symbol] = (event.bid, event.ask)
+        elif isinstance(event, TradeTick):
+            if not self.venue.has_working(symbol):
+                return
+            bid, ask = self._quotes.get(symbol, (None, None))
+            # the float round trip of one process: its pipeline hands the venue repr(float)
+            result = self.venue.on_price(
+                symbol,
+                event.ts_event,
+                Decimal(repr(float(event.price))),
+                volume=Decimal(repr(float(event.quantity))),
+                bid=bid,
+                ask=ask,
+                cash=self.ledger.cash,
+                position=self.ledger.quantity(symbol),
+            )
+            await self._apply(result)
+        elif isinstance(event, Bar) and event.closed and event.closed_at > 0:
+            await self._place(event)
+
+    async def _place(self, bar: Bar) -> None:
+        key = (bar.symbol, bar.closed_at)
+
+        def ready() -> bool:
+            count = self._progress.get(bar.event_id)
+            return count is not None and len(self._approvals.get(key, ())) >= count
+
+        await self.wait_for(ready, f"the decisions on {bar.event_id}")
+        self._progress.pop(bar.event_id, None)
+        approvals = self._approvals.pop(key, [])
+        prune(self._approvals, self._progress)
+        for approval, arrived in approvals:
+            self.latency.write(bar.event_id, arrived)
+            result = self.venue.submit(
+                approval, ts_ns=approval.ts_event, position=self.ledger.quantity(bar.symbol)
+            )
+            self.count("orders")
+            await self._apply(result)
+
+    async def _apply(self, result: ExecutionResult) -> None:
+        if not (result.orders or result.fills or result.reports):
+            return
+        for fill in result.fills:
+            self.ledger.apply_fill(fill)
+            self.outbox.fill(fill)
+            if self.metrics is not None:
+                self.metrics.observe_fill(fill)
+            self.count("fills")
+        for order in result.orders:
+            self.outbox.order(order)
+        items: list[tuple[Topic, Event]] = [(Topic.EXECUTION_EVENTS, r) for r in result.reports]
+        await self.publish(items)
+        for topic, report in items:
+            self.outbox.event(topic, report)

@@ -1,0 +1,87 @@
+"""``marketdata``: the feed → ``market_data``, with the closed bars built from its trades.
+
+Each trade goes through a :class:`~cdb_cli.engine.bars.BarBuilder`; a bar it closes is published
+**just before** that trade, with ``closed_at`` = the trade's time (one process decides on the bar
+before it books the trade; the stream keeps that order). A bar the clock closes (a quiet market)
+gets the wall-clock time. Events are published at once and stored in batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import TYPE_CHECKING, Any
+
+from cdb_cli.engine.bars import BarBuilder, ClosedBar
+from cdb_cli.engine.events import Bar, Event, Topic, TradeTick
+from cdb_cli.runtime.components.base import Component
+
+if TYPE_CHECKING:
+    from cdb_cli.runtime.paper import MarketFeed
+
+__all__ = ["MarketDataComponent"]
+
+
+class MarketDataComponent(Component):
+    name = "marketdata"
+    topics = ()
+
+    feed: MarketFeed
+    bar_grace_ns = 2_000_000_000
+
+    def __init__(self, *args: Any, feed: MarketFeed, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.feed = feed
+        self._bars = BarBuilder(self.interval_ns)
+        self._next_due = 0.0
+
+    async def prepare(self) -> None:
+        await self.feed.start()
+
+    async def finish(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.feed.stop()
+
+    def _bar(self, closed: ClosedBar, closed_at: int) -> Bar:
+        return closed.to_event(self.run_id).model_copy(update={"closed_at": closed_at})
+
+    def _take(self, events: list[Event], items: list[tuple[Topic, Event]]) -> None:
+        """Each event, preceded by the bar it closes (if a trade closes one)."""
+        received = time.time_ns()
+        for event in events:
+            if isinstance(event, TradeTick) and event.symbol in self.symbols:
+                closed = self._bars.on_trade(
+                    event.symbol, event.ts_event, float(event.price), float(event.quantity)
+                )
+                if closed is not None:
+                    bar = self._bar(closed, event.ts_event)
+                    items.append((Topic.MARKET_DATA, bar))
+                    self.latency.write(bar.event_id, received)
+                    self.count("bars")
+            items.append((Topic.MARKET_DATA, event))
+        self.count("market_events", len(events))
+
+    async def step(self) -> None:
+        queue = self.feed.events
+        try:
+            first = await asyncio.wait_for(queue.get(), 0.2)
+        except TimeoutError:
+            first = None
+        items: list[tuple[Topic, Event]] = []
+        if first is not None:
+            events = [first]
+            while len(events) < 500 and not queue.empty():
+                events.append(queue.get_nowait())
+            self._take(events, items)
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_due:
+            now = time.time_ns()
+            for closed in self._bars.close_due(now - self.bar_grace_ns):
+                items.append((Topic.MARKET_DATA, self._bar(closed, now)))
+                self.count("bars")
+            self._next_due = loop.time() + 0.5
+        if items:
+            await self.publish(items)
+            for _, event in items:
+                self.outbox.event(Topic.MARKET_DATA, event)

@@ -1,0 +1,250 @@
+"""``risk``: a pipeline whose signals come from ``signals`` and whose orders go to ``execution``.
+
+It reads ``market_data`` in stream order and does what one process does there — quotes give the
+spread, trades move the marks, the price age and the loss-limit tripwires — with the kernel's
+``build_risk_pipeline`` (``RemoteStrategy`` + ``RemoteExecution``). Its catch-up rules, so that it
+decides on the same state as one process:
+
+- before a **trade**, every order it approved that may fill at that trade's time needs a report of
+  the execution at that time or later (``RemoteExecution.settled``); the fill is then booked at
+  that trade, as one process books it;
+- at a **closed bar** (published just before the trade that closed it), it waits for the
+  ``signals`` progress of the bar and the signal it announces, then closes the bar through the
+  pipeline at time ``closed_at`` — the decision runs the pipeline's own path — and publishes the
+  decision, the approval and its own progress for the bar (how many approvals), in one go.
+
+A wait longer than the component's wait timeout is logged as a warning and the component goes on
+with what it has (a late report is booked at the next trade; a late signal is dropped).
+Decisions and approvals are stored by this process; orders, fills and reports by ``execution``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.events import (
+    Bar,
+    Event,
+    ExecutionReport,
+    HealthReport,
+    QuoteTick,
+    RiskDecision,
+    Topic,
+    TradeTick,
+    TradingSignal,
+)
+from cdb_cli.engine.portfolio import NS_PER_DAY
+from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
+from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.runs import RESET_ACTION, trading_status
+from cdb_cli.engine.signals import SignalIntent
+from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
+from cdb_cli.runtime.restore import restore_orders, restore_portfolio
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.pipeline import TradingPipeline
+
+__all__ = ["RiskComponent"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _RiskRecorder:
+    """Keeps the decisions and approvals; the pipeline's own copy of the signal is replaced by
+    the one ``signals`` published (the decision names it), and orders, fills and reports belong
+    to ``execution``."""
+
+    items: list[tuple[Topic, Event]] = field(default_factory=list)
+    signal_id: str = ""
+
+    def event(self, topic: Topic, event: Event) -> None:
+        if topic is Topic.RISK_EVENTS and isinstance(event, RiskDecision):
+            if self.signal_id:
+                event = event.model_copy(update={"signal_id": self.signal_id})
+            self.items.append((topic, event))
+        elif topic is Topic.RISK_APPROVED_TRADES:
+            self.items.append((topic, event))
+
+    def order(self, order: OrderRecord) -> None:
+        pass
+
+    def fill(self, fill: FillRecord) -> None:
+        pass
+
+
+class RiskComponent(Component):
+    name = "risk"
+    topics = (Topic.MARKET_DATA, Topic.TRADING_SIGNALS, Topic.SYSTEM_HEALTH, Topic.EXECUTION_EVENTS)
+
+    pipeline: TradingPipeline
+    execution: RemoteExecution
+
+    async def prepare(self) -> None:
+        from cdb_cli.kernel import build_risk_pipeline
+
+        self.clock = TestClock()
+        self.recorder = _RiskRecorder()
+        self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
+        self._progress: dict[str, int] = {}
+        self._states_written = 0
+        store = self.store
+        fills = await self.call(store.fills)
+        orders = await self.call(store.orders)
+        portfolio = await self.call(
+            restore_portfolio, store, await self.starting_cash(), fills, self.quote
+        )
+        self.pipeline, self.strategies = build_risk_pipeline(
+            self.settings,
+            symbols=self.symbols,
+            clock=self.clock,
+            recorder=self.recorder,
+            run_id=self.run_id,
+            portfolio=portfolio,
+            instruments=self.instruments,
+        )
+        execution = self.pipeline.execution
+        if not isinstance(execution, RemoteExecution):
+            raise TypeError("the risk component's venue must be a RemoteExecution")
+        self.execution = execution
+        restored = await self.call(restore_orders, store, self.pipeline, orders, self.symbols)
+        status = await self.call(trading_status, store)
+        now = time.time_ns()
+        same_day = (
+            status.since_ns is not None and status.since_ns // NS_PER_DAY == now // NS_PER_DAY
+        )
+        if status.state is TradingState.HALTED or (
+            status.state is TradingState.REDUCING and same_day
+        ):
+            self.pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
+            self._states_written = len(self.pipeline.stats.state_changes)
+        if self.metrics is not None:
+            self.metrics.set_risk_limits(self.pipeline.risk.limits)
+        resets = await self.call(store.audits, action=RESET_ACTION)
+        self._resets_seen = {record.ts_event for record in resets}
+        self._next_check = 0.0
+        logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
+
+    def drain(self) -> None:
+        signals = self.inboxes[Topic.TRADING_SIGNALS]
+        while signals.queue:
+            delivery, _ = signals.pop()
+            if isinstance(delivery.event, TradingSignal) and delivery.event.bar_id:
+                self._signals[delivery.event.bar_id].append(delivery.event)
+            signals.done(delivery)
+        health = self.inboxes[Topic.SYSTEM_HEALTH]
+        while health.queue:
+            delivery, _ = health.pop()
+            if isinstance(delivery.event, HealthReport):
+                progress = read_progress(delivery.event)
+                if progress is not None and progress[0] == "signals":
+                    self._progress[progress[1]] = progress[2]
+            health.done(delivery)
+        reports = self.inboxes[Topic.EXECUTION_EVENTS]
+        while reports.queue:
+            delivery, _ = reports.pop()
+            if isinstance(delivery.event, ExecutionReport):
+                self.execution.deliver(delivery.event)
+            reports.done(delivery)
+
+    async def step(self) -> None:
+        market = self.inboxes[Topic.MARKET_DATA]
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next_check:
+            self._next_check = loop.time() + 1.0
+            await self._pick_up_resets()
+        self.drain()
+        if not market.queue:
+            await self.idle()
+            return
+        for _ in range(200):
+            if not market.queue or self.stop.is_set():
+                break
+            delivery = market.queue[0]
+            await self._handle(delivery.event)
+            market.pop()
+            market.done(delivery)
+        self._note_state_changes()
+        if self.metrics is not None:
+            self.metrics.set_trading_state(self.pipeline.trading_state)
+
+    async def _handle(self, event: Event) -> None:
+        symbol = event.symbol
+        if symbol not in self.symbols:
+            return
+        pipeline = self.pipeline
+        if isinstance(event, TradeTick):
+            ts = event.ts_event
+            if not self.execution.settled(symbol, ts):
+                await self.wait_for(
+                    lambda: self.execution.settled(symbol, ts),
+                    f"the execution's reports up to the {symbol} trade at {ts}",
+                )
+            pipeline.on_trade(symbol, ts, float(event.price), float(event.quantity))
+        elif isinstance(event, QuoteTick):
+            pipeline.on_quote(symbol, event.ts_event, event.bid, event.ask)
+        elif isinstance(event, Bar) and event.closed and event.closed_at > 0:
+            await self._close_bar(event)
+
+    async def _close_bar(self, bar: Bar) -> None:
+        bar_id = bar.event_id
+
+        def ready() -> bool:
+            count = self._progress.get(bar_id)
+            return count is not None and len(self._signals.get(bar_id, ())) >= count
+
+        await self.wait_for(ready, f"the signals of {bar_id}")
+        self._progress.pop(bar_id, None)
+        signals = self._signals.pop(bar_id, [])
+        prune(self._signals, self._progress)
+        signal = signals[0] if signals else None
+        strategy = self.strategies[bar.symbol]
+        if signal is not None:
+            intent = SignalIntent(signal.side, signal.strength, dict(signal.indicators))
+            strategy.expect(intent, signal.strategy)
+            self.recorder.signal_id = signal.event_id
+        self.clock.now_ns = bar.closed_at  # the decision's time, as in one process
+        self.pipeline.on_bar_close(
+            bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
+        )
+        strategy.expect(None)
+        self.recorder.signal_id = ""
+        items, self.recorder.items = self.recorder.items, []
+        approvals = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
+        progress = progress_report(
+            self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
+        )
+        await self.publish([*items, (Topic.SYSTEM_HEALTH, progress)])
+        if approvals:
+            self.latency.write(bar_id, time.time_ns())
+        for topic, event in items:
+            self.outbox.event(topic, event)
+        self.count("decisions", len(items) - approvals)
+        self.count("approvals", approvals)
+
+    async def _pick_up_resets(self) -> None:
+        """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
+        if self.pipeline.trading_state is not TradingState.HALTED:
+            return
+        resets = await self.call(self.store.audits, action=RESET_ACTION)
+        for record in resets:
+            if record.ts_event not in self._resets_seen:
+                self._resets_seen.add(record.ts_event)
+                self.pipeline.reset_breaker(self.clock.now_ns)
+                logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+
+    def _note_state_changes(self) -> None:
+        changes = self.pipeline.stats.state_changes
+        if len(changes) > self._states_written:
+            self.state_changes.extend(changes[self._states_written :])
+            self._states_written = len(changes)
+
+    async def finish(self) -> None:
+        self._note_state_changes()

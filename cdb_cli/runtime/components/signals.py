@@ -1,0 +1,113 @@
+"""``signals``: closed bars of ``market_data`` → the strategies → ``trading_signals``.
+
+One ``EmaCrossStrategy`` per symbol (the kernel's ``signal_config``), warmed from MEXC 1-minute
+klines when the bars are 1-minute bars. For each closed bar (a ``Bar`` with ``closed_at``, as the
+``marketdata`` component publishes them) it publishes the signal, if any — time ``closed_at``,
+price the close, id ``sig-<bar id>`` so a redelivered bar gives the same signal — and then its
+progress for the bar on ``system_health`` (how many signals it published for it), in one atomic
+publication. Bars older than the last one handled for a symbol (a redelivery) are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
+from cdb_cli.engine.remote import progress_report
+from cdb_cli.engine.signals import EmaCrossStrategy
+from cdb_cli.runtime.components.base import Component, bar_close_ns
+
+__all__ = ["SignalsComponent"]
+
+logger = logging.getLogger(__name__)
+
+WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
+
+
+class SignalsComponent(Component):
+    name = "signals"
+    topics = (Topic.MARKET_DATA,)
+
+    def __init__(self, *args: Any, warm_up: WarmUp | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        from cdb_cli.kernel import signal_config
+
+        config = signal_config(self.settings)
+        self.strategies = {symbol: EmaCrossStrategy(config) for symbol in self.symbols}
+        self._last_open: dict[str, int] = {}
+        self._warm_up = warm_up
+
+    async def prepare(self) -> None:
+        if self._warm_up is None:
+            return
+        for symbol, strategy in self.strategies.items():
+            try:
+                history = await self._warm_up(symbol)
+            except Exception as e:  # a warm-up that fails must not stop the signals
+                logger.warning("Warm-up of %s failed: %s", symbol, e)
+                continue
+            for ts, close, volume in history:
+                strategy.on_bar(ts, close, volume)
+            logger.info("Warmed %s with %d bars", symbol, len(history))
+
+    async def step(self) -> None:
+        inbox = self.inboxes[Topic.MARKET_DATA]
+        if not inbox.queue:
+            await self.idle()
+            return
+        items: list[tuple[Topic, Event]] = []
+        handled = []
+        while inbox.queue:
+            delivery, _ = inbox.pop()
+            handled.append(delivery)
+            bar = delivery.event
+            if not isinstance(bar, Bar) or not bar.closed or bar.closed_at <= 0:
+                continue
+            strategy = self.strategies.get(bar.symbol)
+            if strategy is None or bar.ts_event <= self._last_open.get(bar.symbol, -1):
+                continue
+            self._last_open[bar.symbol] = bar.ts_event
+            close = float(bar.close)
+            intent = strategy.on_bar(bar_close_ns(bar, self.interval_ns), close, float(bar.volume))
+            count = 0
+            if intent is not None:
+                signal = TradingSignal(
+                    event_id=f"sig-{bar.event_id}"[:64],
+                    symbol=bar.symbol,
+                    ts_event=bar.closed_at,
+                    source=strategy.name,
+                    side=intent.side,
+                    strategy=strategy.name,
+                    price=Decimal(repr(close)),
+                    strength=intent.strength,
+                    indicators=intent.indicators,
+                    bar_id=bar.event_id,
+                )
+                items.append((Topic.TRADING_SIGNALS, signal))
+                self.outbox.event(Topic.TRADING_SIGNALS, signal)
+                self.count("signals")
+                count = 1
+            items.append(
+                (
+                    Topic.SYSTEM_HEALTH,
+                    progress_report(
+                        self.name,
+                        symbol=bar.symbol,
+                        bar_id=bar.event_id,
+                        ts=bar.closed_at,
+                        count=count,
+                    ),
+                )
+            )
+            self.count("bars")
+        await self.publish(items)
+        published = time.time_ns()
+        for _, event in items:
+            if isinstance(event, TradingSignal):
+                self.latency.write(event.bar_id, published)
+        for delivery in handled:
+            inbox.done(delivery)

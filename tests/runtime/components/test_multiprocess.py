@@ -1,0 +1,368 @@
+"""The five components as separate OS processes over the real Redis and PostgreSQL, against
+`cdb sim-exchange`, make the same decisions as one process fed the same market events.
+
+The component run: `cdb sim-exchange` (seeded random walk, a step every 50 ms) and
+`cdb run --paper --component NAME` for each of the five components, 1-second bars and small EMA
+periods so that signals, approvals and fills come within seconds; then SIGTERM (exit 0 within 10
+s). The reference: the market events the components consumed (the `market_data` stream, which the
+store holds too) fed through the single-process `PaperRuntime` with a clock at each event's time.
+Decisions (verdict, amounts, failing reasons and the portfolio state they saw), orders and fills
+must be equal, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cdb_cli.engine.events import (
+    Bar,
+    Event,
+    QuoteTick,
+    RiskDecision,
+    TradeTick,
+    TradingSignal,
+    decode_event,
+)
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components import COMPONENTS
+from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION
+from cdb_cli.settings import Settings
+
+SYMBOLS = ("BTCUSDT", "ETHUSDT")
+SECOND = 1_000_000_000
+CDB = str(Path(sys.executable).parent / "cdb")
+CONSUMERS = ("signals", "risk", "execution", "portfolio")
+TUNING = {
+    "CDB_BAR_SECONDS": "1",
+    "CDB_EMA_FAST": "2",
+    "CDB_EMA_SLOW": "4",
+    "CDB_RSI_PERIOD": "2",
+    "CDB_VOLUME_PERIOD": "3",
+    "CDB_VOLUME_FACTOR": "0.01",  # the simulator's volumes are its own: let the cross decide
+    "CDB_PAPER_LATENCY_MS": "120",
+    "CDB_STALE_DATA_SECONDS": "5",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def free_port_block(size: int) -> int:
+    """A base port with ``size`` free ports after it (the components' health servers)."""
+    for _ in range(50):
+        base = free_port()
+        if base + size > 65535:
+            continue
+        try:
+            for offset in range(size):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", base + offset))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError("no block of free ports")
+
+
+def audits(url: str, action: str) -> list[dict[str, str]]:
+    store = open_store(Settings(database_url=url))
+    try:
+        return [record.detail for record in store.audits(action=action)]
+    finally:
+        store.close()
+
+
+def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in processes:
+            if process.poll() is not None:
+                _, err = process.communicate()
+                pytest.fail(f"{process.args} exited {process.returncode}: {err[-3000:]}")
+        if condition():
+            return
+        time.sleep(0.2)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    try:
+        _, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    elapsed = time.monotonic() - started
+    assert process.returncode == 0, err[-3000:]
+    assert elapsed < 10, f"{process.args} took {elapsed:.1f} s to stop"
+    return err
+
+
+def drained(redis_url: str, prefix: str) -> bool:
+    """Every consumer group has read its stream to the end and acknowledged it all."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for key in client.scan_iter(f"{prefix}:*"):
+            if ":dead:" in key:
+                continue
+            for group in client.xinfo_groups(key):
+                if group["lag"] or group["pending"]:
+                    return False
+        return True
+    finally:
+        client.close()
+
+
+def stream_events(redis_url: str, prefix: str) -> list[Event]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return [
+            decode_event(fields[b"event"])
+            for _, fields in client.xrange(f"{prefix}:market_data", "-", "+")
+        ]
+    finally:
+        client.close()
+
+
+class ClockedQueue(asyncio.Queue[Event]):
+    """The reference feed: each event taken sets the clock to its time (the event-time clock of
+    the components' decisions)."""
+
+    def __init__(self, clock: Any) -> None:
+        super().__init__()
+        self.clock = clock
+        self.drained = asyncio.Event()
+
+    def get_nowait(self) -> Event:
+        event = super().get_nowait()
+        self.clock.now_ns = event.ts_event
+        if self.empty():
+            self.drained.set()
+        return event
+
+
+class ReplayFeed:
+    def __init__(self, events: list[Event], clock: Any) -> None:
+        self.events = ClockedQueue(clock)
+        for event in events:
+            self.events.put_nowait(event)
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def reference_run(
+    settings: Settings, events: list[Event], instruments: dict[str, Any]
+) -> tuple[Any, Any]:
+    from cdb_cli.engine.bus import InMemoryBus
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.runtime.paper import PaperRuntime
+
+    async def scenario() -> tuple[Any, Any]:
+        store = open_store(settings, create_if_new=True)
+        clock = TestClock(events[0].ts_event)
+        feed = ReplayFeed(events, clock)
+        runtime = PaperRuntime(
+            settings,
+            store=store,
+            bus=InMemoryBus(),
+            feed=feed,
+            clock=clock,
+            symbols=list(SYMBOLS),
+            instruments=instruments,
+            bar_interval_ns=SECOND,
+            flush_interval_s=0.05,
+        )
+        halt = asyncio.Event()
+        task = asyncio.create_task(runtime.run(halt))
+        await asyncio.wait_for(feed.events.drained.wait(), 30)
+        await asyncio.sleep(0.3)  # the last event handled
+        halt.set()
+        summary = await asyncio.wait_for(task, 15)
+        return store, summary
+
+    return asyncio.run(scenario())
+
+
+def decision_view(decision: RiskDecision) -> tuple[Any, ...]:
+    return (
+        decision.symbol,
+        decision.ts_event,
+        decision.side,
+        decision.verdict,
+        decision.requested_quote,
+        decision.final_quote,
+        tuple(check.code for check in decision.checks if not check.passed),
+        tuple(sorted(decision.state.items())),
+    )
+
+
+@pytest.mark.slow
+def test_components_in_processes_decide_as_one_process(
+    tmp_path: Path, redis_url: str, postgres_database: str
+) -> None:
+    open_store(Settings(database_url=postgres_database), create_if_new=True).close()
+    prefix = f"cdbtest{secrets.token_hex(4)}"
+    sim_port = free_port()
+    sim = subprocess.Popen(
+        [CDB, "sim-exchange", "--port", str(sim_port), "-s", SYMBOLS[0], "-s", SYMBOLS[1],
+         "--seed", "11",
+         "--tick-interval", "0.05", "--history-days", "0.05"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    rest = f"http://127.0.0.1:{sim_port}"
+    base_port = free_port_block(5)
+    ports = {name: base_port + i for i, name in enumerate(COMPONENTS)}
+    env = {
+        **os.environ,
+        "NO_COLOR": "1",
+        "CDB_DATABASE_URL": postgres_database,
+        "CDB_BUS_URL": redis_url,
+        "CDB_BUS_PREFIX": prefix,
+        "CDB_MEXC_REST_URL": rest,
+        "CDB_MEXC_WS_URL": f"ws://127.0.0.1:{sim_port}/ws",
+        "CDB_SYMBOLS": ",".join(SYMBOLS),
+        "CDB_HTTP_PORT": str(base_port),
+        **TUNING,
+    }
+    processes: dict[str, subprocess.Popen[str]] = {}
+
+    def start(component: str) -> None:
+        processes[component] = subprocess.Popen(
+            [CDB, "run", "--paper", "--component", component],
+            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    def started() -> set[str]:
+        return {detail.get("component", "") for detail in audits(postgres_database, START_ACTION)}
+
+    def traded() -> bool:
+        store = open_store(Settings(database_url=postgres_database))
+        try:
+            return len(store.fills()) >= 2 and len(store.events(RiskDecision)) >= 4
+        finally:
+            store.close()
+
+    try:
+        wait_until(lambda: _up(rest), 20, "the simulator", [sim])
+        instruments = asyncio.run(_instruments(rest))
+        for component in CONSUMERS:  # consumer groups first: they start at the stream's end
+            start(component)
+        wait_until(
+            lambda: set(CONSUMERS) <= started(), 40, "the consumers", list(processes.values())
+        )
+        start("marketdata")
+        wait_until(lambda: "marketdata" in started(), 20, "marketdata", list(processes.values()))
+        wait_until(traded, 40, "decisions and fills", list(processes.values()))
+        errors = {"marketdata": stop(processes.pop("marketdata"))}
+        wait_until(
+            lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
+            list(processes.values()),
+        )  # fmt: skip
+        for component in CONSUMERS:
+            health = httpx.get(f"http://127.0.0.1:{ports[component]}/health", timeout=5)
+            assert health.status_code == 200, (component, health.text)
+        for component in CONSUMERS:
+            errors[component] = stop(processes.pop(component))
+    finally:
+        for process in processes.values():
+            process.kill()
+            process.communicate()
+        sim.kill()
+        sim.communicate()
+    for component, err in errors.items():
+        assert f"Stopped component {component}" in err, err[-2000:]
+        assert "gave up waiting" not in err, err[-2000:]
+    assert {d.get("component") for d in audits(postgres_database, STOP_ACTION)} >= {
+        "marketdata",
+        *CONSUMERS,
+    }
+
+    # What the components consumed: the stream, which the store holds as well.
+    stream = stream_events(redis_url, prefix)
+    market = [e for e in stream if isinstance(e, TradeTick | QuoteTick)]
+    bars = [e for e in stream if isinstance(e, Bar)]
+    assert market
+    assert bars
+    assert all(b.closed and b.closed_at > 0 for b in bars)
+    components = open_store(Settings(database_url=postgres_database))
+    try:
+        stored = {e.event_id for e in components.events(TradeTick)} | {
+            e.event_id for e in components.events(QuoteTick)
+        }
+        assert stored == {e.event_id for e in market}
+        decisions = components.events(RiskDecision)
+        signals = components.events(TradingSignal)
+        orders = sorted(components.orders(), key=lambda o: (o.ts_created, o.client_order_id))
+        fills = components.fills()
+    finally:
+        components.close()
+    assert len(decisions) == len(signals) >= 4
+    assert {d.signal_id for d in decisions} == {s.event_id for s in signals}
+    assert any(d.verdict != "rejected" for d in decisions)
+    assert fills
+
+    # The same events through one process.
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'reference.db'}",
+        **{name.removeprefix("CDB_").lower(): value for name, value in TUNING.items()},
+    )
+    reference_store, summary = reference_run(settings, market, instruments)
+    try:
+        expected = reference_store.events(RiskDecision)
+        expected_orders = sorted(
+            reference_store.orders(), key=lambda o: (o.ts_created, o.client_order_id)
+        )
+        expected_fills = reference_store.fills()
+    finally:
+        reference_store.close()
+    assert summary.market_events == len(market)
+    assert [decision_view(d) for d in decisions] == [decision_view(d) for d in expected]
+    assert [
+        (o.symbol, o.side, o.status, o.quote_amount, o.quantity, o.ts_created, o.ts_updated)
+        for o in orders
+    ] == [
+        (o.symbol, o.side, o.status, o.quote_amount, o.quantity, o.ts_created, o.ts_updated)
+        for o in expected_orders
+    ]
+    assert [(f.symbol, f.side, f.quantity, f.price, f.fee, f.ts_event) for f in fills] == [
+        (f.symbol, f.side, f.quantity, f.price, f.fee, f.ts_event) for f in expected_fills
+    ]
+    assert sum(f.quantity * f.price for f in fills) > Decimal(0)
+
+
+def _up(rest: str) -> bool:
+    try:
+        return httpx.get(f"{rest}/api/v3/ping", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _instruments(rest: str) -> dict[str, Any]:
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+
+    async with MexcHttpClient(rest) as http:
+        return await http.exchange_info(list(SYMBOLS))

@@ -1,0 +1,219 @@
+"""The risk component in process (in-process bus, SQLite store): it decides on a closed bar only
+once `signals` has said what came of the bar, names the published signal in its decision, and
+says how many orders it approved for the bar; `execution` is simulated by this test."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from pathlib import Path
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.events import (
+    Bar,
+    Event,
+    HealthReport,
+    OrderApproved,
+    QuoteTick,
+    RiskDecision,
+    Side,
+    SignalSide,
+    Topic,
+    TradeTick,
+    TradingSignal,
+)
+from cdb_cli.engine.instruments import default_instrument
+from cdb_cli.engine.remote import progress_report, read_progress
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components.risk import RiskComponent
+from cdb_cli.settings import Settings
+
+SYMBOL = "BTCUSDT"
+SECOND = 1_000_000_000
+T0 = 1_795_400_000 * SECOND
+
+
+def trade(ts: int, price: str) -> TradeTick:
+    return TradeTick(
+        symbol=SYMBOL,
+        ts_event=ts,
+        source="test",
+        price=Decimal(price),
+        quantity=Decimal("0.5"),
+        aggressor=Side.BUY,
+    )
+
+
+def bar(open_ns: int, close: str, closed_at: int) -> Bar:
+    price = Decimal(close)
+    return Bar(
+        event_id=f"bar-{SYMBOL}-{open_ns}",
+        symbol=SYMBOL,
+        ts_event=open_ns,
+        source="test",
+        interval="1s",
+        open=price,
+        high=price,
+        low=price,
+        close=price,
+        volume=Decimal(3),
+        closed_at=closed_at,
+    )
+
+
+async def collect(subscription: object, count: int, timeout_s: float = 5.0) -> list[Event]:
+    events: list[Event] = []
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while len(events) < count and asyncio.get_running_loop().time() < deadline:
+        for delivery in await subscription.fetch(100, 0.1):  # type: ignore[attr-defined]
+            events.append(delivery.event)
+    return events
+
+
+def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'risk.db'}",
+        bus_url="redis://127.0.0.1:6379/0",  # what component mode asks for; the test passes a bus
+        bar_seconds=1,
+    )
+
+    async def scenario() -> None:
+        store = open_store(settings, create_if_new=True)
+        bus = InMemoryBus()
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=[SYMBOL],
+            instruments={SYMBOL: default_instrument(SYMBOL)},
+            run_id="ptestrisk",
+        )
+        decisions = await bus.subscribe(Topic.RISK_EVENTS, "test", "t")
+        approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
+        health = await bus.subscribe(Topic.SYSTEM_HEALTH, "test", "t")
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        quote = QuoteTick(
+            symbol=SYMBOL,
+            ts_event=T0,
+            source="test",
+            bid=Decimal("99.99"),
+            ask=Decimal("100.01"),
+            bid_size=Decimal(1),
+            ask_size=Decimal(1),
+        )
+        closing = trade(T0 + SECOND + 5_000_000, "100.2")
+        closed = bar(T0, "100", closing.ts_event)
+        for event in (quote, trade(T0 + 1, "100"), closed, closing):
+            await bus.publish(Topic.MARKET_DATA, event)
+        await asyncio.sleep(0.5)
+        assert await collect(decisions, 1, 0.2) == []  # the signals' word on the bar is missing
+        signal = TradingSignal(
+            event_id=f"sig-{closed.event_id}",
+            symbol=SYMBOL,
+            ts_event=closed.closed_at,
+            source="ema_cross",
+            side=SignalSide.BUY,
+            strategy="ema_cross",
+            price=Decimal(100),
+            strength=0.8,
+            bar_id=closed.event_id,
+        )
+        done = progress_report(
+            "signals", symbol=SYMBOL, bar_id=closed.event_id, ts=closed.closed_at, count=1
+        )
+        await bus.publish_many([(Topic.TRADING_SIGNALS, signal), (Topic.SYSTEM_HEALTH, done)])
+        [decision] = await collect(decisions, 1)
+        assert isinstance(decision, RiskDecision)
+        assert decision.signal_id == signal.event_id
+        assert decision.ts_event == closed.closed_at  # event time, not the wall clock
+        assert decision.verdict != "rejected", decision.checks
+        [approval] = await collect(approvals, 1)
+        assert isinstance(approval, OrderApproved)
+        assert approval.ts_event == closed.closed_at
+        progress = [
+            read_progress(e) for e in await collect(health, 2) if isinstance(e, HealthReport)
+        ]
+        assert ("risk", closed.event_id, 1) in progress
+        stop.set()
+        counts = await asyncio.wait_for(task, 10)
+        assert counts["approvals"] == 1
+        assert [e.event_id for e in store.events(RiskDecision)] == [decision.event_id]
+        store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its_trade(
+    tmp_path: Path,
+) -> None:
+    """An order approved before a restart is still working in the store: the new risk process
+    counts it as pending, waits at the next trade for the execution's word on it, and books the
+    fill there (its ledger mirror then holds the position)."""
+    from cdb_cli.engine.events import ExecutionReport
+    from cdb_cli.engine.records import OrderRecord
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
+    store = open_store(settings, create_if_new=True)
+    order = OrderRecord(
+        client_order_id="pold-3",
+        decision_id="pold-2",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(500),
+        status="NEW",
+        ts_created=T0,
+        ts_updated=T0,
+        mode="paper",
+    )
+    store.save_order(order)
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=[SYMBOL],
+            instruments={SYMBOL: default_instrument(SYMBOL)},
+            run_id="ptestrisk2",
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        assert risk.execution.pending_buy_quote(SYMBOL) == Decimal(500)
+        filling = trade(T0 + SECOND, "100")
+        await bus.publish(Topic.MARKET_DATA, filling)
+        await asyncio.sleep(0.3)
+        assert risk.execution.has_working(SYMBOL)  # held at the trade until the report comes
+        assert risk.pipeline.portfolio.quantity(SYMBOL) == 0
+        report = ExecutionReport(
+            event_id="pold-3-pexecr1",
+            symbol=SYMBOL,
+            ts_event=filling.ts_event,
+            source="paper",
+            client_order_id=order.client_order_id,
+            side=Side.BUY,
+            status="FILLED",
+            last_quantity=Decimal("4.99"),
+            last_price=Decimal("100.01"),
+            fee=Decimal("0.2495499"),
+            fee_asset="USDT",
+        )
+        await bus.publish(Topic.EXECUTION_EVENTS, report)
+        for _ in range(50):
+            if not risk.execution.has_working(SYMBOL):
+                break
+            await asyncio.sleep(0.05)
+        assert not risk.execution.has_working(SYMBOL)
+        assert risk.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")
+        stop.set()
+        counts = await asyncio.wait_for(task, 10)
+        assert "wait_timeouts" not in counts
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
