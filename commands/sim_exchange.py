@@ -69,6 +69,12 @@ def sim_exchange(
         float, typer.Option(help="Days of 1m candles served by /klines.")
     ] = 3.0,
     tick_interval: Annotated[float, typer.Option(help="Seconds between market steps.")] = 0.5,
+    level_quote: Annotated[
+        float,
+        typer.Option(
+            help="Quote value of each of the book's 10 levels a side (small: partial fills)."
+        ),
+    ] = 5000.0,
     rate_limit: Annotated[
         int, typer.Option(help="REST requests per 10 s before 429 (0: off).")
     ] = 0,
@@ -136,6 +142,7 @@ def sim_exchange(
         history_minutes=int(history_days * 1440),
         tick_interval=tick_interval or None,
         rate_limit=rate_limit,
+        level_quote=Decimal(repr(level_quote)),
     )
     faults: dict[str, object] = {
         "http_5xx": fail_5xx,

@@ -197,6 +197,7 @@ class TradingPipeline:
             quantity = portfolio.quantity(state.symbol)
             if quantity > 0:
                 state.mark = float(portfolio.position_value(state.symbol) / quantity)
+        self._sent: set[str] = set()  # live orders counted at PENDING_NEW
         self._curve: list[tuple[int, float]] | None = [] if record_curve else None
         self.snapshots: list[EquitySnapshot] = []
         """The equity snapshot taken at each UTC day roll (for the store and reports)."""
@@ -489,8 +490,14 @@ class TradingPipeline:
     def _apply(self, result: ExecutionResult) -> None:
         stats = self.stats
         for order in result.orders:
-            if order.status == "NEW":
+            # An order counts once, at its first record: NEW from a simulated venue, PENDING_NEW
+            # (saved before sending) from a live one, whose later NEW is the venue's answer.
+            if order.status == "PENDING_NEW" or (
+                order.status == "NEW" and order.client_order_id not in self._sent
+            ):
                 stats.orders += 1
+            if order.status == "PENDING_NEW":
+                self._sent.add(order.client_order_id)
             elif order.status == "REJECTED":
                 stats.orders_rejected += 1
             self.recorder.order(order)

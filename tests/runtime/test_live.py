@@ -179,6 +179,9 @@ def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path
                 assert {o.side for o in orders if o.status == "FILLED"} == {"BUY", "SELL"}
                 assert all(o.mode == "live" for o in orders)
                 assert runtime.orders_sent >= 2
+                placed = [o for o in orders if o.status != "REJECTED"]
+                assert runtime.pipeline is not None
+                assert len(placed) <= runtime.pipeline.stats.orders <= len(orders)  # once each
                 portfolio = assert_store_matches_the_venue(store, server)
                 realized = portfolio.realized_pnl()
                 assert realized != 0
