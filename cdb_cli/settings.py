@@ -37,6 +37,7 @@ __all__ = [
     "load_settings",
     "parse_overrides",
     "sanitized",
+    "settings_env",
     "settings_hash",
 ]
 
@@ -271,6 +272,18 @@ class Settings(BaseSettings):
         default=None,
         description="Folder holding pg_dump and pg_restore (default: found on PATH).",
     )
+    run_backup_at: str | None = Field(
+        default=None,
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="HH:MM (UTC): cdb run also makes a verified backup and prunes old ones daily "
+        "at this time (what `cdb backup create --verify --prune` does); unset: only from cron.",
+    )
+    run_daily_check_at: str | None = Field(
+        default=None,
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$",
+        description="HH:MM (UTC): cdb run also runs `cdb systemcheck --daily` (and mails it when "
+        "CDB_SMTP_HOST is set) daily at this time; unset: only from cron.",
+    )
 
     # -- notifications (alert and daily-check mail) --------------------------------------------
     smtp_host: str | None = Field(
@@ -305,7 +318,15 @@ class Settings(BaseSettings):
         description="Send at most one mail per subject in this many seconds (0: no limit).",
     )
 
-    @field_validator("pg_bin_dir", "smtp_host", "smtp_user", "smtp_from", mode="before")
+    @field_validator(
+        "pg_bin_dir",
+        "smtp_host",
+        "smtp_user",
+        "smtp_from",
+        "run_backup_at",
+        "run_daily_check_at",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
@@ -486,6 +507,24 @@ def sanitized(settings: Settings) -> dict[str, Any]:
     for name in ("database_url", "bus_url"):
         data[name] = redact_url(data[name])
     return data
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as ``CDB_*`` environment variables (secrets included: for a child process's
+    environment only, never for output), so a ``cdb`` subprocess sees the same settings."""
+    env: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, list):
+            value = ",".join(str(item) for item in value)
+        env[env_name(name)] = str(value)
+    return env
 
 
 def settings_hash(settings: Settings) -> str:

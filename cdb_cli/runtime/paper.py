@@ -39,6 +39,7 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
+from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
@@ -596,8 +597,42 @@ class PaperRuntime:
         )
         scheduler.add_job(self.refresh_health_metrics, "interval", seconds=10, id="health_metrics")
         scheduler.add_job(self.roll_day, "cron", hour=0, minute=0, second=1, id="utc_day_roll")
+        jobs = {"backup": self.scheduled_backup, "daily_check": self.scheduled_daily_check}
+        for name, (hour, minute) in schedule_times(self.settings).items():
+            scheduler.add_job(jobs[name], "cron", hour=hour, minute=minute, id=name)
         scheduler.start()
         return scheduler
+
+    async def scheduled_backup(self) -> int:
+        """The daily backup (``CDB_RUN_BACKUP_AT``): ``cdb backup create --verify --prune`` in a
+        child process; a failure is logged and mailed. Returns its exit code."""
+        code, last = await run_cdb(self.settings, *BACKUP)
+        if code == 0:
+            logger.info("Scheduled backup done")
+        else:
+            logger.error("Scheduled backup failed (exit %d): %s", code, last)
+            await self._send_alert(
+                "cdb backup failed",
+                f"Run {self.run_id}: the scheduled backup exited {code}: {last}",
+            )
+        return code
+
+    async def scheduled_daily_check(self) -> int:
+        """The daily check (``CDB_RUN_DAILY_CHECK_AT``): ``cdb systemcheck --daily``, which mails
+        its report itself when SMTP is configured. Exit 4 (a check failed) is in that report;
+        anything else is logged and mailed. Returns its exit code."""
+        code, last = await run_cdb(self.settings, *DAILY_CHECK)
+        if code == 0:
+            logger.info("Scheduled daily check: every check passed")
+        elif code == 4:
+            logger.warning("Scheduled daily check: a check failed (see its report): %s", last)
+        else:
+            logger.error("Scheduled daily check could not run (exit %d): %s", code, last)
+            await self._send_alert(
+                "cdb daily check failed",
+                f"Run {self.run_id}: cdb systemcheck --daily exited {code}: {last}",
+            )
+        return code
 
     async def roll_day(self) -> None:
         """The UTC day roll-over (a job at 00:00:01 UTC): new day-start equity for the daily
