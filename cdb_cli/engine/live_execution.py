@@ -284,10 +284,15 @@ class LiveExecution:
             return result
         key = (state.status, state.filled_quantity)
         record = tracked.record
-        if key in tracked.states or (
-            record.status not in OPEN_ORDER_STATUSES and state.status in OPEN_ORDER_STATUSES
+        if (
+            key in tracked.states
+            or (record.status not in OPEN_ORDER_STATUSES and state.status in OPEN_ORDER_STATUSES)
+            or (
+                state.status in OPEN_ORDER_STATUSES
+                and any(filled > state.filled_quantity for _, filled in tracked.states)
+            )
         ):
-            return result  # seen, or stale (a late NEW after the final state)
+            return result  # seen, or stale (a late NEW after a fill or the final state)
         tracked.states.add(key)
         record = record.model_copy(
             update={

@@ -86,6 +86,7 @@ class LiveRuntime(PaperRuntime):
         self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self.orders_sent = 0
+        self._sending = True
 
     # --- start ----------------------------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class LiveRuntime(PaperRuntime):
         live start (what the account held then is not ours to trade)."""
         cash, opening = await self._call(opening_balances, self.store, self.symbols)
         if cash is not None:
+            await self._open_new_symbols(opening)
             return cash, opening
         balances = await self.client.balances()
         quote = split_symbol(self.symbols[0])[1]
@@ -175,6 +177,24 @@ class LiveRuntime(PaperRuntime):
             {k: str(v) for k, v in opening.items()},
         )
         return cash, opening
+
+    async def _open_new_symbols(self, opening: dict[str, Decimal]) -> None:
+        """A symbol added after the first live start: what the account holds of its base asset
+        now is its opening balance (never ours to sell), unless cdb ever ordered it."""
+        orders = await self._call(self.store.orders)  # an order of ours may have filled
+        traded = {split_symbol(o.symbol)[0] for o in orders}
+        missing = []
+        for base in opening:
+            key = OPENING_KEY + base
+            if base not in traded and await self._call(self.store.get_config, key) is None:
+                missing.append(base)
+        if not missing:
+            return
+        balances = await self.client.balances()
+        for base in missing:
+            opening[base] = balances.get(base, Decimal(0))
+            await self._call(self.store.set_config, OPENING_KEY + base, str(opening[base]))
+            logger.warning("New symbol: opening balance %s %s (never traded)", opening[base], base)
 
     # --- the venue ------------------------------------------------------------------------------
 
@@ -208,17 +228,27 @@ class LiveRuntime(PaperRuntime):
 
     async def _end(self, pipeline: TradingPipeline) -> None:
         execution = self._execution(pipeline)
-        with contextlib.suppress(CdbError):
-            await self._send_pending(pipeline, execution)  # what was decided before the stop
-        for task in self._tasks:
+        sender = self._tasks[0] if self._tasks else None
+        others = self._tasks[1:]
+        for task in others:  # the updates: what already arrived is booked below
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        while not self.client.updates.empty():  # book what already arrived
-            self._book(pipeline, execution.on_update(self.client.updates.get_nowait()))
-        with contextlib.suppress(Exception):
-            await self.client.stop()
+        self._sending = False  # the sender finishes the send in flight, then stops
+        self._wake.set()
+        try:
+            if sender is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(sender, 10.0)
+            if self._failure is None:  # never place orders from a ledger known to be wrong
+                with contextlib.suppress(CdbError):
+                    await self._send_pending(pipeline, execution)  # decided before the stop
+            for task in others:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            while self._failure is None and not self.client.updates.empty():
+                self._book(pipeline, execution.on_update(self.client.updates.get_nowait()))
+        finally:
+            with contextlib.suppress(Exception):
+                await self.client.stop()
 
     @staticmethod
     def _execution(pipeline: TradingPipeline) -> LiveExecution:
@@ -246,10 +276,11 @@ class LiveRuntime(PaperRuntime):
             self._wake.set()
 
     async def _send_loop(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
-        while True:
+        while self._sending:
             await self._wake.wait()
             self._wake.clear()
-            await self._send_pending(pipeline, execution)
+            if self._sending:
+                await self._send_pending(pipeline, execution)
 
     async def _send_pending(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
         for record in execution.take_cancels():

@@ -204,3 +204,13 @@ def test_a_limit_entry_buys_at_the_decision_price_and_times_out() -> None:
     done = execution.on_update(state(record.client_order_id, "PARTIALLY_CANCELED", "0.001"))
     assert done.reports[0].status == "PARTIALLY_CANCELED"
     assert not execution.has_working("BTCUSDT")
+
+
+def test_a_late_answer_never_moves_an_order_back() -> None:
+    """The stream said PARTIALLY_FILLED; place() then returns NEW with nothing filled."""
+    execution = venue()
+    (record,) = execution.submit(approved(Side.BUY), ts_ns=T0, position=Decimal(0)).orders
+    cid = record.client_order_id
+    execution.on_update(state(cid, "PARTIALLY_FILLED", "0.001"))
+    assert execution.on_update(state(cid, "NEW")).orders == []
+    assert execution.order(cid).status == "PARTIALLY_FILLED"  # type: ignore[union-attr]

@@ -434,3 +434,23 @@ def test_risk_halt_with_flatten_sells_the_position_at_the_venue(tmp_path: Path) 
                 store.close()
 
     asyncio.run(scenario())
+
+
+def test_a_symbol_added_later_keeps_what_the_account_held_apart(tmp_path: Path) -> None:
+    """Live trading started on another symbol; the account already holds BTC when BTCUSDT is
+    added: that BTC is its opening balance, and the start is not refused."""
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        config = sim_config(balances={"USDT": Decimal(10_000), "BTC": Decimal("0.25")})
+        async with SimServer(SimExchange(config)) as server:
+            store = open_store(settings, create_if_new=True)
+            store.set_config(LIVE_STARTING_CASH_KEY, "10000")  # an earlier start, other symbols
+            try:
+                async with live_run(settings, server, store):
+                    pass
+                assert store.get_config("live.opening.BTC") == "0.25"
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
