@@ -19,7 +19,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
@@ -244,6 +244,23 @@ class Component:
 
     def drain(self) -> None:
         """Move what arrived on the side topics into the component's state."""
+
+    async def handle_market(self, handle: Callable[[Event], Awaitable[None]]) -> bool:
+        """Hand up to 200 waiting market events to ``handle`` in order, each marked done once
+        handled; when none waits, idle and return False."""
+        market = self.inboxes[Topic.MARKET_DATA]
+        self.drain()
+        if not market.queue:
+            await self.idle()
+            return False
+        for _ in range(200):
+            if not market.queue or self.stop.is_set():
+                break
+            delivery = market.queue[0]
+            await handle(delivery.event)
+            market.pop()
+            market.done(delivery)
+        return True
 
     # --- the frame ------------------------------------------------------------------------------
 

@@ -80,18 +80,7 @@ class ExecutionComponent(Component):
             health.done(delivery)
 
     async def step(self) -> None:
-        market = self.inboxes[Topic.MARKET_DATA]
-        self.drain()
-        if not market.queue:
-            await self.idle()
-            return
-        for _ in range(200):
-            if not market.queue or self.stop.is_set():
-                break
-            delivery = market.queue[0]
-            await self._handle(delivery.event)
-            market.pop()
-            market.done(delivery)
+        await self.handle_market(self._handle)
 
     async def _handle(self, event: Event) -> None:
         symbol = event.symbol

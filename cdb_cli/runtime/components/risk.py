@@ -155,22 +155,12 @@ class RiskComponent(Component):
             reports.done(delivery)
 
     async def step(self) -> None:
-        market = self.inboxes[Topic.MARKET_DATA]
         loop = asyncio.get_running_loop()
         if loop.time() >= self._next_check:
             self._next_check = loop.time() + 1.0
             await self._pick_up_resets()
-        self.drain()
-        if not market.queue:
-            await self.idle()
+        if not await self.handle_market(self._handle):
             return
-        for _ in range(200):
-            if not market.queue or self.stop.is_set():
-                break
-            delivery = market.queue[0]
-            await self._handle(delivery.event)
-            market.pop()
-            market.done(delivery)
         self._note_state_changes()
         if self.metrics is not None:
             self.metrics.set_trading_state(self.pipeline.trading_state)
