@@ -94,8 +94,8 @@ class LiveRuntime(PaperRuntime):
         from cdb_cli.kernel import Environment, build_pipeline
 
         store = self.store
-        await self._own_orders("live")
-        starting_cash, opening = await self._opening()
+        orders = await self._own_orders("live")
+        starting_cash, opening = await self._opening(orders)
         now = self.clock.timestamp_ns()
         reconciliation = await reconcile_orders(
             store, self.client, self.symbols, now_ns=now, apply=True
@@ -156,12 +156,12 @@ class LiveRuntime(PaperRuntime):
         )
         return pipeline
 
-    async def _opening(self) -> tuple[Decimal, dict[str, Decimal]]:
+    async def _opening(self, orders: list[OrderRecord]) -> tuple[Decimal, dict[str, Decimal]]:
         """The starting cash and opening base balances; stored from the account at the first
         live start (what the account held then is not ours to trade)."""
         cash, opening = await self._call(opening_balances, self.store, self.symbols)
         if cash is not None:
-            await self._open_new_symbols(opening)
+            await self._open_new_symbols(opening, orders)
             return cash, opening
         balances = await self.client.balances()
         quote = split_symbol(self.symbols[0])[1]
@@ -178,10 +178,11 @@ class LiveRuntime(PaperRuntime):
         )
         return cash, opening
 
-    async def _open_new_symbols(self, opening: dict[str, Decimal]) -> None:
+    async def _open_new_symbols(
+        self, opening: dict[str, Decimal], orders: list[OrderRecord]
+    ) -> None:
         """A symbol added after the first live start: what the account holds of its base asset
         now is its opening balance (never ours to sell), unless cdb ever ordered it."""
-        orders = await self._call(self.store.orders)  # an order of ours may have filled
         traded = {split_symbol(o.symbol)[0] for o in orders}
         missing = []
         for base in opening:
