@@ -189,7 +189,20 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
+def reference_us(runs: int = 200) -> float:
+    """p50 of a fixed pure-Python workload (``sum(range(10_000))``) in µs: how fast this machine
+    runs Python today. Shared VMs differ by 2-3x from day to day; compare figures taken on
+    different days through this one."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter_ns()
+        sum(range(10_000))
+        times.append((time.perf_counter_ns() - started) / 1000)
+    return percentile(times, 0.5)
+
+
 def main() -> int:
+    reference = reference_us()
     minutes = int(sys.argv[1]) if len(sys.argv) > 1 else 2 * WARM_MINUTES
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
@@ -252,7 +265,10 @@ def main() -> int:
     for row in [header, *rows]:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     cores = os.cpu_count() or 1
-    print(f"load average {load_before:.2f} -> {load_after:.2f} on {cores} cores")
+    print(
+        f"load average {load_before:.2f} -> {load_after:.2f} on {cores} cores; "
+        f"reference workload {reference:.0f} us (sum(range(10_000)), p50)"
+    )
     return 1 if failed else 0
 
 
