@@ -68,11 +68,14 @@ def report(
 def _render(terminal: Any, document: dict[str, Any], table_rows: Any) -> None:
     from rich.table import Table
 
+    from cdb_cli.engine.fees import describe_other
+
     summary = document["summary"]
     out = terminal.out
     out.print(
         f"Trades {summary['trades']} ({summary['won']} won, {summary['lost']} lost, win rate "
-        f"{summary['win_rate']}), PnL {summary['pnl']}, fees {summary['fees_all_fills']}; "
+        f"{summary['win_rate']}), PnL {summary['pnl']}, fees {summary['fees_all_fills']}"
+        f"{describe_other(summary['fees_other_assets'])}; "
         f"{summary['fills']} fills, {summary['open_positions']} positions open",
         markup=False,
     )

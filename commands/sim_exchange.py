@@ -75,6 +75,13 @@ def sim_exchange(
             help="Quote value of each of the book's 10 levels a side (small: partial fills)."
         ),
     ] = 5000.0,
+    mx_deduct_price: Annotated[
+        float,
+        typer.Option(
+            help="MX deduction: commissions are paid in MX at this price in the quote by "
+            "accounts holding enough (give them MX with --balance MX=…); 0: off."
+        ),
+    ] = 0.0,
     rate_limit: Annotated[
         int, typer.Option(help="REST requests per 10 s before 429 (0: off).")
     ] = 0,
@@ -143,6 +150,7 @@ def sim_exchange(
         tick_interval=tick_interval or None,
         rate_limit=rate_limit,
         level_quote=Decimal(repr(level_quote)),
+        mx_deduct_price=Decimal(repr(mx_deduct_price)) if mx_deduct_price > 0 else None,
     )
     faults: dict[str, object] = {
         "http_5xx": fail_5xx,

@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from cdb_cli.engine.events import RiskDecision
+from cdb_cli.engine.fees import fees_in_quote, other_fees
 from cdb_cli.engine.records import EquitySnapshot, FillRecord
 from cdb_cli.engine.report import RoundTrip, iso_utc, round_trips
 
@@ -66,7 +67,8 @@ def analytics(
             **_summary(trips),
             "open_positions": still_open,
             "fills": len(fill_list),
-            "fees_all_fills": str(sum((fill.fee for fill in fill_list), _ZERO)),
+            "fees_all_fills": str(fees_in_quote(fill_list)),
+            "fees_other_assets": other_fees(fill_list),
         },
         "daily": {day: _summary(day_trips) for day, day_trips in sorted(by_day.items())},
         "symbols": {

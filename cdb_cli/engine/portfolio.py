@@ -13,7 +13,9 @@ Accounting (average cost, all ``Decimal``):
 * Realized PnL is gross: ``(price - average) * quantity`` on a sell; fees are counted apart.
 * A fee in the quote currency moves cash. A fee in the base asset moves quantity: a BUY receives
   ``quantity - fee``, a SELL gives up ``quantity + fee``; the fee quantity is valued at the fill
-  price in ``fees_paid``. A fee in any other asset is refused (``StateError``).
+  price in ``fees_paid``. A fee in a third asset (MEXC's MX deduction) moves neither and is kept
+  apart in ``other_fees``, by asset (see ``cdb_cli.engine.fees``); a fee in no named asset is
+  taken as paid in the quote.
 
 Restore (:meth:`Portfolio.restore`): fills are the source of truth. Given every fill since the
 start (``store.fills()``), the replay rebuilds cash, quantities, cost bases, realized PnL and fees
@@ -38,6 +40,7 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
+from cdb_cli.engine.fees import fee_parts
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, PositionRecord
 from cdb_cli.engine.risk import RiskInputs, TradingState
 
@@ -126,6 +129,7 @@ class Portfolio:
         self.quote_currency: Final = quote_currency
         self.cash = starting_cash
         self.fees_paid = _ZERO
+        self.other_fees: dict[str, Decimal] = {}  # asset → Σ fees paid in neither quote nor base
         self.positions: dict[str, Position] = {}
         self.marks: dict[str, Decimal] = {}
         self._fill_ids: set[str] = set()
@@ -135,27 +139,12 @@ class Portfolio:
 
     # --- fills and marks ------------------------------------------------------------------------
 
-    def _base_asset(self, symbol: str) -> str | None:
-        if symbol.endswith(self.quote_currency) and len(symbol) > len(self.quote_currency):
-            return symbol[: -len(self.quote_currency)].rstrip("/-_")
-        return None
-
-    def _fee_split(self, fill: FillRecord) -> tuple[Decimal, Decimal]:
-        """(fee in quote, fee in base) of ``fill``; StateError for a fee in another asset."""
-        if fill.fee == 0 or fill.fee_asset == self.quote_currency:
-            return fill.fee, _ZERO
-        if fill.fee_asset and fill.fee_asset == self._base_asset(fill.symbol):
-            return _ZERO, fill.fee
-        raise StateError(
-            f"Fill {fill.fill_id} on {fill.symbol} pays its fee in {fill.fee_asset!r}; "
-            f"only {self.quote_currency} or the base asset are supported"
-        )
-
     def apply_fill(self, fill: FillRecord) -> bool:
         """Book ``fill``; False (and no change) if its ``fill_id`` was already applied."""
         if fill.fill_id in self._fill_ids:
             return False
-        quote_fee, base_fee = self._fee_split(fill)
+        fee = fee_parts(fill, self.quote_currency)
+        quote_fee, base_fee = fee.quote, fee.base
         position = self.positions.get(fill.symbol, Position())
         with _localcontext(_CTX):
             notional = _q(fill.quantity * fill.price)
@@ -196,6 +185,9 @@ class Portfolio:
                 )
                 cash = self.cash + notional - quote_fee
             self.fees_paid = self.fees_paid + quote_fee + base_fee_quote
+            if fee.other:
+                asset = fee.other_asset
+                self.other_fees[asset] = self.other_fees.get(asset, _ZERO) + fee.other
         self.positions[fill.symbol] = new
         self.cash = cash
         self._fill_ids.add(fill.fill_id)

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from cdb_cli.engine.events import Side
+from cdb_cli.engine.fees import fee_parts
 from cdb_cli.engine.pipeline import PipelineStats
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import FillRecord
@@ -46,25 +47,30 @@ def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
     """Closed round trips per symbol, and how many positions are still open at the end.
 
     A round trip starts with the first buy from flat and ends when the position is back to 0; its
-    PnL is what the sells brought in minus what the buys cost, minus every fee on the way.
+    PnL is what the sells brought in minus what the buys cost and the fees paid in the quote asset
+    (a fee in the base asset is already in it: the buy received that much less to sell). Its
+    ``fees`` are the quote and base fees in the quote currency; fees in a third asset (MX
+    deduction) are in neither (see ``cdb_cli.engine.fees``).
     """
-    open_trips: dict[str, tuple[int, Decimal, Decimal, Decimal]] = {}  # start, qty, cash, fees
+    open_trips: dict[str, tuple[int, Decimal, Decimal, Decimal, Decimal]] = {}
     closed: list[RoundTrip] = []
     for fill in fills:
-        start, quantity, cash, fees = open_trips.get(
-            fill.symbol, (fill.ts_event, _ZERO, _ZERO, _ZERO)
+        start, quantity, cash, quote_fees, fees = open_trips.get(
+            fill.symbol, (fill.ts_event, _ZERO, _ZERO, _ZERO, _ZERO)
         )
         notional = fill.quantity * fill.price
+        fee = fee_parts(fill)
         if fill.side is Side.BUY:
-            quantity, cash = quantity + fill.quantity, cash - notional
+            quantity, cash = quantity + fill.quantity - fee.base, cash - notional
         else:
-            quantity, cash = quantity - fill.quantity, cash + notional
-        fees += fill.fee
+            quantity, cash = quantity - fill.quantity - fee.base, cash + notional
+        quote_fees += fee.quote
+        fees += fee.in_quote(fill.price)
         if quantity <= 0:
-            closed.append(RoundTrip(fill.symbol, start, fill.ts_event, cash - fees, fees))
+            closed.append(RoundTrip(fill.symbol, start, fill.ts_event, cash - quote_fees, fees))
             open_trips.pop(fill.symbol, None)
         else:
-            open_trips[fill.symbol] = (start, quantity, cash, fees)
+            open_trips[fill.symbol] = (start, quantity, cash, quote_fees, fees)
     return closed, len(open_trips)
 
 

@@ -292,7 +292,8 @@ def compare_balances(
     tolerance_pct: Decimal,
 ) -> list[BalanceRow]:
     """The quote currency and each traded base asset: venue (free + locked) against the ledger
-    (cash, or the position plus what the account held when live trading started)."""
+    (cash, or the position plus what the account held when live trading started, less the fees
+    paid in that asset for other symbols' fills: MX deduction while trading MXUSDT)."""
     rows: list[BalanceRow] = []
 
     def row(asset: str, ledger: Decimal) -> BalanceRow:
@@ -303,7 +304,8 @@ def compare_balances(
     rows.append(row(portfolio.quote_currency, portfolio.cash))
     for symbol in symbols:
         base = split_symbol(symbol)[0]
-        rows.append(row(base, portfolio.quantity(symbol) + opening.get(base, _ZERO)))
+        spent = portfolio.other_fees.get(base, _ZERO)
+        rows.append(row(base, portfolio.quantity(symbol) + opening.get(base, _ZERO) - spent))
     return rows
 
 

@@ -29,6 +29,8 @@ def render(runtime: PaperRuntime) -> RenderableType:
     from rich.console import Group
     from rich.table import Table
 
+    from cdb_cli.engine.fees import describe_other
+
     pipeline = runtime.pipeline
     if pipeline is None:
         return "connecting to the market…"
@@ -52,7 +54,8 @@ def render(runtime: PaperRuntime) -> RenderableType:
     state = pipeline.trading_state
     account = (
         f"equity {_money(equity)}  cash {_money(portfolio.cash)}  realized "
-        f"{_money(portfolio.realized_pnl())}  fees {_money(portfolio.fees_paid)}  drawdown "
+        f"{_money(portfolio.realized_pnl())}  fees {_money(portfolio.fees_paid)}"
+        f"{describe_other(portfolio.other_fees)}  drawdown "
         f"{portfolio.drawdown_from_peak_pct():.2f} % from peak, "
         f"{portfolio.daily_drawdown_pct():.2f} % today  state {str(state).upper()}"
     )

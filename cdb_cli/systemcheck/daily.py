@@ -86,6 +86,7 @@ def _bar_minutes(store: Store, since: int, until: int) -> dict[str, set[int]]:
 
 
 def _trades(store: Store, since: int, until: int) -> dict[str, Any]:
+    from cdb_cli.engine.fees import fees_in_quote, other_fees
     from cdb_cli.engine.report import round_trips
 
     history = store.fills(until_ns=until)  # a trip closed today may have opened earlier
@@ -100,7 +101,8 @@ def _trades(store: Store, since: int, until: int) -> dict[str, Any]:
         "open_at_end": still_open,
         "pnl": str(sum((trip.pnl for trip in closed), _ZERO)),
         "fills": len(today),
-        "fees": str(sum((fill.fee for fill in today), _ZERO)),
+        "fees": str(fees_in_quote(today)),
+        "fees_other_assets": other_fees(today),
     }
 
 
@@ -150,13 +152,16 @@ def daily_summary(store: Store, settings: Settings, day: date) -> dict[str, Any]
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """The summary as plain text lines (terminal and mail)."""
+    from cdb_cli.engine.fees import describe_other
+
     if "error" in summary:
         return [f"Summary of {summary['day']}: not available ({summary['error']})"]
     trades, decisions = summary["trades"], summary["decisions"]
     lines = [
         f"Summary of {summary['day']} (UTC)",
         f"  trades: {trades['closed']} closed ({trades['won']} won, {trades['lost']} lost), "
-        f"PnL {trades['pnl']} after fees; {trades['fills']} fills, fees {trades['fees']}; "
+        f"PnL {trades['pnl']} after fees; {trades['fills']} fills, fees {trades['fees']}"
+        f"{describe_other(trades.get('fees_other_assets', {}))}; "
         f"{trades['open_at_end']} position(s) open",
     ]
     equity = summary["equity"]

@@ -157,10 +157,21 @@ def test_oversell_is_refused_and_changes_nothing() -> None:
     assert observe(p) == before
 
 
-def test_unsupported_fee_asset_and_base_fee_eating_the_fill_are_refused() -> None:
+def test_fees_in_a_third_asset_are_kept_apart() -> None:
+    """MEXC's MX deduction: the fee comes out of the MX balance; cash and quantity are whole."""
     p = Portfolio(D("10000"))
-    with pytest.raises(StateError, match="'MX'"):
-        p.apply_fill(fill(Side.BUY, "1", "100", fee="0.1", fee_asset="MX"))
+    p.apply_fill(fill(Side.BUY, "1", "100", fee="0.04", fee_asset="MX"))
+    p.apply_fill(fill(Side.SELL, "0.5", "110", fee="0.02", fee_asset="MX"))
+    assert p.quantity("BTCUSDT") == D("0.5")
+    assert p.cash == D("9955")  # -100 + 55, no fee taken
+    assert p.fees_paid == 0
+    assert p.other_fees == {"MX": D("0.06")}
+    assert p.positions["BTCUSDT"].realized_pnl == D("5")
+    assert p.equity() == D("10005") == D("10000") + D("5")  # the identity without them
+
+
+def test_a_base_fee_eating_the_fill_is_refused() -> None:
+    p = Portfolio(D("10000"))
     with pytest.raises(StateError, match="leaves nothing"):
         p.apply_fill(fill(Side.BUY, "1", "100", fee="1", fee_asset="BTC"))
     assert p.positions == {}
@@ -309,6 +320,8 @@ def assert_restores(store: InMemoryStore, original: Portfolio, *, with_fills: bo
     )
     assert observe(copy) == observe(original)
     assert copy.marks == original.marks
+    if with_fills:  # fees in a third asset are only in the fills
+        assert copy.other_fees == original.other_fees
 
 
 def test_restore_round_trip_with_and_without_fills() -> None:
@@ -318,6 +331,7 @@ def test_restore_round_trip_with_and_without_fills() -> None:
         fill(Side.BUY, "1", "2000", symbol="ETHUSDT", fee="0.001", fee_asset="ETH", ts=DAY0 + 1),
         fill(Side.BUY, "0.1", "30000", fee="3", ts=DAY0 + 2),
         fill(Side.SELL, "0.5", "2100", symbol="ETHUSDT", fee="1.05", ts=DAY0 + 3),
+        fill(Side.BUY, "0.1", "2050", symbol="ETHUSDT", fee="0.01", fee_asset="MX", ts=DAY0 + 4),
     ]
     for f in fills:
         p.apply_fill(f)

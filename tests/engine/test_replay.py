@@ -86,7 +86,9 @@ def test_replay_trades_refuses_a_zero_interval() -> None:
         )
 
 
-def fill(n: int, side: Side, quantity: str, price: str, fee: str = "0.1") -> FillRecord:
+def fill(
+    n: int, side: Side, quantity: str, price: str, fee: str = "0.1", fee_asset: str = "USDT"
+) -> FillRecord:
     return FillRecord(
         fill_id=f"f{n}",
         client_order_id=f"o{n}",
@@ -95,7 +97,7 @@ def fill(n: int, side: Side, quantity: str, price: str, fee: str = "0.1") -> Fil
         quantity=D(quantity),
         price=D(price),
         fee=D(fee),
-        fee_asset="USDT",
+        fee_asset=fee_asset,
         ts_event=n,
         liquidity="taker",
     )
@@ -116,6 +118,23 @@ def test_round_trips_net_of_fees() -> None:
         (4, 5, D("-10.2")),
     ]
     assert still_open == 1
+
+
+def test_round_trips_with_fees_in_the_base_asset_and_in_mx() -> None:
+    """MEXC takes a buy's fee in the base asset (the sell sells what was received) and, with MX
+    deduction, any fee in MX (neither side of the trade is touched)."""
+    fills = [
+        fill(1, Side.BUY, "1", "100", fee="0.001", fee_asset="BTC"),  # receives 0.999
+        fill(2, Side.SELL, "0.999", "120", fee="0.1", fee_asset="USDT"),
+        fill(3, Side.BUY, "1", "100", fee="0.04", fee_asset="MX"),
+        fill(4, Side.SELL, "1", "90", fee="0.03", fee_asset="MX"),
+    ]
+    trips, still_open = round_trips(fills)
+    assert still_open == 0
+    assert [(t.ts_close, t.pnl, t.fees) for t in trips] == [
+        (2, D("19.78"), D("0.2")),  # 119.88 - 100 - 0.1; fees 0.001 BTC at 100 + 0.1
+        (4, D("-10"), D("0")),  # the MX is not in the quote figures
+    ]
 
 
 def test_report_is_a_plain_document() -> None:

@@ -21,7 +21,7 @@ from cdb_cli.adapters.mexc.sim.server import SimServer
 from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import CheckFailed, ConfigurationError
-from cdb_cli.engine.events import RiskDecision
+from cdb_cli.engine.events import RiskDecision, Side
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
@@ -190,6 +190,38 @@ def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path
                 assert any(d.verdict != "rejected" for d in store.events(RiskDecision))
                 starts = [a for a in store.audits() if a.action == START_ACTION]
                 assert starts[-1].detail["mode"] == "live"
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_commissions_paid_in_mx_are_booked_apart_and_the_run_goes_on(tmp_path: Path) -> None:
+    """MX deduction on: the venue takes every commission from the MX balance. The ledger books
+    the fills whole, keeps the MX apart, and a restart books the same fills again."""
+    settings = live_settings(tmp_path)
+    config = sim_config(
+        mx_deduct_price=Decimal("2.5"), balances={"USDT": Decimal(10_000), "MX": Decimal(50)}
+    )
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(config)) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store):
+                    await walk(server, MOVES)
+                    await asyncio.sleep(1.0)  # the last reports
+                fills = store.fills()
+                assert {f.side for f in fills} == {Side.BUY, Side.SELL}
+                assert {f.fee_asset for f in fills} == {"MX"}
+                portfolio = assert_store_matches_the_venue(store, server)
+                paid = sum((f.fee for f in fills), Decimal(0))
+                assert portfolio.fees_paid == 0
+                assert portfolio.other_fees == {"MX": paid}
+                assert account_of(server).free["MX"] == Decimal(50) - paid
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    assert runtime.pipeline is not None
+                    assert runtime.pipeline.portfolio.other_fees == {"MX": paid}
             finally:
                 store.close()
 

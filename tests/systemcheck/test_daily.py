@@ -114,7 +114,7 @@ def test_daily_summary_counts_the_day_only(store: Store, settings: Settings) -> 
     trades = summary["trades"]
     # 110 - 100 - 0.11 = 9.89; 190 - 200 - 0.2 = -10.2
     assert trades == {"closed": 2, "won": 1, "lost": 1, "open_at_end": 1, "pnl": "-0.31",
-                      "fills": 4, "fees": "0.31"}  # fmt: skip
+                      "fills": 4, "fees": "0.31", "fees_other_assets": {}}  # fmt: skip
     assert summary["equity"] == {"start": "10000", "end": "10009.5", "change": "9.5"}
     decisions = summary["decisions"]
     assert (decisions["total"], decisions["rejected"], decisions["reduced"]) == (4, 2, 1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, check_signed, parse_params
@@ -38,6 +38,9 @@ from cdb_cli.adapters.mexc.sim.orders import (
 
 __all__ = ["SimConfig", "SimExchange"]
 
+MX = "MX"
+MX_STEP = Decimal("0.00000001")
+
 
 def _wall_ms() -> int:
     return time.time_ns() // 1_000_000
@@ -61,6 +64,9 @@ class SimConfig:
     idle_without_subscription: float = 30.0
     idle_without_messages: float = 60.0
     max_connection_age: float = 24 * 3600.0  # MEXC closes every WebSocket after 24 h
+    mx_deduct_price: Decimal | None = None
+    """MX deduction: an account holding enough MX pays each commission in MX, valued at this price
+    in the quote asset, and gets the whole of what it bought or sold; None: off."""
 
 
 class SimExchange:
@@ -241,6 +247,14 @@ class SimExchange:
             return "PARTIALLY_FILLED" if order.executed_qty else "NEW"
         return "PARTIALLY_CANCELED" if order.executed_qty else "CANCELED"
 
+    def _fee_in_mx(self, account: Account, fee_in_quote: Decimal) -> Decimal | None:
+        """The commission in MX when MX deduction is on and the account can pay it; else None."""
+        price = self.config.mx_deduct_price
+        if price is None or price <= 0 or fee_in_quote <= 0:
+            return None
+        fee = (fee_in_quote / price).quantize(MX_STEP, rounding=ROUND_UP)
+        return fee if account.free.get(MX, ZERO) >= fee else None
+
     def _fill(
         self,
         account: Account,
@@ -254,6 +268,7 @@ class SimExchange:
         inst = self.markets[order.symbol].instrument
         rate = inst.maker_fee if maker else inst.taker_fee
         quote_amount = price * qty
+        in_mx = self._fee_in_mx(account, quote_amount * rate)
         if order.side == "BUY":
             # Takers locked exactly their fills' cost; resting orders locked at their limit price.
             reserved = (order.price or price) * qty if maker else quote_amount
@@ -261,12 +276,17 @@ class SimExchange:
             order.locked -= reserved
             account.credit(inst.quote_asset, reserved - quote_amount)
             fee, fee_asset = qty * rate, inst.base_asset
-            account.credit(inst.base_asset, qty - fee)
+            account.credit(inst.base_asset, qty if in_mx is not None else qty - fee)
         else:
             account.spend_locked(inst.base_asset, qty)
             order.locked -= qty
             fee, fee_asset = quote_amount * rate, inst.quote_asset
-            account.credit(inst.quote_asset, quote_amount - fee)
+            account.credit(
+                inst.quote_asset, quote_amount if in_mx is not None else quote_amount - fee
+            )
+        if in_mx is not None:
+            account.free[MX] -= in_mx
+            fee, fee_asset = in_mx, MX
         order.executed_qty += qty
         order.cum_quote += quote_amount
         order.update_ms = now
