@@ -144,3 +144,32 @@ def test_report_fill_rebuilds_the_fill_a_report_carries() -> None:
         original.fee,
         original.ts_event,
     )
+
+
+def test_a_report_delivered_again_after_a_restart_does_not_book_its_stored_fill_twice() -> None:
+    """risk restarts with a partly filled order and the fill execution stored (id ``…-f1``); the
+    bus hands it the report of that fill again (id ``…-r2``): the order goes on, the fill is not
+    booked a second time, and the next fill is."""
+    config = PaperExecutionConfig(latency_ms=0, partial_fill_pct=Decimal(50))
+    real = ApprovalIdExecution(config, INSTRUMENTS, random.Random(1), id_prefix="pexec")
+    real.submit(approval(1, Side.BUY, T0), ts_ns=T0, position=Decimal(0))
+    first = real.on_price(
+        SYMBOL, T0, Decimal(100), volume=Decimal(2), cash=Decimal(10_000), position=Decimal(0)
+    )
+    [stored], [partly] = first.fills, [o for o in first.orders if o.status == "PARTIALLY_FILLED"]
+    mirror = RemoteExecution(INSTRUMENTS, latency_ms=0)
+    mirror.restore(partly, [stored])
+    left = mirror.pending_buy_quote(SYMBOL)
+    for report in first.reports:
+        mirror.deliver(report)
+    again = mirror.book(SYMBOL, T0)
+    assert again.fills == []
+    assert mirror.pending_buy_quote(SYMBOL) == left
+    second = real.on_price(
+        SYMBOL, T0 + MS, Decimal(100), volume=Decimal(100), cash=Decimal(9_000), position=Decimal(1)
+    )
+    for report in second.reports:
+        mirror.deliver(report)
+    assert [f.quantity for f in mirror.book(SYMBOL, T0 + MS).fills] == [
+        f.quantity for f in second.fills
+    ]

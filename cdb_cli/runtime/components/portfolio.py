@@ -1,9 +1,13 @@
 """``portfolio``: fills from ``execution_events`` and marks from ``market_data`` → the ledger.
 
 The ledger is rebuilt from the stored fills at start (like one process), then kept by the fills
-the reports carry; trades mark it. It writes the positions after each batch of fills and an equity
-snapshot every ``snapshot_interval_s`` and at stop. It decides nothing, so it needs no catch-up
-rule: its figures are the ledger's at the time it reads them.
+the reports carry; trades mark it. A report with a fill is acknowledged only once ``execution``
+has stored that fill (checked every ``confirm_interval_s``): a restart before that gets the report
+again and books it, instead of a ledger rebuilt from a store that does not have it yet; a report
+whose fill the store already has is not booked twice. It writes the positions once the stored
+fills explain them (a restart checks the two against each other) and an equity snapshot every
+``snapshot_interval_s`` and at stop. It decides nothing, so it needs
+no catch-up rule: its figures are the ledger's at the time it reads them.
 """
 
 from __future__ import annotations
@@ -11,13 +15,17 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import ExecutionReport, Topic, TradeTick
 from cdb_cli.engine.portfolio import Portfolio
-from cdb_cli.engine.remote import report_fill
+from cdb_cli.engine.remote import FillKey, fill_key, report_fill
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.runtime.restore import restore_portfolio
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.ports.bus import Delivery
 
 __all__ = ["PortfolioComponent"]
 
@@ -28,13 +36,25 @@ class PortfolioComponent(Component):
 
     ledger: Portfolio
 
-    def __init__(self, *args: Any, snapshot_interval_s: float = 60.0, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        snapshot_interval_s: float = 60.0,
+        confirm_interval_s: float = 0.5,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._snapshot_interval_s = snapshot_interval_s
         self._next_snapshot = 0.0
+        self._confirm_interval_s = confirm_interval_s
+        self._next_confirm = 0.0
+        self._unstored: list[tuple[Delivery, FillKey]] = []
+        self._booked: set[FillKey] = set()
+        self._positions_due = False
 
     async def prepare(self) -> None:
         fills = await self.call(self.store.fills)
+        self._booked = {fill_key(fill) for fill in fills}
         self.ledger = await self.call(
             restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
         )
@@ -44,14 +64,7 @@ class PortfolioComponent(Component):
         market = self.inboxes[Topic.MARKET_DATA]
         if not reports.queue and not market.queue:
             await self.idle()
-        filled = False
-        while reports.queue:
-            delivery, _ = reports.pop()
-            report = delivery.event
-            if isinstance(report, ExecutionReport) and report.last_quantity > 0:
-                filled |= self.ledger.apply_fill(report_fill(report))
-                self.count("fills")
-            reports.done(delivery)
+        filled = self._take_fills()
         while market.queue:
             delivery, _ = market.pop()
             trade = delivery.event
@@ -60,19 +73,63 @@ class PortfolioComponent(Component):
                 if self.ledger.quantity(trade.symbol) > 0:
                     self.ledger.mark(trade.symbol, trade.price)
             market.done(delivery)
-        if filled:
-            self.positions.extend(self.ledger.positions_records(time.time_ns()))
-        if self.metrics is not None:
-            ledger, metrics = self.ledger, self.metrics
-            equity = ledger.equity()
-            metrics.equity.set(float(equity))
-            metrics.daily_drawdown.set(float(ledger.daily_drawdown_pct()))
-            metrics.drawdown_from_peak.set(float(ledger.drawdown_from_peak_pct()))
-            metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
+        self._positions_due |= filled
+        self._set_metrics()
         loop = asyncio.get_running_loop()
+        if self._unstored and loop.time() >= self._next_confirm:
+            self._next_confirm = loop.time() + self._confirm_interval_s
+            await self._confirm_stored()
+        if self._positions_due and not self._unstored:
+            # Only positions the stored fills explain: a restart checks them against the fills.
+            self.positions.extend(self.ledger.positions_records(time.time_ns()))
+            self._positions_due = False
         if loop.time() >= self._next_snapshot:
             self._next_snapshot = loop.time() + self._snapshot_interval_s
             await self._snapshot()
+
+    def _take_fills(self) -> bool:
+        """Book the fills of the reports that arrived; True if one was new to the ledger."""
+        reports = self.inboxes[Topic.EXECUTION_EVENTS]
+        filled = False
+        while reports.queue:
+            delivery, _ = reports.pop()
+            report = delivery.event
+            if isinstance(report, ExecutionReport) and report.last_quantity > 0:
+                fill = report_fill(report)
+                key = fill_key(fill)
+                if key not in self._booked:  # a report delivered again after a restart
+                    self._booked.add(key)
+                    filled |= self.ledger.apply_fill(fill)
+                    self.count("fills")
+                self._unstored.append((delivery, key))  # done once execution stored it
+            else:
+                reports.done(delivery)
+        return filled
+
+    def _set_metrics(self) -> None:
+        if self.metrics is None:
+            return
+        ledger, metrics = self.ledger, self.metrics
+        equity = ledger.equity()
+        metrics.equity.set(float(equity))
+        metrics.daily_drawdown.set(float(ledger.daily_drawdown_pct()))
+        metrics.drawdown_from_peak.set(float(ledger.drawdown_from_peak_pct()))
+        metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
+
+    async def _confirm_stored(self) -> None:
+        """Mark done the reports whose fills ``execution`` has stored (a store error: next time)."""
+        reports = self.inboxes[Topic.EXECUTION_EVENTS]
+        waiting: list[tuple[Delivery, FillKey]] = []
+        for delivery, key in self._unstored:
+            try:
+                stored = await self.call(self.store.fills, client_order_id=key[0])
+            except CdbError:
+                stored = []
+            if any(fill_key(fill) == key for fill in stored):
+                reports.done(delivery)
+            else:
+                waiting.append((delivery, key))
+        self._unstored = waiting
 
     async def _snapshot(self) -> None:
         snapshot = self.ledger.snapshot(time.time_ns())
