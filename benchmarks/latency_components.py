@@ -6,11 +6,11 @@ multi-process row). Needs Redis and PostgreSQL (``CDB_TEST_REDIS_URL`` /
 
 Set-up: ``cdb sim-exchange`` (three symbols, a trade per symbol every 50 ms) and the five
 ``cdb run --paper --component`` processes with 1-second bars and EMA(1)/EMA(2), so that many bars
-end in an approved order. Measured, for each approved order: from the moment the ``marketdata``
-process takes the trade that closes the bar off its feed queue to the moment the ``execution``
-process receives the approval (both write ``time.time_ns()`` stamps by bar, ``--latency-log``;
-same host, same clock). That path is marketdata → Redis → signals → Redis → risk → Redis →
-execution. Target p99 ≤ 5 ms.
+end in an approved order (small orders and 100 % exposure, as in the one-process row). Measured,
+for each approved order: from the moment the ``marketdata`` process takes the trade that closes
+the bar off its feed queue to the moment the ``execution`` process receives the approval (both
+write ``time.time_ns()`` stamps by bar, ``--latency-log``; same host, same clock). That path is
+marketdata → Redis → signals → Redis → risk → Redis → execution. Target p99 ≤ 5 ms.
 """
 
 from __future__ import annotations
@@ -119,6 +119,10 @@ def measure(seconds: float = 90.0) -> dict[str, list[float]]:
             "CDB_VOLUME_FACTOR": "0.01",
             "CDB_CIRCUIT_BREAKER_PCT": "100",
             "CDB_DAILY_DRAWDOWN_PCT": "100",
+            # Small orders and room for all of them (as the one-process row): more samples.
+            "CDB_MAX_EXPOSURE_PCT": "100",
+            "CDB_RISK_PER_TRADE_PCT": "1",
+            "CDB_POSITION_RISK_PCT": "50",
         }
         time.sleep(2.0)  # the simulator binds
         logs = {c: folder / f"{c}.stamps" for c in ("marketdata", "signals", "risk", "execution")}
