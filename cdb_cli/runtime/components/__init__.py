@@ -93,6 +93,7 @@ async def run_component(
     from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.kernel import open_bus, open_store
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.components.base import Component
@@ -124,11 +125,13 @@ async def run_component(
             }
             metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
             common["metrics"] = metrics
+            notifier = EmailNotifier.from_settings(settings)
+            common["alert"] = notifier.send_async if notifier is not None else None
             runner: Component = _build(settings, component, common, http, kline_warm_up)
             port = settings.http_port + COMPONENTS.index(component)
             health = HealthServer(
                 metrics=metrics,
-                readiness=lambda: [] if runner.started.is_set() else ["starting"],
+                readiness=runner.readiness,
                 run_id=run_id,
                 mode="paper",
                 host=settings.http_host,

@@ -32,6 +32,7 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.records import AuditRecord, PositionRecord
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.paper import START_ACTION, STARTING_CASH_KEY, STOP_ACTION, _actor
+from cdb_cli.runtime.watch import Alert, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.metrics import Metrics
@@ -157,6 +158,7 @@ class Component:
         flush_interval_s: float = 0.25,
         wait_timeout_s: float = 5.0,
         metrics: Metrics | None = None,
+        alert: Alert | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -178,6 +180,7 @@ class Component:
         self._flush_interval_s = flush_interval_s
         self.wait_timeout_s = wait_timeout_s
         self.metrics = metrics
+        self.alert = alert
 
     # --- to implement ---------------------------------------------------------------------------
 
@@ -190,6 +193,10 @@ class Component:
 
     async def finish(self) -> None:
         """Last words before the final write (a snapshot)."""
+
+    def readiness(self) -> list[str]:
+        """Why ``/ready`` says no (empty: ready); a component adds its own reasons."""
+        return [] if self.started.is_set() else ["starting"]
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -282,6 +289,13 @@ class Component:
                 for task in (*pumps, writer):
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
+        except Exception as e:
+            await send_alert(
+                self.alert,
+                f"cdb component {self.name} stopped by an error",
+                f"Component {self.name} of run {self.run_id} failed: {type(e).__name__}: {e}",
+            )
+            raise
         finally:
             stop.set()
             for task in pumps:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.events import Bar, Event, Topic, TradeTick
-from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.base import SECOND_NS, Component
+from cdb_cli.runtime.watch import FeedWatch, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.runtime.paper import MarketFeed
@@ -35,9 +36,19 @@ class MarketDataComponent(Component):
         self.feed = feed
         self._bars = BarBuilder(self.interval_ns)
         self._next_due = 0.0
+        self.watch = FeedWatch(self.symbols, self.settings.stale_data_seconds * SECOND_NS)
 
     async def prepare(self) -> None:
+        self.watch.start(time.time_ns())
         await self.feed.start()
+
+    def readiness(self) -> list[str]:
+        from cdb_cli.adapters.http_health import readiness_reasons
+
+        return super().readiness() + readiness_reasons(
+            feed_ages=self.watch.ages(time.time_ns()),
+            max_feed_age_s=float(self.settings.stale_data_seconds),
+        )
 
     async def finish(self) -> None:
         with contextlib.suppress(Exception):
@@ -50,6 +61,7 @@ class MarketDataComponent(Component):
         """Each event, preceded by the bar it closes (if a trade closes one)."""
         received = time.time_ns()
         for event in events:
+            self.watch.seen(event.symbol, received)
             if isinstance(event, TradeTick) and event.symbol in self.symbols:
                 closed = self._bars.on_trade(
                     event.symbol, event.ts_event, float(event.price), float(event.quantity)
@@ -81,6 +93,8 @@ class MarketDataComponent(Component):
                 items.append((Topic.MARKET_DATA, self._bar(closed, now)))
                 self.count("bars")
             self._next_due = loop.time() + 0.5
+            for subject, body in self.watch.check(now, self.run_id):
+                await send_alert(self.alert, subject, body)
         if items:
             await self.publish(items)
             for _, event in items:

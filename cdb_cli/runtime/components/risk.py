@@ -43,10 +43,11 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import RESET_ACTION, trading_status
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
+from cdb_cli.runtime.watch import send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline
@@ -125,10 +126,13 @@ class RiskComponent(Component):
         ):
             self.pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
             self._states_written = len(self.pipeline.stats.state_changes)
+        self._states_alerted = self._states_written  # a resumed halt was mailed when it happened
         if self.metrics is not None:
             self.metrics.set_risk_limits(self.pipeline.risk.limits)
         resets = await self.call(store.audits, action=RESET_ACTION)
         self._resets_seen = {record.ts_event for record in resets}
+        halts = await self.call(store.audits, action=HALT_ACTION)
+        self._halts_seen = {record.ts_event for record in halts}  # trading_status weighed them
         self._next_check = 0.0
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
 
@@ -158,10 +162,11 @@ class RiskComponent(Component):
         loop = asyncio.get_running_loop()
         if loop.time() >= self._next_check:
             self._next_check = loop.time() + 1.0
+            await self._pick_up_halts()
             await self._pick_up_resets()
-        if not await self.handle_market(self._handle):
-            return
+        await self.handle_market(self._handle)
         self._note_state_changes()
+        await self._alert_new_halts()
         if self.metrics is not None:
             self.metrics.set_trading_state(self.pipeline.trading_state)
 
@@ -219,6 +224,33 @@ class RiskComponent(Component):
         self.count("decisions", len(items) - approvals)
         self.count("approvals", approvals)
 
+    async def _pick_up_halts(self) -> None:
+        """An audited ``cdb risk halt`` in the store halts new entries without a restart. Its
+        ``--flatten`` is not done here: the orders of a flatten are a one-process thing; the
+        position stays until a strategy exit after the reset, or ``cdb run`` in one process."""
+        halts = await self.call(self.store.audits, action=HALT_ACTION)
+        new = sorted(
+            (record for record in halts if record.ts_event not in self._halts_seen),
+            key=lambda record: record.ts_event,
+        )
+        if not new:
+            return
+        resets = await self.call(self.store.audits, action=RESET_ACTION)
+        for record in new:
+            self._halts_seen.add(record.ts_event)
+            if any(reset.ts_event > record.ts_event for reset in resets):
+                continue  # reset since: the operator resumed already
+            self._resets_seen.update(reset.ts_event for reset in resets)  # older: not this one
+            reason = record.detail.get("reason", "")
+            by = f" ({record.actor})" if record.actor else ""
+            now = self.clock.now_ns or time.time_ns()  # event time; before any bar, the wall
+            self.pipeline.halt(now, f"halted by the operator{by}: {reason}")
+            logger.warning("risk: halted by the operator%s: %s", by, reason)
+            if record.detail.get("flatten") == "yes":
+                logger.warning(
+                    "risk: --flatten is not carried out in component mode; positions stay open"
+                )
+
     async def _pick_up_resets(self) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
         if self.pipeline.trading_state is not TradingState.HALTED:
@@ -235,6 +267,24 @@ class RiskComponent(Component):
         if len(changes) > self._states_written:
             self.state_changes.extend(changes[self._states_written :])
             self._states_written = len(changes)
+
+    async def _alert_new_halts(self) -> None:
+        changes = self.pipeline.stats.state_changes
+        for _, state, reason in changes[self._states_alerted :]:
+            if state == TradingState.HALTED:
+                await send_alert(
+                    self.alert,
+                    "cdb circuit breaker: trading halted",
+                    f"Run {self.run_id} (component risk) halted trading: {reason}. Resume with "
+                    "'cdb risk reset --reason ...' after review.",
+                )
+        self._states_alerted = len(changes)
+
+    def readiness(self) -> list[str]:
+        reasons = super().readiness()
+        if self.started.is_set() and self.pipeline.trading_state is TradingState.HALTED:
+            reasons.append("breaker halted")
+        return reasons
 
     async def finish(self) -> None:
         self._note_state_changes()

@@ -1,0 +1,171 @@
+"""Component mode mails what one process mails (in process: in-process bus, SQLite store, a real
+SMTP server): `risk` an operator's halt (picked up while it runs) and a breaker trip, `marketdata`
+a feed that went stale, and every component its own failure; `/ready` says why it is not ready."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cdb_cli.adapters.notify.email import EmailNotifier
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.events import Event, Side, TradeTick
+from cdb_cli.engine.instruments import default_instrument
+from cdb_cli.engine.records import AuditRecord
+from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.marketdata import MarketDataComponent
+from cdb_cli.runtime.components.risk import RiskComponent
+from cdb_cli.settings import Settings
+
+SYMBOL = "BTCUSDT"
+
+
+def mail_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
+    return Settings(
+        database_url=f"sqlite:///{tmp_path / 'components.db'}",
+        bar_seconds=1,
+        smtp_host="127.0.0.1",
+        smtp_port=port,
+        smtp_tls="none",
+        smtp_from="cdb@example.org",
+        smtp_to="ops@example.org",
+        **overrides,
+    )
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def build(kind: type[Component], settings: Settings, **extra: Any) -> Component:
+    notifier = EmailNotifier.from_settings(settings)
+    assert notifier is not None
+    return kind(
+        settings,
+        store=open_store(settings, create_if_new=True),
+        bus=InMemoryBus(),
+        symbols=[SYMBOL],
+        instruments={SYMBOL: default_instrument(SYMBOL)},
+        run_id="ptestalerts",
+        alert=notifier.send_async,
+        **extra,
+    )
+
+
+def audit(action: str, reason: str) -> AuditRecord:
+    return AuditRecord(
+        ts_event=time.time_ns(), action=action, actor="ops", detail={"reason": reason}
+    )
+
+
+def test_risk_picks_up_an_operator_halt_while_it_runs_mails_it_and_is_not_ready(
+    tmp_path: Path, smtp_server: Callable[..., Any]
+) -> None:
+    server = smtp_server()
+    settings = mail_settings(tmp_path, server.port)
+
+    async def scenario() -> None:
+        risk = build(RiskComponent, settings)
+        assert isinstance(risk, RiskComponent)
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        assert risk.readiness() == []
+        risk.store.add_audit(audit(HALT_ACTION, "exchange incident"))
+        await eventually(lambda: risk.pipeline.trading_state is TradingState.HALTED)
+        await eventually(lambda: len(server.inbox.mails) >= 1)
+        assert risk.readiness() == ["breaker halted"]
+        risk.store.add_audit(audit(RESET_ACTION, "incident over"))
+        await eventually(lambda: risk.pipeline.trading_state is TradingState.ACTIVE)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        risk.store.close()
+
+    asyncio.run(scenario())
+    [mail] = server.inbox.mails
+    assert mail.message["Subject"] == "cdb circuit breaker: trading halted"
+    body = mail.message.get_content()
+    assert "exchange incident" in body
+    assert "cdb risk reset" in body
+
+
+class QueueFeed:
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+def test_marketdata_mails_a_stale_feed_once_and_is_not_ready_while_it_is(
+    tmp_path: Path, smtp_server: Callable[..., Any]
+) -> None:
+    server = smtp_server()
+    settings = mail_settings(tmp_path, server.port, stale_data_seconds=1)
+
+    async def scenario() -> None:
+        feed = QueueFeed()
+        marketdata = build(MarketDataComponent, settings, feed=feed)
+        stop = asyncio.Event()
+        task = asyncio.create_task(marketdata.run(stop))
+        await asyncio.wait_for(marketdata.started.wait(), 10)
+        trade = TradeTick(
+            symbol=SYMBOL,
+            ts_event=time.time_ns(),
+            source="test",
+            price=Decimal(100),
+            quantity=Decimal(1),
+            aggressor=Side.BUY,
+        )
+        await feed.events.put(trade)
+        await eventually(lambda: marketdata.readiness() == [])
+        await eventually(lambda: len(server.inbox.mails) >= 1)  # then nothing for > 1 s
+        assert marketdata.readiness()[0].startswith(f"feed stale: {SYMBOL}")
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        marketdata.store.close()
+
+    asyncio.run(scenario())
+    subjects = [mail.message["Subject"] for mail in server.inbox.mails]
+    assert subjects == [f"cdb feed stale: {SYMBOL}"]  # once, not at every check
+
+
+class Failing(Component):
+    name = "signals"
+
+    async def step(self) -> None:
+        raise RuntimeError("the strategy broke")
+
+
+def test_a_component_that_fails_mails_it_and_raises(
+    tmp_path: Path, smtp_server: Callable[..., Any]
+) -> None:
+    server = smtp_server()
+    settings = mail_settings(tmp_path, server.port)
+
+    async def scenario() -> None:
+        failing = build(Failing, settings)
+        with pytest.raises(RuntimeError, match="the strategy broke"):
+            await asyncio.wait_for(failing.run(asyncio.Event()), 10)
+        failing.store.close()
+
+    asyncio.run(scenario())
+    [mail] = server.inbox.mails
+    assert mail.message["Subject"] == "cdb component signals stopped by an error"
+    assert "RuntimeError: the strategy broke" in mail.message.get_content()
