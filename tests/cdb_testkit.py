@@ -1,4 +1,5 @@
-"""Shared test kit: the real candles of ../shared/data and independent batch references.
+"""Shared test kit: the real candles of ../shared/data, independent batch references, and a
+market feed the test fills (``QueueFeed``).
 
 The references recompute each indicator over the whole series with plain loops, in a different
 form from the incremental code (window sums recomputed from scratch, ``alpha * x + (1 - alpha) *
@@ -9,6 +10,7 @@ pyproject.toml makes this module importable from every test.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Sequence
@@ -16,11 +18,26 @@ from pathlib import Path
 
 import pytest
 
+from cdb_cli.engine.events import Event
 from cdb_cli.engine.signals import SignalConfig
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 CANDLES = DATA / "UNITTEST_BTC-1m.json"
 TRADES = DATA / "XRP_ETH-trades.json.gz"
+
+
+class QueueFeed:
+    """The feed port as a queue the test fills (what MexcDataClient hands the loop)."""
+
+    def __init__(self) -> None:
+        self.events: asyncio.Queue[Event] = asyncio.Queue()
+        self.running = False
+
+    async def start(self) -> None:
+        self.running = True
+
+    async def stop(self) -> None:
+        self.running = False
 
 
 def require_data(path: Path) -> Path:

@@ -378,7 +378,13 @@ class SimulatedExecution:
         result.orders.append(updated)
         result.reports.append(
             self._report(
-                updated, ts_ns, quantity=quantity, price=price, fee=fee, asset=fill.fee_asset
+                updated,
+                ts_ns,
+                quantity=quantity,
+                price=price,
+                fee=fee,
+                asset=fill.fee_asset,
+                event_id=fill.fill_id,  # a report's fill is the stored fill, on every side
             )
         )
         return fill
@@ -409,10 +415,11 @@ class SimulatedExecution:
         fee: Decimal = _ZERO,
         asset: str = "",
         reason: str = "",
+        event_id: str = "",
     ) -> ExecutionReport:
         self._reports += 1
         return ExecutionReport(
-            event_id=f"{order.client_order_id}-{self._prefix}r{self._reports}",
+            event_id=event_id or f"{order.client_order_id}-{self._prefix}r{self._reports}",
             symbol=order.symbol,
             ts_event=ts_ns,
             source=self._source,

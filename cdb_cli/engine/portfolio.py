@@ -14,8 +14,9 @@ Accounting (average cost, all ``Decimal``):
 * A fee in the quote currency moves cash. A fee in the base asset moves quantity: a BUY receives
   ``quantity - fee``, a SELL gives up ``quantity + fee``; the fee quantity is valued at the fill
   price in ``fees_paid``. A fee in a third asset (MEXC's MX deduction) moves neither and is kept
-  apart in ``other_fees``, by asset (see ``cdb_cli.engine.fees``); a fee in no named asset is
-  taken as paid in the quote.
+  apart in ``other_fees``, by asset (see ``cdb_cli.engine.fees``), and so is a sell's fee in the
+  base asset that the position cannot cover (the account paid it from what it holds apart: MX
+  deduction on MXUSDT); a fee in no named asset is taken as paid in the quote.
 
 Restore (:meth:`Portfolio.restore`): fills are the source of truth. Given every fill since the
 start (``store.fills()``), the replay rebuilds cash, quantities, cost bases, realized PnL and fees
@@ -40,7 +41,7 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
-from cdb_cli.engine.fees import fee_parts
+from cdb_cli.engine.fees import FeeParts, fee_parts
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, PositionRecord
 from cdb_cli.engine.risk import RiskInputs, TradingState
 
@@ -144,8 +145,16 @@ class Portfolio:
         if fill.fill_id in self._fill_ids:
             return False
         fee = fee_parts(fill, self.quote_currency)
-        quote_fee, base_fee = fee.quote, fee.base
         position = self.positions.get(fill.symbol, Position())
+        if (
+            fill.side is Side.SELL
+            and fee.base
+            and fill.quantity <= position.quantity < fill.quantity + fee.base
+        ):
+            # The venue took the fee from what the account holds of the asset apart from this
+            # position (MX deduction on MXUSDT): kept apart like a fee in a third asset.
+            fee = FeeParts(other=fee.base, other_asset=fill.fee_asset)
+        quote_fee, base_fee = fee.quote, fee.base
         with _localcontext(_CTX):
             notional = _q(fill.quantity * fill.price)
             base_fee_quote = _q(base_fee * fill.price)
@@ -356,15 +365,16 @@ class Portfolio:
             currency=self.quote_currency,
         )
 
-    def positions_records(self, ts_ns: int) -> list[PositionRecord]:
-        """One record per symbol ever traded (closed positions keep their realized PnL)."""
+    def positions_records(self, ts_ns: int | None = None) -> list[PositionRecord]:
+        """One record per symbol ever traded (closed positions keep their realized PnL), at
+        ``ts_ns``, or each as of its last fill when None."""
         return [
             PositionRecord(
                 symbol=symbol,
                 quantity=position.quantity,
                 average_price=position.average_price,
                 realized_pnl=position.realized_pnl,
-                ts_updated=ts_ns,
+                ts_updated=ts_ns if ts_ns is not None else max(position.last_fill_ns, 0),
             )
             for symbol, position in sorted(self.positions.items())
         ]

@@ -47,7 +47,6 @@ __all__ = [
     "ApprovalIdExecution",
     "RemoteExecution",
     "RemoteStrategy",
-    "fill_key",
     "progress_report",
     "read_progress",
     "report_fill",
@@ -138,7 +137,7 @@ class RemoteExecution:
         self._mode: TradingMode = mode
         self._working: dict[str, dict[str, _Remote]] = {}
         self._inbox: dict[str, _Inbox] = {}
-        self._restored: set[FillKey] = set()  # stored fills of restored orders
+        self._restored: set[str] = set()  # ids of the stored fills of restored orders
 
     @property
     def id_prefix(self) -> str:
@@ -205,7 +204,7 @@ class RemoteExecution:
         """Take back an order that was still open (a restart), with its fills so far."""
         spent = sum((f.quantity * f.price + f.fee for f in fills), _ZERO)
         quote = (order.quote_amount or _ZERO) - spent if order.side is Side.BUY else _ZERO
-        self._restored.update(fill_key(f) for f in fills)
+        self._restored.update(f.fill_id for f in fills)
         self._working.setdefault(order.symbol, {})[order.client_order_id] = _Remote(
             order, order.ts_created + self._latency_ns, quote
         )
@@ -263,7 +262,7 @@ class RemoteExecution:
             if item is None:
                 continue  # known already: the NEW, or an end this side recorded itself
             fill = report_fill(report) if report.last_quantity > 0 else None
-            if fill is not None and fill_key(fill) not in self._restored:  # else booked already
+            if fill is not None and fill.fill_id not in self._restored:  # else booked already
                 result.fills.append(fill)
                 if item.order.side is Side.BUY:
                     item.quote_left -= fill.quantity * fill.price + fill.fee
@@ -278,18 +277,10 @@ class RemoteExecution:
         return result
 
 
-FillKey = tuple[str, int, Decimal, Decimal]
-
-
-def fill_key(fill: FillRecord) -> FillKey:
-    """What names a fill on both sides of the bus: the fill a report carries (:func:`report_fill`,
-    id ``…-r2``) and the one ``execution`` stored (id ``…-f1``) have different ids but the same
-    order, time, quantity and price. A report delivered again after a restart is known by it."""
-    return (fill.client_order_id, fill.ts_event, fill.quantity, fill.price)
-
-
 def report_fill(report: ExecutionReport) -> FillRecord:
-    """The fill an execution report carries (``last_quantity`` > 0); its id is the report's."""
+    """The fill an execution report carries (``last_quantity`` > 0); its id is the report's,
+    which the venue gives its fill (``ApprovalIdExecution``): the same fill as the stored one, so
+    a report delivered again after a restart is known by its id."""
     return FillRecord(
         fill_id=report.event_id,
         client_order_id=report.client_order_id,

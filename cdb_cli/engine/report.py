@@ -37,6 +37,16 @@ class RoundTrip:
     fees: Decimal
 
 
+@dataclass(slots=True)
+class _Trip:
+    ts_open: int
+    quantity: Decimal = _ZERO
+    cash: Decimal = _ZERO
+    quote_fees: Decimal = _ZERO
+    base_fees: Decimal = _ZERO
+    fees: Decimal = _ZERO
+
+
 def iso_utc(ts_ns: int) -> str:
     """``2017-11-04T22:22:00Z`` for a time in ns since the epoch."""
     moment = datetime.fromtimestamp(ts_ns // 1_000_000_000, tz=UTC)
@@ -46,31 +56,33 @@ def iso_utc(ts_ns: int) -> str:
 def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
     """Closed round trips per symbol, and how many positions are still open at the end.
 
-    A round trip starts with the first buy from flat and ends when the position is back to 0; its
-    PnL is what the sells brought in minus what the buys cost and the fees paid in the quote asset
-    (a fee in the base asset is already in it: the buy received that much less to sell). Its
-    ``fees`` are the quote and base fees in the quote currency; fees in a third asset (MX
-    deduction) are in neither (see ``cdb_cli.engine.fees``).
+    A round trip starts with the first buy from flat and ends when the position is back to 0, or
+    to no more than the base-asset fees paid on the way (the dust a venue's step-rounded exit
+    leaves when a buy's fee was taken from what it bought). Its PnL is what the sells brought in
+    minus what the buys cost and the fees paid in the quote asset (a fee in the base asset is
+    already in it: the buy received that much less to sell). Its ``fees`` are the quote and base
+    fees in the quote currency; fees in a third asset (MX deduction) are in neither (see
+    ``cdb_cli.engine.fees``).
     """
-    open_trips: dict[str, tuple[int, Decimal, Decimal, Decimal, Decimal]] = {}
+    open_trips: dict[str, _Trip] = {}
     closed: list[RoundTrip] = []
     for fill in fills:
-        start, quantity, cash, quote_fees, fees = open_trips.get(
-            fill.symbol, (fill.ts_event, _ZERO, _ZERO, _ZERO, _ZERO)
-        )
+        trip = open_trips.setdefault(fill.symbol, _Trip(fill.ts_event))
         notional = fill.quantity * fill.price
         fee = fee_parts(fill)
         if fill.side is Side.BUY:
-            quantity, cash = quantity + fill.quantity - fee.base, cash - notional
+            trip.quantity += fill.quantity - fee.base
+            trip.cash -= notional
         else:
-            quantity, cash = quantity - fill.quantity - fee.base, cash + notional
-        quote_fees += fee.quote
-        fees += fee.in_quote(fill.price)
-        if quantity <= 0:
-            closed.append(RoundTrip(fill.symbol, start, fill.ts_event, cash - quote_fees, fees))
-            open_trips.pop(fill.symbol, None)
-        else:
-            open_trips[fill.symbol] = (start, quantity, cash, quote_fees, fees)
+            trip.quantity -= fill.quantity + fee.base
+            trip.cash += notional
+        trip.base_fees += fee.base
+        trip.quote_fees += fee.quote
+        trip.fees += fee.in_quote(fill.price)
+        if trip.quantity <= trip.base_fees:
+            pnl = trip.cash - trip.quote_fees
+            closed.append(RoundTrip(fill.symbol, trip.ts_open, fill.ts_event, pnl, trip.fees))
+            del open_trips[fill.symbol]
     return closed, len(open_trips)
 
 

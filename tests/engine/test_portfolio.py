@@ -150,8 +150,8 @@ def test_oversell_is_refused_and_changes_nothing() -> None:
     before = observe(p)
     with pytest.raises(StateError, match=r"Cannot sell 1\.5 BTCUSDT .*holding 1"):
         p.apply_fill(fill(Side.SELL, "1.5", "100"))
-    with pytest.raises(StateError, match=r"Cannot sell 1\.001 BTCUSDT"):
-        p.apply_fill(fill(Side.SELL, "1", "100", fee="0.001", fee_asset="BTC"))
+    with pytest.raises(StateError, match=r"Cannot sell 1\.501 BTCUSDT"):
+        p.apply_fill(fill(Side.SELL, "1.5", "100", fee="0.001", fee_asset="BTC"))
     with pytest.raises(StateError, match="ETHUSDT"):
         p.apply_fill(fill(Side.SELL, "1", "100", symbol="ETHUSDT"))
     assert observe(p) == before
@@ -168,6 +168,18 @@ def test_fees_in_a_third_asset_are_kept_apart() -> None:
     assert p.other_fees == {"MX": D("0.06")}
     assert p.positions["BTCUSDT"].realized_pnl == D("5")
     assert p.equity() == D("10005") == D("10000") + D("5")  # the identity without them
+
+
+def test_a_sell_fee_in_the_base_the_position_cannot_cover_is_kept_apart() -> None:
+    """MX deduction on MXUSDT: selling the whole position, the venue takes the MX fee from the
+    MX the account holds apart from it."""
+    p = Portfolio(D("1000"))
+    p.apply_fill(fill(Side.BUY, "100", "3", symbol="MXUSDT", fee="0.05", fee_asset="MX"))
+    assert p.quantity("MXUSDT") == D("99.95")  # the buy's fee came out of what it bought
+    p.apply_fill(fill(Side.SELL, "99.95", "3", symbol="MXUSDT", fee="0.04", fee_asset="MX"))
+    assert p.quantity("MXUSDT") == 0
+    assert p.other_fees == {"MX": D("0.04")}
+    assert p.fees_paid == D("0.15")  # the buy's 0.05 MX at 3
 
 
 def test_a_base_fee_eating_the_fill_is_refused() -> None:

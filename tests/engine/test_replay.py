@@ -137,6 +137,19 @@ def test_round_trips_with_fees_in_the_base_asset_and_in_mx() -> None:
     ]
 
 
+def test_a_round_trip_closes_on_the_dust_a_base_fee_leaves() -> None:
+    """A live buy receives 0.001 BTC less its fee; the exit sells what the step size allows
+    (0.000999): the 0.0000005 BTC left is the fee's dust, and the trip is closed."""
+    fills = [
+        fill(1, Side.BUY, "0.001", "50000", fee="0.0000005", fee_asset="BTC"),
+        fill(2, Side.SELL, "0.000999", "51000", fee="0.02", fee_asset="USDT"),
+        fill(3, Side.BUY, "0.001", "50000", fee="0.0000005", fee_asset="BTC"),  # a new trip
+    ]
+    trips, still_open = round_trips(fills)
+    assert [(t.ts_open, t.ts_close, t.pnl) for t in trips] == [(1, 2, D("0.929"))]
+    assert still_open == 1
+
+
 def test_report_is_a_plain_document() -> None:
     clock, recorder = TestClock(), MemoryRecorder()
     pipeline = pipeline_for("UNITTESTBTC", clock, recorder)

@@ -8,28 +8,15 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from cdb_testkit import QueueFeed
 
 from cdb_cli.adapters.backup import list_backups
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
-from cdb_cli.engine.events import Event
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.jobs import schedule_times
 from cdb_cli.runtime.paper import PaperRuntime
 from cdb_cli.settings import Settings, settings_env
-
-
-class QueueFeed:
-    """A market feed nobody feeds: the jobs need a runtime, not a market."""
-
-    def __init__(self) -> None:
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
 
 
 def runtime_for(settings: Settings, alerts: list[tuple[str, str]]) -> PaperRuntime:

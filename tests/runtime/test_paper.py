@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cdb_testkit import QueueFeed
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import (
-    Event,
     OrderApproved,
     RiskDecision,
     Side,
@@ -34,20 +34,6 @@ SYMBOL = "BTCUSDT"
 MINUTE = 60 * 1_000_000_000
 SECOND = 1_000_000_000
 T0 = 1_704_067_200 * SECOND  # 2024-01-01T00:00:00Z
-
-
-class QueueFeed:
-    """The feed port as a queue the test fills (what MexcDataClient hands the loop)."""
-
-    def __init__(self) -> None:
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
-        self.running = False
-
-    async def start(self) -> None:
-        self.running = True
-
-    async def stop(self) -> None:
-        self.running = False
 
 
 def slide(n: int, start: float = 100.0) -> list[tuple[int, float, float]]:

@@ -4,23 +4,28 @@ The ledger is rebuilt from the stored fills at start (like one process), then ke
 the reports carry; trades mark it. A report with a fill is acknowledged only once ``execution``
 has stored that fill (checked every ``confirm_interval_s``): a restart before that gets the report
 again and books it, instead of a ledger rebuilt from a store that does not have it yet; a report
-whose fill the store already has is not booked twice. It writes the positions once the stored
-fills explain them (a restart checks the two against each other) and an equity snapshot every
-``snapshot_interval_s`` and at stop. It decides nothing, so it needs
-no catch-up rule: its figures are the ledger's at the time it reads them.
+whose fill the store already has is not booked twice (the report carries its fill's id). A fill
+not stored after ``confirm_timeout_s`` is acknowledged with a warning and the ledger rebuilt
+from the store. It writes the positions once the stored fills explain them, each as of its last
+fill (a restart checks the two against each other), and an equity snapshot every
+``snapshot_interval_s`` and at stop. It decides nothing, so it needs no catch-up rule: its
+figures are the ledger's at the time it reads them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import ExecutionReport, Topic, TradeTick
 from cdb_cli.engine.portfolio import Portfolio
-from cdb_cli.engine.remote import FillKey, fill_key, report_fill
+from cdb_cli.engine.records import FillRecord
+from cdb_cli.engine.remote import report_fill
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.runtime.restore import restore_portfolio
 
@@ -28,6 +33,17 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery
 
 __all__ = ["PortfolioComponent"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Unstored:
+    """A fill report booked by the ledger, not yet acknowledged: the fill is not stored yet."""
+
+    delivery: Delivery
+    fill: FillRecord
+    since: float  # time.monotonic() when it was booked
 
 
 class PortfolioComponent(Component):
@@ -41,6 +57,7 @@ class PortfolioComponent(Component):
         *args: Any,
         snapshot_interval_s: float = 60.0,
         confirm_interval_s: float = 0.5,
+        confirm_timeout_s: float = 60.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -48,13 +65,12 @@ class PortfolioComponent(Component):
         self._next_snapshot = 0.0
         self._confirm_interval_s = confirm_interval_s
         self._next_confirm = 0.0
-        self._unstored: list[tuple[Delivery, FillKey]] = []
-        self._booked: set[FillKey] = set()
+        self._confirm_timeout_s = confirm_timeout_s
+        self._unstored: list[_Unstored] = []
         self._positions_due = False
 
     async def prepare(self) -> None:
         fills = await self.call(self.store.fills)
-        self._booked = {fill_key(fill) for fill in fills}
         self.ledger = await self.call(
             restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
         )
@@ -80,8 +96,10 @@ class PortfolioComponent(Component):
             self._next_confirm = loop.time() + self._confirm_interval_s
             await self._confirm_stored()
         if self._positions_due and not self._unstored:
-            # Only positions the stored fills explain: a restart checks them against the fills.
-            self.positions.extend(self.ledger.positions_records(time.time_ns()))
+            # Only positions the stored fills explain, each as of its last fill: a restart checks
+            # a record against the stored fills up to that time (and not one older than a fill
+            # this ledger has not seen yet).
+            self.positions.extend(self.ledger.positions_records())
             self._positions_due = False
         if loop.time() >= self._next_snapshot:
             self._next_snapshot = loop.time() + self._snapshot_interval_s
@@ -96,12 +114,11 @@ class PortfolioComponent(Component):
             report = delivery.event
             if isinstance(report, ExecutionReport) and report.last_quantity > 0:
                 fill = report_fill(report)
-                key = fill_key(fill)
-                if key not in self._booked:  # a report delivered again after a restart
-                    self._booked.add(key)
-                    filled |= self.ledger.apply_fill(fill)
+                if self.ledger.apply_fill(fill):  # False: booked (stored) already
+                    filled = True
                     self.count("fills")
-                self._unstored.append((delivery, key))  # done once execution stored it
+                # done once execution stored it
+                self._unstored.append(_Unstored(delivery, fill, time.monotonic()))
             else:
                 reports.done(delivery)
         return filled
@@ -117,19 +134,48 @@ class PortfolioComponent(Component):
         metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
 
     async def _confirm_stored(self) -> None:
-        """Mark done the reports whose fills ``execution`` has stored (a store error: next time)."""
+        """Mark done the reports whose fills ``execution`` has stored (a store error: next time).
+        One it has not stored after ``confirm_timeout_s`` is marked done with a warning, and the
+        ledger is rebuilt from the store (plus the fills still on their way), as a restart
+        would: the store is what risk and execution rebuild from too."""
         reports = self.inboxes[Topic.EXECUTION_EVENTS]
-        waiting: list[tuple[Delivery, FillKey]] = []
-        for delivery, key in self._unstored:
+        waiting: list[_Unstored] = []
+        given_up: list[str] = []
+        for item in self._unstored:
+            fill = item.fill
             try:
-                stored = await self.call(self.store.fills, client_order_id=key[0])
+                stored = await self.call(
+                    self.store.fills, client_order_id=fill.client_order_id, symbol=fill.symbol
+                )
             except CdbError:
-                stored = []
-            if any(fill_key(fill) == key for fill in stored):
-                reports.done(delivery)
+                stored = None
+            if stored is not None and any(f.fill_id == fill.fill_id for f in stored):
+                reports.done(item.delivery)
+            elif time.monotonic() - item.since > self._confirm_timeout_s:
+                reports.done(item.delivery)
+                given_up.append(fill.fill_id)
             else:
-                waiting.append((delivery, key))
+                waiting.append(item)
         self._unstored = waiting
+        if given_up:
+            logger.warning(
+                "portfolio: execution has not stored fill(s) %s after %.0f s; acknowledged, "
+                "and the ledger rebuilt from the store without them",
+                ", ".join(given_up),
+                self._confirm_timeout_s,
+            )
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
+        fills = await self.call(self.store.fills)
+        ledger = await self.call(
+            restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
+        )
+        for item in self._unstored:
+            ledger.apply_fill(item.fill)
+        ledger.mark_all(self.ledger.marks, update_peak=False)
+        self.ledger = ledger
+        self._positions_due = True
 
     async def _snapshot(self) -> None:
         snapshot = self.ledger.snapshot(time.time_ns())

@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cdb_testkit import QueueFeed
 
 from cdb_cli.adapters.notify.email import EmailNotifier
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Event, Side, TradeTick
+from cdb_cli.engine.events import Side, TradeTick
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.risk import TradingState
@@ -99,17 +100,6 @@ def test_risk_picks_up_an_operator_halt_while_it_runs_mails_it_and_is_not_ready(
     body = mail.message.get_content()
     assert "exchange incident" in body
     assert "cdb risk reset" in body
-
-
-class QueueFeed:
-    def __init__(self) -> None:
-        self.events: asyncio.Queue[Event] = asyncio.Queue()
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
 
 
 def test_marketdata_mails_a_stale_feed_once_and_is_not_ready_while_it_is(
