@@ -20,7 +20,7 @@ Accounting (average cost, all ``Decimal``):
 
 Restore (:meth:`Portfolio.restore`): fills are the source of truth. Given every fill since the
 start (``store.fills()``), the replay rebuilds cash, quantities, cost bases, realized PnL and fees
-exactly; position records not older than a symbol's last fill must agree with it (else
+exactly; position records newer than a symbol's last fill must agree with it (else
 ``StateError``). Without fills, cash comes from the latest snapshot (which must postdate the last
 fill) and each position from its record; its cost basis is ``average_price * quantity`` (exact when
 the stored average is) and ``fees_paid`` is derived from the identity above. Start-of-day and peak
@@ -413,8 +413,10 @@ class Portfolio:
 
     def _check_record(self, record: PositionRecord) -> None:
         position = self.positions.get(record.symbol, Position())
-        if record.ts_updated < position.last_fill_ns:
-            return  # saved before the symbol's last fill: the fills supersede it
+        if record.ts_updated <= position.last_fill_ns:
+            # saved before the symbol's last fill, or as of a time a later-stored fill shares
+            # (components: a record is stamped at its last fill): the fills supersede it
+            return
         stored = (record.quantity, record.average_price, record.realized_pnl)
         replayed = (position.quantity, position.average_price, position.realized_pnl)
         if stored != replayed:

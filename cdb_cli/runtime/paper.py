@@ -488,15 +488,16 @@ class PaperRuntime:
         )
 
     async def _pick_up_resets(self, pipeline: TradingPipeline) -> None:
-        """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
-        if pipeline.trading_state is not TradingState.HALTED:
-            return
+        """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
+        comes while trading is not halted (a halt and its reset between two checks) is moot: it
+        is marked seen, so it cannot end a later halt."""
         resets = await self._call(self.store.audits, action=RESET_ACTION)
-        for record in resets:
-            if record.ts_event not in self._resets_seen:
-                self._resets_seen.add(record.ts_event)
-                pipeline.reset_breaker(self.clock.timestamp_ns())
-                logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+        new = [record for record in resets if record.ts_event not in self._resets_seen]
+        self._resets_seen.update(record.ts_event for record in new)
+        if new and pipeline.trading_state is TradingState.HALTED:
+            record = new[-1]
+            pipeline.reset_breaker(self.clock.timestamp_ns())
+            logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
 
     async def _pick_up_halts(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with

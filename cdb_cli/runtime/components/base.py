@@ -273,11 +273,15 @@ class Component:
 
     async def run(self, stop: asyncio.Event) -> dict[str, int]:
         self.stop = stop
-        await self.prepare()
-        consumer = f"{self.name}@{socket.gethostname()}"[:64]
-        for topic in self.topics:
-            subscription = await self.bus.subscribe(topic, self.name, consumer)
-            self.inboxes[topic] = Inbox(subscription, self.wake)
+        try:
+            await self.prepare()
+            consumer = f"{self.name}@{socket.gethostname()}"[:64]
+            for topic in self.topics:
+                subscription = await self.bus.subscribe(topic, self.name, consumer)
+                self.inboxes[topic] = Inbox(subscription, self.wake)
+        except Exception as e:
+            await self._alert_failure(e, "could not start")
+            raise
         pumps = [asyncio.create_task(inbox.run(stop)) for inbox in self.inboxes.values()]
         writer = asyncio.create_task(self._writer(stop))
         await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
@@ -290,11 +294,7 @@ class Component:
                     if task.done() and task.exception() is not None:
                         raise task.exception()  # type: ignore[misc]
         except Exception as e:
-            await send_alert(
-                self.alert,
-                f"cdb component {self.name} stopped by an error",
-                f"Component {self.name} of run {self.run_id} failed: {type(e).__name__}: {e}",
-            )
+            await self._alert_failure(e, "stopped by an error")
             raise
         finally:
             stop.set()
@@ -313,6 +313,13 @@ class Component:
             )
             self.latency.close()
         return self.counts
+
+    async def _alert_failure(self, error: Exception, what: str) -> None:
+        await send_alert(
+            self.alert,
+            f"cdb component {self.name} {what}",
+            f"Component {self.name} of run {self.run_id} {what}: {type(error).__name__}: {error}",
+        )
 
     async def _writer(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

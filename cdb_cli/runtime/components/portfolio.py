@@ -5,9 +5,9 @@ the reports carry; trades mark it. A report with a fill is acknowledged only onc
 has stored that fill (checked every ``confirm_interval_s``): a restart before that gets the report
 again and books it, instead of a ledger rebuilt from a store that does not have it yet; a report
 whose fill the store already has is not booked twice (the report carries its fill's id). A fill
-not stored after ``confirm_timeout_s`` is acknowledged with a warning and the ledger rebuilt
-from the store. It writes the positions once the stored fills explain them, each as of its last
-fill (a restart checks the two against each other), and an equity snapshot every
+not stored after ``confirm_timeout_s`` is acknowledged with a warning; no position is written
+until the store has it. It writes the positions once the stored fills explain them, each as of
+its last fill (a restart checks the two against each other), and an equity snapshot every
 ``snapshot_interval_s`` and at stop. It decides nothing, so it needs no catch-up rule: its
 figures are the ledger's at the time it reads them.
 """
@@ -44,6 +44,7 @@ class _Unstored:
     delivery: Delivery
     fill: FillRecord
     since: float  # time.monotonic() when it was booked
+    given_up: bool = False  # acknowledged after the timeout; still looked for in the store
 
 
 class PortfolioComponent(Component):
@@ -135,12 +136,11 @@ class PortfolioComponent(Component):
 
     async def _confirm_stored(self) -> None:
         """Mark done the reports whose fills ``execution`` has stored (a store error: next time).
-        One it has not stored after ``confirm_timeout_s`` is marked done with a warning, and the
-        ledger is rebuilt from the store (plus the fills still on their way), as a restart
-        would: the store is what risk and execution rebuild from too."""
+        One not stored after ``confirm_timeout_s`` is marked done with a warning (the bus stops
+        delivering it), its fill stays booked and is still looked for: until the store has it,
+        no position is written (a restart would find it disagreeing with the stored fills)."""
         reports = self.inboxes[Topic.EXECUTION_EVENTS]
         waiting: list[_Unstored] = []
-        given_up: list[str] = []
         for item in self._unstored:
             fill = item.fill
             try:
@@ -148,34 +148,23 @@ class PortfolioComponent(Component):
                     self.store.fills, client_order_id=fill.client_order_id, symbol=fill.symbol
                 )
             except CdbError:
-                stored = None
-            if stored is not None and any(f.fill_id == fill.fill_id for f in stored):
-                reports.done(item.delivery)
-            elif time.monotonic() - item.since > self._confirm_timeout_s:
-                reports.done(item.delivery)
-                given_up.append(fill.fill_id)
-            else:
                 waiting.append(item)
+                continue
+            if any(f.fill_id == fill.fill_id for f in stored):
+                if not item.given_up:
+                    reports.done(item.delivery)
+                continue
+            if not item.given_up and time.monotonic() - item.since > self._confirm_timeout_s:
+                item.given_up = True
+                reports.done(item.delivery)
+                logger.warning(
+                    "portfolio: execution has not stored fill %s after %.0f s; acknowledged, "
+                    "and no position is written until it has (a restart goes by the store)",
+                    fill.fill_id,
+                    self._confirm_timeout_s,
+                )
+            waiting.append(item)
         self._unstored = waiting
-        if given_up:
-            logger.warning(
-                "portfolio: execution has not stored fill(s) %s after %.0f s; acknowledged, "
-                "and the ledger rebuilt from the store without them",
-                ", ".join(given_up),
-                self._confirm_timeout_s,
-            )
-            await self._rebuild()
-
-    async def _rebuild(self) -> None:
-        fills = await self.call(self.store.fills)
-        ledger = await self.call(
-            restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
-        )
-        for item in self._unstored:
-            ledger.apply_fill(item.fill)
-        ledger.mark_all(self.ledger.marks, update_peak=False)
-        self.ledger = ledger
-        self._positions_due = True
 
     async def _snapshot(self) -> None:
         snapshot = self.ledger.snapshot(time.time_ns())

@@ -252,15 +252,16 @@ class RiskComponent(Component):
                 )
 
     async def _pick_up_resets(self) -> None:
-        """An audited ``cdb risk reset`` in the store resumes trading without a restart."""
-        if self.pipeline.trading_state is not TradingState.HALTED:
-            return
+        """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
+        comes while trading is not halted (a halt and its reset between two checks) is moot: it
+        is marked seen, so it cannot end a later halt."""
         resets = await self.call(self.store.audits, action=RESET_ACTION)
-        for record in resets:
-            if record.ts_event not in self._resets_seen:
-                self._resets_seen.add(record.ts_event)
-                self.pipeline.reset_breaker(self.clock.now_ns)
-                logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+        new = [record for record in resets if record.ts_event not in self._resets_seen]
+        self._resets_seen.update(record.ts_event for record in new)
+        if new and self.pipeline.trading_state is TradingState.HALTED:
+            record = new[-1]
+            self.pipeline.reset_breaker(self.clock.now_ns or time.time_ns())
+            logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
 
     def _note_state_changes(self) -> None:
         changes = self.pipeline.stats.state_changes

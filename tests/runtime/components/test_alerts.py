@@ -159,3 +159,32 @@ def test_a_component_that_fails_mails_it_and_raises(
     [mail] = server.inbox.mails
     assert mail.message["Subject"] == "cdb component signals stopped by an error"
     assert "RuntimeError: the strategy broke" in mail.message.get_content()
+
+
+def test_a_halt_and_its_reset_between_two_checks_do_not_end_a_later_breaker_halt(
+    tmp_path: Path, smtp_server: Callable[..., Any]
+) -> None:
+    server = smtp_server()
+    settings = mail_settings(tmp_path, server.port)
+
+    async def scenario() -> None:
+        risk = build(RiskComponent, settings)
+        assert isinstance(risk, RiskComponent)
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        await asyncio.sleep(0.1)  # the first check is done
+        halt = audit(HALT_ACTION, "a look")
+        risk.store.add_audit(halt)
+        reset = audit(RESET_ACTION, "all good")
+        risk.store.add_audit(reset.model_copy(update={"ts_event": halt.ts_event + 1}))
+        await asyncio.sleep(1.5)  # both picked up at one check
+        assert risk.pipeline.trading_state is TradingState.ACTIVE
+        risk.pipeline.halt(time.time_ns(), "breaker: drawdown")  # a later trip
+        await asyncio.sleep(1.5)
+        assert risk.pipeline.trading_state is TradingState.HALTED  # the old reset is spent
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        risk.store.close()
+
+    asyncio.run(scenario())
