@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,20 @@ def build(kind: type[Component], settings: Settings, **extra: Any) -> Component:
     )
 
 
+@asynccontextmanager
+async def running(component: Component) -> AsyncIterator[None]:
+    """The component's loop in a task, started; stopped (SIGTERM's path) and closed after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(component.run(stop))
+    await asyncio.wait_for(component.started.wait(), 10)
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        component.store.close()
+
+
 def audit(action: str, reason: str) -> AuditRecord:
     return AuditRecord(
         ts_event=time.time_ns(), action=action, actor="ops", detail={"reason": reason}
@@ -80,19 +95,14 @@ def test_risk_picks_up_an_operator_halt_while_it_runs_mails_it_and_is_not_ready(
     async def scenario() -> None:
         risk = build(RiskComponent, settings)
         assert isinstance(risk, RiskComponent)
-        stop = asyncio.Event()
-        task = asyncio.create_task(risk.run(stop))
-        await asyncio.wait_for(risk.started.wait(), 10)
-        assert risk.readiness() == []
-        risk.store.add_audit(audit(HALT_ACTION, "exchange incident"))
-        await eventually(lambda: risk.pipeline.trading_state is TradingState.HALTED)
-        await eventually(lambda: len(server.inbox.mails) >= 1)
-        assert risk.readiness() == ["breaker halted"]
-        risk.store.add_audit(audit(RESET_ACTION, "incident over"))
-        await eventually(lambda: risk.pipeline.trading_state is TradingState.ACTIVE)
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        risk.store.close()
+        async with running(risk):
+            assert risk.readiness() == []
+            risk.store.add_audit(audit(HALT_ACTION, "exchange incident"))
+            await eventually(lambda: risk.pipeline.trading_state is TradingState.HALTED)
+            await eventually(lambda: len(server.inbox.mails) >= 1)
+            assert risk.readiness() == ["breaker halted"]
+            risk.store.add_audit(audit(RESET_ACTION, "incident over"))
+            await eventually(lambda: risk.pipeline.trading_state is TradingState.ACTIVE)
 
     asyncio.run(scenario())
     [mail] = server.inbox.mails
@@ -111,25 +121,20 @@ def test_marketdata_mails_a_stale_feed_once_and_is_not_ready_while_it_is(
     async def scenario() -> None:
         feed = QueueFeed()
         marketdata = build(MarketDataComponent, settings, feed=feed)
-        stop = asyncio.Event()
-        task = asyncio.create_task(marketdata.run(stop))
-        await asyncio.wait_for(marketdata.started.wait(), 10)
-        trade = TradeTick(
-            symbol=SYMBOL,
-            ts_event=time.time_ns(),
-            source="test",
-            price=Decimal(100),
-            quantity=Decimal(1),
-            aggressor=Side.BUY,
-        )
-        await feed.events.put(trade)
-        await eventually(lambda: marketdata.readiness() == [])
-        await eventually(lambda: len(server.inbox.mails) >= 1)  # then nothing for > 1 s
-        assert marketdata.readiness()[0].startswith(f"feed stale: {SYMBOL}")
-        await asyncio.sleep(1.5)
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        marketdata.store.close()
+        async with running(marketdata):
+            trade = TradeTick(
+                symbol=SYMBOL,
+                ts_event=time.time_ns(),
+                source="test",
+                price=Decimal(100),
+                quantity=Decimal(1),
+                aggressor=Side.BUY,
+            )
+            await feed.events.put(trade)
+            await eventually(lambda: marketdata.readiness() == [])
+            await eventually(lambda: len(server.inbox.mails) >= 1)  # then nothing for > 1 s
+            assert marketdata.readiness()[0].startswith(f"feed stale: {SYMBOL}")
+            await asyncio.sleep(1.5)
 
     asyncio.run(scenario())
     subjects = [mail.message["Subject"] for mail in server.inbox.mails]
@@ -170,21 +175,16 @@ def test_a_halt_and_its_reset_between_two_checks_do_not_end_a_later_breaker_halt
     async def scenario() -> None:
         risk = build(RiskComponent, settings)
         assert isinstance(risk, RiskComponent)
-        stop = asyncio.Event()
-        task = asyncio.create_task(risk.run(stop))
-        await asyncio.wait_for(risk.started.wait(), 10)
-        await asyncio.sleep(0.1)  # the first check is done
-        halt = audit(HALT_ACTION, "a look")
-        risk.store.add_audit(halt)
-        reset = audit(RESET_ACTION, "all good")
-        risk.store.add_audit(reset.model_copy(update={"ts_event": halt.ts_event + 1}))
-        await asyncio.sleep(1.5)  # both picked up at one check
-        assert risk.pipeline.trading_state is TradingState.ACTIVE
-        risk.pipeline.halt(time.time_ns(), "breaker: drawdown")  # a later trip
-        await asyncio.sleep(1.5)
-        assert risk.pipeline.trading_state is TradingState.HALTED  # the old reset is spent
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        risk.store.close()
+        async with running(risk):
+            await asyncio.sleep(0.1)  # the first check is done
+            halt = audit(HALT_ACTION, "a look")
+            risk.store.add_audit(halt)
+            reset = audit(RESET_ACTION, "all good")
+            risk.store.add_audit(reset.model_copy(update={"ts_event": halt.ts_event + 1}))
+            await asyncio.sleep(1.5)  # both picked up at one check
+            assert risk.pipeline.trading_state is TradingState.ACTIVE
+            risk.pipeline.halt(time.time_ns(), "breaker: drawdown")  # a later trip
+            await asyncio.sleep(1.5)
+            assert risk.pipeline.trading_state is TradingState.HALTED  # the old reset is spent
 
     asyncio.run(scenario())
