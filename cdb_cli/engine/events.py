@@ -228,8 +228,9 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 TOPIC_EVENT_TYPES: dict[Topic, tuple[type[Event], ...]] = {
     Topic.MARKET_DATA: (TradeTick, QuoteTick, Bar),
-    Topic.TRADING_SIGNALS: (TradingSignal,),
-    Topic.RISK_APPROVED_TRADES: (OrderApproved,),
+    # A HealthReport there is a component's progress marker for a bar (engine.remote).
+    Topic.TRADING_SIGNALS: (TradingSignal, HealthReport),
+    Topic.RISK_APPROVED_TRADES: (OrderApproved, HealthReport),
     Topic.RISK_EVENTS: (RiskDecision,),
     Topic.EXECUTION_EVENTS: (ExecutionReport,),
     Topic.SYSTEM_HEALTH: (HealthReport,),

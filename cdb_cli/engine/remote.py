@@ -17,9 +17,10 @@ its strategies and its venue live elsewhere:
   event ids, so both sides name an order alike.
 
 Progress: a stage that may publish nothing for a bar (no signal; a rejected or no decision) says it
-is done with it on ``system_health`` (:func:`progress_report`), with how many events it published
-for the bar; the next stage waits for it before it acts past the bar (see
-``cdb_cli.runtime.components``).
+is done with it (:func:`progress_report`), with how many events it published for the bar, in the
+stream the next stage reads (``trading_signals``, ``risk_approved_trades``: a marker after the
+bar's events, so the next stage is woken by one stream); the next stage waits for it before it
+acts past the bar (see ``cdb_cli.runtime.components``).
 
 Pure: stdlib, pydantic records and ``cdb_cli.engine`` only.
 """

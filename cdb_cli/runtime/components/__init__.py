@@ -20,8 +20,9 @@ answer already, for the stage before it (the rules are in each module's docstrin
 - ``marketdata`` publishes a closed bar (``Bar.closed_at`` = the time of the trade that closed
   it) just before that trade; decisions are made at ``closed_at``, in event time, not wall time;
 - ``signals`` says after each bar how many signals it published for it, ``risk`` how many orders
-  it approved (``system_health`` progress reports); ``risk`` and ``execution`` wait for them at
-  the bar before they go past it;
+  it approved (progress reports, in the stream the next stage reads: ``trading_signals`` and
+  ``risk_approved_trades``, so that stage is woken once per bar); ``risk`` and ``execution`` wait
+  for them at the bar before they go past it;
 - before each trade, ``risk`` waits for the reports of the orders that may fill at it, and books
   them there; ``execution`` fills in event time (first trade at or after approval time + latency).
 

@@ -39,7 +39,7 @@ __all__ = ["ExecutionComponent"]
 
 class ExecutionComponent(Component):
     name = "execution"
-    topics = (Topic.MARKET_DATA, Topic.RISK_APPROVED_TRADES, Topic.SYSTEM_HEALTH)
+    topics = (Topic.MARKET_DATA, Topic.RISK_APPROVED_TRADES)
 
     venue: SimulatedExecution
     ledger: Portfolio
@@ -69,15 +69,11 @@ class ExecutionComponent(Component):
             event = delivery.event
             if isinstance(event, OrderApproved):
                 self._approvals[(event.symbol, event.ts_event)].append((event, arrived))
-            approvals.done(delivery)
-        health = self.inboxes[Topic.SYSTEM_HEALTH]
-        while health.queue:
-            delivery, _ = health.pop()
-            if isinstance(delivery.event, HealthReport):
-                progress = read_progress(delivery.event)
+            elif isinstance(event, HealthReport):
+                progress = read_progress(event)
                 if progress is not None and progress[0] == "risk":
                     self._progress[progress[1]] = progress[2]
-            health.done(delivery)
+            approvals.done(delivery)
 
     async def step(self) -> None:
         await self.handle_market(self._handle)

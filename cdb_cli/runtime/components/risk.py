@@ -83,7 +83,7 @@ class _RiskRecorder:
 
 class RiskComponent(Component):
     name = "risk"
-    topics = (Topic.MARKET_DATA, Topic.TRADING_SIGNALS, Topic.SYSTEM_HEALTH, Topic.EXECUTION_EVENTS)
+    topics = (Topic.MARKET_DATA, Topic.TRADING_SIGNALS, Topic.EXECUTION_EVENTS)
 
     pipeline: TradingPipeline
     execution: RemoteExecution
@@ -140,17 +140,14 @@ class RiskComponent(Component):
         signals = self.inboxes[Topic.TRADING_SIGNALS]
         while signals.queue:
             delivery, _ = signals.pop()
-            if isinstance(delivery.event, TradingSignal) and delivery.event.bar_id:
-                self._signals[delivery.event.bar_id].append(delivery.event)
-            signals.done(delivery)
-        health = self.inboxes[Topic.SYSTEM_HEALTH]
-        while health.queue:
-            delivery, _ = health.pop()
-            if isinstance(delivery.event, HealthReport):
-                progress = read_progress(delivery.event)
+            event = delivery.event
+            if isinstance(event, TradingSignal) and event.bar_id:
+                self._signals[event.bar_id].append(event)
+            elif isinstance(event, HealthReport):
+                progress = read_progress(event)
                 if progress is not None and progress[0] == "signals":
                     self._progress[progress[1]] = progress[2]
-            health.done(delivery)
+            signals.done(delivery)
         reports = self.inboxes[Topic.EXECUTION_EVENTS]
         while reports.queue:
             delivery, _ = reports.pop()
@@ -216,7 +213,7 @@ class RiskComponent(Component):
         progress = progress_report(
             self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
         )
-        await self.publish([*items, (Topic.SYSTEM_HEALTH, progress)])
+        await self.publish([*items, (Topic.RISK_APPROVED_TRADES, progress)])
         if approvals:
             self.latency.write(bar_id, time.time_ns())
         for topic, event in items:

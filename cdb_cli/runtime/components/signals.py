@@ -4,8 +4,8 @@ One ``EmaCrossStrategy`` per symbol (the kernel's ``signal_config``), warmed fro
 klines when the bars are 1-minute bars. For each closed bar (a ``Bar`` with ``closed_at``, as the
 ``marketdata`` component publishes them) it publishes the signal, if any — time ``closed_at``,
 price the close, id ``sig-<bar id>`` so a redelivered bar gives the same signal — and then its
-progress for the bar on ``system_health`` (how many signals it published for it), in one atomic
-publication. Bars older than the last one handled for a symbol (a redelivery) are skipped.
+progress for the bar on ``trading_signals`` too (how many signals it published for it), in one
+atomic publication. Bars older than the last one handled for a symbol (a redelivery) are skipped.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class SignalsComponent(Component):
                 count = 1
             items.append(
                 (
-                    Topic.SYSTEM_HEALTH,
+                    Topic.TRADING_SIGNALS,
                     progress_report(
                         self.name,
                         symbol=bar.symbol,

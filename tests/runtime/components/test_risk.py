@@ -90,7 +90,6 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
         )
         decisions = await bus.subscribe(Topic.RISK_EVENTS, "test", "t")
         approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
-        health = await bus.subscribe(Topic.SYSTEM_HEALTH, "test", "t")
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
         await asyncio.wait_for(risk.started.wait(), 10)
@@ -123,19 +122,17 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
         done = progress_report(
             "signals", symbol=SYMBOL, bar_id=closed.event_id, ts=closed.closed_at, count=1
         )
-        await bus.publish_many([(Topic.TRADING_SIGNALS, signal), (Topic.SYSTEM_HEALTH, done)])
+        await bus.publish_many([(Topic.TRADING_SIGNALS, signal), (Topic.TRADING_SIGNALS, done)])
         [decision] = await collect(decisions, 1)
         assert isinstance(decision, RiskDecision)
         assert decision.signal_id == signal.event_id
         assert decision.ts_event == closed.closed_at  # event time, not the wall clock
         assert decision.verdict != "rejected", decision.checks
-        [approval] = await collect(approvals, 1)
+        approval, done_by_risk = await collect(approvals, 2)  # the order, then the marker
         assert isinstance(approval, OrderApproved)
         assert approval.ts_event == closed.closed_at
-        progress = [
-            read_progress(e) for e in await collect(health, 2) if isinstance(e, HealthReport)
-        ]
-        assert ("risk", closed.event_id, 1) in progress
+        assert isinstance(done_by_risk, HealthReport)
+        assert read_progress(done_by_risk) == ("risk", closed.event_id, 1)
         stop.set()
         counts = await asyncio.wait_for(task, 10)
         assert counts["approvals"] == 1
