@@ -32,6 +32,7 @@ __all__ = [
     "REPLAY_ACTION",
     "RESET_ACTION",
     "STATE_ACTION",
+    "OperatorActions",
     "TradingStatus",
     "find_run",
     "order_prefix",
@@ -219,3 +220,43 @@ def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
     return TradingStatus(
         state, latest.ts_event, latest.detail.get("reason", ""), latest.actor, latest.run_id
     )
+
+
+@dataclass
+class OperatorActions:
+    """Which audited ``cdb risk halt`` / ``cdb risk reset`` records a running loop has acted on
+    (one process and the ``risk`` component alike). Seeded at start with what was in the store
+    then (``trading_status`` weighed those)."""
+
+    halts_seen: set[int]
+    resets_seen: set[int]
+
+    @classmethod
+    def seen(cls, halts: Iterable[AuditRecord], resets: Iterable[AuditRecord]) -> OperatorActions:
+        return cls({r.ts_event for r in halts}, {r.ts_event for r in resets})
+
+    def new_halts(self, halts: Iterable[AuditRecord]) -> list[AuditRecord]:
+        """The halts not seen yet, oldest first (not marked: :meth:`halts_to_apply` does)."""
+        fresh = (record for record in halts if record.ts_event not in self.halts_seen)
+        return sorted(fresh, key=lambda record: record.ts_event)
+
+    def halts_to_apply(
+        self, new: Iterable[AuditRecord], resets: Sequence[AuditRecord]
+    ) -> list[AuditRecord]:
+        """Of the ``new`` halts, those no later reset has ended; all are marked seen, and so are
+        the resets older than a halt applied (they are not a reset of it)."""
+        apply = []
+        for record in new:
+            self.halts_seen.add(record.ts_event)
+            if any(reset.ts_event > record.ts_event for reset in resets):
+                continue  # reset since: the operator resumed already
+            self.resets_seen.update(reset.ts_event for reset in resets)
+            apply.append(record)
+        return apply
+
+    def new_resets(self, resets: Iterable[AuditRecord]) -> list[AuditRecord]:
+        """The resets not seen yet, now marked seen: one that comes while trading is not halted
+        (a halt and its reset between two checks) is spent, so it cannot end a later halt."""
+        new = [record for record in resets if record.ts_event not in self.resets_seen]
+        self.resets_seen.update(record.ts_event for record in new)
+        return new

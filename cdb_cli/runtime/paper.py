@@ -38,11 +38,11 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
 from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
-from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
+from cdb_cli.runtime.watch import Alert, FeedWatch, halt_alerts, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.metrics import Metrics
@@ -158,8 +158,7 @@ class PaperRuntime:
         self.last_decisions: deque[tuple[str, str, str, str, str]] = deque(maxlen=50)
         """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
         self._states_written = 0
-        self._resets_seen: set[int] = set()
-        self._halts_seen: set[int] = set()
+        self._operator = OperatorActions(set(), set())
         self._flatten: str | None = None  # the reason of a flatten under way
         self._unsellable: set[str] = set()  # symbols a flatten's exit was refused for
         self._audit_writes: set[asyncio.Task[None]] = set()
@@ -252,9 +251,8 @@ class PaperRuntime:
             # already in the store, and already mailed when it happened
             self._states_written = self._states_alerted = len(pipeline.stats.state_changes)
         resets = await self._call(self.store.audits, action=RESET_ACTION)
-        self._resets_seen = {record.ts_event for record in resets}
         halts = await self._call(self.store.audits, action=HALT_ACTION)
-        self._halts_seen = {record.ts_event for record in halts}  # a halt resumed above
+        self._operator = OperatorActions.seen(halts, resets)  # a halt resumed above
 
     async def _warm(self, pipeline: TradingPipeline) -> None:
         if self._warm_up is None:
@@ -440,13 +438,8 @@ class PaperRuntime:
 
     async def _alert_new_halts(self, pipeline: TradingPipeline) -> None:
         changes = pipeline.stats.state_changes
-        for _, state, reason in changes[self._states_alerted :]:
-            if state == TradingState.HALTED:
-                await self._send_alert(
-                    "cdb circuit breaker: trading halted",
-                    f"Run {self.run_id} halted trading: {reason}. Resume with "
-                    "'cdb risk reset --reason ...' after review.",
-                )
+        for subject, body in halt_alerts(changes[self._states_alerted :], f"Run {self.run_id}"):
+            await self._send_alert(subject, body)
         self._states_alerted = len(changes)
 
     async def refresh_health_metrics(self) -> None:
@@ -492,8 +485,7 @@ class PaperRuntime:
         comes while trading is not halted (a halt and its reset between two checks) is moot: it
         is marked seen, so it cannot end a later halt."""
         resets = await self._call(self.store.audits, action=RESET_ACTION)
-        new = [record for record in resets if record.ts_event not in self._resets_seen]
-        self._resets_seen.update(record.ts_event for record in new)
+        new = self._operator.new_resets(resets)
         if new and pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
             pipeline.reset_breaker(self.clock.timestamp_ns())
@@ -502,18 +494,10 @@ class PaperRuntime:
     async def _pick_up_halts(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
         ``--flatten`` it also sells every position. A flatten under way goes on at each flush."""
-        halts = await self._call(self.store.audits, action=HALT_ACTION)
-        new = sorted(
-            (record for record in halts if record.ts_event not in self._halts_seen),
-            key=lambda record: record.ts_event,
-        )
+        new = self._operator.new_halts(await self._call(self.store.audits, action=HALT_ACTION))
         if new:
             resets = await self._call(self.store.audits, action=RESET_ACTION)
-            for record in new:
-                self._halts_seen.add(record.ts_event)
-                if any(reset.ts_event > record.ts_event for reset in resets):
-                    continue  # reset since: the operator resumed already
-                self._resets_seen.update(reset.ts_event for reset in resets)  # older: not this
+            for record in self._operator.halts_to_apply(new, resets):
                 self.halt(
                     record.detail.get("reason", ""),
                     flatten=record.detail.get("flatten") == "yes",
@@ -553,7 +537,7 @@ class PaperRuntime:
             detail={"reason": reason, "flatten": "no", "via": via},
         )
         if self.pipeline is not None:  # before the start, the pick-up or the restore takes it
-            self._halts_seen.add(record.ts_event)
+            self._operator.halts_seen.add(record.ts_event)
             self.halt(reason, actor=record.actor)
         task = asyncio.get_running_loop().create_task(self._write_audit(record))
         self._audit_writes.add(task)

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from cdb_cli.engine.errors import CdbError
+from cdb_cli.engine.risk import TradingState
 
-__all__ = ["Alert", "FeedWatch", "send_alert"]
+__all__ = ["Alert", "FeedWatch", "halt_alerts", "send_alert"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,20 @@ class FeedWatch:
                 self._stale.discard(symbol)
                 logger.warning("Feed of %s is back", symbol)
         return alerts
+
+
+def halt_alerts(changes: Sequence[tuple[int, str, str]], who: str) -> list[tuple[str, str]]:
+    """The alerts (subject, body) of the HALTED ones among trading-state ``changes``
+    (``(ts, state, reason)``, as ``PipelineStats.state_changes``); ``who`` names the run."""
+    return [
+        (
+            "cdb circuit breaker: trading halted",
+            f"{who} halted trading: {reason}. Resume with 'cdb risk reset --reason ...' after "
+            "review.",
+        )
+        for _, state, reason in changes
+        if state == TradingState.HALTED
+    ]
 
 
 async def send_alert(alert: Alert | None, subject: str, body: str) -> None:

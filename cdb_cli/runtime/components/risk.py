@@ -43,11 +43,11 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, trading_status
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
-from cdb_cli.runtime.watch import send_alert
+from cdb_cli.runtime.watch import halt_alerts, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline
@@ -130,9 +130,8 @@ class RiskComponent(Component):
         if self.metrics is not None:
             self.metrics.set_risk_limits(self.pipeline.risk.limits)
         resets = await self.call(store.audits, action=RESET_ACTION)
-        self._resets_seen = {record.ts_event for record in resets}
         halts = await self.call(store.audits, action=HALT_ACTION)
-        self._halts_seen = {record.ts_event for record in halts}  # trading_status weighed them
+        self._operator = OperatorActions.seen(halts, resets)  # trading_status weighed them
         self._next_check = 0.0
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
 
@@ -225,19 +224,11 @@ class RiskComponent(Component):
         """An audited ``cdb risk halt`` in the store halts new entries without a restart. Its
         ``--flatten`` is not done here: the orders of a flatten are a one-process thing; the
         position stays until a strategy exit after the reset, or ``cdb run`` in one process."""
-        halts = await self.call(self.store.audits, action=HALT_ACTION)
-        new = sorted(
-            (record for record in halts if record.ts_event not in self._halts_seen),
-            key=lambda record: record.ts_event,
-        )
+        new = self._operator.new_halts(await self.call(self.store.audits, action=HALT_ACTION))
         if not new:
             return
         resets = await self.call(self.store.audits, action=RESET_ACTION)
-        for record in new:
-            self._halts_seen.add(record.ts_event)
-            if any(reset.ts_event > record.ts_event for reset in resets):
-                continue  # reset since: the operator resumed already
-            self._resets_seen.update(reset.ts_event for reset in resets)  # older: not this one
+        for record in self._operator.halts_to_apply(new, resets):
             reason = record.detail.get("reason", "")
             by = f" ({record.actor})" if record.actor else ""
             now = self.clock.now_ns or time.time_ns()  # event time; before any bar, the wall
@@ -252,9 +243,7 @@ class RiskComponent(Component):
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
         comes while trading is not halted (a halt and its reset between two checks) is moot: it
         is marked seen, so it cannot end a later halt."""
-        resets = await self.call(self.store.audits, action=RESET_ACTION)
-        new = [record for record in resets if record.ts_event not in self._resets_seen]
-        self._resets_seen.update(record.ts_event for record in new)
+        new = self._operator.new_resets(await self.call(self.store.audits, action=RESET_ACTION))
         if new and self.pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
             self.pipeline.reset_breaker(self.clock.now_ns or time.time_ns())
@@ -268,14 +257,9 @@ class RiskComponent(Component):
 
     async def _alert_new_halts(self) -> None:
         changes = self.pipeline.stats.state_changes
-        for _, state, reason in changes[self._states_alerted :]:
-            if state == TradingState.HALTED:
-                await send_alert(
-                    self.alert,
-                    "cdb circuit breaker: trading halted",
-                    f"Run {self.run_id} (component risk) halted trading: {reason}. Resume with "
-                    "'cdb risk reset --reason ...' after review.",
-                )
+        who = f"Run {self.run_id} (component risk)"
+        for subject, body in halt_alerts(changes[self._states_alerted :], who):
+            await send_alert(self.alert, subject, body)
         self._states_alerted = len(changes)
 
     def readiness(self) -> list[str]:
