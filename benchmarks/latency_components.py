@@ -167,19 +167,21 @@ def measure(seconds: float = 90.0) -> dict[str, list[float]]:
 
 
 _HOP = """
-import asyncio, sys, time, redis.asyncio as r
+import asyncio, sys, time
+from cdb_cli.adapters.redis_wire import WireConnection
 url, prefix, role = sys.argv[1], sys.argv[2], sys.argv[3]
 reads = {"1": ["s0"], "2": ["s0", "s1"], "3": ["s0", "s2"], "x": ["s0"]}[role]
 async def pump(topic, queue, wake):
-    client = r.Redis.from_url(url)
+    wire = WireConnection(url)
     while True:
-        reply = await client.xreadgroup(role, "c", {prefix + topic: ">"}, count=200, block=250)
-        for _, fields in reply[0][1] if reply else ():
-            queue.append((topic, fields))
+        reply = await wire.execute("XREADGROUP", "GROUP", role, "c", "COUNT", 200, "BLOCK", 250,
+                                   "STREAMS", prefix + topic, ">", timeout_s=5)
+        for _, flat in reply[0][1] if reply else ():
+            queue.append((topic, dict(zip(flat[::2], flat[1::2]))))
         if reply:
             wake.set()
 async def main():
-    publisher, queue, wake = r.Redis.from_url(url), [], asyncio.Event()
+    publisher, queue, wake = WireConnection(url), [], asyncio.Event()
     tasks = [asyncio.create_task(pump(topic, queue, wake)) for topic in reads]
     while all(not t.done() for t in tasks):
         wake.clear()
@@ -195,11 +197,11 @@ async def main():
             if role == "3" and topic == "s2" and b"t" in fields:
                 print((time.time_ns() - int(fields[b"t"])) / 1e6, flush=True)
         if out:
-            async with publisher.pipeline(transaction=True) as pipe:
-                for topic, fields in out:
-                    pipe.xadd(prefix + topic, fields, maxlen=10000)
-                    pipe.xadd(prefix + topic, {"progress": 1}, maxlen=10000)
-                await pipe.execute()
+            commands = [("MULTI",)]
+            for topic, fields in out:
+                add = ("XADD", prefix + topic, "MAXLEN", "~", 10000, "*")
+                commands += [(*add, "t", fields[b"t"]), (*add, "progress", 1)]
+            await publisher.pipeline([*commands, ("EXEC",)])
 try:
     asyncio.run(main())
 except Exception:
@@ -208,11 +210,12 @@ except Exception:
 
 
 def bare_chain(seconds: float = 30.0) -> list[float]:
-    """Latencies in ms through the same three Redis hops with no cdb code: a source process
-    XADDs five entries every 50 ms and, every second, three "bars"; four bare Python processes
-    (asyncio redis-py, one blocking pump per stream, as the components) read that stream; the
-    first passes each bar on (two XADDs in MULTI/EXEC, as ``signals``), the second passes that on,
-    the third takes it. What this host gives the components' path before any component work."""
+    """Latencies in ms through the same three Redis hops with no component code: a source
+    process XADDs five entries every 50 ms and, every second, three "bars"; four bare Python
+    processes (asyncio, the bus's own lean connection, one blocking pump per stream, as the
+    components) read that stream; the first passes each bar on (two XADDs in MULTI/EXEC, as
+    ``signals``), the second passes that on, the third takes it. What this host gives the
+    components' path before any component work."""
     import asyncio
 
     import redis.asyncio as aioredis
@@ -287,7 +290,7 @@ def components_row(seconds: float = 90.0) -> tuple[tuple[str, str, str, str], bo
         f"tick -> order, components over Redis ({len(latencies)} orders)",
         f"p50 {_percentile(latencies, 0.5):.2f} ms, p99 {p99:.2f} ms, max {max(latencies):.2f} ms"
         f"; p50 to the signal {signal:.2f} ms, to the approval {approval:.2f} ms (the same three "
-        f"hops with no cdb code on this host, {len(floor)} bars: p50 "
+        f"hops with no component code on this host, {len(floor)} bars: p50 "
         f"{_percentile(floor, 0.5):.2f} ms, p99 {_percentile(floor, 0.99):.2f} ms)",
         f"p99 <= {TARGET_P99_MS:.0f} ms",
         "ok" if ok else "MISSED",

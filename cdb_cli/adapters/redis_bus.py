@@ -6,6 +6,9 @@ groups are Redis consumer groups created at ``$`` (new groups see new events onl
 ``XREADGROUP … BLOCK``, acknowledgements ``XACK`` and reclaiming ``XAUTOCLAIM``. Streams are trimmed
 to about ``maxlen`` entries on every ``XADD``.
 
+Publishing, reading and acknowledging go over lean connections (:mod:`.redis_wire`: the hot
+path); group management, reclaiming and dead letters over redis-py.
+
 Redis errors never leave this module: they become ``DependencyError`` (unreachable, one line,
 no password), ``TransientError`` (timeouts) or ``ConfigurationError`` (credentials refused).
 """
@@ -27,6 +30,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.typing import EncodableT, FieldT
 
+from cdb_cli.adapters.redis_wire import WireConnection
 from cdb_cli.engine.bus import SubscriptionBase, check_publication
 from cdb_cli.engine.errors import (
     ConfigurationError,
@@ -99,6 +103,12 @@ class RedisBus:
         self.where = describe_url(url)
         self._password = urlsplit(url).password
         self.max_block_s = max(0.0, command_timeout_s - 1.0)
+        self._url = url
+        self._timeouts = {
+            "connect_timeout_s": connect_timeout_s,
+            "command_timeout_s": command_timeout_s,
+            "retries": COMMAND_RETRIES,
+        }
         self._redis: aioredis.Redis = aioredis.Redis.from_url(
             url,
             socket_connect_timeout=connect_timeout_s,
@@ -106,6 +116,16 @@ class RedisBus:
             decode_responses=False,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), COMMAND_RETRIES),
         )
+        self._wires: list[WireConnection] = []
+        self._wire = self.wire()  # publications and acknowledgements
+
+    def wire(self) -> WireConnection:
+        """A new lean connection to the server (closed with the bus): a subscription blocks on
+        its own."""
+        name = "".join(c if c.isprintable() and not c.isspace() else "_" for c in self.prefix)
+        wire = WireConnection(self._url, name=f"{name}:bus", **self._timeouts)  # type: ignore[arg-type]
+        self._wires.append(wire)
+        return wire
 
     def stream_key(self, topic: Topic) -> str:
         """Return the stream that carries ``topic``."""
@@ -119,25 +139,30 @@ class RedisBus:
         """Append ``event`` to ``topic``'s stream and return its stream id."""
         known = check_publication(topic, event)
         with self.translate_errors():
-            message_id = await self._redis.xadd(
-                self.stream_key(known), {EVENT_FIELD: encode_event(event)}, maxlen=self.maxlen
-            )
+            message_id = await self._wire.execute(*self._xadd(self.stream_key(known), event))
         return _text(message_id)
+
+    def _xadd(self, key: str, event: Event) -> tuple[str | bytes | int, ...]:
+        return ("XADD", key, "MAXLEN", "~", self.maxlen, "*", EVENT_FIELD, encode_event(event))
 
     async def publish_many(self, items: Sequence[tuple[Topic, Event]]) -> list[str]:
         """Publish all of ``items`` in one MULTI/EXEC transaction, after validating every one."""
         prepared = [
-            (self.stream_key(check_publication(topic, event)), encode_event(event))
+            self._xadd(self.stream_key(check_publication(topic, event)), event)
             for topic, event in items
         ]
         if not prepared:
             return []
         with self.translate_errors():
-            async with self._redis.pipeline(transaction=True) as pipe:
-                for key, payload in prepared:
-                    pipe.xadd(key, {EVENT_FIELD: payload}, maxlen=self.maxlen)
-                ids: list[Any] = await pipe.execute()
+            replies = await self._wire.pipeline([("MULTI",), *prepared, ("EXEC",)])
+        ids: list[bytes] = replies[-1]
         return [_text(message_id) for message_id in ids]
+
+    async def ack(self, topic: Topic, group: str, message_ids: Sequence[str | bytes]) -> None:
+        """Acknowledge ``message_ids`` of ``group`` on ``topic``'s stream (XACK)."""
+        if message_ids:
+            with self.translate_errors():
+                await self._wire.execute("XACK", self.stream_key(topic), group, *message_ids)
 
     async def subscribe(self, topic: Topic, group: str, consumer: str) -> Subscription:
         """Join ``consumer`` to ``group`` on ``topic``; a new group starts at ``$``."""
@@ -169,11 +194,13 @@ class RedisBus:
         """Return the round-trip time of one PING in milliseconds."""
         with self.translate_errors():
             started = time.perf_counter()
-            await self._redis.ping()
+            await self._wire.execute("PING")
             return (time.perf_counter() - started) * 1000.0
 
     async def close(self) -> None:
-        """Close every connection of the pool."""
+        """Close every connection: the lean ones and redis-py's pool."""
+        for wire in self._wires:
+            await wire.close()
         await self._redis.aclose()
 
     async def __aenter__(self) -> Self:
@@ -228,6 +255,7 @@ class _RedisSubscription(SubscriptionBase):
         super().__init__(topic, group, consumer)
         self._bus = bus
         self._redis = bus.client
+        self._wire = bus.wire()  # blocks on XREADGROUP: a connection of its own
         self._key = bus.stream_key(topic)
         self._backlog_cursor: str | None = "0"  # None once this consumer's old pending is read
 
@@ -246,15 +274,24 @@ class _RedisSubscription(SubscriptionBase):
         block_s = min(timeout_s, self._bus.max_block_s)
         # BLOCK 0 would wait forever; no timeout means do not block at all.
         block_ms = max(1, int(block_s * 1000)) if block_s > 0 else None
-        return await self._deliver(await self._read(">", max_count, block_ms))
+        opened = self._wire.opened
+        try:
+            entries = await self._read(">", max_count, block_ms)
+        except (DependencyError, TransientError):
+            self._backlog_cursor = "0"
+            raise
+        if opened and self._wire.opened != opened:
+            # The connection dropped during the read and a retry answered: the reply on the old
+            # one may have been lost, and what it gave this consumer is pending under its name.
+            # Read that first next time (what was delivered twice is dropped by event id).
+            self._backlog_cursor = "0"
+        return await self._deliver(entries)
 
     async def ack(self, *deliveries: Delivery) -> None:
         for delivery in deliveries:
             if delivery.topic is not self._topic:
                 raise ValueError(f"Delivery of {delivery.topic.value!r} acked on {self._topic!r}")
-        if deliveries:
-            with self._bus.translate_errors():
-                await self._redis.xack(self._key, self._group, *(d.message_id for d in deliveries))
+        await self._bus.ack(self._topic, self._group, [d.message_id for d in deliveries])
 
     async def reclaim(self, min_idle_s: float, max_count: int = 100) -> list[Delivery]:
         entries: list[tuple[bytes, dict[bytes, bytes] | None]] = []
@@ -294,12 +331,21 @@ class _RedisSubscription(SubscriptionBase):
         if not reply:
             return []
         _stream, entries = reply[0]
-        return list(entries)
+        # RESP2: [id, [field, value, …]], or [id, nil] for an entry deleted while pending
+        return [
+            (raw_id, dict(zip(flat[::2], flat[1::2], strict=True)) if flat else None)
+            for raw_id, flat in entries
+        ]
 
     async def _xreadgroup(self, from_id: str, max_count: int, block_ms: int | None) -> Any:
-        return await self._redis.xreadgroup(
-            self._group, self._consumer, {self._key: from_id}, count=max_count, block=block_ms
-        )
+        command: list[str | int] = ["XREADGROUP", "GROUP", self._group, self._consumer]
+        command += ["COUNT", max_count]
+        if block_ms is not None:
+            command += ["BLOCK", block_ms]
+        command += ["STREAMS", self._key, from_id]
+        # A blocking read waits up to block_ms before the server answers (an empty reply).
+        timeout_s = self._wire.command_timeout_s + (block_ms or 0) / 1000
+        return await self._wire.execute(*command, timeout_s=timeout_s)
 
     async def _deliver(
         self, entries: list[tuple[bytes, dict[bytes, bytes] | None]]
@@ -319,9 +365,7 @@ class _RedisSubscription(SubscriptionBase):
                 await self._dead_letter(raw_id, fields, e.message)
                 continue
             deliveries.append(Delivery(self._topic, _text(raw_id), event))
-        if gone:
-            with self._bus.translate_errors():
-                await self._redis.xack(self._key, self._group, *gone)
+        await self._bus.ack(self._topic, self._group, gone)
         return deliveries
 
     async def _dead_letter(self, raw_id: bytes, fields: dict[bytes, bytes], error: str) -> None:

@@ -237,3 +237,30 @@ def test_redis_bus_trims_streams_and_reports_latency(redis_url: str, prefix: str
             assert 0 < await bus.ping_latency_ms() < 1000
 
     asyncio.run(main())
+
+
+@pytest.mark.infra
+def test_redis_bus_reads_its_pending_first_after_a_reply_lost_with_the_connection(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        sub = await bus.subscribe(MD, "g", "c")
+        assert await sub.fetch(10, timeout_s=0.05) == []  # its connection is open
+        sent = tick(4)
+        await bus.publish(MD, sent)
+        # The server hands the entry to consumer "c" but the reply never reaches the bus: as
+        # when the connection drops with the reply on the way.
+        await raw.xreadgroup("g", "c", {bus.stream_key(MD): ">"}, count=10)
+        for client in await raw.client_list():
+            if client["name"] == f"{prefix}:bus" and client["cmd"] == "xreadgroup":
+                await raw.client_kill_filter(_id=client["id"])
+        later = tick(5)
+        await bus.publish(MD, later)
+        # The read on the dropped connection is retried on a new one and gets the later entry;
+        # the next fetch gets the lost one from the pending list.
+        got = [d.event for d in await sub.fetch(10, timeout_s=1.0)]
+        got += [d.event for d in await sub.fetch(10, timeout_s=1.0)]
+        assert sent in got
+        assert later in got
+
+    with_raw_client(redis_url, prefix, scenario)

@@ -1,11 +1,13 @@
 """What every component process shares: inboxes fed from the bus, batched writes, the run frame.
 
 An :class:`Inbox` pumps one subscription into a local queue in a background task (so a component
-can wait on several topics at once) and acknowledges a delivery only after the component marked
-it handled and the batch writer stored what came of it (every flush, off the hot path): a crash
-leaves what was not handled pending in the consumer group, and a restart under the same consumer
-name gets it back first. Duplicates (at-least-once) are dropped by event
-id with a ``DedupWindow``.
+can wait on several topics at once), reads again once the component took what it got (or after
+``READ_AGAIN_S``: the next read's write to Redis does not delay the handling of this batch, and a
+slow component does not pile up an unbounded queue) and acknowledges a delivery only after the
+component marked it handled and the batch writer stored what came of it (every flush, off the hot
+path): a crash leaves what was not handled pending in the consumer group, and a restart under
+the same consumer name gets it back first. Duplicates (at-least-once) are dropped by event id
+with a ``DedupWindow``.
 
 :class:`Component` runs one process's loop: ``prepare`` (restore from the store), the inboxes,
 ``step`` until the stop event is set, a batch writer in the background (the store port is
@@ -19,7 +21,7 @@ import contextlib
 import logging
 import socket
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
@@ -54,6 +56,9 @@ def bar_close_ns(bar: Bar, interval_ns: int) -> int:
     return bar.ts_event + interval_ns
 
 
+READ_AGAIN_S = 0.05
+"""How long an inbox waits for the component to take a batch before it reads the next one."""
+
 KEEP_LATE = 1000
 """Announcements kept for bars already handled (late arrivals after a wait timed out)."""
 
@@ -74,6 +79,7 @@ class Inbox:
         self.queue: deque[Delivery] = deque()
         self.arrival_ns: deque[int] = deque()
         self._wake = wake
+        self._taken = asyncio.Event()
         self._done: list[Delivery] = []
         self._dedup = DedupWindow()
 
@@ -83,7 +89,10 @@ class Inbox:
         self._dedup.add(delivery.event.event_id)
 
     def pop(self) -> tuple[Delivery, int]:
-        return self.queue.popleft(), self.arrival_ns.popleft()
+        item = self.queue.popleft(), self.arrival_ns.popleft()
+        if not self.queue:
+            self._taken.set()
+        return item
 
     async def ack(self) -> None:
         """Acknowledge what was handled (the writer does it every flush: off the hot path)."""
@@ -115,8 +124,11 @@ class Inbox:
                 self.arrival_ns.append(now)
             if duplicates:
                 await self.subscription.ack(*duplicates)
-            if deliveries:
+            if self.queue:
                 self._wake.set()
+                self._taken.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._taken.wait(), READ_AGAIN_S)
 
     async def close(self) -> None:
         with contextlib.suppress(CdbError):
@@ -194,6 +206,11 @@ class Component:
     async def finish(self) -> None:
         """Last words before the final write (a snapshot)."""
 
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        """Loops to run beside the steps until the stop event (their failure stops the
+        component, as the step's does)."""
+        return []
+
     def readiness(self) -> list[str]:
         """Why ``/ready`` says no (empty: ready); a component adds its own reasons."""
         return [] if self.started.is_set() else ["starting"]
@@ -253,21 +270,29 @@ class Component:
         """Move what arrived on the side topics into the component's state."""
 
     async def handle_market(self, handle: Callable[[Event], Awaitable[None]]) -> bool:
-        """Hand up to 200 waiting market events to ``handle`` in order, each marked done once
-        handled; when none waits, idle and return False."""
+        """Hand up to 200 waiting market events to ``handle`` in order, then ``flush`` and mark
+        them done; when none waits, idle and return False."""
         market = self.inboxes[Topic.MARKET_DATA]
         self.drain()
         if not market.queue:
             await self.idle()
             return False
+        handled: list[Delivery] = []
         for _ in range(200):
             if not market.queue or self.stop.is_set():
                 break
             delivery = market.queue[0]
             await handle(delivery.event)
             market.pop()
+            handled.append(delivery)
+        await self.flush()
+        for delivery in handled:
             market.done(delivery)
         return True
+
+    async def flush(self) -> None:
+        """Publish what handling a batch of market events left to publish (before any of them
+        is marked done, so a crash before this redelivers them)."""
 
     # --- the frame ------------------------------------------------------------------------------
 
@@ -283,6 +308,7 @@ class Component:
             await self._alert_failure(e, "could not start")
             raise
         pumps = [asyncio.create_task(inbox.run(stop)) for inbox in self.inboxes.values()]
+        pumps += [asyncio.create_task(loop) for loop in self.background()]
         writer = asyncio.create_task(self._writer(stop))
         await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
         self.started.set()

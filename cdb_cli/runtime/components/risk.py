@@ -11,7 +11,9 @@ decides on the same state as one process:
 - at a **closed bar** (published just before the trade that closed it), it waits for the
   ``signals`` progress of the bar and the signal it announces, then closes the bar through the
   pipeline at time ``closed_at`` — the decision runs the pipeline's own path — and publishes the
-  decision, the approval and its own progress for the bar (how many approvals), in one go.
+  decision, the approval and its own progress for the bar (how many approvals), in one go. The
+  bars of several symbols that close together (one batch of market events) are published in one
+  go too: before any wait, or at the end of the batch.
 
 A wait longer than the component's wait timeout is logged as a warning and the component goes on
 with what it has (a late report is booked at the next trade; a late signal is dropped).
@@ -21,11 +23,13 @@ Decisions and approvals are stored by this process; orders, fills and reports by
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import (
@@ -40,7 +44,7 @@ from cdb_cli.engine.events import (
     TradingSignal,
 )
 from cdb_cli.engine.portfolio import NS_PER_DAY
-from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
@@ -55,6 +59,9 @@ if TYPE_CHECKING:
 __all__ = ["RiskComponent"]
 
 logger = logging.getLogger(__name__)
+
+OPERATOR_CHECK_S = 1.0
+"""How often ``risk`` reads the audited halts and resets from the store."""
 
 
 @dataclass
@@ -93,6 +100,8 @@ class RiskComponent(Component):
 
         self.clock = TestClock()
         self.recorder = _RiskRecorder()
+        self._unpublished: list[tuple[Topic, Event]] = []
+        self._approved_bars: list[str] = []
         self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
         self._progress: dict[str, int] = {}
         self._states_written = 0
@@ -132,7 +141,7 @@ class RiskComponent(Component):
         resets = await self.call(store.audits, action=RESET_ACTION)
         halts = await self.call(store.audits, action=HALT_ACTION)
         self._operator = OperatorActions.seen(halts, resets)  # trading_status weighed them
-        self._next_check = 0.0
+        self._operator_audits: tuple[list[AuditRecord], list[AuditRecord]] | None = None
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
 
     def drain(self) -> None:
@@ -154,12 +163,25 @@ class RiskComponent(Component):
                 self.execution.deliver(delivery.event)
             reports.done(delivery)
 
+    def background(self) -> list[Coroutine[Any, Any, None]]:
+        return [self._read_operator_actions()]
+
+    async def _read_operator_actions(self) -> None:
+        """Read the audited halts and resets every second, off the bars' path (a store read
+        takes milliseconds); the step applies what is new."""
+        while not self.stop.is_set():
+            halts = await self.call(self.store.audits, action=HALT_ACTION)
+            resets = await self.call(self.store.audits, action=RESET_ACTION)
+            self._operator_audits = (halts, resets)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), OPERATOR_CHECK_S)
+
     async def step(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._next_check:
-            self._next_check = loop.time() + 1.0
-            await self._pick_up_halts()
-            await self._pick_up_resets()
+        if self._operator_audits is not None:
+            halts, resets = self._operator_audits
+            self._operator_audits = None
+            self._pick_up_halts(halts, resets)
+            self._pick_up_resets(resets)
         await self.handle_market(self._handle)
         self._note_state_changes()
         await self._alert_new_halts()
@@ -212,22 +234,38 @@ class RiskComponent(Component):
         progress = progress_report(
             self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
         )
-        await self.publish([*items, (Topic.RISK_APPROVED_TRADES, progress)])
+        self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
         if approvals:
-            self.latency.write(bar_id, time.time_ns())
+            self._approved_bars.append(bar_id)
         for topic, event in items:
             self.outbox.event(topic, event)
         self.count("decisions", len(items) - approvals)
         self.count("approvals", approvals)
 
-    async def _pick_up_halts(self) -> None:
+    async def wait_for(self, ready: Callable[[], bool], what: str) -> bool:
+        """Publish the decisions so far before waiting (``execution`` may be waiting for them)."""
+        self.drain()
+        if ready():
+            return True
+        await self.flush()
+        return await super().wait_for(ready, what)
+
+    async def flush(self) -> None:
+        items, self._unpublished = self._unpublished, []
+        if items:
+            await self.publish(items)
+            published = time.time_ns()
+            for bar_id in self._approved_bars:
+                self.latency.write(bar_id, published)
+            self._approved_bars.clear()
+
+    def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart. Its
         ``--flatten`` is not done here: the orders of a flatten are a one-process thing; the
         position stays until a strategy exit after the reset, or ``cdb run`` in one process."""
-        new = self._operator.new_halts(await self.call(self.store.audits, action=HALT_ACTION))
+        new = self._operator.new_halts(halts)
         if not new:
             return
-        resets = await self.call(self.store.audits, action=RESET_ACTION)
         for record in self._operator.halts_to_apply(new, resets):
             reason = record.detail.get("reason", "")
             by = f" ({record.actor})" if record.actor else ""
@@ -239,11 +277,11 @@ class RiskComponent(Component):
                     "risk: --flatten is not carried out in component mode; positions stay open"
                 )
 
-    async def _pick_up_resets(self) -> None:
+    def _pick_up_resets(self, resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
         comes while trading is not halted (a halt and its reset between two checks) is moot: it
         is marked seen, so it cannot end a later halt."""
-        new = self._operator.new_resets(await self.call(self.store.audits, action=RESET_ACTION))
+        new = self._operator.new_resets(resets)
         if new and self.pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
             self.pipeline.reset_breaker(self.clock.now_ns or time.time_ns())

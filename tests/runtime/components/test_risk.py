@@ -5,6 +5,7 @@ says how many orders it approved for the bar; `execution` is simulated by this t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
@@ -214,3 +215,71 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+class PublicationsBus(InMemoryBus):
+    """The in-process bus, keeping each publication's events (one call, one publication)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.publications: list[list[Event]] = []
+
+    async def publish_many(self, items: Sequence[tuple[Topic, Event]]) -> list[str]:
+        self.publications.append([event for _, event in items])
+        return await super().publish_many(items)
+
+
+def test_risk_publishes_the_bars_of_one_batch_together_but_not_behind_a_wait(
+    tmp_path: Path,
+) -> None:
+    """Bars of several symbols that close together are published in one go; a bar whose signals
+    are late does not hold back the decisions made before it (``execution`` waits for them)."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'risk.db'}",
+        bus_url="redis://127.0.0.1:6379/0",
+        bar_seconds=1,
+    )
+    symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+
+    def closed_bar(symbol: str) -> Bar:
+        return bar(T0, "100", T0 + SECOND).model_copy(
+            update={"symbol": symbol, "event_id": f"bar-{symbol}-{T0}"}
+        )
+
+    def no_signal(closed: Bar) -> HealthReport:
+        return progress_report(
+            "signals", symbol=closed.symbol, bar_id=closed.event_id, ts=closed.closed_at, count=0
+        )
+
+    async def scenario() -> None:
+        store = open_store(settings, create_if_new=True)
+        bus = PublicationsBus()
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=symbols,
+            instruments={s: default_instrument(s) for s in symbols},
+            run_id="ptestrisk",
+        )
+        markers = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        btc, eth, sol = (closed_bar(s) for s in symbols)
+        await bus.publish_many([(Topic.TRADING_SIGNALS, no_signal(b)) for b in (btc, eth)])
+        await bus.publish_many([(Topic.MARKET_DATA, b) for b in (btc, eth, sol)])
+        first = await collect(markers, 2)
+        assert [read_progress(m) for m in first] == [  # type: ignore[arg-type]
+            ("risk", btc.event_id, 0),
+            ("risk", eth.event_id, 0),
+        ]
+        assert bus.publications[-1] == first  # in one publication, before SOL's wait ended
+        await bus.publish(Topic.TRADING_SIGNALS, no_signal(sol))
+        [last] = await collect(markers, 1)
+        assert read_progress(last) == ("risk", sol.event_id, 0)  # type: ignore[arg-type]
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+    asyncio.run(scenario())

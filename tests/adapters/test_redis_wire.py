@@ -1,0 +1,214 @@
+"""The bus's lean Redis connection: replies in order, errors as redis-py's types, reconnects.
+
+Against the real Redis where a server is needed (``infra``); a silent socket and a closed port
+for the failures a real server does not give on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import threading
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+
+import pytest
+import redis
+import redis.exceptions as redis_errors
+
+from cdb_cli.adapters.redis_bus import RedisBus
+from cdb_cli.adapters.redis_wire import WireConnection, pack
+from cdb_cli.engine.errors import ConfigurationError
+
+
+@pytest.fixture
+def key(redis_url: str) -> Iterator[str]:
+    """A key of this test's own, deleted afterwards."""
+    name = f"cdbtest:wire:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.delete(name)
+    finally:
+        client.close()
+
+
+def run(url: str, scenario: Callable[[WireConnection], Awaitable[None]], **options: float) -> None:
+    async def main() -> None:
+        wire = WireConnection(url, **options)  # type: ignore[arg-type]
+        try:
+            await scenario(wire)
+        finally:
+            await wire.close()
+
+    asyncio.run(main())
+
+
+def test_pack_writes_resp_arrays_of_bulk_strings() -> None:
+    assert pack([("XADD", b"k\r\n", 10, 0.5)]) == (
+        b"*4\r\n$4\r\nXADD\r\n$3\r\nk\r\n\r\n$2\r\n10\r\n$3\r\n0.5\r\n"
+    )
+    assert (
+        pack([("PING",), ("ECHO", "é")])
+        == b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$2\r\n\xc3\xa9\r\n"
+    )
+
+
+@pytest.mark.infra
+def test_calls_from_many_tasks_get_their_own_replies_in_order(redis_url: str, key: str) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        replies = await asyncio.gather(*(wire.execute("INCR", key) for _ in range(50)))
+        assert sorted(replies) == list(range(1, 51))
+        assert replies == list(range(1, 51))  # written in call order, answered in order
+        queued = await wire.pipeline([("MULTI",), ("INCR", key), ("GET", key), ("EXEC",)])
+        assert queued == [b"OK", b"QUEUED", b"QUEUED", [51, b"51"]]
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
+def test_an_error_reply_is_raised_and_the_connection_stays_usable(redis_url: str, key: str) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        await wire.execute("SET", key, "text")
+        with pytest.raises(redis_errors.ResponseError, match=r"^ERR value is not an integer"):
+            await wire.execute("INCR", key)
+        with pytest.raises(redis_errors.ResponseError, match=r"^NOGROUP"):
+            await wire.execute(
+                "XREADGROUP", "GROUP", "nobody", "c", "STREAMS", f"{key}:stream", ">"
+            )
+        assert await wire.execute("PING") == b"PONG"
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
+def test_a_cancelled_call_s_late_reply_is_dropped_not_given_to_the_next(
+    redis_url: str, key: str
+) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        blocked = asyncio.create_task(wire.execute("BLPOP", key, 5, timeout_s=10))
+        await asyncio.sleep(0.2)  # the server holds the BLPOP
+        blocked.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await blocked
+        other = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            await other.rpush(key, "late")  # answers the cancelled BLPOP
+        finally:
+            await other.aclose()
+        assert await wire.execute("PING") == b"PONG"
+        assert await wire.execute("LLEN", key) == 0  # the BLPOP took it
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
+def test_a_connection_the_server_dropped_is_opened_again(redis_url: str) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        first = await wire.execute("CLIENT", "ID")
+        admin = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert await admin.client_kill_filter(_id=first) == 1
+        finally:
+            await admin.aclose()
+        await asyncio.sleep(0.1)  # the close reaches the protocol
+        second = await wire.execute("CLIENT", "ID")
+        assert second != first
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
+def test_the_database_of_the_url_is_selected(redis_url: str, key: str) -> None:
+    url = redis.connection.parse_url(redis_url)  # type: ignore[no-untyped-call]
+    url = f"redis://{url.get('host', 'localhost')}:{url.get('port', 6379)}/5"
+
+    async def scenario(wire: WireConnection) -> None:
+        await wire.execute("SET", key, "in five")
+
+    run(url, scenario)
+    five = redis.Redis.from_url(url)
+    try:
+        assert five.get(key) == b"in five"
+        five.delete(key)
+    finally:
+        five.close()
+
+
+@pytest.mark.infra
+def test_credentials_the_server_refuses_are_an_authentication_error_without_the_password(
+    redis_url: str,
+) -> None:
+    parts = redis.connection.parse_url(redis_url)  # type: ignore[no-untyped-call]
+    url = f"redis://:n0t-the-pass@{parts.get('host', 'localhost')}:{parts.get('port', 6379)}/0"
+
+    async def scenario(wire: WireConnection) -> None:
+        with pytest.raises(redis_errors.AuthenticationError) as caught:
+            await wire.execute("PING")
+        assert "n0t-the-pass" not in str(caught.value)
+
+    run(url, scenario)
+
+    async def through_the_bus() -> None:
+        async with RedisBus(url):
+            pytest.fail("entered a bus whose credentials were refused")
+
+    with pytest.raises(ConfigurationError, match="refused the credentials") as caught:
+        asyncio.run(through_the_bus())
+    assert "n0t-the-pass" not in str(caught.value)
+
+
+def test_a_closed_port_is_a_connection_error_naming_the_cause() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+
+    async def scenario(wire: WireConnection) -> None:
+        with pytest.raises(redis_errors.ConnectionError) as caught:
+            await wire.execute("PING")
+        cause = caught.value.__cause__
+        assert isinstance(cause, OSError)
+        assert cause.errno == errno.ECONNREFUSED
+        assert "s3cret" not in str(caught.value)
+
+    run(f"redis://:s3cret@127.0.0.1:{port}/0", scenario, connect_timeout_s=1, retries=0)
+
+
+def test_a_server_that_never_answers_times_out_and_the_connection_is_dropped() -> None:
+    with socket.socket() as silent:  # accepts connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = int(silent.getsockname()[1])
+
+        async def scenario(wire: WireConnection) -> None:
+            with pytest.raises(redis_errors.TimeoutError):
+                await wire.execute("PING", timeout_s=0.2)
+            assert not wire.connected  # a late reply would answer the wrong call
+
+        run(f"redis://127.0.0.1:{port}/0", scenario, retries=0)
+
+
+def test_a_reply_that_is_not_resp_fails_the_call_and_drops_the_connection() -> None:
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+
+        def answer_garbage() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+                connection.sendall(b"?what\r\n")
+                connection.recv(1024)  # until the client hangs up
+
+        thread = threading.Thread(target=answer_garbage, daemon=True)
+        thread.start()
+
+        async def scenario(wire: WireConnection) -> None:
+            with pytest.raises(redis_errors.InvalidResponse):
+                await wire.execute("PING")
+            assert not wire.connected
+
+        run(f"redis://127.0.0.1:{port}/0", scenario, retries=0)
+        thread.join(5)

@@ -1,0 +1,65 @@
+"""What every component shares: an inbox reads the next batch once the component took this one."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import Any
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.events import Side, Topic, TradeTick
+from cdb_cli.engine.ports.bus import Delivery, Subscription
+from cdb_cli.runtime.components.base import READ_AGAIN_S, Inbox
+
+
+class CountedFetches:
+    """A real in-process subscription whose fetches are counted."""
+
+    def __init__(self, inner: Subscription) -> None:
+        self.inner = inner
+        self.fetches = 0
+
+    async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
+        self.fetches += 1
+        return await self.inner.fetch(max_count, timeout_s)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def tick(n: int) -> TradeTick:
+    return TradeTick(
+        symbol="BTCUSDT",
+        ts_event=n,
+        source="test",
+        price=Decimal(100),
+        quantity=Decimal(1),
+        aggressor=Side.BUY,
+    )
+
+
+def test_an_inbox_reads_again_once_its_batch_is_taken_or_after_a_while() -> None:
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        subscription = CountedFetches(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
+        wake = asyncio.Event()
+        inbox = Inbox(subscription, wake)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(inbox.run(stop))
+        await asyncio.sleep(0.05)  # the first round reclaims, then a fetch waits
+        await bus.publish_many([(Topic.MARKET_DATA, tick(n)) for n in (1, 2)])
+        await asyncio.wait_for(wake.wait(), 2)
+        fetched = subscription.fetches
+        await asyncio.sleep(READ_AGAIN_S / 5)
+        assert subscription.fetches == fetched  # the batch is not taken: no read yet
+        assert [inbox.pop()[0].event.ts_event for _ in range(2)] == [1, 2]
+        await asyncio.sleep(0.01)
+        assert subscription.fetches == fetched + 1  # taken: the next read is out at once
+        await bus.publish(Topic.MARKET_DATA, tick(3))
+        await asyncio.sleep(READ_AGAIN_S * 3)  # not taken: the inbox reads again after a while
+        assert subscription.fetches >= fetched + 2
+        assert len(inbox.queue) == 1
+        stop.set()
+        await asyncio.wait_for(pump, 2)
+
+    asyncio.run(scenario())
