@@ -145,6 +145,8 @@ class WireConnection:
         self._retries = retries
         self._backoff = ExponentialWithJitterBackoff(base=0.05, cap=0.5)
         self._name = name
+        self._ssl = {k: v for k, v in params.items() if k.startswith("ssl_")}
+        self._closed = False
         self._protocol: _Protocol | None = None
         self._lock = asyncio.Lock()
         self.opened = 0
@@ -184,9 +186,15 @@ class WireConnection:
         for reply in replies:
             if isinstance(reply, redis_errors.ResponseError):
                 raise _error(reply)
+            if isinstance(reply, list):  # an EXEC's replies: a command failed as it ran
+                for inner in reply:
+                    if isinstance(inner, redis_errors.ResponseError):
+                        raise _error(inner)
         return replies
 
     async def close(self) -> None:
+        """Close the connection; later calls fail (a closed connection is not opened again)."""
+        self._closed = True
         protocol, self._protocol = self._protocol, None
         if protocol is not None and protocol.transport is not None:
             protocol.closed = True
@@ -196,6 +204,11 @@ class WireConnection:
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connected()
+        return await self._send(protocol, packed, count, timeout_s)
+
+    async def _send(
+        self, protocol: _Protocol, packed: bytes, count: int, timeout_s: float | None
+    ) -> list[Any]:
         loop = asyncio.get_running_loop()
         if protocol.transport is None:
             raise redis_errors.ConnectionError("Not connected")
@@ -214,6 +227,8 @@ class WireConnection:
 
     async def _connected(self) -> _Protocol:
         async with self._lock:
+            if self._closed:
+                raise redis_errors.ConnectionError("The connection was closed")
             if self._protocol is None or self._protocol.closed:
                 self._protocol = await self._connect()
             return self._protocol
@@ -226,7 +241,7 @@ class WireConnection:
                 if self._path:
                     _, protocol = await loop.create_unix_connection(_Protocol, self._path)
                 else:
-                    context = ssl.create_default_context() if self._tls else None
+                    context = self._ssl_context() if self._tls else None
                     _, protocol = await loop.create_connection(
                         _Protocol, self._host, self._port, ssl=context
                     )
@@ -248,9 +263,8 @@ class WireConnection:
         if self._name:
             handshake.append(["CLIENT", "SETNAME", self._name])
         if handshake:
-            self._protocol = protocol
             try:
-                replies = await self._call(pack(handshake), len(handshake), None)
+                replies = await self._send(protocol, pack(handshake), len(handshake), None)
             except BaseException:
                 protocol.fail(redis_errors.ConnectionError("Handshake failed"))
                 raise
@@ -258,3 +272,18 @@ class WireConnection:
                 if isinstance(reply, redis_errors.ResponseError):
                     protocol.fail(redis_errors.ConnectionError("Handshake refused"))
                     raise _error(reply)
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        """TLS as the URL asks (``ssl_cert_reqs``, ``ssl_ca_certs``, ``ssl_check_hostname``, as
+        redis-py reads them): verified against the system's CAs by default."""
+        context = ssl.create_default_context(cafile=self._ssl.get("ssl_ca_certs"))
+        check = self._ssl.get("ssl_check_hostname")
+        if check is not None:
+            context.check_hostname = str(check).lower() not in ("false", "0", "no")
+        requirement = str(self._ssl.get("ssl_cert_reqs", "required")).lower()
+        if requirement in ("none", "cert_none"):
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        elif requirement in ("optional", "cert_optional"):
+            context.verify_mode = ssl.CERT_OPTIONAL
+        return context

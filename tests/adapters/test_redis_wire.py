@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import ssl
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -212,3 +213,31 @@ def test_a_reply_that_is_not_resp_fails_the_call_and_drops_the_connection() -> N
 
         run(f"redis://127.0.0.1:{port}/0", scenario, retries=0)
         thread.join(5)
+
+
+@pytest.mark.infra
+def test_a_command_that_fails_inside_exec_is_raised(redis_url: str, key: str) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        with pytest.raises(redis_errors.ResponseError, match="WRONGTYPE"):
+            await wire.pipeline([("MULTI",), ("SET", key, "text"), ("LPUSH", key, 1), ("EXEC",)])
+
+    run(redis_url, scenario)
+
+
+def test_a_closed_connection_is_not_opened_again(redis_url: str) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        await wire.close()
+        with pytest.raises(redis_errors.ConnectionError, match="closed"):
+            await wire.execute("PING")
+        assert not wire.connected
+
+    run(redis_url, scenario, retries=0)
+
+
+def test_tls_follows_the_url_s_ssl_options() -> None:
+    strict = WireConnection("rediss://cache.example:6380/0")._ssl_context()
+    assert strict.verify_mode is ssl.CERT_REQUIRED
+    assert strict.check_hostname
+    lax = WireConnection("rediss://cache.example:6380/0?ssl_cert_reqs=none")._ssl_context()
+    assert lax.verify_mode is ssl.CERT_NONE
+    assert not lax.check_hostname

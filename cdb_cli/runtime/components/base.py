@@ -82,11 +82,13 @@ class Inbox:
         self._taken = asyncio.Event()
         self._done: list[Delivery] = []
         self._dedup = DedupWindow()
+        self._pending: set[str] = set()  # event ids queued or being handled, not yet done
 
     def done(self, delivery: Delivery) -> None:
         """Mark a delivery handled: acknowledged on the next round of the pump."""
         self._done.append(delivery)
         self._dedup.add(delivery.event.event_id)
+        self._pending.discard(delivery.event.event_id)
 
     def pop(self) -> tuple[Delivery, int]:
         item = self.queue.popleft(), self.arrival_ns.popleft()
@@ -117,9 +119,13 @@ class Inbox:
             now = time.time_ns()
             duplicates = []
             for delivery in deliveries:
-                if delivery.event.event_id in self._dedup:
-                    duplicates.append(delivery)
+                event_id = delivery.event.event_id
+                if event_id in self._dedup:
+                    duplicates.append(delivery)  # handled before: acknowledge it again
                     continue
+                if event_id in self._pending:
+                    continue  # the same, redelivered while queued: its handling acknowledges it
+                self._pending.add(event_id)
                 self.queue.append(delivery)
                 self.arrival_ns.append(now)
             if duplicates:

@@ -237,8 +237,6 @@ class RiskComponent(Component):
         self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
         if approvals:
             self._approved_bars.append(bar_id)
-        for topic, event in items:
-            self.outbox.event(topic, event)
         self.count("decisions", len(items) - approvals)
         self.count("approvals", approvals)
 
@@ -253,8 +251,11 @@ class RiskComponent(Component):
     async def flush(self) -> None:
         items, self._unpublished = self._unpublished, []
         if items:
-            await self.publish(items)
+            await self.publish(items)  # then stored: the store holds what execution was sent
             published = time.time_ns()
+            for topic, event in items:
+                if not isinstance(event, HealthReport):  # the progress markers are not stored
+                    self.outbox.event(topic, event)
             for bar_id in self._approved_bars:
                 self.latency.write(bar_id, published)
             self._approved_bars.clear()

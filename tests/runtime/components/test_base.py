@@ -63,3 +63,38 @@ def test_an_inbox_reads_again_once_its_batch_is_taken_or_after_a_while() -> None
         await asyncio.wait_for(pump, 2)
 
     asyncio.run(scenario())
+
+
+class RedeliversOnce(CountedFetches):
+    """Gives its first non-empty batch a second time (a reread of the pending list)."""
+
+    def __init__(self, inner: Subscription) -> None:
+        super().__init__(inner)
+        self.first: list[Delivery] | None = None
+
+    async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
+        if self.first:
+            again, self.first = self.first, []
+            return again
+        got = await super().fetch(max_count, timeout_s)
+        if got and self.first is None:
+            self.first = got
+        return got
+
+
+def test_an_inbox_does_not_queue_again_what_it_still_holds() -> None:
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        subscription = RedeliversOnce(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
+        inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(inbox.run(stop))
+        await asyncio.sleep(0.05)
+        await bus.publish(Topic.MARKET_DATA, tick(1))
+        await asyncio.sleep(READ_AGAIN_S * 4)  # not taken: read again, the same delivery comes
+        assert subscription.first == []  # it was given again
+        assert [d.event.ts_event for d in inbox.queue] == [1]
+        stop.set()
+        await asyncio.wait_for(pump, 2)
+
+    asyncio.run(scenario())
