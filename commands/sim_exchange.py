@@ -68,7 +68,16 @@ def sim_exchange(
     history_days: Annotated[
         float, typer.Option(help="Days of 1m candles served by /klines.")
     ] = 3.0,
-    tick_interval: Annotated[float, typer.Option(help="Seconds between market steps.")] = 0.5,
+    tick_interval: Annotated[
+        float,
+        typer.Option(
+            help="Mean seconds between a symbol's trades (each symbol on its own random "
+            "schedule; with --lockstep: every symbol at once, exactly every N seconds)."
+        ),
+    ] = 0.5,
+    lockstep: Annotated[
+        bool, typer.Option(help="Step every symbol at once on a fixed clock (old behaviour).")
+    ] = False,
     level_quote: Annotated[
         float,
         typer.Option(
@@ -148,6 +157,7 @@ def sim_exchange(
         replay=replay,
         history_minutes=int(history_days * 1440),
         tick_interval=tick_interval or None,
+        lockstep=lockstep,
         rate_limit=rate_limit,
         level_quote=Decimal(repr(level_quote)),
         mx_deduct_price=Decimal(repr(mx_deduct_price)) if mx_deduct_price > 0 else None,

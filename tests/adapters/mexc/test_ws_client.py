@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Callable
@@ -260,3 +261,33 @@ def test_topic_helpers_use_mexc_names() -> None:
     assert kline_topic(BTC, "1h") == "spot@public.kline.v3.api.pb@BTCUSDT@Min60"
     assert topic_symbol(kline_topic(ETH)) == topic_symbol(deals_topic(ETH)) == ETH
     assert topic_symbol("spot@private.orders.v3.api.pb") == ""
+
+
+@pytest.mark.parametrize("lockstep", [False, True])
+async def test_each_symbol_trades_on_its_own_clock_unless_lockstep(
+    sim_config: SimConfig, lockstep: bool
+) -> None:
+    """Real trades of different symbols do not arrive together: by default each symbol of the
+    simulator trades on its own random clock (mean ``tick_interval``); ``lockstep`` steps them all
+    at once, every ``tick_interval``."""
+    config = replace(sim_config, tick_interval=0.05, lockstep=lockstep)
+    topics = [deals_topic(BTC), deals_topic(ETH)]
+    async with (
+        SimServer(SimExchange(config)) as server,
+        fast_client(server.ws_url, topics) as client,
+    ):
+        await client.wait_connected(5)
+        events = await collect(
+            client,
+            lambda got: min(sum(t.symbol == s for t in trades(got)) for s in (BTC, ETH)) >= 40,
+        )
+    ticks = trades(events)
+    times = {s: [t.ts_event for t in ticks if t.symbol == s] for s in (BTC, ETH)}
+    shared = set(times[BTC]) & set(times[ETH])
+    if lockstep:
+        assert len(shared) >= 35  # the same instants (a first trade may come before the other)
+    else:
+        assert len(shared) <= 10  # a millisecond in common now and then, by chance
+        gaps = sorted(b - a for a, b in itertools.pairwise(times[BTC]))
+        assert gaps[len(gaps) // 2] < 100 * 1_000_000  # exponential gaps: median ln 2 x 50 ms
+        assert gaps[-1] > gaps[0]  # not a fixed period

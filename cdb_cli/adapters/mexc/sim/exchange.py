@@ -7,7 +7,7 @@ The aiohttp server (:mod:`.server`) only translates requests into these calls an
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 from pathlib import Path
@@ -57,6 +57,10 @@ class SimConfig:
     replay: Path | None = None
     history_minutes: int = 3 * 1440
     tick_interval: float | None = 0.5  # seconds between market steps; None: only manual steps
+    lockstep: bool = False
+    """Every symbol trades at once, exactly every ``tick_interval``; otherwise each symbol trades on
+    its own seeded random schedule (exponential gaps, mean ``tick_interval``), as a real market
+    does: bars of different symbols then do not all close in the same instant."""
     levels: int = 10
     level_quote: Decimal = Decimal(5000)
     rate_limit: int = 0  # REST requests per 10 s per client address; 0: unlimited
@@ -105,11 +109,15 @@ class SimExchange:
 
     # -- market --------------------------------------------------------------------------------
 
-    def step(self, prices: dict[str, Decimal] | None = None) -> list[PublicTrade]:
-        """Advance every market one tick (or to the given prices) and fill resting orders."""
+    def step(
+        self, prices: dict[str, Decimal] | None = None, symbols: Iterable[str] | None = None
+    ) -> list[PublicTrade]:
+        """Advance every market (or those of ``symbols``) one tick (or to the given prices) and
+        fill resting orders."""
         now = self.clock_ms()
         trades = []
-        for symbol, market in self.markets.items():
+        chosen = self.markets if symbols is None else {s: self.markets[s] for s in symbols}
+        for symbol, market in chosen.items():
             trades.append(market.step(now, (prices or {}).get(symbol)))
             self.books[symbol].refresh()
             self._match_resting(symbol, now)

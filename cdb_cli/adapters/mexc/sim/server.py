@@ -14,10 +14,11 @@ import contextlib
 import json
 import logging
 import math
+import random
 import socket
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from types import TracebackType
 from typing import Any
@@ -100,13 +101,30 @@ class SimServer:
         await self.stop()
 
     async def _tick_forever(self, interval: float) -> None:
+        if self.exchange.config.lockstep:
+            while True:
+                await asyncio.sleep(interval)
+                await self.step()
+        # Each symbol on its own clock: exponential gaps (trades arrive as a Poisson process, as
+        # on a real venue), seeded, so a run is repeatable in its order of trades.
+        rng = random.Random(f"{self.exchange.config.seed}:ticker")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        due = {symbol: started + rng.expovariate(1 / interval) for symbol in self.exchange.markets}
         while True:
-            await asyncio.sleep(interval)
-            await self.step()
+            await asyncio.sleep(max(0.0, min(due.values()) - loop.time()))
+            now = loop.time()
+            ready = [symbol for symbol, at in due.items() if at <= now]
+            await self.step(symbols=ready)
+            for symbol in ready:  # a late loop catches up with one trade, not a burst
+                due[symbol] = max(due[symbol] + rng.expovariate(1 / interval), now)
 
-    async def step(self, prices: dict[str, Decimal] | None = None) -> list[PublicTrade]:
-        """Advance the market once and push the frames of every subscription."""
-        trades = self.exchange.step(prices)
+    async def step(
+        self, prices: dict[str, Decimal] | None = None, symbols: Iterable[str] | None = None
+    ) -> list[PublicTrade]:
+        """Advance the market once (every symbol, or those of ``symbols``) and push the frames of
+        every subscription."""
+        trades = self.exchange.step(prices, symbols)
         await self.websocket.push(trades)
         await self.websocket.push_private(self.exchange.drain_outbox())
         return trades
