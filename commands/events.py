@@ -26,7 +26,7 @@ app = typer.Typer(
 
 TOPICS_HELP = (
     "market_data, trading_signals, risk_approved_trades, risk_events, execution_events, "
-    "system_health"
+    "system_health, market_bars"
 )
 
 

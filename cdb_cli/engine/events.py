@@ -46,7 +46,11 @@ __all__ = [
 
 
 class Topic(StrEnum):
-    """The seed's public topics; the contract between components, in process or over Redis."""
+    """The seed's public topics; the contract between components, in process or over Redis.
+
+    ``market_bars`` is ours, not the seed's: the closed bars of ``market_data`` once more, alone,
+    for the ``signals`` component, so that it is woken once per bar instead of once per trade.
+    """
 
     MARKET_DATA = "market_data"
     TRADING_SIGNALS = "trading_signals"
@@ -54,6 +58,7 @@ class Topic(StrEnum):
     RISK_EVENTS = "risk_events"
     EXECUTION_EVENTS = "execution_events"
     SYSTEM_HEALTH = "system_health"
+    MARKET_BARS = "market_bars"
 
 
 class Side(StrEnum):
@@ -228,6 +233,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
 
 TOPIC_EVENT_TYPES: dict[Topic, tuple[type[Event], ...]] = {
     Topic.MARKET_DATA: (TradeTick, QuoteTick, Bar),
+    Topic.MARKET_BARS: (Bar,),
     # A HealthReport there is a component's progress marker for a bar (engine.remote).
     Topic.TRADING_SIGNALS: (TradingSignal, HealthReport),
     Topic.RISK_APPROVED_TRADES: (OrderApproved, HealthReport),

@@ -4,14 +4,16 @@ The five components talk only over the bus (Redis Streams, ``CDB_BUS_URL=redis:/
 one store (PostgreSQL, so that they can run on several hosts):
 
 - ``marketdata``: the MEXC feed (``CDB_MEXC_WS_URL``) → ``market_data``: trades, quotes and the
-  closed bars it builds; stores them.
-- ``signals``: closed bars → the strategies → ``trading_signals`` (stored) and its progress.
+  closed bars it builds; stores them. The bars also go, first, to ``market_bars``.
+- ``signals``: closed bars (``market_bars``: woken once per bar, not once per trade) → the
+  strategies → ``trading_signals`` (stored) and its progress.
 - ``risk``: ``market_data``, ``trading_signals``, ``execution_events`` → decisions on
   ``risk_events`` and approvals on ``risk_approved_trades`` (stored) and its progress.
 - ``execution``: ``market_data`` and approvals → the simulated venue → ``execution_events``;
   stores orders, fills and reports.
-- ``portfolio``: ``market_data`` and ``execution_events`` → the ledger → positions and equity
-  snapshots.
+- ``portfolio``: ``market_data`` (read in batches, at most four times a second: it decides
+  nothing, so it need not be woken by every trade) and ``execution_events`` → the ledger →
+  positions and equity snapshots.
 
 Same decisions as one process: streams are read independently, so every stage that decides
 follows the market stream in order and waits, at the places where one process would have had the

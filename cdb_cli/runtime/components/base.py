@@ -57,6 +57,7 @@ def bar_close_ns(bar: Bar, interval_ns: int) -> int:
 
 
 READ_AGAIN_S = 0.05
+READ_COUNT = 200
 """How long an inbox waits for the component to take a batch before it reads the next one."""
 
 KEEP_LATE = 1000
@@ -72,10 +73,18 @@ def prune(*tables: dict[Any, Any]) -> None:
 
 
 class Inbox:
-    """One subscription pumped into a local queue; see the module docstring."""
+    """One subscription pumped into a local queue; see the module docstring.
 
-    def __init__(self, subscription: Subscription, wake: asyncio.Event) -> None:
+    ``pace_s``: after a read that found the stream caught up (fewer than ``READ_COUNT`` entries),
+    wait that long before the next, so a component off the decision path takes what came in
+    batches rather than being woken (and taking a CPU from the decision path) by every entry.
+    """
+
+    def __init__(
+        self, subscription: Subscription, wake: asyncio.Event, pace_s: float = 0.0
+    ) -> None:
         self.subscription = subscription
+        self.pace_s = pace_s
         self.queue: deque[Delivery] = deque()
         self.arrival_ns: deque[int] = deque()
         self._wake = wake
@@ -115,7 +124,7 @@ class Inbox:
                 deliveries = await self.subscription.reclaim(60.0)
                 reclaimed = True
             else:
-                deliveries = await self.subscription.fetch(200, 0.25)
+                deliveries = await self.subscription.fetch(READ_COUNT, 0.25)
             now = time.time_ns()
             duplicates = []
             for delivery in deliveries:
@@ -135,6 +144,11 @@ class Inbox:
                 self._taken.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._taken.wait(), READ_AGAIN_S)
+            if self.pace_s and len(deliveries) < READ_COUNT and not stop.is_set():
+                # Paced and caught up: let the stream fill for a while instead of being woken by
+                # every entry (behind, it reads on at once).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.pace_s)
 
     async def close(self) -> None:
         with contextlib.suppress(CdbError):
@@ -162,6 +176,8 @@ class Component:
 
     name: ClassVar[str] = ""
     topics: ClassVar[tuple[Topic, ...]] = ()
+    paced: ClassVar[dict[Topic, float]] = {}
+    """Topics read at most every so many seconds (``Inbox.pace_s``) instead of at once."""
 
     def __init__(
         self,
@@ -240,7 +256,8 @@ class Component:
             await self.bus.publish_many(items)
             if self.metrics is not None:
                 for topic, event in items:
-                    self.metrics.observe_event(topic, event)
+                    if topic is not Topic.MARKET_BARS:  # a bar's second copy: counted once
+                        self.metrics.observe_event(topic, event)
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n
@@ -309,7 +326,7 @@ class Component:
             consumer = f"{self.name}@{socket.gethostname()}"[:64]
             for topic in self.topics:
                 subscription = await self.bus.subscribe(topic, self.name, consumer)
-                self.inboxes[topic] = Inbox(subscription, self.wake)
+                self.inboxes[topic] = Inbox(subscription, self.wake, self.paced.get(topic, 0.0))
         except Exception as e:
             await self._alert_failure(e, "could not start")
             raise

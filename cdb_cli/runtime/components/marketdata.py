@@ -1,4 +1,5 @@
-"""``marketdata``: the feed → ``market_data``, with the closed bars built from its trades.
+"""``marketdata``: the feed → ``market_data``, with the closed bars built from its trades;
+the bars also on ``market_bars`` (for ``signals``).
 
 Each trade goes through a :class:`~cdb_cli.engine.bars.BarBuilder`; a bar it closes is published
 **just before** that trade, with ``closed_at`` = the trade's time (one process decides on the bar
@@ -96,6 +97,9 @@ class MarketDataComponent(Component):
             for subject, body in self.watch.check(now, self.run_id):
                 await send_alert(self.alert, subject, body)
         if items:
-            await self.publish(items)
+            # The bars first, on their own stream too: Redis answers the reader blocked on the
+            # first key it wrote first, and signals (which reads only bars) is the next stage.
+            bars = [(Topic.MARKET_BARS, event) for _, event in items if isinstance(event, Bar)]
+            await self.publish(bars + items)
             for _, event in items:
                 self.outbox.event(Topic.MARKET_DATA, event)

@@ -19,7 +19,7 @@ import logging
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import ExecutionReport, Topic, TradeTick
@@ -50,6 +50,7 @@ class _Unstored:
 class PortfolioComponent(Component):
     name = "portfolio"
     topics = (Topic.MARKET_DATA, Topic.EXECUTION_EVENTS)
+    paced: ClassVar[dict[Topic, float]] = {Topic.MARKET_DATA: 0.25}
 
     ledger: Portfolio
 

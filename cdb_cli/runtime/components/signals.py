@@ -1,4 +1,4 @@
-"""``signals``: closed bars of ``market_data`` → the strategies → ``trading_signals``.
+"""``signals``: closed bars (``market_bars``) → the strategies → ``trading_signals``.
 
 One ``EmaCrossStrategy`` per symbol (the kernel's ``signal_config``), warmed from MEXC 1-minute
 klines when the bars are 1-minute bars. For each closed bar (a ``Bar`` with ``closed_at``, as the
@@ -30,7 +30,7 @@ WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
 
 class SignalsComponent(Component):
     name = "signals"
-    topics = (Topic.MARKET_DATA,)
+    topics = (Topic.MARKET_BARS,)
 
     def __init__(self, *args: Any, warm_up: WarmUp | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -55,7 +55,7 @@ class SignalsComponent(Component):
             logger.info("Warmed %s with %d bars", symbol, len(history))
 
     async def step(self) -> None:
-        inbox = self.inboxes[Topic.MARKET_DATA]
+        inbox = self.inboxes[Topic.MARKET_BARS]
         if not inbox.queue:
             await self.idle()
             return

@@ -9,7 +9,7 @@ from typing import Any
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import Side, Topic, TradeTick
 from cdb_cli.engine.ports.bus import Delivery, Subscription
-from cdb_cli.runtime.components.base import READ_AGAIN_S, Inbox
+from cdb_cli.runtime.components.base import READ_AGAIN_S, READ_COUNT, Inbox
 
 
 class CountedFetches:
@@ -94,6 +94,38 @@ def test_an_inbox_does_not_queue_again_what_it_still_holds() -> None:
         await asyncio.sleep(READ_AGAIN_S * 4)  # not taken: read again, the same delivery comes
         assert subscription.first == []  # it was given again
         assert [d.event.ts_event for d in inbox.queue] == [1]
+        stop.set()
+        await asyncio.wait_for(pump, 2)
+
+    asyncio.run(scenario())
+
+
+def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        subscription = CountedFetches(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
+        inbox = Inbox(subscription, asyncio.Event(), pace_s=0.3)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(inbox.run(stop))
+        await asyncio.sleep(0.05)  # the first round reclaims (nothing), then it waits 0.3 s
+        for n in range(1, 4):
+            await bus.publish(Topic.MARKET_DATA, tick(n))
+            await asyncio.sleep(0.02)
+        assert subscription.fetches == 0  # not woken by each of them
+        await asyncio.sleep(0.4)
+        assert subscription.fetches == 1  # one read took all three
+        assert [d.event.ts_event for d in inbox.queue] == [1, 2, 3]
+        while inbox.queue:
+            inbox.pop()
+        # Behind (a full read): the next read follows without the pace.
+        await bus.publish_many([(Topic.MARKET_DATA, tick(n)) for n in range(READ_COUNT + 5)])
+        loop = asyncio.get_running_loop()
+        while len(inbox.queue) < READ_COUNT:
+            await asyncio.sleep(0.005)
+        full_at = loop.time()
+        while len(inbox.queue) < READ_COUNT + 5:
+            await asyncio.sleep(0.005)
+        assert loop.time() - full_at < 0.2  # READ_AGAIN_S, not the 0.3 s pace
         stop.set()
         await asyncio.wait_for(pump, 2)
 
