@@ -32,7 +32,8 @@ A wait is bounded (5 s): after it the component warns and goes on with what it h
 
 Consumer groups are named after the component: a restarted component gets back what it had not
 acknowledged, and ``risk``, ``execution`` and ``portfolio`` rebuild the ledger from the stored
-fills. A group starts at the end of its stream the first time, so start the consumers before
+fills (so ``risk`` and ``portfolio`` acknowledge a fill report only once ``execution`` has stored
+its fill: ``confirm.StoredFills``). A group starts at the end of its stream the first time, so start the consumers before
 ``marketdata``. Health and metrics: each component serves ``/health`` on ``CDB_HTTP_PORT`` plus
 its index in ``marketdata, signals, risk, execution, portfolio`` (8000..8004 by default).
 """

@@ -17,34 +17,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import ExecutionReport, Topic, TradeTick
 from cdb_cli.engine.portfolio import Portfolio
-from cdb_cli.engine.records import FillRecord
 from cdb_cli.engine.remote import report_fill
 from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.restore import restore_portfolio
-
-if TYPE_CHECKING:
-    from cdb_cli.engine.ports.bus import Delivery
 
 __all__ = ["PortfolioComponent"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class _Unstored:
-    """A fill report booked by the ledger, not yet acknowledged: the fill is not stored yet."""
-
-    delivery: Delivery
-    fill: FillRecord
-    since: float  # time.monotonic() when it was booked
-    given_up: bool = False  # acknowledged after the timeout; still looked for in the store
 
 
 class PortfolioComponent(Component):
@@ -66,12 +51,11 @@ class PortfolioComponent(Component):
         self._snapshot_interval_s = snapshot_interval_s
         self._next_snapshot = 0.0
         self._confirm_interval_s = confirm_interval_s
-        self._next_confirm = 0.0
         self._confirm_timeout_s = confirm_timeout_s
-        self._unstored: list[_Unstored] = []
         self._positions_due = False
 
     async def prepare(self) -> None:
+        self._stored_fills: StoredFills | None = None
         fills = await self.call(self.store.fills)
         self.ledger = await self.call(
             restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
@@ -93,16 +77,15 @@ class PortfolioComponent(Component):
             market.done(delivery)
         self._positions_due |= filled
         self._set_metrics()
-        loop = asyncio.get_running_loop()
-        if self._unstored and loop.time() >= self._next_confirm:
-            self._next_confirm = loop.time() + self._confirm_interval_s
-            await self._confirm_stored()
-        if self._positions_due and not self._unstored:
+        stored = self._confirmations()
+        await stored.confirm_due()
+        if self._positions_due and stored.all_stored:
             # Only positions the stored fills explain, each as of its last fill: a restart checks
             # a record against the stored fills up to that time (and not one older than a fill
             # this ledger has not seen yet).
             self.positions.extend(self.ledger.positions_records())
             self._positions_due = False
+        loop = asyncio.get_running_loop()
         if loop.time() >= self._next_snapshot:
             self._next_snapshot = loop.time() + self._snapshot_interval_s
             await self._snapshot()
@@ -119,8 +102,7 @@ class PortfolioComponent(Component):
                 if self.ledger.apply_fill(fill):  # False: booked (stored) already
                     filled = True
                     self.count("fills")
-                # done once execution stored it
-                self._unstored.append(_Unstored(delivery, fill, time.monotonic()))
+                self._confirmations().hold(delivery, fill)  # done once execution stored it
             else:
                 reports.done(delivery)
         return filled
@@ -135,37 +117,21 @@ class PortfolioComponent(Component):
         metrics.drawdown_from_peak.set(float(ledger.drawdown_from_peak_pct()))
         metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
 
-    async def _confirm_stored(self) -> None:
-        """Mark done the reports whose fills ``execution`` has stored (a store error: next time).
-        One not stored after ``confirm_timeout_s`` is marked done with a warning (the bus stops
-        delivering it), its fill stays booked and is still looked for: until the store has it,
-        no position is written (a restart would find it disagreeing with the stored fills)."""
-        reports = self.inboxes[Topic.EXECUTION_EVENTS]
-        waiting: list[_Unstored] = []
-        for item in self._unstored:
-            fill = item.fill
-            try:
-                stored = await self.call(
-                    self.store.fills, client_order_id=fill.client_order_id, symbol=fill.symbol
-                )
-            except CdbError:
-                waiting.append(item)
-                continue
-            if any(f.fill_id == fill.fill_id for f in stored):
-                if not item.given_up:
-                    reports.done(item.delivery)
-                continue
-            if not item.given_up and time.monotonic() - item.since > self._confirm_timeout_s:
-                item.given_up = True
-                reports.done(item.delivery)
-                logger.warning(
-                    "portfolio: execution has not stored fill %s after %.0f s; acknowledged, "
-                    "and no position is written until it has (a restart goes by the store)",
-                    fill.fill_id,
-                    self._confirm_timeout_s,
-                )
-            waiting.append(item)
-        self._unstored = waiting
+    def _confirmations(self) -> StoredFills:
+        """The fill reports waiting for ``execution`` to store their fills: until the store has
+        one, no position is written (a restart would find it disagreeing with the stored
+        fills)."""
+        if self._stored_fills is None:
+            self._stored_fills = StoredFills(
+                "portfolio",
+                self.inboxes[Topic.EXECUTION_EVENTS],
+                self.store,
+                self.call,
+                interval_s=self._confirm_interval_s,
+                timeout_s=self._confirm_timeout_s,
+                consequence="no position is written until it has; a restart goes by the store",
+            )
+        return self._stored_fills
 
     async def _snapshot(self) -> None:
         snapshot = self.ledger.snapshot(time.time_ns())

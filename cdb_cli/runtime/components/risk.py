@@ -45,11 +45,12 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
-from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress
+from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress, report_fill
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
+from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import halt_alerts, send_alert
 
@@ -94,12 +95,17 @@ class RiskComponent(Component):
 
     pipeline: TradingPipeline
     execution: RemoteExecution
+    confirm_interval_s = 0.5
+    """How often ``risk`` asks the store whether the fills of the reports it holds are stored."""
+    confirm_timeout_s = 60.0
+    """After this, a fill report whose fill is not stored is acknowledged with a warning."""
 
     async def prepare(self) -> None:
         from cdb_cli.kernel import build_risk_pipeline
 
         self.clock = TestClock()
         self.recorder = _RiskRecorder()
+        self._stored_fills: StoredFills | None = None
         self._unpublished: list[tuple[Topic, Event]] = []
         self._approved_bars: list[str] = []
         self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
@@ -159,12 +165,41 @@ class RiskComponent(Component):
         reports = self.inboxes[Topic.EXECUTION_EVENTS]
         while reports.queue:
             delivery, _ = reports.pop()
-            if isinstance(delivery.event, ExecutionReport):
-                self.execution.deliver(delivery.event)
+            report = delivery.event
+            if isinstance(report, ExecutionReport):
+                self.execution.deliver(report)
+                if report.last_quantity > 0:  # done once execution stored the fill
+                    self._confirmations().hold(delivery, report_fill(report))
+                    continue
             reports.done(delivery)
 
+    def _confirmations(self) -> StoredFills:
+        """Fill reports wait for ``execution`` to store their fills before they are acknowledged:
+        a restart rebuilds the ledger from the stored fills, and must be given again a report
+        whose fill the store does not have yet."""
+        if self._stored_fills is None:
+            self._stored_fills = StoredFills(
+                "risk",
+                self.inboxes[Topic.EXECUTION_EVENTS],
+                self.store,
+                self.call,
+                interval_s=self.confirm_interval_s,
+                timeout_s=self.confirm_timeout_s,
+                consequence="a restart of risk goes by the store",
+            )
+        return self._stored_fills
+
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._read_operator_actions()]
+        return [self._read_operator_actions(), self._confirm_stored_fills()]
+
+    async def _confirm_stored_fills(self) -> None:
+        """Acknowledge the fill reports whose fills are stored, off the bars' path (each check
+        is a store read)."""
+        confirmations = self._confirmations()
+        while not self.stop.is_set():
+            await confirmations.confirm()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), confirmations.interval_s)
 
     async def _read_operator_actions(self) -> None:
         """Read the audited halts and resets every second, off the bars' path (a store read

@@ -104,7 +104,14 @@ def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
     async def scenario() -> None:
         bus = InMemoryBus()
         subscription = CountedFetches(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
-        inbox = Inbox(subscription, asyncio.Event(), pace_s=0.3)  # type: ignore[arg-type]
+        wake = asyncio.Event()
+        inbox = Inbox(subscription, wake, pace_s=0.3)  # type: ignore[arg-type]
+
+        async def queued(count: int) -> None:
+            while len(inbox.queue) < count:
+                wake.clear()
+                await asyncio.wait_for(wake.wait(), 2)
+
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
         await asyncio.sleep(0.05)  # the first round reclaims (nothing), then it waits 0.3 s
@@ -120,11 +127,9 @@ def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
         # Behind (a full read): the next read follows without the pace.
         await bus.publish_many([(Topic.MARKET_DATA, tick(n)) for n in range(READ_COUNT + 5)])
         loop = asyncio.get_running_loop()
-        while len(inbox.queue) < READ_COUNT:
-            await asyncio.sleep(0.005)
+        await queued(READ_COUNT)
         full_at = loop.time()
-        while len(inbox.queue) < READ_COUNT + 5:
-            await asyncio.sleep(0.005)
+        await queued(READ_COUNT + 5)
         assert loop.time() - full_at < 0.2  # READ_AGAIN_S, not the 0.3 s pace
         stop.set()
         await asyncio.wait_for(pump, 2)

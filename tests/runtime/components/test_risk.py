@@ -283,3 +283,91 @@ def test_risk_publishes_the_bars_of_one_batch_together_but_not_behind_a_wait(
         store.close()
 
     asyncio.run(scenario())
+
+
+def test_risk_acknowledges_a_fill_report_only_once_execution_stored_the_fill(
+    tmp_path: Path,
+) -> None:
+    """A restart rebuilds risk's ledger from the stored fills: a report whose fill the store does
+    not have yet must be given again to the next risk process, so it is not acknowledged until
+    the store has the fill (then it is, and a later restart does not get it again)."""
+    from cdb_cli.engine.events import ExecutionReport
+    from cdb_cli.engine.records import OrderRecord
+    from cdb_cli.engine.remote import report_fill
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
+    store = open_store(settings, create_if_new=True)
+    order = OrderRecord(
+        client_order_id="pold-3",
+        decision_id="pold-2",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(500),
+        status="NEW",
+        ts_created=T0,
+        ts_updated=T0,
+        mode="paper",
+    )
+    store.save_order(order)
+    report = ExecutionReport(
+        event_id="pold-3-pexecr1",
+        symbol=SYMBOL,
+        ts_event=T0 + SECOND,
+        source="paper",
+        client_order_id=order.client_order_id,
+        side=Side.BUY,
+        status="FILLED",
+        last_quantity=Decimal("4.99"),
+        last_price=Decimal("100.01"),
+        fee=Decimal("0.2495499"),
+        fee_asset="USDT",
+    )
+    bus = InMemoryBus()
+
+    async def run_risk(
+        trades: Sequence[TradeTick], *, then_store: bool, report_first: bool = False
+    ) -> RiskComponent:
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=[SYMBOL],
+            instruments={SYMBOL: default_instrument(SYMBOL)},
+            run_id="ptestrisk3",
+            flush_interval_s=0.05,
+            wait_timeout_s=0.5,
+        )
+        risk.confirm_interval_s = 0.05
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        if report_first:
+            await bus.publish(Topic.EXECUTION_EVENTS, report)
+        for tick in trades:
+            await bus.publish(Topic.MARKET_DATA, tick)
+        await asyncio.sleep(1.0)
+        if then_store:  # what execution does with its fill, a little later
+            store.add_fill(report_fill(report))
+            await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return risk
+
+    async def scenario() -> None:
+        first = await run_risk([trade(T0 + SECOND, "100")], then_store=False, report_first=True)
+        assert first.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")  # booked
+        # The store lacks the fill: the next risk process is given the report again.
+        second = await run_risk([trade(T0 + 2 * SECOND, "101")], then_store=True)
+        assert second.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")
+        assert not second.execution.has_working(SYMBOL)
+        # Stored, so acknowledged: nothing of the group is left pending for anyone to claim.
+        probe = await bus.subscribe(Topic.EXECUTION_EVENTS, "risk", "probe")
+        assert await probe.reclaim(0.0) == []
+        third = await run_risk([], then_store=False)  # the fill comes from the store
+        assert third.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()

@@ -1,0 +1,115 @@
+"""Fill reports acknowledged only once ``execution`` has stored their fill.
+
+A component that books a fill from a report (``portfolio``, ``risk``) and rebuilds its ledger
+from the stored fills at start must not acknowledge the report before the store has the fill: a
+restart in between would rebuild without the fill and, the report being acknowledged, never be
+given it again. :class:`StoredFills` holds such deliveries and marks them done once the store
+has their fill (checked at most every ``interval_s``). One not stored after ``timeout_s`` is
+marked done with a warning (the bus stops delivering it) and still looked for, so the component
+can tell whether every fill it booked is stored (``all_stored``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from cdb_cli.engine.errors import CdbError
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.ports.bus import Delivery
+    from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.records import FillRecord
+    from cdb_cli.runtime.components.base import Inbox
+
+__all__ = ["StoredFills"]
+
+logger = logging.getLogger(__name__)
+
+Call = Callable[..., Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class _Unstored:
+    """A fill report booked, not yet acknowledged: the fill is not stored yet."""
+
+    delivery: Delivery
+    fill: FillRecord
+    since: float  # time.monotonic() when it was held
+    given_up: bool = False  # acknowledged after the timeout; still looked for in the store
+
+
+class StoredFills:
+    """See the module docstring. ``call`` runs a blocking store call off the loop."""
+
+    def __init__(
+        self,
+        who: str,
+        inbox: Inbox,
+        store: Store,
+        call: Call,
+        *,
+        interval_s: float = 0.5,
+        timeout_s: float = 60.0,
+        consequence: str = "a restart goes by the store",
+    ) -> None:
+        self.who = who
+        self.inbox = inbox
+        self.store = store
+        self.call = call
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.consequence = consequence
+        self._unstored: list[_Unstored] = []
+        self._next = 0.0
+
+    def hold(self, delivery: Delivery, fill: FillRecord) -> None:
+        """Keep ``delivery`` unacknowledged until the store has ``fill``."""
+        self._unstored.append(_Unstored(delivery, fill, time.monotonic()))
+
+    @property
+    def all_stored(self) -> bool:
+        """Whether the store has every fill held so far (given-up ones included)."""
+        return not self._unstored
+
+    async def confirm_due(self) -> None:
+        """Check the store, unless it was checked less than ``interval_s`` ago."""
+        loop = asyncio.get_running_loop()
+        if self._unstored and loop.time() >= self._next:
+            self._next = loop.time() + self.interval_s
+            await self.confirm()
+
+    async def confirm(self) -> None:
+        """Mark done the deliveries whose fills are stored (a store error: next time). Safe to
+        run beside ``hold`` (a background loop): what is held meanwhile waits for the next."""
+        items, self._unstored = self._unstored, []
+        waiting: list[_Unstored] = []
+        for item in items:
+            fill = item.fill
+            try:
+                stored = await self.call(
+                    self.store.fills, client_order_id=fill.client_order_id, symbol=fill.symbol
+                )
+            except CdbError:
+                waiting.append(item)
+                continue
+            if any(f.fill_id == fill.fill_id for f in stored):
+                if not item.given_up:
+                    self.inbox.done(item.delivery)
+                continue
+            if not item.given_up and time.monotonic() - item.since > self.timeout_s:
+                item.given_up = True
+                self.inbox.done(item.delivery)
+                logger.warning(
+                    "%s: execution has not stored fill %s after %.0f s; acknowledged (%s)",
+                    self.who,
+                    fill.fill_id,
+                    self.timeout_s,
+                    self.consequence,
+                )
+            waiting.append(item)
+        self._unstored[:0] = waiting
