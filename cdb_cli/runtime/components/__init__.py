@@ -33,9 +33,10 @@ A wait is bounded (5 s): after it the component warns and goes on with what it h
 Consumer groups are named after the component: a restarted component gets back what it had not
 acknowledged, and ``risk``, ``execution`` and ``portfolio`` rebuild the ledger from the stored
 fills (so ``risk`` and ``portfolio`` acknowledge a fill report only once ``execution`` has stored
-its fill: ``confirm.StoredFills``). A group starts at the end of its stream the first time, so start the consumers before
-``marketdata``. Health and metrics: each component serves ``/health`` on ``CDB_HTTP_PORT`` plus
-its index in ``marketdata, signals, risk, execution, portfolio`` (8000..8004 by default).
+its fill: ``confirm.StoredFills``). A group starts at the end of its stream the first time, so
+start the consumers before ``marketdata``. Health and metrics: each component serves ``/health``
+on ``CDB_HTTP_PORT`` plus its index in ``marketdata, signals, risk, execution, portfolio``
+(8000..8004 by default).
 """
 
 from __future__ import annotations

@@ -14,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
+from cdb_cli.engine.events import Topic
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery
@@ -44,12 +45,14 @@ class _Unstored:
 
 
 class StoredFills:
-    """See the module docstring. ``call`` runs a blocking store call off the loop."""
+    """See the module docstring. ``inboxes``: the component's (the reports' inbox is looked up
+    when needed: a component subscribes after it prepared); ``call`` runs a blocking store call
+    off the loop."""
 
     def __init__(
         self,
         who: str,
-        inbox: Inbox,
+        inboxes: Mapping[Topic, Inbox],
         store: Store,
         call: Call,
         *,
@@ -58,7 +61,7 @@ class StoredFills:
         consequence: str = "a restart goes by the store",
     ) -> None:
         self.who = who
-        self.inbox = inbox
+        self._inboxes = inboxes  # the component's, filled once it subscribed
         self.store = store
         self.call = call
         self.interval_s = interval_s
@@ -82,6 +85,11 @@ class StoredFills:
         if self._unstored and loop.time() >= self._next:
             self._next = loop.time() + self.interval_s
             await self.confirm()
+
+    @property
+    def inbox(self) -> Inbox:
+        """Where the execution reports come from."""
+        return self._inboxes[Topic.EXECUTION_EVENTS]
 
     async def confirm(self) -> None:
         """Mark done the deliveries whose fills are stored (a store error: next time). Safe to

@@ -55,7 +55,17 @@ class PortfolioComponent(Component):
         self._positions_due = False
 
     async def prepare(self) -> None:
-        self._stored_fills: StoredFills | None = None
+        # Until the store has a booked fill, no position is written (a restart would find it
+        # disagreeing with the stored fills).
+        self.stored_fills = StoredFills(
+            self.name,
+            self.inboxes,
+            self.store,
+            self.call,
+            interval_s=self._confirm_interval_s,
+            timeout_s=self._confirm_timeout_s,
+            consequence="no position is written until it has; a restart goes by the store",
+        )
         fills = await self.call(self.store.fills)
         self.ledger = await self.call(
             restore_portfolio, self.store, await self.starting_cash(), fills, self.quote
@@ -77,9 +87,8 @@ class PortfolioComponent(Component):
             market.done(delivery)
         self._positions_due |= filled
         self._set_metrics()
-        stored = self._confirmations()
-        await stored.confirm_due()
-        if self._positions_due and stored.all_stored:
+        await self.stored_fills.confirm_due()
+        if self._positions_due and self.stored_fills.all_stored:
             # Only positions the stored fills explain, each as of its last fill: a restart checks
             # a record against the stored fills up to that time (and not one older than a fill
             # this ledger has not seen yet).
@@ -102,7 +111,7 @@ class PortfolioComponent(Component):
                 if self.ledger.apply_fill(fill):  # False: booked (stored) already
                     filled = True
                     self.count("fills")
-                self._confirmations().hold(delivery, fill)  # done once execution stored it
+                self.stored_fills.hold(delivery, fill)  # done once execution stored it
             else:
                 reports.done(delivery)
         return filled
@@ -116,22 +125,6 @@ class PortfolioComponent(Component):
         metrics.daily_drawdown.set(float(ledger.daily_drawdown_pct()))
         metrics.drawdown_from_peak.set(float(ledger.drawdown_from_peak_pct()))
         metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
-
-    def _confirmations(self) -> StoredFills:
-        """The fill reports waiting for ``execution`` to store their fills: until the store has
-        one, no position is written (a restart would find it disagreeing with the stored
-        fills)."""
-        if self._stored_fills is None:
-            self._stored_fills = StoredFills(
-                "portfolio",
-                self.inboxes[Topic.EXECUTION_EVENTS],
-                self.store,
-                self.call,
-                interval_s=self._confirm_interval_s,
-                timeout_s=self._confirm_timeout_s,
-                consequence="no position is written until it has; a restart goes by the store",
-            )
-        return self._stored_fills
 
     async def _snapshot(self) -> None:
         snapshot = self.ledger.snapshot(time.time_ns())

@@ -105,7 +105,17 @@ class RiskComponent(Component):
 
         self.clock = TestClock()
         self.recorder = _RiskRecorder()
-        self._stored_fills: StoredFills | None = None
+        # A restart rebuilds the ledger from the stored fills: a report whose fill the store does
+        # not have yet must be given again, so it is acknowledged only once the store has it.
+        self.stored_fills = StoredFills(
+            self.name,
+            self.inboxes,
+            self.store,
+            self.call,
+            interval_s=self.confirm_interval_s,
+            timeout_s=self.confirm_timeout_s,
+            consequence="a restart of risk goes by the store",
+        )
         self._unpublished: list[tuple[Topic, Event]] = []
         self._approved_bars: list[str] = []
         self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
@@ -169,25 +179,9 @@ class RiskComponent(Component):
             if isinstance(report, ExecutionReport):
                 self.execution.deliver(report)
                 if report.last_quantity > 0:  # done once execution stored the fill
-                    self._confirmations().hold(delivery, report_fill(report))
+                    self.stored_fills.hold(delivery, report_fill(report))
                     continue
             reports.done(delivery)
-
-    def _confirmations(self) -> StoredFills:
-        """Fill reports wait for ``execution`` to store their fills before they are acknowledged:
-        a restart rebuilds the ledger from the stored fills, and must be given again a report
-        whose fill the store does not have yet."""
-        if self._stored_fills is None:
-            self._stored_fills = StoredFills(
-                "risk",
-                self.inboxes[Topic.EXECUTION_EVENTS],
-                self.store,
-                self.call,
-                interval_s=self.confirm_interval_s,
-                timeout_s=self.confirm_timeout_s,
-                consequence="a restart of risk goes by the store",
-            )
-        return self._stored_fills
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
         return [self._read_operator_actions(), self._confirm_stored_fills()]
@@ -195,11 +189,10 @@ class RiskComponent(Component):
     async def _confirm_stored_fills(self) -> None:
         """Acknowledge the fill reports whose fills are stored, off the bars' path (each check
         is a store read)."""
-        confirmations = self._confirmations()
         while not self.stop.is_set():
-            await confirmations.confirm()
+            await self.stored_fills.confirm()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), confirmations.interval_s)
+                await asyncio.wait_for(self.stop.wait(), self.stored_fills.interval_s)
 
     async def _read_operator_actions(self) -> None:
         """Read the audited halts and resets every second, off the bars' path (a store read

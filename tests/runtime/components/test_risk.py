@@ -13,6 +13,7 @@ from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import (
     Bar,
     Event,
+    ExecutionReport,
     HealthReport,
     OrderApproved,
     QuoteTick,
@@ -24,6 +25,7 @@ from cdb_cli.engine.events import (
     TradingSignal,
 )
 from cdb_cli.engine.instruments import default_instrument
+from cdb_cli.engine.records import OrderRecord
 from cdb_cli.engine.remote import progress_report, read_progress
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.risk import RiskComponent
@@ -59,6 +61,39 @@ def bar(open_ns: int, close: str, closed_at: int) -> Bar:
         close=price,
         volume=Decimal(3),
         closed_at=closed_at,
+    )
+
+
+def working_order() -> OrderRecord:
+    """A buy approved before a restart, still working in the store."""
+    return OrderRecord(
+        client_order_id="pold-3",
+        decision_id="pold-2",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(500),
+        status="NEW",
+        ts_created=T0,
+        ts_updated=T0,
+        mode="paper",
+    )
+
+
+def fill_report(order: OrderRecord, ts: int) -> ExecutionReport:
+    """The execution's report of ``order`` filled at the trade at ``ts``."""
+    return ExecutionReport(
+        event_id=f"{order.client_order_id}-pexecr1",
+        symbol=SYMBOL,
+        ts_event=ts,
+        source="paper",
+        client_order_id=order.client_order_id,
+        side=Side.BUY,
+        status="FILLED",
+        last_quantity=Decimal("4.99"),
+        last_price=Decimal("100.01"),
+        fee=Decimal("0.2495499"),
+        fee_asset="USDT",
     )
 
 
@@ -149,23 +184,9 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
     """An order approved before a restart is still working in the store: the new risk process
     counts it as pending, waits at the next trade for the execution's word on it, and books the
     fill there (its ledger mirror then holds the position)."""
-    from cdb_cli.engine.events import ExecutionReport
-    from cdb_cli.engine.records import OrderRecord
-
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
     store = open_store(settings, create_if_new=True)
-    order = OrderRecord(
-        client_order_id="pold-3",
-        decision_id="pold-2",
-        symbol=SYMBOL,
-        side=Side.BUY,
-        order_type="MARKET",
-        quote_amount=Decimal(500),
-        status="NEW",
-        ts_created=T0,
-        ts_updated=T0,
-        mode="paper",
-    )
+    order = working_order()
     store.save_order(order)
 
     async def scenario() -> None:
@@ -187,19 +208,7 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
         await asyncio.sleep(0.3)
         assert risk.execution.has_working(SYMBOL)  # held at the trade until the report comes
         assert risk.pipeline.portfolio.quantity(SYMBOL) == 0
-        report = ExecutionReport(
-            event_id="pold-3-pexecr1",
-            symbol=SYMBOL,
-            ts_event=filling.ts_event,
-            source="paper",
-            client_order_id=order.client_order_id,
-            side=Side.BUY,
-            status="FILLED",
-            last_quantity=Decimal("4.99"),
-            last_price=Decimal("100.01"),
-            fee=Decimal("0.2495499"),
-            fee_asset="USDT",
-        )
+        report = fill_report(order, filling.ts_event)
         await bus.publish(Topic.EXECUTION_EVENTS, report)
         for _ in range(50):
             if not risk.execution.has_working(SYMBOL):
@@ -291,38 +300,13 @@ def test_risk_acknowledges_a_fill_report_only_once_execution_stored_the_fill(
     """A restart rebuilds risk's ledger from the stored fills: a report whose fill the store does
     not have yet must be given again to the next risk process, so it is not acknowledged until
     the store has the fill (then it is, and a later restart does not get it again)."""
-    from cdb_cli.engine.events import ExecutionReport
-    from cdb_cli.engine.records import OrderRecord
     from cdb_cli.engine.remote import report_fill
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
     store = open_store(settings, create_if_new=True)
-    order = OrderRecord(
-        client_order_id="pold-3",
-        decision_id="pold-2",
-        symbol=SYMBOL,
-        side=Side.BUY,
-        order_type="MARKET",
-        quote_amount=Decimal(500),
-        status="NEW",
-        ts_created=T0,
-        ts_updated=T0,
-        mode="paper",
-    )
+    order = working_order()
     store.save_order(order)
-    report = ExecutionReport(
-        event_id="pold-3-pexecr1",
-        symbol=SYMBOL,
-        ts_event=T0 + SECOND,
-        source="paper",
-        client_order_id=order.client_order_id,
-        side=Side.BUY,
-        status="FILLED",
-        last_quantity=Decimal("4.99"),
-        last_price=Decimal("100.01"),
-        fee=Decimal("0.2495499"),
-        fee_asset="USDT",
-    )
+    report = fill_report(order, T0 + SECOND)
     bus = InMemoryBus()
 
     async def run_risk(
