@@ -76,7 +76,11 @@ def sim_exchange(
         ),
     ] = 0.5,
     lockstep: Annotated[
-        bool, typer.Option(help="Step every symbol at once on a fixed clock (old behaviour).")
+        bool,
+        typer.Option(
+            help="Step every symbol at once on a fixed clock (with --replay: every symbol on "
+            "the same row)."
+        ),
     ] = False,
     level_quote: Annotated[
         float,

@@ -187,7 +187,9 @@ class RedisBus:
             try:
                 await self._redis.xgroup_destroy(self.stream_key(Topic(topic)), group)
             except redis_errors.ResponseError as e:
-                if "no such key" not in str(e).lower():
+                # No stream: "no such key" (older servers), "requires the key to exist" (7.x).
+                message = str(e).lower()
+                if "no such key" not in message and "requires the key to exist" not in message:
                     raise
 
     async def ping_latency_ms(self) -> float:

@@ -229,6 +229,20 @@ def test_redis_bus_recreates_a_group_deleted_under_it(redis_url: str, prefix: st
 
 
 @pytest.mark.infra
+def test_redis_bus_drops_a_group_and_ignores_one_that_is_not_there(
+    redis_url: str, prefix: str
+) -> None:
+    async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
+        await bus.drop_group(MD, "g")  # no stream at all (Redis 7: "requires the key to exist")
+        await bus.subscribe(MD, "g", "c")
+        await bus.drop_group(MD, "other")  # a stream without that group
+        await bus.drop_group(MD, "g")
+        assert await raw.xinfo_groups(bus.stream_key(MD)) == []
+
+    with_raw_client(redis_url, prefix, scenario)
+
+
+@pytest.mark.infra
 def test_redis_bus_trims_streams_and_reports_latency(redis_url: str, prefix: str) -> None:
     async def main() -> None:
         async with RedisBus(redis_url, prefix=prefix, maxlen=10) as bus:

@@ -57,8 +57,10 @@ def bar_close_ns(bar: Bar, interval_ns: int) -> int:
 
 
 READ_AGAIN_S = 0.05
-READ_COUNT = 200
 """How long an inbox waits for the component to take a batch before it reads the next one."""
+
+READ_COUNT = 200
+"""The most entries one read takes."""
 
 KEEP_LATE = 1000
 """Announcements kept for bars already handled (late arrivals after a wait timed out)."""
@@ -91,13 +93,14 @@ class Inbox:
         self._taken = asyncio.Event()
         self._done: list[Delivery] = []
         self._dedup = DedupWindow()
-        self._pending: set[str] = set()  # event ids queued or being handled, not yet done
+        # event id → message id of what is queued or being handled (or held), not yet done
+        self._pending: dict[str, str] = {}
 
     def done(self, delivery: Delivery) -> None:
         """Mark a delivery handled: acknowledged on the next round of the pump."""
         self._done.append(delivery)
         self._dedup.add(delivery.event.event_id)
-        self._pending.discard(delivery.event.event_id)
+        self._pending.pop(delivery.event.event_id, None)
 
     def pop(self) -> tuple[Delivery, int]:
         item = self.queue.popleft(), self.arrival_ns.popleft()
@@ -132,9 +135,15 @@ class Inbox:
                 if event_id in self._dedup:
                     duplicates.append(delivery)  # handled before: acknowledge it again
                     continue
-                if event_id in self._pending:
-                    continue  # the same, redelivered while queued: its handling acknowledges it
-                self._pending.add(event_id)
+                held = self._pending.get(event_id)
+                if held is not None:
+                    if held != delivery.message_id:
+                        # A copy under another message id (a publish retried after a lost
+                        # reply): the entry held stands for it, and its handling will not
+                        # acknowledge this one.
+                        duplicates.append(delivery)
+                    continue  # the same entry, read again while held: acknowledged when done
+                self._pending[event_id] = delivery.message_id
                 self.queue.append(delivery)
                 self.arrival_ns.append(now)
             if duplicates:

@@ -5,8 +5,8 @@ from the stored fills at start must not acknowledge the report before the store 
 restart in between would rebuild without the fill and, the report being acknowledged, never be
 given it again. :class:`StoredFills` holds such deliveries and marks them done once the store
 has their fill (checked at most every ``interval_s``). One not stored after ``timeout_s`` is
-marked done with a warning (the bus stops delivering it) and still looked for, so the component
-can tell whether every fill it booked is stored (``all_stored``).
+marked done with a warning (the bus stops delivering it) and, unless told to forget it, still
+looked for, so the component can tell whether every fill it booked is stored (``all_stored``).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ class _Unstored:
 class StoredFills:
     """See the module docstring. ``inboxes``: the component's (the reports' inbox is looked up
     when needed: a component subscribes after it prepared); ``call`` runs a blocking store call
-    off the loop."""
+    off the loop; ``keep_given_up``: go on looking for a fill after the timeout (for
+    ``all_stored``), or forget it."""
 
     def __init__(
         self,
@@ -59,6 +60,7 @@ class StoredFills:
         interval_s: float = 0.5,
         timeout_s: float = 60.0,
         consequence: str = "a restart goes by the store",
+        keep_given_up: bool = True,
     ) -> None:
         self.who = who
         self._inboxes = inboxes  # the component's, filled once it subscribed
@@ -67,6 +69,7 @@ class StoredFills:
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.consequence = consequence
+        self.keep_given_up = keep_given_up
         self._unstored: list[_Unstored] = []
         self._next = 0.0
 
@@ -92,32 +95,38 @@ class StoredFills:
         return self._inboxes[Topic.EXECUTION_EVENTS]
 
     async def confirm(self) -> None:
-        """Mark done the deliveries whose fills are stored (a store error: next time). Safe to
-        run beside ``hold`` (a background loop): what is held meanwhile waits for the next."""
-        items, self._unstored = self._unstored, []
-        waiting: list[_Unstored] = []
-        for item in items:
-            fill = item.fill
+        """Mark done the deliveries whose fills are stored (a store error: next time); one store
+        read per order. Safe beside ``hold`` (a background loop): what is held meanwhile waits
+        for the next check, and what is being checked still counts in ``all_stored``."""
+        by_order: dict[tuple[str, str], list[_Unstored]] = {}
+        for item in self._unstored:
+            by_order.setdefault((item.fill.client_order_id, item.fill.symbol), []).append(item)
+        settled: list[_Unstored] = []
+        for (client_order_id, symbol), items in by_order.items():
             try:
                 stored = await self.call(
-                    self.store.fills, client_order_id=fill.client_order_id, symbol=fill.symbol
+                    self.store.fills, client_order_id=client_order_id, symbol=symbol
                 )
             except CdbError:
-                waiting.append(item)
                 continue
-            if any(f.fill_id == fill.fill_id for f in stored):
-                if not item.given_up:
+            ids = {fill.fill_id for fill in stored}
+            for item in items:
+                if item.fill.fill_id in ids:
+                    if not item.given_up:
+                        self.inbox.done(item.delivery)
+                    settled.append(item)
+                elif not item.given_up and time.monotonic() - item.since > self.timeout_s:
+                    item.given_up = True
                     self.inbox.done(item.delivery)
-                continue
-            if not item.given_up and time.monotonic() - item.since > self.timeout_s:
-                item.given_up = True
-                self.inbox.done(item.delivery)
-                logger.warning(
-                    "%s: execution has not stored fill %s after %.0f s; acknowledged (%s)",
-                    self.who,
-                    fill.fill_id,
-                    self.timeout_s,
-                    self.consequence,
-                )
-            waiting.append(item)
-        self._unstored[:0] = waiting
+                    logger.warning(
+                        "%s: execution has not stored fill %s after %.0f s; acknowledged (%s)",
+                        self.who,
+                        item.fill.fill_id,
+                        self.timeout_s,
+                        self.consequence,
+                    )
+                    if not self.keep_given_up:
+                        settled.append(item)
+        if settled:
+            gone = {id(item) for item in settled}
+            self._unstored = [item for item in self._unstored if id(item) not in gone]

@@ -115,6 +115,7 @@ class RiskComponent(Component):
             interval_s=self.confirm_interval_s,
             timeout_s=self.confirm_timeout_s,
             consequence="a restart of risk goes by the store",
+            keep_given_up=False,  # risk writes no positions: nothing waits for it
         )
         self._unpublished: list[tuple[Topic, Event]] = []
         self._approved_bars: list[str] = []
@@ -193,6 +194,7 @@ class RiskComponent(Component):
             await self.stored_fills.confirm()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), self.stored_fills.interval_s)
+        await self.stored_fills.confirm()  # at stop: before the inboxes' last acknowledgement
 
     async def _read_operator_actions(self) -> None:
         """Read the audited halts and resets every second, off the bars' path (a store read

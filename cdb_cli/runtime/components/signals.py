@@ -42,6 +42,9 @@ class SignalsComponent(Component):
         self._warm_up = warm_up
 
     async def prepare(self) -> None:
+        # Before 2026-12 signals read market_data: its group there would only grow (the bars
+        # now come on market_bars).
+        await self.bus.drop_group(Topic.MARKET_DATA, self.name)
         if self._warm_up is None:
             return
         for symbol, strategy in self.strategies.items():

@@ -135,3 +135,49 @@ def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
         await asyncio.wait_for(pump, 2)
 
     asyncio.run(scenario())
+
+
+class Batches:
+    """A subscription that hands out the given batches and records what is acknowledged."""
+
+    def __init__(self, batches: list[list[Delivery]]) -> None:
+        self.batches = batches
+        self.acked: list[str] = []
+
+    async def reclaim(self, min_idle_s: float, max_count: int = 100) -> list[Delivery]:
+        return []
+
+    async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
+        if self.batches:
+            return self.batches.pop(0)
+        await asyncio.sleep(0.01)
+        return []
+
+    async def ack(self, *deliveries: Delivery) -> None:
+        self.acked += [delivery.message_id for delivery in deliveries]
+
+
+def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id() -> None:
+    """A publish retried after its reply was lost puts the same event in the stream twice. The
+    copy is not handled again, and it is acknowledged at once: the handling of the entry held
+    acknowledges only that entry."""
+    event = tick(1)
+    first = Delivery(Topic.MARKET_DATA, "1-0", event)
+    copy = Delivery(Topic.MARKET_DATA, "2-0", event)
+
+    async def scenario() -> None:
+        subscription = Batches([[first, copy], [first]])  # then the held entry read again
+        inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(inbox.run(stop))
+        await asyncio.sleep(0.2)
+        assert [d.message_id for d in inbox.queue] == ["1-0"]
+        assert subscription.acked == ["2-0"]  # the copy; the entry read again is still held
+        delivery, _ = inbox.pop()
+        inbox.done(delivery)
+        await inbox.ack()
+        assert subscription.acked == ["2-0", "1-0"]
+        stop.set()
+        await asyncio.wait_for(pump, 2)
+
+    asyncio.run(scenario())

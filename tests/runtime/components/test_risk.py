@@ -25,6 +25,7 @@ from cdb_cli.engine.events import (
     TradingSignal,
 )
 from cdb_cli.engine.instruments import default_instrument
+from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.engine.remote import progress_report, read_progress
 from cdb_cli.kernel import open_store
@@ -350,6 +351,71 @@ def test_risk_acknowledges_a_fill_report_only_once_execution_stored_the_fill(
         assert await probe.reclaim(0.0) == []
         third = await run_risk([], then_store=False)  # the fill comes from the store
         assert third.pipeline.portfolio.quantity(SYMBOL) == Decimal("4.99")
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def held_report_risk(settings: Settings, store: Store, bus: InMemoryBus) -> RiskComponent:
+    """A risk component that checks the store for held fills every 50 ms."""
+    risk = RiskComponent(
+        settings,
+        store=store,
+        bus=bus,
+        symbols=[SYMBOL],
+        instruments={SYMBOL: default_instrument(SYMBOL)},
+        run_id="ptestrisk4",
+        flush_interval_s=0.05,
+        wait_timeout_s=0.5,
+    )
+    risk.confirm_interval_s = 0.05
+    return risk
+
+
+def test_a_copy_of_a_held_fill_report_is_acknowledged_and_a_given_up_one_forgotten(
+    tmp_path: Path,
+) -> None:
+    """The same report twice in the stream (a retried publish) while risk holds the first for
+    the store: the copy is acknowledged, and once the fill is stored nothing is left pending.
+    A report whose fill never comes is acknowledged after the timeout and not looked for again
+    (risk writes no positions that would wait for it)."""
+    from cdb_cli.engine.remote import report_fill
+
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'risk.db'}", bar_seconds=1)
+    store = open_store(settings, create_if_new=True)
+    order = working_order()
+    store.save_order(order)
+    report = fill_report(order, T0 + SECOND)
+    bus = InMemoryBus()
+
+    async def scenario() -> None:
+        risk = held_report_risk(settings, store, bus)
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        await bus.publish(Topic.EXECUTION_EVENTS, report)
+        await bus.publish(Topic.MARKET_DATA, trade(T0 + SECOND, "100"))
+        await asyncio.sleep(0.4)
+        assert not risk.stored_fills.all_stored  # held: the store lacks the fill
+        await bus.publish(Topic.EXECUTION_EVENTS, report)  # the copy, another message id
+        await asyncio.sleep(0.3)
+        store.add_fill(report_fill(report))  # what execution does, a little later
+        await asyncio.sleep(0.5)
+        probe = await bus.subscribe(Topic.EXECUTION_EVENTS, "risk", "probe")
+        assert await probe.reclaim(0.0) == []
+        assert risk.stored_fills.all_stored
+        # A fill the store never gets: acknowledged after the timeout, then forgotten.
+        risk.stored_fills.timeout_s = 0.2
+        lost = fill_report(order, T0 + 2 * SECOND).model_copy(update={"event_id": "pold-3-x"})
+        await bus.publish(Topic.EXECUTION_EVENTS, lost)
+        await bus.publish(Topic.MARKET_DATA, trade(T0 + 2 * SECOND, "100"))
+        await asyncio.sleep(0.8)
+        assert await probe.reclaim(0.0) == []
+        assert risk.stored_fills.all_stored
+        stop.set()
+        await asyncio.wait_for(task, 10)
 
     try:
         asyncio.run(scenario())

@@ -56,7 +56,7 @@ class SimConfig:
     seed: int = 1
     replay: Path | None = None
     history_minutes: int = 3 * 1440
-    tick_interval: float | None = 0.5  # seconds between market steps; None: only manual steps
+    tick_interval: float | None = 0.5  # a symbol's mean seconds between trades; None: manual
     lockstep: bool = False
     """Every symbol trades at once, exactly every ``tick_interval``; otherwise each symbol trades on
     its own seeded random schedule (exponential gaps, mean ``tick_interval``), as a real market

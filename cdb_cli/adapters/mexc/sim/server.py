@@ -111,7 +111,7 @@ class SimServer:
         loop = asyncio.get_running_loop()
         started = loop.time()
         due = {symbol: started + rng.expovariate(1 / interval) for symbol in self.exchange.markets}
-        while True:
+        while due:
             await asyncio.sleep(max(0.0, min(due.values()) - loop.time()))
             now = loop.time()
             ready = [symbol for symbol, at in due.items() if at <= now]
