@@ -96,37 +96,36 @@ class StoredFills:
 
     async def confirm(self) -> None:
         """Mark done the deliveries whose fills are stored (a store error: next time); one store
-        read per order. Safe beside ``hold`` (a background loop): what is held meanwhile waits
-        for the next check, and what is being checked still counts in ``all_stored``."""
-        by_order: dict[tuple[str, str], list[_Unstored]] = {}
-        for item in self._unstored:
-            by_order.setdefault((item.fill.client_order_id, item.fill.symbol), []).append(item)
+        read for all of them (the fills in the window of their times). Safe beside ``hold`` (a
+        background loop): what is held meanwhile waits for the next check, and what is being
+        checked still counts in ``all_stored``."""
+        items = list(self._unstored)
+        if not items:
+            return
+        times = [item.fill.ts_event for item in items]
+        try:
+            stored = await self.call(self.store.fills, since_ns=min(times), until_ns=max(times) + 1)
+        except CdbError:
+            return
+        ids = {fill.fill_id for fill in stored}
         settled: list[_Unstored] = []
-        for (client_order_id, symbol), items in by_order.items():
-            try:
-                stored = await self.call(
-                    self.store.fills, client_order_id=client_order_id, symbol=symbol
-                )
-            except CdbError:
-                continue
-            ids = {fill.fill_id for fill in stored}
-            for item in items:
-                if item.fill.fill_id in ids:
-                    if not item.given_up:
-                        self.inbox.done(item.delivery)
-                    settled.append(item)
-                elif not item.given_up and time.monotonic() - item.since > self.timeout_s:
-                    item.given_up = True
+        for item in items:
+            if item.fill.fill_id in ids:
+                if not item.given_up:
                     self.inbox.done(item.delivery)
-                    logger.warning(
-                        "%s: execution has not stored fill %s after %.0f s; acknowledged (%s)",
-                        self.who,
-                        item.fill.fill_id,
-                        self.timeout_s,
-                        self.consequence,
-                    )
-                    if not self.keep_given_up:
-                        settled.append(item)
+                settled.append(item)
+            elif not item.given_up and time.monotonic() - item.since > self.timeout_s:
+                item.given_up = True
+                self.inbox.done(item.delivery)
+                logger.warning(
+                    "%s: execution has not stored fill %s after %.0f s; acknowledged (%s)",
+                    self.who,
+                    item.fill.fill_id,
+                    self.timeout_s,
+                    self.consequence,
+                )
+                if not self.keep_given_up:
+                    settled.append(item)
         if settled:
             gone = {id(item) for item in settled}
             self._unstored = [item for item in self._unstored if id(item) not in gone]

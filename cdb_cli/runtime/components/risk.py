@@ -95,8 +95,10 @@ class RiskComponent(Component):
 
     pipeline: TradingPipeline
     execution: RemoteExecution
-    confirm_interval_s = 0.5
-    """How often ``risk`` asks the store whether the fills of the reports it holds are stored."""
+    confirm_interval_s = 2.0
+    """How often ``risk`` asks the store whether the fills of the reports it holds are stored:
+    seldom, as a store read in a thread takes the GIL from the bars' path for a millisecond or
+    two (a late acknowledgement costs nothing)."""
     confirm_timeout_s = 60.0
     """After this, a fill report whose fill is not stored is acknowledged with a warning."""
 

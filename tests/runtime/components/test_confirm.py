@@ -47,7 +47,7 @@ class Acks:
 def test_held_fills_count_as_unstored_while_a_check_is_under_way(tmp_path: Path) -> None:
     """A background check and ``all_stored`` side by side: while the store read of a check is
     out, what it is checking still counts as not stored; once the store has a fill, its
-    delivery is marked done, and one read serves the partial fills of one order."""
+    delivery is marked done; one store read serves every fill held."""
     store = open_store(Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}"), create_if_new=True)
     store.save_order(
         OrderRecord(
@@ -84,7 +84,7 @@ def test_held_fills_count_as_unstored_while_a_check_is_under_way(tmp_path: Path)
         assert not held.all_stored  # under way: nothing confirmed yet
         gate.set()
         await check
-        assert len(reads) == 1  # one read for the order's two partial fills
+        assert len(reads) == 1  # one read for both fills
         await inbox.ack()
         assert acks.acked == ["1-0"]
         assert not held.all_stored  # the second is not stored yet
