@@ -359,12 +359,14 @@ class Component:
             for task in pumps:
                 with contextlib.suppress(Exception, asyncio.CancelledError):
                     await asyncio.wait_for(task, 2.0)
-            for inbox in self.inboxes.values():
-                await inbox.close()
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await writer
             await self.finish()
-            await self._write_all()
+            if await self._write_all():
+                # What was handled is acknowledged once what came of it is stored; spilled to a
+                # file instead, it is left pending: a restart handles it again.
+                for inbox in self.inboxes.values():
+                    await inbox.close()
             await self._audit(
                 STOP_ACTION,
                 {"component": self.name, **{k: str(v) for k, v in sorted(self.counts.items())}},
@@ -405,14 +407,16 @@ class Component:
             return False
         return True
 
-    async def _write_all(self) -> None:
+    async def _write_all(self) -> bool:
+        """The last write, retried for 5 s; True when the store took everything."""
         for _ in range(10):
             if await self._write():
-                return
+                return True
             await asyncio.sleep(0.5)
         if self.outbox:
             path = spill_batch(self.outbox.take(), self.run_id)
             logger.error("The store is down: what it did not take was written to %s", path)
+        return False
 
     async def _audit(self, action: str, detail: dict[str, str]) -> None:
         import time

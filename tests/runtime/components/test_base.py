@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.errors import DependencyError
 from cdb_cli.engine.events import Side, Topic, TradeTick
 from cdb_cli.engine.ports.bus import Delivery, Subscription
-from cdb_cli.runtime.components.base import READ_AGAIN_S, READ_COUNT, Inbox
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components.base import READ_AGAIN_S, READ_COUNT, Component, Inbox
+from cdb_cli.settings import Settings
 
 
 class CountedFetches:
@@ -181,3 +188,74 @@ def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id()
         await asyncio.wait_for(pump, 2)
 
     asyncio.run(scenario())
+
+
+class DownAfterStart:
+    """The real SQLite store, whose event writes fail once ``down`` is set (a database outage)."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.down = False
+
+    def append_events(self, events: Any) -> int:
+        if self.down:
+            raise DependencyError("the database is down")
+        return self.inner.append_events(events)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+class Recorder(Component):
+    """Stores every market event it is given, then marks it handled."""
+
+    name = "recorder"
+    topics = (Topic.MARKET_DATA,)
+
+    async def step(self) -> None:
+        inbox = self.inboxes[Topic.MARKET_DATA]
+        if not inbox.queue:
+            await self.idle()
+        while inbox.queue:
+            delivery, _ = inbox.pop()
+            self.outbox.event(Topic.MARKET_DATA, delivery.event)
+            inbox.done(delivery)
+
+
+@pytest.mark.parametrize("down", [False, True])
+def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, down: bool
+) -> None:
+    """The last batch at stop: stored, its deliveries are acknowledged; the store down (spilled
+    to a file after 5 s of retries), they are left pending, so a restart handles them again."""
+    monkeypatch.chdir(tmp_path)  # where a spilled batch goes
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.db'}", bus_url="redis://127.0.0.1:6379/0"
+    )
+
+    async def scenario() -> None:
+        store = DownAfterStart(open_store(settings, create_if_new=True))
+        bus = InMemoryBus()
+        component = Recorder(
+            settings,
+            store=store,  # type: ignore[arg-type]
+            bus=bus,
+            symbols=["BTCUSDT"],
+            instruments={},
+            run_id="ptestbase",
+            flush_interval_s=60.0,  # only the writes at stop
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(component.run(stop))
+        await asyncio.wait_for(component.started.wait(), 10)
+        await bus.publish(Topic.MARKET_DATA, tick(1))
+        await asyncio.sleep(0.3)  # handled, not yet written
+        store.down = down
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        left = await (await bus.subscribe(Topic.MARKET_DATA, "recorder", "probe")).reclaim(0.0)
+        assert [d.event.ts_event for d in left] == ([1] if down else [])
+        store.inner.close()
+
+    asyncio.run(scenario())
+    assert len(list(tmp_path.glob("cdb-unsaved-*.jsonl"))) == (1 if down else 0)
