@@ -12,6 +12,7 @@ looked for, so the component can tell whether every fill it booked is stored (``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -88,6 +89,15 @@ class StoredFills:
         if self._unstored and loop.time() >= self._next:
             self._next = loop.time() + self.interval_s
             await self.confirm()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check every ``interval_s`` until ``stop``, and once more then (a component's
+        background loop: it ends before the inboxes' last acknowledgement)."""
+        while not stop.is_set():
+            await self.confirm()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.interval_s)
+        await self.confirm()
 
     @property
     def inbox(self) -> Inbox:

@@ -187,16 +187,8 @@ class RiskComponent(Component):
             reports.done(delivery)
 
     def background(self) -> list[Coroutine[Any, Any, None]]:
-        return [self._read_operator_actions(), self._confirm_stored_fills()]
-
-    async def _confirm_stored_fills(self) -> None:
-        """Acknowledge the fill reports whose fills are stored, off the bars' path (each check
-        is a store read)."""
-        while not self.stop.is_set():
-            await self.stored_fills.confirm()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), self.stored_fills.interval_s)
-        await self.stored_fills.confirm()  # at stop: before the inboxes' last acknowledgement
+        # The held fill reports are checked off the bars' path (each check is a store read).
+        return [self._read_operator_actions(), self.stored_fills.run(self.stop)]
 
     async def _read_operator_actions(self) -> None:
         """Read the audited halts and resets every second, off the bars' path (a store read

@@ -313,17 +313,7 @@ def test_risk_acknowledges_a_fill_report_only_once_execution_stored_the_fill(
     async def run_risk(
         trades: Sequence[TradeTick], *, then_store: bool, report_first: bool = False
     ) -> RiskComponent:
-        risk = RiskComponent(
-            settings,
-            store=store,
-            bus=bus,
-            symbols=[SYMBOL],
-            instruments={SYMBOL: default_instrument(SYMBOL)},
-            run_id="ptestrisk3",
-            flush_interval_s=0.05,
-            wait_timeout_s=0.5,
-        )
-        risk.confirm_interval_s = 0.05
+        risk = held_report_risk(settings, store, bus)
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
         await asyncio.wait_for(risk.started.wait(), 10)
