@@ -4,7 +4,8 @@ the bars also on ``market_bars`` (for ``signals``).
 Each trade goes through a :class:`~cdb_cli.engine.bars.BarBuilder`; a bar it closes is published
 **just before** that trade, with ``closed_at`` = the trade's time (one process decides on the bar
 before it books the trade; the stream keeps that order). A bar the clock closes (a quiet market)
-gets the wall-clock time. Events are published at once and stored in batches.
+gets the wall-clock time. Events are published at once and stored in batches. A closed bar goes
+out on ``market_bars`` first, in its own publication, then (with the trade) on ``market_data``.
 """
 
 from __future__ import annotations
@@ -97,9 +98,15 @@ class MarketDataComponent(Component):
             for subject, body in self.watch.check(now, self.run_id):
                 await send_alert(self.alert, subject, body)
         if items:
-            # The bars first, on their own stream too: Redis answers the reader blocked on the
-            # first key it wrote first, and signals (which reads only bars) is the next stage.
+            # The bars first, on their own stream and in a publication of their own: signals
+            # (which reads only bars) is the next stage, and this wakes only it. Published with
+            # market_data, one write also woke risk and execution (its readers) in the same
+            # instant, three processes for two CPUs: measured on a 2-vCPU host, a publication
+            # with two woken readers is answered in 0.5 ms, with one in 0.35 ms, and signals had
+            # the bar 1.15 ms after the tick instead of 0.68 ms (benchmarks/latency_components).
             bars = [(Topic.MARKET_BARS, event) for _, event in items if isinstance(event, Bar)]
-            await self.publish(bars + items)
+            if bars:
+                await self.publish(bars)
+            await self.publish(items)
             for _, event in items:
                 self.outbox.event(Topic.MARKET_DATA, event)
