@@ -102,6 +102,17 @@ def new_run_id() -> str:
     return "p" + uuid.uuid4().hex[:11]
 
 
+def freeze_startup_heap() -> None:
+    """Take what start-up built (modules, schemas, settings, the restored ledger, the warmed
+    indicators, the connections) out of the collector's sight (``gc.freeze``): a full collection
+    then walks only what the run allocated since. Measured on the 2-vCPU host: a full pass over
+    the 137,000 objects the imports alone leave takes 33-46 ms (60-200 ms in a component process
+    at its stop), 0 ms once frozen. Frozen objects are still freed by reference counting; the
+    caller unfreezes them (``gc.unfreeze``) when its run ends."""
+    gc.collect()
+    gc.freeze()
+
+
 class PaperRuntime:
     """One paper trading run; see the module docstring."""
 
@@ -276,7 +287,7 @@ class PaperRuntime:
         await self.feed.start()
         self._watch.start(self.clock.timestamp_ns())
         await self._begin(pipeline)
-        self._freeze_startup_heap()
+        freeze_startup_heap()
         self.started.set()
         loop = asyncio.get_running_loop()
         next_flush = loop.time() + self._flush_interval_s
@@ -311,16 +322,6 @@ class PaperRuntime:
 
     async def _end(self, pipeline: TradingPipeline) -> None:
         """Called when intake has stopped, before the last writes (the live venue stops here)."""
-
-    @staticmethod
-    def _freeze_startup_heap() -> None:
-        """Take what start-up built (modules, schemas, settings, the restored ledger, the warmed
-        indicators, the feed's connection) out of the collector's sight (``gc.freeze``): a full
-        collection then walks only what the run allocated since: a few ms instead of 50-100 ms
-        (measured with benchmarks/latency.py). Frozen objects are still freed by reference
-        counting; ``run`` unfreezes them when it returns."""
-        gc.collect()
-        gc.freeze()
 
     async def _next_event(self, timeout_s: float) -> Event | None:
         try:

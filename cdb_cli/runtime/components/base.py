@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import socket
 from collections import deque
@@ -33,7 +34,13 @@ from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.records import AuditRecord, PositionRecord
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
-from cdb_cli.runtime.paper import START_ACTION, STARTING_CASH_KEY, STOP_ACTION, _actor
+from cdb_cli.runtime.paper import (
+    START_ACTION,
+    STARTING_CASH_KEY,
+    STOP_ACTION,
+    _actor,
+    freeze_startup_heap,
+)
 from cdb_cli.runtime.watch import Alert, send_alert
 
 if TYPE_CHECKING:
@@ -343,6 +350,7 @@ class Component:
         pumps += [asyncio.create_task(loop) for loop in self.background()]
         writer = asyncio.create_task(self._writer(stop))
         await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
+        freeze_startup_heap()  # no 60-200 ms full collection in the middle of a hop
         self.started.set()
         logger.info("Component %s of run %s started", self.name, self.run_id)
         try:
@@ -372,6 +380,7 @@ class Component:
                 {"component": self.name, **{k: str(v) for k, v in sorted(self.counts.items())}},
             )
             self.latency.close()
+            gc.unfreeze()  # a process that goes on (tests, a restart) collects them again
         return self.counts
 
     async def _alert_failure(self, error: Exception, what: str) -> None:
