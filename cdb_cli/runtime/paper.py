@@ -211,6 +211,17 @@ class PaperRuntime:
         if self.metrics is not None:
             self.metrics.set_risk_limits(pipeline.risk.limits)
         await self._restore_state(pipeline)
+        if fills or orders:  # a restart: say what it resumed (the run_start audit has it too)
+            held = sum(1 for p in portfolio.positions.values() if p.quantity > 0)
+            logger.info(
+                "Resumed the paper account: %d fills, %d working orders; cash %s %s, %d "
+                "positions open",
+                len(fills),
+                self.summary.restored_orders,
+                f"{portfolio.cash.normalize():f}",
+                quote,
+                held,
+            )
         await self._audit_start("paper")
         return pipeline
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -115,7 +116,9 @@ async def trade_minutes(
             await eventually(feed.events.empty)
 
 
-def test_paper_loop_trades_writes_everything_and_resumes(settings: Settings) -> None:
+def test_paper_loop_trades_writes_everything_and_resumes(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     async def trades(
         runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
@@ -155,8 +158,16 @@ def test_paper_loop_trades_writes_everything_and_resumes(settings: Settings) -> 
     async def nothing(*_: object) -> None:
         return None
 
-    resumed, second = asyncio.run(session(settings, nothing, start_ns=T0 + 10 * MINUTE))
+    with caplog.at_level(logging.INFO, logger="cdb_cli.runtime.paper"):
+        resumed, second = asyncio.run(session(settings, nothing, start_ns=T0 + 10 * MINUTE))
     assert resumed.restored_fills == len(fills)
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Resumed")]
+    cash = f"{ledger.cash.normalize():f}"
+    held = 1 if ledger.quantity(SYMBOL) > 0 else 0
+    assert said == [
+        f"Resumed the paper account: {len(fills)} fills, 0 working orders; cash {cash} USDT, "
+        f"{held} positions open"
+    ]
     again = second.pipeline.portfolio if second.pipeline else None
     assert again is not None
     assert again.cash == ledger.cash
