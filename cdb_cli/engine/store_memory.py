@@ -107,6 +107,51 @@ class InMemoryStore:
                 written += 1
             return written
 
+    def save_batch(
+        self,
+        *,
+        events: Sequence[Event] = (),
+        orders: Sequence[OrderRecord] = (),
+        fills: Sequence[FillRecord] = (),
+        positions: Sequence[PositionRecord] = (),
+        audits: Sequence[AuditRecord] = (),
+    ) -> None:
+        """Write all of it or, if any part would be refused, none of it (checked first)."""
+        for event in events:
+            _check_kind(type(event))
+        with self._lock:
+            self._check_open()
+            self._check_bar_ids(events)
+            saved = {order.client_order_id for order in orders}
+            for fill in fills:
+                if fill.fill_id not in self._fills and not (
+                    fill.client_order_id in self._orders or fill.client_order_id in saved
+                ):
+                    raise StateError(
+                        f"Fill {fill.fill_id} refers to order {fill.client_order_id}, "
+                        "which was never saved"
+                    )
+            self.append_events(events)
+            for order in orders:
+                self.save_order(order)
+            for fill in fills:
+                self.add_fill(fill)
+            for position in positions:
+                self.save_position(position)
+            for record in audits:
+                self.add_audit(record)
+
+    def _check_bar_ids(self, events: Sequence[Event]) -> None:
+        """Refuse a bar whose event id is stored (or earlier in ``events``) for another bar."""
+        keys: dict[str, BarKey] = {}
+        for event in events:
+            if isinstance(event, Bar):
+                key = _bar_key(event)
+                known = keys.get(event.event_id, self._bar_keys_by_id.get(event.event_id))
+                if known is not None and known != key:
+                    raise StateError(f"Event id {event.event_id} is already stored for another bar")
+                keys[event.event_id] = key
+
     def _put_bar(self, bar: Bar) -> int:
         key = _bar_key(bar)
         known_key = self._bar_keys_by_id.get(bar.event_id)

@@ -1,8 +1,9 @@
 """The live loop's recorder: the pipeline's output batched until the next write.
 
 The pipeline calls :class:`Outbox` synchronously on its hot path; the loop takes the batch every
-flush and :func:`write_batch` writes it in a worker thread — events, then orders before their
-fills, then positions and the audit records of trading-state changes — before it is published.
+flush and :func:`write_batch` writes it in a worker thread, in one transaction (``save_batch``) —
+events, then orders before their fills, then positions and the audit records of trading-state
+changes — before it is published.
 """
 
 from __future__ import annotations
@@ -59,16 +60,13 @@ def write_batch(
     positions: Sequence[PositionRecord],
     run_id: str,
 ) -> None:
-    """Write one batch (blocking: call it in a worker thread)."""
-    store.append_events([event for _, event in batch.events])
-    for order in batch.orders:
-        store.save_order(order)
-    for fill in batch.fills:
-        store.add_fill(fill)
-    for position in positions:
-        store.save_position(position)
-    for ts, state, reason in changes:
-        store.add_audit(
+    """Write one batch in one transaction (blocking: call it in a worker thread)."""
+    store.save_batch(
+        events=[event for _, event in batch.events],
+        orders=batch.orders,
+        fills=batch.fills,
+        positions=positions,
+        audits=[
             AuditRecord(
                 ts_event=ts,
                 action=STATE_ACTION,
@@ -76,7 +74,9 @@ def write_batch(
                 run_id=run_id,
                 detail={"state": state, "reason": reason},
             )
-        )
+            for ts, state, reason in changes
+        ],
+    )
 
 
 def spill_batch(batch: Outbox, run_id: str) -> Path:

@@ -263,6 +263,62 @@ def test_fill_without_saved_order_is_refused(store: Store) -> None:
     assert store.fills() == []
 
 
+def position(quantity: str = "0.5") -> PositionRecord:
+    return PositionRecord(symbol="BTCUSDT", quantity=Decimal(quantity), average_price=HUGE,
+                          realized_pnl=Decimal(0), ts_updated=T0)  # fmt: skip
+
+
+def audit(state: str) -> AuditRecord:
+    return AuditRecord(ts_event=T0, action="trading_state", actor="cdb run", run_id="run-1",
+                       detail={"state": state})  # fmt: skip
+
+
+def test_a_batch_is_written_whole_with_fills_of_its_own_orders(store: Store) -> None:
+    store.save_batch(
+        events=[trade(T0, event_id="t-1"), bar("bar-1", close="105.25", closed=True)],
+        orders=[order("cdb-1"), order("cdb-2")],
+        fills=[fill("f-1"), fill("f-2", client_order_id="cdb-2")],
+        positions=[position()],
+        audits=[audit("HALTED")],
+    )
+    assert [e.ts_event for e in store.events(TradeTick)] == [T0]
+    assert [b.event_id for b in store.events(Bar)] == ["bar-1"]
+    assert [o.client_order_id for o in store.orders()] == ["cdb-1", "cdb-2"]
+    assert [f.fill_id for f in store.fills()] == ["f-1", "f-2"]
+    assert store.positions() == [position()]
+    assert [a.detail for a in store.audits()] == [{"state": "HALTED"}]
+    # Written again (a retry after a lost answer): idempotent where the single writes are.
+    store.save_batch(
+        events=[trade(T0, event_id="t-1")], orders=[order("cdb-1")], fills=[fill("f-1")]
+    )
+    assert len(store.events(TradeTick)) == 1
+    assert [f.fill_id for f in store.fills()] == ["f-1", "f-2"]
+
+
+def test_a_batch_with_a_refused_part_writes_nothing(store: Store) -> None:
+    """All or nothing: a fill of an order nobody saved refuses the whole batch, so the events,
+    the order, the fill and the position before it are not stored either."""
+    with pytest.raises(StateError, match="never saved"):
+        store.save_batch(
+            events=[trade(T0)],
+            orders=[order("cdb-1")],
+            fills=[fill("f-1"), fill("f-2", client_order_id="unknown")],
+            positions=[position()],
+            audits=[audit("HALTED")],
+        )
+    assert store.events(TradeTick) == []
+    assert store.orders() == []
+    assert store.fills() == []
+    assert store.positions() == []
+    assert store.audits() == []
+    store.save_batch(events=[bar("bar-1", close="100", closed=True)])
+    with pytest.raises(StateError):  # an id stored for another bar
+        store.save_batch(
+            events=[trade(T0), bar("bar-1", close="100", closed=True, ts=T0 + 60_000_000_000)]
+        )
+    assert store.events(TradeTick) == []
+
+
 def test_fills_filter_by_order_and_window(store: Store) -> None:
     store.save_order(order("cdb-1"))
     store.save_order(order("cdb-2"))

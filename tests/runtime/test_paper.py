@@ -305,7 +305,14 @@ class FlakyStore:
     """The real store, whose writes fail while ``down`` (a database outage)."""
 
     WRITES = frozenset(
-        {"append_events", "save_order", "add_fill", "add_equity_snapshot", "add_audit"}
+        {
+            "append_events",
+            "save_batch",
+            "save_order",
+            "add_fill",
+            "add_equity_snapshot",
+            "add_audit",
+        }
     )
 
     def __init__(self, store: Store) -> None:

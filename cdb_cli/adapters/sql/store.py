@@ -160,20 +160,44 @@ class SqlStore:
 
     def append_events(self, events: Sequence[Event]) -> int:
         """Write events in one transaction, skipping stored ids; return how many were written."""
+        with self._transaction("Writing events") as connection:
+            return self._append_events(connection, events)
+
+    def _append_events(self, connection: Connection, events: Sequence[Event]) -> int:
         batches: dict[str, list[dict[str, Any]]] = {}
         for event in events:
             batches.setdefault(table_name_for(type(event)), []).append(to_row(event))
         written = 0
         copy = self._engine.dialect.name == "postgresql"
-        with self._transaction("Writing events") as connection:
-            for name, rows in batches.items():
-                if copy and name != "market_bars" and len(rows) >= COPY_MIN_ROWS:
-                    written += copy_events(connection, table(name), rows)
-                    continue
-                statement = self._statement("append", name, self._append_statement)
-                for part in _bar_rounds(rows) if name == "market_bars" else [rows]:
-                    written += len(connection.execute(statement, part).all())
+        for name, rows in batches.items():
+            if copy and name != "market_bars" and len(rows) >= COPY_MIN_ROWS:
+                written += copy_events(connection, table(name), rows)
+                continue
+            statement = self._statement("append", name, self._append_statement)
+            for part in _bar_rounds(rows) if name == "market_bars" else [rows]:
+                written += len(connection.execute(statement, part).all())
         return written
+
+    def save_batch(
+        self,
+        *,
+        events: Sequence[Event] = (),
+        orders: Sequence[OrderRecord] = (),
+        fills: Sequence[FillRecord] = (),
+        positions: Sequence[PositionRecord] = (),
+        audits: Sequence[AuditRecord] = (),
+    ) -> None:
+        """Write all of it in one transaction (one commit, not one per row): all or nothing."""
+        with self._transaction("Writing a batch") as connection:
+            self._append_events(connection, events)
+            for order in orders:
+                self._save_order(connection, order)
+            for fill in fills:
+                self._add_fill(connection, fill)
+            for position in positions:
+                self._save_position(connection, position)
+            for record in audits:
+                self._add_audit(connection, record)
 
     def events(
         self,
@@ -198,9 +222,12 @@ class SqlStore:
 
     def save_order(self, order: OrderRecord) -> None:
         """Insert or replace the order with this ``client_order_id``."""
-        statement = self._statement("upsert", "orders", self._upsert_statement("client_order_id"))
         with self._transaction("Saving an order") as connection:
-            connection.execute(statement, to_row(order))
+            self._save_order(connection, order)
+
+    def _save_order(self, connection: Connection, order: OrderRecord) -> None:
+        statement = self._statement("upsert", "orders", self._upsert_statement("client_order_id"))
+        connection.execute(statement, to_row(order))
 
     def orders(
         self,
@@ -225,6 +252,10 @@ class SqlStore:
 
     def add_fill(self, fill: FillRecord) -> bool:
         """Record a fill of a saved order; False if its ``fill_id`` was already stored."""
+        with self._transaction("Recording a fill") as connection:
+            return self._add_fill(connection, fill)
+
+    def _add_fill(self, connection: Connection, fill: FillRecord) -> bool:
         statement = self._statement(
             "insert",
             "fills",
@@ -234,14 +265,12 @@ class SqlStore:
                 .returning(target.c.id)
             ),
         )
-        with self._transaction("Recording a fill") as connection:
-            try:
-                return connection.execute(statement, to_row(fill)).first() is not None
-            except exc.IntegrityError as e:  # the only constraint left is the order's key
-                raise StateError(
-                    f"Fill {fill.fill_id} refers to order {fill.client_order_id}, "
-                    "which was never saved"
-                ) from e
+        try:
+            return connection.execute(statement, to_row(fill)).first() is not None
+        except exc.IntegrityError as e:  # the only constraint left is the order's key
+            raise StateError(
+                f"Fill {fill.fill_id} refers to order {fill.client_order_id}, which was never saved"
+            ) from e
 
     def fills(
         self,
@@ -268,9 +297,12 @@ class SqlStore:
 
     def save_position(self, position: PositionRecord) -> None:
         """Insert or replace the position in ``position.symbol``."""
-        statement = self._statement("upsert", "positions", self._upsert_statement("symbol"))
         with self._transaction("Saving a position") as connection:
-            connection.execute(statement, to_row(position))
+            self._save_position(connection, position)
+
+    def _save_position(self, connection: Connection, position: PositionRecord) -> None:
+        statement = self._statement("upsert", "positions", self._upsert_statement("symbol"))
+        connection.execute(statement, to_row(position))
 
     def positions(self) -> list[PositionRecord]:
         """Every stored position, ordered by symbol."""
@@ -301,7 +333,10 @@ class SqlStore:
     def add_audit(self, record: AuditRecord) -> None:
         """Append one audit record."""
         with self._transaction("Saving an audit record") as connection:
-            connection.execute(table("audits").insert(), to_row(record))
+            self._add_audit(connection, record)
+
+    def _add_audit(self, connection: Connection, record: AuditRecord) -> None:
+        connection.execute(table("audits").insert(), to_row(record))
 
     def audits(
         self,

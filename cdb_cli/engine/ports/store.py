@@ -51,6 +51,25 @@ class Store(Protocol):
         """
         ...
 
+    def save_batch(
+        self,
+        *,
+        events: Sequence[Event] = (),
+        orders: Sequence[OrderRecord] = (),
+        fills: Sequence[FillRecord] = (),
+        positions: Sequence[PositionRecord] = (),
+        audits: Sequence[AuditRecord] = (),
+    ) -> None:
+        """Write a loop's batch in one transaction: all of it, or (on an error) none of it.
+
+        In this order, by the rules of the single writes (:meth:`append_events`,
+        :meth:`save_order`, :meth:`add_fill`, :meth:`save_position`, :meth:`add_audit`): a fill
+        may refer to an order of the same batch. So a crash or an outage never leaves an order
+        without the fill that came with it, and a batch written again after a failure changes
+        nothing that the first attempt wrote.
+        """
+        ...
+
     def events(
         self,
         kind: type[E],

@@ -191,16 +191,16 @@ def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id()
 
 
 class DownAfterStart:
-    """The real SQLite store, whose event writes fail once ``down`` is set (a database outage)."""
+    """The real SQLite store, whose batch writes fail once ``down`` is set (a database outage)."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
         self.down = False
 
-    def append_events(self, events: Any) -> int:
+    def save_batch(self, **parts: Any) -> None:
         if self.down:
             raise DependencyError("the database is down")
-        return self.inner.append_events(events)
+        self.inner.save_batch(**parts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
