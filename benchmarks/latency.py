@@ -242,8 +242,9 @@ def main() -> int:
     else:
         failed = True
         rows.append(("tick -> order, one process", "no order was placed", "", "MISSED"))
-    from latency_components import components_row  # the multi-process row (own module)
+    from latency_components import components_row, host_stalls  # the multi-process row
 
+    stalls = host_stalls()
     row, ok = components_row()
     failed |= not ok
     rows.append(row)
@@ -272,6 +273,7 @@ def main() -> int:
         f"load average {load_before:.2f} -> {load_after:.2f} on {cores} cores; "
         f"reference workload {reference:.0f} us (sum(range(10_000)), p50)"
     )
+    print(stalls)
     return 1 if failed else 0
 
 
