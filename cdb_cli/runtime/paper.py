@@ -39,6 +39,7 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
+from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
@@ -170,8 +171,7 @@ class PaperRuntime:
         """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
         self._states_written = 0
         self._operator = OperatorActions(set(), set())
-        self._flatten: str | None = None  # the reason of a flatten under way
-        self._unsellable: set[str] = set()  # symbols a flatten's exit was refused for
+        self._flatten = Flatten(self.symbols)
         self._audit_writes: set[asyncio.Task[None]] = set()
         self.pipeline: TradingPipeline | None = None
         self.started = asyncio.Event()
@@ -534,8 +534,7 @@ class PaperRuntime:
             "; flattening every position" if flatten else "",
         )
         if flatten:
-            self._flatten = reason
-            self._unsellable.clear()
+            self._flatten.start(reason)
             self._continue_flatten(pipeline)
 
     def halt_now(self, reason: str, *, via: str) -> None:
@@ -562,28 +561,7 @@ class PaperRuntime:
             logger.error("Could not write the %s audit record: %s", record.action, e)
 
     def _continue_flatten(self, pipeline: TradingPipeline) -> None:
-        reason = self._flatten
-        if reason is None:
-            return
-        if pipeline.trading_state is not TradingState.HALTED:  # reset: trading resumed
-            self._flatten = None
-            return
-        placed = pipeline.flatten(self.clock.timestamp_ns(), reason, skip=self._unsellable)
-        for symbol, order in placed.items():
-            if order.status == "REJECTED":
-                self._unsellable.add(symbol)
-                logger.warning("Flatten: the exit of %s was refused; it stays held", symbol)
-            else:
-                logger.warning("Flatten: selling %s %s", order.quantity, symbol)
-        held = [
-            symbol
-            for symbol in self.symbols
-            if pipeline.portfolio.quantity(symbol) > 0 and symbol not in self._unsellable
-        ]
-        if not held and not pipeline.execution.working_orders():
-            self._flatten = None
-            left = f" ({', '.join(sorted(self._unsellable))} could not be sold)"
-            logger.warning("Flatten done%s", left if self._unsellable else "")
+        self._flatten.step(pipeline, self.clock.timestamp_ns())
 
     def _scheduler(self) -> Any:
         from apscheduler.schedulers.asyncio import AsyncIOScheduler

@@ -17,6 +17,8 @@ decides on the same state as one process:
 
 A wait longer than the component's wait timeout is logged as a warning and the component goes on
 with what it has (a late report is booked at the next trade; a late signal is dropped).
+An audited ``cdb risk halt`` is picked up within a second; with ``--flatten`` the exits are
+approved at the time of the latest market event and published at once (no bar), until flat.
 Decisions and approvals are stored by this process; orders, fills and reports by ``execution``.
 """
 
@@ -43,6 +45,7 @@ from cdb_cli.engine.events import (
     TradeTick,
     TradingSignal,
 )
+from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress, report_fill
@@ -51,6 +54,7 @@ from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trad
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
 from cdb_cli.runtime.components.confirm import StoredFills
+from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import halt_alerts, send_alert
 
@@ -69,13 +73,16 @@ OPERATOR_CHECK_S = 1.0
 class _RiskRecorder:
     """Keeps the decisions and approvals; the pipeline's own copy of the signal is replaced by
     the one ``signals`` published (the decision names it), and orders, fills and reports belong
-    to ``execution``."""
+    to ``execution``. An operator's exit (a flatten) has no signal from ``signals``: its own
+    signal is kept, so it is stored and its decision names it, as in one process."""
 
     items: list[tuple[Topic, Event]] = field(default_factory=list)
     signal_id: str = ""
 
     def event(self, topic: Topic, event: Event) -> None:
-        if topic is Topic.RISK_EVENTS and isinstance(event, RiskDecision):
+        if topic is Topic.TRADING_SIGNALS and event.source == OPERATOR:
+            self.items.append((topic, event))
+        elif topic is Topic.RISK_EVENTS and isinstance(event, RiskDecision):
             if self.signal_id:
                 event = event.model_copy(update={"signal_id": self.signal_id})
             self.items.append((topic, event))
@@ -120,6 +127,8 @@ class RiskComponent(Component):
             keep_given_up=False,  # risk writes no positions: nothing waits for it
         )
         self._unpublished: list[tuple[Topic, Event]] = []
+        self.flattening = Flatten(self.symbols)
+        self.last_event_ns = 0  # the latest market event handled: the time of an operator's exit
         self._approved_bars: list[str] = []
         self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
         self._progress: dict[str, int] = {}
@@ -207,6 +216,7 @@ class RiskComponent(Component):
             self._pick_up_halts(halts, resets)
             self._pick_up_resets(resets)
         await self.handle_market(self._handle)
+        await self._continue_flatten()
         self._note_state_changes()
         await self._alert_new_halts()
         if self.metrics is not None:
@@ -217,6 +227,7 @@ class RiskComponent(Component):
         if symbol not in self.symbols:
             return
         pipeline = self.pipeline
+        self.last_event_ns = max(self.last_event_ns, event.ts_event)
         if isinstance(event, TradeTick):
             ts = event.ts_event
             if not self.execution.settled(symbol, ts):
@@ -285,22 +296,35 @@ class RiskComponent(Component):
             self._approved_bars.clear()
 
     def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
-        """An audited ``cdb risk halt`` in the store halts new entries without a restart. Its
-        ``--flatten`` is not done here: the orders of a flatten are a one-process thing; the
-        position stays until a strategy exit after the reset, or ``cdb run`` in one process."""
+        """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
+        ``--flatten`` it also sells every position (:meth:`_continue_flatten`)."""
         new = self._operator.new_halts(halts)
         if not new:
             return
         for record in self._operator.halts_to_apply(new, resets):
             reason = record.detail.get("reason", "")
             by = f" ({record.actor})" if record.actor else ""
-            now = self.clock.now_ns or time.time_ns()  # event time; before any bar, the wall
+            # event time; before any market event, the wall
+            now = max(self.clock.now_ns, self.last_event_ns) or time.time_ns()
             self.pipeline.halt(now, f"halted by the operator{by}: {reason}")
             logger.warning("risk: halted by the operator%s: %s", by, reason)
             if record.detail.get("flatten") == "yes":
-                logger.warning(
-                    "risk: --flatten is not carried out in component mode; positions stay open"
-                )
+                self.flattening.start(reason)
+                logger.warning("risk: flattening every position")
+
+    async def _continue_flatten(self) -> None:
+        """A flatten under way: the exits still missing, approved at the time of the latest
+        market event and published at once (``execution`` places an operator's exit when it
+        comes, not at a bar)."""
+        if self.flattening.reason is None:
+            return
+        self.flattening.step(self.pipeline, self.last_event_ns or time.time_ns())
+        items, self.recorder.items = self.recorder.items, []
+        if items:
+            self._unpublished += items
+            exits = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
+            self.count("approvals", exits)
+            await self.flush()
 
     def _pick_up_resets(self, resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that

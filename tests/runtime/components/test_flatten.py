@@ -1,0 +1,187 @@
+"""``cdb risk halt --flatten`` in component mode: `risk`, `execution` and `portfolio` in process
+(in-process bus, one SQLite file), a position held from before the start. The audited halt with
+``--flatten`` makes `risk` approve an operator's exit at once (no bar), `execution` places it when
+it comes and fills it at the next trade, and every ledger and the store end flat."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.events import (
+    OrderApproved,
+    QuoteTick,
+    RiskDecision,
+    Side,
+    SignalSide,
+    Topic,
+    TradeTick,
+    TradingSignal,
+)
+from cdb_cli.engine.instruments import default_instrument
+from cdb_cli.engine.pipeline import OPERATOR
+from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.runs import HALT_ACTION
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.execution import ExecutionComponent
+from cdb_cli.runtime.components.portfolio import PortfolioComponent
+from cdb_cli.runtime.components.risk import RiskComponent
+from cdb_cli.settings import Settings
+
+SYMBOL = "BTCUSDT"
+SECOND = 1_000_000_000
+T0 = 1_795_400_000 * SECOND
+HELD = Decimal("4.99")
+
+
+def bought(store_url: str) -> None:
+    """A buy filled before the start: 4.99 BTC held."""
+    store = open_store(Settings(database_url=store_url), create_if_new=True)
+    order = OrderRecord(
+        client_order_id="pold-3",
+        decision_id="pold-2",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(500),
+        status="FILLED",
+        ts_created=T0,
+        ts_updated=T0,
+        mode="paper",
+    )
+    fill = FillRecord(
+        fill_id="pold-3-f1",
+        client_order_id=order.client_order_id,
+        symbol=SYMBOL,
+        side=Side.BUY,
+        quantity=HELD,
+        price=Decimal("100.01"),
+        fee=Decimal("0.2495499"),
+        fee_asset="USDT",
+        ts_event=T0,
+        liquidity="taker",
+    )
+    store.save_batch(orders=[order], fills=[fill])
+    store.close()
+
+
+def trade(ts: int, price: str) -> TradeTick:
+    return TradeTick(
+        symbol=SYMBOL,
+        ts_event=ts,
+        source="test",
+        price=Decimal(price),
+        quantity=Decimal(50),
+        aggressor=Side.SELL,
+    )
+
+
+C = TypeVar("C", bound=Component)
+
+
+def make(kind: type[C], settings: Settings, bus: InMemoryBus) -> C:
+    """A component on its own store connection, as in its own process."""
+    return kind(
+        settings,
+        store=open_store(settings),
+        bus=bus,
+        symbols=[SYMBOL],
+        instruments={SYMBOL: default_instrument(SYMBOL)},
+        run_id="ptestflatten",
+        flush_interval_s=0.05,
+    )
+
+
+async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_a_halt_with_flatten_sells_every_position_through_the_components(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cdb.db'}"
+    bought(url)
+    settings = Settings(database_url=url, bus_url="redis://127.0.0.1:6379/0", bar_seconds=1)
+    store = open_store(settings)
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        risk = make(RiskComponent, settings, bus)
+        execution = make(ExecutionComponent, settings, bus)
+        portfolio = make(PortfolioComponent, settings, bus)
+        components: list[Component] = [risk, execution, portfolio]
+        approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(component.run(stop)) for component in components]
+        for component in components:
+            await asyncio.wait_for(component.started.wait(), 10)
+        assert risk.pipeline.portfolio.quantity(SYMBOL) == HELD
+        quote = QuoteTick(
+            symbol=SYMBOL,
+            ts_event=T0 + SECOND,
+            source="test",
+            bid=Decimal("101.99"),
+            ask=Decimal("102.01"),
+            bid_size=Decimal(10),
+            ask_size=Decimal(10),
+        )
+        await bus.publish_many(
+            [(Topic.MARKET_DATA, quote), (Topic.MARKET_DATA, trade(T0 + SECOND + 1, "102"))]
+        )
+        await eventually(lambda: risk.last_event_ns > T0)
+        store.add_audit(
+            AuditRecord(
+                ts_event=time.time_ns(),
+                action=HALT_ACTION,
+                actor="tester",
+                run_id="ptestflatten",
+                detail={"reason": "drill", "flatten": "yes", "via": "cli"},
+            )
+        )
+        # Within the operator check (1 s): the exit is approved, at the latest event's time.
+        [exit_approval] = [
+            delivery.event
+            for delivery in await approvals.fetch(10, 5.0)
+            if isinstance(delivery.event, OrderApproved)
+        ]
+        assert exit_approval.source == OPERATOR
+        assert exit_approval.side is Side.SELL
+        assert exit_approval.ts_event == T0 + SECOND + 1
+        assert risk.pipeline.trading_state is TradingState.HALTED
+        await eventually(lambda: execution.venue.has_working(SYMBOL))  # placed without a bar
+        # The next trade after the paper latency fills it; every ledger is then flat.
+        await bus.publish(Topic.MARKET_DATA, trade(T0 + 3 * SECOND, "101.5"))
+        await eventually(lambda: risk.pipeline.portfolio.quantity(SYMBOL) == 0)
+        await eventually(lambda: execution.ledger.quantity(SYMBOL) == 0)
+        await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == 0)
+        await eventually(lambda: risk.flattening.reason is None)  # done: nothing held or working
+        flat = [(SYMBOL, Decimal(0))]
+        await eventually(lambda: [(p.symbol, p.quantity) for p in store.positions()] == flat)
+        stop.set()
+        for task in tasks:
+            await asyncio.wait_for(task, 15)
+        for component in components:
+            component.store.close()
+
+    try:
+        asyncio.run(scenario())
+        # Stored as one process stores a flatten: the operator's signal, its decision (one check,
+        # rule operator), the sell and its fill (and, above, the position at zero).
+        [signal] = store.events(TradingSignal)
+        assert (signal.source, signal.side) == (OPERATOR, SignalSide.EXIT)
+        [decision] = store.events(RiskDecision)
+        assert decision.signal_id == signal.event_id
+        assert [check.code for check in decision.checks] == ["operator_flatten"]
+        sell = [order for order in store.orders() if order.side is Side.SELL]
+        assert [order.status for order in sell] == ["FILLED"]
+        assert sum(f.quantity for f in store.fills() if f.side is Side.SELL) == HELD
+    finally:
+        store.close()
