@@ -81,8 +81,7 @@ class ExecutionComponent(Component):
             approvals.done(delivery)
 
     async def step(self) -> None:
-        self.drain()
-        await self._place_operator_exits()
+        await self._place_operator_exits()  # those the last step's drains took
         await self.handle_market(self._handle)
 
     async def _place_operator_exits(self) -> None:
