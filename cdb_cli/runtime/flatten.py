@@ -1,15 +1,17 @@
 """An operator's flatten under way (``cdb risk halt --flatten``): sell every position until flat.
 
-Shared by the one-process loop (``PaperRuntime``) and the ``risk`` component: each calls
-:meth:`Flatten.step` after a batch of market events, so the exits go out through the pipeline's
-normal execution path (:meth:`~cdb_cli.engine.pipeline.TradingPipeline.flatten`), again and again
-until nothing is held and no exit is working. A reset ends it (trading resumed).
+Shared by the one-process loop (``PaperRuntime``), which calls :meth:`Flatten.step` after each
+batch of market events, and the ``risk`` component, which calls it for a symbol at that symbol's
+next closed bar (the point of the market stream where ``execution`` waits for ``risk``). The exits
+go out through the pipeline's normal execution path
+(:meth:`~cdb_cli.engine.pipeline.TradingPipeline.flatten`), again and again until nothing is held
+and no exit is working. A reset ends it (trading resumed).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from cdb_cli.engine.risk import TradingState
@@ -35,22 +37,38 @@ class Flatten:
         self.reason = reason
         self.unsellable.clear()
 
-    def step(self, pipeline: TradingPipeline, ts: int) -> None:
-        """Place the exits still missing at event time ``ts`` (idempotent); end the flatten when
-        flat, or when trading resumed."""
+    def step(
+        self, pipeline: TradingPipeline, ts: int, *, only: Collection[str] | None = None
+    ) -> None:
+        """Place the exits still missing at event time ``ts`` (idempotent), of every symbol or
+        of those in ``only``; end the flatten when flat, or when trading resumed."""
         reason = self.reason
         if reason is None:
             return
         if pipeline.trading_state is not TradingState.HALTED:  # reset: trading resumed
             self.reason = None
             return
-        placed = pipeline.flatten(ts, reason, skip=self.unsellable)
+        skip = set(self.unsellable)
+        if only is not None:
+            skip.update(symbol for symbol in self.symbols if symbol not in only)
+        placed = pipeline.flatten(ts, reason, skip=skip)
         for symbol, order in placed.items():
             if order.status == "REJECTED":
                 self.unsellable.add(symbol)
                 logger.warning("Flatten: the exit of %s was refused; it stays held", symbol)
             else:
                 logger.warning("Flatten: selling %s %s", order.quantity, symbol)
+        self.check_done(pipeline)
+
+    def check_done(self, pipeline: TradingPipeline) -> None:
+        """End the flatten when nothing sellable is held and no order is working, or when
+        trading resumed. Places nothing: for a caller whose exits go out at other points (the
+        ``risk`` component, at a symbol's next bar), so the flatten ends as soon as it is flat."""
+        if self.reason is None:
+            return
+        if pipeline.trading_state is not TradingState.HALTED:  # reset: trading resumed
+            self.reason = None
+            return
         held = [
             symbol
             for symbol in self.symbols

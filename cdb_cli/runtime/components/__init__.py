@@ -27,6 +27,9 @@ answer already, for the stage before it (the rules are in each module's docstrin
   for them at the bar before they go past it;
 - before each trade, ``risk`` waits for the reports of the orders that may fill at it, and books
   them there; ``execution`` fills in event time (first trade at or after approval time + latency).
+- an operator's act is picked up by ``risk`` from the store (within a second); the exits of
+  ``cdb risk halt --flatten`` are approved at each symbol's next closed bar, with its decisions,
+  so ``execution`` places them at the same point of the stream as ``risk`` books them.
 
 A wait is bounded (5 s): after it the component warns and goes on with what it has.
 

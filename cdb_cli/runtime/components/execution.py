@@ -9,7 +9,7 @@ then places them at the decision's time. So an order approved at time T with lat
 the first trade at or after T + L that follows its bar in the stream, whatever order the two
 streams arrive in — as in one process. A wait longer than the wait timeout is logged and the
 component goes on (a late approval is placed when it comes). An operator's exit (``cdb risk halt
---flatten``: source ``operator``) belongs to no bar: it is placed when it comes, at its time.
+--flatten``) is approved at its symbol's next closed bar and placed there like any other.
 
 It publishes the reports at once and stores orders, fills and reports in batches.
 """
@@ -29,7 +29,6 @@ from cdb_cli.engine.events import (
     TradeTick,
 )
 from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
-from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES
 from cdb_cli.engine.remote import read_progress
@@ -63,16 +62,13 @@ class ExecutionComponent(Component):
         self._quotes: dict[str, tuple[Decimal, Decimal]] = {}
         self._approvals: dict[tuple[str, int], list[tuple[OrderApproved, int]]] = defaultdict(list)
         self._progress: dict[str, int] = {}
-        self._operator_exits: list[OrderApproved] = []
 
     def drain(self) -> None:
         approvals = self.inboxes[Topic.RISK_APPROVED_TRADES]
         while approvals.queue:
             delivery, arrived = approvals.pop()
             event = delivery.event
-            if isinstance(event, OrderApproved) and event.source == OPERATOR:
-                self._operator_exits.append(event)
-            elif isinstance(event, OrderApproved):
+            if isinstance(event, OrderApproved):
                 self._approvals[(event.symbol, event.ts_event)].append((event, arrived))
             elif isinstance(event, HealthReport):
                 progress = read_progress(event)
@@ -81,19 +77,7 @@ class ExecutionComponent(Component):
             approvals.done(delivery)
 
     async def step(self) -> None:
-        await self._place_operator_exits()  # those the last step's drains took
         await self.handle_market(self._handle)
-
-    async def _place_operator_exits(self) -> None:
-        """An operator's exits (a flatten) belong to no bar: placed when they come, at their
-        time; each fills at the first trade after it that this process handles."""
-        exits, self._operator_exits = self._operator_exits, []
-        for approval in exits:
-            result = self.venue.submit(
-                approval, ts_ns=approval.ts_event, position=self.ledger.quantity(approval.symbol)
-            )
-            self.count("orders")
-            await self._apply(result)
 
     async def _handle(self, event: Event) -> None:
         symbol = event.symbol

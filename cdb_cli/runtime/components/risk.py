@@ -17,8 +17,11 @@ decides on the same state as one process:
 
 A wait longer than the component's wait timeout is logged as a warning and the component goes on
 with what it has (a late report is booked at the next trade; a late signal is dropped).
-An audited ``cdb risk halt`` is picked up within a second; with ``--flatten`` the exits are
-approved at the time of the latest market event and published at once (no bar), until flat.
+An audited ``cdb risk halt`` is picked up within a second. With ``--flatten``, a symbol's exit is
+approved at its next closed bar, with the bar's decisions (a bar closes within the bar interval
+and its grace, traded or not): that is where ``execution`` waits for ``risk``, so both place the
+exit at the same point of the market stream — with the working buys it cancels and the fills
+before it — as they do every approval. Again at each bar, until flat.
 Decisions and approvals are stored by this process; orders, fills and reports by ``execution``.
 """
 
@@ -128,7 +131,7 @@ class RiskComponent(Component):
         )
         self._unpublished: list[tuple[Topic, Event]] = []
         self.flattening = Flatten(self.symbols)
-        self.last_event_ns = 0  # the latest market event handled: the time of an operator's exit
+        self.last_event_ns = 0  # the latest market event handled: the time of an operator's act
         self._approved_bars: list[str] = []
         self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
         self._progress: dict[str, int] = {}
@@ -216,7 +219,7 @@ class RiskComponent(Component):
             self._pick_up_halts(halts, resets)
             self._pick_up_resets(resets)
         await self.handle_market(self._handle)
-        await self._continue_flatten()
+        self.flattening.check_done(self.pipeline)  # the exits go out at bars (_close_bar)
         self._note_state_changes()
         await self._alert_new_halts()
         if self.metrics is not None:
@@ -264,15 +267,18 @@ class RiskComponent(Component):
         )
         strategy.expect(None)
         self.recorder.signal_id = ""
+        # An operator's flatten: the symbol's exit goes with the bar's own approvals.
+        self.flattening.step(self.pipeline, bar.closed_at, only=(bar.symbol,))
         items, self.recorder.items = self.recorder.items, []
         approvals = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
+        decisions = sum(1 for _, event in items if isinstance(event, RiskDecision))
         progress = progress_report(
             self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
         )
         self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
         if approvals:
             self._approved_bars.append(bar_id)
-        self.count("decisions", len(items) - approvals)
+        self.count("decisions", decisions)
         self.count("approvals", approvals)
 
     async def wait_for(self, ready: Callable[[], bool], what: str) -> bool:
@@ -304,27 +310,16 @@ class RiskComponent(Component):
         for record in self._operator.halts_to_apply(new, resets):
             reason = record.detail.get("reason", "")
             by = f" ({record.actor})" if record.actor else ""
-            # event time; before any market event, the wall
-            now = max(self.clock.now_ns, self.last_event_ns) or time.time_ns()
-            self.pipeline.halt(now, f"halted by the operator{by}: {reason}")
+            self.pipeline.halt(self._event_now(), f"halted by the operator{by}: {reason}")
             logger.warning("risk: halted by the operator%s: %s", by, reason)
             if record.detail.get("flatten") == "yes":
                 self.flattening.start(reason)
-                logger.warning("risk: flattening every position")
+                logger.warning("risk: flattening every position, each at its next closed bar")
 
-    async def _continue_flatten(self) -> None:
-        """A flatten under way: the exits still missing, approved at the time of the latest
-        market event and published at once (``execution`` places an operator's exit when it
-        comes, not at a bar)."""
-        if self.flattening.reason is None:
-            return
-        self.flattening.step(self.pipeline, self.last_event_ns or time.time_ns())
-        items, self.recorder.items = self.recorder.items, []
-        if items:
-            self._unpublished += items
-            exits = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
-            self.count("approvals", exits)
-            await self.flush()
+    def _event_now(self) -> int:
+        """The time of an operator's act: the latest market event handled (event time, as the
+        decisions); before any, the wall."""
+        return max(self.clock.now_ns, self.last_event_ns) or time.time_ns()
 
     def _pick_up_resets(self, resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
@@ -333,7 +328,7 @@ class RiskComponent(Component):
         new = self._operator.new_resets(resets)
         if new and self.pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
-            self.pipeline.reset_breaker(self.clock.now_ns or time.time_ns())
+            self.pipeline.reset_breaker(self._event_now())
             logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
 
     def _note_state_changes(self) -> None:

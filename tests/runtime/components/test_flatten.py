@@ -1,7 +1,9 @@
 """``cdb risk halt --flatten`` in component mode: `risk`, `execution` and `portfolio` in process
-(in-process bus, one SQLite file), a position held from before the start. The audited halt with
-``--flatten`` makes `risk` approve an operator's exit at once (no bar), `execution` places it when
-it comes and fills it at the next trade, and every ledger and the store end flat."""
+(in-process bus, one SQLite file), a position held from before the start and a buy still working
+in the same symbol. The audited halt with ``--flatten`` makes `risk` approve the operator's exit at
+the symbol's next closed bar, where `execution` waits for it: both see the buy the same way (filled
+before the bar, or cancelled by the exit), `execution` fills the exit at the next trade, and every
+ledger and the store end flat with nobody waiting for the other."""
 
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
+import pytest
+
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import (
+    Bar,
+    HealthReport,
     OrderApproved,
     QuoteTick,
     RiskDecision,
@@ -26,6 +32,7 @@ from cdb_cli.engine.events import (
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
+from cdb_cli.engine.remote import progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION
 from cdb_cli.kernel import open_store
@@ -39,10 +46,11 @@ SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
 HELD = Decimal("4.99")
+BUY_AT = T0 + SECOND + 2  # the working buy: after the first trade, before the second
 
 
 def bought(store_url: str) -> None:
-    """A buy filled before the start: 4.99 BTC held."""
+    """A buy filled before the start (4.99 BTC held), and another still working."""
     store = open_store(Settings(database_url=store_url), create_if_new=True)
     order = OrderRecord(
         client_order_id="pold-3",
@@ -68,7 +76,17 @@ def bought(store_url: str) -> None:
         ts_event=T0,
         liquidity="taker",
     )
-    store.save_batch(orders=[order], fills=[fill])
+    working = order.model_copy(
+        update={
+            "client_order_id": "pold-5",
+            "decision_id": "pold-4",
+            "quote_amount": Decimal(200),
+            "status": "NEW",
+            "ts_created": BUY_AT,
+            "ts_updated": BUY_AT,
+        }
+    )
+    store.save_batch(orders=[order, working], fills=[fill])
     store.close()
 
 
@@ -99,6 +117,23 @@ def make(kind: type[C], settings: Settings, bus: InMemoryBus) -> C:
     )
 
 
+def closed_bar(open_ns: int, closed_at: int) -> Bar:
+    price = Decimal(102)
+    return Bar(
+        event_id=f"bar-{SYMBOL}-{open_ns}",
+        symbol=SYMBOL,
+        ts_event=open_ns,
+        source="test",
+        interval="1s",
+        open=price,
+        high=price,
+        low=price,
+        close=price,
+        volume=Decimal(3),
+        closed_at=closed_at,
+    )
+
+
 async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
     deadline = time.monotonic() + timeout_s
     while not check():
@@ -106,11 +141,15 @@ async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None
         await asyncio.sleep(0.05)
 
 
-def test_a_halt_with_flatten_sells_every_position_through_the_components(tmp_path: Path) -> None:
+@pytest.mark.parametrize("buy_fills_first", [True, False], ids=["buy-filled", "buy-working"])
+def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
+    tmp_path: Path, buy_fills_first: bool
+) -> None:
     url = f"sqlite:///{tmp_path / 'cdb.db'}"
     bought(url)
     settings = Settings(database_url=url, bus_url="redis://127.0.0.1:6379/0", bar_seconds=1)
     store = open_store(settings)
+    counts: list[dict[str, int]] = []
 
     async def scenario() -> None:
         bus = InMemoryBus()
@@ -124,6 +163,8 @@ def test_a_halt_with_flatten_sells_every_position_through_the_components(tmp_pat
         for component in components:
             await asyncio.wait_for(component.started.wait(), 10)
         assert risk.pipeline.portfolio.quantity(SYMBOL) == HELD
+        assert execution.venue.has_working(SYMBOL)  # the buy, restored in both
+        assert [o.client_order_id for o in risk.execution.working_orders()] == ["pold-5"]
         quote = QuoteTick(
             symbol=SYMBOL,
             ts_event=T0 + SECOND,
@@ -146,30 +187,50 @@ def test_a_halt_with_flatten_sells_every_position_through_the_components(tmp_pat
                 detail={"reason": "drill", "flatten": "yes", "via": "cli"},
             )
         )
-        # Within the operator check (1 s): the exit is approved, at the latest event's time.
-        [exit_approval] = [
-            delivery.event
-            for delivery in await approvals.fetch(10, 5.0)
-            if isinstance(delivery.event, OrderApproved)
-        ]
+        await eventually(lambda: risk.flattening.reason == "drill")  # within a second
+        assert risk.pipeline.trading_state is TradingState.HALTED
+        if buy_fills_first:  # a trade after the halt, before the bar: both fill the buy there
+            await bus.publish(Topic.MARKET_DATA, trade(T0 + 2 * SECOND, "102.5"))
+            await eventually(lambda: risk.pipeline.portfolio.quantity(SYMBOL) > HELD)
+        held = risk.pipeline.portfolio.quantity(SYMBOL)
+        assert not [d for d in await approvals.fetch(10, 0.3) if d.event.source == OPERATOR]
+        # The symbol's next closed bar (signals found nothing in it): its exit is approved there.
+        bar = closed_bar(T0 + 2 * SECOND, T0 + 3 * SECOND)
+        await bus.publish(
+            Topic.TRADING_SIGNALS,
+            progress_report(
+                "signals", symbol=SYMBOL, bar_id=bar.event_id, ts=bar.closed_at, count=0
+            ),
+        )
+        await bus.publish_many(
+            [(Topic.MARKET_DATA, bar), (Topic.MARKET_DATA, trade(bar.closed_at, "101.8"))]
+        )
+        published = [delivery.event for delivery in await approvals.fetch(10, 5.0)]
+        [exit_approval] = [e for e in published if isinstance(e, OrderApproved)]
         assert exit_approval.source == OPERATOR
         assert exit_approval.side is Side.SELL
-        assert exit_approval.ts_event == T0 + SECOND + 1
-        assert risk.pipeline.trading_state is TradingState.HALTED
-        await eventually(lambda: execution.venue.has_working(SYMBOL))  # placed without a bar
-        # The next trade after the paper latency fills it; every ledger is then flat.
-        await bus.publish(Topic.MARKET_DATA, trade(T0 + 3 * SECOND, "101.5"))
+        assert exit_approval.ts_event == bar.closed_at
+        [progress] = [read_progress(e) for e in published if isinstance(e, HealthReport)]
+        assert progress == ("risk", bar.event_id, 1)
+        await eventually(lambda: execution.venue.has_working(SYMBOL))
+        # The exit cancelled the buy, if still working, in both; the next trade after the paper
+        # latency fills the exit, and every ledger is then flat.
+        await bus.publish(Topic.MARKET_DATA, trade(T0 + 4 * SECOND, "101.5"))
         await eventually(lambda: risk.pipeline.portfolio.quantity(SYMBOL) == 0)
         await eventually(lambda: execution.ledger.quantity(SYMBOL) == 0)
         await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == 0)
         await eventually(lambda: risk.flattening.reason is None)  # done: nothing held or working
+        assert not risk.execution.working_orders()
         flat = [(SYMBOL, Decimal(0))]
         await eventually(lambda: [(p.symbol, p.quantity) for p in store.positions()] == flat)
         stop.set()
         for task in tasks:
-            await asyncio.wait_for(task, 15)
+            counts.append(await asyncio.wait_for(task, 15))  # a failed component raises here
         for component in components:
             component.store.close()
+        assert sum(c.get("wait_timeouts", 0) for c in counts) == 0
+        sold = sum(f.quantity for f in store.fills() if f.side is Side.SELL)
+        assert sold == held  # what both held at the bar
 
     try:
         asyncio.run(scenario())
@@ -180,8 +241,9 @@ def test_a_halt_with_flatten_sells_every_position_through_the_components(tmp_pat
         [decision] = store.events(RiskDecision)
         assert decision.signal_id == signal.event_id
         assert [check.code for check in decision.checks] == ["operator_flatten"]
+        status = {order.client_order_id: order.status for order in store.orders()}
+        assert status["pold-5"] == ("FILLED" if buy_fills_first else "CANCELED")
         sell = [order for order in store.orders() if order.side is Side.SELL]
         assert [order.status for order in sell] == ["FILLED"]
-        assert sum(f.quantity for f in store.fills() if f.side is Side.SELL) == HELD
     finally:
         store.close()
