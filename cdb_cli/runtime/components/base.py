@@ -50,7 +50,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-__all__ = ["COMPONENTS", "Component", "Inbox", "LatencyLog", "bar_close_ns", "prune"]
+__all__ = ["COMPONENTS", "Component", "Inbox", "LatencyLog", "bar_close_ns"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,17 +68,6 @@ READ_AGAIN_S = 0.05
 
 READ_COUNT = 200
 """The most entries one read takes."""
-
-KEEP_LATE = 1000
-"""Announcements kept for bars already handled (late arrivals after a wait timed out)."""
-
-
-def prune(*tables: dict[Any, Any]) -> None:
-    """Drop the oldest entries of tables keyed by bar beyond ``KEEP_LATE`` (a signal, a decision
-    or an approval that came after its bar was handled without it is never asked for again)."""
-    for table in tables:
-        while len(table) > KEEP_LATE:
-            del table[next(iter(table))]
 
 
 class Inbox:
@@ -104,7 +93,8 @@ class Inbox:
         self._pending: dict[str, str] = {}
 
     def done(self, delivery: Delivery) -> None:
-        """Mark a delivery handled: acknowledged on the next round of the pump."""
+        """Mark a delivery handled: acknowledged once the batch written next (which holds what
+        came of it) is stored."""
         self._done.append(delivery)
         self._dedup.add(delivery.event.event_id)
         self._pending.pop(delivery.event.event_id, None)
@@ -115,13 +105,23 @@ class Inbox:
             self._taken.set()
         return item
 
-    async def ack(self) -> None:
-        """Acknowledge what was handled (the writer does it every flush: off the hot path)."""
-        await self._ack()
+    def take_done(self) -> list[Delivery]:
+        """What was marked handled so far: the writer takes it together with the batch, and
+        acknowledges it once that batch is stored (a delivery marked handled during the write
+        has its outcome in the next batch, so it waits for that one)."""
+        done, self._done = self._done, []
+        return done
 
-    async def _ack(self) -> None:
-        if self._done:
-            done, self._done = self._done, []
+    def give_back(self, done: list[Delivery]) -> None:
+        """Deliveries taken with a batch the store did not take: acknowledged with a later one."""
+        self._done[:0] = done
+
+    async def ack(self, done: list[Delivery] | None = None) -> None:
+        """Acknowledge ``done`` (by default, everything handled so far); the writer does it
+        every flush, off the hot path."""
+        if done is None:
+            done = self.take_done()
+        if done:
             await self.subscription.ack(*done)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -168,7 +168,7 @@ class Inbox:
 
     async def close(self) -> None:
         with contextlib.suppress(CdbError):
-            await self._ack()
+            await self.ack()
 
 
 class LatencyLog:
@@ -394,9 +394,15 @@ class Component:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self._flush_interval_s)
+            # Taken with the batch (no await before _write takes the outbox): what was handled
+            # up to here has its outcome in that batch, and is acknowledged once it is stored.
+            handled = [(inbox, inbox.take_done()) for inbox in self.inboxes.values()]
             if await self._write():
-                for inbox in self.inboxes.values():
-                    await inbox.ack()
+                for inbox, done in handled:
+                    await inbox.ack(done)
+            else:
+                for inbox, done in handled:
+                    inbox.give_back(done)
 
     async def _write(self) -> bool:
         batch = self.outbox.take()

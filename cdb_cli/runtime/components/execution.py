@@ -8,15 +8,18 @@ it), waits for the ``risk`` progress of the bar and the approvals it announces b
 then places them at the decision's time. So an order approved at time T with latency L fills at
 the first trade at or after T + L that follows its bar in the stream, whatever order the two
 streams arrive in — as in one process. A wait longer than the wait timeout is logged and the
-component goes on (a late approval is placed when it comes). An operator's exit (``cdb risk halt
---flatten``) is approved at its symbol's next closed bar and placed there like any other.
+component goes on; an approval that comes after its bar was handled is dropped with a warning.
+An approval's delivery is acknowledged only once its order is in the outbox (``BarInputs``), and
+an approval whose order the store already has (placed before a restart that got the approval
+back) is not placed again. An operator's exit (``cdb risk halt --flatten``) is approved at its
+symbol's next closed bar and placed there like any other.
 
 It publishes the reports at once and stores orders, fills and reports in batches.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+import logging
 from decimal import Decimal
 
 from cdb_cli.engine.events import (
@@ -32,10 +35,13 @@ from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES
 from cdb_cli.engine.remote import read_progress
-from cdb_cli.runtime.components.base import Component, prune
+from cdb_cli.runtime.components.base import Component
+from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.runtime.restore import restore_portfolio
 
 __all__ = ["ExecutionComponent"]
+
+logger = logging.getLogger(__name__)
 
 
 class ExecutionComponent(Component):
@@ -54,14 +60,15 @@ class ExecutionComponent(Component):
         self.ledger = await self.call(
             restore_portfolio, store, await self.starting_cash(), fills, self.quote
         )
-        for order in await self.call(store.orders):
+        orders = await self.call(store.orders)
+        self._placed = {order.client_order_id for order in orders}  # named by their approvals
+        for order in orders:
             if order.status in OPEN_ORDER_STATUSES and order.symbol in self.symbols:
                 mine = [f for f in fills if f.client_order_id == order.client_order_id]
                 self.venue.restore(order, mine)
                 self.count("restored_orders")
         self._quotes: dict[str, tuple[Decimal, Decimal]] = {}
-        self._approvals: dict[tuple[str, int], list[tuple[OrderApproved, int]]] = defaultdict(list)
-        self._progress: dict[str, int] = {}
+        self._approvals: BarInputs[tuple[str, int], OrderApproved] = BarInputs("risk approval")
 
     def drain(self) -> None:
         approvals = self.inboxes[Topic.RISK_APPROVED_TRADES]
@@ -69,12 +76,19 @@ class ExecutionComponent(Component):
             delivery, arrived = approvals.pop()
             event = delivery.event
             if isinstance(event, OrderApproved):
-                self._approvals[(event.symbol, event.ts_event)].append((event, arrived))
-            elif isinstance(event, HealthReport):
+                key = (event.symbol, event.ts_event)
+                self._approvals.add(key, event, arrived, approvals, delivery)
+                continue
+            if isinstance(event, HealthReport):
                 progress = read_progress(event)
                 if progress is not None and progress[0] == "risk":
-                    self._progress[progress[1]] = progress[2]
+                    self._approvals.count(progress[1], progress[2], approvals, delivery)
+                    continue
             approvals.done(delivery)
+
+    async def flush(self) -> None:
+        # The bars' orders, fills and reports are in the outbox: their approvals are handled.
+        self._approvals.settle()
 
     async def step(self) -> None:
         await self.handle_market(self._handle)
@@ -106,16 +120,14 @@ class ExecutionComponent(Component):
 
     async def _place(self, bar: Bar) -> None:
         key = (bar.symbol, bar.closed_at)
-
-        def ready() -> bool:
-            count = self._progress.get(bar.event_id)
-            return count is not None and len(self._approvals.get(key, ())) >= count
-
-        await self.wait_for(ready, f"the decisions on {bar.event_id}")
-        self._progress.pop(bar.event_id, None)
-        approvals = self._approvals.pop(key, [])
-        prune(self._approvals, self._progress)
-        for approval, arrived in approvals:
+        await self.wait_for(
+            lambda: self._approvals.ready(key, bar.event_id), f"the decisions on {bar.event_id}"
+        )
+        for approval, arrived in self._approvals.take(key, bar.event_id):
+            if approval.event_id in self._placed:  # placed before a restart that got it back
+                logger.info("execution: %s was placed before; not again", approval.event_id)
+                continue
+            self._placed.add(approval.event_id)
             self.latency.write(bar.event_id, arrived)
             result = self.venue.submit(
                 approval, ts_ns=approval.ts_event, position=self.ledger.quantity(bar.symbol)

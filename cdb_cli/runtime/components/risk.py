@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -55,8 +54,9 @@ from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progres
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
 from cdb_cli.engine.signals import SignalIntent
-from cdb_cli.runtime.components.base import Component, bar_close_ns, prune
+from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.components.confirm import StoredFills
+from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import halt_alerts, send_alert
@@ -133,8 +133,7 @@ class RiskComponent(Component):
         self.flattening = Flatten(self.symbols)
         self.last_event_ns = 0  # the latest market event handled: the time of an operator's act
         self._approved_bars: list[str] = []
-        self._signals: dict[str, list[TradingSignal]] = defaultdict(list)
-        self._progress: dict[str, int] = {}
+        self._signals: BarInputs[str, TradingSignal] = BarInputs("signal")
         self._states_written = 0
         store = self.store
         fills = await self.call(store.fills)
@@ -178,14 +177,16 @@ class RiskComponent(Component):
     def drain(self) -> None:
         signals = self.inboxes[Topic.TRADING_SIGNALS]
         while signals.queue:
-            delivery, _ = signals.pop()
+            delivery, arrived = signals.pop()
             event = delivery.event
             if isinstance(event, TradingSignal) and event.bar_id:
-                self._signals[event.bar_id].append(event)
-            elif isinstance(event, HealthReport):
+                self._signals.add(event.bar_id, event, arrived, signals, delivery)
+                continue
+            if isinstance(event, HealthReport):
                 progress = read_progress(event)
                 if progress is not None and progress[0] == "signals":
-                    self._progress[progress[1]] = progress[2]
+                    self._signals.count(progress[1], progress[2], signals, delivery)
+                    continue
             signals.done(delivery)
         reports = self.inboxes[Topic.EXECUTION_EVENTS]
         while reports.queue:
@@ -246,15 +247,8 @@ class RiskComponent(Component):
 
     async def _close_bar(self, bar: Bar) -> None:
         bar_id = bar.event_id
-
-        def ready() -> bool:
-            count = self._progress.get(bar_id)
-            return count is not None and len(self._signals.get(bar_id, ())) >= count
-
-        await self.wait_for(ready, f"the signals of {bar_id}")
-        self._progress.pop(bar_id, None)
-        signals = self._signals.pop(bar_id, [])
-        prune(self._signals, self._progress)
+        await self.wait_for(lambda: self._signals.ready(bar_id, bar_id), f"the signals of {bar_id}")
+        signals = [signal for signal, _ in self._signals.take(bar_id, bar_id)]
         signal = signals[0] if signals else None
         strategy = self.strategies[bar.symbol]
         if signal is not None:
@@ -300,10 +294,11 @@ class RiskComponent(Component):
             for bar_id in self._approved_bars:
                 self.latency.write(bar_id, published)
             self._approved_bars.clear()
+        self._signals.settle()  # what came of their bars is in the outbox
 
     def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
-        ``--flatten`` it also sells every position (:meth:`_continue_flatten`)."""
+        ``--flatten`` it also sells every position, each at its next closed bar."""
         new = self._operator.new_halts(halts)
         if not new:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -292,3 +293,70 @@ def test_a_component_freezes_the_heap_start_up_built_until_it_stops(tmp_path: Pa
     assert gc.get_freeze_count() == 0
     assert asyncio.run(scenario()) > 1000
     assert gc.get_freeze_count() == 0
+
+
+class SlowWrites:
+    """The real SQLite store, whose batch writes wait for the test to let each one through."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.writing = threading.Event()
+        self.go = threading.Semaphore(0)
+
+    def save_batch(self, **parts: Any) -> None:
+        self.writing.set()
+        assert self.go.acquire(timeout=10)
+        self.inner.save_batch(**parts)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_delivery_handled_during_a_write_waits_for_the_batch_that_holds_its_outcome(
+    tmp_path: Path,
+) -> None:
+    """The writer acknowledges what was handled when it took the batch, once that batch is
+    stored: a trade handled while the write is under way has its outcome in the next batch, so
+    it stays pending (a crash then hands it to the restart) until that batch is stored too."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'c.db'}", bus_url="redis://127.0.0.1:6379/0"
+    )
+
+    async def pending(bus: InMemoryBus) -> list[int]:
+        probe = await bus.subscribe(Topic.MARKET_DATA, "recorder", "probe")
+        return sorted(d.event.ts_event for d in await probe.reclaim(0.0))
+
+    async def scenario() -> None:
+        store = SlowWrites(open_store(settings, create_if_new=True))
+        bus = InMemoryBus()
+        component = Recorder(
+            settings,
+            store=store,  # type: ignore[arg-type]
+            bus=bus,
+            symbols=["BTCUSDT"],
+            instruments={},
+            run_id="ptestack",
+            flush_interval_s=0.05,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(component.run(stop))
+        await asyncio.wait_for(component.started.wait(), 10)
+        await bus.publish(Topic.MARKET_DATA, tick(1))
+        await asyncio.to_thread(store.writing.wait, 10)  # the batch with trade 1 is being written
+        store.writing.clear()
+        await bus.publish(Topic.MARKET_DATA, tick(2))
+        for _ in range(500):  # trade 2 handled: its outcome waits for the next batch
+            if component.outbox:
+                break
+            await asyncio.sleep(0.01)
+        store.go.release()  # the first batch is stored ...
+        await asyncio.to_thread(store.writing.wait, 10)  # ... and the next one is being written
+        assert await pending(bus) == [2]
+        store.go.release(10)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        assert await pending(bus) == []
+        assert [e.ts_event for e in store.inner.events(TradeTick)] == [1, 2]
+        store.inner.close()
+
+    asyncio.run(scenario())
