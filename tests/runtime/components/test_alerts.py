@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cdb_testkit import QueueFeed
+from market_testkit import eventually
 
 from cdb_cli.adapters.notify.email import EmailNotifier
 from cdb_cli.engine.bus import InMemoryBus
@@ -42,13 +43,6 @@ def mail_settings(tmp_path: Path, port: int, **overrides: Any) -> Settings:
         smtp_to="ops@example.org",
         **overrides,
     )
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        assert asyncio.get_running_loop().time() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 def build(kind: type[Component], settings: Settings, **extra: Any) -> Component:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from market_testkit import trade
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError
-from cdb_cli.engine.events import Side, Topic, TradeTick
+from cdb_cli.engine.events import Topic, TradeTick
 from cdb_cli.engine.ports.bus import Delivery, Subscription
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.kernel import open_store
@@ -36,14 +36,7 @@ class CountedFetches:
 
 
 def tick(n: int) -> TradeTick:
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=n,
-        source="test",
-        price=Decimal(100),
-        quantity=Decimal(1),
-        aggressor=Side.BUY,
-    )
+    return trade(n, "100", quantity="1")
 
 
 def test_an_inbox_reads_again_once_its_batch_is_taken_or_after_a_while() -> None:

@@ -11,9 +11,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from market_testkit import SYMBOL, closed_bar, eventually, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Bar, OrderApproved, QuoteTick, Side, Topic, TradeTick
+from cdb_cli.engine.events import OrderApproved, Side, Topic
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import progress_report
@@ -21,50 +22,10 @@ from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.execution import ExecutionComponent
 from cdb_cli.settings import Settings
 
-SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
 CLOSED_AT = T0 + 2 * SECOND
-
-
-def quote(ts: int) -> QuoteTick:
-    return QuoteTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        bid=Decimal("99.99"),
-        ask=Decimal("100.01"),
-        bid_size=Decimal(5),
-        ask_size=Decimal(5),
-    )
-
-
-def trade(ts: int) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(100),
-        quantity=Decimal(50),
-        aggressor=Side.BUY,
-    )
-
-
-def closed_bar() -> Bar:
-    price = Decimal(100)
-    return Bar(
-        event_id=f"bar-{SYMBOL}-{T0 + SECOND}",
-        symbol=SYMBOL,
-        ts_event=T0 + SECOND,
-        source="test",
-        interval="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(3),
-        closed_at=CLOSED_AT,
-    )
+BAR = closed_bar(T0 + SECOND, CLOSED_AT)
 
 
 APPROVAL = OrderApproved(
@@ -100,8 +61,7 @@ async def run_until(component: ExecutionComponent, stop: asyncio.Event) -> dict[
 
 async def announce(bus: InMemoryBus) -> None:
     """`risk` approved one order at the bar, and says so."""
-    bar = closed_bar()
-    progress = progress_report("risk", symbol=SYMBOL, bar_id=bar.event_id, ts=CLOSED_AT, count=1)
+    progress = progress_report("risk", symbol=SYMBOL, bar_id=BAR.event_id, ts=CLOSED_AT, count=1)
     await bus.publish_many(
         [(Topic.RISK_APPROVED_TRADES, APPROVAL), (Topic.RISK_APPROVED_TRADES, progress)]
     )
@@ -111,9 +71,9 @@ async def bar_then_trade(bus: InMemoryBus) -> None:
     """The bar, then a trade after the paper latency: the approval is placed and filled."""
     await bus.publish_many(
         [
-            (Topic.MARKET_DATA, quote(T0 + SECOND)),
-            (Topic.MARKET_DATA, closed_bar()),
-            (Topic.MARKET_DATA, trade(CLOSED_AT + 5 * SECOND)),
+            (Topic.MARKET_DATA, quote(T0 + SECOND, size="5")),
+            (Topic.MARKET_DATA, BAR),
+            (Topic.MARKET_DATA, trade(CLOSED_AT + 5 * SECOND, "100", quantity="50")),
         ]
     )
 
@@ -132,12 +92,8 @@ def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_pat
         task = asyncio.create_task(run_until(first, stop))
         await asyncio.wait_for(first.started.wait(), 10)
         await announce(bus)
-        key, bar_id = (SYMBOL, CLOSED_AT), closed_bar().event_id
-        for _ in range(500):  # taken in, its bar not yet come
-            if first._approvals.ready(key, bar_id):
-                break
-            await asyncio.sleep(0.01)
-        assert first._approvals.ready(key, bar_id)
+        # taken in, its bar not yet come
+        await eventually(lambda: first._approvals.ready((SYMBOL, CLOSED_AT), BAR.event_id))
         await asyncio.sleep(0.2)  # a few flushes: the approval must stay unacknowledged
         stop.set()
         await task
@@ -146,10 +102,7 @@ def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_pat
         task = asyncio.create_task(run_until(second, stop))
         await asyncio.wait_for(second.started.wait(), 10)
         await bar_then_trade(bus)
-        for _ in range(500):
-            if second.ledger.quantity(SYMBOL) > 0:
-                break
-            await asyncio.sleep(0.01)
+        await eventually(lambda: second.ledger.quantity(SYMBOL) > 0)
         stop.set()
         return await task
 
@@ -212,10 +165,8 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
         await asyncio.wait_for(component.started.wait(), 10)
         await announce(bus)
         await bar_then_trade(bus)
-        for _ in range(500):  # the bar handled: the stored order named, not placed again
-            if "was placed before" in caplog.text:
-                break
-            await asyncio.sleep(0.01)
+        # the bar handled: the stored order named, not placed again
+        await eventually(lambda: "was placed before" in caplog.text)
         await asyncio.sleep(0.2)  # the trade after it: it fills nothing
         stop.set()
         return await task

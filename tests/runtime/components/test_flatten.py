@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from market_testkit import SYMBOL, closed_bar, eventually, quote
+from market_testkit import trade as market_trade
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import (
-    Bar,
     HealthReport,
     OrderApproved,
-    QuoteTick,
     RiskDecision,
     Side,
     SignalSide,
@@ -42,7 +41,6 @@ from cdb_cli.runtime.components.portfolio import PortfolioComponent
 from cdb_cli.runtime.components.risk import RiskComponent
 from cdb_cli.settings import Settings
 
-SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
 HELD = Decimal("4.99")
@@ -91,14 +89,7 @@ def bought(store_url: str) -> None:
 
 
 def trade(ts: int, price: str) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(price),
-        quantity=Decimal(50),
-        aggressor=Side.SELL,
-    )
+    return market_trade(ts, price, quantity="50", aggressor=Side.SELL)
 
 
 C = TypeVar("C", bound=Component)
@@ -115,30 +106,6 @@ def make(kind: type[C], settings: Settings, bus: InMemoryBus) -> C:
         run_id="ptestflatten",
         flush_interval_s=0.05,
     )
-
-
-def closed_bar(open_ns: int, closed_at: int) -> Bar:
-    price = Decimal(102)
-    return Bar(
-        event_id=f"bar-{SYMBOL}-{open_ns}",
-        symbol=SYMBOL,
-        ts_event=open_ns,
-        source="test",
-        interval="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(3),
-        closed_at=closed_at,
-    )
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("buy_fills_first", [True, False], ids=["buy-filled", "buy-working"])
@@ -165,17 +132,9 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
         assert risk.pipeline.portfolio.quantity(SYMBOL) == HELD
         assert execution.venue.has_working(SYMBOL)  # the buy, restored in both
         assert [o.client_order_id for o in risk.execution.working_orders()] == ["pold-5"]
-        quote = QuoteTick(
-            symbol=SYMBOL,
-            ts_event=T0 + SECOND,
-            source="test",
-            bid=Decimal("101.99"),
-            ask=Decimal("102.01"),
-            bid_size=Decimal(10),
-            ask_size=Decimal(10),
-        )
+        touch = quote(T0 + SECOND, "101.99", "102.01", size="10")
         await bus.publish_many(
-            [(Topic.MARKET_DATA, quote), (Topic.MARKET_DATA, trade(T0 + SECOND + 1, "102"))]
+            [(Topic.MARKET_DATA, touch), (Topic.MARKET_DATA, trade(T0 + SECOND + 1, "102"))]
         )
         await eventually(lambda: risk.last_event_ns > T0)
         store.add_audit(
@@ -195,7 +154,7 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
         held = risk.pipeline.portfolio.quantity(SYMBOL)
         assert not [d for d in await approvals.fetch(10, 0.3) if d.event.source == OPERATOR]
         # The symbol's next closed bar (signals found nothing in it): its exit is approved there.
-        bar = closed_bar(T0 + 2 * SECOND, T0 + 3 * SECOND)
+        bar = closed_bar(T0 + 2 * SECOND, T0 + 3 * SECOND, "102")
         await bus.publish(
             Topic.TRADING_SIGNALS,
             progress_report(

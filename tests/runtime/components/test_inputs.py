@@ -4,12 +4,12 @@ of the bar is in the outbox; a late arrival and a bar that never came are given 
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 import pytest
+from market_testkit import trade
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Side, Topic, TradeTick
+from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.runtime.components import inputs
 from cdb_cli.runtime.components.base import Inbox
@@ -23,15 +23,7 @@ def deliveries(count: int) -> tuple[Inbox, list[Delivery]]:
         bus = InMemoryBus()
         subscription = await bus.subscribe(Topic.MARKET_DATA, "risk", "r")
         for n in range(count):
-            event = TradeTick(
-                symbol="BTCUSDT",
-                ts_event=n + 1,
-                source="test",
-                price=Decimal(100),
-                quantity=Decimal(1),
-                aggressor=Side.BUY,
-            )
-            await bus.publish(Topic.MARKET_DATA, event)
+            await bus.publish(Topic.MARKET_DATA, trade(n + 1, "100"))
         return Inbox(subscription, asyncio.Event()), await subscription.fetch(count, 1.0)
 
     return asyncio.run(fetch())

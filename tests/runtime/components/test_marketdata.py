@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from decimal import Decimal
 from pathlib import Path
 
 from cdb_testkit import QueueFeed
+from market_testkit import SYMBOL, trade
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Bar, Event, HealthReport, Side, Topic, TradeTick
+from cdb_cli.engine.events import Bar, Event, HealthReport, Topic, TradeTick
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.marketdata import MarketDataComponent
 from cdb_cli.runtime.components.signals import SignalsComponent
 
-SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
 
@@ -33,17 +32,6 @@ class PublicationsBus(InMemoryBus):
     async def publish_many(self, items: Sequence[tuple[Topic, Event]]) -> list[str]:
         self.publications.append(list(items))
         return await super().publish_many(items)
-
-
-def trade(ts: int, price: str) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(price),
-        quantity=Decimal(1),
-        aggressor=Side.BUY,
-    )
 
 
 def test_bars_go_first_to_market_bars_and_signals_reads_only_them(tmp_path: Path) -> None:
@@ -73,7 +61,8 @@ def test_bars_go_first_to_market_bars_and_signals_reads_only_them(tmp_path: Path
         tasks = [asyncio.create_task(c.run(stop)) for c in (signals, marketdata)]
         await asyncio.wait_for(marketdata.started.wait(), 10)
         await asyncio.wait_for(signals.started.wait(), 10)
-        ticks = [trade(T0 + n * SECOND // 4, str(100 + n)) for n in range(10)]  # 2.5 s of trades
+        # 2.5 s of trades
+        ticks = [trade(T0 + n * SECOND // 4, str(100 + n), quantity="1") for n in range(10)]
         for tick in ticks:
             feed.events.put_nowait(tick)
         reports: list[Event] = []

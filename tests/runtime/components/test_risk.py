@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from market_testkit import SYMBOL, closed_bar, quote, trade
+
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import (
     Bar,
@@ -16,7 +18,6 @@ from cdb_cli.engine.events import (
     ExecutionReport,
     HealthReport,
     OrderApproved,
-    QuoteTick,
     RiskDecision,
     Side,
     SignalSide,
@@ -32,37 +33,8 @@ from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.risk import RiskComponent
 from cdb_cli.settings import Settings
 
-SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
-
-
-def trade(ts: int, price: str) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(price),
-        quantity=Decimal("0.5"),
-        aggressor=Side.BUY,
-    )
-
-
-def bar(open_ns: int, close: str, closed_at: int) -> Bar:
-    price = Decimal(close)
-    return Bar(
-        event_id=f"bar-{SYMBOL}-{open_ns}",
-        symbol=SYMBOL,
-        ts_event=open_ns,
-        source="test",
-        interval="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(3),
-        closed_at=closed_at,
-    )
 
 
 def working_order() -> OrderRecord:
@@ -130,18 +102,9 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
         await asyncio.wait_for(risk.started.wait(), 10)
-        quote = QuoteTick(
-            symbol=SYMBOL,
-            ts_event=T0,
-            source="test",
-            bid=Decimal("99.99"),
-            ask=Decimal("100.01"),
-            bid_size=Decimal(1),
-            ask_size=Decimal(1),
-        )
         closing = trade(T0 + SECOND + 5_000_000, "100.2")
-        closed = bar(T0, "100", closing.ts_event)
-        for event in (quote, trade(T0 + 1, "100"), closed, closing):
+        closed = closed_bar(T0, closing.ts_event)
+        for event in (quote(T0), trade(T0 + 1, "100"), closed, closing):
             await bus.publish(Topic.MARKET_DATA, event)
         await asyncio.sleep(0.5)
         assert await collect(decisions, 1, 0.2) == []  # the signals' word on the bar is missing
@@ -251,11 +214,6 @@ def test_risk_publishes_the_bars_of_one_batch_together_but_not_behind_a_wait(
     )
     symbols = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
 
-    def closed_bar(symbol: str) -> Bar:
-        return bar(T0, "100", T0 + SECOND).model_copy(
-            update={"symbol": symbol, "event_id": f"bar-{symbol}-{T0}"}
-        )
-
     def no_signal(closed: Bar) -> HealthReport:
         return progress_report(
             "signals", symbol=closed.symbol, bar_id=closed.event_id, ts=closed.closed_at, count=0
@@ -276,7 +234,7 @@ def test_risk_publishes_the_bars_of_one_batch_together_but_not_behind_a_wait(
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
         await asyncio.wait_for(risk.started.wait(), 10)
-        btc, eth, sol = (closed_bar(s) for s in symbols)
+        btc, eth, sol = (closed_bar(T0, T0 + SECOND, symbol=s) for s in symbols)
         await bus.publish_many([(Topic.TRADING_SIGNALS, no_signal(b)) for b in (btc, eth)])
         await bus.publish_many([(Topic.MARKET_DATA, b) for b in (btc, eth, sol)])
         first = await collect(markers, 2)
