@@ -76,6 +76,12 @@ def run(
     import sys
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
+    if not view and context.verbosity == 0:
+        # Off a terminal the log is the operator's view (a service's journal): the start, each
+        # decision with its reasons, each order and fill, the stop. -q quiets it.
+        import logging
+
+        logging.getLogger("cdb_cli").setLevel(logging.INFO)
     trading = chosen or settings.symbols
     if component is not None:
         if live or (not paper and settings.mode == "live"):
@@ -94,11 +100,27 @@ def run(
         summary = run_async(
             run_paper(settings, symbols=trading, feed="sim" if feed == "sim" else "mexc", view=view)
         )
-    context.terminal.err.print(
+    _stopped(
+        context,
         f"Stopped run {summary.run_id}: {summary.market_events} market events, {summary.bars} "
         f"bars, {summary.signals} signals, {summary.orders} orders, {summary.fills} fills",
-        markup=False,
+        run_id=summary.run_id,
     )
+
+
+def _stopped(context: Any, line: str, *, run_id: str = "") -> None:
+    """The last line of a run: on the terminal, or a log line (JSON off one) like the rest."""
+    import logging
+
+    from cdb_cli.logs import RUN_ID
+
+    logger = logging.getLogger("cdb_cli.run")
+    if logger.isEnabledFor(logging.INFO):
+        if run_id:
+            RUN_ID.set(run_id)
+        logger.info("%s", line)
+    else:
+        context.terminal.err.print(line, markup=False)
 
 
 async def _gate(
@@ -184,4 +206,4 @@ def _run_component(
         run_component(settings, component=component, symbols=symbols, latency_log=latency_log)
     )
     done = ", ".join(f"{value} {key}" for key, value in sorted(counts.items())) or "nothing"
-    context.terminal.err.print(f"Stopped component {component}: {done}", markup=False)
+    _stopped(context, f"Stopped component {component}: {done}")

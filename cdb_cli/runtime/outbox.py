@@ -3,22 +3,27 @@
 The pipeline calls :class:`Outbox` synchronously on its hot path; the loop takes the batch every
 flush and :func:`write_batch` writes it in a worker thread, in one transaction (``save_batch``) —
 events, then orders before their fills, then positions and the audit records of trading-state
-changes — before it is published.
+changes — before it is published. Once stored, each decision (verdict and the rules that failed),
+order state and fill of the batch is logged at INFO: off a terminal, where ``cdb run`` logs at
+INFO, that is the operator's record of what the loop did and why.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cdb_cli.engine.events import Event, Topic, encode_event
+from cdb_cli.engine.events import Event, RiskDecision, Topic, encode_event
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
 from cdb_cli.engine.runs import STATE_ACTION
 
-__all__ = ["Outbox", "spill_batch", "write_batch"]
+__all__ = ["Outbox", "log_batch", "spill_batch", "write_batch"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -77,6 +82,63 @@ def write_batch(
             for ts, state, reason in changes
         ],
     )
+    if logger.isEnabledFor(logging.INFO):
+        log_batch(batch)
+
+
+def log_batch(batch: Outbox) -> None:
+    """One INFO line per decision, order state and fill of a stored batch."""
+    for _, event in batch.events:
+        if isinstance(event, RiskDecision):
+            logger.info("Decision %s", describe_decision(event))
+    for order in batch.orders:
+        size = (
+            f"{order.quantity} base"
+            if order.quantity is not None
+            else f"{order.quote_amount} quote"
+        )
+        logger.info(
+            "Order %s %s %s %s %s: %s",
+            order.client_order_id,
+            order.symbol,
+            order.side,
+            order.order_type,
+            size,
+            order.status,
+        )
+    for fill in batch.fills:
+        logger.info(
+            "Fill %s %s %s at %s (fee %s %s, %s) of %s",
+            fill.symbol,
+            fill.side,
+            fill.quantity,
+            fill.price,
+            format(fill.fee.normalize(), "f"),
+            fill.fee_asset,
+            fill.liquidity,
+            fill.client_order_id,
+        )
+
+
+def describe_decision(decision: RiskDecision) -> str:
+    """``BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown (observed 5.2, limit 5)``: the
+    symbol, side, verdict and size, and the rules that refused or reduced it with what they saw."""
+    why = []
+    for check in decision.checks:
+        if check.passed and not check.detail:
+            continue
+        seen = [
+            f"{name} {value:.6g}"
+            for name, value in (("observed", check.observed), ("limit", check.limit))
+            if value is not None
+        ]
+        if check.detail:
+            seen.append(check.detail)
+        name = check.code if not check.passed else check.rule
+        why.append(f"{name} ({', '.join(seen)})" if seen else name)
+    size = f"{decision.final_quote:.8g} of {decision.requested_quote:.8g} quote"
+    reasons = f": {'; '.join(why)}" if why else ""
+    return f"{decision.symbol} {decision.side} {decision.verdict}, {size}{reasons}"
 
 
 def spill_batch(batch: Outbox, run_id: str) -> Path:

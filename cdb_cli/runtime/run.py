@@ -134,6 +134,13 @@ async def _serve(
     from cdb_cli.runtime.paper import PaperRuntime, new_run_id
 
     mode = "live" if live else "paper"
+    if live:
+        from cdb_cli.runtime.live import new_live_run_id
+
+        run_id = new_live_run_id()
+    else:
+        run_id = new_run_id()
+    RUN_ID.set(run_id)  # every log line of this run carries it, from the first
     stop = stop or asyncio.Event()
     notifier = EmailNotifier.from_settings(settings)
     loop = asyncio.get_running_loop()
@@ -148,13 +155,6 @@ async def _serve(
             open_bus(settings) as bus,
         ):
             clock = LiveClock()
-            if live:
-                from cdb_cli.runtime.live import new_live_run_id
-
-                run_id = new_live_run_id()
-            else:
-                run_id = new_run_id()
-            RUN_ID.set(run_id)  # every log line of this run carries it
             metrics = Metrics(run_id=run_id, mode=mode, symbols=symbols)
             runtime: PaperRuntime | None = None
 

@@ -5,6 +5,7 @@ cleanly and a restart resumes."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -181,7 +182,13 @@ def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
         finally:
             process.kill()
         assert process.returncode == 0, err
-        assert "Stopped run p" in err
+        # Off a terminal the log is JSON at INFO, every line with the run id, ending in the stop.
+        lines = [json.loads(line) for line in err.splitlines()]
+        run_id = lines[-1]["run_id"]
+        assert run_id.startswith("p")
+        assert all(line["run_id"] == run_id for line in lines), err
+        assert lines[-1]["message"].startswith(f"Stopped run {run_id}: ")
+        assert any(line["message"].startswith("Warmed BTCUSDT") for line in lines)
         assert audits(url).count(STOP_ACTION) == round_
 
 

@@ -1,0 +1,108 @@
+"""The loop's batches: written in one transaction, then logged at INFO (a decision with the rules
+that refused or reduced it, each order state, each fill), which is the operator's record off a
+terminal. A batch the store refuses is not logged."""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+import pytest
+
+from cdb_cli.engine.errors import StateError
+from cdb_cli.engine.events import CheckResult, RiskDecision, Side, SignalSide, Topic
+from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.store_memory import InMemoryStore
+from cdb_cli.runtime.outbox import Outbox, write_batch
+
+T0 = 1_795_400_000_000_000_000
+
+
+def decision(verdict: str, *checks: CheckResult, final: str = "500") -> RiskDecision:
+    return RiskDecision(
+        event_id=f"dec-{verdict}",
+        symbol="BTCUSDT",
+        ts_event=T0,
+        source="risk",
+        signal_id=f"sig-{verdict}",
+        verdict=verdict,  # type: ignore[arg-type]
+        side=SignalSide.BUY,
+        requested_quote=Decimal(500),
+        final_quote=Decimal(final),
+        checks=(
+            CheckResult(rule="spread", code="ok", passed=True, observed=Decimal("0.01")),
+            *checks,
+        ),
+    )
+
+
+ORDER = OrderRecord(
+    client_order_id="p1",
+    decision_id="dec-approved",
+    symbol="BTCUSDT",
+    side=Side.BUY,
+    order_type="MARKET",
+    quote_amount=Decimal(500),
+    status="FILLED",
+    ts_created=T0,
+    ts_updated=T0,
+    mode="paper",
+)
+FILL = FillRecord(
+    fill_id="p1-f1",
+    client_order_id="p1",
+    symbol="BTCUSDT",
+    side=Side.BUY,
+    quantity=Decimal("4.99"),
+    price=Decimal("100.01"),
+    fee=Decimal("0.24950000"),
+    fee_asset="USDT",
+    ts_event=T0,
+    liquidity="taker",
+)
+
+
+def test_a_stored_batch_logs_each_decision_order_and_fill(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cdb_cli.runtime.outbox")
+    batch = Outbox()
+    drawdown = CheckResult(
+        rule="daily_drawdown",
+        code="daily_drawdown",
+        passed=False,
+        observed=Decimal("5.23456789012"),
+        limit=Decimal(5),
+    )
+    exposure = CheckResult(
+        rule="exposure",
+        code="ok",
+        passed=True,
+        observed=Decimal("40.0"),
+        limit=Decimal(30),
+        detail="reduced to 375",
+    )
+    batch.event(Topic.RISK_EVENTS, decision("rejected", drawdown, final="0"))
+    batch.event(Topic.RISK_EVENTS, decision("reduced", exposure, final="375"))
+    batch.event(Topic.RISK_EVENTS, decision("approved"))
+    batch.order(ORDER)
+    batch.fill(FILL)
+    store = InMemoryStore()
+    write_batch(store, batch, [], [], "ptest")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Decision BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown (observed 5.23457, limit 5)",
+        "Decision BTCUSDT buy reduced, 375 of 500 quote: exposure (observed 40.0, limit 30, "
+        "reduced to 375)",
+        "Decision BTCUSDT buy approved, 500 of 500 quote",
+        "Order p1 BTCUSDT BUY MARKET 500 quote: FILLED",
+        "Fill BTCUSDT BUY 4.99 at 100.01 (fee 0.2495 USDT, taker) of p1",
+    ]
+    assert [f.fill_id for f in store.fills()] == ["p1-f1"]
+
+
+def test_a_batch_the_store_refuses_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="cdb_cli.runtime.outbox")
+    batch = Outbox()
+    batch.event(Topic.RISK_EVENTS, decision("approved"))
+    batch.fill(FILL)  # its order was never saved
+    with pytest.raises(StateError):
+        write_batch(InMemoryStore(), batch, [], [], "ptest")
+    assert caplog.records == []
