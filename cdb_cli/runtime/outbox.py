@@ -122,22 +122,27 @@ def log_batch(batch: Outbox) -> None:
 
 def describe_decision(decision: RiskDecision) -> str:
     """``BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown (observed 5.2, limit 5)``: the
-    symbol, side, verdict and size, and the rules that refused or reduced it with what they saw."""
+    symbol, side, verdict and size, and the rules that refused or reduced it with what they saw
+    (rounded; the decision's trace in the store has the exact figures and ``cdb risk explain``
+    the whole story)."""
     why = []
     for check in decision.checks:
-        if check.passed and not check.detail:
-            continue
+        if check.passed:
+            if not check.detail.startswith("reduced"):
+                continue
+            words = "reduced"
+        else:  # a detail in words only says what the figures do not ("nothing to exit")
+            words = "" if any(c.isdigit() for c in check.detail) else check.detail
         seen = [
             f"{name} {value:.6g}"
             for name, value in (("observed", check.observed), ("limit", check.limit))
             if value is not None
         ]
-        if check.detail:
-            seen.append(check.detail)
-        name = check.code if not check.passed else check.rule
-        why.append(f"{name} ({', '.join(seen)})" if seen else name)
+        said = "; ".join(part for part in (", ".join(seen), words) if part)
+        name = check.rule if check.passed else check.code
+        why.append(f"{name} ({said})" if said else name)
     size = f"{decision.final_quote:.8g} of {decision.requested_quote:.8g} quote"
-    reasons = f": {'; '.join(why)}" if why else ""
+    reasons = f": {', '.join(why)}" if why else ""
     return f"{decision.symbol} {decision.side} {decision.verdict}, {size}{reasons}"
 
 

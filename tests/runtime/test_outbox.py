@@ -36,6 +36,25 @@ def decision(verdict: str, *checks: CheckResult, final: str = "500") -> RiskDeci
     )
 
 
+def exit_without_position() -> RiskDecision:
+    """An exit signal with nothing held: the drawdown rule does not apply, the size rule fails."""
+    return decision(
+        "rejected",
+        CheckResult(
+            rule="daily_drawdown", code="ok", passed=True, detail="not applicable to exits"
+        ),
+        CheckResult(
+            rule="position_size",
+            code="no_position",
+            passed=False,
+            observed=Decimal(0),
+            limit=Decimal(0),
+            detail="nothing to exit",
+        ),
+        final="0",
+    ).model_copy(update={"side": SignalSide.EXIT, "requested_quote": Decimal(0)})
+
+
 ORDER = OrderRecord(
     client_order_id="p1",
     decision_id="dec-approved",
@@ -82,6 +101,7 @@ def test_a_stored_batch_logs_each_decision_order_and_fill(caplog: pytest.LogCapt
     )
     batch.event(Topic.RISK_EVENTS, decision("rejected", drawdown, final="0"))
     batch.event(Topic.RISK_EVENTS, decision("reduced", exposure, final="375"))
+    batch.event(Topic.RISK_EVENTS, exit_without_position())
     batch.event(Topic.RISK_EVENTS, decision("approved"))
     batch.order(ORDER)
     batch.fill(FILL)
@@ -89,8 +109,10 @@ def test_a_stored_batch_logs_each_decision_order_and_fill(caplog: pytest.LogCapt
     write_batch(store, batch, [], [], "ptest")
     assert [r.getMessage() for r in caplog.records] == [
         "Decision BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown (observed 5.23457, limit 5)",
-        "Decision BTCUSDT buy reduced, 375 of 500 quote: exposure (observed 40.0, limit 30, "
-        "reduced to 375)",
+        "Decision BTCUSDT buy reduced, 375 of 500 quote: exposure (observed 40.0, limit 30; "
+        "reduced)",
+        "Decision BTCUSDT exit rejected, 0 of 0 quote: no_position (observed 0, limit 0; "
+        "nothing to exit)",
         "Decision BTCUSDT buy approved, 500 of 500 quote",
         "Order p1 BTCUSDT BUY MARKET 500 quote: FILLED",
         "Fill BTCUSDT BUY 4.99 at 100.01 (fee 0.2495 USDT, taker) of p1",

@@ -94,6 +94,9 @@ def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]
         for process in processes:
             if process.poll() is not None:
                 _, err = process.communicate()
+                if err is None:  # a component: its log is a file named after it
+                    log = Path(process.args[-1] + ".log")
+                    err = log.read_text(encoding="utf-8") if log.exists() else ""
                 pytest.fail(f"{process.args} exited {process.returncode}: {err[-3000:]}")
         if condition():
             return
@@ -101,14 +104,16 @@ def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]
     pytest.fail(f"timed out waiting for {what}")
 
 
-def stop(process: subprocess.Popen[str]) -> str:
+def stop(process: subprocess.Popen[str], log: Path) -> str:
+    """SIGTERM, then the process's log (a file: at INFO a pipe nobody reads could fill up)."""
     process.send_signal(signal.SIGTERM)
     started = time.monotonic()
     try:
-        _, err = process.communicate(timeout=15)
+        process.wait(timeout=15)
     finally:
         process.kill()
     elapsed = time.monotonic() - started
+    err = log.read_text(encoding="utf-8")
     assert process.returncode == 0, err[-3000:]
     assert elapsed < 10, f"{process.args} took {elapsed:.1f} s to stop"
     return err
@@ -222,8 +227,9 @@ def decision_view(decision: RiskDecision) -> tuple[Any, ...]:
 
 @pytest.mark.slow
 def test_components_in_processes_decide_as_one_process(
-    tmp_path: Path, redis_url: str, postgres_database: str
+    tmp_path: Path, redis_url: str, postgres_database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_until reads them)
     open_store(Settings(database_url=postgres_database), create_if_new=True).close()
     prefix = f"cdbtest{secrets.token_hex(4)}"
     sim_port = free_port()
@@ -251,10 +257,11 @@ def test_components_in_processes_decide_as_one_process(
     processes: dict[str, subprocess.Popen[str]] = {}
 
     def start(component: str) -> None:
-        processes[component] = subprocess.Popen(
-            [CDB, "run", "--paper", "--component", component],
-            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+        with (tmp_path / f"{component}.log").open("w") as log:
+            processes[component] = subprocess.Popen(
+                [CDB, "run", "--paper", "--component", component],
+                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, text=True,
+            )  # fmt: skip
 
     def started() -> set[str]:
         return {detail.get("component", "") for detail in audits(postgres_database, START_ACTION)}
@@ -277,7 +284,7 @@ def test_components_in_processes_decide_as_one_process(
         start("marketdata")
         wait_until(lambda: "marketdata" in started(), 20, "marketdata", list(processes.values()))
         wait_until(traded, 40, "decisions and fills", list(processes.values()))
-        errors = {"marketdata": stop(processes.pop("marketdata"))}
+        errors = {"marketdata": stop(processes.pop("marketdata"), tmp_path / "marketdata.log")}
         wait_until(
             lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
             list(processes.values()),
@@ -286,7 +293,7 @@ def test_components_in_processes_decide_as_one_process(
             health = httpx.get(f"http://127.0.0.1:{ports[component]}/health", timeout=5)
             assert health.status_code == 200, (component, health.text)
         for component in CONSUMERS:
-            errors[component] = stop(processes.pop(component))
+            errors[component] = stop(processes.pop(component), tmp_path / f"{component}.log")
     finally:
         for process in processes.values():
             process.kill()
