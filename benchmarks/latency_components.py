@@ -320,6 +320,13 @@ def host_stalls(seconds: float = 20.0) -> str:
     )
 
 
+def _over(latencies: list[float]) -> str:
+    """How many are above the target: with ~170 orders, the p99 is the second slowest, so one or
+    two host stalls decide it; the count says how many orders that was."""
+    over = sum(1 for latency in latencies if latency > TARGET_P99_MS)
+    return f"{over} above {TARGET_P99_MS:.0f} ms"
+
+
 def components_row(seconds: float = DEFAULT_SECONDS) -> tuple[tuple[str, str, str, str], bool]:
     """The benchmark table's row for the components over Redis, and whether the target held."""
     try:
@@ -340,9 +347,10 @@ def components_row(seconds: float = DEFAULT_SECONDS) -> tuple[tuple[str, str, st
         f"tick -> order, components over Redis ({len(latencies)} orders; trades at random "
         "times per symbol)",
         f"p50 {_percentile(latencies, 0.5):.2f} ms, p99 {p99:.2f} ms, max {max(latencies):.2f} ms"
-        f"; p50 to the signal {signal:.2f} ms, to the approval {approval:.2f} ms (the same three "
-        f"hops with no component code on this host, {len(floor)} bars: p50 "
-        f"{_percentile(floor, 0.5):.2f} ms, p99 {_percentile(floor, 0.99):.2f} ms)",
+        f" ({_over(latencies)}); p50 to the signal {signal:.2f} ms, to the approval "
+        f"{approval:.2f} ms (the same three hops with no component code on this host, "
+        f"{len(floor)} bars: p50 {_percentile(floor, 0.5):.2f} ms, p99 "
+        f"{_percentile(floor, 0.99):.2f} ms, {_over(floor)})",
         f"p99 <= {TARGET_P99_MS:.0f} ms",
         "ok" if ok else "MISSED",
     ), ok
