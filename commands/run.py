@@ -77,8 +77,9 @@ def run(
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
     if not view and context.verbosity == 0:
-        # Off a terminal the log is the operator's view (a service's journal): the start, each
-        # decision with its reasons, each order and fill, the stop. -q quiets it.
+        # Without the live screen (off a terminal, or --json) the log is the operator's view (a
+        # service's journal) at the default verbosity: the start, each decision with its
+        # reasons, each order and fill, the stop. -q quiets it.
         import logging
 
         logging.getLogger("cdb_cli").setLevel(logging.INFO)

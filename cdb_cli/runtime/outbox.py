@@ -83,7 +83,10 @@ def write_batch(
         ],
     )
     if logger.isEnabledFor(logging.INFO):
-        log_batch(batch)
+        try:
+            log_batch(batch)
+        except Exception as e:  # the batch is stored: a log line must not stop the writer
+            logger.warning("Could not log a stored batch: %s", type(e).__name__)
 
 
 def log_batch(batch: Outbox) -> None:

@@ -70,6 +70,10 @@ READ_COUNT = 200
 """The most entries one read takes."""
 
 
+class Stopping(Exception):
+    """The component was stopped while a market event's handling waited (see ``wait_for``)."""
+
+
 class Inbox:
     """One subscription pumped into a local queue; see the module docstring.
 
@@ -286,17 +290,25 @@ class Component:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout_s)
 
-    async def wait_for(self, ready: Callable[[], bool], what: str) -> bool:
-        """Take side deliveries (``drain``) until ``ready()``; give up after the wait timeout
-        with a warning (the component then acts on what it has)."""
+    async def wait_for(
+        self, ready: Callable[[], bool], what: str, timeout_s: float | None = None
+    ) -> bool:
+        """Take side deliveries (``drain``) until ``ready()``; give up after ``timeout_s`` (by
+        default the wait timeout) with a warning (the component then acts on what it has).
+
+        Stopped while waiting, it raises :class:`Stopping`: the market event being handled is
+        left unhandled (pending: a restart handles it again, with what it waited for) rather
+        than handled without it."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.wait_timeout_s
+        deadline = loop.time() + (self.wait_timeout_s if timeout_s is None else timeout_s)
         while True:
             self.drain()
             if ready():
                 return True
+            if self.stop.is_set():
+                raise Stopping(what)
             remaining = deadline - loop.time()
-            if remaining <= 0 or self.stop.is_set():
+            if remaining <= 0:
                 logger.warning("%s: gave up waiting for %s", self.name, what)
                 self.count("wait_timeouts")
                 return False
@@ -309,8 +321,10 @@ class Component:
         """Move what arrived on the side topics into the component's state."""
 
     async def handle_market(self, handle: Callable[[Event], Awaitable[None]]) -> bool:
-        """Hand up to 200 waiting market events to ``handle`` in order, then ``flush`` and mark
-        them done; when none waits, idle and return False."""
+        """Hand up to 200 waiting market events to ``handle`` in order, then ``flush``, mark
+        them done and ``settle`` what they took from the side topics (all without an await in
+        between, so the writer takes them together); when none waits, idle and return False.
+        An event whose handling was stopped in a wait stays unhandled."""
         market = self.inboxes[Topic.MARKET_DATA]
         self.drain()
         if not market.queue:
@@ -321,17 +335,25 @@ class Component:
             if not market.queue or self.stop.is_set():
                 break
             delivery = market.queue[0]
-            await handle(delivery.event)
+            try:
+                await handle(delivery.event)
+            except Stopping:
+                break
             market.pop()
             handled.append(delivery)
         await self.flush()
         for delivery in handled:
             market.done(delivery)
+        self.settle()
         return True
 
     async def flush(self) -> None:
         """Publish what handling a batch of market events left to publish (before any of them
         is marked done, so a crash before this redelivers them)."""
+
+    def settle(self) -> None:
+        """Mark handled what the batch's market events took from the side topics (a
+        component's :class:`~cdb_cli.runtime.components.inputs.BarInputs`)."""
 
     # --- the frame ------------------------------------------------------------------------------
 

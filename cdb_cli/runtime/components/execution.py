@@ -86,7 +86,7 @@ class ExecutionComponent(Component):
                     continue
             approvals.done(delivery)
 
-    async def flush(self) -> None:
+    def settle(self) -> None:
         # The bars' orders, fills and reports are in the outbox: their approvals are handled.
         self._approvals.settle()
 
@@ -120,8 +120,12 @@ class ExecutionComponent(Component):
 
     async def _place(self, bar: Bar) -> None:
         key = (bar.symbol, bar.closed_at)
+        # risk may itself wait up to the wait timeout for the bar's signals before it decides
+        # (and approves an operator's exit, which needs no signal): wait longer than that.
         await self.wait_for(
-            lambda: self._approvals.ready(key, bar.event_id), f"the decisions on {bar.event_id}"
+            lambda: self._approvals.ready(key, bar.event_id),
+            f"the decisions on {bar.event_id}",
+            2 * self.wait_timeout_s + 1.0,
         )
         for approval, arrived in self._approvals.take(key, bar.event_id):
             if approval.event_id in self._placed:  # placed before a restart that got it back

@@ -3,12 +3,13 @@
 progress report, which says how many there are.
 
 :class:`BarInputs` holds them until the bar is handled, and holds their deliveries with them: a
-delivery is marked handled only once what came of its bar is in the component's outbox
-(:meth:`BarInputs.settle`, from the component's ``flush``), or when it is given up (it came after
-its bar had been handled without it, or its bar is not among the last ``KEEP_LATE`` waited for).
-So a crash between the arrival and the bar leaves it pending in the consumer group, and the
-restart gets it back before the bar comes again: a signal or an approval is not lost with the
-process.
+delivery is marked handled only once what came of its bar is in the component's outbox and the
+bar's own market delivery is marked done (:meth:`BarInputs.settle`, from the component's
+``settle`` at the end of a batch), or when it is given up: it came after its bar had been handled
+without it, or more than ``KEEP_LATE`` bars (or counts) wait at once, when the oldest are taken
+for bars that never come (a component that far behind the producer loses those inputs). So a
+crash between the arrival and the bar leaves it pending in the consumer group, and the restart
+gets it back before the bar comes again: a signal or an approval is not lost with the process.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ __all__ = ["KEEP_LATE", "BarInputs"]
 logger = logging.getLogger(__name__)
 
 KEEP_LATE = 1000
-"""Bars remembered as handled, and bars waited for at most (older entries are given up)."""
+"""Bars waited for at most (older entries are given up); twice as many are remembered as
+handled, to recognise a late arrival."""
 
 K = TypeVar("K", bound=Hashable)
 E = TypeVar("E")

@@ -18,8 +18,9 @@ decides on the same state as one process:
 A wait longer than the component's wait timeout is logged as a warning and the component goes on
 with what it has (a late report is booked at the next trade; a late signal is dropped).
 An audited ``cdb risk halt`` is picked up within a second. With ``--flatten``, a symbol's exit is
-approved at its next closed bar, with the bar's decisions (a bar closes within the bar interval
-and its grace, traded or not): that is where ``execution`` waits for ``risk``, so both place the
+approved at its next closed bar, with the bar's decisions (a bar, opened by a trade, closes
+within the bar interval and its grace even if no other trade comes; a symbol that does not trade
+at all waits for its next trade): that is where ``execution`` waits for ``risk``, so both place the
 exit at the same point of the market stream — with the working buys it cancels and the fills
 before it — as they do every approval. Again at each bar, until flat.
 Decisions and approvals are stored by this process; orders, fills and reports by ``execution``.
@@ -275,13 +276,15 @@ class RiskComponent(Component):
         self.count("decisions", decisions)
         self.count("approvals", approvals)
 
-    async def wait_for(self, ready: Callable[[], bool], what: str) -> bool:
+    async def wait_for(
+        self, ready: Callable[[], bool], what: str, timeout_s: float | None = None
+    ) -> bool:
         """Publish the decisions so far before waiting (``execution`` may be waiting for them)."""
         self.drain()
         if ready():
             return True
         await self.flush()
-        return await super().wait_for(ready, what)
+        return await super().wait_for(ready, what, timeout_s)
 
     async def flush(self) -> None:
         items, self._unpublished = self._unpublished, []
@@ -294,7 +297,9 @@ class RiskComponent(Component):
             for bar_id in self._approved_bars:
                 self.latency.write(bar_id, published)
             self._approved_bars.clear()
-        self._signals.settle()  # what came of their bars is in the outbox
+
+    def settle(self) -> None:
+        self._signals.settle()  # the batch's decisions are in the outbox, its bars marked done
 
     def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with

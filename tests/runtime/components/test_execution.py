@@ -184,3 +184,45 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
         assert [f.fill_id for f in store.fills()] == [fill.fill_id]
     finally:
         store.close()
+
+
+def test_a_bar_whose_wait_a_stop_cut_short_is_handled_after_the_restart(tmp_path: Path) -> None:
+    """Stopped while it waits at a bar for `risk`, `execution` leaves the bar unhandled (not
+    acknowledged) instead of handling it without its approvals: the restart gets the bar back,
+    with the approval that came meanwhile, and places it there."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'cdb.db'}",
+        bus_url="redis://127.0.0.1:6379/0",
+        bar_seconds=1,
+    )
+
+    async def scenario() -> dict[str, int]:
+        bus = InMemoryBus()
+        first = execution(settings, bus)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_until(first, stop))
+        await asyncio.wait_for(first.started.wait(), 10)
+        await bar_then_trade(bus)  # `risk` has not said a word on the bar yet
+        await asyncio.sleep(0.3)  # execution waits at the bar
+        stop.set()
+        counts = await task
+        assert counts.get("wait_timeouts", 0) == 0  # stopped, not given up
+        await announce(bus)  # `risk` decides while execution is down
+        second = execution(settings, bus)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_until(second, stop))
+        await asyncio.wait_for(second.started.wait(), 10)
+        await eventually(lambda: second.ledger.quantity(SYMBOL) > 0)
+        stop.set()
+        return await task
+
+    counts = asyncio.run(scenario())
+    assert counts["orders"] == 1
+    assert counts.get("wait_timeouts", 0) == 0
+    store = open_store(settings)
+    try:
+        assert [(o.client_order_id, o.status) for o in store.orders()] == [
+            (APPROVAL.event_id, "FILLED")
+        ]
+    finally:
+        store.close()

@@ -95,7 +95,7 @@ def trade(ts: int, price: str) -> TradeTick:
 C = TypeVar("C", bound=Component)
 
 
-def make(kind: type[C], settings: Settings, bus: InMemoryBus) -> C:
+def make(kind: type[C], settings: Settings, bus: InMemoryBus, wait_timeout_s: float = 5.0) -> C:
     """A component on its own store connection, as in its own process."""
     return kind(
         settings,
@@ -105,13 +105,21 @@ def make(kind: type[C], settings: Settings, bus: InMemoryBus) -> C:
         instruments={SYMBOL: default_instrument(SYMBOL)},
         run_id="ptestflatten",
         flush_interval_s=0.05,
+        wait_timeout_s=wait_timeout_s,
     )
 
 
-@pytest.mark.parametrize("buy_fills_first", [True, False], ids=["buy-filled", "buy-working"])
+@pytest.mark.parametrize(
+    ("buy_fills_first", "signals_silent"),
+    [(True, False), (False, False), (False, True)],
+    ids=["buy-filled", "buy-working", "signals-silent"],
+)
 def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
-    tmp_path: Path, buy_fills_first: bool
+    tmp_path: Path, buy_fills_first: bool, signals_silent: bool
 ) -> None:
+    """signals-silent: `signals` never reports on the bar (stalled), so `risk` decides after its
+    wait timeout (1 s here), approving the operator's exit, which needs no signal; `execution`
+    waits longer than that for `risk`, so it still places the exit at the bar."""
     url = f"sqlite:///{tmp_path / 'cdb.db'}"
     bought(url)
     settings = Settings(database_url=url, bus_url="redis://127.0.0.1:6379/0", bar_seconds=1)
@@ -120,8 +128,9 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
 
     async def scenario() -> None:
         bus = InMemoryBus()
-        risk = make(RiskComponent, settings, bus)
-        execution = make(ExecutionComponent, settings, bus)
+        timeout = 1.0 if signals_silent else 5.0
+        risk = make(RiskComponent, settings, bus, timeout)
+        execution = make(ExecutionComponent, settings, bus, timeout)
         portfolio = make(PortfolioComponent, settings, bus)
         components: list[Component] = [risk, execution, portfolio]
         approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
@@ -155,12 +164,13 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
         assert not [d for d in await approvals.fetch(10, 0.3) if d.event.source == OPERATOR]
         # The symbol's next closed bar (signals found nothing in it): its exit is approved there.
         bar = closed_bar(T0 + 2 * SECOND, T0 + 3 * SECOND, "102")
-        await bus.publish(
-            Topic.TRADING_SIGNALS,
-            progress_report(
-                "signals", symbol=SYMBOL, bar_id=bar.event_id, ts=bar.closed_at, count=0
-            ),
-        )
+        if not signals_silent:
+            await bus.publish(
+                Topic.TRADING_SIGNALS,
+                progress_report(
+                    "signals", symbol=SYMBOL, bar_id=bar.event_id, ts=bar.closed_at, count=0
+                ),
+            )
         await bus.publish_many(
             [(Topic.MARKET_DATA, bar), (Topic.MARKET_DATA, trade(bar.closed_at, "101.8"))]
         )
@@ -187,7 +197,9 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
             counts.append(await asyncio.wait_for(task, 15))  # a failed component raises here
         for component in components:
             component.store.close()
-        assert sum(c.get("wait_timeouts", 0) for c in counts) == 0
+        risk_counts, execution_counts, _ = counts
+        assert risk_counts.get("wait_timeouts", 0) == (1 if signals_silent else 0)
+        assert execution_counts.get("wait_timeouts", 0) == 0
         sold = sum(f.quantity for f in store.fills() if f.side is Side.SELL)
         assert sold == held  # what both held at the bar
 
