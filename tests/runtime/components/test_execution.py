@@ -40,6 +40,16 @@ APPROVAL = OrderApproved(
 )
 
 
+def settings_in(folder: Path) -> Settings:
+    """An SQLite file in ``folder``; 1-s bars (component mode wants a Redis URL: the tests pass
+    their in-process bus)."""
+    return Settings(
+        database_url=f"sqlite:///{folder / 'cdb.db'}",
+        bus_url="redis://127.0.0.1:6379/0",
+        bar_seconds=1,
+    )
+
+
 def execution(settings: Settings, bus: InMemoryBus) -> ExecutionComponent:
     return ExecutionComponent(
         settings,
@@ -52,11 +62,26 @@ def execution(settings: Settings, bus: InMemoryBus) -> ExecutionComponent:
     )
 
 
-async def run_until(component: ExecutionComponent, stop: asyncio.Event) -> dict[str, int]:
-    """Run ``component`` until ``stop`` is set; its counts."""
-    counts = await asyncio.wait_for(component.run(stop), 30)
-    component.store.close()
-    return counts
+class Running:
+    """An execution component running on ``bus`` until :meth:`end` (as its own process)."""
+
+    def __init__(self, settings: Settings, bus: InMemoryBus) -> None:
+        self.component = execution(settings, bus)
+        self.stop = asyncio.Event()
+        self.task: asyncio.Task[dict[str, int]] | None = None
+
+    async def start(self) -> ExecutionComponent:
+        self.task = asyncio.create_task(self.component.run(self.stop))
+        await asyncio.wait_for(self.component.started.wait(), 10)
+        return self.component
+
+    async def end(self) -> dict[str, int]:
+        """Stop it; its counts."""
+        assert self.task is not None
+        self.stop.set()
+        counts = await asyncio.wait_for(self.task, 30)
+        self.component.store.close()
+        return counts
 
 
 async def announce(bus: InMemoryBus) -> None:
@@ -79,32 +104,22 @@ async def bar_then_trade(bus: InMemoryBus) -> None:
 
 
 def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_path: Path) -> None:
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cdb.db'}",
-        bus_url="redis://127.0.0.1:6379/0",
-        bar_seconds=1,
-    )
+    settings = settings_in(tmp_path)
 
     async def scenario() -> dict[str, int]:
         bus = InMemoryBus()
-        first = execution(settings, bus)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_until(first, stop))
-        await asyncio.wait_for(first.started.wait(), 10)
+        first_run = Running(settings, bus)
+        first = await first_run.start()
         await announce(bus)
         # taken in, its bar not yet come
         await eventually(lambda: first._approvals.ready((SYMBOL, CLOSED_AT), BAR.event_id))
         await asyncio.sleep(0.2)  # a few flushes: the approval must stay unacknowledged
-        stop.set()
-        await task
-        second = execution(settings, bus)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_until(second, stop))
-        await asyncio.wait_for(second.started.wait(), 10)
+        await first_run.end()
+        second_run = Running(settings, bus)
+        second = await second_run.start()
         await bar_then_trade(bus)
         await eventually(lambda: second.ledger.quantity(SYMBOL) > 0)
-        stop.set()
-        return await task
+        return await second_run.end()
 
     counts = asyncio.run(scenario())
     assert counts.get("wait_timeouts", 0) == 0
@@ -124,11 +139,7 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
 ) -> None:
     """A crash after the order was stored but before its approval was acknowledged: the
     restarted process gets the approval and its bar back, and leaves the stored order alone."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cdb.db'}",
-        bus_url="redis://127.0.0.1:6379/0",
-        bar_seconds=1,
-    )
+    settings = settings_in(tmp_path)
     store = open_store(settings, create_if_new=True)
     order = OrderRecord(
         client_order_id=APPROVAL.event_id,
@@ -159,17 +170,14 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
 
     async def scenario() -> dict[str, int]:
         bus = InMemoryBus()
-        component = execution(settings, bus)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_until(component, stop))
-        await asyncio.wait_for(component.started.wait(), 10)
+        component_run = Running(settings, bus)
+        await component_run.start()
         await announce(bus)
         await bar_then_trade(bus)
         # the bar handled: the stored order named, not placed again
         await eventually(lambda: "was placed before" in caplog.text)
         await asyncio.sleep(0.2)  # the trade after it: it fills nothing
-        stop.set()
-        return await task
+        return await component_run.end()
 
     caplog.set_level(logging.INFO, logger="cdb_cli.runtime.components.execution")
     counts = asyncio.run(scenario())
@@ -190,31 +198,21 @@ def test_a_bar_whose_wait_a_stop_cut_short_is_handled_after_the_restart(tmp_path
     """Stopped while it waits at a bar for `risk`, `execution` leaves the bar unhandled (not
     acknowledged) instead of handling it without its approvals: the restart gets the bar back,
     with the approval that came meanwhile, and places it there."""
-    settings = Settings(
-        database_url=f"sqlite:///{tmp_path / 'cdb.db'}",
-        bus_url="redis://127.0.0.1:6379/0",
-        bar_seconds=1,
-    )
+    settings = settings_in(tmp_path)
 
     async def scenario() -> dict[str, int]:
         bus = InMemoryBus()
-        first = execution(settings, bus)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_until(first, stop))
-        await asyncio.wait_for(first.started.wait(), 10)
+        first_run = Running(settings, bus)
+        await first_run.start()
         await bar_then_trade(bus)  # `risk` has not said a word on the bar yet
         await asyncio.sleep(0.3)  # execution waits at the bar
-        stop.set()
-        counts = await task
+        counts = await first_run.end()
         assert counts.get("wait_timeouts", 0) == 0  # stopped, not given up
         await announce(bus)  # `risk` decides while execution is down
-        second = execution(settings, bus)
-        stop = asyncio.Event()
-        task = asyncio.create_task(run_until(second, stop))
-        await asyncio.wait_for(second.started.wait(), 10)
+        second_run = Running(settings, bus)
+        second = await second_run.start()
         await eventually(lambda: second.ledger.quantity(SYMBOL) > 0)
-        stop.set()
-        return await task
+        return await second_run.end()
 
     counts = asyncio.run(scenario())
     assert counts["orders"] == 1
