@@ -24,6 +24,8 @@ at all waits for its next trade): that is where ``execution`` waits for ``risk``
 exit at the same point of the market stream — with the working buys it cancels and the fills
 before it — as they do every approval. Again at each bar, until flat.
 Decisions and approvals are stored by this process; orders, fills and reports by ``execution``.
+A bar the store has decisions for (given back after a crash between their write and the bar's
+acknowledgement) is not decided again: its stored approvals are taken back and announced again.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from cdb_cli.engine.events import (
     Event,
     ExecutionReport,
     HealthReport,
+    OrderApproved,
     QuoteTick,
     RiskDecision,
     Topic,
@@ -71,6 +74,10 @@ logger = logging.getLogger(__name__)
 
 OPERATOR_CHECK_S = 1.0
 """How often ``risk`` reads the audited halts and resets from the store."""
+
+RECALL = 1000
+"""How many of the latest stored decisions and approvals a start reads, to recognise a bar
+decided before the restart (only the last few bars can come back)."""
 
 
 @dataclass
@@ -156,6 +163,7 @@ class RiskComponent(Component):
             raise TypeError("the risk component's venue must be a RemoteExecution")
         self.execution = execution
         restored = await self.call(restore_orders, store, self.pipeline, orders, self.symbols)
+        await self._recall_decisions(orders)
         status = await self.call(trading_status, store)
         now = time.time_ns()
         same_day = (
@@ -174,6 +182,23 @@ class RiskComponent(Component):
         self._operator = OperatorActions.seen(halts, resets)  # trading_status weighed them
         self._operator_audits: tuple[list[AuditRecord], list[AuditRecord]] | None = None
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
+
+    async def _recall_decisions(self, orders: list[OrderRecord]) -> None:
+        """The latest decision's time per symbol and the latest approvals (the last
+        ``RECALL`` of each): a bar the store has decisions for comes back only after a crash
+        between their write and the bar's acknowledgement, and is not decided again
+        (:meth:`_decided_before`)."""
+        latest = {"limit": RECALL, "descending": True}
+        decisions = await self.call(self.store.events, RiskDecision, **latest)
+        self._decided: dict[str, int] = {}
+        for decision in decisions:
+            known = self._decided.get(decision.symbol, -1)
+            self._decided[decision.symbol] = max(known, decision.ts_event)
+        self._stored_approvals: dict[tuple[str, int], list[OrderApproved]] = {}
+        for approval in await self.call(self.store.events, OrderApproved, **latest):
+            key = (approval.symbol, approval.ts_event)
+            self._stored_approvals.setdefault(key, []).append(approval)
+        self._stored_orders = {order.client_order_id for order in orders}
 
     def drain(self) -> None:
         signals = self.inboxes[Topic.TRADING_SIGNALS]
@@ -248,6 +273,9 @@ class RiskComponent(Component):
 
     async def _close_bar(self, bar: Bar) -> None:
         bar_id = bar.event_id
+        if bar.closed_at <= self._decided.get(bar.symbol, -1):
+            self._decided_before(bar)
+            return
         await self.wait_for(lambda: self._signals.ready(bar_id, bar_id), f"the signals of {bar_id}")
         signals = [signal for signal, _ in self._signals.take(bar_id, bar_id)]
         signal = signals[0] if signals else None
@@ -275,6 +303,43 @@ class RiskComponent(Component):
             self._approved_bars.append(bar_id)
         self.count("decisions", decisions)
         self.count("approvals", approvals)
+
+    def _decided_before(self, bar: Bar) -> None:
+        """A bar decided before a restart, given back because it was not acknowledged: its
+        decisions and approvals are stored (and were published), so it is not decided again —
+        that would approve the same order under new ids, which ``execution`` would place a
+        second time. Its signals are taken, its prices booked; each stored approval whose order
+        ``execution`` has not stored yet is taken back as working, and the bar's progress
+        report names them again (``execution`` may be waiting at the bar too)."""
+        self._signals.take(bar.event_id, bar.event_id)
+        strategy = self.strategies[bar.symbol]
+        strategy.expect(None)
+        self.clock.now_ns = bar.closed_at
+        self.pipeline.on_bar_close(
+            bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
+        )
+        approvals = self._stored_approvals.pop((bar.symbol, bar.closed_at), [])
+        working = {order.client_order_id for order in self.execution.working_orders()}
+        for approval in approvals:
+            if approval.event_id in self._stored_orders or approval.event_id in working:
+                continue  # execution stored it: restored from the store at the start
+            position = self.pipeline.portfolio.quantity(bar.symbol)
+            self.execution.submit(approval, ts_ns=approval.ts_event, position=position)
+        self.pipeline.restore_working()
+        items, self.recorder.items = self.recorder.items, []  # nothing, without an intent
+        progress = progress_report(
+            self.name,
+            symbol=bar.symbol,
+            bar_id=bar.event_id,
+            ts=bar.closed_at,
+            count=len(approvals),
+        )
+        self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
+        logger.info(
+            "risk: %s was decided before the restart; its %d approvals announced again",
+            bar.event_id,
+            len(approvals),
+        )
 
     async def wait_for(
         self, ready: Callable[[], bool], what: str, timeout_s: float | None = None

@@ -369,3 +369,87 @@ def test_a_copy_of_a_held_fill_report_is_acknowledged_and_a_given_up_one_forgott
         asyncio.run(scenario())
     finally:
         store.close()
+
+
+def test_a_bar_decided_before_a_restart_is_not_decided_again(tmp_path: Path) -> None:
+    """A crash after `risk` stored a bar's decision and approval but before it acknowledged the
+    bar: the restart gets the bar and its signal back. Deciding again would approve the same
+    order under new ids (placed twice by an `execution` not yet at the bar); instead it takes
+    the stored approval back as working and announces it again."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'risk.db'}",
+        bus_url="redis://127.0.0.1:6379/0",
+        bar_seconds=1,
+    )
+    closing = trade(T0 + SECOND + 5_000_000, "100.2")
+    closed = closed_bar(T0, closing.ts_event)
+    signal = TradingSignal(
+        event_id=f"sig-{closed.event_id}",
+        symbol=SYMBOL,
+        ts_event=closed.closed_at,
+        source="ema_cross",
+        side=SignalSide.BUY,
+        strategy="ema_cross",
+        price=Decimal(100),
+        strength=0.8,
+        bar_id=closed.event_id,
+    )
+    decision = RiskDecision(
+        event_id="pold-2",
+        symbol=SYMBOL,
+        ts_event=closed.closed_at,
+        source="risk",
+        signal_id=signal.event_id,
+        verdict="approved",
+        side=SignalSide.BUY,
+        requested_quote=Decimal(500),
+        final_quote=Decimal(500),
+    )
+    approval = OrderApproved(
+        event_id="pold-3",
+        symbol=SYMBOL,
+        ts_event=closed.closed_at,
+        source="risk",
+        decision_id=decision.event_id,
+        side=Side.BUY,
+        quote_amount=Decimal(500),
+        reference_price=Decimal(100),
+    )
+    store = open_store(settings, create_if_new=True)
+    store.append_events([signal, decision, approval])  # execution has not stored the order
+
+    async def scenario() -> None:
+        bus = InMemoryBus()
+        risk = RiskComponent(
+            settings,
+            store=store,
+            bus=bus,
+            symbols=[SYMBOL],
+            instruments={SYMBOL: default_instrument(SYMBOL)},
+            run_id="ptestrisk3",
+        )
+        approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        done = progress_report(
+            "signals", symbol=SYMBOL, bar_id=closed.event_id, ts=closed.closed_at, count=1
+        )
+        await bus.publish_many([(Topic.TRADING_SIGNALS, signal), (Topic.TRADING_SIGNALS, done)])
+        for event in (quote(T0), trade(T0 + 1, "100"), closed, closing):
+            await bus.publish(Topic.MARKET_DATA, event)
+        [marker] = await collect(approvals, 1)
+        assert read_progress(marker) == ("risk", closed.event_id, 1)  # type: ignore[arg-type]
+        assert await collect(approvals, 1, 0.3) == []  # no new approval
+        assert [o.client_order_id for o in risk.execution.working_orders()] == ["pold-3"]
+        assert risk.execution.pending_buy_quote(SYMBOL) == Decimal(500)
+        stop.set()
+        counts = await asyncio.wait_for(task, 10)
+        assert "decisions" not in counts
+        assert "wait_timeouts" not in counts
+
+    try:
+        asyncio.run(scenario())
+        assert [d.event_id for d in store.events(RiskDecision)] == ["pold-2"]
+    finally:
+        store.close()
