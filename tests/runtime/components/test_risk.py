@@ -37,6 +37,36 @@ SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
 
 
+def risk_on(
+    settings: Settings, store: Store, bus: InMemoryBus, run_id: str, **options: float
+) -> RiskComponent:
+    """The risk component of ``SYMBOL`` on ``store`` and ``bus``, as in its own process."""
+    return RiskComponent(
+        settings,
+        store=store,
+        bus=bus,
+        symbols=[SYMBOL],
+        instruments={SYMBOL: default_instrument(SYMBOL)},
+        run_id=run_id,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def buy_signal(closed: Bar) -> TradingSignal:
+    """What `signals` published for the bar: a buy."""
+    return TradingSignal(
+        event_id=f"sig-{closed.event_id}",
+        symbol=SYMBOL,
+        ts_event=closed.closed_at,
+        source="ema_cross",
+        side=SignalSide.BUY,
+        strategy="ema_cross",
+        price=Decimal(100),
+        strength=0.8,
+        bar_id=closed.event_id,
+    )
+
+
 def working_order() -> OrderRecord:
     """A buy approved before a restart, still working in the store."""
     return OrderRecord(
@@ -89,14 +119,7 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
     async def scenario() -> None:
         store = open_store(settings, create_if_new=True)
         bus = InMemoryBus()
-        risk = RiskComponent(
-            settings,
-            store=store,
-            bus=bus,
-            symbols=[SYMBOL],
-            instruments={SYMBOL: default_instrument(SYMBOL)},
-            run_id="ptestrisk",
-        )
+        risk = risk_on(settings, store, bus, "ptestrisk")
         decisions = await bus.subscribe(Topic.RISK_EVENTS, "test", "t")
         approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
         stop = asyncio.Event()
@@ -108,17 +131,7 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
             await bus.publish(Topic.MARKET_DATA, event)
         await asyncio.sleep(0.5)
         assert await collect(decisions, 1, 0.2) == []  # the signals' word on the bar is missing
-        signal = TradingSignal(
-            event_id=f"sig-{closed.event_id}",
-            symbol=SYMBOL,
-            ts_event=closed.closed_at,
-            source="ema_cross",
-            side=SignalSide.BUY,
-            strategy="ema_cross",
-            price=Decimal(100),
-            strength=0.8,
-            bar_id=closed.event_id,
-        )
+        signal = buy_signal(closed)
         done = progress_report(
             "signals", symbol=SYMBOL, bar_id=closed.event_id, ts=closed.closed_at, count=1
         )
@@ -155,14 +168,7 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
 
     async def scenario() -> None:
         bus = InMemoryBus()
-        risk = RiskComponent(
-            settings,
-            store=store,
-            bus=bus,
-            symbols=[SYMBOL],
-            instruments={SYMBOL: default_instrument(SYMBOL)},
-            run_id="ptestrisk2",
-        )
+        risk = risk_on(settings, store, bus, "ptestrisk2")
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
         await asyncio.wait_for(risk.started.wait(), 10)
@@ -308,16 +314,7 @@ def test_risk_acknowledges_a_fill_report_only_once_execution_stored_the_fill(
 
 def held_report_risk(settings: Settings, store: Store, bus: InMemoryBus) -> RiskComponent:
     """A risk component that checks the store for held fills every 50 ms."""
-    risk = RiskComponent(
-        settings,
-        store=store,
-        bus=bus,
-        symbols=[SYMBOL],
-        instruments={SYMBOL: default_instrument(SYMBOL)},
-        run_id="ptestrisk4",
-        flush_interval_s=0.05,
-        wait_timeout_s=0.5,
-    )
+    risk = risk_on(settings, store, bus, "ptestrisk4", flush_interval_s=0.05, wait_timeout_s=0.5)
     risk.confirm_interval_s = 0.05
     return risk
 
@@ -383,17 +380,7 @@ def test_a_bar_decided_before_a_restart_is_not_decided_again(tmp_path: Path) -> 
     )
     closing = trade(T0 + SECOND + 5_000_000, "100.2")
     closed = closed_bar(T0, closing.ts_event)
-    signal = TradingSignal(
-        event_id=f"sig-{closed.event_id}",
-        symbol=SYMBOL,
-        ts_event=closed.closed_at,
-        source="ema_cross",
-        side=SignalSide.BUY,
-        strategy="ema_cross",
-        price=Decimal(100),
-        strength=0.8,
-        bar_id=closed.event_id,
-    )
+    signal = buy_signal(closed)
     decision = RiskDecision(
         event_id="pold-2",
         symbol=SYMBOL,
@@ -420,14 +407,7 @@ def test_a_bar_decided_before_a_restart_is_not_decided_again(tmp_path: Path) -> 
 
     async def scenario() -> None:
         bus = InMemoryBus()
-        risk = RiskComponent(
-            settings,
-            store=store,
-            bus=bus,
-            symbols=[SYMBOL],
-            instruments={SYMBOL: default_instrument(SYMBOL)},
-            run_id="ptestrisk3",
-        )
+        risk = risk_on(settings, store, bus, "ptestrisk3")
         approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
         stop = asyncio.Event()
         task = asyncio.create_task(risk.run(stop))
