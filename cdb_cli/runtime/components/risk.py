@@ -284,10 +284,7 @@ class RiskComponent(Component):
             intent = SignalIntent(signal.side, signal.strength, dict(signal.indicators))
             strategy.expect(intent, signal.strategy)
             self.recorder.signal_id = signal.event_id
-        self.clock.now_ns = bar.closed_at  # the decision's time, as in one process
-        self.pipeline.on_bar_close(
-            bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
-        )
+        self._book_bar(bar)
         strategy.expect(None)
         self.recorder.signal_id = ""
         # An operator's flatten: the symbol's exit goes with the bar's own approvals.
@@ -295,10 +292,7 @@ class RiskComponent(Component):
         items, self.recorder.items = self.recorder.items, []
         approvals = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
         decisions = sum(1 for _, event in items if isinstance(event, RiskDecision))
-        progress = progress_report(
-            self.name, symbol=bar.symbol, bar_id=bar_id, ts=bar.closed_at, count=approvals
-        )
-        self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
+        self._announce(bar, items, approvals)
         if approvals:
             self._approved_bars.append(bar_id)
         self.count("decisions", decisions)
@@ -312,12 +306,7 @@ class RiskComponent(Component):
         ``execution`` has not stored yet is taken back as working, and the bar's progress
         report names them again (``execution`` may be waiting at the bar too)."""
         self._signals.take(bar.event_id, bar.event_id)
-        strategy = self.strategies[bar.symbol]
-        strategy.expect(None)
-        self.clock.now_ns = bar.closed_at
-        self.pipeline.on_bar_close(
-            bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
-        )
+        self._book_bar(bar)  # no intent is expected: nothing is decided
         approvals = self._stored_approvals.pop((bar.symbol, bar.closed_at), [])
         working = {order.client_order_id for order in self.execution.working_orders()}
         for approval in approvals:
@@ -327,19 +316,28 @@ class RiskComponent(Component):
             self.execution.submit(approval, ts_ns=approval.ts_event, position=position)
         self.pipeline.restore_working()
         items, self.recorder.items = self.recorder.items, []  # nothing, without an intent
-        progress = progress_report(
-            self.name,
-            symbol=bar.symbol,
-            bar_id=bar.event_id,
-            ts=bar.closed_at,
-            count=len(approvals),
-        )
-        self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
+        self._announce(bar, items, len(approvals))
         logger.info(
             "risk: %s was decided before the restart; its %d approvals announced again",
             bar.event_id,
             len(approvals),
         )
+
+    def _book_bar(self, bar: Bar) -> None:
+        """The bar's close through the pipeline, at the bar's time (the decisions' time, as in
+        one process)."""
+        self.clock.now_ns = bar.closed_at
+        self.pipeline.on_bar_close(
+            bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
+        )
+
+    def _announce(self, bar: Bar, items: list[tuple[Topic, Event]], approvals: int) -> None:
+        """Queue for publication what the bar left and the progress report that ends it,
+        naming the bar's ``approvals`` (``execution`` waits for that many)."""
+        progress = progress_report(
+            self.name, symbol=bar.symbol, bar_id=bar.event_id, ts=bar.closed_at, count=approvals
+        )
+        self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
 
     async def wait_for(
         self, ready: Callable[[], bool], what: str, timeout_s: float | None = None
