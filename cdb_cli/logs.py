@@ -8,7 +8,7 @@ import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
-__all__ = ["RUN_ID", "JsonFormatter", "setup_logging"]
+__all__ = ["RUN_ID", "JsonFormatter", "log_as_a_service", "setup_logging"]
 
 RUN_ID: ContextVar[str] = ContextVar("cdb_run_id", default="")
 """The run id of ``cdb run``; set once by the loop, it tags every log line it writes."""
@@ -51,3 +51,11 @@ def setup_logging(verbosity: int) -> None:
     logger.propagate = False
     # python-dotenv logs each unparsable .env line; env-validate reports those itself, in one line.
     logging.getLogger("dotenv").setLevel(logging.ERROR)
+
+
+def log_as_a_service(verbosity: int) -> None:
+    """A long-lived loop without its live screen (``cdb run`` off a terminal or with ``--json``):
+    the log is the operator's view, so at the default verbosity it says INFO — the start, each
+    decision with its reasons, each order and fill, the stop; ``-q`` still quiets it."""
+    if verbosity == 0:
+        logging.getLogger("cdb_cli").setLevel(logging.INFO)

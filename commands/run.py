@@ -76,13 +76,10 @@ def run(
     import sys
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
-    if not view and context.verbosity == 0:
-        # Without the live screen (off a terminal, or --json) the log is the operator's view (a
-        # service's journal) at the default verbosity: the start, each decision with its
-        # reasons, each order and fill, the stop. -q quiets it.
-        import logging
+    if not view:
+        from cdb_cli.logs import log_as_a_service
 
-        logging.getLogger("cdb_cli").setLevel(logging.INFO)
+        log_as_a_service(context.verbosity)
     trading = chosen or settings.symbols
     if component is not None:
         if live or (not paper and settings.mode == "live"):
