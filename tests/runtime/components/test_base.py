@@ -216,6 +216,27 @@ class Recorder(Component):
             inbox.done(delivery)
 
 
+def recorder_on(
+    settings: Settings, store: Any, bus: InMemoryBus, run_id: str, flush_interval_s: float = 0.25
+) -> Recorder:
+    """A recorder on ``store`` (a real one, or a wrapper of it) and ``bus``."""
+    return Recorder(
+        settings,
+        store=store,
+        bus=bus,
+        symbols=["BTCUSDT"],
+        instruments={},
+        run_id=run_id,
+        flush_interval_s=flush_interval_s,
+    )
+
+
+async def pending(bus: InMemoryBus) -> list[int]:
+    """The times of the recorder's trades still unacknowledged (claimed by a probe)."""
+    probe = await bus.subscribe(Topic.MARKET_DATA, "recorder", "probe")
+    return sorted(d.event.ts_event for d in await probe.reclaim(0.0))
+
+
 @pytest.mark.parametrize("down", [False, True])
 def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, down: bool
@@ -230,15 +251,7 @@ def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
     async def scenario() -> None:
         store = DownAfterStart(open_store(settings, create_if_new=True))
         bus = InMemoryBus()
-        component = Recorder(
-            settings,
-            store=store,  # type: ignore[arg-type]
-            bus=bus,
-            symbols=["BTCUSDT"],
-            instruments={},
-            run_id="ptestbase",
-            flush_interval_s=60.0,  # only the writes at stop
-        )
+        component = recorder_on(settings, store, bus, "ptestbase", 60.0)  # writes at stop only
         stop = asyncio.Event()
         task = asyncio.create_task(component.run(stop))
         await asyncio.wait_for(component.started.wait(), 10)
@@ -247,8 +260,7 @@ def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
         store.down = down
         stop.set()
         await asyncio.wait_for(task, 15)
-        left = await (await bus.subscribe(Topic.MARKET_DATA, "recorder", "probe")).reclaim(0.0)
-        assert [d.event.ts_event for d in left] == ([1] if down else [])
+        assert await pending(bus) == ([1] if down else [])
         store.inner.close()
 
     asyncio.run(scenario())
@@ -266,14 +278,7 @@ def test_a_component_freezes_the_heap_start_up_built_until_it_stops(tmp_path: Pa
 
     async def scenario() -> int:
         store = open_store(settings, create_if_new=True)
-        component = Recorder(
-            settings,
-            store=store,
-            bus=InMemoryBus(),
-            symbols=["BTCUSDT"],
-            instruments={},
-            run_id="ptestfreeze",
-        )
+        component = recorder_on(settings, store, InMemoryBus(), "ptestfreeze")
         stop = asyncio.Event()
         task = asyncio.create_task(component.run(stop))
         await asyncio.wait_for(component.started.wait(), 10)
@@ -315,22 +320,10 @@ def test_a_delivery_handled_during_a_write_waits_for_the_batch_that_holds_its_ou
         database_url=f"sqlite:///{tmp_path / 'c.db'}", bus_url="redis://127.0.0.1:6379/0"
     )
 
-    async def pending(bus: InMemoryBus) -> list[int]:
-        probe = await bus.subscribe(Topic.MARKET_DATA, "recorder", "probe")
-        return sorted(d.event.ts_event for d in await probe.reclaim(0.0))
-
     async def scenario() -> None:
         store = SlowWrites(open_store(settings, create_if_new=True))
         bus = InMemoryBus()
-        component = Recorder(
-            settings,
-            store=store,  # type: ignore[arg-type]
-            bus=bus,
-            symbols=["BTCUSDT"],
-            instruments={},
-            run_id="ptestack",
-            flush_interval_s=0.05,
-        )
+        component = recorder_on(settings, store, bus, "ptestack", 0.05)
         stop = asyncio.Event()
         task = asyncio.create_task(component.run(stop))
         await asyncio.wait_for(component.started.wait(), 10)
