@@ -9,6 +9,13 @@ an event time ``ts_event`` (int nanoseconds UTC, converted once at the parse bou
 ``encode_event`` / ``decode_event`` are the only (de)serialisers: the in-process bus, the Redis bus,
 ``cdb events`` and the store all go through them, so a type can only be read the way it was written.
 Money (prices, quantities, fees) is ``Decimal`` and travels as a string, never as a float.
+
+Both run on every hop of the components' decision path, so both stay in pydantic's compiled core:
+an event is written by ``model_dump_json`` inside a fixed envelope head, and an envelope is read
+and validated in one pass over the bytes by one tagged union of envelopes (by ``type``). Only an
+envelope that pass refuses is read again the slow way, step by step, for a message that says what
+is wrong. Measured hot on the 2-vCPU VM (``benchmarks/events_codec.py``): 3 to 4 times faster to
+write and about twice as fast to read as ``json`` plus ``model_dump``/``model_validate``.
 """
 
 from __future__ import annotations
@@ -17,9 +24,18 @@ import json
 import uuid
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, ClassVar, Literal
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+)
 
 from cdb_cli.engine.errors import MalformedEvent
 
@@ -83,7 +99,9 @@ def new_event_id() -> str:
 class Event(BaseModel):
     """Base of every event: id, symbol, event time and source, frozen and strict about fields."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinities (an indicator can be one) are written as JSON's NaN and Infinity, as
+    # Python's json writes them, not as null: they read back as what they were.
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
@@ -243,10 +261,30 @@ TOPIC_EVENT_TYPES: dict[Topic, tuple[type[Event], ...]] = {
 }
 
 
+@cache
+def _head(event_type: type[Event]) -> bytes:
+    return b'{"type":%s,"v":%d,"data":' % (json.dumps(event_type.TYPE).encode(), event_type.VERSION)
+
+
 def encode_event(event: Event) -> bytes:
     """Serialise an event into its JSON envelope (UTF-8 bytes)."""
-    envelope = {"type": event.TYPE, "v": event.VERSION, "data": event.model_dump(mode="json")}
-    return json.dumps(envelope, separators=(",", ":")).encode()
+    return _head(type(event)) + event.model_dump_json().encode() + b"}"
+
+
+@cache
+def _envelopes() -> TypeAdapter[Any]:
+    """Every known envelope, told apart by ``type``; built on first use (not at import)."""
+    envelopes = tuple(
+        create_model(
+            f"{cls.__name__}Envelope",
+            type=(Literal[cls.TYPE], ...),  # type: ignore[arg-type]
+            v=(StrictInt, ...),
+            data=(cls, ...),
+        )
+        for cls in EVENT_TYPES.values()
+    )
+    union = Annotated[Union[envelopes], Field(discriminator="type")]  # type: ignore[valid-type]  # noqa: UP007
+    return TypeAdapter(union)
 
 
 def decode_event(raw: bytes | str) -> Event:
@@ -258,6 +296,18 @@ def decode_event(raw: bytes | str) -> Event:
         The bytes are not JSON, the type is unknown, the version is newer than this code knows,
         or the data do not validate. The message says which, in one line.
     """
+    try:
+        read: Any = _envelopes().validate_json(raw)
+    except ValidationError:
+        read = None
+    if read is None or not 1 <= read.v <= read.data.VERSION:
+        return _decode_slowly(raw)  # it decides, and says why when it refuses
+    event: Event = read.data
+    return event
+
+
+def _decode_slowly(raw: bytes | str) -> Event:
+    """``decode_event`` step by step, each step with its own message."""
     try:
         envelope: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as e:
