@@ -43,6 +43,7 @@ from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
+from cdb_cli.runtime.waits import get_within
 from cdb_cli.runtime.watch import Alert, FeedWatch, halt_alerts, send_alert
 
 if TYPE_CHECKING:
@@ -335,10 +336,7 @@ class PaperRuntime:
         """Called when intake has stopped, before the last writes (the live venue stops here)."""
 
     async def _next_event(self, timeout_s: float) -> Event | None:
-        try:
-            return await asyncio.wait_for(self.feed.events.get(), timeout_s)
-        except TimeoutError:
-            return None
+        return await get_within(self.feed.events, timeout_s)
 
     def _on_event(self, pipeline: TradingPipeline, event: Event) -> None:
         # No garbage collection while an event may be on its way to an order: a young-generation

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from cdb_cli.engine.errors import CdbError, DependencyError
+from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -51,9 +52,7 @@ async def _retry(
             return await call()
         except CdbError as e:
             logger.warning("%s failed: %s; retrying in %.0f s", what, e.message, delay)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
+        if await wait_event(stop, delay):
             raise DependencyError(f"{what}: stopped while MEXC was unreachable")
         delay = min(delay * 2, max_delay)
 
@@ -241,6 +240,5 @@ async def _live_view(runtime: Any, stop: asyncio.Event) -> None:
 
     with Live(render(runtime), console=Console(stderr=True), refresh_per_second=2) as live:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 1.0)
+            await wait_event(stop, 1.0)
             live.update(render(runtime))

@@ -41,6 +41,7 @@ from cdb_cli.runtime.paper import (
     _actor,
     freeze_startup_heap,
 )
+from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import Alert, send_alert
 
 if TYPE_CHECKING:
@@ -162,13 +163,11 @@ class Inbox:
             if self.queue:
                 self._wake.set()
                 self._taken.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._taken.wait(), READ_AGAIN_S)
+                await wait_event(self._taken, READ_AGAIN_S)
             if self.pace_s and len(deliveries) < READ_COUNT and not stop.is_set():
                 # Paced and caught up: let the stream fill for a while instead of being woken by
                 # every entry (behind, it reads on at once).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.pace_s)
+                await wait_event(stop, self.pace_s)
 
     async def close(self) -> None:
         with contextlib.suppress(CdbError):
@@ -287,8 +286,7 @@ class Component:
         self.wake.clear()
         if any(inbox.queue for inbox in self.inboxes.values()):
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout_s)
+        await wait_event(self.wake, timeout_s)
 
     async def wait_for(
         self, ready: Callable[[], bool], what: str, timeout_s: float | None = None
@@ -314,8 +312,7 @@ class Component:
                 return False
             # Only the side topics can make ``ready()`` true: wait for the next arrival.
             self.wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), min(remaining, 0.2))
+            await wait_event(self.wake, min(remaining, 0.2))
 
     def drain(self) -> None:
         """Move what arrived on the side topics into the component's state."""
@@ -414,8 +411,7 @@ class Component:
 
     async def _writer(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._flush_interval_s)
+            await wait_event(stop, self._flush_interval_s)
             # Taken with the batch (no await before _write takes the outbox): what was handled
             # up to here has its outcome in that batch, and is acknowledged once it is stored.
             handled = [(inbox, inbox.take_done()) for inbox in self.inboxes.values()]

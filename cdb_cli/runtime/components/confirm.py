@@ -12,7 +12,6 @@ looked for, so the component can tell whether every fill it booked is stored (``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Topic
+from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery
@@ -95,8 +95,7 @@ class StoredFills:
         background loop: it ends before the inboxes' last acknowledgement)."""
         while not stop.is_set():
             await self.confirm()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.interval_s)
+            await wait_event(stop, self.interval_s)
         await self.confirm()
 
     @property

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.events import Bar, Event, Topic, TradeTick
 from cdb_cli.runtime.components.base import SECOND_NS, Component
+from cdb_cli.runtime.waits import get_within
 from cdb_cli.runtime.watch import FeedWatch, send_alert
 
 if TYPE_CHECKING:
@@ -78,10 +79,7 @@ class MarketDataComponent(Component):
 
     async def step(self) -> None:
         queue = self.feed.events
-        try:
-            first = await asyncio.wait_for(queue.get(), 0.2)
-        except TimeoutError:
-            first = None
+        first = await get_within(queue, 0.2)
         items: list[tuple[Topic, Event]] = []
         if first is not None:
             events = [first]

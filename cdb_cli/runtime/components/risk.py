@@ -30,8 +30,6 @@ acknowledgement) is not decided again: its stored approvals are taken back and a
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -63,6 +61,7 @@ from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
+from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import halt_alerts, send_alert
 
 if TYPE_CHECKING:
@@ -236,8 +235,7 @@ class RiskComponent(Component):
             halts = await self.call(self.store.audits, action=HALT_ACTION)
             resets = await self.call(self.store.audits, action=RESET_ACTION)
             self._operator_audits = (halts, resets)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stop.wait(), OPERATOR_CHECK_S)
+            await wait_event(self.stop, OPERATOR_CHECK_S)
 
     async def step(self) -> None:
         if self._operator_audits is not None:
