@@ -6,6 +6,7 @@ klines when the bars are 1-minute bars. For each closed bar (a ``Bar`` with ``cl
 price the close, id ``sig-<bar id>`` so a redelivered bar gives the same signal — and then its
 progress for the bar on ``trading_signals`` too (how many signals it published for it), in one
 atomic publication. Bars older than the last one handled for a symbol (a redelivery) are skipped.
+The bars are handled in the inbox's pump as they arrive (``on_arrival``), not handed to the step.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
 from cdb_cli.engine.remote import progress_report
 from cdb_cli.engine.signals import EmaCrossStrategy
 from cdb_cli.runtime.components.base import Component, bar_close_ns
+from cdb_cli.runtime.waits import wait_event
 
 __all__ = ["SignalsComponent"]
 
@@ -31,6 +33,7 @@ WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
 class SignalsComponent(Component):
     name = "signals"
     topics = (Topic.MARKET_BARS,)
+    handled_on_arrival = (Topic.MARKET_BARS,)  # the bars are its only work: no hand-off
 
     def __init__(self, *args: Any, warm_up: WarmUp | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -58,10 +61,10 @@ class SignalsComponent(Component):
             logger.info("Warmed %s with %d bars", symbol, len(history))
 
     async def step(self) -> None:
+        await wait_event(self.stop, 0.2)  # the bars are handled as they arrive (on_arrival)
+
+    async def on_arrival(self) -> None:
         inbox = self.inboxes[Topic.MARKET_BARS]
-        if not inbox.queue:
-            await self.idle()
-            return
         items: list[tuple[Topic, Event]] = []
         handled = []
         while inbox.queue:

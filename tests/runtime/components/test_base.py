@@ -184,6 +184,36 @@ def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id()
     asyncio.run(scenario())
 
 
+def test_an_inbox_with_a_handler_hands_it_what_came_without_waking_the_step() -> None:
+    """The pump awaits the handler itself, batch by batch; the step is not woken."""
+    deliveries = [Delivery(Topic.MARKET_DATA, f"{n}-0", tick(n)) for n in (1, 2, 3)]
+
+    async def scenario() -> None:
+        handled: list[list[int]] = []
+        wake = asyncio.Event()
+
+        async def handle() -> None:
+            batch = [inbox.pop()[0] for _ in range(len(inbox.queue))]
+            handled.append([delivery.event.ts_event for delivery in batch])
+            for delivery in batch:
+                inbox.done(delivery)
+
+        subscription = Batches([deliveries[:1], deliveries[1:]])
+        inbox = Inbox(subscription, wake, handle=handle)  # type: ignore[arg-type]
+        stop = asyncio.Event()
+        pump = asyncio.create_task(inbox.run(stop))
+        await asyncio.sleep(0.1)
+        assert handled == [[1], [2, 3]]
+        assert not inbox.queue
+        assert not wake.is_set()
+        await inbox.ack()
+        assert subscription.acked == ["1-0", "2-0", "3-0"]
+        stop.set()
+        await asyncio.wait_for(pump, 2)
+
+    asyncio.run(scenario())
+
+
 class DownAfterStart:
     """The real SQLite store, whose batch writes fail once ``down`` is set (a database outage)."""
 
