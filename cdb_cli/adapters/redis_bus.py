@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
@@ -156,6 +156,20 @@ class RedisBus:
         with self.translate_errors():
             replies = await self._wire.pipeline([("MULTI",), *prepared, ("EXEC",)])
         ids: list[bytes] = replies[-1]
+        return [_text(message_id) for message_id in ids]
+
+    def publish_soon(self, items: Sequence[tuple[Topic, Event]]) -> Awaitable[list[str]]:
+        """``publish_many`` with the MULTI/EXEC on the socket before this returns (when the
+        connection is open); the ids, or the error, when the result is awaited."""
+        prepared = [
+            self._xadd(self.stream_key(check_publication(topic, event)), event)
+            for topic, event in items
+        ]
+        return self._published(self._wire.send_soon([("MULTI",), *prepared, ("EXEC",)]))
+
+    async def _published(self, replies: Awaitable[list[Any]]) -> list[str]:
+        with self.translate_errors():
+            ids: list[bytes] = (await replies)[-1]
         return [_text(message_id) for message_id in ids]
 
     async def ack(self, topic: Topic, group: str, message_ids: Sequence[str | bytes]) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import hiredis
@@ -67,6 +67,19 @@ def _error(reply: redis_errors.ResponseError) -> redis_errors.RedisError:
     if text.startswith(_AUTH_ERRORS):
         return redis_errors.AuthenticationError(text)
     return reply
+
+
+def _checked(replies: list[Any]) -> list[Any]:
+    """``replies``, or the first error reply raised (in a MULTI … EXEC block the server has
+    then applied nothing)."""
+    for reply in replies:
+        if isinstance(reply, redis_errors.ResponseError):
+            raise _error(reply)
+        if isinstance(reply, list):  # an EXEC's replies: a command failed as it ran
+            for inner in reply:
+                if isinstance(inner, redis_errors.ResponseError):
+                    raise _error(inner)
+    return replies
 
 
 class _Protocol(asyncio.Protocol):
@@ -170,11 +183,40 @@ class WireConnection:
         """Send ``commands`` in one write and return their replies in order; the first error
         reply is raised (in a MULTI … EXEC block the server has then applied nothing).
         ``timeout_s`` (default: the command timeout) bounds the wait for the last reply."""
-        packed = pack(commands)
-        failures = 0
+        return await self._retried(pack(commands), len(commands), timeout_s)
+
+    def send_soon(self, commands: Sequence[Command]) -> Awaitable[list[Any]]:
+        """``pipeline``, with the commands written before this returns when the connection is
+        open (else when the result is awaited): for a caller that cannot await yet. A write
+        whose connection fails is sent again on a new one, as ``pipeline`` does."""
+        packed, count = pack(commands), len(commands)
+        protocol = self._protocol
+        if protocol is None or protocol.closed or protocol.transport is None:
+            return self._retried(packed, count, None)
+        futures = self._write(protocol, packed, count)
+        return self._after_write(protocol, futures, packed, count)
+
+    async def _after_write(
+        self,
+        protocol: _Protocol,
+        futures: list[asyncio.Future[Any]],
+        packed: bytes,
+        count: int,
+    ) -> list[Any]:
+        try:
+            replies = await self._replies(protocol, futures, None)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError):
+            return await self._retried(packed, count, None, failures=1)
+        return _checked(replies)
+
+    async def _retried(
+        self, packed: bytes, count: int, timeout_s: float | None, failures: int = 0
+    ) -> list[Any]:
+        if failures:
+            await asyncio.sleep(self._backoff.compute(failures))
         while True:
             try:
-                replies = await self._call(packed, len(commands), timeout_s)
+                replies = await self._call(packed, count, timeout_s)
                 break
             except redis_errors.AuthenticationError:
                 raise
@@ -183,14 +225,7 @@ class WireConnection:
                 if failures > self._retries:
                     raise
                 await asyncio.sleep(self._backoff.compute(failures))
-        for reply in replies:
-            if isinstance(reply, redis_errors.ResponseError):
-                raise _error(reply)
-            if isinstance(reply, list):  # an EXEC's replies: a command failed as it ran
-                for inner in reply:
-                    if isinstance(inner, redis_errors.ResponseError):
-                        raise _error(inner)
-        return replies
+        return _checked(replies)
 
     async def close(self) -> None:
         """Close the connection; later calls fail (a closed connection is not opened again)."""
@@ -209,13 +244,24 @@ class WireConnection:
     async def _send(
         self, protocol: _Protocol, packed: bytes, count: int, timeout_s: float | None
     ) -> list[Any]:
-        loop = asyncio.get_running_loop()
+        futures = self._write(protocol, packed, count)
+        return await self._replies(protocol, futures, timeout_s)
+
+    @staticmethod
+    def _write(protocol: _Protocol, packed: bytes, count: int) -> list[asyncio.Future[Any]]:
+        """Write ``packed`` now; one future per reply, resolved in order as they come."""
         if protocol.transport is None:
             raise redis_errors.ConnectionError("Not connected")
+        loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in range(count)]
         protocol.waiters.extend(futures)
         protocol.transport.write(packed)
-        timer = loop.call_later(
+        return futures
+
+    async def _replies(
+        self, protocol: _Protocol, futures: list[asyncio.Future[Any]], timeout_s: float | None
+    ) -> list[Any]:
+        timer = asyncio.get_running_loop().call_later(
             self.command_timeout_s if timeout_s is None else timeout_s,
             protocol.fail,
             redis_errors.TimeoutError("Timeout reading from the server"),

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -137,6 +137,13 @@ class InMemoryBus:
         """Publish all of ``items`` or, if any is invalid, none of them."""
         prepared = [self._prepare(topic, event) for topic, event in items]
         return self._append(prepared)
+
+    def publish_soon(self, items: Sequence[tuple[Topic, Event]]) -> Awaitable[list[str]]:
+        """``publish_many`` done before this returns; the ids as an awaitable."""
+        prepared = [self._prepare(topic, event) for topic, event in items]
+        ids: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+        ids.set_result(self._append(prepared))
+        return ids
 
     async def subscribe(self, topic: Topic, group: str, consumer: str) -> Subscription:
         """Join ``consumer`` to ``group`` on ``topic``; a new group starts at the end."""

@@ -27,7 +27,7 @@ Pure: stdlib, pydantic records and ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
@@ -139,6 +139,9 @@ class RemoteExecution:
         self._working: dict[str, dict[str, _Remote]] = {}
         self._inbox: dict[str, _Inbox] = {}
         self._restored: set[str] = set()  # ids of the stored fills of restored orders
+        self.on_submit: Callable[[OrderApproved], None] | None = None
+        """Called with each approval as soon as it is recorded, before the pipeline writes its
+        paperwork (the ``risk`` component sends it on at that moment)."""
 
     @property
     def id_prefix(self) -> str:
@@ -195,10 +198,12 @@ class RemoteExecution:
             order.side is Side.SELL and instrument.round_quantity(position) <= 0
         ):
             result.orders.append(record.model_copy(update={"status": "REJECTED"}))
-            return result
-        quote = order.quote_amount if order.side is Side.BUY else _ZERO
-        working[record.client_order_id] = _Remote(record, ts_ns + self._latency_ns, quote)
-        result.orders.append(record)
+        else:
+            quote = order.quote_amount if order.side is Side.BUY else _ZERO
+            working[record.client_order_id] = _Remote(record, ts_ns + self._latency_ns, quote)
+            result.orders.append(record)
+        if self.on_submit is not None:
+            self.on_submit(order)
         return result
 
     def restore(self, order: OrderRecord, fills: Sequence[FillRecord]) -> None:

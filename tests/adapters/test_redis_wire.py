@@ -121,6 +121,42 @@ def test_a_connection_the_server_dropped_is_opened_again(redis_url: str) -> None
 
 
 @pytest.mark.infra
+def test_send_soon_writes_before_it_returns(redis_url: str, key: str) -> None:
+    """Another client's BLPOP gets the element while the reply is not awaited yet."""
+
+    async def scenario(wire: WireConnection) -> None:
+        await wire.execute("PING")  # open: the write cannot wait for a connection
+        replies = wire.send_soon([("RPUSH", key, "soon")])
+        other = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert await other.blpop([key], timeout=2) == (key.encode(), b"soon")
+        finally:
+            await other.aclose()
+        assert await replies == [1]
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
+def test_send_soon_on_a_dropped_connection_is_sent_once_on_a_new_one(
+    redis_url: str, key: str
+) -> None:
+    async def scenario(wire: WireConnection) -> None:
+        first = await wire.execute("CLIENT", "ID")
+        admin = redis.asyncio.Redis.from_url(redis_url)
+        try:
+            assert await admin.client_kill_filter(_id=first) == 1
+            replies = wire.send_soon([("INCR", key)])
+            assert await replies == [1]
+            assert await admin.get(key) == b"1"
+        finally:
+            await admin.aclose()
+        assert await wire.execute("CLIENT", "ID") != first
+
+    run(redis_url, scenario)
+
+
+@pytest.mark.infra
 def test_the_database_of_the_url_is_selected(redis_url: str, key: str) -> None:
     url = redis.connection.parse_url(redis_url)  # type: ignore[no-untyped-call]
     url = f"redis://{url.get('host', 'localhost')}:{url.get('port', 6379)}/5"

@@ -323,3 +323,25 @@ def test_bus_dropped_group_forgets_its_pending_events(make_bus: MakeBus) -> None
         assert [d.event for d in await again.fetch(10, 1.0)] == [third]
 
     run(make_bus, scenario)
+
+
+def test_bus_publish_soon_writes_before_it_returns(make_bus: MakeBus) -> None:
+    """The events are on their way before the result is awaited (a reader gets them first);
+    the result gives their ids; a bad event is refused at once and nothing is written."""
+    health = HealthReport(symbol="*", ts_event=1, source="t", component="bus", status="ok")
+
+    ticks = [tick(n) for n in range(5)]
+
+    async def scenario(bus: MessageBus) -> None:
+        sub = await bus.subscribe(MD, "g", "c")
+        await bus.publish(MD, ticks[1])  # the connection is open: the write cannot wait
+        assert [d.event for d in await sub.fetch(10, timeout_s=1)] == [ticks[1]]
+        ids = bus.publish_soon([(MD, ticks[2]), (MD, ticks[3])])
+        got = await sub.fetch(10, timeout_s=2)
+        assert [d.event for d in got] == ticks[2:4]
+        assert await ids == [d.message_id for d in got]
+        with pytest.raises(MalformedEvent, match="HealthReport"):
+            bus.publish_soon([(MD, ticks[4]), (MD, health)])
+        assert await sub.fetch(10, timeout_s=0) == []
+
+    run(make_bus, scenario)

@@ -116,6 +116,15 @@ class MessageBus(Protocol):
         """
         ...
 
+    def publish_soon(self, items: Sequence[tuple[Topic, Event]]) -> Awaitable[list[str]]:
+        """``publish_many``, but written before this call returns (from code that cannot await,
+        in the middle of a decision); await the result for the message ids and any error.
+
+        Validation errors (``MalformedEvent``) are raised at once. Where no connection is open
+        yet, the write happens when the result is awaited.
+        """
+        ...
+
     async def subscribe(self, topic: Topic, group: str, consumer: str) -> Subscription:
         """Join ``consumer`` to ``group`` on ``topic``, creating the group if it is new.
 

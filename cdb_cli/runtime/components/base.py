@@ -297,10 +297,14 @@ class Component:
         """Publish at once (the store gets them with the next batch); count them in /metrics."""
         if items:
             await self.bus.publish_many(items)
-            if self.metrics is not None:
-                for topic, event in items:
-                    if topic is not Topic.MARKET_BARS:  # a bar's second copy: counted once
-                        self.metrics.observe_event(topic, event)
+            self.published(items)
+
+    def published(self, items: Sequence[tuple[Topic, Event]]) -> None:
+        """Count in /metrics what was published."""
+        if self.metrics is not None:
+            for topic, event in items:
+                if topic is not Topic.MARKET_BARS:  # a bar's second copy: counted once
+                    self.metrics.observe_event(topic, event)
 
     def count(self, what: str, n: int = 1) -> None:
         self.counts[what] = self.counts.get(what, 0) + n

@@ -11,9 +11,12 @@ decides on the same state as one process:
 - at a **closed bar** (published just before the trade that closed it), it waits for the
   ``signals`` progress of the bar and the signal it announces, then closes the bar through the
   pipeline at time ``closed_at`` — the decision runs the pipeline's own path — and publishes the
-  decision, the approval and its own progress for the bar (how many approvals), in one go. The
-  bars of several symbols that close together (one batch of market events) are published in one
-  go too: before any wait, or at the end of the batch.
+  decision, the approval and its own progress for the bar (how many approvals). The approval
+  and the progress go out the moment the venue has the order, before the pipeline writes the
+  signal and decision records (``RemoteExecution.on_submit``, ``MessageBus.publish_soon``): with
+  no flatten under way a bar has at most that one approval. The rest of the bars of several
+  symbols that close together (one batch of market events) is published in one go: before any
+  wait, or at the end of the batch.
 
 A wait longer than the component's wait timeout is logged as a warning and the component goes on
 with what it has (a late report is booked at the next trade; a late signal is dropped).
@@ -32,11 +35,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import (
     Bar,
     Event,
@@ -137,6 +141,9 @@ class RiskComponent(Component):
             keep_given_up=False,  # risk writes no positions: nothing waits for it
         )
         self._unpublished: list[tuple[Topic, Event]] = []
+        # approvals sent the moment the venue had them: (bar id, what was sent, its ids)
+        self._sent: list[tuple[str, list[tuple[Topic, Event]], Awaitable[list[str]]]] = []
+        self._sent_progress: dict[str, HealthReport] = {}
         self.flattening = Flatten(self.symbols)
         self.last_event_ns = 0  # the latest market event handled: the time of an operator's act
         self._approved_bars: list[str] = []
@@ -282,7 +289,15 @@ class RiskComponent(Component):
             intent = SignalIntent(signal.side, signal.strength, dict(signal.indicators))
             strategy.expect(intent, signal.strategy)
             self.recorder.signal_id = signal.event_id
-        self._book_bar(bar)
+        # With no flatten under way the bar has at most one approval, its signal's: it goes to
+        # execution with the bar's progress the moment the venue has it, before the pipeline
+        # writes the signal and decision records (a third of the decision's CPU).
+        if self.flattening.reason is None:
+            self.execution.on_submit = lambda approval: self._send_at_once(bar, approval)
+        try:
+            self._book_bar(bar)
+        finally:
+            self.execution.on_submit = None
         strategy.expect(None)
         self.recorder.signal_id = ""
         # An operator's flatten: the symbol's exit goes with the bar's own approvals.
@@ -329,12 +344,29 @@ class RiskComponent(Component):
             bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
         )
 
+    def _send_at_once(self, bar: Bar, approval: OrderApproved) -> None:
+        """Send ``approval`` and the bar's progress (one approval) now; ``flush`` awaits it."""
+        progress = progress_report(
+            self.name, symbol=bar.symbol, bar_id=bar.event_id, ts=bar.closed_at, count=1
+        )
+        sent = [(Topic.RISK_APPROVED_TRADES, approval), (Topic.RISK_APPROVED_TRADES, progress)]
+        self._sent.append((bar.event_id, sent, self.bus.publish_soon(sent)))
+        self._sent_progress[bar.event_id] = progress
+
     def _announce(self, bar: Bar, items: list[tuple[Topic, Event]], approvals: int) -> None:
         """Queue for publication what the bar left and the progress report that ends it,
         naming the bar's ``approvals`` (``execution`` waits for that many)."""
-        progress = progress_report(
-            self.name, symbol=bar.symbol, bar_id=bar.event_id, ts=bar.closed_at, count=approvals
-        )
+        progress = self._sent_progress.pop(bar.event_id, None)
+        if progress is not None and approvals != 1:
+            raise RuntimeError(f"{bar.event_id}: sent with 1 approval, but it has {approvals}")
+        if progress is None:
+            progress = progress_report(
+                self.name,
+                symbol=bar.symbol,
+                bar_id=bar.event_id,
+                ts=bar.closed_at,
+                count=approvals,
+            )
         self._unpublished += [*items, (Topic.RISK_APPROVED_TRADES, progress)]
 
     async def wait_for(
@@ -349,15 +381,34 @@ class RiskComponent(Component):
 
     async def flush(self) -> None:
         items, self._unpublished = self._unpublished, []
-        if items:
-            await self.publish(items)  # then stored: the store holds what execution was sent
-            published = time.time_ns()
-            for topic, event in items:
-                if not isinstance(event, HealthReport):  # the progress markers are not stored
-                    self.outbox.event(topic, event)
-            for bar_id in self._approved_bars:
+        if not items:
+            return
+        sent, self._sent = self._sent, []
+        gone = {event.event_id for _, batch, _ in sent for _, event in batch}
+        rest = [(topic, event) for topic, event in items if event.event_id not in gone]
+        again: list[tuple[Topic, Event]] = []
+        stamped = set()
+        for bar_id, batch, ids in sent:
+            try:
+                await ids
+            except CdbError as e:  # sent again with the rest (a copy is dropped by event id)
+                logger.warning("risk: sending the approval of %s failed (%s); again", bar_id, e)
+                again += batch
+                continue
+            self.published(batch)
+            self.latency.write(bar_id, time.time_ns())
+            stamped.add(bar_id)
+        if again or rest:
+            await self.publish([*again, *rest])
+        # then stored: the store holds what execution was sent
+        published = time.time_ns()
+        for topic, event in items:
+            if not isinstance(event, HealthReport):  # the progress markers are not stored
+                self.outbox.event(topic, event)
+        for bar_id in self._approved_bars:
+            if bar_id not in stamped:
                 self.latency.write(bar_id, published)
-            self._approved_bars.clear()
+        self._approved_bars.clear()
 
     def settle(self) -> None:
         self._signals.settle()  # the batch's decisions are in the outbox, its bars marked done

@@ -5,13 +5,15 @@ says how many orders it approved for the bar; `execution` is simulated by this t
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from market_testkit import SYMBOL, closed_bar, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.errors import DependencyError
 from cdb_cli.engine.events import (
     Bar,
     Event,
@@ -109,7 +111,38 @@ async def collect(subscription: object, count: int, timeout_s: float = 5.0) -> l
     return events
 
 
-def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path: Path) -> None:
+class PublicationsBus(InMemoryBus):
+    """The in-process bus, keeping each publication's events (one call, one publication) and
+    which were sent at once (``publish_soon``). With ``fail_soon``, the first of those fails
+    without writing anything (a connection lost with the write)."""
+
+    def __init__(self, *, fail_soon: bool = False) -> None:
+        super().__init__()
+        self.publications: list[list[Event]] = []
+        self.soon: list[list[Event]] = []
+        self.fail_soon = fail_soon
+
+    async def publish_many(self, items: Sequence[tuple[Topic, Event]]) -> list[str]:
+        self.publications.append([event for _, event in items])
+        return await super().publish_many(items)
+
+    def publish_soon(self, items: Sequence[tuple[Topic, Event]]) -> Awaitable[list[str]]:
+        if self.fail_soon:
+            self.fail_soon = False
+            failed: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
+            failed.set_exception(DependencyError("Redis is unreachable at 127.0.0.1:6379"))
+            return failed
+        self.publications.append([event for _, event in items])
+        self.soon.append([event for _, event in items])
+        return super().publish_soon(items)
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["sent-at-once", "sending-failed"])
+def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(
+    tmp_path: Path, lost: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The approval goes out with the bar's marker the moment the venue has it, before the
+    decision; if that send fails, both go again with the decision."""
     settings = Settings(
         database_url=f"sqlite:///{tmp_path / 'risk.db'}",
         bus_url="redis://127.0.0.1:6379/0",  # what component mode asks for; the test passes a bus
@@ -118,7 +151,7 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
 
     async def scenario() -> None:
         store = open_store(settings, create_if_new=True)
-        bus = InMemoryBus()
+        bus = PublicationsBus(fail_soon=lost)
         risk = risk_on(settings, store, bus, "ptestrisk")
         decisions = await bus.subscribe(Topic.RISK_EVENTS, "test", "t")
         approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
@@ -146,10 +179,20 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(tmp_path:
         assert approval.ts_event == closed.closed_at
         assert isinstance(done_by_risk, HealthReport)
         assert read_progress(done_by_risk) == ("risk", closed.event_id, 1)
+        # Each was published once: the approval and the marker at once, on their own, before
+        # the decision; or, that failing, with it.
+        if lost:
+            assert bus.soon == []
+            assert bus.publications[1:] == [[approval, done_by_risk, decision]]  # after signals
+            assert f"sending the approval of {closed.event_id} failed" in caplog.text
+        else:
+            assert bus.soon == [[approval, done_by_risk]]
+            assert bus.publications[1:] == [[approval, done_by_risk], [decision]]
         stop.set()
         counts = await asyncio.wait_for(task, 10)
         assert counts["approvals"] == 1
         assert [e.event_id for e in store.events(RiskDecision)] == [decision.event_id]
+        assert [e.event_id for e in store.events(OrderApproved)] == [approval.event_id]
         store.close()
 
     asyncio.run(scenario())
@@ -194,18 +237,6 @@ def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its
         asyncio.run(scenario())
     finally:
         store.close()
-
-
-class PublicationsBus(InMemoryBus):
-    """The in-process bus, keeping each publication's events (one call, one publication)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.publications: list[list[Event]] = []
-
-    async def publish_many(self, items: Sequence[tuple[Topic, Event]]) -> list[str]:
-        self.publications.append([event for _, event in items])
-        return await super().publish_many(items)
 
 
 def test_risk_publishes_the_bars_of_one_batch_together_but_not_behind_a_wait(
