@@ -352,6 +352,7 @@ class RiskComponent(Component):
         sent = [(Topic.RISK_APPROVED_TRADES, approval), (Topic.RISK_APPROVED_TRADES, progress)]
         self._sent.append((bar.event_id, sent, self.bus.publish_soon(sent)))
         self._sent_progress[bar.event_id] = progress
+        self.latency.write(bar.event_id, time.time_ns())  # on its way (the benchmark's stamp)
 
     def _announce(self, bar: Bar, items: list[tuple[Topic, Event]], approvals: int) -> None:
         """Queue for publication what the bar left and the progress report that ends it,
@@ -387,7 +388,6 @@ class RiskComponent(Component):
         gone = {event.event_id for _, batch, _ in sent for _, event in batch}
         rest = [(topic, event) for topic, event in items if event.event_id not in gone]
         again: list[tuple[Topic, Event]] = []
-        stamped = set()
         for bar_id, batch, ids in sent:
             try:
                 await ids
@@ -396,8 +396,6 @@ class RiskComponent(Component):
                 again += batch
                 continue
             self.published(batch)
-            self.latency.write(bar_id, time.time_ns())
-            stamped.add(bar_id)
         if again or rest:
             await self.publish([*again, *rest])
         # then stored: the store holds what execution was sent
@@ -405,6 +403,7 @@ class RiskComponent(Component):
         for topic, event in items:
             if not isinstance(event, HealthReport):  # the progress markers are not stored
                 self.outbox.event(topic, event)
+        stamped = {bar_id for bar_id, _, _ in sent}
         for bar_id in self._approved_bars:
             if bar_id not in stamped:
                 self.latency.write(bar_id, published)
