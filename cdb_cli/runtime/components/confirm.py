@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import FillRecord
-    from cdb_cli.runtime.components.base import Inbox
+    from cdb_cli.runtime.components.inbox import Inbox
 
 __all__ = ["StoredFills"]
 

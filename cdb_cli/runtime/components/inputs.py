@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery
-    from cdb_cli.runtime.components.base import Inbox
+    from cdb_cli.runtime.components.inbox import Inbox
 
 __all__ = ["KEEP_LATE", "BarInputs"]
 

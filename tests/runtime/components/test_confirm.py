@@ -13,8 +13,8 @@ from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.engine.remote import report_fill
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.components.base import Inbox
 from cdb_cli.runtime.components.confirm import StoredFills
+from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.settings import Settings
 
 

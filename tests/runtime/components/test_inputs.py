@@ -12,7 +12,7 @@ from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.runtime.components import inputs
-from cdb_cli.runtime.components.base import Inbox
+from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.components.inputs import BarInputs
 
 
