@@ -305,9 +305,9 @@ class RiskComponent(Component):
         items, self.recorder.items = self.recorder.items, []
         approvals = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
         decisions = sum(1 for _, event in items if isinstance(event, RiskDecision))
-        self._announce(bar, items, approvals)
-        if approvals:
+        if approvals and bar_id not in self._sent_progress:  # else stamped as it was sent
             self._approved_bars.append(bar_id)
+        self._announce(bar, items, approvals)
         self.count("decisions", decisions)
         self.count("approvals", approvals)
 
@@ -385,8 +385,10 @@ class RiskComponent(Component):
         if not items:
             return
         sent, self._sent = self._sent, []
-        gone = {event.event_id for _, batch, _ in sent for _, event in batch}
-        rest = [(topic, event) for topic, event in items if event.event_id not in gone]
+        rest = items
+        if sent:
+            gone = {event.event_id for _, batch, _ in sent for _, event in batch}
+            rest = [(topic, event) for topic, event in items if event.event_id not in gone]
         again: list[tuple[Topic, Event]] = []
         for bar_id, batch, ids in sent:
             try:
@@ -403,10 +405,8 @@ class RiskComponent(Component):
         for topic, event in items:
             if not isinstance(event, HealthReport):  # the progress markers are not stored
                 self.outbox.event(topic, event)
-        stamped = {bar_id for bar_id, _, _ in sent}
         for bar_id in self._approved_bars:
-            if bar_id not in stamped:
-                self.latency.write(bar_id, published)
+            self.latency.write(bar_id, published)
         self._approved_bars.clear()
 
     def settle(self) -> None:
