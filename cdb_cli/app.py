@@ -21,6 +21,7 @@ from cdb_cli.commands import (
     db,
     env_validate,
     events,
+    explain,
     reconcile,
     replay,
     report,
@@ -123,6 +124,7 @@ def root(
 
 
 app.command("run")(run.run)
+app.command("explain")(explain.explain)
 app.command("env-validate")(env_validate.env_validate)
 app.add_typer(db.app, name="db")
 app.command("replay")(replay.replay)

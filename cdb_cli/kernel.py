@@ -127,6 +127,7 @@ def build_pipeline(
     instruments: Mapping[str, Instrument] | None = None,
     record_curve: bool = False,
     portfolio: Portfolio | None = None,
+    trace_interval_ns: int | None = None,
 ) -> TradingPipeline:
     """Wire strategy, risk, execution and portfolio for ``environment``.
 
@@ -135,6 +136,8 @@ def build_pipeline(
     ``LiveExecution``, which queues orders for the runtime to send to MEXC (``instruments`` from
     the venue's exchangeInfo are required there).
     ``run_id`` prefixes every event and client order id, so runs never collide in one store.
+    With ``trace_interval_ns`` (the bars' length) every closed bar's strategy trace goes to
+    ``recorder`` too (``cdb explain``); the run loop always keeps them, a replay when it persists.
     """
     import random
 
@@ -146,6 +149,7 @@ def build_pipeline(
     from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
     from cdb_cli.engine.risk import RiskEngine
     from cdb_cli.engine.signals import EmaCrossStrategy
+    from cdb_cli.engine.traces import Tracer
 
     if not symbols:
         raise ConfigurationError("No symbols to trade")
@@ -195,6 +199,9 @@ def build_pipeline(
         assumed_spread_pct=settings.assumed_spread_pct,
         run_id=run_id,
         record_curve=record_curve,
+        tracer=Tracer(recorder, run_id=run_id, interval_ns=trace_interval_ns, source="signals")
+        if trace_interval_ns
+        else None,
     )
 
 

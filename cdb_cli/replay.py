@@ -37,6 +37,9 @@ class ReplayRequest:
     """Bar interval built from trades (tick replay); bar files carry their own."""
     skip_bad_rows: bool = False
     record_curve: bool = False
+    trace: bool = True
+    """Keep every closed bar's strategy trace, for ``cdb explain`` once persisted (``cdb replay``
+    keeps them only with ``--persist``: a long replay's traces take memory)."""
 
 
 @dataclass
@@ -104,6 +107,7 @@ def run_replay(
     run_id = _run_id(data_sha, settings_sha, request)
     clock = TestClock()
     recorder = MemoryRecorder()
+    interval = series.interval_ns if isinstance(series, BarSeries) else request.interval_ns
     pipeline = build_pipeline(
         settings,
         Environment.REPLAY,
@@ -113,6 +117,7 @@ def run_replay(
         run_id=run_id,
         starting_cash=request.starting_cash,
         record_curve=request.record_curve,
+        trace_interval_ns=interval if request.trace else None,
     )
     if isinstance(series, BarSeries):
         replay_bars(pipeline, series, clock, progress)

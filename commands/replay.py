@@ -117,6 +117,7 @@ def replay(
         interval_ns=interval * 1_000_000_000,
         skip_bad_rows=skip_bad_rows,
         record_curve=plot is not None,
+        trace=persist,
     )
     try:
         result = _run_with_progress(context.terminal, request, settings, run_replay)

@@ -101,7 +101,8 @@ def run(
     _stopped(
         context,
         f"Stopped run {summary.run_id}: {summary.market_events} market events, {summary.bars} "
-        f"bars, {summary.signals} signals, {summary.orders} orders, {summary.fills} fills",
+        f"bars, {summary.signals} signals, {summary.orders} orders, {summary.fills} fills"
+        + "".join(f". {line}" for line in summary.strategy),
         run_id=summary.run_id,
     )
 

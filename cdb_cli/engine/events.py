@@ -44,6 +44,7 @@ __all__ = [
     "TOPIC_EVENT_TYPES",
     "Bar",
     "CheckResult",
+    "Condition",
     "Event",
     "ExecutionReport",
     "HealthReport",
@@ -52,6 +53,7 @@ __all__ = [
     "RiskDecision",
     "Side",
     "SignalSide",
+    "StrategyTrace",
     "Topic",
     "TradeTick",
     "TradingSignal",
@@ -66,6 +68,7 @@ class Topic(StrEnum):
 
     ``market_bars`` is ours, not the seed's: the closed bars of ``market_data`` once more, alone,
     for the ``signals`` component, so that it is woken once per bar instead of once per trade.
+    ``strategy_traces`` is ours too: what the strategy saw on each closed bar (``cdb explain``).
     """
 
     MARKET_DATA = "market_data"
@@ -75,6 +78,7 @@ class Topic(StrEnum):
     EXECUTION_EVENTS = "execution_events"
     SYSTEM_HEALTH = "system_health"
     MARKET_BARS = "market_bars"
+    STRATEGY_TRACES = "strategy_traces"
 
 
 class Side(StrEnum):
@@ -167,6 +171,11 @@ class TradingSignal(Event):
     bar_id: str = Field(
         default="", max_length=64, description="Event id of the closed bar it came from, if any."
     )
+    trace_id: str = Field(
+        default="",
+        max_length=64,
+        description="Event id of the strategy trace of the bar that raised it, if traced.",
+    )
 
 
 class CheckResult(BaseModel):
@@ -235,6 +244,48 @@ class HealthReport(Event):
     detail: str = ""
 
 
+class Condition(BaseModel):
+    """One condition of a strategy on one bar: the value it saw, its threshold, the outcome.
+
+    ``passed`` is ``None`` when the condition could not be judged (an indicator not ready yet).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", ser_json_inf_nan="constants")
+
+    name: str = Field(min_length=1, max_length=32)
+    side: Literal["buy", "exit"] = Field(
+        default="buy", description="The signal it gates: all buy conditions pass for a buy."
+    )
+    value: float | None = None
+    threshold: float | None = None
+    passed: bool | None = None
+    text: str = Field(default="", description="How an operator reads it, e.g. 'RSI 61 > 50'.")
+
+
+class StrategyTrace(Event):
+    """What the strategy saw on one closed bar: each condition, or why it did not evaluate.
+
+    ``ts_event`` is the bar's close (the decision time). ``status`` is ``evaluated`` or
+    ``warming_up`` (``bars_needed`` more bars before the indicators are ready); ``gap_bars``
+    counts the intervals without a bar just before this one (no trade in them). ``conditions``
+    holds the strategy's conditions for a buy and for an exit; ``signal`` names the side that
+    fired, if any, with its ``signal_id``.
+    """
+
+    TYPE: ClassVar[str] = "strategy.trace"
+
+    strategy: str = Field(min_length=1, max_length=64)
+    status: Literal["evaluated", "warming_up"]
+    close: float
+    volume: float
+    bars_needed: int = Field(default=0, ge=0)
+    gap_bars: int = Field(default=0, ge=0)
+    conditions: tuple[Condition, ...] = ()
+    values: dict[str, float] = Field(default_factory=dict)
+    signal: Literal["", "buy", "exit"] = ""
+    signal_id: str = Field(default="", max_length=64)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -246,6 +297,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         OrderApproved,
         ExecutionReport,
         HealthReport,
+        StrategyTrace,
     )
 }
 
@@ -258,6 +310,7 @@ TOPIC_EVENT_TYPES: dict[Topic, tuple[type[Event], ...]] = {
     Topic.RISK_EVENTS: (RiskDecision,),
     Topic.EXECUTION_EVENTS: (ExecutionReport,),
     Topic.SYSTEM_HEALTH: (HealthReport,),
+    Topic.STRATEGY_TRACES: (StrategyTrace,),
 }
 
 

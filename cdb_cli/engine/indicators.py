@@ -49,6 +49,13 @@ class _Indicator:
     def ready(self) -> bool:
         return self._value is not None
 
+    def needed(self) -> int:
+        """How many more updates before the first value (0 once ready); off the hot path."""
+        return 0 if self._value is not None else self._period - self._seen()
+
+    def _seen(self) -> int:
+        raise NotImplementedError
+
 
 class SMA(_Indicator):
     """Simple moving average of the last ``period`` values, the current one included.
@@ -58,6 +65,9 @@ class SMA(_Indicator):
     """
 
     __slots__ = ("_buf", "_comp", "_count", "_i", "_sum")
+
+    def _seen(self) -> int:
+        return self._count
 
     def __init__(self, period: int) -> None:
         super().__init__(period)
@@ -120,6 +130,10 @@ class RollingWindow:
         """True once ``period`` values were pushed (the mean is defined)."""
         return self._full
 
+    def needed(self) -> int:
+        """How many more values before the window is full (0 once it is)."""
+        return 0 if self._full else self._period - self._i
+
     def push(self, value: float) -> None:
         i = self._i
         self._buf[i] = value
@@ -142,6 +156,9 @@ class EMA(_Indicator):
     """
 
     __slots__ = ("_alpha", "_count", "_seed_sum")
+
+    def _seen(self) -> int:
+        return self._count
 
     def __init__(self, period: int) -> None:
         super().__init__(period)
@@ -172,6 +189,10 @@ class RSI(_Indicator):
     """
 
     __slots__ = ("_avg_gain", "_avg_loss", "_count", "_prev")
+
+    def _seen(self) -> int:
+        # The first value takes period + 1 updates: the very first one brings no change.
+        return self._count - (1 if math.isnan(self._prev) else 0)
 
     def __init__(self, period: int) -> None:
         super().__init__(period)

@@ -47,6 +47,7 @@ from cdb_cli.engine.risk import (
     next_state,
 )
 from cdb_cli.engine.signals import SignalIntent, Strategy
+from cdb_cli.engine.traces import Tracer
 
 __all__ = [
     "OPERATOR",
@@ -166,6 +167,7 @@ class TradingPipeline:
         assumed_spread_pct: Decimal = Decimal("0.05"),
         run_id: str = "run",
         record_curve: bool = False,
+        tracer: Tracer | None = None,
     ) -> None:
         if assumed_spread_pct <= 0:
             raise ValueError(f"assumed_spread_pct must be above 0, received {assumed_spread_pct}")
@@ -174,6 +176,8 @@ class TradingPipeline:
         self.portfolio = portfolio
         self.clock = clock
         self.recorder = recorder
+        self.tracer = tracer
+        """Traces every closed bar the strategy has (``cdb explain``); None keeps no traces."""
         self.stats = PipelineStats()
         self.trading_state = TradingState.ACTIVE
         self._symbols = {s: _SymbolState(s, strategy) for s, strategy in strategies.items()}
@@ -301,6 +305,7 @@ class TradingPipeline:
         work at ``prices[i]`` (time ``times[i] + offset``): mark, equity, loss-limit tripwires,
         drawdown, exposure, curve; then the strategy. Everything rare is a method call."""
         on_bar = state.on_bar
+        tracer = self.tracer
         curve = self._curve
         cb_factor = self._cb_factor
         # The float state lives in locals while the loop runs (a local is several times cheaper
@@ -369,8 +374,13 @@ class TradingPipeline:
                     if clock is not None:  # only a decision reads the clock: set it just then
                         clock.now_ns = now
                     flush()
-                    self._on_signal(state, intent)
+                    signal_id = self._on_signal(state, intent, now)
                     reload()
+                    if tracer is not None:
+                        symbol, side = state.symbol, intent.side
+                        tracer.bar(symbol, state.strategy, now, price, volume, signal_id, side)
+                elif tracer is not None:
+                    tracer.bar(state.symbol, state.strategy, now, price, volume)
         flush()
         if strategy:
             self._bars += len(times)
@@ -383,8 +393,9 @@ class TradingPipeline:
         self._ids += 1
         return f"{self._run_id}-{self._ids:x}"
 
-    def _on_signal(self, state: _SymbolState, intent: SignalIntent) -> None:
-        """Decide, hand an approved order to the venue, then record signal, decision and order.
+    def _on_signal(self, state: _SymbolState, intent: SignalIntent, bar_ts: int) -> str:
+        """Decide, hand an approved order to the venue, then record signal, decision and order;
+        return the signal's id (``bar_ts``: the close of the bar that raised it).
 
         The events are built after the order is handed over: the decision needs only values,
         so the order does not wait for its own paperwork. They are recorded in their logical
@@ -424,6 +435,7 @@ class TradingPipeline:
             price=price,
             strength=intent.strength,
             indicators=intent.indicators,
+            trace_id=self.tracer.id_for(state.symbol, bar_ts) if self.tracer is not None else "",
         )
         self.recorder.event(Topic.TRADING_SIGNALS, signal)
         decision = self.risk.record(signal, inputs, outcome, ts_event=now, event_id=decision_id)
@@ -435,6 +447,7 @@ class TradingPipeline:
         if order is not None and result is not None:
             self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
             self._apply(result)
+        return signal_id
 
     def _risk_inputs(self, state: _SymbolState, price: Decimal, now: int) -> RiskInputs:
         self._sync_portfolio(held_only=True)

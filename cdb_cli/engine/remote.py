@@ -42,7 +42,7 @@ from cdb_cli.engine.records import (
     OrderStatus,
     TradingMode,
 )
-from cdb_cli.engine.signals import SignalIntent
+from cdb_cli.engine.signals import SignalIntent, StrategyView
 
 __all__ = [
     "ApprovalIdExecution",
@@ -101,6 +101,10 @@ class RemoteStrategy:
     def on_bar(self, ts_event: int, close: float, volume: float) -> SignalIntent | None:
         intent, self._next = self._next, None
         return intent
+
+    def explain(self, close: float, volume: float) -> StrategyView:
+        """No conditions here: the ``signals`` process ran them and stored their trace."""
+        return StrategyView("evaluated", 0, (), {})
 
 
 @dataclass(slots=True)

@@ -9,6 +9,11 @@ updates, nothing else (no logging, no allocation beyond the indicators' own).
 
 A second strategy only has to implement :class:`Strategy`; the pipeline does not change.
 
+Off the hot path a strategy explains its latest bar with ``explain(close, volume)``: each of its
+conditions with the value it saw, its threshold and the outcome, or that it is still warming up
+(:class:`StrategyView`). The run loop asks for it on every closed bar (the strategy trace behind
+``cdb explain``); a replay only when it keeps traces, so the replay's per-bar path stays as lean.
+
 Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
 """
 
@@ -19,7 +24,7 @@ from typing import NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cdb_cli.engine.events import SignalSide, TradingSignal
+from cdb_cli.engine.events import Condition, SignalSide, TradingSignal
 from cdb_cli.engine.indicators import EMA, RSI, RollingWindow
 
 __all__ = [
@@ -27,6 +32,7 @@ __all__ = [
     "SignalConfig",
     "SignalIntent",
     "Strategy",
+    "StrategyView",
     "signal_event",
 ]
 
@@ -84,6 +90,17 @@ class SignalIntent(NamedTuple):
     """The indicator values the decision saw, for the signal's audit trail."""
 
 
+class StrategyView(NamedTuple):
+    """How a strategy saw its latest bar (built off the hot path, for traces and screens)."""
+
+    status: str
+    """``evaluated``, or ``warming_up`` while an indicator is not ready."""
+    bars_needed: int
+    """More bars needed before the strategy can signal (0 once evaluated)."""
+    conditions: tuple[Condition, ...]
+    values: dict[str, float]
+
+
 class Strategy(Protocol):
     """One strategy instance per symbol, fed closed bars in time order."""
 
@@ -91,6 +108,10 @@ class Strategy(Protocol):
 
     def on_bar(self, ts_event: int, close: float, volume: float) -> SignalIntent | None:
         """Consume one closed bar; return an intent when the strategy wants to act."""
+        ...
+
+    def explain(self, close: float, volume: float) -> StrategyView:
+        """Each condition on the latest bar fed to :meth:`on_bar` (its ``close`` and ``volume``)."""
         ...
 
 
@@ -124,6 +145,7 @@ class EmaCrossStrategy:
         "_cfg",
         "_ema_fast",
         "_ema_slow",
+        "_last_prev",
         "_prev_diff",
         "_push_trend",
         "_push_volume",
@@ -148,6 +170,7 @@ class EmaCrossStrategy:
         self._volume = RollingWindow(cfg.volume_period)
         self._trend = RollingWindow(cfg.trend_period) if cfg.trend_filter else None
         self._prev_diff: float | None = None
+        self._last_prev: float | None = None  # the latest bar's previous diff (for explain)
         # Bound once: saves two attribute lookups per indicator per bar on the hot path.
         self._up_fast = self._ema_fast.update
         self._up_slow = self._ema_slow.update
@@ -170,7 +193,8 @@ class EmaCrossStrategy:
         if slow is None or fast is None:
             return None
         diff = fast - slow
-        prev, self._prev_diff = self._prev_diff, diff
+        prev = self._last_prev = self._prev_diff
+        self._prev_diff = diff
         if prev is None or rsi is None:
             return None
         if prev <= 0.0 < diff:
@@ -187,15 +211,27 @@ class EmaCrossStrategy:
             )
         return None
 
+    def _gates(
+        self, close: float, volume: float, rsi: float
+    ) -> tuple[bool, bool, bool | None, float | None, float | None]:
+        """The buy's confirmations on a bar: (RSI ok, volume ok, trend ok or None when the
+        filter is off, the volume SMA, the trend SMA). One place for both ``_buy`` and
+        ``explain``, so a trace can never disagree with the signal."""
+        cfg = self._cfg
+        vol_sma = self._volume.mean()
+        rsi_ok = rsi > cfg.rsi_threshold
+        volume_ok = vol_sma is not None and volume > cfg.volume_factor * vol_sma
+        if self._trend is None:
+            return rsi_ok, volume_ok, None, vol_sma, None
+        trend = self._trend.mean()
+        return rsi_ok, volume_ok, trend is not None and close > trend, vol_sma, trend
+
     def _buy(
         self, close: float, volume: float, fast: float, slow: float, diff: float, rsi: float
     ) -> SignalIntent | None:
         cfg = self._cfg
-        vol_sma = self._volume.mean()
-        if vol_sma is None or rsi <= cfg.rsi_threshold or volume <= cfg.volume_factor * vol_sma:
-            return None
-        trend = self._trend.mean() if self._trend is not None else None
-        if self._trend is not None and (trend is None or close <= trend):
+        rsi_ok, volume_ok, trend_ok, vol_sma, trend = self._gates(close, volume, rsi)
+        if not (rsi_ok and volume_ok) or trend_ok is False or vol_sma is None:
             return None
         # vol_sma > 0 here: the volume is > 0 and is part of its own window.
         ratio = volume / vol_sma
@@ -216,6 +252,80 @@ class EmaCrossStrategy:
         if trend is not None:
             indicators["trend_sma"] = trend
         return SignalIntent(SignalSide.BUY, strength, indicators)
+
+    def _bars_needed(self) -> int:
+        """Bars before the first possible signal: every indicator ready and a previous gap."""
+        slow = self._ema_slow.needed()
+        previous = slow + 1 if slow else (1 if self._last_prev is None else 0)
+        return max(1, previous, self._ema_fast.needed(), self._rsi.needed(), self._volume.needed())
+
+    def explain(self, close: float, volume: float) -> StrategyView:
+        """Each condition on the latest bar: the cross up with RSI, volume and trend for a buy,
+        the cross down for an exit; or how many bars the indicators still need."""
+        cfg = self._cfg
+        fast, slow, rsi = self._ema_fast.value, self._ema_slow.value, self._rsi.value
+        diff, prev = self._prev_diff, self._last_prev
+        if fast is None or slow is None or diff is None or prev is None or rsi is None:
+            return StrategyView("warming_up", self._bars_needed(), (), {})
+        if not self._volume.full:
+            return StrategyView("warming_up", self._bars_needed(), (), {})
+        rsi_ok, volume_ok, trend_ok, vol_sma, trend = self._gates(close, volume, rsi)
+        gap, was = diff / close * 100.0, prev / close * 100.0
+        up, down = prev <= 0.0 < diff, diff < 0.0 <= prev
+        ratio = volume / vol_sma if vol_sma else 0.0
+        conditions = [
+            Condition(
+                name="cross_up",
+                value=gap,
+                threshold=0.0,
+                passed=up,
+                text=f"cross up: gap {gap:+.3f} % (before {was:+.3f} %)",
+            ),
+            Condition(
+                name="rsi",
+                value=rsi,
+                threshold=cfg.rsi_threshold,
+                passed=rsi_ok,
+                text=f"RSI {rsi:.1f} {'>' if rsi_ok else '<='} {cfg.rsi_threshold:g}",
+            ),
+            Condition(
+                name="volume",
+                value=ratio,
+                threshold=cfg.volume_factor,
+                passed=volume_ok,
+                text=f"volume {ratio:.2f}x of {cfg.volume_factor:g}x average",
+            ),
+        ]
+        values = {"ema_fast": fast, "ema_slow": slow, "rsi": rsi, "gap_pct": gap}
+        values["prev_gap_pct"] = was
+        if vol_sma is not None:
+            values["volume_sma"] = vol_sma
+        if self._trend is not None:
+            conditions.append(
+                Condition(
+                    name="trend",
+                    value=close,
+                    threshold=trend,
+                    passed=trend_ok,
+                    text=f"close {close:.6g} {'>' if trend_ok else '<='} SMA{cfg.trend_period} "
+                    f"{trend:.6g}"
+                    if trend is not None
+                    else f"SMA{cfg.trend_period} not ready",
+                )
+            )
+            if trend is not None:
+                values["trend_sma"] = trend
+        conditions.append(
+            Condition(
+                name="cross_down",
+                side="exit",
+                value=gap,
+                threshold=0.0,
+                passed=down,
+                text=f"cross down: gap {gap:+.3f} % (before {was:+.3f} %)",
+            )
+        )
+        return StrategyView("evaluated", 0, tuple(conditions), values)
 
 
 def signal_event(

@@ -196,6 +196,21 @@ class InMemoryStore:
 
     # orders and fills -------------------------------------------------------------------------
 
+    def find_event(self, kind: type[E], event_id: str) -> E | None:
+        """The stored event of this type with this id, if any."""
+        return next((e for e in self.events(kind) if e.event_id == event_id), None)
+
+    def count_events(
+        self,
+        kind: type[Event],
+        *,
+        symbol: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> int:
+        """How many events of one type the window holds."""
+        return len(self.events(kind, symbol=symbol, since_ns=since_ns, until_ns=until_ns))
+
     def save_order(self, order: OrderRecord) -> None:
         """Insert or replace the order with this ``client_order_id``."""
         with self._lock:

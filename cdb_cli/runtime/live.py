@@ -132,6 +132,7 @@ class LiveRuntime(PaperRuntime):
             run_id=self.run_id,
             portfolio=portfolio,
             instruments=self._instruments,
+            trace_interval_ns=self._bars.interval_ns,
         )
         execution = pipeline.execution
         if not isinstance(execution, LiveExecution):

@@ -26,7 +26,7 @@ import socket
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +34,7 @@ from cdb_cli import __version__
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
+from cdb_cli.engine.funnel import hhmm, waits_for
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
@@ -89,6 +90,9 @@ class RunSummary:
     fills: int = 0
     restored_fills: int = 0
     restored_orders: int = 0
+    strategy: list[str] = field(default_factory=list)
+    """Per symbol, the strategy's part of the funnel (bars, evaluated, each condition's passes,
+    signals), for the stop line."""
 
 
 def _actor() -> str:
@@ -167,8 +171,9 @@ class PaperRuntime:
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0
         self._states_alerted = 0
-        self.last_decisions: deque[tuple[str, str, str, str, str]] = deque(maxlen=50)
-        """(time, symbol, side, verdict, failing reasons) of the latest decisions (live view)."""
+        self.last_decisions: deque[tuple[str, str, str, str, str, str]] = deque(maxlen=50)
+        """(time, symbol, side, verdict, failing reasons, decision id) of the latest decisions
+        (live view; ``cdb explain ID`` shows one in full)."""
         self._states_written = 0
         self._operator = OperatorActions(set(), set())
         self._flatten = Flatten(self.symbols)
@@ -204,6 +209,7 @@ class PaperRuntime:
             run_id=self.run_id,
             portfolio=portfolio,
             instruments=self._instruments,
+            trace_interval_ns=self._bars.interval_ns,
         )
         self.summary.restored_orders = await self._call(
             restore_orders, store, pipeline, orders, self.symbols
@@ -382,6 +388,16 @@ class PaperRuntime:
         # The strategy first: the stored Bar event is paperwork, off the order's path.
         pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
         self._recorder.event(Topic.MARKET_DATA, bar.to_event(self.run_id))
+        tracer = pipeline.tracer
+        trace = tracer.latest.get(bar.symbol) if tracer is not None else None
+        if trace is not None and trace.ts_event == bar.ts_close:
+            logger.info(
+                "%s bar %s: %s%s",
+                bar.symbol,
+                hhmm(bar.ts_close),
+                f"{trace.signal} signal; " if trace.signal else "waits for ",
+                waits_for(trace),
+            )
 
     # --- writing ----------------------------------------------------------------------------------
 
@@ -449,7 +465,14 @@ class PaperRuntime:
             if isinstance(event, RiskDecision):
                 failing = ", ".join(c.code for c in event.checks if not c.passed) or "-"
                 self.last_decisions.append(
-                    (iso_utc(event.ts_event), event.symbol, str(event.side), event.verdict, failing)
+                    (
+                        iso_utc(event.ts_event),
+                        event.symbol,
+                        str(event.side),
+                        event.verdict,
+                        failing,
+                        event.event_id,
+                    )
                 )
 
     async def _alert_new_halts(self, pipeline: TradingPipeline) -> None:
@@ -639,6 +662,8 @@ class PaperRuntime:
             path = spill_batch(self._outbox.take(), self.run_id)
             logger.error("The store is down: what it did not take was written to %s", path)
         summary = self.summary
+        if pipeline.tracer is not None:
+            summary.strategy = [pipeline.tracer.funnel_line(symbol) for symbol in self.symbols]
         try:
             await self._snapshot()
             await self._call(

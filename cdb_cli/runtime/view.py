@@ -1,8 +1,10 @@
 """The operator's live view of ``cdb run`` on a terminal (rich): one screen, refreshed each second.
 
 Per symbol the last price and how fresh it is; the positions with their value and unrealized
-PnL; cash, equity, realized PnL, fees and drawdown; the trading state; the last decisions with
-their verdict and the reasons they failed. Off a terminal the loop writes JSON log lines instead.
+PnL; what the strategy waits for on each symbol (its conditions on the latest closed bar, with
+their values) and how long ago it last signalled; cash, equity, realized PnL, fees and drawdown;
+the trading state; the last decisions with their verdict, the reasons they failed and their id
+(``cdb explain ID``). Off a terminal the loop writes JSON log lines instead.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ __all__ = ["render"]
 _LAST_DECISIONS = 8
 
 
+def _ago(ns: int) -> str:
+    seconds = max(0, ns // 1_000_000_000)
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
 def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01')):,f}"
 
@@ -30,6 +41,7 @@ def render(runtime: PaperRuntime) -> RenderableType:
     from rich.table import Table
 
     from cdb_cli.engine.fees import describe_other
+    from cdb_cli.engine.funnel import hhmm, waits_for
 
     pipeline = runtime.pipeline
     if pipeline is None:
@@ -59,8 +71,22 @@ def render(runtime: PaperRuntime) -> RenderableType:
         f"{portfolio.drawdown_from_peak_pct():.2f} % from peak, "
         f"{portfolio.daily_drawdown_pct():.2f} % today  state {str(state).upper()}"
     )
+    strategy = Table(title="strategy: what each symbol waits for", expand=True)
+    for column in ("symbol", "bar (UTC)", "conditions on the last closed bar", "last signal"):
+        strategy.add_column(column)
+    tracer = pipeline.tracer
+    now = runtime.clock.timestamp_ns()
+    for symbol in runtime.symbols:
+        trace = tracer.latest.get(symbol) if tracer is not None else None
+        last = tracer.last_signal_ns.get(symbol) if tracer is not None else None
+        strategy.add_row(
+            symbol,
+            "-" if trace is None else hhmm(trace.ts_event)[11:],
+            "no closed bar yet" if trace is None else waits_for(trace),
+            "none yet" if last is None else f"{_ago(now - last)} ago",
+        )
     decisions = Table(title="last decisions", expand=True)
-    for column in ("time", "symbol", "side", "verdict", "why"):
+    for column in ("time", "symbol", "side", "verdict", "why", "id (cdb explain ID)"):
         decisions.add_column(column)
     for row in list(runtime.last_decisions)[-_LAST_DECISIONS:]:
         decisions.add_row(*row)
@@ -69,5 +95,5 @@ def render(runtime: PaperRuntime) -> RenderableType:
         f"{summary.market_events:,} market events, {summary.bars} bars, {summary.signals} "
         f"signals, {summary.orders} orders, {summary.fills} fills"
     )
-    parts: list[Any] = [market, account, decisions, counts]
+    parts: list[Any] = [market, strategy, account, decisions, counts]
     return Group(*parts)

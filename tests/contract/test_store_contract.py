@@ -21,6 +21,7 @@ from cdb_cli.engine.events import (
     EVENT_TYPES,
     Bar,
     CheckResult,
+    Condition,
     Event,
     ExecutionReport,
     HealthReport,
@@ -29,6 +30,7 @@ from cdb_cli.engine.events import (
     RiskDecision,
     Side,
     SignalSide,
+    StrategyTrace,
     TradeTick,
     TradingSignal,
 )
@@ -119,6 +121,14 @@ SAMPLES: dict[type[Event], Callable[[], Event]] = {
                                    fee_asset="BTC"),
     HealthReport: lambda: event(HealthReport, symbol="*", component="store", status="degraded",
                                 detail="slow commit"),
+    StrategyTrace: lambda: event(StrategyTrace, strategy="ema_cross", status="evaluated",
+                                 close=43000.5, volume=1.25, gap_bars=3, signal="exit",
+                                 signal_id="signal-1",
+                                 conditions=(Condition(name="cross_down", side="exit",
+                                                       value=-0.012, threshold=0.0, passed=True,
+                                                       text="cross down: gap -0.012 %"),
+                                             Condition(name="trend", passed=None)),
+                                 values={"rsi": 48.25, "gap_pct": -0.012}),
 }  # fmt: skip
 
 
@@ -201,6 +211,28 @@ def test_events_window_is_half_open_filtered_and_ordered(store: Store) -> None:
     assert ids(limit=1, descending=True) == ["late"]
     assert [e.event_id for e in store.events(TradeTick, symbol="ETHUSDT")] == ["other"]
     assert store.events(QuoteTick) == []
+
+
+def test_count_events_counts_the_window_without_reading_it(store: Store) -> None:
+    store.append_events(
+        [trade(T0 + 10 * i, event_id=f"t{i}") for i in range(5)]
+        + [trade(T0 + 20, event_id="eth", symbol="ETHUSDT")]
+    )
+
+    assert store.count_events(TradeTick) == 6
+    assert store.count_events(TradeTick, symbol="BTCUSDT") == 5
+    assert store.count_events(TradeTick, symbol="BTCUSDT", since_ns=T0 + 10, until_ns=T0 + 40) == 3
+    assert store.count_events(QuoteTick) == 0
+
+
+def test_find_event_reads_one_event_by_id(store: Store) -> None:
+    sample = SAMPLES[StrategyTrace]()
+    store.append_events([sample, trade(T0, event_id="t-1")])
+
+    assert store.find_event(StrategyTrace, sample.event_id) == sample
+    assert store.find_event(TradeTick, "t-1") == trade(T0, event_id="t-1")
+    assert store.find_event(StrategyTrace, "t-1") is None
+    assert store.find_event(TradeTick, "nope") is None
 
 
 def test_open_bar_is_replaced_and_closed_bar_is_final(store: Store) -> None:

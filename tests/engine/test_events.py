@@ -14,6 +14,7 @@ from cdb_cli.engine.events import (
     EVENT_TYPES,
     Bar,
     CheckResult,
+    Condition,
     Event,
     ExecutionReport,
     HealthReport,
@@ -22,6 +23,7 @@ from cdb_cli.engine.events import (
     RiskDecision,
     Side,
     SignalSide,
+    StrategyTrace,
     TradeTick,
     TradingSignal,
     decode_event,
@@ -48,7 +50,16 @@ EVENTS: list[Event] = [
         **BASE, source="ema_cross", side=SignalSide.BUY, strategy="ema_cross",
         price=Decimal("87123.45"), strength=0.75,
         indicators={"ema_fast": 87100.5, "rsi": 61.25, "volume_ratio": 1e-9},
-        bar_id="bar-1",
+        bar_id="bar-1", trace_id="r1-t1-BTCUSDT",
+    ),
+    StrategyTrace(
+        **BASE, source="signals", strategy="ema_cross", status="evaluated", close=87123.45,
+        volume=0.5, gap_bars=2,
+        conditions=(
+            Condition(name="cross_up", value=-0.12, threshold=0.0, passed=False, text="no"),
+            Condition(name="trend", value=-math.inf, threshold=None, passed=None),
+        ),
+        values={"rsi": 61.25, "volume_sma": math.inf}, signal="buy", signal_id="sig-1",
     ),
     RiskDecision(
         **BASE, source="risk", signal_id="sig-1", verdict="reduced", side=SignalSide.BUY,

@@ -288,3 +288,69 @@ def test_signal_event_builds_a_valid_trading_signal() -> None:
     assert event.indicators == intent.indicators
     assert event.event_id
     assert decode_event(encode_event(event)) == event
+
+
+# --- explain: the conditions of the latest bar ---------------------------------------------------
+
+
+def test_explain_names_every_signal_and_no_other_on_real_candles(
+    candles: list[list[float]],
+) -> None:
+    """A bar's buy conditions all pass exactly when it buys, its exit condition exactly when it
+    exits: a trace can never disagree with the signal it explains."""
+    strategy = EmaCrossStrategy(SignalConfig())
+    sides: list[str] = []
+    evaluated = 0
+    for ts, _, _, _, close, volume in candles:
+        intent = strategy.on_bar(int(ts) * NS_PER_MS, close, volume)
+        view = strategy.explain(close, volume)
+        if view.status == "warming_up":
+            assert intent is None
+            continue
+        evaluated += 1
+        buy = [c.passed for c in view.conditions if c.side == "buy"]
+        exit_ = [c.passed for c in view.conditions if c.side == "exit"]
+        assert len(buy) == 3
+        assert len(exit_) == 1
+        expected = SignalSide.BUY if all(buy) else SignalSide.EXIT if all(exit_) else None
+        assert (intent.side if intent else None) == expected
+        if intent is not None:
+            sides.append(intent.side)
+    assert evaluated == len(candles) - 26
+    assert sides.count(SignalSide.BUY) == 58  # the real candles' buys (issue 21)
+    assert sides.count(SignalSide.EXIT) == 298
+
+
+def test_explain_counts_down_the_warm_up_then_reports_values() -> None:
+    strategy = EmaCrossStrategy(SignalConfig())  # ready at bar 27: EMA 26 and a previous gap
+    needed = []
+    for i in range(27):
+        strategy.on_bar(i, 100.0 + i, 10.0)
+        view = strategy.explain(100.0 + i, 10.0)
+        needed.append(view.bars_needed if view.status == "warming_up" else 0)
+    assert needed == [*range(26, 0, -1), 0]
+    view = strategy.explain(126.0, 10.0)
+    conditions = {c.name: c for c in view.conditions}
+    assert conditions["cross_up"].passed is False  # a steady rise: above since the start
+    assert conditions["cross_up"].value == pytest.approx(view.values["gap_pct"])
+    assert conditions["cross_up"].value > 0
+    assert conditions["rsi"].value == 100.0
+    assert conditions["rsi"].passed is True
+    assert conditions["volume"].value == pytest.approx(1.0)  # flat volume: 1x its average
+    assert conditions["volume"].threshold == 1.5
+    assert conditions["volume"].passed is False
+    assert conditions["volume"].text == "volume 1.00x of 1.5x average"
+
+
+def test_explain_includes_the_trend_filter_when_on() -> None:
+    strategy = EmaCrossStrategy(SignalConfig(trend_filter=True, trend_period=30))
+    for i in range(28):
+        strategy.on_bar(i, 100.0 + i, 10.0)
+    trend = {c.name: c for c in strategy.explain(127.0, 10.0).conditions}["trend"]
+    assert trend.passed is False
+    assert trend.text == "SMA30 not ready"
+    for i in range(28, 31):
+        strategy.on_bar(i, 100.0 + i, 10.0)
+    trend = {c.name: c for c in strategy.explain(130.0, 10.0).conditions}["trend"]
+    assert trend.passed is True
+    assert trend.threshold == pytest.approx(115.5)

@@ -21,6 +21,7 @@ from cdb_cli.engine.events import (
     OrderApproved,
     QuoteTick,
     RiskDecision,
+    StrategyTrace,
     TradeTick,
     TradingSignal,
 )
@@ -52,6 +53,7 @@ EVENT_TABLES: Final[dict[type[Event], str]] = {
     OrderApproved: "order_approvals",
     ExecutionReport: "executions",
     HealthReport: "health_reports",
+    StrategyTrace: "strategy_traces",
 }
 """The table of each event type; every type in ``EVENT_TYPES`` has one."""
 
@@ -66,6 +68,7 @@ RECORD_TABLES: Final[dict[type[BaseModel], str]] = {
 JSON_FIELDS: Final[dict[type[BaseModel], frozenset[str]]] = {
     TradingSignal: frozenset({"indicators"}),
     RiskDecision: frozenset({"checks", "state"}),
+    StrategyTrace: frozenset({"conditions", "values"}),
     AuditRecord: frozenset({"detail"}),
 }
 """Fields stored as JSON text; ``RiskDecision.checks`` is the full rule trace."""

@@ -44,6 +44,7 @@ __all__ = [
     "OrderApproval",
     "Position",
     "RiskDecisionRow",
+    "StrategyTraceRow",
     "TradingSignalRow",
     "UserConfig",
     "metadata",
@@ -145,6 +146,26 @@ class TradingSignalRow(_EventRow, table=True):
     strength: float = Field(sa_type=Double)
     indicators: str = Field(sa_type=Text)
     bar_id: str = _str(64, sa_column_kwargs={"server_default": ""})
+    trace_id: str = _str(64, sa_column_kwargs={"server_default": ""})
+
+
+class StrategyTraceRow(_EventRow, table=True):
+    """``StrategyTrace``: one closed bar as the strategy saw it; ``conditions`` and ``values``
+    are JSON (each condition's value, threshold and outcome; the indicator values)."""
+
+    __tablename__ = "strategy_traces"
+    __table_args__ = (_symbol_ts_index(__tablename__),)
+
+    strategy: str = _str(64)
+    status: str = _str(16)
+    close: float = Field(sa_type=Double)
+    volume: float = Field(sa_type=Double)
+    bars_needed: int = Field(sa_type=BigInteger)
+    gap_bars: int = Field(sa_type=BigInteger)
+    conditions: str = Field(sa_type=Text)
+    values: str = Field(sa_type=Text)
+    signal: str = _str(8)
+    signal_id: str = _str(64)
 
 
 class RiskDecisionRow(_EventRow, table=True):

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import Column, Select, Table, exc, false, select
+from sqlalchemy import Column, Select, Table, exc, false, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.dml import Insert
@@ -217,6 +217,33 @@ class SqlStore:
         if symbol is not None:
             statement = statement.where(target.c.symbol == symbol)
         return self._read(f"Reading {kind.__name__} events", statement, kind)
+
+    def find_event(self, kind: type[E], event_id: str) -> E | None:
+        """The stored event of this type with this id (the unique index), if any."""
+        target = table(table_name_for(kind))
+        statement = select(target).where(target.c.event_id == event_id)
+        found = self._read(f"Reading a {kind.__name__} event", statement, kind)
+        return found[0] if found else None
+
+    def count_events(
+        self,
+        kind: type[Event],
+        *,
+        symbol: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> int:
+        """How many events of one type the window holds (one COUNT, no rows read)."""
+        target = table(table_name_for(kind))
+        statement = select(func.count()).select_from(target)
+        if since_ns is not None:
+            statement = statement.where(target.c.ts_event >= since_ns)
+        if until_ns is not None:
+            statement = statement.where(target.c.ts_event < until_ns)
+        if symbol is not None:
+            statement = statement.where(target.c.symbol == symbol)
+        with self._transaction(f"Counting {kind.__name__} events") as connection:
+            return int(connection.execute(statement).scalar_one())
 
     # orders and fills -------------------------------------------------------------------------
 

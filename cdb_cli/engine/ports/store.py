@@ -83,6 +83,21 @@ class Store(Protocol):
         """Read back events of one type, ordered by ``ts_event``."""
         ...
 
+    def find_event(self, kind: type[E], event_id: str) -> E | None:
+        """The stored event of this type with this id, if any."""
+        ...
+
+    def count_events(
+        self,
+        kind: type[Event],
+        *,
+        symbol: str | None = None,
+        since_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> int:
+        """How many events of one type the window holds (without reading them)."""
+        ...
+
     def save_order(self, order: OrderRecord) -> None:
         """Insert or replace the order with this ``client_order_id``."""
         ...

@@ -7,6 +7,8 @@ price the close, id ``sig-<bar id>`` so a redelivered bar gives the same signal 
 progress for the bar on ``trading_signals`` too (how many signals it published for it), in one
 atomic publication. Bars older than the last one handled for a symbol (a redelivery) are skipped.
 The bars are handled in the inbox's pump as they arrive (``on_arrival``), not handed to the step.
+Each bar's strategy trace (``cdb explain``) is stored with the component's batch, not published:
+nothing downstream reads it, and the decision path stays as short as it was.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 
 from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
 from cdb_cli.engine.remote import progress_report
-from cdb_cli.engine.signals import EmaCrossStrategy
+from cdb_cli.engine.signals import EmaCrossStrategy, Strategy
+from cdb_cli.engine.traces import Tracer
 from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.waits import wait_event
 
@@ -43,6 +46,9 @@ class SignalsComponent(Component):
         self.strategies = {symbol: EmaCrossStrategy(config) for symbol in self.symbols}
         self._last_open: dict[str, int] = {}
         self._warm_up = warm_up
+        self.tracer = Tracer(
+            self.outbox, run_id=self.run_id, interval_ns=self.interval_ns, source=self.name
+        )
 
     async def prepare(self) -> None:
         # Before 2026-12 signals read market_data: its group there would only grow (the bars
@@ -67,6 +73,8 @@ class SignalsComponent(Component):
         inbox = self.inboxes[Topic.MARKET_BARS]
         items: list[tuple[Topic, Event]] = []
         handled = []
+        # The traces are built once the signals are out: they are not on the decision's path.
+        untraced: dict[str, tuple[str, Strategy, int, float, float, str, str]] = {}
         while inbox.queue:
             delivery, _ = inbox.pop()
             handled.append(delivery)
@@ -77,9 +85,13 @@ class SignalsComponent(Component):
             if strategy is None or bar.ts_event <= self._last_open.get(bar.symbol, -1):
                 continue
             self._last_open[bar.symbol] = bar.ts_event
-            close = float(bar.close)
-            intent = strategy.on_bar(bar_close_ns(bar, self.interval_ns), close, float(bar.volume))
+            if bar.symbol in untraced:  # a second bar of it in this batch: trace the first
+                self.tracer.bar(*untraced.pop(bar.symbol))
+            close, volume = float(bar.close), float(bar.volume)
+            ts_close = bar_close_ns(bar, self.interval_ns)
+            intent = strategy.on_bar(ts_close, close, volume)
             count = 0
+            trace_id = self.tracer.id_for(bar.symbol, ts_close)
             if intent is not None:
                 signal = TradingSignal(
                     event_id=f"sig-{bar.event_id}"[:64],
@@ -92,11 +104,23 @@ class SignalsComponent(Component):
                     strength=intent.strength,
                     indicators=intent.indicators,
                     bar_id=bar.event_id,
+                    trace_id=trace_id,
                 )
                 items.append((Topic.TRADING_SIGNALS, signal))
                 self.outbox.event(Topic.TRADING_SIGNALS, signal)
                 self.count("signals")
                 count = 1
+                untraced[bar.symbol] = (
+                    bar.symbol,
+                    strategy,
+                    ts_close,
+                    close,
+                    volume,
+                    signal.event_id,
+                    intent.side,
+                )
+            else:
+                untraced[bar.symbol] = (bar.symbol, strategy, ts_close, close, volume, "", "")
             items.append(
                 (
                     Topic.TRADING_SIGNALS,
@@ -112,6 +136,8 @@ class SignalsComponent(Component):
             self.count("bars")
         await self.publish(items)
         published = time.time_ns()
+        for args in untraced.values():
+            self.tracer.bar(*args)
         for _, event in items:
             if isinstance(event, TradingSignal):
                 self.latency.write(event.bar_id, published)

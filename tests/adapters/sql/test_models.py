@@ -30,7 +30,7 @@ def test_user_config_and_all_tables_are_in_the_schema() -> None:
     assert set(metadata.tables) == {*TABLES.values(), "user_config"}
 
 
-def test_money_columns_are_exact_and_floats_are_only_scores() -> None:
+def test_money_columns_are_exact_and_floats_are_only_analytics() -> None:
     floats = []
     for name, target in metadata.tables.items():
         for column in target.columns:
@@ -38,4 +38,10 @@ def test_money_columns_are_exact_and_floats_are_only_scores() -> None:
                 assert isinstance(column.type.impl_instance, Numeric)
             elif isinstance(column.type, Float | Numeric):
                 floats.append(f"{name}.{column.name}")
-    assert floats == ["trading_signals.strength"]  # a 0..1 score, not money
+    # A 0..1 score, and the close and volume a strategy trace saw (the strategy's float
+    # domain): none of them is money; the bar itself is stored exactly in market_bars.
+    assert sorted(floats) == [
+        "strategy_traces.close",
+        "strategy_traces.volume",
+        "trading_signals.strength",
+    ]

@@ -1,0 +1,126 @@
+"""Strategy traces: what the strategy saw on every closed bar, for ``cdb explain`` and the screen.
+
+A :class:`Tracer` is handed to the pipeline (or called by the ``signals`` component) after the
+strategy has had a closed bar. It asks the strategy to explain that bar
+(:meth:`~cdb_cli.engine.signals.Strategy.explain`: each condition with its value, threshold and
+outcome, or that it is still warming up), adds how many bar intervals were missing just before it
+(no trade in them: the feed was silent), and hands one :class:`StrategyTrace` event to its
+recorder, where it is stored in the loop's batch like every other event. The trace of the bar
+that raised a signal carries the signal's id; the signal carries the trace's id
+(:func:`trace_id`), so either leads to the other.
+
+The per-bar cost is the strategy's explanation and one small event: paid by the run loop on
+every bar (a bar a minute), and by a replay only when it keeps its traces (``--persist``).
+
+Pure: ``cdb_cli.engine`` only.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Protocol
+
+from cdb_cli.engine.events import Event, StrategyTrace, Topic
+from cdb_cli.engine.signals import Strategy
+
+__all__ = ["Tracer", "trace_id"]
+
+
+class _EventSink(Protocol):
+    def event(self, topic: Topic, event: Event) -> None: ...
+
+
+def trace_id(run_id: str, symbol: str, ts_close: int) -> str:
+    """The id of a run's trace of ``symbol``'s bar closing at ``ts_close``; starts with the run
+    id (so ``--run`` selects it) and is the same however often the bar is traced."""
+    return f"{run_id}-t{ts_close:x}-{symbol}"[:64]
+
+
+class Tracer:
+    """Builds and records the strategy trace of each closed bar; keeps the latest per symbol."""
+
+    def __init__(self, recorder: _EventSink, *, run_id: str, interval_ns: int, source: str) -> None:
+        if interval_ns <= 0:
+            raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
+        self._recorder = recorder
+        self.run_id = run_id
+        self.interval_ns = interval_ns
+        self._source = source
+        self._last_close: dict[str, int] = {}
+        self.latest: dict[str, StrategyTrace] = {}
+        """The latest trace of each symbol (the live screen's "what it waits for")."""
+        self.last_signal_ns: dict[str, int] = {}
+        """Close time of the latest bar that raised a signal, per symbol."""
+        self.counts: dict[str, Counter[str]] = {}
+        """Per symbol: bars, evaluated, each condition that passed, signals by side."""
+
+    def id_for(self, symbol: str, ts_close: int) -> str:
+        return trace_id(self.run_id, symbol, ts_close)
+
+    def bar(
+        self,
+        symbol: str,
+        strategy: Strategy,
+        ts_close: int,
+        close: float,
+        volume: float,
+        signal_id: str = "",
+        signal: str = "",
+        *,
+        event_id: str | None = None,
+    ) -> StrategyTrace:
+        """Trace the bar of ``symbol`` closing at ``ts_close`` that ``strategy`` just had."""
+        view = strategy.explain(close, volume)
+        previous = self._last_close.get(symbol)
+        gap = 0
+        if previous is not None and ts_close > previous:
+            gap = max(0, (ts_close - previous) // self.interval_ns - 1)
+        self._last_close[symbol] = max(ts_close, previous or ts_close)
+        trace = StrategyTrace(
+            event_id=event_id or self.id_for(symbol, ts_close),
+            symbol=symbol,
+            ts_event=ts_close,
+            source=self._source,
+            strategy=getattr(strategy, "name", "strategy"),
+            status="evaluated" if view.status == "evaluated" else "warming_up",
+            close=close,
+            volume=volume,
+            bars_needed=view.bars_needed,
+            gap_bars=gap,
+            conditions=view.conditions,
+            values=view.values,
+            signal="buy" if signal == "buy" else "exit" if signal == "exit" else "",
+            signal_id=signal_id,
+        )
+        if signal:
+            self.last_signal_ns[symbol] = ts_close
+        self._count(trace)
+        self.latest[symbol] = trace
+        self._recorder.event(Topic.STRATEGY_TRACES, trace)
+        return trace
+
+    def _count(self, trace: StrategyTrace) -> None:
+        counts = self.counts.setdefault(trace.symbol, Counter())
+        counts["bars"] += 1
+        if trace.status != "evaluated":
+            return
+        counts["evaluated"] += 1
+        for condition in trace.conditions:
+            if condition.passed:
+                counts[condition.name] += 1
+        if trace.signal:
+            counts[f"signal:{trace.signal}"] += 1
+
+    def funnel_line(self, symbol: str) -> str:
+        """The strategy's part of the funnel in one line (the run's stop line), e.g.
+        ``BTCUSDT: 40 bars, 14 evaluated: cross_up 0, rsi 7, volume 1 of 14; 0 buy, 0 exit``."""
+        counts = self.counts.get(symbol, Counter())
+        latest = self.latest.get(symbol)
+        evaluated = counts["evaluated"]
+        line = f"{symbol}: {counts['bars']} bars, {evaluated} evaluated"
+        if latest is not None and latest.conditions:
+            passed = ", ".join(f"{c.name} {counts[c.name]}" for c in latest.conditions)
+            line += f": {passed} of {evaluated}"
+        elif latest is not None:
+            line += f" (warming up, {latest.bars_needed} more bars needed)"
+        return f"{line}; {counts['signal:buy']} buy, {counts['signal:exit']} exit signals"
