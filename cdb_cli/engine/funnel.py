@@ -53,8 +53,10 @@ def decision_outcome(decision: RiskDecision) -> str:
 
 
 def hhmm(ts_ns: int) -> str:
-    """A bar time as an operator reads it on the screen: ``2026-12-07 12:03`` (UTC)."""
-    return datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M")
+    """A bar time as an operator reads it: ``2026-12-07 12:03`` (UTC), with seconds when the
+    time has any (bars shorter than a minute)."""
+    moment = datetime.fromtimestamp(ts_ns // 1_000_000_000, UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S" if moment.second else "%Y-%m-%d %H:%M")
 
 
 def waits_for(trace: StrategyTrace) -> str:
@@ -239,15 +241,17 @@ def _strategy_sentence(f: Funnel, evaluated: Sequence[StrategyTrace]) -> str:
     if crosses == 0:
         last = evaluated[-1]
         gap = last.values.get("gap_pct", 0.0)
-        since = last.ts_event
+        since, turned = last.ts_event, False
         for trace in reversed(evaluated):
             if (trace.values.get("gap_pct", 0.0) > 0) != (gap > 0):
+                turned = True
                 break
             since = trace.ts_event
         where = "above" if gap > 0 else "below"
+        when = f"since {hhmm(since)}" if turned else f"on every bar from {hhmm(since)}"
         return (
-            f"{head}, 0 crosses up; the fast EMA stayed {where} the slow one since "
-            f"{hhmm(since)} (gap now {gap:+.3f} %)."
+            f"{head}, 0 crosses up; the fast EMA stayed {where} the slow one {when} "
+            f"(gap now {gap:+.3f} %)."
         )
     failed: Counter[str] = Counter()
     texts: dict[str, str] = {}
