@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from cdb_cli.output import Terminal
 
 TABLE_CHOICES = ("daily", "symbols", "trades", "exposure", "rejections")
+_WORDS = ("day", "symbol", "reason")  # left-aligned columns; numbers are right-aligned
 
 
 def report(
@@ -122,7 +123,7 @@ def _render(terminal: Terminal, document: dict[str, Any], table_rows: Any) -> No
             continue
         table = Table(title=name)
         for column in header:
-            table.add_column(column, justify="left" if column in ("day", "symbol") else "right")
+            table.add_column(column, justify="left" if column in _WORDS else "right")
         for row in rows:
             cells = dict(zip(header, row, strict=True))
             row_quote = quote_of(cells["symbol"]) if name == "symbols" else quote

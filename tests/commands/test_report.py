@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,12 @@ def report_json(cdb: Callable[..., Result], *args: str) -> dict[str, Any]:
     return document
 
 
+def check_pnl(cdb: Callable[..., Result]) -> str:
+    pnl: str = report_json(cdb)["summary"]["pnl"]
+    assert len(pnl.split(".")[1]) > 8  # what the store keeps, and the JSON shows
+    return pnl
+
+
 def check_against_replay(doc: dict[str, Any], replay: dict[str, Any]) -> None:
     summary = doc["summary"]
     assert summary["trades"] == replay["trades"]["closed"] > 0
@@ -66,6 +73,10 @@ def test_report_agrees_with_the_replay(
     text = cdb("report")
     assert text.exit_code == 0, text.output
     assert f"Trades {replay['trades']['closed']}" in text.stdout
+    # rounded for reading (UNITTESTBTC is quoted in BTC: 8 places); the JSON keeps every digit
+    assert f"PnL {Decimal(check_pnl(cdb)):.8f}," in text.stdout
+    assert not re.search(r"\d\.\d{9,}", text.stdout)
+    assert re.search(r"win rate \d+\.\d %", text.stdout)
 
 
 def test_windows_symbols_and_runs_filter(
@@ -210,6 +221,10 @@ def test_a_window_that_starts_with_a_position_open_books_the_true_loss(
     # the run that opened it: one fill, nothing closed, the position still open
     opened = report_json(cdb, "--run", "paper-a")["summary"]
     assert (opened["trades"], opened["open_positions"], opened["fills"]) == (0, 1, 1)
+    assert opened["win_rate"] is None
+    no_trades = cdb("report", "--run", "paper-a")
+    assert no_trades.exit_code == 0, no_trades.output
+    assert "Trades 0 (0 won, 0 lost, win rate \u2013), PnL 0.00," in no_trades.stdout
     # after the position was flat again, nothing is read from before the window
     later = report_json(cdb, "--since", "2026-03-02T09:30")["summary"]
     assert Decimal(later["pnl"]) == INSIDE_PNL
