@@ -166,9 +166,14 @@ def _run_with_progress(terminal: Terminal, request: Any, settings: Any, run: Any
 
 
 def _render(terminal: Terminal, report: dict[str, Any]) -> None:
+    """The report for people: money in the quote currency's places, a quantity to the step,
+    percentages to 2 places (``--json`` keeps every digit)."""
     from rich.table import Table
 
+    from cdb_cli.engine.display import instrument_of, money, percent, quantity, quote_of, ratio
+
     provenance = report["provenance"]
+    quote = quote_of(provenance["symbol"])
     table = Table(
         title=f"replay {provenance['symbol']} ({provenance['run_id']})", show_header=False
     )
@@ -190,16 +195,25 @@ def _render(terminal: Terminal, report: dict[str, Any]) -> None:
         (
             "trades",
             f"{trades['closed']} closed ({trades['won']} won, {trades['lost']} lost), "
-            f"{trades['open']} open; win rate {trades['win_rate']}",
+            f"{trades['open']} open; win rate {ratio(trades['win_rate'])}",
         ),
-        ("starting cash", report["starting_cash"]),
-        ("final equity", report["final_equity"]),
-        ("PnL", f"{report['pnl']} ({report['pnl_pct']} %)"),
-        ("fees", report["fees"]),
-        ("max drawdown", f"{report['max_drawdown_pct']} %"),
+        ("starting cash", money(report["starting_cash"], quote)),
+        ("final equity", money(report["final_equity"], quote)),
+        ("PnL", f"{money(report['pnl'], quote)} ({percent(report['pnl_pct'])} %)"),
+        ("fees", money(report["fees"], quote)),
+        ("max drawdown", f"{percent(report['max_drawdown_pct'])} %"),
         (
             "exposure",
-            f"mean {report['exposure']['mean_pct']} %, max {report['exposure']['max_pct']} %",
+            f"mean {percent(report['exposure']['mean_pct'])} %, "
+            f"max {percent(report['exposure']['max_pct'])} %",
+        ),
+        (
+            "positions",
+            ", ".join(
+                f"{quantity(held, instrument_of(name))} {name}"
+                for name, held in report["positions"].items()
+            )
+            or "none",
         ),
         ("data", f"{provenance['data_file']} sha256 {provenance['data_sha256'][:16]}"),
         ("settings", f"sha256 {provenance['settings_sha256']}, cdb {provenance['cdb_version']}"),

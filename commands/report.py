@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import csv
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdb_cli.context import app_context
 from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
 
+if TYPE_CHECKING:
+    from cdb_cli.output import Terminal
+
 TABLE_CHOICES = ("daily", "symbols", "trades", "exposure", "rejections")
+_WORDS = ("day", "symbol", "reason")  # left-aligned columns; numbers are right-aligned
 
 
 def report(
@@ -32,82 +36,134 @@ def report(
     json_output: JsonOpt = False,
 ) -> None:
     """Report trades (round trips), PnL per day and per symbol, win rate, fees, exposure over
-    time and rejections by reason, from CDB_DATABASE_URL (SQLite or PostgreSQL)."""
+    time and rejections by reason, from CDB_DATABASE_URL (SQLite or PostgreSQL).
+
+    A trade counts in the window it closed in, from its true entry: a position open at the
+    window's start is priced from its fills before the window. Amounts are rounded for reading;
+    --json and --csv keep every digit. Exit 1 when the window holds nothing (with --json, a
+    document whose "reason" says so)."""
     context = app_context(ctx)
     if csv_table is not None and csv_table not in TABLE_CHOICES:
         raise typer.BadParameter(
             f"{csv_table!r} is not one of {', '.join(TABLE_CHOICES)}", param_hint="--csv"
         )
     since_ns, until_ns = parse_when(since, "--since"), parse_when(until, "--until")
-    from cdb_cli.engine.analytics import analytics, table_rows
-    from cdb_cli.engine.runs import select_decisions, select_fills
+    from cdb_cli.engine.analytics import (
+        analytics,
+        describe_window,
+        nothing_reported,
+        table_rows,
+        window_fills,
+    )
+    from cdb_cli.engine.runs import select_decisions
     from cdb_cli.kernel import open_store
 
     store = open_store(context.settings())
     try:
-        fills = select_fills(store, symbol=symbol, run_id=run, since_ns=since_ns, until_ns=until_ns)
+        window = window_fills(
+            store, symbol=symbol, run_id=run, since_ns=since_ns, until_ns=until_ns
+        )
         decisions = select_decisions(
             store, symbol=symbol, run_id=run, since_ns=since_ns, until_ns=until_ns
         )
         snapshots = store.equity_snapshots(since_ns=since_ns, until_ns=until_ns)
     finally:
         store.close()
-    document = analytics(fills, decisions, snapshots)
+    document = analytics(window.fills, decisions, snapshots, entries=window.entries)
+    where = describe_window(since_ns, until_ns, symbol, run)
+    reason = nothing_reported(
+        window, decisions, snapshots, where, account_wide=not symbol and not run
+    )
     if csv_table is not None:
         header, rows = table_rows(document, csv_table)
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
-        return
-    if json_output or context.json:
-        context.terminal.json(document)
-        return
-    _render(context.terminal, document, table_rows)
+    elif json_output or context.json:
+        context.terminal.json({**document, "reason": reason} if reason else document)
+    elif reason is None:
+        _render(context.terminal, document, table_rows)
+    if reason is not None:
+        if csv_table is not None or not (json_output or context.json):
+            context.terminal.error(reason)
+        raise typer.Exit(1)
 
 
-def _render(terminal: Any, document: dict[str, Any], table_rows: Any) -> None:
+def _render(terminal: Terminal, document: dict[str, Any], table_rows: Any) -> None:
     from rich.table import Table
 
-    from cdb_cli.engine.fees import describe_other
+    from cdb_cli.engine.display import money, percent, quote_of, ratio
 
     summary = document["summary"]
+    symbols = list(document["symbols"])
+    quote = quote_of(symbols) if symbols else "USDT"
+    other = ", ".join(
+        f"{money(total, asset)} {asset}" for asset, total in summary["fees_other_assets"].items()
+    )
+    carried = summary["opened_before_window"]
     out = terminal.out
     out.print(
         f"Trades {summary['trades']} ({summary['won']} won, {summary['lost']} lost, win rate "
-        f"{summary['win_rate']}), PnL {summary['pnl']}, fees {summary['fees_all_fills']}"
-        f"{describe_other(summary['fees_other_assets'])}; "
-        f"{summary['fills']} fills, {summary['open_positions']} positions open",
+        f"{ratio(summary['win_rate'])}), PnL {money(summary['pnl'], quote)}, fees "
+        f"{money(summary['fees_all_fills'], quote)}{' in the window' if carried else ''}"
+        f"{f' (+ {other} apart)' if other else ''}; "
+        f"{_count(summary['fills'], 'fill')}, {summary['open_positions']} positions open",
         markup=False,
     )
+    if carried:
+        read = _count(summary["entry_fills_before_window"], "fill")
+        out.print(
+            f"{_count(carried, 'trade')} opened before the window: PnL and fees from the true "
+            f"entry ({read} before the window read), booked on the day it closed",
+            markup=False,
+        )
     for name in ("daily", "symbols", "rejections"):
         header, rows = table_rows(document, name)
         if not rows:
             continue
         table = Table(title=name)
         for column in header:
-            table.add_column(column)
+            table.add_column(column, justify="left" if column in _WORDS else "right")
         for row in rows:
-            table.add_row(*(_cell(cell) for cell in row))
+            cells = dict(zip(header, row, strict=True))
+            row_quote = quote_of(cells["symbol"]) if name == "symbols" else quote
+            table.add_row(*(_cell(column, cells[column], row_quote) for column in header))
+        out.print(table)
+    opened_before = [trade for trade in document["trades"] if trade["opened_before_window"]]
+    if opened_before:
+        table = Table(title="trades opened before the window")
+        for column in ("symbol", "opened", "closed", "pnl", "fees"):
+            table.add_column(column, justify="right" if column in ("pnl", "fees") else "left")
+        for trade in opened_before:
+            row_quote = quote_of(trade["symbol"])
+            table.add_row(
+                trade["symbol"],
+                trade["opened"],
+                trade["closed"],
+                money(trade["pnl"], row_quote),
+                money(trade["fees"], row_quote),
+            )
         out.print(table)
     exposure = document["exposure"]
     if exposure:
         last = exposure[-1]
         out.print(
-            f"Exposure: {len(exposure)} snapshots; last {last['exposure_pct']} % of equity "
-            f"{last['equity']} at {last['at']} (--csv exposure for all)",
+            f"Exposure: {len(exposure)} snapshots; last {percent(last['exposure_pct'])} % of "
+            f"equity {money(last['equity'], quote)} at {last['at']} (--csv exposure for all)",
             markup=False,
         )
 
 
-def _cell(value: Any) -> str:
-    """A table cell for people: money to 8 decimals (CSV and JSON keep every digit)."""
-    from decimal import Decimal, InvalidOperation
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
-    if value is None:
-        return "-"
-    if isinstance(value, str) and "." in value:
-        try:
-            return f"{Decimal(value).quantize(Decimal('1e-8')):f}"
-        except InvalidOperation:
-            return value
-    return str(value)
+
+def _cell(column: str, value: Any, quote: str) -> str:
+    """A table cell for people (CSV and JSON keep every digit)."""
+    from cdb_cli.engine.display import money, ratio, text
+
+    if column == "win_rate":
+        return ratio(value)
+    if column in ("pnl", "fees"):
+        return money(value, quote)
+    return text(value)

@@ -284,6 +284,7 @@ def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = Fal
     """Show the trading state (active, reducing, halted), why and since when, and the latest
     drawdown and exposure against their limits. Reads CDB_DATABASE_URL."""
     context = app_context(ctx)
+    from cdb_cli.engine.halts import equity_figures
     from cdb_cli.engine.report import iso_utc
     from cdb_cli.engine.runs import trading_status
     from cdb_cli.kernel import risk_limits
@@ -305,41 +306,40 @@ def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = Fal
     }
     if snapshots:
         snap = snapshots[0]
-        equity = snap.equity
+        figures = equity_figures(snap)
         document["equity"] = {
             "at": iso_utc(snap.ts_event),
-            "equity": str(equity),
-            "drawdown_from_peak_pct": _pct(snap.peak_equity - equity, snap.peak_equity),
+            "equity": str(snap.equity),
+            "currency": snap.currency,
+            "drawdown_from_peak_pct": figures["drawdown_from_peak_pct"],
             "circuit_breaker_pct": str(limits.circuit_breaker_pct),
-            "daily_drawdown_pct": _pct(snap.day_start_equity - equity, snap.day_start_equity),
+            "daily_drawdown_pct": figures["daily_drawdown_pct"],
             "daily_drawdown_limit_pct": str(limits.daily_drawdown_pct),
-            "exposure_pct": _pct(snap.position_value, equity),
+            "exposure_pct": figures["exposure_pct"],
             "max_exposure_pct": str(limits.max_exposure_pct),
         }
     if json_output or context.json:
         context.terminal.json(document)
         return
+    from cdb_cli.engine.display import money, percent
+
     out = context.terminal.out
     since = f" since {document['since']}" if document["since"] else ""
     out.print(f"Trading state: {document['state'].upper()}{since}", markup=False)
-    out.print(f"  why: {current.reason}" + (f" (by {current.actor})" if current.actor else ""))
+    out.print(
+        f"  why: {current.reason}" + (f" (by {current.actor})" if current.actor else ""),
+        markup=False,
+    )
     if document["equity"]:
         e = document["equity"]
         out.print(
-            f"  equity {e['equity']} at {e['at']}: drawdown from peak "
-            f"{e['drawdown_from_peak_pct']} % (breaker {e['circuit_breaker_pct']} %), today "
-            f"{e['daily_drawdown_pct']} % (limit {e['daily_drawdown_limit_pct']} %), exposure "
-            f"{e['exposure_pct']} % (limit {e['max_exposure_pct']} %)",
+            f"  equity {money(e['equity'], e['currency'])} {e['currency']} at {e['at']}: "
+            f"drawdown from peak {percent(e['drawdown_from_peak_pct'])} % (breaker "
+            f"{e['circuit_breaker_pct']} %), today {percent(e['daily_drawdown_pct'])} % (limit "
+            f"{e['daily_drawdown_limit_pct']} %), exposure {percent(e['exposure_pct'])} % "
+            f"(limit {e['max_exposure_pct']} %)",
             markup=False,
         )
-
-
-def _pct(part: Any, whole: Any) -> str | None:
-    from decimal import Decimal
-
-    if not whole or whole <= 0:
-        return None
-    return f"{(Decimal(part) / Decimal(whole) * 100).quantize(Decimal('0.0001')):f}"
 
 
 @app.command("reset")
@@ -355,15 +355,15 @@ def reset(
     run: RunOpt = None,
 ) -> None:
     """Reset a halt (the circuit breaker's or an operator's cdb risk halt): written to the audit
-    table with who and why; a running cdb run resumes trading. Does nothing (exit 0) when trading
-    is not halted."""
+    table with who and why; a running cdb run resumes trading. Says which halt it ended. Does
+    nothing (exit 0) when trading is not halted: a daily reduction ends at the next UTC day."""
     context = app_context(ctx)
     import getpass
     import socket
     import time
 
+    from cdb_cli.engine.halts import current_halt
     from cdb_cli.engine.records import AuditRecord
-    from cdb_cli.engine.risk import TradingState
     from cdb_cli.engine.runs import RESET_ACTION, trading_status
 
     if not reason.strip():
@@ -372,10 +372,9 @@ def reset(
     store = _store(context)
     try:
         current = trading_status(store, run)
-        if current.state is not TradingState.HALTED:
-            context.terminal.err.print(
-                f"Trading is {current.state}, not halted: nothing to reset", markup=False
-            )
+        ended = current_halt(store, current, run)
+        if ended is None:
+            context.terminal.err.print(_not_halted(current.state, current.reason), markup=False)
             return
         store.add_audit(
             AuditRecord(
@@ -383,14 +382,38 @@ def reset(
                 action=RESET_ACTION,
                 actor=who[:64],
                 run_id=current.run_id,
-                detail={"reason": reason.strip(), "previous": str(current.state)},
+                detail={
+                    "reason": reason.strip(),
+                    "previous": str(current.state),
+                    "ended": ended.kind,
+                },
             )
         )
     finally:
         store.close()
-    context.terminal.out.print(
-        f"Circuit breaker reset by {who}: {reason.strip()}", markup=False, highlight=False
+    out = context.terminal.out
+    out.print(
+        f"Ended {ended.describe()}: reset by {who}: {reason.strip()}",
+        markup=False,
+        highlight=False,
     )
+    out.print(
+        "A running cdb run resumes at its next flush; the breaker's peak restarts at the equity "
+        "then.",
+        markup=False,
+        highlight=False,
+    )
+
+
+def _not_halted(state: Any, reason: str) -> str:
+    from cdb_cli.engine.risk import TradingState
+
+    if state is TradingState.REDUCING:
+        return (
+            f"Trading is reducing ({reason}), not halted: nothing to reset; a reset ends a "
+            "halt, the daily reduction ends at the next UTC day"
+        )
+    return f"Trading is {state}, not halted: nothing to reset"
 
 
 @app.command("halt")
@@ -423,6 +446,7 @@ def halt(
     import socket
     import time
 
+    from cdb_cli.engine.halts import current_halt
     from cdb_cli.engine.records import AuditRecord
     from cdb_cli.engine.runs import HALT_ACTION, trading_status
 
@@ -432,6 +456,7 @@ def halt(
     store = _store(context)
     try:
         current = trading_status(store, run)
+        already = current_halt(store, current, run)
         store.add_audit(
             AuditRecord(
                 ts_event=time.time_ns(),
@@ -450,6 +475,12 @@ def halt(
         store.close()
     out = context.terminal.out
     out.print(f"Trading halted by {who}: {reason.strip()}", markup=False, highlight=False)
+    if already is not None:
+        out.print(
+            f"It was halted already: {already.describe()}; one reset ends both.",
+            markup=False,
+            highlight=False,
+        )
     if flatten:
         out.print(
             "A running cdb run sells every open position at its next flush.",

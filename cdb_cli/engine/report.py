@@ -10,7 +10,7 @@ Pure: stdlib and ``cdb_cli.engine`` only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -21,7 +21,7 @@ from cdb_cli.engine.pipeline import PipelineStats
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import FillRecord
 
-__all__ = ["RoundTrip", "build_report", "iso_utc", "round_trips"]
+__all__ = ["RoundTrip", "build_report", "iso_utc", "open_trip_fills", "round_trips"]
 
 _ZERO: Final = Decimal(0)
 
@@ -45,6 +45,7 @@ class _Trip:
     quote_fees: Decimal = _ZERO
     base_fees: Decimal = _ZERO
     fees: Decimal = _ZERO
+    fills: list[FillRecord] = field(default_factory=list)
 
 
 def iso_utc(ts_ns: int) -> str:
@@ -53,21 +54,13 @@ def iso_utc(ts_ns: int) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
-    """Closed round trips per symbol, and how many positions are still open at the end.
-
-    A round trip starts with the first buy from flat and ends when the position is back to 0, or
-    to no more than the base-asset fees paid on the way (the dust a venue's step-rounded exit
-    leaves when a buy's fee was taken from what it bought). Its PnL is what the sells brought in
-    minus what the buys cost and the fees paid in the quote asset (a fee in the base asset is
-    already in it: the buy received that much less to sell). Its ``fees`` are the quote and base
-    fees in the quote currency; fees in a third asset (MX deduction) are in neither (see
-    ``cdb_cli.engine.fees``).
-    """
+def _walk(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], dict[str, _Trip]]:
+    """The closed round trips, and the trip still open in each symbol at the end."""
     open_trips: dict[str, _Trip] = {}
     closed: list[RoundTrip] = []
     for fill in fills:
         trip = open_trips.setdefault(fill.symbol, _Trip(fill.ts_event))
+        trip.fills.append(fill)
         notional = fill.quantity * fill.price
         fee = fee_parts(fill)
         if fill.side is Side.BUY:
@@ -83,7 +76,34 @@ def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
             pnl = trip.cash - trip.quote_fees
             closed.append(RoundTrip(fill.symbol, trip.ts_open, fill.ts_event, pnl, trip.fees))
             del open_trips[fill.symbol]
-    return closed, len(open_trips)
+    return closed, open_trips
+
+
+def round_trips(fills: Iterable[FillRecord]) -> tuple[list[RoundTrip], int]:
+    """Closed round trips per symbol, and how many positions are still open at the end.
+
+    A round trip starts with the first buy from flat and ends when the position is back to 0, or
+    to no more than the base-asset fees paid on the way (the dust a venue's step-rounded exit
+    leaves when a buy's fee was taken from what it bought). Its PnL is what the sells brought in
+    minus what the buys cost and the fees paid in the quote asset (a fee in the base asset is
+    already in it: the buy received that much less to sell). Its ``fees`` are the quote and base
+    fees in the quote currency; fees in a third asset (MX deduction) are in neither (see
+    ``cdb_cli.engine.fees``).
+
+    ``fills`` must start flat in each symbol: a window that starts while a position is open must
+    be given that position's fills from before it first (:func:`open_trip_fills`), else its first
+    sell is taken for a trip of its own that gained the whole sale.
+    """
+    closed, still_open = _walk(fills)
+    return closed, len(still_open)
+
+
+def open_trip_fills(fills: Iterable[FillRecord]) -> list[FillRecord]:
+    """The fills of the round trips still open at the end of ``fills``, in order: what a later
+    window needs before its own fills so its round trips start from the true entry."""
+    _, still_open = _walk(fills)
+    entries = [fill for trip in still_open.values() for fill in trip.fills]
+    return sorted(entries, key=lambda fill: fill.ts_event)
 
 
 def _ratio(value: float) -> float:

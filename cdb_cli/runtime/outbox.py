@@ -90,10 +90,12 @@ def write_batch(
 
 
 def log_batch(batch: Outbox) -> None:
-    """One INFO line per decision, order state and fill of a stored batch."""
+    """One INFO line per decision, order state and fill of a stored batch.
+
+    A decision's line starts with its id, so ``cdb risk explain ID`` is one copy-paste away."""
     for _, event in batch.events:
         if isinstance(event, RiskDecision):
-            logger.info("Decision %s", describe_decision(event))
+            logger.info("Decision %s: %s", event.event_id, describe_decision(event))
     for order in batch.orders:
         size = (
             f"{order.quantity} base"

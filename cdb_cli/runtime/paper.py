@@ -35,6 +35,7 @@ from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.funnel import hhmm, waits_for
+from cdb_cli.engine.halts import describe_reset
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
@@ -528,7 +529,7 @@ class PaperRuntime:
         if new and pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
             pipeline.reset_breaker(self.clock.timestamp_ns())
-            logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+            logger.warning("Trading resumes: %s", describe_reset(record))
 
     async def _pick_up_halts(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,16 @@ def test_table_output_and_settings_change_the_run(
     assert table.exit_code == 0, table.output
     assert "final equity" in table.stdout
     assert "signals" in table.stdout
+    # rounded for reading: UNITTESTBTC is quoted in BTC, 8 places; the JSON keeps 18
+    report = replay_json(cdb, str(candles_path))
+    assert f"final equity     │ {Decimal(report['final_equity']):.8f}" in table.stdout
+    assert f"PnL              │ {Decimal(report['pnl']):.8f}" in table.stdout
+    assert not re.search(r"\d\.\d{9,}", table.stdout)
+    assert re.search(r"win rate \d+\.\d %", table.stdout)
+    as_usdt = cdb("replay", str(candles_path), "--symbol", "BTCUSDT", "--to", "2017-11-05T01:00")
+    assert as_usdt.exit_code == 0, as_usdt.output
+    assert "0 closed (0 won, 0 lost), 0 open; win rate \u2013" in as_usdt.stdout
+    assert "final equity     │ 10000.00 " in as_usdt.stdout
     other = replay_json(cdb, str(candles_path), "--set", "ema_fast=5", "--cash", "5000")
     default = replay_json(cdb, str(candles_path))
     assert other["signals"] != default["signals"]

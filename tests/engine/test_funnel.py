@@ -87,7 +87,7 @@ def test_no_cross_up_names_the_ema_gap_and_since_when() -> None:
         f"BTCUSDT: 2 bars evaluated, 0 crosses up; the fast EMA stayed above the slow one on "
         f"every bar from {hhmm(T0 + 3 * MINUTE)} (gap now +0.080 %)."
     )
-    turned = funnel(traces[:2] + [trace(2, 0.02), *traces[3:]])
+    turned = funnel([*traces[:2], trace(2, 0.02), *traces[3:]])
     assert turned.sentence.endswith(f"stayed above the slow one since {hhmm(T0 + 2 * MINUTE)} "
                                     "(gap now +0.080 %).")  # fmt: skip
 

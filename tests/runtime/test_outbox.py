@@ -108,12 +108,13 @@ def test_a_stored_batch_logs_each_decision_order_and_fill(caplog: pytest.LogCapt
     store = InMemoryStore()
     write_batch(store, batch, [], [], "ptest")
     assert [r.getMessage() for r in caplog.records] == [
-        "Decision BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown (observed 5.23457, limit 5)",
-        "Decision BTCUSDT buy reduced, 375 of 500 quote: exposure (observed 40.0, limit 30; "
-        "reduced)",
-        "Decision BTCUSDT exit rejected, 0 of 0 quote: no_position (observed 0, limit 0; "
-        "nothing to exit)",
-        "Decision BTCUSDT buy approved, 500 of 500 quote",
+        "Decision dec-rejected: BTCUSDT buy rejected, 0 of 500 quote: daily_drawdown "
+        "(observed 5.23457, limit 5)",
+        "Decision dec-reduced: BTCUSDT buy reduced, 375 of 500 quote: exposure (observed 40.0, "
+        "limit 30; reduced)",
+        "Decision dec-rejected: BTCUSDT exit rejected, 0 of 0 quote: no_position (observed 0, "
+        "limit 0; nothing to exit)",
+        "Decision dec-approved: BTCUSDT buy approved, 500 of 500 quote",
         "Order p1 BTCUSDT BUY MARKET 500 quote: FILLED",
         "Fill BTCUSDT BUY 4.99 at 100.01 (fee 0.2495 USDT, taker) of p1",
     ]

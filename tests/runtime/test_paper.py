@@ -176,7 +176,10 @@ def test_paper_loop_trades_writes_everything_and_resumes(
     assert again.fees_paid == ledger.fees_paid
 
 
-def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(settings: Settings) -> None:
+def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="cdb_cli.runtime.paper")
     store = open_store(settings, create_if_new=True)
     store.add_audit(
         AuditRecord(
@@ -200,12 +203,14 @@ def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(settings: Setti
                 ts_event=T0 + SECOND,
                 action=RESET_ACTION,
                 actor="ops@desk",
-                detail={"reason": "reviewed", "previous": "halted"},
+                detail={"reason": "reviewed", "previous": "halted", "ended": "circuit_breaker"},
             ),
         )
         await eventually(lambda: runtime.pipeline.trading_state is TradingState.ACTIVE)  # type: ignore[union-attr]
 
     asyncio.run(session(settings, scenario))
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trading")]
+    assert resumed == ["Trading resumes: ops@desk ended the circuit breaker's halt: reviewed"]
 
 
 def test_a_database_with_replays_is_refused(settings: Settings) -> None:

@@ -53,6 +53,7 @@ from cdb_cli.engine.events import (
     TradeTick,
     TradingSignal,
 )
+from cdb_cli.engine.halts import describe_reset
 from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
@@ -440,7 +441,7 @@ class RiskComponent(Component):
         if new and self.pipeline.trading_state is TradingState.HALTED:
             record = new[-1]
             self.pipeline.reset_breaker(self._event_now())
-            logger.warning("Circuit breaker reset by %s: %s", record.actor, record.detail)
+            logger.warning("Trading resumes: %s", describe_reset(record))
 
     def _note_state_changes(self) -> None:
         changes = self.pipeline.stats.state_changes
