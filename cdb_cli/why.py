@@ -104,7 +104,6 @@ def explain_window(
 ) -> dict[str, Any]:
     """The funnel of every symbol in the window, its first stop, and the near misses."""
     from cdb_cli.engine.events import (
-        Bar,
         QuoteTick,
         StrategyTrace,
         TradeTick,
@@ -129,7 +128,7 @@ def explain_window(
         decisions: list[RiskDecision] = select_decisions(
             store, symbol=symbol, since_ns=since, until_ns=until, run_id=run
         )
-        bars: list[Bar] = store.events(Bar, symbol=symbol, since_ns=since, until_ns=until)
+        bars = _bars_closing_in(store, symbol, since, until, _interval_ns(settings))
         orders = _orders_of(store, symbol, since, until, {d.event_id for d in decisions}, run)
         fills = select_fills(store, symbol=symbol, since_ns=since, until_ns=until, run_id=run)
         market = sum(
@@ -169,6 +168,36 @@ def explain_window(
         "symbols": funnels,
         "near_misses": misses[:near],
     }
+
+
+def _bar_length_ns(bar: Bar, default_ns: int) -> int:
+    """A stored bar's length from its interval (``1m``, ``5s``), else ``default_ns``."""
+    unit = {"s": 1, "m": 60, "h": 3600}.get(bar.interval[-1:])
+    count = bar.interval[:-1]
+    if unit is None or not count.isdigit() or int(count) == 0:
+        return default_ns
+    return int(count) * unit * _SECOND
+
+
+def _bars_closing_in(
+    store: Store, symbol: str, since: int | None, until: int | None, default_ns: int
+) -> list[Bar]:
+    """The bars that closed in the window (a bar is stored at its open, traced at its close)."""
+    from cdb_cli.engine.events import Bar
+
+    reach = 24 * 3600 * _SECOND  # the longest bar there is: a day
+    bars = store.events(
+        Bar,
+        symbol=symbol,
+        since_ns=None if since is None else since - reach,
+        until_ns=until,
+    )
+    return [
+        bar
+        for bar in bars
+        if (since is None or bar.ts_event + _bar_length_ns(bar, default_ns) >= since)
+        and (until is None or bar.ts_event + _bar_length_ns(bar, default_ns) < until)
+    ]
 
 
 def _orders_of(
@@ -260,7 +289,10 @@ def explain_bar(
     from cdb_cli.engine.funnel import decision_outcome, hhmm, waits_for
 
     interval = _interval_ns(settings)
-    bar_target = parse_bar_target(target)
+    try:
+        bar_target = parse_bar_target(target)
+    except ValueError as e:
+        raise ExplainError(str(e)) from None
     if bar_target is not None:
         symbol, when = bar_target
         trace = _trace_at(store, symbol, parse_time(when), interval)

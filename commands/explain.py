@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from cdb_cli.output import Terminal
 
 _MARK = {True: "✓", False: "✗", None: "?"}
-_NONE = "\u2013"  # an en dash: no value
 
 
 def explain(
@@ -140,6 +139,8 @@ def _pct(part: int, whole: int) -> str:
 def _render_window(terminal: Terminal, doc: dict[str, Any]) -> None:
     from rich.table import Table
 
+    from cdb_cli.engine.display import DASH
+
     for f in doc["symbols"]:
         terminal.out.print(f["sentence"], markup=False, highlight=False)
         table = Table(show_header=False, box=None, pad_edge=False)
@@ -168,7 +169,7 @@ def _render_window(terminal: Terminal, doc: dict[str, Any]) -> None:
         orders = ", ".join(f"{status} {n}" for status, n in f["orders"].items()) or "0"
         table.add_row("orders", orders)
         table.add_row("fills", f"{f['fills']:,}")
-        table.add_row("last signal", f["last_signal"] or _NONE)
+        table.add_row("last signal", f["last_signal"] or DASH)
         terminal.out.print(table)
         terminal.out.print()
     misses = doc["near_misses"]
@@ -189,7 +190,11 @@ def _render_window(terminal: Terminal, doc: dict[str, Any]) -> None:
 
 
 def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
+    from cdb_cli.engine.display import instrument_of, money, price, quantity, quote_of
+
     out = terminal.out
+    instrument = instrument_of(doc["symbol"])
+    quote = quote_of(doc["symbol"])
     out.print(f"{doc['symbol']} bar closing {doc['bar']} UTC", markup=False, highlight=False)
     market = doc["market"]
     if market is None:
@@ -197,8 +202,9 @@ def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
     else:
         late = market["closed_late_s"]
         out.print(
-            f"  market: O {market['open']} H {market['high']} L {market['low']} "
-            f"C {market['close']} V {market['volume']}"
+            f"  market: O {price(market['open'], instrument)} "
+            f"H {price(market['high'], instrument)} L {price(market['low'], instrument)} "
+            f"C {price(market['close'], instrument)} V {quantity(market['volume'], instrument)}"
             + (f"; closed {late:.1f} s after its end" if late is not None else ""),
             markup=False,
             highlight=False,
@@ -215,7 +221,8 @@ def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
     signal = doc["signal"]
     if signal is not None:
         out.print(
-            f"  signal {signal['signal_id']}: {signal['side']} at {signal['price']} "
+            f"  signal {signal['signal_id']}: {signal['side']} at "
+            f"{price(signal['price'], instrument)} "
             f"(strength {signal['strength']:.2f})",
             markup=False,
             highlight=False,
@@ -223,7 +230,8 @@ def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
     risk = doc["risk"]
     if risk is not None:
         out.print(
-            f"  risk {risk['decision_id']}: {risk['outcome']}, final {risk['final_quote']}",
+            f"  risk {risk['decision_id']}: {risk['outcome']}, final "
+            f"{money(risk['final_quote'], quote)} {quote}",
             markup=False,
             highlight=False,
         )
@@ -247,7 +255,8 @@ def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
             out.print(f"    venue {report['status']} at {report['at']}{reason}", markup=False)
         for fill in order["fills"]:
             out.print(
-                f"    fill {fill['quantity']} at {fill['price']}, fee {fill['fee']} "
+                f"    fill {quantity(fill['quantity'], instrument)} at "
+                f"{price(fill['price'], instrument)}, fee {money(fill['fee'], fill['fee_asset'])} "
                 f"{fill['fee_asset']} ({fill['at']})",
                 markup=False,
                 highlight=False,
@@ -260,6 +269,8 @@ def _render_bar(terminal: Terminal, doc: dict[str, Any]) -> None:
 
 def _render_what_if(terminal: Terminal, doc: dict[str, Any]) -> None:
     from rich.table import Table
+
+    from cdb_cli.engine.display import DASH
 
     changes = ", ".join(f"{k}={v}" for k, v in doc["changes"].items())
     for s in doc["symbols"]:
@@ -280,7 +291,7 @@ def _render_what_if(terminal: Terminal, doc: dict[str, Any]) -> None:
                 row["bar"],
                 row["side"],
                 "new" if row["ts"] in new else "",
-                row["risk"] or _NONE,
-                ", ".join(row["failed_rules"]) or _NONE,
+                row["risk"] or DASH,
+                ", ".join(row["failed_rules"]) or DASH,
             )
         terminal.out.print(table)

@@ -1,0 +1,125 @@
+"""``cdb explain`` as a service, on what a real paper run stored: the paper loop against the
+MEXC simulator (real WebSocket, protobuf frames, SQLite), its live screen after the first closed
+bar, and the sentence that names the stage that stopped trading with the conditions' values."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from decimal import Decimal
+from pathlib import Path
+
+from rich.console import Console
+
+from cdb_cli.adapters.mexc.http import MexcHttpClient
+from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
+from cdb_cli.adapters.mexc.sim.server import SimServer
+from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.events import StrategyTrace, TradingSignal
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.clock import LiveClock
+from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.runtime.view import render
+from cdb_cli.settings import Settings
+from cdb_cli.why import Window, explain_window
+
+SYMBOL = "BTCUSDT"
+SECOND = 1_000_000_000
+
+
+async def eventually(check: object, timeout_s: float = 15.0) -> None:
+    """Wait until ``check()`` is true (polling the loop), or fail after ``timeout_s``."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not check():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+def screen(runtime: PaperRuntime) -> str:
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(render(runtime))
+    text = console.export_text()
+    console.file.close()
+    return text
+
+
+def test_a_rising_market_is_explained_from_the_store_of_a_paper_run(tmp_path: Path) -> None:
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'paper.db'}",
+        ema_fast=2,
+        ema_slow=4,
+        rsi_period=2,
+        volume_period=3,
+        paper_latency_ms=0,
+    )
+    screens: dict[str, str] = {}
+
+    async def scenario() -> None:
+        config = SimConfig(symbols=(SYMBOL,), seed=3, tick_interval=None, history_minutes=60)
+        async with (
+            SimServer(SimExchange(config)) as server,
+            MexcHttpClient(server.rest_url) as http,
+        ):
+            instruments = await http.exchange_info([SYMBOL])
+            price = Decimal(server.exchange.markets[SYMBOL].price)
+            store = open_store(settings, create_if_new=True)
+            feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
+            runtime = PaperRuntime(
+                settings,
+                store=store,
+                bus=InMemoryBus(),
+                feed=feed,
+                clock=LiveClock(),
+                symbols=[SYMBOL],
+                instruments=instruments,
+                bar_interval_ns=SECOND // 2,  # half-second bars: a test cannot wait minutes
+                bar_grace_ns=SECOND // 10,
+                flush_interval_s=0.05,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(runtime.run(stop))
+            await asyncio.wait_for(runtime.started.wait(), 10)
+            await feed.wait_connected(10)
+            screens["before"] = screen(runtime)
+            try:
+                for bars in range(1, 10):  # a steady rise: one price per bar
+                    price = price * Decimal("1.002")
+                    await server.step({SYMBOL: price})
+                    await eventually(lambda n=bars: runtime.summary.bars >= n - 1)
+                    if bars == 2:  # the first bar has closed (the second price closed it)
+                        screens["first"] = screen(runtime)
+                await eventually(lambda: runtime.summary.bars >= 8)
+                tracer = runtime.pipeline.tracer if runtime.pipeline else None
+                assert tracer is not None
+                await eventually(lambda: tracer.latest[SYMBOL].status == "evaluated")
+                screens["evaluated"] = screen(runtime)
+            finally:
+                stop.set()
+                await asyncio.wait_for(task, 10)
+            traces = store.events(StrategyTrace, symbol=SYMBOL)
+            assert len(traces) == runtime.summary.bars
+            assert store.events(TradingSignal) == []
+            document = explain_window(store, settings, Window(since_ns=traces[0].ts_event - 1))
+            store.close()
+        funnel = document["symbols"][0]
+        assert funnel["stage"] == "strategy"
+        evaluated = [t for t in traces if t.status == "evaluated"]
+        assert funnel["evaluated"] == len(evaluated) >= 3
+        assert funnel["conditions"]["cross_up"]["passed"] == 0
+        gap = evaluated[-1].values["gap_pct"]
+        assert gap > 0
+        assert re.fullmatch(
+            rf"BTCUSDT: {len(evaluated)} bars evaluated, 0 crosses up; the fast EMA stayed above "
+            rf"the slow one on every bar from \S+ \S+ \(gap now \+{gap:.3f} %\)\.",
+            funnel["sentence"],
+        ), funnel["sentence"]
+        assert funnel["market_events"] > funnel["bars"] == len(traces)
+        assert document["near_misses"]
+        assert all(miss["failed"] for miss in document["near_misses"])
+
+    asyncio.run(scenario())
+    assert "no closed bar yet" in screens["before"]
+    assert "warming up:" in screens["first"]  # the first closed bar: what it still needs
+    assert re.search(r"cross up: gap \+\d\.\d{3} %.*✗; RSI \d+\.\d > 50 ✓", screens["evaluated"])
+    assert "none yet" in screens["evaluated"]  # no signal so far
