@@ -83,7 +83,16 @@ def explain(
         if as_json:  # a JSON document all the same, then the usual usage error (exit 2)
             context.terminal.json({"error": e.format_message(), "exit_code": 2})
         raise
-    _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
+    from cdb_cli.engine.errors import CdbError
+
+    try:
+        _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
+    except CdbError as e:  # e.g. the store: the app says it in one line, with its exit code
+        if as_json:
+            from cdb_cli.errors import exit_code_for
+
+            context.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
+        raise
 
 
 def _explain(

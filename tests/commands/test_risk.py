@@ -240,6 +240,21 @@ def test_an_empty_window_in_json_says_why(
     assert "symbol NOPEUSDT" in doc["window"]
 
 
+def test_a_store_without_the_schema_is_one_line_and_in_json_a_document(
+    cdb: Callable[..., Result], tmp_path: Path, use_db: Callable[[str], None]
+) -> None:
+    use_db(f"sqlite:///{tmp_path / 'empty.db'}")
+    text = cdb("risk", "explain")
+    assert text.exit_code not in (0, ExitCode.USAGE), text.output
+    assert "no cdb schema yet" in text.stderr
+    assert "Traceback" not in text.output
+    as_json = cdb("risk", "explain", "--json")
+    assert as_json.exit_code == text.exit_code
+    doc = json.loads(as_json.stdout)
+    assert doc["exit_code"] == text.exit_code
+    assert "no cdb schema yet" in doc["error"]
+
+
 @pytest.fixture(scope="module")
 def halted_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     # With the defaults the real candles end with the breaker tripped (loss from peak > 10 %).
