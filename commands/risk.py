@@ -13,6 +13,7 @@ from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, pars
 if TYPE_CHECKING:
     from cdb_cli.engine.events import RiskDecision
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.output import Terminal
 
 app = typer.Typer(
@@ -66,17 +67,48 @@ def explain(
     the window holds no decision or the id is unknown, 2 for a bad option.
     """
     context = app_context(ctx)
-    changes = _parse_changes(what_if or [])
-    window = (parse_when(since, "--since"), parse_when(until, "--until"))
-    from cdb_cli.engine.explain import apply_what_if, summarize, trace
-    from cdb_cli.engine.runs import select_decisions
-    from cdb_cli.kernel import risk_limits
-
-    limits = risk_limits(context.settings())
+    as_json = json_output or context.json
     try:
-        apply_what_if(limits, changes)
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--what-if") from None
+        changes = _parse_changes(what_if or [])
+        window = (parse_when(since, "--since"), parse_when(until, "--until"))
+        from cdb_cli.engine.explain import apply_what_if
+        from cdb_cli.kernel import risk_limits
+
+        limits = risk_limits(context.settings())
+        try:
+            apply_what_if(limits, changes)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--what-if") from None
+    except typer.BadParameter as e:
+        if as_json:  # a JSON document all the same, then the usual usage error (exit 2)
+            context.terminal.json({"error": e.format_message(), "exit_code": 2})
+        raise
+    from cdb_cli.engine.errors import CdbError
+
+    try:
+        _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
+    except CdbError as e:  # e.g. the store: the app says it in one line, with its exit code
+        if as_json:
+            from cdb_cli.errors import exit_code_for
+
+            context.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
+        raise
+
+
+def _explain(
+    context: AppContext,
+    as_json: bool,
+    decision_id: str | None,
+    window: tuple[int | None, int | None],
+    symbol: str | None,
+    run: str | None,
+    limits: RiskLimits,
+    changes: dict[str, str],
+    show: int,
+) -> None:
+    from cdb_cli.engine.explain import summarize, trace
+    from cdb_cli.engine.runs import select_decisions
+
     store = _store(context)
     try:
         decisions = select_decisions(  # the rules' decisions; a trace may show an operator's
@@ -90,22 +122,41 @@ def explain(
         if decision_id is not None:
             chosen = next((d for d in decisions if d.event_id == decision_id), None)
             if chosen is None:
-                raise _fail(context, f"No risk decision {decision_id!r} in the store")
+                where = _window_text(window, symbol, run)
+                raise _explain_failed(
+                    context,
+                    as_json,
+                    f"No risk decision {decision_id!r} in the store ({where})",
+                    {"decision_id": decision_id, "window": where},
+                )
             document = {"trace": trace(chosen), "signal": _signal_of(store, chosen)}
-            _emit(context, json_output, document, _render_trace)
+            _emit(context, as_json, document, _render_trace)
             return
     finally:
         store.close()
     if not decisions:
-        raise _fail(
-            context, f"No risk decisions in the window ({_window_text(window, symbol, run)})"
+        where = _window_text(window, symbol, run)
+        raise _explain_failed(
+            context,
+            as_json,
+            f"No risk decisions in the window ({where})",
+            {"window": where, "decisions": {"total": 0}},
         )
     document = summarize(decisions, limits)
     if changes:
         from cdb_cli.engine.explain import what_if as run_what_if
 
         document["what_if"] = run_what_if(decisions, limits, changes).as_dict(flips_shown=show)
-    _emit(context, json_output, document, _render_summary)
+    _emit(context, as_json, document, _render_summary)
+
+
+def _explain_failed(
+    context: AppContext, as_json: bool, message: str, details: dict[str, Any]
+) -> typer.Exit:
+    """Exit 1 with one line on stderr; with --json, a JSON document saying why on stdout too."""
+    if as_json:
+        context.terminal.json({"error": message, **details})
+    return _fail(context, message)
 
 
 def _parse_changes(items: list[str]) -> dict[str, str]:
@@ -161,42 +212,96 @@ def _emit(context: AppContext, json_output: bool, document: dict[str, Any], rend
         render(context.terminal, document)
 
 
-def _render_summary(terminal: Terminal, doc: dict[str, Any]) -> None:
-    from rich.table import Table
+def _line(terminal: Terminal, text: str) -> None:
+    """One line as it is: no markup, no highlighting, no wrapping inside an id."""
+    terminal.out.print(text, markup=False, highlight=False, soft_wrap=True)
 
+
+def _render_summary(terminal: Terminal, doc: dict[str, Any]) -> None:
+    _render_counts(terminal, doc)
+    _render_rules(terminal, doc["rules"])
+    if "what_if" in doc:
+        _render_what_if(terminal, doc["what_if"])
+
+
+def _render_counts(terminal: Terminal, doc: dict[str, Any]) -> None:
+    """The counts, the exits with nothing held, the top blocker, the reasons and the latest
+    blocked or reduced decisions, each with a decision id to copy."""
     from cdb_cli.engine.report import iso_utc
 
-    out = terminal.out
     counts = doc["decisions"]
-    out.print(
+    _line(
+        terminal,
         f"Risk decisions {iso_utc(doc['first'])} .. {iso_utc(doc['last'])} (UTC): "
         f"{counts['total']} (buy {counts['buy']}, exit {counts['exit']}); approved "
-        f"{counts['approved']}, reduced {counts['reduced']}, rejected {counts['rejected']}",
-        markup=False,
+        f"{counts['approved']}, reduced {counts['reduced']}, rejected {counts['rejected']}, "
+        f"nothing held {counts['nothing_held']}",
     )
+    held = doc["nothing_held"]
+    if held["count"]:
+        _line(
+            terminal,
+            f"Exit signal, nothing held: {held['count']} decisions (no position to sell: no "
+            f"order, not a rejection), e.g. cdb risk explain {held['example_decision_id']}",
+        )
     top = doc["top_blocker"]
     if top:
-        out.print(
+        _line(
+            terminal,
             f"Top blocker: {top['rule']}: in {top['count']} of {counts['rejected']} rejected "
-            f"decisions ({top['share'] * 100:.1f} %)",
-            markup=False,
+            f"decisions ({top['share'] * 100:.1f} %), e.g. cdb risk explain "
+            f"{top['example_decision_id']}",
         )
+    else:
+        _line(terminal, "Top blocker: none (no decision was rejected)")
     reasons = ", ".join(f"{code} {n}" for code, n in doc["by_reason"].items()) or "none"
-    out.print(f"Failing reasons: {reasons}", markup=False)
-    table = Table(title="Rules", show_lines=False)
-    for column in ("rule", "ran", "failed", "limit", "observed p10", "median", "p90"):
-        table.add_column(column)
+    _line(terminal, f"Failing reasons of rejected decisions: {reasons}")
+    if doc["latest_blocked"]:
+        _line(terminal, "Latest rejected or reduced (cdb risk explain ID for the trace):")
+        for item in doc["latest_blocked"]:
+            size = f"{item['final_quote']} of {item['requested_quote']}"
+            _line(
+                terminal,
+                f"  {item['decision_id']}  {iso_utc(item['ts_event'])} {item['symbol']} "
+                f"{item['side']} {item['verdict']} ({size}): {', '.join(item['why'])}",
+            )
+
+
+def _short(value: str | None) -> str:
+    """An observed statistic for the table (the JSON has 6 decimals): 2 decimals from 100 up,
+    else 4, no trailing zeros."""
+    from decimal import Decimal
+
+    if value is None:
+        return "-"
+    number = Decimal(value)
+    rounded = number.quantize(Decimal("0.01") if abs(number) >= 100 else Decimal("0.0001"))
+    return f"{rounded.normalize():f}"
+
+
+def _render_rules(terminal: Terminal, rules: dict[str, Any]) -> None:
+    """Per rule: how often it ran, failed, reduced an order or found nothing held (an exit
+    signal with nothing to sell, not a failure), its limit and the observed values."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="Rules", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    table.add_column("rule", no_wrap=True)
+    for column in ("ran", "failed", "reduced", "held", "limit", "p10", "median", "p90"):
+        table.add_column(column, justify="right", no_wrap=True)
     hints: list[str] = []
-    for rule, row in doc["rules"].items():
+    for rule, row in rules.items():
         observed = row["observed"]
         table.add_row(
             rule,
             str(row["ran"]),
             str(row["failed"]),
+            str(row["reduced"]),
+            str(row["nothing_held"]),
             str(row["limit"] or "-"),
-            str(observed["p10"] or "-"),
-            str(observed["median"] or "-"),
-            str(observed["p90"] or "-"),
+            _short(observed["p10"]),
+            _short(observed["median"]),
+            _short(observed["p90"]),
         )
         for code, failed in row["failed_by_code"].items():
             hint = failed["hint"]
@@ -206,39 +311,37 @@ def _render_summary(terminal: Terminal, doc: dict[str, Any]) -> None:
                     f"{failed['count']} it failed would pass this rule at "
                     f"{hint['half_pass_at']}, 90 % at {hint['most_pass_at']}"
                 )
-    out.print(table)
+    terminal.out.print(table)
+    _line(
+        terminal,
+        "reduced: orders the rule made smaller; held: exit signals with nothing held (not "
+        "failures); p10, median, p90: the values observed",
+    )
     for line in hints:
-        out.print(f"Hint: {line}", markup=False)
-    if "what_if" in doc:
-        _render_what_if(terminal, doc["what_if"])
+        _line(terminal, f"Hint: {line}")
 
 
 def _render_what_if(terminal: Terminal, what: dict[str, Any]) -> None:
-    from rich.table import Table
-
     from cdb_cli.engine.report import iso_utc
 
     changes = ", ".join(f"{k}={v}" for k, v in what["changes"].items())
     before = ", ".join(f"{k} {v}" for k, v in what["before"].items())
     after = ", ".join(f"{k} {v}" for k, v in what["after"].items())
-    out = terminal.out
-    out.print(f"What if {changes}: {what['flipped']} decisions flip", markup=False)
-    out.print(f"  stored:  {before}", markup=False)
-    out.print(f"  what-if: {after}", markup=False)
-    if what["flips"]:
-        table = Table()
-        for column in ("time (UTC)", "symbol", "side", "stored", "what-if", "still failing"):
-            table.add_column(column)
-        for flip in what["flips"]:
-            table.add_row(
-                iso_utc(flip["ts_event"]),
-                flip["symbol"],
-                flip["side"],
-                flip["before"],
-                flip["after"],
-                ", ".join(flip["failing"]) or "-",
-            )
-        out.print(table)
+    _line(terminal, f"What if {changes}: {what['flipped']} decisions flip")
+    _line(terminal, f"  stored:  {before}")
+    _line(terminal, f"  what-if: {after}")
+    for flip in what["flips"]:
+        still = ", ".join(flip["failing"]) or "-"
+        _line(
+            terminal,
+            f"  {flip['decision_id']}  {iso_utc(flip['ts_event'])} {flip['symbol']} "
+            f"{flip['side']} {flip['before']} -> {flip['after']} (still failing: {still})",
+        )
+    if len(what["flips"]) < what["flipped"]:
+        _line(terminal, f"  ... {what['flipped'] - len(what['flips'])} more (--show N)")
+
+
+_OUTCOME_TEXT = {"fail": "FAIL", "nothing_held": "nothing held"}
 
 
 def _render_trace(terminal: Terminal, doc: dict[str, Any]) -> None:
@@ -247,35 +350,43 @@ def _render_trace(terminal: Terminal, doc: dict[str, Any]) -> None:
     from cdb_cli.engine.report import iso_utc
 
     t = doc["trace"]
-    out = terminal.out
-    out.print(
+    verdict = t["verdict"]
+    if verdict == "nothing_held":
+        verdict = "nothing_held (exit signal, nothing held: no order, not a rejection)"
+    stored = f"; stored as {t['stored_verdict']}" if "stored_verdict" in t else ""
+    _line(
+        terminal,
         f"Decision {t['decision_id']} at {iso_utc(t['ts_event'])}: {t['side']} {t['symbol']} "
-        f"-> {t['verdict']} (requested {t['requested_quote']}, final {t['final_quote']})",
-        markup=False,
+        f"-> {verdict} (requested {t['requested_quote']}, final {t['final_quote']}{stored})",
     )
-    table = Table()
-    for column in ("rule", "verdict", "code", "observed", "limit", "detail"):
-        table.add_column(column)
+    from rich import box
+
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    for column in ("rule", "outcome", "code"):
+        table.add_column(column, no_wrap=True)
+    for column in ("observed", "limit", "detail"):
+        table.add_column(column, overflow="fold")  # exact figures, never cut short
     for check in t["checks"]:
+        outcome = _OUTCOME_TEXT.get(check["outcome"], check["outcome"])
+        if check["reduced_to"] is not None:
+            outcome = f"reduced to {check['reduced_to']}"
         table.add_row(
             check["rule"],
-            "pass" if check["passed"] else "FAIL",
+            outcome,
             check["code"],
             check["observed"] or "-",
             check["limit"] or "-",
             check["detail"],
         )
-    out.print(table)
-    out.print(
-        "Saw: " + ", ".join(f"{key} {value}" for key, value in t["state"].items()), markup=False
-    )
+    terminal.out.print(table)
+    _line(terminal, "Saw: " + ", ".join(f"{key} {value}" for key, value in t["state"].items()))
     signal = doc["signal"]
     if signal:
         indicators = ", ".join(f"{k} {v:.6g}" for k, v in signal["indicators"].items())
-        out.print(
+        _line(
+            terminal,
             f"Signal {signal['signal_id']} ({signal['strategy']}): price {signal['price']}, "
             f"strength {signal['strength']:.3f}; {indicators}",
-            markup=False,
         )
 
 

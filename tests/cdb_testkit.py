@@ -21,7 +21,16 @@ import pytest
 from cdb_cli.engine.events import Event
 from cdb_cli.engine.signals import SignalConfig
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA = next(
+    (
+        parent / "shared" / "data"
+        for parent in Path(__file__).resolve().parents[1:]
+        if (parent / "shared" / "data").is_dir()
+    ),
+    Path(__file__).resolve().parents[2] / "shared" / "data",
+)
+"""``../shared/data`` of the checkout, or of the first directory above it that has one (a git
+worktree under ``wt/`` finds the main checkout's)."""
 CANDLES = DATA / "UNITTEST_BTC-1m.json"
 TRADES = DATA / "XRP_ETH-trades.json.gz"
 

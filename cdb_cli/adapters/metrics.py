@@ -18,6 +18,10 @@ What counts as what:
   the failed ones. ``risk_rejections_total{reason}`` counts the reason codes of *rejected*
   decisions (one decision may carry several; ``size_zero`` when every rule passed but the size
   came out as 0).
+- **Exit signals with nothing held** (verdict ``nothing_held``: the strategy's exit while flat)
+  are not rejections: they count only in ``risk_decisions_total{verdict="nothing_held"}``, never
+  in ``risk_rejections_total``; their position check counts as passed. Decisions are read
+  through :func:`~cdb_cli.engine.risk.normalize_decision`, like every other view.
 - **Feed freshness**: :meth:`Metrics.mark_feed` notes when data of a symbol arrived (wall clock);
   ``feed_age_seconds{symbol}`` is computed at scrape time. A configured symbol that has not
   ticked yet ages from the moment the metrics were created.
@@ -56,7 +60,13 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.pipeline import Recorder
 from cdb_cli.engine.records import FillRecord, OrderRecord
-from cdb_cli.engine.risk import RULE_ORDER, RiskLimits, TradingState
+from cdb_cli.engine.risk import (
+    NOTHING_HELD,
+    RULE_ORDER,
+    RiskLimits,
+    TradingState,
+    normalize_decision,
+)
 
 __all__ = [
     "ORDER_STATUSES",
@@ -208,7 +218,12 @@ class Metrics:
 
     def _build_pipeline_metrics(self) -> None:
         self.signals = self._counter("signals", "Trading signals by side.", ["side"])
-        self.decisions = self._counter("risk_decisions", "Risk decisions by verdict.", ["verdict"])
+        self.decisions = self._counter(
+            "risk_decisions",
+            "Risk decisions by verdict (nothing_held: an exit signal with nothing held, "
+            "not a rejection).",
+            ["verdict"],
+        )
         self.checks_failed = self._counter(
             "risk_checks_failed", "Risk rule results that failed, by rule.", ["rule"]
         )
@@ -234,7 +249,7 @@ class Metrics:
         )
         for side in SignalSide:
             self.signals.labels(side.value)
-        for verdict in ("approved", "reduced", "rejected"):
+        for verdict in ("approved", "reduced", "rejected", NOTHING_HELD):
             self.decisions.labels(verdict)
         for rule in RULE_ORDER:
             self.checks_failed.labels(rule)
@@ -299,6 +314,7 @@ class Metrics:
             self.component_healthy.labels(event.component).set(1 if event.status == "ok" else 0)
 
     def _observe_decision(self, decision: RiskDecision) -> None:
+        decision = normalize_decision(decision)
         self.decisions.labels(decision.verdict).inc()
         failed = [check for check in decision.checks if not check.passed]
         passed = len(decision.checks) - len(failed)

@@ -57,10 +57,16 @@ __all__ = [
     "Topic",
     "TradeTick",
     "TradingSignal",
+    "Verdict",
     "decode_event",
     "encode_event",
     "new_event_id",
 ]
+
+
+Verdict = Literal["approved", "reduced", "rejected", "nothing_held"]
+"""A risk decision's verdict. ``nothing_held``: a strategy's exit with no position to sell — no
+order, and not a rejection (no rule refused anything)."""
 
 
 class Topic(StrEnum):
@@ -197,7 +203,7 @@ class RiskDecision(Event):
     TYPE: ClassVar[str] = "risk.decision"
 
     signal_id: str
-    verdict: Literal["approved", "reduced", "rejected"]
+    verdict: Verdict
     side: SignalSide
     requested_quote: Decimal = Field(ge=0)
     final_quote: Decimal = Field(ge=0)

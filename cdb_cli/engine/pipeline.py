@@ -411,7 +411,7 @@ class TradingPipeline:
         verdict, _, final, checks = outcome
         order: OrderApproved | None = None
         result = None
-        if verdict != "rejected":
+        if verdict in ("approved", "reduced"):  # not rejected, not nothing_held
             order = OrderApproved(
                 event_id=self._next_id(),
                 symbol=state.symbol,

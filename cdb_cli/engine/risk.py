@@ -11,8 +11,17 @@ Boundary semantics: a value *equal* to its limit passes; only a value strictly b
 
 Reason codes: a passing check has code ``ok``; failing codes are ``circuit_breaker``,
 ``daily_drawdown``, ``stale_data``, ``spread``, ``position_size_min``, ``exposure``, plus
-``no_equity`` (equity, start-of-day or peak equity ≤ 0), ``bad_quote`` (bid ≤ 0 or bid ≥ ask) and
-``no_position`` (an exit with nothing to sell).
+``no_equity`` (equity, start-of-day or peak equity ≤ 0) and ``bad_quote`` (bid ≤ 0 or bid ≥ ask).
+
+Verdicts: ``approved``; ``reduced`` (a smaller order than requested: the exposure check passes
+with detail ``reduced to X``, or the position size check with ``capped``); ``rejected`` (a rule
+failed, or the size came out as 0); ``nothing_held`` — a strategy's exit with no position to sell.
+That is not a rejection: no rule refused an order, there was none to place. Its position check
+passes with code ``nothing_held`` and detail ``exit signal, nothing held``, the other checks are
+recorded as usual, and the verdict takes precedence over them (an exit while flat during a halt
+is still nothing held). Decisions stored before that verdict existed say ``rejected`` with a
+failing check of code ``no_position``; :func:`normalize_decision` is the one place that reads them
+as nothing held, for every view.
 
 Exits reduce risk: the daily drawdown, position size and exposure rules do not block them (their
 checks pass with detail ``not applicable to exits``), but the circuit breaker, stale data and spread
@@ -27,7 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
-from typing import Final, Literal, TypedDict
+from typing import Final, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -36,11 +45,16 @@ from cdb_cli.engine.events import (
     RiskDecision,
     SignalSide,
     TradingSignal,
+    Verdict,
     new_event_id,
 )
 
 __all__ = [
+    "LEGACY_NO_POSITION",
+    "NOTHING_HELD",
+    "NOTHING_HELD_DETAIL",
     "NOT_APPLICABLE_TO_EXITS",
+    "ORDER_VERDICTS",
     "RULE_ORDER",
     "SIZE_GRID",
     "RiskEngine",
@@ -57,7 +71,9 @@ __all__ = [
     "check_position_size",
     "check_spread",
     "check_stale_data",
+    "is_reduction",
     "next_state",
+    "normalize_decision",
     "raw_position_quote",
 ]
 
@@ -73,7 +89,15 @@ RULE_ORDER: Final = (
 )
 """The rules in the order every decision records them."""
 
-Verdict = Literal["approved", "reduced", "rejected"]
+NOTHING_HELD: Final = "nothing_held"
+"""The verdict of an exit with no position to sell, and the code of its position check."""
+NOTHING_HELD_DETAIL: Final = "exit signal, nothing held"
+LEGACY_NO_POSITION: Final = "no_position"
+"""The failing code such an exit had before it got a verdict of its own (stored data only)."""
+ORDER_VERDICTS: Final[frozenset[Verdict]] = frozenset({"approved", "reduced"})
+"""The verdicts that place an order."""
+REDUCED_PREFIX: Final = "reduced to "
+CAPPED: Final = "capped"
 
 _ZERO: Final = Decimal(0)
 SIZE_GRID: Final = Decimal("1e-8")
@@ -426,21 +450,58 @@ def _rule_exposure(
         return _fields(
             rule=rule, code=rule, passed=False, observed=observed, limit=limit, detail=detail
         )
-    return _passed(rule, observed, limit, f"reduced to {allowed}")
+    return _passed(rule, observed, limit, f"{REDUCED_PREFIX}{allowed}")
+
+
+def _nothing_held(observed: Decimal | None) -> CheckFields:
+    return _fields(
+        rule="position_size",
+        code=NOTHING_HELD,
+        passed=True,
+        observed=observed,
+        limit=_ZERO,
+        detail=NOTHING_HELD_DETAIL,
+    )
 
 
 def _rule_exit_position(inputs: RiskInputs) -> CheckFields:
-    rule = "position_size"
-    if inputs.position_quote_for_symbol <= 0:
-        return _fields(
-            rule=rule,
-            code="no_position",
-            passed=False,
-            observed=inputs.position_quote_for_symbol,
-            limit=_ZERO,
-            detail="nothing to exit",
-        )
-    return _not_applicable(rule)
+    """Not applicable to an exit, unless there is nothing to sell (not even one unit of the
+    size grid): then it passes with code ``nothing_held`` — an exit while flat is not a
+    failure of a rule, and the verdict says ``nothing_held``."""
+    if _floor(max(_ZERO, inputs.position_quote_for_symbol)) <= 0:
+        return _nothing_held(inputs.position_quote_for_symbol)
+    return _not_applicable("position_size")
+
+
+def is_reduction(check: CheckResult) -> bool:
+    """Whether this passed check made the order smaller: the exposure rule's ``reduced to X``
+    or the position size rule's ``capped`` (the verdict is then ``reduced``)."""
+    return check.passed and (check.detail.startswith(REDUCED_PREFIX) or check.detail == CAPPED)
+
+
+def normalize_decision(decision: RiskDecision) -> RiskDecision:
+    """The decision as the engine records it today: the one place where views read stored data
+    of older versions.
+
+    A decision stored before the ``nothing_held`` verdict existed says ``rejected`` with a
+    failing position check of code ``no_position`` (an exit with nothing to sell). It is read as
+    ``nothing_held``, with that check passed as ``nothing_held`` — the verdict the engine gives
+    those stored inputs now (it takes precedence over the other failing checks, which stay in
+    the trace as they were). Any other decision is returned as it is.
+    """
+    if decision.verdict != "rejected" or not any(
+        check.code == LEGACY_NO_POSITION and not check.passed for check in decision.checks
+    ):
+        return decision
+    checks = tuple(
+        CheckResult(**_nothing_held(check.observed))
+        if check.code == LEGACY_NO_POSITION and not check.passed
+        else check
+        for check in decision.checks
+    )
+    return decision.model_copy(
+        update={"verdict": NOTHING_HELD, "final_quote": _ZERO, "checks": checks}
+    )
 
 
 def check_circuit_breaker(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
@@ -475,7 +536,8 @@ def check_position_size(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
 
 
 def check_exit_position(inputs: RiskInputs) -> CheckResult:
-    """The position-size check of an exit: not applicable, unless there is nothing to sell."""
+    """The position-size check of an exit: not applicable, or passed as ``nothing_held`` when
+    there is nothing to sell."""
     return CheckResult(**_rule_exit_position(inputs))
 
 
@@ -575,12 +637,16 @@ class RiskEngine:
     ) -> tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]]:
         """(verdict, requested, final size, every rule's fields): ``evaluate`` without the event.
 
+        An exit with nothing to sell is ``nothing_held`` (final 0), whatever else failed; only
+        ``approved`` and ``reduced`` (:data:`ORDER_VERDICTS`) place an order.
         What-if re-evaluation (``cdb risk explain --what-if``) calls this on stored inputs, so an
         explanation runs exactly the code that decided.
         """
         checks, requested, final = self._decide(side, inputs)
         verdict: Verdict
-        if final <= 0 or not all(check["passed"] for check in checks):
+        if side is SignalSide.EXIT and requested <= 0:  # the position check said nothing_held
+            verdict, final = NOTHING_HELD, _ZERO
+        elif final <= 0 or not all(check["passed"] for check in checks):
             verdict, final = "rejected", _ZERO
         elif final < requested:
             verdict = "reduced"

@@ -88,7 +88,7 @@ def decision(verdict: str, *checks: tuple[str, str, bool]) -> RiskDecision:
         {
             "symbol": SYMBOL, "ts_event": 1, "source": "risk", "signal_id": "s", "verdict": verdict,
             "side": SignalSide.BUY, "requested_quote": D(100),
-            "final_quote": D(0) if verdict == "rejected" else D(100),
+            "final_quote": D(0) if verdict in ("rejected", "nothing_held") else D(100),
             "checks": [CheckResult(rule=r, code=c, passed=p) for r, c, p in checks],
         }
     )  # fmt: skip
@@ -171,6 +171,34 @@ def test_rejected_decision_counts_each_failed_reason_and_the_passed_checks(
     assert value(metrics, "risk_checks_failed_total", rule="spread") == 1
     assert value(metrics, "risk_rejections_total", reason="stale_data") == 1
     assert value(metrics, "risk_rejections_total", reason="bad_quote") == 1
+
+
+def test_exit_signal_with_nothing_held_is_counted_apart_and_never_a_rejection(
+    metrics: Metrics,
+) -> None:
+    assert value(metrics, "risk_decisions_total", verdict="nothing_held") == 0  # from the start
+    metrics.observe_event(
+        Topic.RISK_EVENTS,
+        decision(
+            "nothing_held",
+            ("circuit_breaker", "circuit_breaker", False),  # during a halt: still nothing held
+            ("position_size", "nothing_held", True),
+        ),
+    )
+    # stored by an older version: a no_position rejection
+    metrics.observe_event(
+        Topic.RISK_EVENTS,
+        decision("rejected", ("spread", "ok", True), ("position_size", "no_position", False)),
+    )
+    assert value(metrics, "risk_decisions_total", verdict="nothing_held") == 2
+    assert value(metrics, "risk_decisions_total", verdict="rejected") == 0
+    assert value(metrics, "risk_checks_passed_total") == 3  # the position checks passed
+    assert value(metrics, "risk_checks_failed_total", rule="position_size") == 0
+    assert value(metrics, "risk_checks_failed_total", rule="circuit_breaker") == 1
+    rejections = exposition(metrics)["risk_rejections_total"]
+    assert rejections  # the rules' series are there, all at 0
+    assert all(count == 0 for _, count in rejections)
+    assert not [labels for labels, _ in rejections if labels["reason"] == "no_position"]
 
 
 def test_rejection_without_a_failed_rule_is_size_zero(metrics: Metrics) -> None:
@@ -297,11 +325,13 @@ def test_metrics_recorder_counts_what_the_pipeline_counted(metrics: Metrics) -> 
     assert stats.fills >= 10
     for side in SignalSide:
         assert value(metrics, "signals_total", side=side.value) == stats.signals[side]
-    for verdict in ("approved", "reduced", "rejected"):
+    for verdict in ("approved", "reduced", "rejected", "nothing_held"):
         assert value(metrics, "risk_decisions_total", verdict=verdict) == stats.verdicts[verdict]
-    assert stats.failed_rules
-    for code, failed in stats.failed_rules.items():  # a failed rule always rejects
+    assert stats.verdicts["nothing_held"] > 0  # the exits while flat: no rejection among them
+    for code, failed in stats.failed_rules.items():  # a failed rule always rejects here
         assert value(metrics, "risk_rejections_total", reason=code) == failed
+    rejected = sum(count for _, count in exposition(metrics)["risk_rejections_total"])
+    assert rejected == sum(stats.failed_rules.values())
     assert (
         value(metrics, "fills_total", side="BUY") + value(metrics, "fills_total", side="SELL")
         == stats.fills

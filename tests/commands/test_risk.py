@@ -13,6 +13,7 @@ import pytest
 from cdb_testkit import CANDLES, require_data
 from typer.testing import Result
 
+from cdb_cli.engine.events import RiskDecision
 from cdb_cli.errors import ExitCode
 from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
 from cdb_cli.settings import Settings
@@ -55,8 +56,15 @@ def test_seed_failure_is_explained_with_spread_as_top_blocker(
     decisions = doc["decisions"]
     assert isinstance(decisions, dict)
     assert decisions["total"] > 0
-    assert decisions["rejected"] == decisions["total"]  # signals, and zero orders
-    assert doc["top_blocker"] == {"rule": "spread", "count": decisions["total"], "share": 1.0}
+    # signals, and zero orders: every buy rejected, so every exit has nothing to sell
+    assert (decisions["rejected"], decisions["nothing_held"]) == (
+        decisions["buy"],
+        decisions["exit"],
+    )
+    top = doc["top_blocker"]
+    assert isinstance(top, dict)
+    assert (top["rule"], top["count"], top["share"]) == ("spread", decisions["buy"], 1.0)
+    assert top["example_decision_id"].startswith(run)
     spread = doc["rules"]["spread"]  # type: ignore[index]
     assert spread["limit"] == "0.1"
     assert spread["observed"]["median"] == "0.12"
@@ -127,9 +135,12 @@ def test_what_if_verdicts_equal_a_fresh_replay_with_the_changed_limits(
         expected = flips.get(decision.event_id, decision.verdict)  # type: ignore[attr-defined]
         assert (again.verdict == "rejected") == (expected == "rejected"), decision
     assert compared >= 1
-    if not base:  # tightened: the fresh run rejects everything, and so does the what-if
-        assert all(d.verdict == "rejected" for d in fresh.values())  # type: ignore[attr-defined]
-        assert doc["what_if"]["after"] == {"rejected": len(stored)}  # type: ignore[index]
+    if not base:  # tightened: the fresh run places no order, and neither does the what-if
+        verdicts = {d.verdict for d in fresh.values()}  # type: ignore[attr-defined]
+        assert verdicts == {"rejected", "nothing_held"}
+        after = doc["what_if"]["after"]  # type: ignore[index]
+        assert set(after) == {"rejected", "nothing_held"}
+        assert sum(after.values()) == len(stored)
 
 
 def test_one_decision_trace(
@@ -145,6 +156,27 @@ def test_one_decision_trace(
     text = cdb("risk", "explain", decision_id)
     assert text.exit_code == 0, text.output
     assert "FAIL" in text.stdout
+
+
+def test_the_summary_names_decision_ids_to_copy(
+    cdb: Callable[..., Result], seed_failure_db: tuple[str, str], use_db: Callable[[str], None]
+) -> None:
+    url, run = seed_failure_db
+    use_db(url)
+    doc = explain_json(cdb, "--run", run)
+    latest = doc["latest_blocked"]
+    assert isinstance(latest, list)
+    assert len(latest) == 5
+    text = cdb("risk", "explain", "--run", run)
+    assert text.exit_code == 0, text.output
+    ids = [
+        doc["top_blocker"]["example_decision_id"],  # type: ignore[index]
+        doc["nothing_held"]["example_decision_id"],  # type: ignore[index]
+        *(item["decision_id"] for item in latest),
+    ]
+    for decision_id in ids:
+        assert f" {decision_id}" in text.stdout  # whole, on one line
+        assert explain_json(cdb, decision_id)["trace"]["decision_id"] == decision_id  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -172,6 +204,55 @@ def test_bad_requests_are_one_line_errors(
     assert result.exit_code == code, result.output
     assert message in result.stderr
     assert "Traceback" not in result.output
+    assert result.stdout == ""
+    # with --json, a JSON document saying why, and the same exit code
+    as_json = cdb("risk", "explain", *args, "--json")
+    assert as_json.exit_code == code, as_json.output
+    assert message in json.loads(as_json.stdout)["error"]
+    assert message in as_json.stderr
+
+
+def test_unknown_what_if_lists_the_valid_names(
+    cdb: Callable[..., Result], seed_failure_db: tuple[str, str], use_db: Callable[[str], None]
+) -> None:
+    use_db(seed_failure_db[0])
+    result = cdb("risk", "explain", "--what-if", "spread=0.2")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    from cdb_cli.engine.risk import RiskLimits
+
+    assert RiskLimits.model_fields
+    for name in RiskLimits.model_fields:
+        assert name in result.stderr
+
+
+def test_an_empty_window_in_json_says_why(
+    cdb: Callable[..., Result], seed_failure_db: tuple[str, str], use_db: Callable[[str], None]
+) -> None:
+    use_db(seed_failure_db[0])
+    result = cdb("risk", "explain", "--symbol", "NOPEUSDT", "--json")
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    doc = json.loads(result.stdout)
+    assert doc["decisions"] == {"total": 0}
+    assert (
+        doc["error"]
+        == "No risk decisions in the window (from the start, until now, symbol NOPEUSDT)"
+    )
+    assert "symbol NOPEUSDT" in doc["window"]
+
+
+def test_a_store_without_the_schema_is_one_line_and_in_json_a_document(
+    cdb: Callable[..., Result], tmp_path: Path, use_db: Callable[[str], None]
+) -> None:
+    use_db(f"sqlite:///{tmp_path / 'empty.db'}")
+    text = cdb("risk", "explain")
+    assert text.exit_code not in (0, ExitCode.USAGE), text.output
+    assert "no cdb schema yet" in text.stderr
+    assert "Traceback" not in text.output
+    as_json = cdb("risk", "explain", "--json")
+    assert as_json.exit_code == text.exit_code
+    doc = json.loads(as_json.stdout)
+    assert doc["exit_code"] == text.exit_code
+    assert "no cdb schema yet" in doc["error"]
 
 
 @pytest.fixture(scope="module")
@@ -430,3 +511,185 @@ def test_explain_leaves_a_flatten_out_of_the_rules_but_traces_it(
     assert traced["verdict"] == "approved"  # type: ignore[index]
     assert [c["rule"] for c in traced["checks"]] == ["operator"]  # type: ignore[index]
     assert traced["checks"][0]["detail"] == "flatten by the operator (halted): incident"  # type: ignore[index]
+
+
+# --- exit signals with nothing held, on a persisted replay of the real candles ----------------
+
+
+@pytest.fixture(scope="module")
+def replayed_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``cdb replay <real candles> --persist`` with the default settings, through the CLI."""
+    from typer.testing import CliRunner
+
+    from cdb_cli.app import app
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('held') / 'replay.db'}"
+    result = CliRunner().invoke(
+        app,
+        ["replay", str(require_data(CANDLES)), "--persist", "--set", f"database_url={url}"],
+        prog_name="cdb",
+    )
+    assert result.exit_code == 0, result.output
+    return url
+
+
+def stored_decisions(url: str) -> list[RiskDecision]:
+    from cdb_cli.engine.runs import select_decisions
+    from cdb_cli.kernel import open_store
+
+    store = open_store(Settings(database_url=url))
+    try:
+        return list(select_decisions(store))
+    finally:
+        store.close()
+
+
+def exits_while_flat(decisions: list[RiskDecision]) -> int:
+    """Exit decisions that saw no position in their symbol (from the stored inputs)."""
+    return sum(
+        1
+        for d in decisions
+        if d.side == "exit" and Decimal(d.state["position_quote_for_symbol"]) <= 0
+    )
+
+
+def test_exits_while_flat_are_nothing_held_in_every_view_of_a_persisted_replay(
+    cdb: Callable[..., Result], replayed_db: str, use_db: Callable[[str], None]
+) -> None:
+    decisions = stored_decisions(replayed_db)
+    flat = exits_while_flat(decisions)
+    assert flat > 200  # most exit signals of the real candles come while flat
+    use_db(replayed_db)
+
+    # cdb risk explain --json: counted apart, never a rejection, reason or blocker
+    doc = explain_json(cdb)
+    counts = doc["decisions"]
+    assert isinstance(counts, dict)
+    assert counts["nothing_held"] == doc["nothing_held"]["count"] == flat  # type: ignore[index]
+    assert (
+        sum(counts[v] for v in ("approved", "reduced", "rejected", "nothing_held"))
+        == (counts["total"])
+    )
+    assert counts["rejected"] > 0
+    assert "no_position" not in json.dumps(doc)
+    assert "nothing_held" not in doc["by_reason"]  # type: ignore[operator]
+    top = doc["top_blocker"]
+    assert isinstance(top, dict)
+    assert top["rule"] == "circuit_breaker"  # the real blocker once the breaker tripped
+    assert top["count"] == counts["rejected"]
+    assert doc["rules"]["exit_position"]["nothing_held"] == flat  # type: ignore[index]
+    assert doc["rules"]["exit_position"]["failed"] == 0  # type: ignore[index]
+
+    # the table for a person
+    text = cdb("risk", "explain")
+    assert text.exit_code == 0, text.output
+    assert "no_position" not in text.stdout
+    assert f"nothing held {flat}" in text.stdout
+    assert f"Exit signal, nothing held: {flat} decisions" in text.stdout
+    assert "Top blocker: circuit_breaker" in text.stdout
+
+    # --what-if: exits while flat stay nothing held, and never flip
+    what = explain_json(cdb, "--what-if", "circuit_breaker_pct=50", "--show", "100000")
+    change = what["what_if"]
+    assert isinstance(change, dict)
+    assert change["before"]["nothing_held"] == change["after"]["nothing_held"] == flat
+    assert change["flipped"] > 0
+    assert "nothing_held" not in {flip["before"] for flip in change["flips"]}
+
+    # cdb report: its rejection table has no no_position reason
+    report = cdb("report", "--json")
+    assert report.exit_code == 0, report.output
+    rejections = json.loads(report.stdout)["rejections"]
+    assert rejections["decisions"]["nothing_held"] == flat
+    assert "no_position" not in rejections["by_reason"]
+    assert rejections["by_reason"]  # the real rejections are still there
+
+    # /metrics: the stored decisions counted as cdb run counts them
+    from cdb_cli.adapters.metrics import Metrics
+    from cdb_cli.engine.events import Topic
+
+    metrics = Metrics()
+    for decision in decisions:
+        metrics.observe_event(Topic.RISK_EVENTS, decision)
+    sample = metrics.registry.get_sample_value
+    assert sample("risk_decisions_total", {"verdict": "nothing_held"}) == flat
+    assert sample("risk_decisions_total", {"verdict": "rejected"}) == counts["rejected"]
+    assert sample("risk_rejections_total", {"reason": "no_position"}) is None
+    assert sample("risk_rejections_total", {"reason": "circuit_breaker"}) == counts["rejected"]
+    assert sample("risk_checks_failed_total", {"rule": "position_size"}) == 0
+
+
+def as_stored_before_nothing_held(decision: RiskDecision) -> RiskDecision:
+    """``decision`` as versions before the nothing_held verdict stored it."""
+    if decision.verdict != "nothing_held":
+        return decision
+    checks = tuple(
+        check.model_copy(
+            update={"code": "no_position", "passed": False, "detail": "nothing to exit"}
+        )
+        if check.code == "nothing_held"
+        else check
+        for check in decision.checks
+    )
+    return decision.model_copy(update={"verdict": "rejected", "checks": checks})
+
+
+def test_a_store_of_an_older_version_is_explained_the_same(
+    cdb: Callable[..., Result],
+    replayed_db: str,
+    use_db: Callable[[str], None],
+    tmp_path: Path,
+) -> None:
+    from cdb_cli.adapters.sql import upgrade
+    from cdb_cli.kernel import open_store
+
+    decisions = stored_decisions(replayed_db)
+    legacy = [as_stored_before_nothing_held(d) for d in decisions]
+    assert sum(d.verdict == "rejected" for d in legacy) > exits_while_flat(decisions)
+    url = f"sqlite:///{tmp_path / 'legacy.db'}"
+    upgrade(url)
+    store = open_store(Settings(database_url=url))
+    try:
+        store.append_events(legacy)
+    finally:
+        store.close()
+    use_db(replayed_db)
+    now = explain_json(cdb, "--what-if", "max_spread_pct=0.2")
+    now_text = cdb("risk", "explain").stdout
+    held_id = now["nothing_held"]["example_decision_id"]  # type: ignore[index]
+    now_trace = explain_json(cdb, held_id)["trace"]
+    use_db(url)
+    assert explain_json(cdb, "--what-if", "max_spread_pct=0.2") == now
+    assert cdb("risk", "explain").stdout == now_text
+    old_trace = explain_json(cdb, held_id)["trace"]
+    assert old_trace.pop("stored_verdict") == "rejected"  # type: ignore[attr-defined]
+    assert old_trace == now_trace
+
+
+def test_a_reduced_buy_shows_as_reduced_in_the_trace_and_the_rules_table(
+    cdb: Callable[..., Result], replayed_db: str, use_db: Callable[[str], None]
+) -> None:
+    use_db(replayed_db)
+    doc = explain_json(cdb)
+    exposure = doc["rules"]["exposure"]  # type: ignore[index]
+    reduced = doc["decisions"]["reduced"]  # type: ignore[index]
+    assert reduced > 0
+    # observed above the limit, no failure: every one of them a reduction
+    assert Decimal(exposure["observed"]["p90"]) > Decimal(exposure["limit"])
+    assert (exposure["failed"], exposure["reduced"]) == (0, reduced)
+    decision_id = exposure["reduced_example_decision_id"]
+    text = cdb("risk", "explain")
+    row = next(line for line in text.stdout.splitlines() if line.strip().startswith("exposure"))
+    assert row.split()[1:4] == [str(exposure["ran"]), "0", str(reduced)]  # ran, failed, reduced
+
+    traced = explain_json(cdb, decision_id)["trace"]
+    assert isinstance(traced, dict)
+    assert traced["verdict"] == "reduced"
+    check = next(c for c in traced["checks"] if c["rule"] == "exposure")
+    assert (check["outcome"], check["reduced_to"]) == ("reduced", traced["final_quote"])
+    assert Decimal(traced["final_quote"]) < Decimal(traced["requested_quote"])
+    one = cdb("risk", "explain", decision_id)
+    assert one.exit_code == 0, one.output
+    line = next(row for row in one.stdout.splitlines() if row.strip().startswith("exposure"))
+    assert f"reduced to {traced['final_quote']}" in line
+    assert " pass " not in line

@@ -130,3 +130,20 @@ def test_monitoring_compose_mounts_the_files_where_the_provider_looks() -> None:
     )["providers"][0]
     assert mounts[provider["options"]["path"]] == "./grafana/dashboards"
     assert mounts["/etc/prometheus"] == "./prometheus"
+
+
+def test_risk_dashboard_shows_exit_signals_with_nothing_held_apart_from_rejections() -> None:
+    """The strategy's exits while flat are risk_decisions_total{verdict="nothing_held"}, drawn
+    beside the rejected decisions; no query reads them as a rejection reason."""
+    board = load(GRAFANA / "dashboards" / "risk-metrics.json")
+    held = [
+        (panel["title"], target["legendFormat"])
+        for panel in panels(board)
+        for target in panel["targets"]
+        if 'verdict="nothing_held"' in target["expr"]
+    ]
+    assert held == [
+        ("Rejected decisions and exit signals with nothing held", "exit signal, nothing held")
+    ]
+    for path in DASHBOARDS:
+        assert "no_position" not in path.read_text(encoding="utf-8"), path.name

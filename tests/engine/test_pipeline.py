@@ -13,7 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cdb_cli.engine.clock import TestClock
-from cdb_cli.engine.events import Event, RiskDecision, Side, SignalSide, Topic, TradingSignal
+from cdb_cli.engine.events import (
+    Event,
+    OrderApproved,
+    RiskDecision,
+    Side,
+    SignalSide,
+    Topic,
+    TradingSignal,
+)
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
@@ -180,18 +188,21 @@ def test_wide_spread_blocks_every_entry_and_no_order_is_placed() -> None:
     assert recorder.orders == {}
 
 
-def test_exit_without_a_position_is_rejected_no_position() -> None:
+def test_exit_without_a_position_is_nothing_held_and_places_no_order() -> None:
     # A volume factor of 5 over a 3-bar mean that includes the bar itself can never confirm a
     # buy: only exits fire.
-    pipeline, clock, _recorder = build(signal=FAST.model_copy(update={"volume_factor": 5.0}))
+    pipeline, clock, recorder = build(signal=FAST.model_copy(update={"volume_factor": 5.0}))
     closes = [100.0 - i for i in range(10)] + [90.0 + 2 * i for i in range(10)]
     closes += [110.0 - 3 * i for i in range(10)]
     feed(pipeline, clock, closes, [1.0] * len(closes))
     stats = pipeline.snapshot_stats()
     assert stats.signals["buy"] == 0
     assert stats.signals["exit"] >= 1
-    assert stats.failed_rules["no_position"] == stats.signals["exit"]
+    assert stats.verdicts == {"nothing_held": stats.signals["exit"]}  # not rejections
+    assert stats.failed_rules == {}  # no rule failed
     assert stats.orders == 0
+    assert recorder.orders == {}
+    assert not [e for _, e in recorder.events if isinstance(e, OrderApproved)]
 
 
 class BuyOnce:

@@ -26,6 +26,8 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.risk import (
     NOT_APPLICABLE_TO_EXITS,
+    NOTHING_HELD,
+    NOTHING_HELD_DETAIL,
     RULE_ORDER,
     RiskEngine,
     RiskInputs,
@@ -40,7 +42,9 @@ from cdb_cli.engine.risk import (
     check_position_size,
     check_spread,
     check_stale_data,
+    is_reduction,
     next_state,
+    normalize_decision,
     raw_position_quote,
 )
 
@@ -383,10 +387,124 @@ def test_exit_still_respects_spread_and_stale_data(inputs: RiskInputs) -> None:
     assert failed_codes(decision) == ["stale_data", "spread"]
 
 
-def test_exit_without_a_position_is_rejected(inputs: RiskInputs) -> None:
+def test_exit_without_a_position_is_nothing_held_not_a_rejection(inputs: RiskInputs) -> None:
     decision = decide(inputs, DEFAULTS, SignalSide.EXIT)
-    assert (decision.verdict, decision.final_quote) == ("rejected", D(0))
-    assert failed_codes(decision) == ["no_position"]
+    assert (decision.verdict, decision.requested_quote, decision.final_quote) == (
+        "nothing_held",
+        D(0),
+        D(0),
+    )
+    assert failed_codes(decision) == []  # not a failure of any rule
+    position = by_rule(decision)["position_size"]
+    assert (position.passed, position.code, position.detail) == (
+        True,
+        NOTHING_HELD,
+        NOTHING_HELD_DETAIL,
+    )
+    assert (position.observed, position.limit) == (D(0), D(0))
+    assert tuple(check.rule for check in decision.checks) == RULE_ORDER  # every rule's fields
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"trading_state": TradingState.HALTED},
+        {"bid": D("99.94"), "ask": D("100.06"), "last_price_age_ns": 31 * NS},
+        {"position_quote_for_symbol": D("0.000000009")},  # below the 1e-8 size grid: dust
+        {"position_quote_for_symbol": D("-5")},
+    ],
+)
+def test_nothing_held_takes_precedence_over_failing_checks(
+    inputs: RiskInputs, changes: dict[str, Any]
+) -> None:
+    """An exit while flat during a halt (or on stale data, a wide spread) is still nothing held;
+    the failing checks stay in the trace as they were."""
+    snapshot = replace(inputs, **changes)
+    decision = decide(snapshot, DEFAULTS, SignalSide.EXIT)
+    assert (decision.verdict, decision.final_quote) == ("nothing_held", D(0))
+    expected = [
+        c.code for c in RiskEngine(DEFAULTS).checks(SignalSide.EXIT, snapshot) if not c.passed
+    ]
+    assert failed_codes(decision) == expected
+    assert "nothing_held" not in failed_codes(decision)
+    if "trading_state" in changes:
+        assert failed_codes(decision) == ["circuit_breaker"]
+
+
+def test_an_exit_with_a_position_is_not_nothing_held(inputs: RiskInputs) -> None:
+    smallest = replace(inputs, position_quote_for_symbol=D("0.00000001"))  # one grid unit
+    decision = decide(smallest, DEFAULTS, SignalSide.EXIT)
+    assert (decision.verdict, decision.final_quote) == ("approved", D("0.00000001"))
+    assert by_rule(decision)["position_size"].detail == NOT_APPLICABLE_TO_EXITS
+
+
+def legacy_decision(*checks: tuple[str, str, bool], verdict: str = "rejected") -> RiskDecision:
+    """A decision as versions before ``nothing_held`` stored it."""
+    return RiskDecision.model_validate(
+        {
+            "event_id": "d-legacy",
+            "symbol": "BTCUSDT",
+            "ts_event": 1,
+            "source": "risk",
+            "signal_id": "s-legacy",
+            "verdict": verdict,
+            "side": "exit",
+            "requested_quote": "0",
+            "final_quote": "0",
+            "checks": [
+                {
+                    "rule": rule,
+                    "code": code,
+                    "passed": passed,
+                    "observed": "0" if code == "no_position" else None,
+                    "limit": "0" if code == "no_position" else None,
+                    "detail": "nothing to exit" if code == "no_position" else "",
+                }
+                for rule, code, passed in checks
+            ],
+        }
+    )
+
+
+def test_normalize_reads_a_legacy_no_position_rejection_as_nothing_held() -> None:
+    legacy = legacy_decision(
+        ("circuit_breaker", "circuit_breaker", False),
+        ("spread", "ok", True),
+        ("position_size", "no_position", False),
+    )
+    now = normalize_decision(legacy)
+    assert (now.verdict, now.final_quote, now.event_id) == ("nothing_held", D(0), "d-legacy")
+    assert failed_codes(now) == ["circuit_breaker"]  # the other checks as they were stored
+    position = by_rule(now)["position_size"]
+    assert (position.passed, position.code, position.detail) == (
+        True,
+        NOTHING_HELD,
+        NOTHING_HELD_DETAIL,
+    )
+    assert legacy.verdict == "rejected"  # the stored event is not changed
+
+
+def test_normalize_leaves_other_decisions_as_they_are(inputs: RiskInputs) -> None:
+    spread = legacy_decision(("spread", "spread", False))
+    assert normalize_decision(spread) is spread
+    for decision in (
+        decide(inputs, DEFAULTS, SignalSide.EXIT),  # already nothing_held
+        decide(inputs, DEFAULTS),  # reduced
+        decide(replace(inputs, trading_state=TradingState.HALTED), DEFAULTS),  # rejected
+    ):
+        assert normalize_decision(decision) is decision
+
+
+def test_is_reduction_names_the_rule_that_made_the_order_smaller(inputs: RiskInputs) -> None:
+    reduced = decide(inputs, DEFAULTS)  # 4000 on 10000 equity, 30 % exposure: reduced to 3000
+    assert reduced.verdict == "reduced"
+    assert [c.rule for c in reduced.checks if is_reduction(c)] == ["exposure"]
+    capped = decide(replace(inputs, equity=D(10_000_000)), ROOMY)
+    assert capped.verdict == "reduced"
+    assert [c.rule for c in capped.checks if is_reduction(c)] == ["position_size"]
+    approved = decide(inputs, ROOMY)
+    assert approved.verdict == "approved"
+    assert not any(is_reduction(c) for c in approved.checks)
 
 
 # --- zero or negative equity --------------------------------------------------------------------
@@ -541,6 +659,11 @@ def test_property_bounds_and_verdict_consistency(
 ) -> None:
     decision = RiskEngine(limits).evaluate(signal(side), snapshot, ts_event=1)
     assert tuple(check.rule for check in decision.checks) == RULE_ORDER
+    held = decision.verdict == "nothing_held"
+    assert held == (side is SignalSide.EXIT and snapshot.position_quote_for_symbol < D("1e-8"))
+    if held:
+        assert decision.requested_quote == decision.final_quote == 0
+        return
     rejected = decision.verdict == "rejected"
     any_failed = not all(check.passed for check in decision.checks)
     assert rejected == (decision.final_quote == 0) == any_failed
@@ -589,7 +712,7 @@ def test_property_one_pass_verdict_matches_each_rule_and_sizes(
     assert [c.model_dump_json() for c in got] == [c.model_dump_json() for c in expected]
     sized = engine.sizes(side, snapshot)
     assert str(requested) == str(sized[0])
-    if verdict == "rejected":
+    if verdict in ("rejected", "nothing_held"):
         assert final == 0
     else:
         assert str(final) == str(sized[1])

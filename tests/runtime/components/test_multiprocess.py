@@ -329,7 +329,7 @@ def test_components_in_processes_decide_as_one_process(
         components.close()
     assert len(decisions) == len(signals) >= 4
     assert {d.signal_id for d in decisions} == {s.event_id for s in signals}
-    assert any(d.verdict != "rejected" for d in decisions)
+    assert any(d.verdict in ("approved", "reduced") for d in decisions)
     assert fills
 
     # The same events through one process.

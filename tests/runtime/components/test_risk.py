@@ -198,6 +198,54 @@ def test_risk_waits_for_the_signals_of_a_bar_and_reports_its_approvals(
     asyncio.run(scenario())
 
 
+def test_an_exit_signal_with_nothing_held_is_decided_as_such_and_approves_no_order(
+    tmp_path: Path,
+) -> None:
+    """Component mode decides as one process does: the strategy's exit while flat is a
+    nothing_held decision, no approval, and the bar's marker says 0 orders."""
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'risk.db'}",
+        bus_url="redis://127.0.0.1:6379/0",
+        bar_seconds=1,
+    )
+
+    async def scenario() -> None:
+        store = open_store(settings, create_if_new=True)
+        bus = PublicationsBus()
+        risk = risk_on(settings, store, bus, "ptestheld")
+        decisions = await bus.subscribe(Topic.RISK_EVENTS, "test", "t")
+        approvals = await bus.subscribe(Topic.RISK_APPROVED_TRADES, "test", "t")
+        stop = asyncio.Event()
+        task = asyncio.create_task(risk.run(stop))
+        await asyncio.wait_for(risk.started.wait(), 10)
+        closing = trade(T0 + SECOND + 5_000_000, "100.2")
+        closed = closed_bar(T0, closing.ts_event)
+        for event in (quote(T0), trade(T0 + 1, "100"), closed, closing):
+            await bus.publish(Topic.MARKET_DATA, event)
+        signal = buy_signal(closed).model_copy(update={"side": SignalSide.EXIT})
+        done = progress_report(
+            "signals", symbol=SYMBOL, bar_id=closed.event_id, ts=closed.closed_at, count=1
+        )
+        await bus.publish_many([(Topic.TRADING_SIGNALS, signal), (Topic.TRADING_SIGNALS, done)])
+        [decision] = await collect(decisions, 1)
+        assert isinstance(decision, RiskDecision)
+        assert decision.signal_id == signal.event_id
+        assert (decision.verdict, decision.final_quote) == ("nothing_held", 0)
+        assert all(check.passed for check in decision.checks)  # no rule failed
+        # the bar's marker comes after any approval of the bar: here it is the first and only
+        [marker] = await collect(approvals, 1)
+        assert isinstance(marker, HealthReport)
+        assert read_progress(marker) == ("risk", closed.event_id, 0)
+        stop.set()
+        counts = await asyncio.wait_for(task, 10)
+        assert counts.get("approvals", 0) == 0
+        assert [e.verdict for e in store.events(RiskDecision)] == ["nothing_held"]
+        assert store.events(OrderApproved) == []
+        store.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_restarted_risk_takes_back_its_working_order_and_books_the_fill_at_its_trade(
     tmp_path: Path,
 ) -> None:
