@@ -502,6 +502,7 @@ def _signals_of(
     """Bar close → the signal it raised and what risk said, within the window."""
     from cdb_cli.engine.events import RiskDecision, StrategyTrace, TradingSignal
     from cdb_cli.engine.funnel import decision_outcome, hhmm
+    from cdb_cli.engine.risk import normalize_decision
 
     decisions = {e.signal_id: e for _, e in events if isinstance(e, RiskDecision)}
     signals = {e.event_id: e for _, e in events if isinstance(e, TradingSignal)}
@@ -519,7 +520,7 @@ def _signals_of(
             "ts": ts,
             "side": str(signal.side),
             "risk": decision_outcome(decision) if decision is not None else None,
-            "failed_rules": [c.code for c in decision.checks if not c.passed]
+            "failed_rules": [c.code for c in normalize_decision(decision).checks if not c.passed]
             if decision is not None
             else [],
             "conditions": [c.text for c in trace.conditions if c.side == str(signal.side)],

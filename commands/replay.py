@@ -188,7 +188,8 @@ def _render(terminal: Terminal, report: dict[str, Any]) -> None:
         (
             "decisions",
             f"approved {decisions['approved']}, reduced {decisions['reduced']}, "
-            f"rejected {decisions['rejected']}",
+            f"rejected {decisions['rejected']}; exit signals with nothing held "
+            f"{decisions['nothing_held']} (no order, not a rejection)",
         ),
         ("rejected by rule", ", ".join(f"{k} {v}" for k, v in decisions["by_rule"].items()) or "-"),
         ("orders / fills", f"{report['orders']} / {report['fills']}"),

@@ -31,6 +31,7 @@ from cdb_cli.engine.fees import fees_in_quote, other_fees
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import EquitySnapshot, FillRecord
 from cdb_cli.engine.report import RoundTrip, iso_utc, open_trip_fills, round_trips
+from cdb_cli.engine.risk import normalize_decision
 from cdb_cli.engine.runs import find_run, order_prefix, select_fills
 
 __all__ = [
@@ -172,9 +173,11 @@ def analytics(
         by_symbol.setdefault(trip.symbol, []).append(trip)
     verdicts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    for decision in decisions:
+    for stored in decisions:
+        decision = normalize_decision(stored)  # data of older versions read as today's
         verdicts[decision.verdict] += 1
-        reasons.update({check.code for check in decision.checks if not check.passed})
+        if decision.verdict == "rejected":
+            reasons.update({check.code for check in decision.checks if not check.passed})
     return {
         "summary": {
             **_summary(trips),

@@ -9,8 +9,8 @@ were from their thresholds. Both read only what the run stored (traces, signals,
 orders, fills), so they answer the same for paper, live and persisted replay runs.
 
 An exit signal while nothing is held is its own outcome, not a risk rejection: it is counted as
-``nothing_held`` (:func:`decision_outcome`, which also reads decisions stored before that verdict
-existed, when such an exit was ``rejected`` with the single failing code ``no_position``).
+``nothing_held`` (:func:`decision_outcome`, which reads decisions stored before that verdict
+existed through :func:`~cdb_cli.engine.risk.normalize_decision`).
 
 Pure: ``cdb_cli.engine`` only.
 """
@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from cdb_cli.engine.events import Bar, RiskDecision, StrategyTrace, TradingSignal
 from cdb_cli.engine.records import FillRecord, OrderRecord
+from cdb_cli.engine.risk import normalize_decision
 
 __all__ = [
     "NOTHING_HELD",
@@ -39,17 +40,12 @@ __all__ = [
 
 NOTHING_HELD: Final = "nothing_held"
 """The outcome of an exit signal while nothing is held: nothing to do, not a rejection."""
-_LEGACY_NO_POSITION: Final = "no_position"
 
 
 def decision_outcome(decision: RiskDecision) -> str:
-    """The decision's verdict, with an exit while flat read as ``nothing_held`` also when it
-    was stored as ``rejected`` by ``no_position`` alone (before that verdict existed)."""
-    verdict = str(decision.verdict)
-    if verdict != "rejected":
-        return verdict
-    failed = {check.code for check in decision.checks if not check.passed}
-    return NOTHING_HELD if failed == {_LEGACY_NO_POSITION} else verdict
+    """The decision's verdict as the engine gives it today (``nothing_held`` for an exit while
+    flat, also when it was stored as a ``no_position`` rejection before that verdict existed)."""
+    return str(normalize_decision(decision).verdict)
 
 
 def hhmm(ts_ns: int) -> str:

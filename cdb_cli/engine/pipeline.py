@@ -114,7 +114,7 @@ class PipelineStats:
     signals: Counter[str] = field(default_factory=Counter)
     verdicts: Counter[str] = field(default_factory=Counter)
     failed_rules: Counter[str] = field(default_factory=Counter)
-    """Failing reason codes over all decisions (a decision can fail several rules)."""
+    """Failing reason codes of the rejected decisions (a decision can fail several rules)."""
     orders: int = 0
     orders_rejected: int = 0
     fills: int = 0
@@ -441,9 +441,10 @@ class TradingPipeline:
         decision = self.risk.record(signal, inputs, outcome, ts_event=now, event_id=decision_id)
         self.recorder.event(Topic.RISK_EVENTS, decision)
         stats.verdicts[verdict] += 1
-        for check in checks:
-            if not check["passed"]:
-                stats.failed_rules[check["code"]] += 1
+        if verdict == "rejected":  # what refused an order (not what a held-nothing exit saw)
+            for check in checks:
+                if not check["passed"]:
+                    stats.failed_rules[check["code"]] += 1
         if order is not None and result is not None:
             self.recorder.event(Topic.RISK_APPROVED_TRADES, order)
             self._apply(result)

@@ -137,6 +137,7 @@ def build_report(
             "approved": stats.verdicts.get("approved", 0),
             "reduced": stats.verdicts.get("reduced", 0),
             "rejected": stats.verdicts.get("rejected", 0),
+            "nothing_held": stats.verdicts.get("nothing_held", 0),
             "by_rule": dict(sorted(stats.failed_rules.items())),
         },
         "orders": stats.orders,

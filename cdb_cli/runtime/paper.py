@@ -465,6 +465,8 @@ class PaperRuntime:
         for _, event in batch.events:
             if isinstance(event, RiskDecision):
                 failing = ", ".join(c.code for c in event.checks if not c.passed) or "-"
+                if event.verdict == "nothing_held":
+                    failing = "exit signal, nothing held"
                 self.last_decisions.append(
                     (
                         iso_utc(event.ts_event),

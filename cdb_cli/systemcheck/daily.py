@@ -123,12 +123,13 @@ def _equity(store: Store, since: int, until: int) -> dict[str, str] | None:
 def _decisions(store: Store, settings: Settings, since: int, until: int) -> dict[str, Any]:
     from cdb_cli.engine.events import RiskDecision
     from cdb_cli.engine.explain import summarize
+    from cdb_cli.engine.risk import normalize_decision
     from cdb_cli.kernel import risk_limits
 
     decisions = store.events(RiskDecision, since_ns=since, until_ns=until)
     summary = summarize(decisions, risk_limits(settings))
     rejected: Counter[str] = Counter()
-    for decision in decisions:
+    for decision in map(normalize_decision, decisions):
         if decision.verdict == "rejected":
             rejected.update({check.code for check in decision.checks if not check.passed})
     return {
