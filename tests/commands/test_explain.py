@@ -91,7 +91,7 @@ def test_one_bar_that_traded_and_one_that_did_not(
 ) -> None:
     traces, decisions = stored(db[0])
     by_signal = {t.signal_id: t for t in traces if t.signal_id}
-    entry = next(d for d in decisions if d.side == "buy" and d.verdict != "rejected")
+    entry = next(d for d in decisions if d.side == "buy" and d.verdict in ("approved", "reduced"))
     bar = by_signal[entry.signal_id]
     at = hhmm(bar.ts_event).replace(" ", "T")
 
@@ -179,3 +179,23 @@ def test_a_bad_what_if_is_a_usage_error_listing_the_valid_names(
     assert "ema_fast" in bad.stderr.lower()
     malformed = cdb("explain", "--what-if", "volume_factor")
     assert malformed.exit_code == ExitCode.USAGE
+
+
+@pytest.mark.infra
+def test_explain_on_postgres(
+    cdb: Callable[..., Result], postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = persisted(postgres_database)
+    monkeypatch.setenv("CDB_DATABASE_URL", postgres_database)
+    [funnel] = as_json(cdb, "--run", run)["symbols"]
+    assert funnel["traced"] == 13_681
+    assert funnel["signals"] == {"buy": 58, "exit": 298}
+    traces, decisions = stored(postgres_database)
+    entry = next(d for d in decisions if d.side == "buy" and d.verdict in ("approved", "reduced"))
+    path = as_json(cdb, entry.event_id)
+    assert path["risk"]["decision_id"] == entry.event_id
+    assert path["orders"][0]["fills"]
+    at = hhmm(traces[100].ts_event).replace(" ", "T")
+    assert as_json(cdb, f"{SYMBOL}@{at}")["trace_id"] == traces[100].event_id
+    what = as_json(cdb, "--run", run, "--what-if", "volume_factor=1.0")
+    assert len(what["symbols"][0]["new"]) > 0
