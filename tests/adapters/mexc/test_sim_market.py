@@ -234,3 +234,26 @@ def test_a_minutes_trades_add_up_to_its_candle_whatever_the_tick_rate(
     assert all(
         float(c.low) <= b.low <= b.high <= float(c.high) for b, c in zip(bars, candles, strict=True)
     )
+
+
+def test_a_forced_price_moves_the_path_and_the_market_carries_on_from_it() -> None:
+    clock = ManualClock(START_MS + 10_000)
+    exchange = SimExchange(config_for(3), clock_ms=clock)
+    forced = (exchange.markets[SYMBOL].price * Decimal("1.1")).quantize(Decimal("0.01"))
+    (trade,) = exchange.step({SYMBOL: forced})
+    assert trade.price == forced
+    clock.ms += 1_000
+    (after,) = exchange.step(symbols=[SYMBOL])
+    assert abs(after.price / forced - 1) < Decimal("0.005")  # not back to the unforced path
+
+
+def test_minutes_without_steps_are_filled_with_the_markets_own_candles() -> None:
+    clock = ManualClock(START_MS + 5_000)
+    exchange = SimExchange(config_for(3), clock_ms=clock)
+    exchange.step(symbols=[SYMBOL])
+    clock.ms += 10 * MINUTE_MS  # nobody stepped for ten minutes
+    exchange.step(symbols=[SYMBOL])
+    served = served_klines(exchange, START_MS, START_MS + 11 * MINUTE_MS)
+    assert [c.open_ms for c in served] == [START_MS + i * MINUTE_MS for i in range(11)]
+    fresh = SimExchange(config_for(3), clock_ms=ManualClock(START_MS + 10 * MINUTE_MS))
+    assert served[1:10] == served_klines(fresh, START_MS + MINUTE_MS, START_MS + 10 * MINUTE_MS)

@@ -152,6 +152,7 @@ class SymbolMarket:
         ]
         last = model.minute(now_minute - 1)
         market.price = market._round(Decimal(repr(last.close)))
+        market._last_ms = now_ms  # the first trade carries the volume since the start, no more
         return market
 
     @classmethod
