@@ -56,11 +56,18 @@ def sim_exchange(
         list[str] | None,
         typer.Option(help="Starting balance ASSET=AMOUNT (repeatable; default USDT=10000)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random walk.")] = 1,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the simulated market. Its prices are a function of the seed and the "
+            "wall-clock minute: a restart continues where the market was, and the same seed "
+            "at the same time gives the same market."
+        ),
+    ] = 1,
     replay: Annotated[
         Path | None,
         typer.Option(
-            help="Replay file of [open_ms, o, h, l, c, v] rows instead of a random walk.",
+            help="Replay file of [open_ms, o, h, l, c, v] rows instead of the seeded market.",
             exists=True,
             dir_okay=False,
         ),

@@ -54,8 +54,10 @@ class SimConfig:
     accounts: dict[str, str] = field(default_factory=dict)  # api key → secret
     balances: dict[str, Decimal] = field(default_factory=dict)  # starting balances per account
     seed: int = 1
+    """Seed of the market model: with the clock, it fixes every price and volume (see
+    :mod:`.model`); the same seed at the same clock reproduces a run exactly."""
     replay: Path | None = None
-    history_minutes: int = 3 * 1440
+    history_minutes: int = 3 * 1440  # 1-minute candles served before the start
     tick_interval: float | None = 0.5  # a symbol's mean seconds between trades; None: manual
     lockstep: bool = False
     """Every symbol trades at once, exactly every ``tick_interval``; otherwise each symbol trades on

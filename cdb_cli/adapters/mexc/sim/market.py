@@ -1,5 +1,6 @@
-"""The simulator's market: per symbol a price path (seeded random walk or a replay file), 1-minute
-candles for ``/klines``, public trades for the WebSocket, and a synthetic book around the price."""
+"""The simulator's market: per symbol a price path (the seeded :mod:`.model` or a replay file),
+1-minute candles for ``/klines``, public trades for the WebSocket, and a synthetic book around the
+price."""
 
 from __future__ import annotations
 
@@ -12,14 +13,20 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 
+from cdb_cli.adapters.mexc.sim.model import MINUTE_MS, MarketModel, ModelMinute
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.instruments import Instrument, split_symbol
 
 __all__ = ["Candle", "PublicTrade", "SymbolMarket", "instrument_for", "load_replay"]
 
-MINUTE_MS = 60_000
 START_PRICES = {"BTC": Decimal("30000"), "ETH": Decimal("2000"), "SOL": Decimal("100")}
+MINUTE_NOTIONAL = 50_000.0
+"""Median value of a minute's volume, in the base price's unit (about 1.7 BTC at 30 000)."""
+JITTER = 0.1
+"""Sd of a trade's scatter around the minute's path, in units of the model's volatility."""
+GAP_FILL_MINUTES = 7 * 1440
+"""At most this many minutes skipped between two steps are filled in from the model."""
 
 
 @dataclass(slots=True)
@@ -102,29 +109,50 @@ def load_replay(path: Path) -> list[Candle]:
 
 @dataclass
 class SymbolMarket:
-    """Price, history and public trades of one symbol. Deterministic for a given seed."""
+    """Price, history and public trades of one symbol. Deterministic for a given seed.
+
+    With a :class:`~.model.MarketModel` (the seeded market), the history and the live trades are
+    both read from the model, which is a function of wall-clock minutes: each live trade is at the
+    price of the model's path at its time and carries the minute's volume times the share of the
+    minute elapsed since the previous trade, so the trades of a minute add up to (nearly) the
+    model's candle whatever the tick rate. A price forced by :meth:`step` or :meth:`set_price`
+    shifts the model's path by a constant factor from then on. With a replay, live prices replay
+    the file's closes in a loop.
+    """
 
     symbol: str
     instrument: Instrument
     price: Decimal
     rng: random.Random
-    volatility: float = 0.0008
+    model: MarketModel | None = None
     candles: list[Candle] = field(default_factory=list)
     replay: list[Candle] = field(default_factory=list)
     trade_seq: int = 0
     _replay_pos: int = 0
+    _log_shift: float = 0.0  # log of the factor between forced prices and the model's
+    _last_ms: int | None = None  # time of the last trade (the model's volume is spread from it)
 
     @classmethod
     def random_walk(
         cls, symbol: str, seed: int, now_ms: int, history_minutes: int, start: Decimal | None = None
     ) -> SymbolMarket:
-        """A market whose history of ``history_minutes`` candles ends at ``now_ms``."""
-        rng = random.Random(f"{seed}:{symbol}")
-        price = start or START_PRICES.get(_split(symbol)[0], Decimal(1))
-        market = cls(symbol, instrument_for(symbol, price), price, rng)
-        first = (now_ms // MINUTE_MS - history_minutes) * MINUTE_MS
-        for minute in range(history_minutes):
-            market._generate_candle(first + minute * MINUTE_MS)
+        """The seeded market, with a history of ``history_minutes`` candles ending at ``now_ms``.
+
+        ``start`` is the level prices revert to (default by base asset: BTC 30 000, ...); the
+        price now is wherever the model's path has got to at ``now_ms``.
+        """
+        base = start or START_PRICES.get(_split(symbol)[0], Decimal(1))
+        model = MarketModel(seed, symbol, float(base), volume=MINUTE_NOTIONAL / float(base))
+        market = cls(
+            symbol, instrument_for(symbol, base), base, random.Random(f"{seed}:{symbol}"), model
+        )
+        now_minute = now_ms // MINUTE_MS
+        market.candles = [
+            market._candle(m) for m in model.minutes(now_minute - history_minutes, history_minutes)
+        ]
+        last = model.minute(now_minute - 1)
+        market.price = market._round(Decimal(repr(last.close)))
+        market._last_ms = now_ms  # the first trade carries the volume since the start, no more
         return market
 
     @classmethod
@@ -142,34 +170,86 @@ class SymbolMarket:
         tick = self.instrument.tick_size
         return max(tick, price.quantize(tick, rounding=ROUND_HALF_EVEN))
 
-    def _walk(self) -> Decimal:
-        if self.replay:
-            self._replay_pos = (self._replay_pos + 1) % len(self.replay)
-            return self._round(self.replay[self._replay_pos].close)
-        factor = Decimal(repr(math.exp(self.rng.gauss(0.0, self.volatility))))
-        return self._round(self.price * factor)
+    def _decimal_price(self, price: float) -> Decimal:
+        return self._round(Decimal(repr(price * math.exp(self._log_shift))))
 
-    def _generate_candle(self, open_ms: int) -> None:
-        candle = Candle(open_ms, self.price, self.price, self.price, self.price)
-        for _ in range(4):
-            self.price = self._walk()
-            candle.add(self.price, self._quantity())
-        self.candles.append(candle)
+    def _candle(self, minute: ModelMinute) -> Candle:
+        """The model's minute as a served candle (shifted by any forced price, rounded)."""
+        volume = max(
+            self.instrument.step_size,
+            self.instrument.round_quantity(Decimal(repr(minute.volume))),
+        )
+        candle = Candle(
+            minute.open_ms,
+            self._decimal_price(minute.open),
+            self._decimal_price(minute.high),
+            self._decimal_price(minute.low),
+            self._decimal_price(minute.close),
+            volume,
+        )
+        candle.quote_volume = volume * (candle.open + candle.close) / 2
+        return candle
 
-    def _quantity(self) -> Decimal:
+    def _replay_price(self) -> Decimal:
+        self._replay_pos = (self._replay_pos + 1) % len(self.replay)
+        return self._round(self.replay[self._replay_pos].close)
+
+    def _replay_quantity(self) -> Decimal:
         notional = Decimal(repr(round(self.rng.uniform(5, 500), 2)))
         return max(self.instrument.step_size, self.instrument.round_quantity(notional / self.price))
 
-    def set_price(self, price: Decimal) -> None:
-        """Move the market to ``price`` (tests and rehearsals)."""
+    def _model_price(self, model: MarketModel, now_ms: int) -> Decimal:
+        """The price of a trade at ``now_ms``: on the model's path, scattered a little around it
+        but never outside the minute's range."""
+        current = model.minute(now_ms // MINUTE_MS)
+        path = current.price_at(now_ms % MINUTE_MS / MINUTE_MS)
+        scattered = path * math.exp(self.rng.gauss(0.0, JITTER * model.volatility))
+        return self._decimal_price(min(current.high, max(current.low, scattered)))
+
+    def _model_quantity(self, model: MarketModel, now_ms: int) -> Decimal:
+        """The minute's volume times the share of the minute since the previous trade."""
+        minute_ms = now_ms - now_ms % MINUTE_MS
+        since = minute_ms if self._last_ms is None else max(self._last_ms, minute_ms)
+        share = Decimal(max(0, now_ms - since)) / MINUTE_MS
+        volume = Decimal(repr(model.minute(now_ms // MINUTE_MS).volume))
+        return max(self.instrument.step_size, self.instrument.round_quantity(volume * share))
+
+    def _fill_gap(self, model: MarketModel, minute_ms: int) -> None:
+        """Candles for the minutes nobody stepped through before ``minute_ms`` (a manual clock, a
+        paused process): the market traded in them all the same."""
+        if not self.candles:
+            return
+        missing = (minute_ms - self.candles[-1].open_ms) // MINUTE_MS - 1
+        count = min(missing, GAP_FILL_MINUTES)
+        if count > 0:
+            first = minute_ms // MINUTE_MS - count
+            self.candles.extend(self._candle(m) for m in model.minutes(first, count))
+
+    def set_price(self, price: Decimal, now_ms: int | None = None) -> None:
+        """Move the market to ``price`` (tests and rehearsals); the model's path follows it."""
+        if self.model is not None:
+            at = now_ms if now_ms is not None else self._last_ms
+            if at is not None:
+                self._log_shift = math.log(float(price) / self.model.price_at(at))
+            else:  # not traded yet: the price is the last history close's
+                self._log_shift += math.log(float(price) / float(self.price))
         self.price = self._round(price)
 
     def step(self, now_ms: int, price: Decimal | None = None) -> PublicTrade:
         """Advance one tick: a new price (or the given one) and one public trade at it."""
         previous = self.price
-        self.price = self._round(price) if price is not None else self._walk()
-        quantity = self._quantity()
-        minute = now_ms // MINUTE_MS * MINUTE_MS
+        minute = now_ms - now_ms % MINUTE_MS
+        if self.model is not None:
+            self._fill_gap(self.model, minute)
+            if price is not None:
+                self.set_price(price, now_ms)
+            else:
+                self.price = self._model_price(self.model, now_ms)
+            quantity = self._model_quantity(self.model, now_ms)
+        else:
+            self.price = self._round(price) if price is not None else self._replay_price()
+            quantity = self._replay_quantity()
+        self._last_ms = now_ms if self._last_ms is None else max(self._last_ms, now_ms)
         if not self.candles or self.candles[-1].open_ms < minute:
             self.candles.append(Candle(minute, previous, previous, previous, previous))
         self.candles[-1].add(self.price, quantity)
