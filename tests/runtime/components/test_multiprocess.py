@@ -1,7 +1,7 @@
 """The five components as separate OS processes over the real Redis and PostgreSQL, against
 `cdb sim-exchange`, make the same decisions as one process fed the same market events.
 
-The component run: `cdb sim-exchange` (seeded random walk, a step every 50 ms) and
+The component run: `cdb sim-exchange` (seeded market model, a step every 50 ms) and
 `cdb run --paper --component NAME` for each of the five components, 1-second bars and small EMA
 periods so that signals, approvals and fills come within seconds; then SIGTERM (exit 0 within 10
 s). The reference: the market events the components consumed (the `market_data` stream, which the
