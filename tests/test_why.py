@@ -9,6 +9,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+from market_testkit import eventually
 from rich.console import Console
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -26,14 +27,6 @@ from cdb_cli.why import Window, explain_window
 
 SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
-
-
-async def eventually(check: object, timeout_s: float = 15.0) -> None:
-    """Wait until ``check()`` is true (polling the loop), or fail after ``timeout_s``."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():  # type: ignore[operator]
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
 
 
 def screen(runtime: PaperRuntime) -> str:

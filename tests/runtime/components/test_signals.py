@@ -8,6 +8,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
+from market_testkit import eventually
+
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import Bar, Event, StrategyTrace, Topic, TradingSignal
 from cdb_cli.engine.instruments import default_instrument
@@ -87,10 +89,7 @@ def test_every_bar_is_traced_in_the_store_and_the_signal_names_its_trace(tmp_pat
         task = asyncio.create_task(signals.run(stop))
         await asyncio.wait_for(signals.started.wait(), 10)
         await bus.publish_many([(Topic.MARKET_BARS, bar(i, c)) for i, c in enumerate(closes)])
-        deadline = asyncio.get_running_loop().time() + 15
-        while len(store.events(StrategyTrace)) < len(closes):
-            assert asyncio.get_running_loop().time() < deadline, "traces not stored in time"
-            await asyncio.sleep(0.05)
+        await eventually(lambda: len(store.events(StrategyTrace)) == len(closes), 15)
         stop.set()
         await asyncio.wait_for(task, 10)
         traces, sent = store.events(StrategyTrace), store.events(TradingSignal)
