@@ -257,6 +257,7 @@ class TradingPipeline:
         first) without acting on it: no signal, no order. Returns how many bars it saw."""
         state = self._symbols[symbol]
         seen = 0
+        last: tuple[int, float, float] | None = None
         for ts, close, volume in bars:
             state.on_bar(ts, close, volume)
             if ts >= state.last_ts:
@@ -264,6 +265,9 @@ class TradingPipeline:
                 if not state.qty:
                     state.mark = close
             seen += 1
+            last = (ts, close, volume)
+        if last is not None and self.tracer is not None:  # what it waits for, before a live bar
+            self.tracer.preview(symbol, state.strategy, *last)
         return seen
 
     def restore_working(self) -> None:

@@ -66,18 +66,44 @@ class Tracer:
         volume: float,
         signal_id: str = "",
         signal: str = "",
-        *,
-        event_id: str | None = None,
     ) -> StrategyTrace:
         """Trace the bar of ``symbol`` closing at ``ts_close`` that ``strategy`` just had."""
-        view = strategy.explain(close, volume)
         previous = self._last_close.get(symbol)
         gap = 0
         if previous is not None and ts_close > previous:
             gap = max(0, (ts_close - previous) // self.interval_ns - 1)
         self._last_close[symbol] = max(ts_close, previous or ts_close)
-        trace = StrategyTrace(
-            event_id=event_id or self.id_for(symbol, ts_close),
+        trace = self._build(symbol, strategy, ts_close, close, volume, gap, signal_id, signal)
+        if signal:
+            self.last_signal_ns[symbol] = ts_close
+        self._count(trace)
+        self.latest[symbol] = trace
+        self._recorder.event(Topic.STRATEGY_TRACES, trace)
+        return trace
+
+    def preview(
+        self, symbol: str, strategy: Strategy, ts_close: int, close: float, volume: float
+    ) -> StrategyTrace:
+        """How the strategy sees its latest warm-up bar (history, not traded on): shown as the
+        symbol's latest state until the first live bar closes; neither stored nor counted."""
+        trace = self._build(symbol, strategy, ts_close, close, volume, 0, "", "")
+        self.latest[symbol] = trace
+        return trace
+
+    def _build(
+        self,
+        symbol: str,
+        strategy: Strategy,
+        ts_close: int,
+        close: float,
+        volume: float,
+        gap: int,
+        signal_id: str,
+        signal: str,
+    ) -> StrategyTrace:
+        view = strategy.explain(close, volume)
+        return StrategyTrace(
+            event_id=self.id_for(symbol, ts_close),
             symbol=symbol,
             ts_event=ts_close,
             source=self._source,
@@ -92,12 +118,6 @@ class Tracer:
             signal="buy" if signal == "buy" else "exit" if signal == "exit" else "",
             signal_id=signal_id,
         )
-        if signal:
-            self.last_signal_ns[symbol] = ts_close
-        self._count(trace)
-        self.latest[symbol] = trace
-        self._recorder.event(Topic.STRATEGY_TRACES, trace)
-        return trace
 
     def _count(self, trace: StrategyTrace) -> None:
         counts = self.counts.setdefault(trace.symbol, Counter())

@@ -79,9 +79,11 @@ def render(runtime: PaperRuntime) -> RenderableType:
     for symbol in runtime.symbols:
         trace = tracer.latest.get(symbol) if tracer is not None else None
         last = tracer.last_signal_ns.get(symbol) if tracer is not None else None
+        live = tracer is not None and tracer.counts.get(symbol)
+        when = "-" if trace is None else hhmm(trace.ts_event)[11:]
         strategy.add_row(
             symbol,
-            "-" if trace is None else hhmm(trace.ts_event)[11:],
+            when if live or trace is None else f"{when} (warm-up history)",
             "no closed bar yet" if trace is None else waits_for(trace),
             "none yet" if last is None else f"{_ago(now - last)} ago",
         )

@@ -116,3 +116,18 @@ def test_trace_ids_start_with_the_run_and_fit_the_store() -> None:
     assert ident.startswith("r927b004d6f78-")
     assert len(ident) <= 64
     assert trace_id("r1", SYMBOL, MINUTE) == trace_id("r1", SYMBOL, MINUTE)
+
+
+def test_the_warm_up_shows_what_the_strategy_waits_for_without_storing_a_trace() -> None:
+    built, recorder = pipeline(traced=True)
+    history = [((i + 1) * MINUTE, close, 5.0) for i, close in enumerate(zigzag(30))]
+
+    assert built.warm_up(SYMBOL, history) == 30
+
+    assert traces_of(recorder) == []  # history is not the run's: nothing stored, nothing counted
+    assert built.tracer is not None
+    latest = built.tracer.latest[SYMBOL]
+    assert latest.ts_event == 30 * MINUTE
+    assert latest.status == "evaluated"
+    assert [c.name for c in latest.conditions] == ["cross_up", "rsi", "volume", "cross_down"]
+    assert built.tracer.counts == {}
