@@ -38,8 +38,7 @@ from decimal import ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import Final, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from cdb_cli.engine.config import RiskLimits
 from cdb_cli.engine.events import (
     CheckResult,
     RiskDecision,
@@ -104,71 +103,6 @@ SIZE_GRID: Final = Decimal("1e-8")
 """Requested and final sizes are rounded down to this grid (they are stored as money)."""
 _HUNDRED: Final = Decimal(100)
 _NS_PER_SECOND: Final = Decimal(1_000_000_000)
-
-
-class RiskLimits(BaseModel):
-    """The risk limits (DESIGN.md "Risk rules"), frozen; the kernel maps ``Settings`` onto it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    daily_drawdown_pct: Decimal = Field(
-        default=Decimal("5"),
-        gt=0,
-        le=100,
-        description="Block new entries for the day when equity falls this % below start of day.",
-    )
-    max_exposure_pct: Decimal = Field(
-        default=Decimal("30"),
-        gt=0,
-        le=100,
-        description="Largest total position value as % of equity; orders are reduced to fit.",
-    )
-    circuit_breaker_pct: Decimal = Field(
-        default=Decimal("10"),
-        gt=0,
-        le=100,
-        description="Halt all trading when equity falls this % below its peak (cdb risk reset).",
-    )
-    min_position_quote: Decimal = Field(
-        default=Decimal("100"),
-        gt=0,
-        description="Smallest order in quote currency; smaller orders are rejected.",
-    )
-    max_position_quote: Decimal = Field(
-        default=Decimal("50000"),
-        gt=0,
-        description="Largest order in quote currency; larger orders are capped.",
-    )
-    max_spread_pct: Decimal = Field(
-        default=Decimal("0.1"),
-        gt=0,
-        le=100,
-        description="Reject when the bid/ask spread exceeds this %.",
-    )
-    stale_data_seconds: int = Field(
-        default=30, ge=1, le=3600, description="Reject when the last price is older than this."
-    )
-    risk_per_trade_pct: Decimal = Field(
-        default=Decimal("2"),
-        gt=0,
-        le=100,
-        description="Share of equity put at risk by one trade, in %.",
-    )
-    position_risk_pct: Decimal = Field(
-        default=Decimal("5"),
-        gt=0,
-        le=100,
-        description="Assumed adverse move of a position, in %: size = equity * risk / this.",
-    )
-
-    @model_validator(mode="after")
-    def _check_position_bounds(self) -> RiskLimits:
-        if self.min_position_quote > self.max_position_quote:
-            raise ValueError(
-                f"min_position_quote ({self.min_position_quote}) is above "
-                f"max_position_quote ({self.max_position_quote})"
-            )
-        return self
 
 
 class TradingState(StrEnum):
