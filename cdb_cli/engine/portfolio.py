@@ -43,7 +43,7 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.fees import FeeParts, fee_parts
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, PositionRecord
-from cdb_cli.engine.risk import RiskInputs, TradingState
+from cdb_cli.engine.risk_inputs import RiskInputs, TradingState
 
 __all__ = ["NS_PER_DAY", "Portfolio", "PortfolioRiskView", "Position"]
 
