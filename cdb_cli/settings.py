@@ -88,7 +88,7 @@ def env_name(field: str) -> str:
 def _engine_field(model: type[BaseModel], name: str) -> Any:
     """The field ``name`` of an engine config model, for the setting it becomes: a copy of its
     ``FieldInfo`` (default, bounds, description), which pydantic takes as the field's definition.
-    The annotation beside it is checked against the model's when this module loads."""
+    The declaration (name and annotation) is checked against the model when this module loads."""
     return copy.deepcopy(model.model_fields[name])
 
 
@@ -392,7 +392,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_engine_configs(self) -> Settings:
         # The engine models' own cross-field rules (min below max, fast below slow), reported
-        # under the CDB_* names: building each model is the check the kernel's build repeats.
+        # under the CDB_* names: the models are built here as the kernel will build them.
         for model in ENGINE_CONFIGS:
             try:
                 engine_config(self, model)
@@ -413,12 +413,13 @@ class Settings(BaseSettings):
         return self
 
 
-def _check_engine_fields() -> None:
-    """Every field of the engine's config models is a setting declared with its type (the rest
-    comes from the model itself): a missing or retyped declaration fails at import."""
+def _check_engine_fields(schema: type[BaseSettings]) -> None:
+    """Every field of the engine's config models is a field of ``schema`` with the model's type,
+    default, bounds and description (what :func:`_engine_field` gives); run on :class:`Settings`
+    at import, so a missing, retyped or hand-written declaration fails at once."""
     for model, prefix in ENGINE_CONFIGS.items():
         for name, field in model.model_fields.items():
-            setting = Settings.model_fields.get(prefix + name)
+            setting = schema.model_fields.get(prefix + name)
             if setting is None or repr(setting) != repr(field):
                 raise TypeError(
                     f"Settings.{prefix}{name} must be declared as "
@@ -427,7 +428,7 @@ def _check_engine_fields() -> None:
                 )
 
 
-_check_engine_fields()
+_check_engine_fields(Settings)
 
 
 def _is_address(value: str) -> bool:

@@ -9,15 +9,17 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import SecretStr, ValidationError
+from pydantic import Field, SecretStr, ValidationError
 
-from cdb_cli.engine.config import RiskLimits
+from cdb_cli.engine.config import RiskLimits, SignalConfig
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.kernel import risk_limits
 from cdb_cli.schema_doc import env_example
 from cdb_cli.settings import (
     ENGINE_CONFIGS,
     Settings,
+    _check_engine_fields,
+    _engine_field,
     env_name,
     load_settings,
     sanitized,
@@ -179,3 +181,17 @@ def test_settings_accept_exactly_the_risk_limits_the_engine_accepts(values: dict
     else:
         assert settings is not None
         assert risk_limits(settings) == expected
+
+
+def test_a_setting_declared_apart_from_its_engine_model_fails_the_import_check() -> None:
+    _check_engine_fields(Settings)  # the real schema passes
+
+    class Retyped(Settings):
+        ema_fast: float = _engine_field(SignalConfig, "ema_fast")  # type: ignore[assignment]
+
+    class HandWritten(Settings):
+        max_spread_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=100)
+
+    for schema, setting in ((Retyped, "ema_fast"), (HandWritten, "max_spread_pct")):
+        with pytest.raises(TypeError, match=rf"Settings\.{setting} must be declared as"):
+            _check_engine_fields(schema)
