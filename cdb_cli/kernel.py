@@ -17,7 +17,8 @@ if TYPE_CHECKING:
 
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.clock import Clock
-    from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
+    from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
+    from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import Recorder, TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import TradingMode
     from cdb_cli.engine.remote import RemoteStrategy
-    from cdb_cli.engine.risk import RiskLimits
-    from cdb_cli.engine.signals import SignalConfig
     from cdb_cli.settings import Settings
 
 __all__ = [
@@ -85,27 +84,27 @@ def open_bus(settings: Settings) -> MessageBus:
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
-    """The engine's frozen ``RiskLimits`` from the settings (same field names; a test keeps the
-    two schemas' names, types, defaults and descriptions equal)."""
-    from cdb_cli.engine.risk import RiskLimits
+    """The engine's frozen ``RiskLimits`` from the settings (``CDB_`` + field name)."""
+    from cdb_cli.engine.config import RiskLimits
+    from cdb_cli.settings import engine_config
 
-    return RiskLimits(**{name: getattr(settings, name) for name in RiskLimits.model_fields})
+    return engine_config(settings, RiskLimits)
 
 
 def signal_config(settings: Settings) -> SignalConfig:
-    """The strategy's frozen ``SignalConfig`` from the settings (same field names, tested)."""
-    from cdb_cli.engine.signals import SignalConfig
+    """The strategy's frozen ``SignalConfig`` from the settings (``CDB_`` + field name)."""
+    from cdb_cli.engine.config import SignalConfig
+    from cdb_cli.settings import engine_config
 
-    return SignalConfig(**{name: getattr(settings, name) for name in SignalConfig.model_fields})
+    return engine_config(settings, SignalConfig)
 
 
 def paper_execution_config(settings: Settings) -> PaperExecutionConfig:
-    """The simulated venue's config from the ``CDB_PAPER_*`` settings (``paper_`` + field name)."""
-    from cdb_cli.engine.execution import PaperExecutionConfig
+    """The simulated venue's config from the settings (``CDB_PAPER_`` + field name)."""
+    from cdb_cli.engine.config import PaperExecutionConfig
+    from cdb_cli.settings import engine_config
 
-    return PaperExecutionConfig(
-        **{name: getattr(settings, f"paper_{name}") for name in PaperExecutionConfig.model_fields}
-    )
+    return engine_config(settings, PaperExecutionConfig)
 
 
 def instrument_for(settings: Settings, symbol: str) -> Instrument:

@@ -5,34 +5,45 @@ Everything reads configuration through :class:`Settings`: ``cdb env-validate`` c
 (``python scripts/generate.py``; tests fail when they drift), and every command loads it through
 :func:`load_settings`. Sources, later wins: defaults → ``.env`` file → process environment.
 
+The trading parameters are not written here: the risk limits, the signal parameters and the paper
+venue's parameters are defined once, in the engine's config models (``cdb_cli.engine.config``), and
+their flat ``CDB_*`` fields are derived from them (:data:`ENGINE_CONFIGS`, :func:`engine_config`):
+same defaults, bounds and descriptions, and the models' cross-field rules reported under the
+``CDB_*`` names.
+
 Secrets (:data:`SECRET_FIELDS`) are ``SecretStr``: they print as ``**********`` and never appear in
 an error message, a log line or a dump (:func:`sanitized`).
 """
 
 from __future__ import annotations
 
+import copy
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from platformdirs import user_data_dir
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.urls import redact_url
 
 __all__ = [
+    "ENGINE_CONFIGS",
     "ENV_PREFIX",
     "SECRET_FIELDS",
     "Settings",
     "default_backup_dir",
     "default_database_url",
+    "engine_config",
     "env_name",
     "load_settings",
     "parse_overrides",
@@ -46,7 +57,17 @@ SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret", "smtp_password"})
 MEXC_REST_URL = "https://api.mexc.com"
 MEXC_WS_URL = "wss://wbs-api.mexc.com/ws"
 
-Percent = Annotated[Decimal, Field(gt=0, le=100)]
+ENGINE_CONFIGS: Final[Mapping[type[BaseModel], str]] = {
+    RiskLimits: "",
+    SignalConfig: "",
+    PaperExecutionConfig: "paper_",
+}
+"""The engine's config models whose fields are settings, with the prefix of their names:
+``PaperExecutionConfig.latency_ms`` is the setting ``paper_latency_ms`` (``CDB_PAPER_LATENCY_MS``).
+Their fields are written once, in ``cdb_cli.engine.config``; :class:`Settings` takes each one's
+default, bounds and description from there (:func:`_engine_field`)."""
+
+_ConfigT = TypeVar("_ConfigT", bound=BaseModel)
 
 
 def default_database_url() -> str:
@@ -62,6 +83,29 @@ def default_backup_dir() -> Path:
 def env_name(field: str) -> str:
     """The environment variable of a settings field: ``http_port`` → ``CDB_HTTP_PORT``."""
     return f"{ENV_PREFIX}{field.upper()}"
+
+
+def _engine_field(model: type[BaseModel], name: str) -> Any:
+    """The field ``name`` of an engine config model, for the setting it becomes: a copy of its
+    ``FieldInfo`` (default, bounds, description), which pydantic takes as the field's definition.
+    The declaration (name and annotation) is checked against the model when this module loads."""
+    return copy.deepcopy(model.model_fields[name])
+
+
+def engine_config(settings: Settings, model: type[_ConfigT]) -> _ConfigT:
+    """The engine config ``model`` (one of :data:`ENGINE_CONFIGS`) built from ``settings``."""
+    prefix = ENGINE_CONFIGS[model]
+    return model.model_validate(
+        {name: getattr(settings, prefix + name) for name in model.model_fields}
+    )
+
+
+def _as_settings_message(model: type[BaseModel], error: ValidationError) -> str:
+    """An engine model's cross-field error with its field names as ``CDB_*`` variables."""
+    prefix = ENGINE_CONFIGS[model]
+    names = "|".join(sorted(model.model_fields, key=len, reverse=True))
+    message = "; ".join(item["msg"].removeprefix("Value error, ") for item in error.errors())
+    return re.sub(rf"\b({names})\b", lambda m: env_name(prefix + m.group(1)), message)
 
 
 class Settings(BaseSettings):
@@ -119,69 +163,26 @@ class Settings(BaseSettings):
         default=None, description="MEXC API secret key (32 hex characters). Secret: never printed."
     )
 
-    # -- risk limits (DESIGN.md "Risk rules") -----------------------------------------------
-    daily_drawdown_pct: Percent = Field(
-        default=Decimal("5"),
-        description="Block new entries for the day when equity falls this % below start of day.",
-    )
-    max_exposure_pct: Percent = Field(
-        default=Decimal("30"),
-        description="Largest total position value as % of equity; orders are reduced to fit.",
-    )
-    circuit_breaker_pct: Percent = Field(
-        default=Decimal("10"),
-        description="Halt all trading when equity falls this % below its peak (cdb risk reset).",
-    )
-    min_position_quote: Decimal = Field(
-        default=Decimal("100"),
-        gt=0,
-        description="Smallest order in quote currency; smaller orders are rejected.",
-    )
-    max_position_quote: Decimal = Field(
-        default=Decimal("50000"),
-        gt=0,
-        description="Largest order in quote currency; larger orders are capped.",
-    )
-    max_spread_pct: Percent = Field(
-        default=Decimal("0.1"), description="Reject when the bid/ask spread exceeds this %."
-    )
-    stale_data_seconds: int = Field(
-        default=30, ge=1, le=3600, description="Reject when the last price is older than this."
-    )
-    risk_per_trade_pct: Percent = Field(
-        default=Decimal("2"), description="Share of equity put at risk by one trade, in %."
-    )
-    position_risk_pct: Percent = Field(
-        default=Decimal("5"),
-        description="Assumed adverse move of a position, in %: size = equity * risk / this.",
-    )
+    # -- risk limits (DESIGN.md "Risk rules"): derived from the engine's RiskLimits ----------
+    daily_drawdown_pct: Decimal = _engine_field(RiskLimits, "daily_drawdown_pct")
+    max_exposure_pct: Decimal = _engine_field(RiskLimits, "max_exposure_pct")
+    circuit_breaker_pct: Decimal = _engine_field(RiskLimits, "circuit_breaker_pct")
+    min_position_quote: Decimal = _engine_field(RiskLimits, "min_position_quote")
+    max_position_quote: Decimal = _engine_field(RiskLimits, "max_position_quote")
+    max_spread_pct: Decimal = _engine_field(RiskLimits, "max_spread_pct")
+    stale_data_seconds: int = _engine_field(RiskLimits, "stale_data_seconds")
+    risk_per_trade_pct: Decimal = _engine_field(RiskLimits, "risk_per_trade_pct")
+    position_risk_pct: Decimal = _engine_field(RiskLimits, "position_risk_pct")
 
-    # -- signals (the seed's EMA-cross rule) --------------------------------------------------
-    ema_fast: int = Field(default=12, ge=1, description="Period of the fast EMA of the close.")
-    ema_slow: int = Field(
-        default=26, ge=1, description="Period of the slow EMA of the close; > ema_fast."
-    )
-    rsi_period: int = Field(default=14, ge=1, description="Period of the Wilder RSI of the close.")
-    rsi_threshold: float = Field(
-        default=50.0,
-        ge=0.0,
-        lt=100.0,
-        description="A buy needs RSI strictly above this value (0..100).",
-    )
-    volume_period: int = Field(
-        default=20, ge=1, description="Period of the volume SMA (current bar included)."
-    )
-    volume_factor: float = Field(
-        default=1.5,
-        gt=0.0,
-        description="A buy needs volume > volume_factor x SMA(volume, volume_period).",
-    )
-    trend_filter: bool = Field(
-        default=False, description="Only buy when the close is above SMA(close, trend_period)."
-    )
-    trend_period: int = Field(
-        default=200, ge=1, description="Period of the close SMA used by the trend filter."
-    )
+    # -- signals (the seed's EMA-cross rule): derived from the engine's SignalConfig ----------
+    ema_fast: int = _engine_field(SignalConfig, "ema_fast")
+    ema_slow: int = _engine_field(SignalConfig, "ema_slow")
+    rsi_period: int = _engine_field(SignalConfig, "rsi_period")
+    rsi_threshold: float = _engine_field(SignalConfig, "rsi_threshold")
+    volume_period: int = _engine_field(SignalConfig, "volume_period")
+    volume_factor: float = _engine_field(SignalConfig, "volume_factor")
+    trend_filter: bool = _engine_field(SignalConfig, "trend_filter")
+    trend_period: int = _engine_field(SignalConfig, "trend_period")
 
     # -- paper execution and replay ---------------------------------------------------------
     starting_cash: Decimal = Field(
@@ -191,21 +192,11 @@ class Settings(BaseSettings):
         decimal_places=8,
         description="Quote-currency cash a new paper account (or a replay) starts with.",
     )
-    paper_slippage_min_pct: Decimal = Field(
-        default=Decimal("0.1"), ge=0, le=10, description="Smallest adverse slippage, in %."
-    )
-    paper_slippage_max_pct: Decimal = Field(
-        default=Decimal("0.5"), ge=0, le=10, description="Largest adverse slippage, in %."
-    )
-    paper_latency_ms: int = Field(
-        default=100, ge=0, le=60_000, description="Delay before an order can fill, in ms."
-    )
-    paper_partial_fill_pct: Decimal = Field(
-        default=Decimal(0),
-        ge=0,
-        le=100,
-        description="Fill at most this % of a price event's volume (0: fill in one go).",
-    )
+    # CDB_PAPER_* + a field of the engine's PaperExecutionConfig
+    paper_slippage_min_pct: Decimal = _engine_field(PaperExecutionConfig, "slippage_min_pct")
+    paper_slippage_max_pct: Decimal = _engine_field(PaperExecutionConfig, "slippage_max_pct")
+    paper_latency_ms: int = _engine_field(PaperExecutionConfig, "latency_ms")
+    paper_partial_fill_pct: Decimal = _engine_field(PaperExecutionConfig, "partial_fill_pct")
     paper_fee_pct: Decimal = Field(
         default=Decimal("0.05"),
         ge=0,
@@ -399,20 +390,14 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_consistency(self) -> Settings:
-        for low, high in (
-            ("min_position_quote", "max_position_quote"),
-            ("paper_slippage_min_pct", "paper_slippage_max_pct"),
-        ):
-            if getattr(self, low) > getattr(self, high):
-                raise ValueError(
-                    f"{env_name(low)} ({getattr(self, low)}) is above "
-                    f"{env_name(high)} ({getattr(self, high)})"
-                )
-        if self.ema_fast >= self.ema_slow:
-            raise ValueError(
-                f"CDB_EMA_FAST ({self.ema_fast}) must be below CDB_EMA_SLOW ({self.ema_slow})"
-            )
+    def _check_engine_configs(self) -> Settings:
+        # The engine models' own cross-field rules (min below max, fast below slow), reported
+        # under the CDB_* names: the models are built here as the kernel will build them.
+        for model in ENGINE_CONFIGS:
+            try:
+                engine_config(self, model)
+            except ValidationError as e:
+                raise ValueError(_as_settings_message(model, e)) from None
         return self
 
     @model_validator(mode="after")
@@ -426,6 +411,24 @@ class Settings(BaseSettings):
             verb = "are" if len(missing) > 1 else "is"
             raise ValueError(f"CDB_SMTP_HOST is set but {' and '.join(missing)} {verb} not")
         return self
+
+
+def _check_engine_fields(schema: type[BaseSettings]) -> None:
+    """Every field of the engine's config models is a field of ``schema`` with the model's type,
+    default, bounds and description (what :func:`_engine_field` gives); run on :class:`Settings`
+    at import, so a missing, retyped or hand-written declaration fails at once."""
+    for model, prefix in ENGINE_CONFIGS.items():
+        for name, field in model.model_fields.items():
+            setting = schema.model_fields.get(prefix + name)
+            if setting is None or repr(setting) != repr(field):
+                raise TypeError(
+                    f"Settings.{prefix}{name} must be declared as "
+                    f"'{prefix}{name}: {field.annotation} = _engine_field({model.__name__}, "
+                    f"{name!r})'"
+                )
+
+
+_check_engine_fields(Settings)
 
 
 def _is_address(value: str) -> bool:

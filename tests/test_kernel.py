@@ -1,23 +1,31 @@
-"""The kernel picks implementations from settings: store and bus."""
+"""The kernel picks implementations from settings: store, bus and the engine's configs."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import redis.asyncio
+from pydantic import BaseModel
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.adapters.sql.migrations import upgrade
 from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
 from cdb_cli.engine.errors import DependencyError, SchemaOutOfDate
 from cdb_cli.engine.events import Side, Topic, TradeTick
-from cdb_cli.engine.risk import RiskLimits
-from cdb_cli.kernel import open_bus, open_store, risk_limits
-from cdb_cli.settings import Settings
+from cdb_cli.kernel import (
+    open_bus,
+    open_store,
+    paper_execution_config,
+    risk_limits,
+    signal_config,
+)
+from cdb_cli.settings import ENGINE_CONFIGS, Settings
 
 
 def tick() -> TradeTick:
@@ -99,35 +107,30 @@ def test_risk_limits_follow_settings() -> None:
     assert risk_limits(Settings()) == RiskLimits()
 
 
-def test_risk_limits_schema_matches_settings_schema() -> None:
-    for name, field in RiskLimits.model_fields.items():
-        setting = Settings.model_fields[name]
-        assert field.annotation == setting.annotation or name.endswith("_pct"), name
-        assert field.default == setting.default, name
-        assert field.description == setting.description, name
-
-
 @pytest.mark.parametrize(
-    ("engine_config", "mapper", "prefix"),
+    ("mapper", "config", "values"),
     [
-        ("cdb_cli.engine.signals:SignalConfig", "signal_config", ""),
-        ("cdb_cli.engine.execution:PaperExecutionConfig", "paper_execution_config", "paper_"),
+        (
+            risk_limits,
+            RiskLimits,
+            {"max_exposure_pct": Decimal("45"), "min_position_quote": Decimal("20")},
+        ),
+        (signal_config, SignalConfig, {"ema_fast": 5, "ema_slow": 9, "trend_filter": True}),
+        (
+            paper_execution_config,
+            PaperExecutionConfig,
+            {"latency_ms": 7, "slippage_max_pct": Decimal("2"), "partial_fill_pct": Decimal(10)},
+        ),
     ],
 )
-def test_engine_configs_match_the_settings_schema(
-    engine_config: str, mapper: str, prefix: str
+def test_engine_config_from_settings_equals_the_model_built_from_the_same_values(
+    mapper: Callable[[Settings], BaseModel], config: type[BaseModel], values: dict[str, object]
 ) -> None:
-    import importlib
-
-    import cdb_cli.kernel as kernel
-
-    module, name = engine_config.split(":")
-    config = getattr(importlib.import_module(module), name)
-    for field_name, field in config.model_fields.items():
-        setting = Settings.model_fields[prefix + field_name]
-        assert field.default == setting.default, field_name
-        assert field.description == setting.description, field_name
-    assert getattr(kernel, mapper)(Settings()) == config()
+    prefix = ENGINE_CONFIGS[config]
+    settings = Settings(**{prefix + name: value for name, value in values.items()})
+    assert mapper(settings) == config(**values)
+    assert mapper(settings) != config()
+    assert mapper(Settings()) == config()
 
 
 def test_build_pipeline_wires_settings_into_the_engine() -> None:

@@ -1,15 +1,30 @@
-"""The settings schema: sources, parsing, secrets, sanitised dumps."""
+"""The settings schema: sources, parsing, secrets, sanitised dumps, the engine-derived fields."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
-from pydantic import SecretStr
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import Field, SecretStr, ValidationError
 
+from cdb_cli.engine.config import RiskLimits, SignalConfig
 from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.settings import Settings, load_settings, sanitized, settings_hash
+from cdb_cli.kernel import risk_limits
+from cdb_cli.schema_doc import env_example
+from cdb_cli.settings import (
+    ENGINE_CONFIGS,
+    Settings,
+    _check_engine_fields,
+    _engine_field,
+    env_name,
+    load_settings,
+    sanitized,
+    settings_hash,
+)
 
 
 def test_defaults_are_embedded_and_valid() -> None:
@@ -102,3 +117,81 @@ def test_smtp_settings_are_checked(values: dict[str, str], message: str) -> None
     with pytest.raises(ConfigurationError) as caught:
         load_settings(overrides=values)
     assert message in " ".join(caught.value.details)
+
+
+def test_every_engine_config_field_is_a_documented_setting_with_the_engines_default() -> None:
+    example = env_example()
+    fields = 0
+    for model, prefix in ENGINE_CONFIGS.items():
+        for name, field in model.model_fields.items():
+            fields += 1
+            line = f"# {field.description}\n{env_name(prefix + name)}={field.default}\n"
+            assert line in example
+    assert fields == 21  # 9 risk limits, 8 signal parameters, 4 paper-execution parameters
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        (
+            {"min_position_quote": "60000"},
+            "CDB_MIN_POSITION_QUOTE (60000) is above CDB_MAX_POSITION_QUOTE (50000)",
+        ),
+        ({"ema_fast": "26"}, "CDB_EMA_FAST (26) must be below CDB_EMA_SLOW (26)"),
+        (
+            {"paper_slippage_min_pct": "0.6"},
+            "CDB_PAPER_SLIPPAGE_MIN_PCT (0.6) is above CDB_PAPER_SLIPPAGE_MAX_PCT (0.5)",
+        ),
+    ],
+)
+def test_engine_cross_field_rules_are_reported_under_the_variables(
+    values: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_settings(overrides=values)
+    assert caught.value.details == [f"settings: {message}"]
+
+
+_RISK_VALUE = st.decimals(min_value=-5, max_value=150, places=2, allow_nan=False)
+
+
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "max_spread_pct": _RISK_VALUE,
+            "daily_drawdown_pct": _RISK_VALUE,
+            "min_position_quote": _RISK_VALUE,
+            "max_position_quote": _RISK_VALUE,
+            "stale_data_seconds": st.integers(min_value=-1, max_value=4000),
+        },
+    )
+)
+def test_settings_accept_exactly_the_risk_limits_the_engine_accepts(values: dict[str, Any]) -> None:
+    try:
+        expected: RiskLimits | None = RiskLimits(**values)
+    except ValidationError:
+        expected = None
+    try:
+        settings: Settings | None = Settings(**values)
+    except ValidationError:
+        settings = None
+    if expected is None:
+        assert settings is None
+    else:
+        assert settings is not None
+        assert risk_limits(settings) == expected
+
+
+def test_a_setting_declared_apart_from_its_engine_model_fails_the_import_check() -> None:
+    _check_engine_fields(Settings)  # the real schema passes
+
+    class Retyped(Settings):
+        ema_fast: float = _engine_field(SignalConfig, "ema_fast")  # type: ignore[assignment]
+
+    class HandWritten(Settings):
+        max_spread_pct: Decimal = Field(default=Decimal("0.2"), gt=0, le=100)
+
+    for schema, setting in ((Retyped, "ema_fast"), (HandWritten, "max_spread_pct")):
+        with pytest.raises(TypeError, match=rf"Settings\.{setting} must be declared as"):
+            _check_engine_fields(schema)

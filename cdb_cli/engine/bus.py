@@ -6,8 +6,8 @@ deliveries until acknowledged, reclaim by idle time and dead-lettering. Events t
 ``encode_event`` / ``decode_event`` exactly as on the wire, so an event that would not survive
 Redis fails in-process too, and no consumer can mutate another group's copy.
 
-The consumer loop with idempotency by ``event_id`` (``Consumer``, ``DedupWindow``) is in
-``cdb_cli.engine.consumer``; it runs over any bus's ``Subscription``.
+Idempotency by ``event_id`` is the consumer's (``DedupWindow`` in ``cdb_cli.engine.consumer``,
+used by the runtime's component inboxes over any bus's ``Subscription``).
 """
 
 from __future__ import annotations

@@ -32,8 +32,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Final
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from cdb_cli.engine.config import PaperExecutionConfig
 from cdb_cli.engine.events import ExecutionReport, OrderApproved, Side
 from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.records import (
@@ -50,37 +49,6 @@ _ZERO: Final = Decimal(0)
 _HUNDRED: Final = Decimal(100)
 _GRID: Final = Decimal("1e-18")
 _NS_PER_MS: Final = 1_000_000
-
-
-class PaperExecutionConfig(BaseModel):
-    """How paper fills are simulated (frozen); the kernel maps the ``CDB_PAPER_*`` settings."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    slippage_min_pct: Decimal = Field(
-        default=Decimal("0.1"), ge=0, le=10, description="Smallest adverse slippage, in %."
-    )
-    slippage_max_pct: Decimal = Field(
-        default=Decimal("0.5"), ge=0, le=10, description="Largest adverse slippage, in %."
-    )
-    latency_ms: int = Field(
-        default=100, ge=0, le=60_000, description="Delay before an order can fill, in ms."
-    )
-    partial_fill_pct: Decimal = Field(
-        default=Decimal(0),
-        ge=0,
-        le=100,
-        description="Fill at most this % of a price event's volume (0: fill in one go).",
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> PaperExecutionConfig:
-        if self.slippage_min_pct > self.slippage_max_pct:
-            raise ValueError(
-                f"slippage_min_pct ({self.slippage_min_pct}) is above slippage_max_pct "
-                f"({self.slippage_max_pct})"
-            )
-        return self
 
 
 @dataclass(slots=True)

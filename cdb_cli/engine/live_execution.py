@@ -247,9 +247,6 @@ class LiveExecution:
         if order.status == "PENDING_NEW":
             self._outgoing.append(order)
 
-    def known_fill(self, fill_id: str) -> bool:
-        return fill_id in self._fill_ids
-
     # --- the runtime's side ---------------------------------------------------------------------
 
     def has_outgoing(self) -> bool:

@@ -43,9 +43,9 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.fees import FeeParts, fee_parts
 from cdb_cli.engine.records import EquitySnapshot, FillRecord, PositionRecord
-from cdb_cli.engine.risk import RiskInputs, TradingState
+from cdb_cli.engine.risk_inputs import RiskInputs, TradingState
 
-__all__ = ["NS_PER_DAY", "Portfolio", "PortfolioRiskView", "Position"]
+__all__ = ["NS_PER_DAY", "Portfolio", "Position"]
 
 NS_PER_DAY: Final = 86_400 * 1_000_000_000
 _ZERO: Final = Decimal(0)
@@ -86,38 +86,6 @@ class Position:
             return _ZERO
         with _localcontext(_CTX):
             return _q(self.cost / self.quantity)
-
-
-@dataclass(frozen=True, slots=True)
-class PortfolioRiskView:
-    """The portfolio's part of :class:`~cdb_cli.engine.risk.RiskInputs` for one symbol."""
-
-    equity: Decimal
-    day_start_equity: Decimal
-    peak_equity: Decimal
-    exposure_quote: Decimal
-    position_quote_for_symbol: Decimal
-
-    def to_inputs(
-        self,
-        *,
-        bid: Decimal,
-        ask: Decimal,
-        last_price_age_ns: int,
-        trading_state: TradingState = TradingState.ACTIVE,
-    ) -> RiskInputs:
-        """Combine with the market's quote into the risk engine's inputs."""
-        return RiskInputs(
-            equity=self.equity,
-            day_start_equity=self.day_start_equity,
-            peak_equity=self.peak_equity,
-            exposure_quote=self.exposure_quote,
-            position_quote_for_symbol=self.position_quote_for_symbol,
-            bid=bid,
-            ask=ask,
-            last_price_age_ns=last_price_age_ns,
-            trading_state=trading_state,
-        )
 
 
 class Portfolio:
@@ -317,16 +285,6 @@ class Portfolio:
                 held = value
         return ctx.add(self.cash, exposure), exposure, held
 
-    def risk_view(self, symbol: str) -> PortfolioRiskView:
-        equity, exposure, held = self._valuation(symbol)
-        return PortfolioRiskView(
-            equity=equity,
-            day_start_equity=self.day_start_equity,
-            peak_equity=self.peak_equity,
-            exposure_quote=exposure,
-            position_quote_for_symbol=held,
-        )
-
     def risk_inputs(
         self,
         symbol: str,
@@ -337,8 +295,8 @@ class Portfolio:
         trading_state: TradingState = TradingState.ACTIVE,
         pending_quote: Decimal = _ZERO,
     ) -> RiskInputs:
-        """The risk engine's inputs for ``symbol`` directly (the signal path's short cut of
-        ``risk_view(symbol).to_inputs(...)``); ``pending_quote`` (working buys) adds to exposure."""
+        """The risk engine's inputs for ``symbol``: the portfolio's valuation with the market's
+        quote and the trading state; ``pending_quote`` (working buys) adds to exposure."""
         equity, exposure, held = self._valuation(symbol)
         return RiskInputs(
             equity=equity,

@@ -1,11 +1,14 @@
 """The risk engine: the seed's risk rules as pure functions, and the verdict they produce.
 
-Each rule is one pure function ``check_*(…) -> CheckResult`` with a stable reason code, the observed
-value and the limit (percentages in %, money in quote currency, all ``Decimal``). The
-:class:`RiskEngine` runs every rule on every signal, in :data:`RULE_ORDER`, even after one has
-failed, so a :class:`~cdb_cli.engine.events.RiskDecision` always carries the complete trace (that is
-what ``cdb risk explain`` reads). A what-if is another ``RiskEngine(other_limits)`` on the same
-:class:`RiskInputs`: the same code, different limits.
+Each rule is one pure function ``_rule_*(…) -> CheckFields`` with a stable reason code, the
+observed value and the limit (percentages in %, money in quote currency, all ``Decimal``); there is
+no other copy of it. :meth:`RiskEngine.verdict` runs every rule on every signal, in
+:data:`RULE_ORDER`, even after one has failed, so a :class:`~cdb_cli.engine.events.RiskDecision`
+always carries the complete trace (that is what ``cdb risk explain`` reads). A what-if
+(``cdb_cli.engine.explain``) is another ``RiskEngine(other_limits).verdict`` on the same stored
+:class:`RiskInputs`: the same code, different limits. The limits are
+:class:`~cdb_cli.engine.config.RiskLimits`, the inputs live in ``cdb_cli.engine.risk_inputs``;
+both are re-exported here.
 
 Boundary semantics: a value *equal* to its limit passes; only a value strictly beyond it fails.
 
@@ -32,14 +35,10 @@ Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Decimal
-from enum import StrEnum
 from typing import Final, TypedDict
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from cdb_cli.engine.config import RiskLimits
 from cdb_cli.engine.events import (
     CheckResult,
     RiskDecision,
@@ -48,6 +47,7 @@ from cdb_cli.engine.events import (
     Verdict,
     new_event_id,
 )
+from cdb_cli.engine.risk_inputs import RiskInputs, TradingState
 
 __all__ = [
     "LEGACY_NO_POSITION",
@@ -63,14 +63,6 @@ __all__ = [
     "TradingState",
     "Verdict",
     "allowed_exposure_quote",
-    "capped_position_quote",
-    "check_circuit_breaker",
-    "check_daily_drawdown",
-    "check_exit_position",
-    "check_exposure",
-    "check_position_size",
-    "check_spread",
-    "check_stale_data",
     "is_reduction",
     "next_state",
     "normalize_decision",
@@ -104,134 +96,6 @@ SIZE_GRID: Final = Decimal("1e-8")
 """Requested and final sizes are rounded down to this grid (they are stored as money)."""
 _HUNDRED: Final = Decimal(100)
 _NS_PER_SECOND: Final = Decimal(1_000_000_000)
-
-
-class RiskLimits(BaseModel):
-    """The risk limits (DESIGN.md "Risk rules"), frozen; the kernel maps ``Settings`` onto it."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    daily_drawdown_pct: Decimal = Field(
-        default=Decimal("5"),
-        gt=0,
-        le=100,
-        description="Block new entries for the day when equity falls this % below start of day.",
-    )
-    max_exposure_pct: Decimal = Field(
-        default=Decimal("30"),
-        gt=0,
-        le=100,
-        description="Largest total position value as % of equity; orders are reduced to fit.",
-    )
-    circuit_breaker_pct: Decimal = Field(
-        default=Decimal("10"),
-        gt=0,
-        le=100,
-        description="Halt all trading when equity falls this % below its peak (cdb risk reset).",
-    )
-    min_position_quote: Decimal = Field(
-        default=Decimal("100"),
-        gt=0,
-        description="Smallest order in quote currency; smaller orders are rejected.",
-    )
-    max_position_quote: Decimal = Field(
-        default=Decimal("50000"),
-        gt=0,
-        description="Largest order in quote currency; larger orders are capped.",
-    )
-    max_spread_pct: Decimal = Field(
-        default=Decimal("0.1"),
-        gt=0,
-        le=100,
-        description="Reject when the bid/ask spread exceeds this %.",
-    )
-    stale_data_seconds: int = Field(
-        default=30, ge=1, le=3600, description="Reject when the last price is older than this."
-    )
-    risk_per_trade_pct: Decimal = Field(
-        default=Decimal("2"),
-        gt=0,
-        le=100,
-        description="Share of equity put at risk by one trade, in %.",
-    )
-    position_risk_pct: Decimal = Field(
-        default=Decimal("5"),
-        gt=0,
-        le=100,
-        description="Assumed adverse move of a position, in %: size = equity * risk / this.",
-    )
-
-    @model_validator(mode="after")
-    def _check_position_bounds(self) -> RiskLimits:
-        if self.min_position_quote > self.max_position_quote:
-            raise ValueError(
-                f"min_position_quote ({self.min_position_quote}) is above "
-                f"max_position_quote ({self.max_position_quote})"
-            )
-        return self
-
-
-class TradingState(StrEnum):
-    """Where the account stands with respect to the loss limits."""
-
-    ACTIVE = "active"  # normal trading
-    REDUCING = "reducing"  # daily drawdown hit: only exits allowed for the rest of the day
-    HALTED = "halted"  # circuit breaker tripped: nothing until an audited `cdb risk reset`
-
-
-@dataclass(frozen=True, slots=True)
-class RiskInputs:
-    """The snapshot the portfolio and the market give the engine for one decision.
-
-    Money is ``Decimal`` in quote currency; ``exposure_quote`` is Σ position value over all
-    symbols, ``position_quote_for_symbol`` the value held in the signal's symbol;
-    ``last_price_age_ns`` is the age of the latest price, in nanoseconds.
-    """
-
-    equity: Decimal
-    day_start_equity: Decimal
-    peak_equity: Decimal
-    exposure_quote: Decimal
-    position_quote_for_symbol: Decimal
-    bid: Decimal
-    ask: Decimal
-    last_price_age_ns: int
-    trading_state: TradingState = TradingState.ACTIVE
-
-    @classmethod
-    def from_strings(cls, state: Mapping[str, str]) -> RiskInputs:
-        """Rebuild the snapshot a decision stored in :attr:`RiskDecision.state`.
-
-        Raises ``ValueError`` when a field is missing or malformed.
-        """
-        try:
-            return cls(
-                equity=Decimal(state["equity"]),
-                day_start_equity=Decimal(state["day_start_equity"]),
-                peak_equity=Decimal(state["peak_equity"]),
-                exposure_quote=Decimal(state["exposure_quote"]),
-                position_quote_for_symbol=Decimal(state["position_quote_for_symbol"]),
-                bid=Decimal(state["bid"]),
-                ask=Decimal(state["ask"]),
-                last_price_age_ns=int(state["last_price_age_ns"]),
-                trading_state=TradingState(state.get("trading_state", "active")),
-            )
-        except (KeyError, ArithmeticError, ValueError) as e:
-            raise ValueError(f"stored risk inputs are incomplete or malformed: {e!r}") from None
-
-    def as_strings(self) -> dict[str, str]:
-        """The snapshot as strings, for :attr:`RiskDecision.state`."""
-        return {
-            "equity": str(self.equity),
-            "day_start_equity": str(self.day_start_equity),
-            "peak_equity": str(self.peak_equity),
-            "exposure_quote": str(self.exposure_quote),
-            "position_quote_for_symbol": str(self.position_quote_for_symbol),
-            "bid": str(self.bid),
-            "ask": str(self.ask),
-            "last_price_age_ns": str(self.last_price_age_ns),
-            "trading_state": str(self.trading_state),
-        }
 
 
 # --- pure helpers -------------------------------------------------------------------------------
@@ -319,11 +183,6 @@ def _no_equity(rule: str, observed: Decimal) -> CheckFields:
 def raw_position_quote(equity: Decimal, limits: RiskLimits) -> Decimal:
     """Position size before the bounds: equity * risk-per-trade % / position-risk %."""
     return equity * limits.risk_per_trade_pct / limits.position_risk_pct
-
-
-def capped_position_quote(equity: Decimal, limits: RiskLimits) -> Decimal:
-    """Position size capped at ``max_position_quote`` (and never below 0)."""
-    return max(_ZERO, min(raw_position_quote(equity, limits), limits.max_position_quote))
 
 
 def allowed_exposure_quote(inputs: RiskInputs, limits: RiskLimits) -> Decimal:
@@ -504,52 +363,6 @@ def normalize_decision(decision: RiskDecision) -> RiskDecision:
     )
 
 
-def check_circuit_breaker(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Fail when HALTED, or when equity is more than ``circuit_breaker_pct`` below its peak."""
-    return CheckResult(**_rule_circuit_breaker(inputs, limits))
-
-
-def check_daily_drawdown(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Fail when REDUCING, or when equity is more than ``daily_drawdown_pct`` below start of day.
-
-    Blocks new entries only: the engine does not run it for exits.
-    """
-    return CheckResult(**_rule_daily_drawdown(inputs, limits))
-
-
-def check_stale_data(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Fail when the latest price is older than ``stale_data_seconds`` (observed in seconds)."""
-    return CheckResult(**_rule_stale_data(inputs, limits))
-
-
-def check_spread(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Fail when (ask - bid) / mid * 100 exceeds ``max_spread_pct``; ``bad_quote`` when crossed."""
-    return CheckResult(**_rule_spread(inputs, limits))
-
-
-def check_position_size(inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Size the entry (equity * risk % / position risk %): cap at the max, fail below the min.
-
-    Observed is the uncapped size; the limit is the bound that decided (max when within bounds).
-    """
-    return CheckResult(**_rule_position_size(inputs, limits))
-
-
-def check_exit_position(inputs: RiskInputs) -> CheckResult:
-    """The position-size check of an exit: not applicable, or passed as ``nothing_held`` when
-    there is nothing to sell."""
-    return CheckResult(**_rule_exit_position(inputs))
-
-
-def check_exposure(requested: Decimal, inputs: RiskInputs, limits: RiskLimits) -> CheckResult:
-    """Reduce-to-fit: pass when ``requested`` fits under the exposure limit, pass "reduced to X"
-    when only a part of at least ``min_position_quote`` fits, fail when less than that fits.
-
-    Observed is the exposure after the order as requested, in % of equity.
-    """
-    return CheckResult(**_rule_exposure(requested, inputs, limits))
-
-
 def next_state(inputs: RiskInputs, limits: RiskLimits) -> TradingState:
     """The trading state after this snapshot.
 
@@ -580,13 +393,6 @@ class RiskEngine:
 
     def __init__(self, limits: RiskLimits) -> None:
         self.limits = limits
-
-    def checks(self, side: SignalSide, inputs: RiskInputs) -> tuple[CheckResult, ...]:
-        """Every rule's result for ``side``, in :data:`RULE_ORDER`."""
-        return tuple(CheckResult(**fields) for fields in self._check_fields(side, inputs))
-
-    def _check_fields(self, side: SignalSide, inputs: RiskInputs) -> tuple[CheckFields, ...]:
-        return self._decide(side, inputs)[0]
 
     def _decide(
         self, side: SignalSide, inputs: RiskInputs
@@ -623,19 +429,15 @@ class RiskEngine:
         return checks, _floor(max(_ZERO, raw)), _floor(final)
 
     def sizes(self, side: SignalSide, inputs: RiskInputs) -> tuple[Decimal, Decimal]:
-        """(requested, final if every check passes) in quote currency."""
-        if side is SignalSide.EXIT:
-            position = _floor(max(_ZERO, inputs.position_quote_for_symbol))
-            return position, position
-        requested = max(_ZERO, raw_position_quote(inputs.equity, self.limits))
-        room = max(_ZERO, allowed_exposure_quote(inputs, self.limits))
-        final = min(capped_position_quote(inputs.equity, self.limits), room)
-        return _floor(requested), _floor(final)
+        """(requested, final if every check passes) in quote currency: :meth:`verdict`'s sizes
+        before the checks (an operator's exit is sized with them)."""
+        _, requested, final = self._decide(side, inputs)
+        return requested, final
 
     def verdict(
         self, side: SignalSide, inputs: RiskInputs
     ) -> tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]]:
-        """(verdict, requested, final size, every rule's fields): ``evaluate`` without the event.
+        """(verdict, requested, final size, every rule's fields); :meth:`record` makes the event.
 
         An exit with nothing to sell is ``nothing_held`` (final 0), whatever else failed; only
         ``approved`` and ``reduced`` (:data:`ORDER_VERDICTS`) place an order.
@@ -653,25 +455,6 @@ class RiskEngine:
         else:
             verdict = "approved"
         return verdict, requested, final, checks
-
-    def evaluate(
-        self,
-        signal: TradingSignal,
-        inputs: RiskInputs,
-        *,
-        ts_event: int,
-        source: str = "risk",
-        event_id: str | None = None,
-    ) -> RiskDecision:
-        """Run every rule (even after a failure) and return the verdict with its trace."""
-        return self.record(
-            signal,
-            inputs,
-            self.verdict(signal.side, inputs),
-            ts_event=ts_event,
-            source=source,
-            event_id=event_id,
-        )
 
     def record(
         self,

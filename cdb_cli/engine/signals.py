@@ -22,8 +22,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-
+from cdb_cli.engine.config import SignalConfig
 from cdb_cli.engine.events import Condition, SignalSide, TradingSignal
 from cdb_cli.engine.indicators import EMA, RSI, RollingWindow
 
@@ -38,46 +37,6 @@ __all__ = [
 
 CROSS_SCALE = 1000.0
 """A cross whose |EMA(fast) - EMA(slow)| is 0.1 % of the close (or more) has full magnitude 1."""
-
-
-class SignalConfig(BaseModel):
-    """Parameters of :class:`EmaCrossStrategy` (the seed's EMA-cross rule), frozen."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    ema_fast: int = Field(default=12, ge=1, description="Period of the fast EMA of the close.")
-    ema_slow: int = Field(
-        default=26, ge=1, description="Period of the slow EMA of the close; > ema_fast."
-    )
-    rsi_period: int = Field(default=14, ge=1, description="Period of the Wilder RSI of the close.")
-    rsi_threshold: float = Field(
-        default=50.0,
-        ge=0.0,
-        lt=100.0,
-        description="A buy needs RSI strictly above this value (0..100).",
-    )
-    volume_period: int = Field(
-        default=20, ge=1, description="Period of the volume SMA (current bar included)."
-    )
-    volume_factor: float = Field(
-        default=1.5,
-        gt=0.0,
-        description="A buy needs volume > volume_factor x SMA(volume, volume_period).",
-    )
-    trend_filter: bool = Field(
-        default=False, description="Only buy when the close is above SMA(close, trend_period)."
-    )
-    trend_period: int = Field(
-        default=200, ge=1, description="Period of the close SMA used by the trend filter."
-    )
-
-    @model_validator(mode="after")
-    def _fast_below_slow(self) -> SignalConfig:
-        if self.ema_fast >= self.ema_slow:
-            raise ValueError(
-                f"ema_fast must be < ema_slow (received {self.ema_fast} >= {self.ema_slow})"
-            )
-        return self
 
 
 class SignalIntent(NamedTuple):

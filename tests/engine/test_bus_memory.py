@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from cdb_cli.engine.bus import InMemoryBus, check_publication
-from cdb_cli.engine.consumer import Consumer, DedupWindow
+from cdb_cli.engine.consumer import DedupWindow
 from cdb_cli.engine.errors import MalformedEvent, StateError
-from cdb_cli.engine.events import Event, Side, Topic, TradeTick
+from cdb_cli.engine.events import Side, Topic, TradeTick
 from cdb_cli.engine.ports.bus import Delivery
 
 MD = Topic.MARKET_DATA
@@ -152,33 +152,6 @@ def test_memory_bus_ack_refuses_a_delivery_of_another_topic() -> None:
             sub = await bus.subscribe(MD, "g", "c")
             with pytest.raises(ValueError, match="acked on"):
                 await sub.ack(Delivery(Topic.SYSTEM_HEALTH, "0-1", tick()))
-
-    run(scenario)
-
-
-def test_consumer_acknowledges_what_it_handled_when_cancelled_mid_batch() -> None:
-    async def scenario() -> None:
-        async with InMemoryBus() as bus:
-            sub = await bus.subscribe(MD, "g", "c")
-            sent = [tick(n) for n in range(3)]
-            for event in sent:
-                await bus.publish(MD, event)
-            handled: list[Event] = []
-            blocked = asyncio.Event()
-
-            async def handler(event: Event) -> None:
-                if len(handled) == 1:
-                    blocked.set()
-                    await asyncio.Event().wait()  # hangs until cancelled
-                handled.append(event)
-
-            task = asyncio.create_task(Consumer(sub, handler).process(await sub.fetch(10, 0)))
-            await blocked.wait()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            left = await sub.reclaim(min_idle_s=0)
-            assert [d.event for d in left] == sent[1:]
 
     run(scenario)
 

@@ -42,7 +42,9 @@ def decide(
         price=D(100),
         strength=0.5,
     )
-    return RiskEngine(limits).evaluate(signal, state, ts_event=n, event_id=f"d{n}")
+    engine = RiskEngine(limits)
+    outcome = engine.verdict(side, state)
+    return engine.record(signal, state, outcome, ts_event=n, event_id=f"d{n}")
 
 
 @pytest.fixture

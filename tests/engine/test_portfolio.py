@@ -17,7 +17,7 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.records import FillRecord, OrderRecord
-from cdb_cli.engine.risk import RiskInputs, TradingState
+from cdb_cli.engine.risk_inputs import RiskInputs, TradingState
 from cdb_cli.engine.store_memory import InMemoryStore
 
 D = Decimal
@@ -241,32 +241,34 @@ def test_peak_and_drawdowns() -> None:
     assert p.peak_equity == D("13000")
 
 
-def test_risk_view_feeds_risk_inputs() -> None:
+def test_risk_inputs_combine_the_valuation_with_the_quote_and_the_state() -> None:
     p = Portfolio(D("10000"))
     p.roll_day(DAY0)
     p.apply_fill(fill(Side.BUY, "1", "1000"))
     p.apply_fill(fill(Side.BUY, "10", "100", symbol="ETHUSDT"))
     p.mark("BTCUSDT", D("1100"))
-    view = p.risk_view("BTCUSDT")
-    assert (view.equity, view.day_start_equity, view.peak_equity) == (
-        D("10100"),
-        D("10000"),
-        D("10100"),
+    inputs = p.risk_inputs(
+        "BTCUSDT",
+        bid=D("1099"),
+        ask=D("1101"),
+        last_price_age_ns=5,
+        trading_state=TradingState.REDUCING,
+        pending_quote=D("50"),
     )
-    assert (view.exposure_quote, view.position_quote_for_symbol) == (D("2100"), D("1100"))
-    inputs = view.to_inputs(bid=D("1099"), ask=D("1101"), last_price_age_ns=5)
     assert inputs == RiskInputs(
         equity=D("10100"),
         day_start_equity=D("10000"),
         peak_equity=D("10100"),
-        exposure_quote=D("2100"),
+        exposure_quote=D("2150"),  # 1100 BTC + 1000 ETH at cost + 50 of working buys
         position_quote_for_symbol=D("1100"),
         bid=D("1099"),
         ask=D("1101"),
         last_price_age_ns=5,
-        trading_state=TradingState.ACTIVE,
+        trading_state=TradingState.REDUCING,
     )
-    assert p.risk_view("SOLUSDT").position_quote_for_symbol == 0
+    flat = p.risk_inputs("SOLUSDT", bid=D(1), ask=D(2), last_price_age_ns=0)
+    assert (flat.position_quote_for_symbol, flat.exposure_quote) == (0, D("2100"))
+    assert flat.trading_state is TradingState.ACTIVE
 
 
 def test_snapshot_and_position_records() -> None:

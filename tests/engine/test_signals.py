@@ -238,7 +238,7 @@ def test_config_defaults() -> None:
 
 @pytest.mark.parametrize(("fast", "slow"), [(26, 26), (30, 26)])
 def test_config_rejects_fast_not_below_slow(fast: int, slow: int) -> None:
-    with pytest.raises(ValidationError, match="ema_fast must be < ema_slow"):
+    with pytest.raises(ValidationError, match=r"ema_fast \(\d+\) must be below ema_slow"):
         SignalConfig(ema_fast=fast, ema_slow=slow)
 
 

@@ -52,10 +52,6 @@ def integer(value: Any, field: str = "value") -> int:
         raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected an integer") from e
 
 
-def _precision_step(places: Any, field: str) -> Decimal:
-    return Decimal(1).scaleb(-integer(places, field))
-
-
 def format_decimal(value: Decimal) -> str:
     """A plain decimal string for the wire, never an exponent: ``1E+1`` → ``10`` (§5)."""
     text = f"{value.normalize():f}"

@@ -16,8 +16,9 @@ contract (``tests/contract/test_bus_contract.py``):
 - A message that cannot be decoded never reaches a handler: it is counted, logged once, moved to
   the topic's dead-letter stream and acknowledged, and the other messages flow on.
 
-Consumers are idempotent by ``event_id``; ``cdb_cli.engine.consumer.Consumer`` runs the loop
-fetch → drop duplicates → handle → acknowledge on top of any ``Subscription``.
+Consumers are idempotent by ``event_id``: the runtime's component inboxes fetch, drop duplicates
+(``cdb_cli.engine.consumer.DedupWindow``), hand over and acknowledge on top of any
+``Subscription``.
 """
 
 from __future__ import annotations
