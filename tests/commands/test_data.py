@@ -268,3 +268,29 @@ def test_a_short_download_into_the_store_exits_4_too(
     )  # fmt: skip
     assert result.exit_code == ExitCode.CHECK_FAILED, result.output
     assert "missing" in result.stderr
+
+
+def _ms(*moment: int) -> int:
+    return int(datetime(*moment, tzinfo=UTC).timestamp() * 1000)  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("interval", "start", "end", "now", "expected"),
+    [
+        ("1m", 0, 10 * MINUTE, 100 * MINUTE, 10),
+        ("1m", 30_000, 10 * MINUTE, 100 * MINUTE, 9),  # the first open is at 1 minute
+        ("1m", 0, 10 * MINUTE, 5 * MINUTE + 1, 5),  # the one still open is not counted
+        ("1m", 0, 10 * MINUTE, 0, 0),
+        ("1h", _ms(2026, 11, 1), _ms(2026, 11, 1, 5), _ms(2026, 12, 1), 5),
+        ("1w", _ms(2026, 11, 2), _ms(2026, 11, 30), _ms(2026, 12, 7), 4),  # Mondays
+        ("1w", _ms(2026, 11, 3), _ms(2026, 11, 30), _ms(2026, 12, 7), 3),
+        ("1M", _ms(2026, 1, 1), _ms(2026, 6, 1), _ms(2026, 12, 7), 5),  # months, not 30 days
+        ("1M", _ms(2026, 1, 2), _ms(2026, 6, 1), _ms(2026, 3, 7), 1),  # February only
+    ],
+)
+def test_expected_candles_counts_the_closed_ones_of_the_grid(
+    interval: str, start: int, end: int, now: int, expected: int
+) -> None:
+    from cdb_cli.adapters.mexc.coverage import expected_candles
+
+    assert expected_candles(interval, start, end, now) == expected
