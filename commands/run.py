@@ -68,17 +68,16 @@ def run(
     if feed not in ("mexc", "sim"):
         raise typer.BadParameter(f"{feed!r} is not mexc or sim", param_hint="--feed")
     settings = context.settings()
-    from cdb_cli.runtime.run import run_live, run_paper
-
-    chosen = symbols_of(symbol, symbols)
     import sys
+
+    from cdb_cli.runtime.run import run_live, run_paper
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
     if not view:
         from cdb_cli.logs import log_as_a_service
 
         log_as_a_service(context.verbosity)
-    trading = chosen or settings.symbols
+    trading = symbols_of(symbol, symbols) or settings.symbols
     if component is not None:
         if live or (not paper and settings.mode == "live"):
             raise typer.BadParameter("components run --paper only", param_hint="--component")
