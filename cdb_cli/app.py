@@ -149,6 +149,7 @@ def main() -> None:
         command.main(prog_name="cdb")
     except Exception as e:  # last resort: every expected error was mapped in CdbGroup
         from rich.console import Console
+        from rich.markup import escape
         from rich.traceback import Traceback
 
         console = Console(stderr=True)
@@ -159,7 +160,7 @@ def main() -> None:
                 )
             )
         console.print(
-            f"[red]Unexpected error:[/red] {type(e).__name__}: {e} "
+            f"[red]Unexpected error:[/red] {type(e).__name__}: {escape(str(e))} "
             "(set CDB_DEBUG=1 for the traceback)",
             markup=True,
             highlight=False,

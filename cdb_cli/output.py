@@ -42,10 +42,16 @@ class Terminal:
         sys.stdout.flush()
 
     def error(self, message: str, details: list[str] | None = None) -> None:
-        """One red line on stderr, then one indented line per detail."""
-        self.err.print(f"[red]Error:[/red] {message}", markup=True, highlight=False)
+        """One red line on stderr, then one indented line per detail; the message is printed as
+        it is (``pip install 'cdb-cli[plot]'`` keeps its brackets)."""
+        from rich.markup import escape
+
+        self.err.print(f"[red]Error:[/red] {escape(message)}", markup=True, highlight=False)
         for line in details or []:
             self.err.print(f"  {line}", markup=False, highlight=False)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[yellow]Warning:[/yellow] {message}", markup=True, highlight=False)
+        """One yellow line on stderr, the message as it is."""
+        from rich.markup import escape
+
+        self.err.print(f"[yellow]Warning:[/yellow] {escape(message)}", markup=True, highlight=False)

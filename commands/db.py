@@ -49,20 +49,31 @@ def status(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
 @app.command("upgrade")
 def upgrade(
     ctx: typer.Context,
-    revision: str = typer.Argument("head", help="Target revision (default: head)."),
+    revision: str = typer.Argument(
+        "head", metavar="[REVISION]", help="Target revision (default: head)."
+    ),
 ) -> None:
     """Apply pending schema migrations.
 
     Upgrades CDB_DATABASE_URL to REVISION (default head); creates a new SQLite file if needed.
+    Exit 2 for a revision cdb does not know.
     """
     context = app_context(ctx)
     url = context.settings().database_url
+    from alembic.util.exc import CommandError
+
     from cdb_cli.adapters.sql.migrations import schema_status
     from cdb_cli.adapters.sql.migrations import upgrade as run_upgrade
     from cdb_cli.urls import redact_url
 
     before = schema_status(url).current
-    run_upgrade(url, revision)
+    try:
+        run_upgrade(url, revision)
+    except CommandError:  # alembic resolves the revision before it migrates anything
+        raise typer.BadParameter(
+            f"{revision!r} is not a revision of cdb's schema (cdb db status shows its head)",
+            param_hint="REVISION",
+        ) from None
     after = schema_status(url).current
     context.terminal.err.print(
         f"Upgraded {redact_url(url)}: {before or '(empty)'} -> {after}", markup=False

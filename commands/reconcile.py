@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdb_cli.context import app_context, run_async
-from cdb_cli.options import JsonOpt
+from cdb_cli.options import JsonOpt, SymbolsAliasOpt, SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
     from cdb_cli.runtime.reconcile import Reconciliation
@@ -17,10 +17,8 @@ if TYPE_CHECKING:
 def reconcile(
     ctx: typer.Context,
     *,
-    symbols: Annotated[
-        str | None,
-        typer.Option("--symbols", metavar="A,B", help="Symbols to check (default: CDB_SYMBOLS)."),
-    ] = None,
+    symbol: SymbolsOpt = None,
+    symbols: SymbolsAliasOpt = None,
     apply: Annotated[
         bool,
         typer.Option(
@@ -43,7 +41,7 @@ def reconcile(
     settings = context.settings()
     if settings.mexc_api_key is None or settings.mexc_api_secret is None:
         raise ConfigurationError("cdb reconcile needs CDB_MEXC_API_KEY and CDB_MEXC_API_SECRET")
-    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
+    chosen = symbols_of(symbol, symbols)
     from cdb_cli.runtime.reconcile import check_account
 
     result = run_async(check_account(settings, chosen or list(settings.symbols), apply=apply))

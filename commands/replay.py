@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdb_cli.context import app_context
-from cdb_cli.options import JsonOpt, parse_when
+from cdb_cli.options import (
+    FromAliasOpt,
+    JsonOpt,
+    SinceOpt,
+    ToAliasOpt,
+    UntilOpt,
+    parse_when,
+    pick,
+    symbol_option,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.output import Terminal
@@ -26,21 +35,12 @@ def replay(
     ],
     *,
     symbol: Annotated[
-        str | None,
-        typer.Option(
-            "--symbol", metavar="SYMBOL", help="Symbol of the data (default: from the file name)."
-        ),
+        str | None, symbol_option("Symbol of the data (default: from the file name).")
     ] = None,
-    since: Annotated[
-        str | None,
-        typer.Option(
-            "--from", metavar="DATE", help="First bar to replay, UTC (2017-11-05[T12:00])"
-        ),
-    ] = None,
-    until: Annotated[
-        str | None,
-        typer.Option("--to", metavar="DATE", help="Replay bars before this UTC date/time."),
-    ] = None,
+    since: SinceOpt = None,
+    until: UntilOpt = None,
+    since_alias: FromAliasOpt = None,
+    until_alias: ToAliasOpt = None,
     cash: Annotated[
         str | None,
         typer.Option(
@@ -111,8 +111,8 @@ def replay(
     request = ReplayRequest(
         data=data,
         symbol=chosen.upper(),
-        since_ms=_ms(parse_when(since, "--from")),
-        until_ms=_ms(parse_when(until, "--to")),
+        since_ms=_ms(parse_when(pick(since, since_alias, "--since", "--from"), "--since")),
+        until_ms=_ms(parse_when(pick(until, until_alias, "--until", "--to"), "--until")),
         starting_cash=starting_cash,
         interval_ns=interval * 1_000_000_000,
         skip_bad_rows=skip_bad_rows,

@@ -43,6 +43,8 @@ def report(
     --json and --csv keep every digit. Exit 1 when the window holds nothing (with --json, a
     document whose "reason" says so)."""
     context = app_context(ctx)
+    if csv_table is not None and (json_output or context.json):
+        raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
     if csv_table is not None and csv_table not in TABLE_CHOICES:
         raise typer.BadParameter(
             f"{csv_table!r} is not one of {', '.join(TABLE_CHOICES)}", param_hint="--csv"

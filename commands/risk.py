@@ -1,393 +1,31 @@
-"""``cdb risk``: why orders were rejected (explain, what-if), the trading state, the operator's
-halt (the kill switch) and the reset that ends a halt."""
+"""``cdb risk``: why orders were rejected (``explain``, in :mod:`risk_explain`), the trading
+state, the operator's halt (the kill switch) and the reset that ends a halt. Parses, calls the
+engine (``engine.halts``) and renders."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
-from cdb_cli.context import AppContext, app_context
-from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
-
-if TYPE_CHECKING:
-    from cdb_cli.engine.events import RiskDecision
-    from cdb_cli.engine.ports.store import Store
-    from cdb_cli.engine.risk import RiskLimits
-    from cdb_cli.output import Terminal
+from cdb_cli.commands.risk_explain import explain
+from cdb_cli.context import app_context
+from cdb_cli.options import JsonOpt, RunOpt
 
 app = typer.Typer(
     help="Risk: explain rejections, what-if other limits, trading state, halt and reset.",
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+app.command("explain")(explain)
 
 
-def _store(context: AppContext) -> Store:
-    from cdb_cli.kernel import open_store
+def _operator(actor: str | None) -> str:
+    """``--actor``, else ``user@host``."""
+    import getpass
+    import socket
 
-    return open_store(context.settings())
-
-
-def _fail(context: AppContext, message: str) -> typer.Exit:
-    context.terminal.error(message)
-    return typer.Exit(1)
-
-
-@app.command("explain")
-def explain(
-    ctx: typer.Context,
-    decision_id: Annotated[
-        str | None,
-        typer.Argument(metavar="[DECISION_ID]", help="Show the full trace of this decision."),
-    ] = None,
-    *,
-    since: SinceOpt = None,
-    until: UntilOpt = None,
-    symbol: SymbolOpt = None,
-    run: RunOpt = None,
-    what_if: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--what-if",
-            metavar="LIMIT=VALUE",
-            help="Re-decide the window with this risk limit changed (repeatable), "
-            "e.g. --what-if max_spread_pct=0.2.",
-        ),
-    ] = None,
-    show: Annotated[
-        int, typer.Option("--show", min=0, help="How many flipped decisions to list.")
-    ] = 20,
-    json_output: JsonOpt = False,
-) -> None:
-    """Explain the risk decisions in a window: verdicts, reasons, the top blocker, per-rule
-    observed values against their limits, and the limits at which rejections would pass.
-
-    Reads CDB_DATABASE_URL. With DECISION_ID, the full trace of that one decision. Exit 1 when
-    the window holds no decision or the id is unknown, 2 for a bad option.
-    """
-    context = app_context(ctx)
-    as_json = json_output or context.json
-    try:
-        changes = _parse_changes(what_if or [])
-        window = (parse_when(since, "--since"), parse_when(until, "--until"))
-        from cdb_cli.engine.explain import apply_what_if
-        from cdb_cli.kernel import risk_limits
-
-        limits = risk_limits(context.settings())
-        try:
-            apply_what_if(limits, changes)
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--what-if") from None
-    except typer.BadParameter as e:
-        if as_json:  # a JSON document all the same, then the usual usage error (exit 2)
-            context.terminal.json({"error": e.format_message(), "exit_code": 2})
-        raise
-    from cdb_cli.engine.errors import CdbError
-
-    try:
-        _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
-    except CdbError as e:  # e.g. the store: the app says it in one line, with its exit code
-        if as_json:
-            from cdb_cli.errors import exit_code_for
-
-            context.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
-        raise
-
-
-def _explain(
-    context: AppContext,
-    as_json: bool,
-    decision_id: str | None,
-    window: tuple[int | None, int | None],
-    symbol: str | None,
-    run: str | None,
-    limits: RiskLimits,
-    changes: dict[str, str],
-    show: int,
-) -> None:
-    from cdb_cli.engine.explain import summarize, trace
-    from cdb_cli.engine.runs import select_decisions
-
-    store = _store(context)
-    try:
-        decisions = select_decisions(  # the rules' decisions; a trace may show an operator's
-            store,
-            symbol=symbol,
-            since_ns=window[0],
-            until_ns=window[1],
-            run_id=run,
-            operator=decision_id is not None,
-        )
-        if decision_id is not None:
-            chosen = next((d for d in decisions if d.event_id == decision_id), None)
-            if chosen is None:
-                where = _window_text(window, symbol, run)
-                raise _explain_failed(
-                    context,
-                    as_json,
-                    f"No risk decision {decision_id!r} in the store ({where})",
-                    {"decision_id": decision_id, "window": where},
-                )
-            document = {"trace": trace(chosen), "signal": _signal_of(store, chosen)}
-            _emit(context, as_json, document, _render_trace)
-            return
-    finally:
-        store.close()
-    if not decisions:
-        where = _window_text(window, symbol, run)
-        raise _explain_failed(
-            context,
-            as_json,
-            f"No risk decisions in the window ({where})",
-            {"window": where, "decisions": {"total": 0}},
-        )
-    document = summarize(decisions, limits)
-    if changes:
-        from cdb_cli.engine.explain import what_if as run_what_if
-
-        document["what_if"] = run_what_if(decisions, limits, changes).as_dict(flips_shown=show)
-    _emit(context, as_json, document, _render_summary)
-
-
-def _explain_failed(
-    context: AppContext, as_json: bool, message: str, details: dict[str, Any]
-) -> typer.Exit:
-    """Exit 1 with one line on stderr; with --json, a JSON document saying why on stdout too."""
-    if as_json:
-        context.terminal.json({"error": message, **details})
-    return _fail(context, message)
-
-
-def _parse_changes(items: list[str]) -> dict[str, str]:
-    changes: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise typer.BadParameter(f"{item!r} is not LIMIT=VALUE", param_hint="--what-if")
-        changes[name.strip().lower().removeprefix("cdb_")] = value.strip()
-    return changes
-
-
-def _signal_of(store: Store, decision: RiskDecision) -> dict[str, Any] | None:
-    from cdb_cli.engine.events import TradingSignal
-
-    signals = store.events(
-        TradingSignal,
-        symbol=decision.symbol,
-        since_ns=decision.ts_event,
-        until_ns=decision.ts_event + 1,
-    )
-    for signal in signals:
-        if signal.event_id == decision.signal_id:
-            return {
-                "signal_id": signal.event_id,
-                "strategy": signal.strategy,
-                "side": str(signal.side),
-                "price": str(signal.price),
-                "strength": signal.strength,
-                "indicators": signal.indicators,
-            }
-    return None
-
-
-def _window_text(window: tuple[int | None, int | None], symbol: str | None, run: str | None) -> str:
-    from cdb_cli.engine.report import iso_utc
-
-    parts = [
-        f"from {iso_utc(window[0])}" if window[0] is not None else "from the start",
-        f"until {iso_utc(window[1])}" if window[1] is not None else "until now",
-    ]
-    if symbol:
-        parts.append(f"symbol {symbol}")
-    if run:
-        parts.append(f"run {run}")
-    return ", ".join(parts)
-
-
-def _emit(context: AppContext, json_output: bool, document: dict[str, Any], render: Any) -> None:
-    if json_output or context.json:
-        context.terminal.json(document)
-    else:
-        render(context.terminal, document)
-
-
-def _line(terminal: Terminal, text: str) -> None:
-    """One line as it is: no markup, no highlighting, no wrapping inside an id."""
-    terminal.out.print(text, markup=False, highlight=False, soft_wrap=True)
-
-
-def _render_summary(terminal: Terminal, doc: dict[str, Any]) -> None:
-    _render_counts(terminal, doc)
-    _render_rules(terminal, doc["rules"])
-    if "what_if" in doc:
-        _render_what_if(terminal, doc["what_if"])
-
-
-def _render_counts(terminal: Terminal, doc: dict[str, Any]) -> None:
-    """The counts, the exits with nothing held, the top blocker, the reasons and the latest
-    blocked or reduced decisions, each with a decision id to copy."""
-    from cdb_cli.engine.report import iso_utc
-
-    counts = doc["decisions"]
-    _line(
-        terminal,
-        f"Risk decisions {iso_utc(doc['first'])} .. {iso_utc(doc['last'])} (UTC): "
-        f"{counts['total']} (buy {counts['buy']}, exit {counts['exit']}); approved "
-        f"{counts['approved']}, reduced {counts['reduced']}, rejected {counts['rejected']}, "
-        f"nothing held {counts['nothing_held']}",
-    )
-    held = doc["nothing_held"]
-    if held["count"]:
-        _line(
-            terminal,
-            f"Exit signal, nothing held: {held['count']} decisions (no position to sell: no "
-            f"order, not a rejection), e.g. cdb risk explain {held['example_decision_id']}",
-        )
-    top = doc["top_blocker"]
-    if top:
-        _line(
-            terminal,
-            f"Top blocker: {top['rule']}: in {top['count']} of {counts['rejected']} rejected "
-            f"decisions ({top['share'] * 100:.1f} %), e.g. cdb risk explain "
-            f"{top['example_decision_id']}",
-        )
-    else:
-        _line(terminal, "Top blocker: none (no decision was rejected)")
-    reasons = ", ".join(f"{code} {n}" for code, n in doc["by_reason"].items()) or "none"
-    _line(terminal, f"Failing reasons of rejected decisions: {reasons}")
-    if doc["latest_blocked"]:
-        _line(terminal, "Latest rejected or reduced (cdb risk explain ID for the trace):")
-        for item in doc["latest_blocked"]:
-            size = f"{item['final_quote']} of {item['requested_quote']}"
-            _line(
-                terminal,
-                f"  {item['decision_id']}  {iso_utc(item['ts_event'])} {item['symbol']} "
-                f"{item['side']} {item['verdict']} ({size}): {', '.join(item['why'])}",
-            )
-
-
-def _short(value: str | None) -> str:
-    """An observed statistic for the table (the JSON has 6 decimals): 2 decimals from 100 up,
-    else 4, no trailing zeros."""
-    from decimal import Decimal
-
-    if value is None:
-        return "-"
-    number = Decimal(value)
-    rounded = number.quantize(Decimal("0.01") if abs(number) >= 100 else Decimal("0.0001"))
-    return f"{rounded.normalize():f}"
-
-
-def _render_rules(terminal: Terminal, rules: dict[str, Any]) -> None:
-    """Per rule: how often it ran, failed, reduced an order or found nothing held (an exit
-    signal with nothing to sell, not a failure), its limit and the observed values."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="Rules", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    table.add_column("rule", no_wrap=True)
-    for column in ("ran", "failed", "reduced", "held", "limit", "p10", "median", "p90"):
-        table.add_column(column, justify="right", no_wrap=True)
-    hints: list[str] = []
-    for rule, row in rules.items():
-        observed = row["observed"]
-        table.add_row(
-            rule,
-            str(row["ran"]),
-            str(row["failed"]),
-            str(row["reduced"]),
-            str(row["nothing_held"]),
-            str(row["limit"] or "-"),
-            _short(observed["p10"]),
-            _short(observed["median"]),
-            _short(observed["p90"]),
-        )
-        for code, failed in row["failed_by_code"].items():
-            hint = failed["hint"]
-            if hint:
-                hints.append(
-                    f"{code}: {hint['setting']} is {hint['current']}; half of the "
-                    f"{failed['count']} it failed would pass this rule at "
-                    f"{hint['half_pass_at']}, 90 % at {hint['most_pass_at']}"
-                )
-    terminal.out.print(table)
-    _line(
-        terminal,
-        "reduced: orders the rule made smaller; held: exit signals with nothing held (not "
-        "failures); p10, median, p90: the values observed",
-    )
-    for line in hints:
-        _line(terminal, f"Hint: {line}")
-
-
-def _render_what_if(terminal: Terminal, what: dict[str, Any]) -> None:
-    from cdb_cli.engine.report import iso_utc
-
-    changes = ", ".join(f"{k}={v}" for k, v in what["changes"].items())
-    before = ", ".join(f"{k} {v}" for k, v in what["before"].items())
-    after = ", ".join(f"{k} {v}" for k, v in what["after"].items())
-    _line(terminal, f"What if {changes}: {what['flipped']} decisions flip")
-    _line(terminal, f"  stored:  {before}")
-    _line(terminal, f"  what-if: {after}")
-    for flip in what["flips"]:
-        still = ", ".join(flip["failing"]) or "-"
-        _line(
-            terminal,
-            f"  {flip['decision_id']}  {iso_utc(flip['ts_event'])} {flip['symbol']} "
-            f"{flip['side']} {flip['before']} -> {flip['after']} (still failing: {still})",
-        )
-    if len(what["flips"]) < what["flipped"]:
-        _line(terminal, f"  ... {what['flipped'] - len(what['flips'])} more (--show N)")
-
-
-_OUTCOME_TEXT = {"fail": "FAIL", "nothing_held": "nothing held"}
-
-
-def _render_trace(terminal: Terminal, doc: dict[str, Any]) -> None:
-    from rich.table import Table
-
-    from cdb_cli.engine.report import iso_utc
-
-    t = doc["trace"]
-    verdict = t["verdict"]
-    if verdict == "nothing_held":
-        verdict = "nothing_held (exit signal, nothing held: no order, not a rejection)"
-    stored = f"; stored as {t['stored_verdict']}" if "stored_verdict" in t else ""
-    _line(
-        terminal,
-        f"Decision {t['decision_id']} at {iso_utc(t['ts_event'])}: {t['side']} {t['symbol']} "
-        f"-> {verdict} (requested {t['requested_quote']}, final {t['final_quote']}{stored})",
-    )
-    from rich import box
-
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
-    for column in ("rule", "outcome", "code"):
-        table.add_column(column, no_wrap=True)
-    for column in ("observed", "limit", "detail"):
-        table.add_column(column, overflow="fold")  # exact figures, never cut short
-    for check in t["checks"]:
-        outcome = _OUTCOME_TEXT.get(check["outcome"], check["outcome"])
-        if check["reduced_to"] is not None:
-            outcome = f"reduced to {check['reduced_to']}"
-        table.add_row(
-            check["rule"],
-            outcome,
-            check["code"],
-            check["observed"] or "-",
-            check["limit"] or "-",
-            check["detail"],
-        )
-    terminal.out.print(table)
-    _line(terminal, "Saw: " + ", ".join(f"{key} {value}" for key, value in t["state"].items()))
-    signal = doc["signal"]
-    if signal:
-        indicators = ", ".join(f"{k} {v:.6g}" for k, v in signal["indicators"].items())
-        _line(
-            terminal,
-            f"Signal {signal['signal_id']} ({signal['strategy']}): price {signal['price']}, "
-            f"strength {signal['strength']:.3f}; {indicators}",
-        )
+    return actor or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 @app.command("status")
@@ -395,50 +33,30 @@ def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = Fal
     """Show the trading state (active, reducing, halted), why and since when, and the latest
     drawdown and exposure against their limits. Reads CDB_DATABASE_URL."""
     context = app_context(ctx)
-    from cdb_cli.engine.halts import equity_figures
-    from cdb_cli.engine.report import iso_utc
-    from cdb_cli.engine.runs import trading_status
-    from cdb_cli.kernel import risk_limits
+    from cdb_cli.engine.halts import risk_status
+    from cdb_cli.kernel import open_store, risk_limits
 
-    limits = risk_limits(context.settings())
-    store = _store(context)
+    settings = context.settings()
+    limits = risk_limits(settings)
+    store = open_store(settings)
     try:
-        current = trading_status(store, run)
-        snapshots = store.equity_snapshots(limit=1, descending=True)
+        document = risk_status(store, limits, run)
     finally:
         store.close()
-    document: dict[str, Any] = {
-        "state": str(current.state),
-        "since": iso_utc(current.since_ns) if current.since_ns is not None else None,
-        "reason": current.reason,
-        "actor": current.actor,
-        "run_id": current.run_id,
-        "equity": None,
-    }
-    if snapshots:
-        snap = snapshots[0]
-        figures = equity_figures(snap)
-        document["equity"] = {
-            "at": iso_utc(snap.ts_event),
-            "equity": str(snap.equity),
-            "currency": snap.currency,
-            "drawdown_from_peak_pct": figures["drawdown_from_peak_pct"],
-            "circuit_breaker_pct": str(limits.circuit_breaker_pct),
-            "daily_drawdown_pct": figures["daily_drawdown_pct"],
-            "daily_drawdown_limit_pct": str(limits.daily_drawdown_pct),
-            "exposure_pct": figures["exposure_pct"],
-            "max_exposure_pct": str(limits.max_exposure_pct),
-        }
     if json_output or context.json:
         context.terminal.json(document)
         return
+    _render_status(context.terminal.out, document)
+
+
+def _render_status(out: Any, document: dict[str, Any]) -> None:
     from cdb_cli.engine.display import money, percent
 
-    out = context.terminal.out
     since = f" since {document['since']}" if document["since"] else ""
     out.print(f"Trading state: {document['state'].upper()}{since}", markup=False)
     out.print(
-        f"  why: {current.reason}" + (f" (by {current.actor})" if current.actor else ""),
+        f"  why: {document['reason']}"
+        + (f" (by {document['actor']})" if document["actor"] else ""),
         markup=False,
     )
     if document["equity"]:
@@ -469,42 +87,27 @@ def reset(
     table with who and why; a running cdb run resumes trading. Says which halt it ended. Does
     nothing (exit 0) when trading is not halted: a daily reduction ends at the next UTC day."""
     context = app_context(ctx)
-    import getpass
-    import socket
     import time
 
-    from cdb_cli.engine.halts import current_halt
-    from cdb_cli.engine.records import AuditRecord
-    from cdb_cli.engine.runs import RESET_ACTION, trading_status
+    from cdb_cli.engine.halts import not_halted, reset_halt
+    from cdb_cli.kernel import open_store
 
     if not reason.strip():
         raise typer.BadParameter("must say why", param_hint="--reason")
-    who = actor or f"{getpass.getuser()}@{socket.gethostname()}"
-    store = _store(context)
+    who = _operator(actor)
+    store = open_store(context.settings())
     try:
-        current = trading_status(store, run)
-        ended = current_halt(store, current, run)
-        if ended is None:
-            context.terminal.err.print(_not_halted(current.state, current.reason), markup=False)
-            return
-        store.add_audit(
-            AuditRecord(
-                ts_event=time.time_ns(),
-                action=RESET_ACTION,
-                actor=who[:64],
-                run_id=current.run_id,
-                detail={
-                    "reason": reason.strip(),
-                    "previous": str(current.state),
-                    "ended": ended.kind,
-                },
-            )
+        done = reset_halt(
+            store, reason=reason.strip(), actor=who, run_id=run, now_ns=time.time_ns()
         )
     finally:
         store.close()
+    if done.ended is None:
+        context.terminal.err.print(not_halted(done.status), markup=False)
+        return
     out = context.terminal.out
     out.print(
-        f"Ended {ended.describe()}: reset by {who}: {reason.strip()}",
+        f"Ended {done.ended.describe()}: reset by {who}: {reason.strip()}",
         markup=False,
         highlight=False,
     )
@@ -514,17 +117,6 @@ def reset(
         markup=False,
         highlight=False,
     )
-
-
-def _not_halted(state: Any, reason: str) -> str:
-    from cdb_cli.engine.risk import TradingState
-
-    if state is TradingState.REDUCING:
-        return (
-            f"Trading is reducing ({reason}), not halted: nothing to reset; a reset ends a "
-            "halt, the daily reduction ends at the next UTC day"
-        )
-    return f"Trading is {state}, not halted: nothing to reset"
 
 
 @app.command("halt")
@@ -553,34 +145,23 @@ def halt(
     CDB_DATABASE_URL. Exit 0 when written (also when already halted), 2 without a reason.
     A running cdb run also halts, without flattening, on SIGUSR1."""
     context = app_context(ctx)
-    import getpass
-    import socket
     import time
 
-    from cdb_cli.engine.halts import current_halt
-    from cdb_cli.engine.records import AuditRecord
-    from cdb_cli.engine.runs import HALT_ACTION, trading_status
+    from cdb_cli.engine.halts import halt_trading
+    from cdb_cli.kernel import open_store
 
     if not reason.strip():
         raise typer.BadParameter("must say why", param_hint="--reason")
-    who = actor or f"{getpass.getuser()}@{socket.gethostname()}"
-    store = _store(context)
+    who = _operator(actor)
+    store = open_store(context.settings())
     try:
-        current = trading_status(store, run)
-        already = current_halt(store, current, run)
-        store.add_audit(
-            AuditRecord(
-                ts_event=time.time_ns(),
-                action=HALT_ACTION,
-                actor=who[:64],
-                run_id=run or current.run_id,
-                detail={
-                    "reason": reason.strip(),
-                    "flatten": "yes" if flatten else "no",
-                    "via": "cli",
-                    "previous": str(current.state),
-                },
-            )
+        already = halt_trading(
+            store,
+            reason=reason.strip(),
+            actor=who,
+            flatten=flatten,
+            run_id=run,
+            now_ns=time.time_ns(),
         )
     finally:
         store.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdb_cli.context import AppContext, app_context, run_async
+from cdb_cli.options import SymbolsAliasOpt, SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
@@ -23,10 +23,8 @@ def run(
     live: Annotated[
         bool, typer.Option("--live", help="Real MEXC orders (behind the governance gate).")
     ] = False,
-    symbols: Annotated[
-        str | None,
-        typer.Option("--symbols", metavar="A,B", help="Symbols to trade (default: CDB_SYMBOLS)."),
-    ] = None,
+    symbol: SymbolsOpt = None,
+    symbols: SymbolsAliasOpt = None,
     feed: Annotated[
         str,
         typer.Option(
@@ -70,17 +68,16 @@ def run(
     if feed not in ("mexc", "sim"):
         raise typer.BadParameter(f"{feed!r} is not mexc or sim", param_hint="--feed")
     settings = context.settings()
-    from cdb_cli.runtime.run import run_live, run_paper
-
-    chosen = [s.strip().upper() for s in symbols.split(",") if s.strip()] if symbols else None
     import sys
+
+    from cdb_cli.runtime.run import run_live, run_paper
 
     view = sys.stderr.isatty() and not context.json  # the live screen on a terminal only
     if not view:
         from cdb_cli.logs import log_as_a_service
 
         log_as_a_service(context.verbosity)
-    trading = chosen or settings.symbols
+    trading = symbols_of(symbol, symbols) or settings.symbols
     if component is not None:
         if live or (not paper and settings.mode == "live"):
             raise typer.BadParameter("components run --paper only", param_hint="--component")
@@ -90,7 +87,14 @@ def run(
         if feed == "sim":
             raise typer.BadParameter("--live trades on CDB_MEXC_*_URL; --feed sim is for --paper")
         prompt = typer.prompt if sys.stdin.isatty() else None
-        run_async(_gate(context, settings, trading, confirm_live=confirm_live, prompt=prompt))
+        from cdb_cli.runtime.governance import pass_gate
+
+        def report(line: str) -> None:
+            context.terminal.err.print(line, markup=False)
+
+        run_async(
+            pass_gate(settings, trading, confirm_live=confirm_live, prompt=prompt, report=report)
+        )
         summary = run_async(run_live(settings, symbols=trading, view=view))
     else:
         if confirm_live:
@@ -120,67 +124,6 @@ def _stopped(context: Any, line: str, *, run_id: str = "") -> None:
         logger.info("%s", line)
     else:
         context.terminal.err.print(line, markup=False)
-
-
-async def _gate(
-    context: Any,
-    settings: Settings,
-    symbols: list[str],
-    *,
-    confirm_live: bool,
-    prompt: Callable[[str], str] | None,
-) -> None:
-    """The governance gate: print its table, audit the verdict, raise when it refuses."""
-    import asyncio
-    import getpass
-    import socket
-    import time
-
-    from cdb_cli.kernel import open_store
-    from cdb_cli.runtime.governance import gate_audit, live_gate
-
-    # A brand-new database is created at the current schema first (as --paper does), so the
-    # gate judges it like any other; an existing one out of date still fails the systemcheck.
-    store = await asyncio.to_thread(open_store, settings, create_if_new=True)
-    try:
-        restored = await _restored(settings, symbols)
-        result = await live_gate(
-            settings,
-            symbols=symbols,
-            confirm_live=confirm_live,
-            prompt=prompt,
-            portfolio_restored=restored,
-        )
-        for name, ok, detail in result.rows():
-            mark = "ok  " if ok else "FAIL"
-            context.terminal.err.print(f"{mark} {name}: {detail}", markup=False)
-        try:
-            actor = f"{getpass.getuser()}@{socket.gethostname()}"
-        except (KeyError, OSError):  # no passwd entry in a container
-            actor = f"cdb@{socket.gethostname()}"
-        await asyncio.to_thread(
-            store.add_audit, gate_audit(result, ts_ns=time.time_ns(), actor=actor)
-        )
-    finally:
-        await asyncio.to_thread(store.close)
-    result.raise_if_refused()
-
-
-async def _restored(settings: Settings, symbols: list[str]) -> tuple[bool, str]:
-    """The gate's "portfolio restored": a dry run of the start-up reconciliation."""
-    from cdb_cli.engine.errors import CdbError
-    from cdb_cli.runtime.reconcile import check_account
-
-    if settings.mexc_api_key is None or settings.mexc_api_secret is None:
-        return False, "not checked: the MEXC keys are missing"
-    try:
-        found = await check_account(settings, symbols, apply=False)
-    except CdbError as e:
-        return False, f"reconciliation failed: {e.message}"
-    problems = [line for line in found.lines() if "external" not in line]
-    if found.anomalies or not found.balances_ok:
-        return False, "; ".join(problems[:3]) + " (see cdb reconcile)"
-    return True, f"store and account agree; {len(problems)} to settle at start"
 
 
 def _run_component(

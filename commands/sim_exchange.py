@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cdb_cli.context import app_context, run_async
+from cdb_cli.options import SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.sim.server import SimServer
@@ -34,12 +35,7 @@ def sim_exchange(
     host: Annotated[str, typer.Option(help="Address to bind; keep the loopback default.")] = (
         "127.0.0.1"
     ),
-    symbol: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--symbol", "-s", help="Symbol to simulate (repeatable; default CDB_SYMBOLS)."
-        ),
-    ] = None,
+    symbol: SymbolsOpt = None,
     api_key: Annotated[
         str | None,
         typer.Option(envvar="CDB_MEXC_API_KEY", help="Accepted API key.", show_default=False),
@@ -153,7 +149,7 @@ def sim_exchange(
     from cdb_cli.engine.errors import ConfigurationError
 
     context = app_context(ctx)
-    symbols = tuple(s.upper() for s in symbol) if symbol else tuple(context.settings().symbols)
+    symbols = tuple(symbols_of(symbol) or context.settings().symbols)
     try:
         balances = {a: Decimal(v) for a, v in _parse_balances(balance or ["USDT=10000"]).items()}
     except InvalidOperation:

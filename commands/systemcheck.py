@@ -25,7 +25,11 @@ def systemcheck(
     *,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Skip checks that reach network services (Redis, SMTP)."),
+        typer.Option(
+            "--quick",
+            help="Skip the checks that reach network services: Redis, SMTP and MEXC (REST, "
+            "clock, keys, trading, WebSocket).",
+        ),
     ] = False,
     daily: Annotated[
         bool,
@@ -49,7 +53,7 @@ def systemcheck(
     path (a synthetic trade through strategy, risk, paper execution and portfolio, in memory):
     one row per check with ok, warn, fail or skip, the measured value and a hint. Every check
     runs even when another fails. Exit 0 when none fails, 4 when any fails (usable from cron and
-    monitoring). --quick skips network checks.
+    monitoring). --quick skips the network checks (Redis, SMTP, MEXC).
     """
     from datetime import UTC, datetime
 

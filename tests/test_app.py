@@ -106,3 +106,16 @@ def test_last_resort_handler_prints_one_line_without_locals() -> None:
         assert "Unexpected error: RuntimeError: boom" in done.stderr
         assert "TOPSECRETVALUE" not in done.stderr + done.stdout
         assert ("Traceback" in done.stderr) == (debug == "1")
+
+
+def test_errors_and_warnings_print_brackets_literally(capsys: pytest.CaptureFixture[str]) -> None:
+    from cdb_cli.output import Terminal
+
+    terminal = Terminal(no_color=True)
+    terminal.error("Plotting needs matplotlib: pip install 'cdb-cli[plot]'", ["see [bold]x[/]"])
+    terminal.warn("[red]not markup[/red]")
+    assert capsys.readouterr().err.splitlines() == [
+        "Error: Plotting needs matplotlib: pip install 'cdb-cli[plot]'",
+        "  see [bold]x[/]",
+        "Warning: [red]not markup[/red]",
+    ]

@@ -1,5 +1,6 @@
 """What the trading state stands on, in the operator's words: which halt a ``cdb risk reset``
-ends, and the drawdowns ``cdb risk status`` shows.
+ends, the drawdowns ``cdb risk status`` shows, and the audit records ``cdb risk halt`` and
+``cdb risk reset`` write (:func:`halt_trading`, :func:`reset_halt`, :func:`risk_status`).
 
 A HALTED state is either an operator's halt (``cdb risk halt`` or SIGUSR1, audited as
 :data:`~cdb_cli.engine.runs.HALT_ACTION`) that no reset has ended since, or the circuit breaker's.
@@ -13,22 +14,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot
 from cdb_cli.engine.report import iso_utc
-from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, TradingStatus
+from cdb_cli.engine.risk import RiskLimits, TradingState
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, TradingStatus, trading_status
 
 __all__ = [
     "BREAKER_HALT",
     "OPERATOR_HALT",
     "Halt",
+    "Reset",
     "current_halt",
     "describe_reset",
     "drawdown_pct",
     "equity_figures",
+    "halt_trading",
+    "not_halted",
+    "reset_halt",
+    "risk_status",
 ]
 
 OPERATOR_HALT: Final = "operator_halt"
@@ -109,3 +115,95 @@ def equity_figures(snapshot: EquitySnapshot) -> dict[str, str | None]:
         "daily_drawdown_pct": pct(drawdown_pct(snapshot.day_start_equity, snapshot.equity)),
         "exposure_pct": pct(exposure),
     }
+
+
+def risk_status(store: Store, limits: RiskLimits, run_id: str | None = None) -> dict[str, Any]:
+    """``cdb risk status``: the trading state, why, by whom and since when, and the latest
+    snapshot's drawdowns and exposure against their limits (``equity`` None without one)."""
+    current = trading_status(store, run_id)
+    snapshots = store.equity_snapshots(limit=1, descending=True)
+    document: dict[str, Any] = {
+        "state": str(current.state),
+        "since": iso_utc(current.since_ns) if current.since_ns is not None else None,
+        "reason": current.reason,
+        "actor": current.actor,
+        "run_id": current.run_id,
+        "equity": None,
+    }
+    if snapshots:
+        snap = snapshots[0]
+        figures = equity_figures(snap)
+        document["equity"] = {
+            "at": iso_utc(snap.ts_event),
+            "equity": str(snap.equity),
+            "currency": snap.currency,
+            "drawdown_from_peak_pct": figures["drawdown_from_peak_pct"],
+            "circuit_breaker_pct": str(limits.circuit_breaker_pct),
+            "daily_drawdown_pct": figures["daily_drawdown_pct"],
+            "daily_drawdown_limit_pct": str(limits.daily_drawdown_pct),
+            "exposure_pct": figures["exposure_pct"],
+            "max_exposure_pct": str(limits.max_exposure_pct),
+        }
+    return document
+
+
+def halt_trading(
+    store: Store, *, reason: str, actor: str, flatten: bool, run_id: str | None, now_ns: int
+) -> Halt | None:
+    """``cdb risk halt``: write the operator's halt (:data:`HALT_ACTION`) to the audit table; a
+    running loop halts (and with ``flatten`` sells every position) at its next flush. Returns
+    the halt that was in force already, None when trading was not halted."""
+    current = trading_status(store, run_id)
+    already = current_halt(store, current, run_id)
+    store.add_audit(
+        AuditRecord(
+            ts_event=now_ns,
+            action=HALT_ACTION,
+            actor=actor[:64],
+            run_id=run_id or current.run_id,
+            detail={
+                "reason": reason,
+                "flatten": "yes" if flatten else "no",
+                "via": "cli",
+                "previous": str(current.state),
+            },
+        )
+    )
+    return already
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """What ``cdb risk reset`` found: the state before, and the halt it ended (None: not halted,
+    nothing written)."""
+
+    status: TradingStatus
+    ended: Halt | None
+
+
+def reset_halt(store: Store, *, reason: str, actor: str, run_id: str | None, now_ns: int) -> Reset:
+    """``cdb risk reset``: end the halt in force (the operator's or the breaker's) with an audit
+    record (:data:`RESET_ACTION`) naming which; writes nothing when trading is not halted."""
+    current = trading_status(store, run_id)
+    ended = current_halt(store, current, run_id)
+    if ended is not None:
+        store.add_audit(
+            AuditRecord(
+                ts_event=now_ns,
+                action=RESET_ACTION,
+                actor=actor[:64],
+                run_id=current.run_id,
+                detail={"reason": reason, "previous": str(current.state), "ended": ended.kind},
+            )
+        )
+    return Reset(current, ended)
+
+
+def not_halted(status: TradingStatus) -> str:
+    """Why a reset did nothing, in one line (a daily reduction is not ended by a reset)."""
+    if status.state is TradingState.REDUCING:
+        return (
+            f"Trading is reducing ({status.reason}), not halted: nothing to reset; a reset ends a "
+            "halt, the daily reduction ends at the next UTC day"
+        )
+    return f"Trading is {status.state}, not halted: nothing to reset"

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Final
 
 from cdb_cli.engine.errors import StateError
-from cdb_cli.engine.events import Event, RiskDecision
+from cdb_cli.engine.events import Event, RiskDecision, TradingSignal
 from cdb_cli.engine.pipeline import OPERATOR
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
@@ -40,6 +40,7 @@ __all__ = [
     "restore_run",
     "select_decisions",
     "select_fills",
+    "signal_of",
     "trading_status",
 ]
 
@@ -167,6 +168,17 @@ def select_decisions(
     if run_id is None:
         return decisions
     return [d for d in decisions if d.event_id.startswith(f"{run_id}-")]
+
+
+def signal_of(store: Store, decision: RiskDecision) -> TradingSignal | None:
+    """The stored signal a decision judged (same symbol and time), None when it is not stored."""
+    signals = store.events(
+        TradingSignal,
+        symbol=decision.symbol,
+        since_ns=decision.ts_event,
+        until_ns=decision.ts_event + 1,
+    )
+    return next((s for s in signals if s.event_id == decision.signal_id), None)
 
 
 def select_fills(

@@ -28,6 +28,9 @@ The operator is asked to confirm only when every other condition passed.
 
 Starting (or refusing) is audited with :func:`gate_audit` (action ``live_start`` or
 ``live_refused``, detail: each condition and the masked key; never a secret).
+
+:func:`pass_gate` is the whole of it for ``cdb run --live``: open the store, reconcile (dry run),
+judge, report each line, audit the verdict, raise when it refuses.
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ __all__ = [
     "GateResult",
     "gate_audit",
     "live_gate",
+    "pass_gate",
+    "portfolio_restored",
     "risk_limits_condition",
 ]
 
@@ -294,3 +299,67 @@ def gate_audit(result: GateResult, *, ts_ns: int, actor: str, run_id: str = "") 
         run_id=run_id,
         detail=detail,
     )
+
+
+async def pass_gate(
+    settings: Settings,
+    symbols: list[str],
+    *,
+    confirm_live: bool,
+    prompt: Prompt | None,
+    report: Callable[[str], None],
+) -> None:
+    """The gate of ``cdb run --live``: ``report`` each line (``ok   name: detail`` or ``FAIL
+    name: detail``), audit the verdict in the store, raise :meth:`GateResult.raise_if_refused`.
+
+    A brand-new database is created at the current schema first (as ``--paper`` does), so the
+    gate judges it like any other; an existing one out of date still fails the systemcheck."""
+    import time
+
+    from cdb_cli.kernel import open_store
+
+    store = await asyncio.to_thread(open_store, settings, create_if_new=True)
+    try:
+        restored = await portfolio_restored(settings, symbols)
+        result = await live_gate(
+            settings,
+            symbols=symbols,
+            confirm_live=confirm_live,
+            prompt=prompt,
+            portfolio_restored=restored,
+        )
+        for name, ok, detail in result.rows():
+            report(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")
+        await asyncio.to_thread(
+            store.add_audit, gate_audit(result, ts_ns=time.time_ns(), actor=_operator())
+        )
+    finally:
+        await asyncio.to_thread(store.close)
+    result.raise_if_refused()
+
+
+def _operator() -> str:
+    """``user@host`` of who starts the run (``cdb@host`` without a passwd entry: a container)."""
+    import getpass
+    import socket
+
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"
+    except (KeyError, OSError):
+        return f"cdb@{socket.gethostname()}"
+
+
+async def portfolio_restored(settings: Settings, symbols: list[str]) -> tuple[bool, str]:
+    """The gate's "portfolio restored": a dry run of the start-up reconciliation."""
+    from cdb_cli.runtime.reconcile import check_account
+
+    if settings.mexc_api_key is None or settings.mexc_api_secret is None:
+        return False, "not checked: the MEXC keys are missing"
+    try:
+        found = await check_account(settings, symbols, apply=False)
+    except CdbError as e:
+        return False, f"reconciliation failed: {e.message}"
+    problems = [line for line in found.lines() if "external" not in line]
+    if found.anomalies or not found.balances_ok:
+        return False, "; ".join(problems[:3]) + " (see cdb reconcile)"
+    return True, f"store and account agree; {len(problems)} to settle at start"

@@ -1,10 +1,11 @@
-"""A simulator running in a background thread, for CLI tests that run their own event loop."""
+"""A simulator running in a background thread, for CLI tests that run their own event loop; and
+``use_db``, which points the commands at a database."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 
 import pytest
@@ -44,3 +45,9 @@ def threaded_sim() -> Iterator[SimServer]:
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+@pytest.fixture
+def use_db(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``use_db(url)``: the commands read ``url`` as CDB_DATABASE_URL."""
+    return lambda url: monkeypatch.setenv("CDB_DATABASE_URL", url)

@@ -60,6 +60,21 @@ def test_unreachable_database_is_one_line_without_password(
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+def test_upgrade_to_an_unknown_revision_is_a_usage_error(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cdb.db'}")
+    result = cdb("db", "upgrade", "nosuchrev")
+    assert result.exit_code == ExitCode.USAGE, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [
+        "Error: Invalid value for REVISION: 'nosuchrev' is not a revision of cdb's schema "
+        "(cdb db status shows its head)"
+    ]
+    assert "Unexpected" not in result.output
+    assert "CommandError" not in result.output
+
+
 @pytest.mark.infra
 def test_upgrade_on_real_postgres(
     cdb: Callable[..., Result], postgres_database: str, monkeypatch: pytest.MonkeyPatch

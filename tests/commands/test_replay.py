@@ -78,7 +78,7 @@ def test_table_output_and_settings_change_the_run(
     assert f"PnL              │ {Decimal(report['pnl']):.8f}" in table.stdout
     assert not re.search(r"\d\.\d{9,}", table.stdout)
     assert re.search(r"win rate \d+\.\d %", table.stdout)
-    as_usdt = cdb("replay", str(candles_path), "--symbol", "BTCUSDT", "--to", "2017-11-05T01:00")
+    as_usdt = cdb("replay", str(candles_path), "-s", "btcusdt", "--until", "2017-11-05T01:00")
     assert as_usdt.exit_code == 0, as_usdt.output
     assert "0 closed (0 won, 0 lost), 0 open; win rate \u2013" in as_usdt.stdout
     assert "final equity     │ 10000.00 " in as_usdt.stdout
@@ -120,6 +120,21 @@ def test_plot_writes_a_png_with_the_equity_curve(
     blue = (abs(pixels[..., 0] - 31 / 255) < 0.05) & (abs(pixels[..., 2] - 180 / 255) < 0.05)
     assert int(blue.sum()) > 500
     assert list(target.parent.iterdir()) == [target]  # no temp file left behind
+
+
+def test_without_matplotlib_the_plot_hint_names_the_extra_literally(
+    cdb: Callable[..., Result],
+    candles_path: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    target = tmp_path / "equity.png"
+    window = ("--until", "2017-11-05T01:00")
+    result = cdb("replay", str(candles_path), *window, "--plot", str(target))
+    assert result.exit_code == ExitCode.FAILURE, result.output
+    assert "Plotting needs matplotlib: pip install 'cdb-cli[plot]'" in result.stderr
+    assert not target.exists()
 
 
 def test_persisted_run_is_restored_by_a_fresh_process(
@@ -194,7 +209,10 @@ def test_tick_replay_from_real_trades(cdb: Callable[..., Result]) -> None:
         (["--set", "max_spread_pct=-1"], ExitCode.CONFIGURATION, "CDB_MAX_SPREAD_PCT"),
         (["--cash", "lots"], ExitCode.USAGE, "is not a number"),
         (["--cash", "-5"], ExitCode.USAGE, "must be above 0"),
-        (["--from", "yesterday"], ExitCode.USAGE, "is not a duration"),
+        (["--since", "yesterday"], ExitCode.USAGE, "is not a duration"),
+        (["--from", "yesterday"], ExitCode.USAGE, "is not a duration"),  # the old name
+        (["--since", "1d", "--from", "1d"], ExitCode.USAGE, "--from is its old name"),
+        (["--symbol", "BTCUSDT,ETHUSDT"], ExitCode.USAGE, "takes one symbol here"),
         (["--bogus"], ExitCode.USAGE, "No such option"),
     ],
 )

@@ -9,6 +9,7 @@ import json
 import re
 from collections.abc import Callable
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -132,6 +133,19 @@ def test_csv_tables(
     bad = cdb("report", "--csv", "nonsense")
     assert bad.exit_code == ExitCode.USAGE, bad.output
     assert "is not one of" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    "args", [["report", "--csv", "daily", "--json"], ["--json", "report", "--csv", "trades"]]
+)
+def test_csv_and_json_together_are_a_usage_error(
+    cdb: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setenv("CDB_DATABASE_URL", f"sqlite:///{tmp_path / 'cdb.db'}")
+    result = cdb(*args)
+    assert result.exit_code == ExitCode.USAGE, result.output
+    assert "choose one of --csv and --json" in result.stderr
+    assert result.stdout == ""
 
 
 @pytest.mark.infra

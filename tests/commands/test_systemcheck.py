@@ -159,6 +159,22 @@ def test_quick_skips_network_checks(
     assert rows["breaker"]["status"] == "ok"
 
 
+def test_quick_help_names_every_check_it_skips(cdb: Callable[..., Result], database: str) -> None:
+    from cdb_cli.systemcheck import CHECKS
+
+    result = cdb("systemcheck", "--help")
+    assert result.exit_code == 0, result.output
+    quick = " ".join(result.stdout.split("--quick", 1)[1].split("--daily", 1)[0].split()).lower()
+    network = [check.name for check in CHECKS if check.network]
+    assert {"redis", "smtp", "mexc rest", "mexc websocket"} <= set(network)
+    for name in network:  # "mexc rest" → MEXC (REST, …)
+        service, _, part = name.partition(" ")
+        assert service in quick, f"--quick skips {name}; its help does not say so"
+        assert part in quick, f"--quick skips {name}; its help does not say so"
+    rows = _rows(cdb("systemcheck", "--quick", "--json"))
+    assert {name for name, row in rows.items() if row["status"] == "skip"} >= set(network)
+
+
 def test_full_path_and_breaker_leave_every_table_empty(
     cdb: Callable[..., Result], database: str
 ) -> None:
