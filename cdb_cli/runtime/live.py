@@ -39,7 +39,12 @@ from cdb_cli.runtime.reconcile import (
     reconcile_orders,
     restore_open_orders,
 )
-from cdb_cli.runtime.restore import restore_portfolio
+from cdb_cli.runtime.restore import (
+    LIVE_STARTING_CASH_KEY,
+    OPENING_KEY,
+    opening_balances,
+    restore_portfolio,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.engine.execution import ExecutionResult
@@ -52,25 +57,10 @@ __all__ = ["LIVE_STARTING_CASH_KEY", "LiveRuntime", "new_live_run_id", "opening_
 
 logger = logging.getLogger(__name__)
 
-LIVE_STARTING_CASH_KEY = "live.starting_cash"
-OPENING_KEY = "live.opening."
-"""+ asset: what the account held of a traded base asset when live trading first started."""
-
 
 def new_live_run_id() -> str:
     """A fresh live run id, ``l`` + 11 hex digits; our client order ids start with it."""
     return "l" + uuid.uuid4().hex[:11]
-
-
-def opening_balances(store: Any, symbols: list[str]) -> tuple[Decimal | None, dict[str, Decimal]]:
-    """(starting cash, opening base balances) stored at the first live start (None: none yet)."""
-    cash = store.get_config(LIVE_STARTING_CASH_KEY)
-    opening: dict[str, Decimal] = {}
-    for symbol in symbols:
-        base = split_symbol(symbol)[0]
-        value = store.get_config(OPENING_KEY + base)
-        opening[base] = Decimal(value) if value is not None else Decimal(0)
-    return (Decimal(cash) if cash is not None else None), opening
 
 
 class LiveRuntime(PaperRuntime):

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from cdb_cli.engine.events import TradeTick
+from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES, FillRecord, OrderRecord
 
@@ -18,7 +19,30 @@ if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.store import Store
 
-__all__ = ["restore_orders", "restore_portfolio"]
+__all__ = [
+    "LIVE_STARTING_CASH_KEY",
+    "OPENING_KEY",
+    "opening_balances",
+    "restore_orders",
+    "restore_portfolio",
+]
+
+
+LIVE_STARTING_CASH_KEY = "live.starting_cash"
+"""The quote balance the live account started with (config key)."""
+OPENING_KEY = "live.opening."
+"""+ asset: what the account held of a traded base asset when live trading first started."""
+
+
+def opening_balances(store: Store, symbols: list[str]) -> tuple[Decimal | None, dict[str, Decimal]]:
+    """(starting cash, opening base balances) stored at the first live start (None: none yet)."""
+    cash = store.get_config(LIVE_STARTING_CASH_KEY)
+    opening: dict[str, Decimal] = {}
+    for symbol in symbols:
+        base = split_symbol(symbol)[0]
+        value = store.get_config(OPENING_KEY + base)
+        opening[base] = Decimal(value) if value is not None else Decimal(0)
+    return (Decimal(cash) if cash is not None else None), opening
 
 
 def restore_portfolio(
