@@ -13,7 +13,6 @@ import contextlib
 import gc
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -24,6 +23,7 @@ from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.records import AuditRecord, PositionRecord
+from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
 from cdb_cli.runtime.paper import (
@@ -38,6 +38,7 @@ from cdb_cli.runtime.watch import Alert, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.metrics import Metrics
+    from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import Delivery, MessageBus
     from cdb_cli.engine.ports.store import Store
@@ -101,8 +102,12 @@ class Component:
         wait_timeout_s: float = 5.0,
         metrics: Metrics | None = None,
         alert: Alert | None = None,
+        clock: Clock | None = None,
     ) -> None:
         self.settings = settings
+        self.clock: Clock = clock if clock is not None else LiveClock()
+        """The component's time: event times it stamps and its day (latency stamps stay wall
+        measurements)."""
         self.store = store
         self.bus = bus
         self.symbols = list(symbols)
@@ -356,7 +361,7 @@ class Component:
             await self.call(
                 self.store.add_audit,
                 AuditRecord(
-                    ts_event=time.time_ns(),
+                    ts_event=self.clock.timestamp_ns(),
                     action=action,
                     actor=_actor(),
                     run_id=self.run_id,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.bars import BarBuilder, ClosedBar
@@ -41,14 +40,14 @@ class MarketDataComponent(Component):
         self.watch = FeedWatch(self.symbols, self.settings.stale_data_seconds * SECOND_NS)
 
     async def prepare(self) -> None:
-        self.watch.start(time.time_ns())
+        self.watch.start(self.clock.timestamp_ns())
         await self.feed.start()
 
     def readiness(self) -> list[str]:
         from cdb_cli.adapters.http_health import readiness_reasons
 
         return super().readiness() + readiness_reasons(
-            feed_ages=self.watch.ages(time.time_ns()),
+            feed_ages=self.watch.ages(self.clock.timestamp_ns()),
             max_feed_age_s=float(self.settings.stale_data_seconds),
         )
 
@@ -61,7 +60,7 @@ class MarketDataComponent(Component):
 
     def _take(self, events: list[Event], items: list[tuple[Topic, Event]]) -> None:
         """Each event, preceded by the bar it closes (if a trade closes one)."""
-        received = time.time_ns()
+        received = self.clock.timestamp_ns()
         for event in events:
             self.watch.seen(event.symbol, received)
             if isinstance(event, TradeTick) and event.symbol in self.symbols:
@@ -90,7 +89,7 @@ class MarketDataComponent(Component):
             self._take(events, items)
         loop = asyncio.get_running_loop()
         if loop.time() >= self._next_due:
-            now = time.time_ns()
+            now = self.clock.timestamp_ns()
             for closed in self._bars.close_due(now - self.bar_grace_ns):
                 items.append((Topic.MARKET_DATA, self._bar(closed, now)))
                 self.count("bars")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -127,7 +126,7 @@ class PortfolioComponent(Component):
         metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
 
     async def _snapshot(self) -> None:
-        snapshot = self.ledger.snapshot(time.time_ns())
+        snapshot = self.ledger.snapshot(self.clock.timestamp_ns())
         await self.call(self.store.add_equity_snapshot, snapshot)
 
     async def finish(self) -> None:

@@ -127,7 +127,7 @@ class RiskComponent(Component):
     async def prepare(self) -> None:
         from cdb_cli.kernel import build_risk_pipeline
 
-        self.clock = TestClock()
+        self.decision_clock = TestClock()
         self.recorder = _RiskRecorder()
         # A restart rebuilds the ledger from the stored fills: a report whose fill the store does
         # not have yet must be given again, so it is acknowledged only once the store has it.
@@ -159,7 +159,7 @@ class RiskComponent(Component):
         self.pipeline, self.strategies = build_risk_pipeline(
             self.settings,
             symbols=self.symbols,
-            clock=self.clock,
+            clock=self.decision_clock,
             recorder=self.recorder,
             run_id=self.run_id,
             portfolio=portfolio,
@@ -172,7 +172,7 @@ class RiskComponent(Component):
         restored = await self.call(restore_orders, store, self.pipeline, orders, self.symbols)
         await self._recall_decisions(orders)
         status = await self.call(trading_status, store)
-        now = time.time_ns()
+        now = self.clock.timestamp_ns()
         same_day = (
             status.since_ns is not None and status.since_ns // NS_PER_DAY == now // NS_PER_DAY
         )
@@ -340,7 +340,7 @@ class RiskComponent(Component):
     def _book_bar(self, bar: Bar) -> None:
         """The bar's close through the pipeline, at the bar's time (the decisions' time, as in
         one process)."""
-        self.clock.now_ns = bar.closed_at
+        self.decision_clock.now_ns = bar.closed_at
         self.pipeline.on_bar_close(
             bar.symbol, bar_close_ns(bar, self.interval_ns), float(bar.close), float(bar.volume)
         )
@@ -431,7 +431,7 @@ class RiskComponent(Component):
     def _event_now(self) -> int:
         """The time of an operator's act: the latest market event handled (event time, as the
         decisions); before any, the wall."""
-        return max(self.clock.now_ns, self.last_event_ns) or time.time_ns()
+        return max(self.decision_clock.now_ns, self.last_event_ns) or self.clock.timestamp_ns()
 
     def _pick_up_resets(self, resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that

@@ -1,5 +1,6 @@
 """``signals``: each closed bar's strategy trace is stored with the component's batch (not
-published), and the signal it raises carries the id of its bar's trace."""
+published), the signal it raises carries the id of its bar's trace, and the component's own
+records take the time of the clock it was given."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from market_testkit import eventually
 
 from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import Bar, Event, StrategyTrace, Topic, TradingSignal
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.kernel import open_store
@@ -20,6 +22,7 @@ from cdb_cli.settings import Settings
 SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 T0 = 1_795_400_000 * SECOND
+CLOCK_NS = 1_700_000_000 * SECOND
 
 
 class PublicationsBus(InMemoryBus):
@@ -84,6 +87,7 @@ def test_every_bar_is_traced_in_the_store_and_the_signal_names_its_trace(tmp_pat
             symbols=[SYMBOL],
             instruments={SYMBOL: default_instrument(SYMBOL)},
             run_id="ptestsig",
+            clock=TestClock(CLOCK_NS),  # the component's own time, not the wall's
         )
         stop = asyncio.Event()
         task = asyncio.create_task(signals.run(stop))
@@ -93,7 +97,12 @@ def test_every_bar_is_traced_in_the_store_and_the_signal_names_its_trace(tmp_pat
         stop.set()
         await asyncio.wait_for(task, 10)
         traces, sent = store.events(StrategyTrace), store.events(TradingSignal)
+        audits = store.audits()
         store.close()
+        assert [(a.action, a.ts_event) for a in audits] == [
+            ("run_start", CLOCK_NS),
+            ("run_stop", CLOCK_NS),
+        ]
         return traces, sent, [topic for topic, _ in bus.published]
 
     traces, sent, topics = asyncio.run(scenario())
