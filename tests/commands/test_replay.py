@@ -20,6 +20,11 @@ from cdb_cli.engine.signals import SignalConfig
 from cdb_cli.errors import ExitCode
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+GOLDEN = Path(__file__).resolve().parents[1] / "data" / "replay-UNITTEST_BTC-1m.golden.json"
+"""``cdb replay --json`` of the real candles with the default settings (and fixed paths, which the
+settings' hash covers), as written before the
+runtime's redesign (issue 23): a refactor that changes one byte of it changed behaviour. Write it
+again only for an intended change of behaviour, and say so in the commit."""
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +68,17 @@ def test_real_candles_report_follows_the_rule_and_is_deterministic(
     assert provenance["symbol"] == "UNITTESTBTC"
     assert len(provenance["data_sha256"]) == 64
     assert provenance["cdb_version"]
+
+
+def test_the_real_candles_replay_is_byte_identical_to_the_stored_report(
+    cdb: Callable[..., Result], candles_path: Path
+) -> None:
+    # paths are part of the settings' hash: fixed ones, not the user data dir's
+    fixed = ("--set", "database_url=sqlite://", "--set", "backup_dir=/var/backups/cdb-golden")
+    result = cdb("replay", str(candles_path), *fixed, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(GOLDEN.read_text())["fills"] > 0  # the stored report is a real run
+    assert result.stdout == GOLDEN.read_text()
 
 
 def test_table_output_and_settings_change_the_run(
