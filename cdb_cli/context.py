@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import contextlib
+from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -28,6 +29,29 @@ class AppContext:
     json: bool = False
     terminal: Terminal = field(default_factory=Terminal)
     _settings: Settings | None = None
+
+    @contextlib.contextmanager
+    def json_failures(self, as_json: bool) -> Iterator[None]:
+        """With ``--json``, a failure still prints a JSON document (``error`` and the
+        ``exit_code``) before it ends the command as usual: scripts never read empty stdout.
+
+        A usage error (``typer.BadParameter``, exit 2) and a ``CdbError`` (its exit code) are
+        documented; what a command ends itself (``typer.Exit``) it documents itself.
+        """
+        from cdb_cli.engine.errors import CdbError
+
+        try:
+            yield
+        except typer.BadParameter as e:
+            if as_json:
+                self.terminal.json({"error": e.format_message(), "exit_code": 2})
+            raise
+        except CdbError as e:
+            if as_json:
+                from cdb_cli.errors import exit_code_for
+
+                self.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
+            raise
 
     def settings(self) -> Settings:
         """Load the settings once (defaults → env file → environment); ConfigurationError if bad."""

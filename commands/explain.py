@@ -51,8 +51,27 @@ def explain(
     """
     context = app_context(ctx)
     as_json = json_output or context.json
+    window_options = (symbol, since, until, run)
+    with context.json_failures(as_json):
+        document, render = _explain(context, as_json, target, window_options, what_if, near)
+    if as_json:
+        context.terminal.json(document)
+    else:
+        render(context.terminal, document)
+
+
+def _explain(
+    context: AppContext,
+    as_json: bool,
+    target: str | None,
+    window_options: tuple[str | None, str | None, str | None, str | None],
+    what_if: list[str] | None,
+    near: int,
+) -> tuple[dict[str, Any], Any]:
+    """The document to print and its renderer (one line and exit 1 when nothing to explain)."""
     from cdb_cli.why import ExplainError, Window, parse_changes
 
+    symbol, since, until, run = window_options
     try:
         changes = parse_changes(what_if or [])
     except ValueError as e:
@@ -75,27 +94,23 @@ def explain(
             document = explain_bar(
                 store, settings, target=target, parse_time=lambda text: _when(text, target)
             )
-            render: Any = _render_bar
-        elif changed is not None:
+            return document, _render_bar
+        if changed is not None:
             from cdb_cli.why import what_if as run_what_if
 
-            document = run_what_if(store, settings, changed, window, changes)
-            render = _render_what_if
-        else:
-            from cdb_cli.why import explain_window
+            return run_what_if(store, settings, changed, window, changes), _render_what_if
+        from cdb_cli.why import explain_window
 
-            document = explain_window(store, settings, window, near=near)
-            render = _render_window
+        document = explain_window(store, settings, window, near=near)
     except ExplainError as e:
-        _nothing(context, as_json, str(e))
+        raise _nothing(context, as_json, str(e)) from None
     finally:
         store.close()
-    if render is _render_window and not _anything(document):
-        _nothing(context, as_json, "Nothing stored in this window: no market data, bars or signals")
-    if as_json:
-        context.terminal.json(document)
-    else:
-        render(context.terminal, document)
+    if not _anything(document):
+        raise _nothing(
+            context, as_json, "Nothing stored in this window: no market data, bars or signals"
+        )
+    return document, _render_window
 
 
 def _when(text: str, target: str) -> int:
@@ -116,13 +131,13 @@ def _changed_settings(context: AppContext, changes: dict[str, str]) -> Any:
         raise typer.BadParameter(str(detail), param_hint="--what-if") from None
 
 
-def _nothing(context: AppContext, as_json: bool, message: str) -> None:
+def _nothing(context: AppContext, as_json: bool, message: str) -> typer.Exit:
     """One line and exit 1; with --json a document that says why (scripts never get nothing)."""
     if as_json:
         context.terminal.json({"error": message, "symbols": []})
     else:
         context.terminal.error(message)
-    raise typer.Exit(1)
+    return typer.Exit(1)
 
 
 def _anything(document: dict[str, Any]) -> bool:

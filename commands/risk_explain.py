@@ -58,7 +58,7 @@ def explain(
     """
     context = app_context(ctx)
     as_json = json_output or context.json
-    try:
+    with context.json_failures(as_json):
         changes = _parse_changes(what_if or [])
         window = (parse_when(since, "--since"), parse_when(until, "--until"))
         from cdb_cli.engine.explain import apply_what_if
@@ -69,20 +69,7 @@ def explain(
             apply_what_if(limits, changes)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--what-if") from None
-    except typer.BadParameter as e:
-        if as_json:  # a JSON document all the same, then the usual usage error (exit 2)
-            context.terminal.json({"error": e.format_message(), "exit_code": 2})
-        raise
-    from cdb_cli.engine.errors import CdbError
-
-    try:
         _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
-    except CdbError as e:  # e.g. the store: the app says it in one line, with its exit code
-        if as_json:
-            from cdb_cli.errors import exit_code_for
-
-            context.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
-        raise
 
 
 def _explain(

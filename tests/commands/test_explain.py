@@ -179,6 +179,13 @@ def test_a_bad_what_if_is_a_usage_error_listing_the_valid_names(
     assert "ema_fast" in bad.stderr.lower()
     malformed = cdb("explain", "--what-if", "volume_factor")
     assert malformed.exit_code == ExitCode.USAGE
+    scripted = cdb("explain", "--what-if", "ema_slow=5", "--json")  # below ema_fast's 12
+    assert scripted.exit_code == ExitCode.USAGE
+    assert json.loads(scripted.stdout) == {
+        "error": "Invalid value for --what-if: settings: CDB_EMA_FAST (12) must be below "
+        "CDB_EMA_SLOW (5)",
+        "exit_code": 2,
+    }
 
 
 @pytest.mark.infra
