@@ -68,7 +68,7 @@ SCENARIOS = {
 
 def _pipeline(scenario: str = "default", *, traced: bool = False) -> tuple[Any, Any]:
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.engine.pipeline import NullRecorder
+    from cdb_cli.engine.recorders import NullRecorder
     from cdb_cli.kernel import Environment, build_pipeline
     from cdb_cli.settings import Settings
 

@@ -20,11 +20,12 @@ if TYPE_CHECKING:
     from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
     from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import Instrument
-    from cdb_cli.engine.pipeline import Recorder, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.execution import ExecutionVenue
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.recorders import Recorder
     from cdb_cli.engine.records import TradingMode
     from cdb_cli.engine.remote import RemoteStrategy
     from cdb_cli.settings import Settings

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from cdb_cli import __version__
 
 if TYPE_CHECKING:
-    from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.replay import BarSeries, TradeSeries
     from cdb_cli.settings import Settings
 
@@ -93,7 +94,7 @@ def run_replay(
     """Replay ``request.data`` through the REPLAY pipeline and build the report."""
     from cdb_cli.adapters.marketdata_files import file_sha256
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.replay import BarSeries, replay_bars, replay_trades
     from cdb_cli.engine.report import build_report
     from cdb_cli.kernel import Environment, build_pipeline

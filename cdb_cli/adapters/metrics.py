@@ -58,7 +58,7 @@ from cdb_cli.engine.events import (
     TradeTick,
     TradingSignal,
 )
-from cdb_cli.engine.pipeline import Recorder
+from cdb_cli.engine.recorders import Recorder
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.risk import (
     NOTHING_HELD,

@@ -6,9 +6,9 @@ indicator updates, a float mark, the float equity curve and the loss-limit tripw
 events, ``Decimal`` ledger entries and risk traces only when a signal fires or an order fills
 (DESIGN.md "Money": indicators may use floats; the ledger is ``Decimal``).
 
-Everything the pipeline produces goes to a :class:`Recorder`: events with their topic (the seed's
-contract), order records and fills. Replay keeps them in memory (``MemoryRecorder``), the run loop
-publishes and stores them, a benchmark counts them.
+Everything the pipeline produces goes to a :class:`~cdb_cli.engine.recorders.Recorder`: events
+with their topic (the seed's contract), order records and fills. Replay keeps them in memory
+(``MemoryRecorder``), the run loop publishes and stores them, a benchmark counts them.
 
 Risk inputs: equity, day-start and peak equity and exposure come from the portfolio (working buys
 count as exposure); bid/ask from the latest quote of the symbol, or — when the data has none, as in
@@ -23,11 +23,10 @@ from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final
 
 from cdb_cli.engine.clock import Clock, TestClock
 from cdb_cli.engine.events import (
-    Event,
     OrderApproved,
     Side,
     SignalSide,
@@ -37,7 +36,8 @@ from cdb_cli.engine.events import (
 from cdb_cli.engine.execution import ExecutionResult
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
-from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
+from cdb_cli.engine.recorders import MemoryRecorder, NullRecorder, Recorder
+from cdb_cli.engine.records import EquitySnapshot, OrderRecord
 from cdb_cli.engine.risk import (
     CheckFields,
     RiskEngine,
@@ -51,7 +51,7 @@ from cdb_cli.engine.traces import Tracer
 
 __all__ = [
     "OPERATOR",
-    "MemoryRecorder",
+    "MemoryRecorder",  # re-exported from cdb_cli.engine.recorders, where they live
     "NullRecorder",
     "PipelineStats",
     "Recorder",
@@ -63,47 +63,6 @@ _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")
 OPERATOR: Final = "operator"
 """Source of an operator's flatten: its signals, decisions and approvals (not the risk rules')."""
-
-
-class Recorder(Protocol):
-    """Where the pipeline's output goes: events by topic, order records, fills."""
-
-    def event(self, topic: Topic, event: Event) -> None: ...
-
-    def order(self, order: OrderRecord) -> None: ...
-
-    def fill(self, fill: FillRecord) -> None: ...
-
-
-class NullRecorder:
-    """Drops everything (benchmarks); the pipeline's own counters still count."""
-
-    def event(self, topic: Topic, event: Event) -> None:
-        pass
-
-    def order(self, order: OrderRecord) -> None:
-        pass
-
-    def fill(self, fill: FillRecord) -> None:
-        pass
-
-
-@dataclass
-class MemoryRecorder:
-    """Keeps everything in memory, in order (replay, tests)."""
-
-    events: list[tuple[Topic, Event]] = field(default_factory=list)
-    orders: dict[str, OrderRecord] = field(default_factory=dict)
-    fills: list[FillRecord] = field(default_factory=list)
-
-    def event(self, topic: Topic, event: Event) -> None:
-        self.events.append((topic, event))
-
-    def order(self, order: OrderRecord) -> None:
-        self.orders[order.client_order_id] = order
-
-    def fill(self, fill: FillRecord) -> None:
-        self.fills.append(fill)
 
 
 @dataclass
@@ -228,7 +187,17 @@ class TradingPipeline:
         at the end.
         """
         state = self._symbols[symbol]
-        self._run(state, ts_open, opens, closes, volumes, interval_ns, True, True, clock)
+        self._run(
+            state,
+            ts_open,
+            opens,
+            closes,
+            volumes,
+            interval_ns,
+            fills=True,
+            strategy=True,
+            clock=clock,
+        )
         if clock is not None and ts_open:
             clock.now_ns = max(clock.now_ns, ts_open[-1] + interval_ns)
 
@@ -237,7 +206,16 @@ class TradingPipeline:
     ) -> None:
         """One closed bar (see :meth:`run_bars`); ``ts_close`` is the decision time."""
         state = self._symbols[symbol]
-        self._run(state, (ts_open,), (open_,), (close,), (volume,), ts_close - ts_open, True, True)
+        self._run(
+            state,
+            (ts_open,),
+            (open_,),
+            (close,),
+            (volume,),
+            ts_close - ts_open,
+            fills=True,
+            strategy=True,
+        )
 
     def on_bar_close(self, symbol: str, ts_close: int, close: float, volume: float) -> None:
         """A bar closed while trades drive the fills (tick replay, paper, live): run the strategy.
@@ -245,12 +223,12 @@ class TradingPipeline:
         The trades already moved the mark and filled orders; the bar only feeds the strategy.
         """
         state = self._symbols[symbol]
-        self._run(state, (ts_close,), (close,), (close,), (volume,), 0, False, True)
+        self._run(state, (ts_close,), (close,), (close,), (volume,), 0, fills=False, strategy=True)
 
     def on_trade(self, symbol: str, ts: int, price: float, quantity: float) -> None:
         """A public trade: fills working orders, moves the mark (tick replay, paper, live)."""
         state = self._symbols[symbol]
-        self._run(state, (ts,), (price,), (price,), (quantity,), 0, True, False)
+        self._run(state, (ts,), (price,), (price,), (quantity,), 0, fills=True, strategy=False)
 
     def warm_up(self, symbol: str, bars: Iterable[tuple[int, float, float]]) -> int:
         """Prime the strategy with history ((ts_close, close, volume) of closed bars, oldest
@@ -301,6 +279,7 @@ class TradingPipeline:
         prices: Sequence[float],
         volumes: Sequence[float],
         offset: int,
+        *,
         fills: bool,
         strategy: bool,
         clock: TestClock | None = None,

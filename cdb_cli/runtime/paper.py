@@ -51,9 +51,10 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
-    from cdb_cli.engine.pipeline import Recorder, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.recorders import Recorder
     from cdb_cli.settings import Settings
 
 __all__ = ["MarketFeed", "PaperRuntime", "RunSummary", "WarmUp", "new_run_id"]

@@ -29,7 +29,8 @@ from cdb_cli.engine.errors import CdbError
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.events import RiskDecision, TradingSignal
-    from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import FillRecord, OrderRecord
     from cdb_cli.settings import Settings
 
@@ -139,7 +140,7 @@ def run_full_path(settings: Settings) -> FullPathResult:
     Touches no store, bus or network; the configured limits, strategy and venue decide.
     """
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.kernel import Environment, build_pipeline
 
     started = time.perf_counter()

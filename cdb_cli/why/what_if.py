@@ -68,7 +68,7 @@ def _series(store: Store, symbol: str, until: int | None, interval: int) -> Any:
 
 def _rerun(settings: Settings, series: Any, interval: int) -> list[tuple[Any, Any]]:
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.replay import replay_bars
     from cdb_cli.kernel import Environment, build_pipeline
 
