@@ -69,14 +69,15 @@ SCENARIOS = {
 def _pipeline(scenario: str = "default", *, traced: bool = False) -> tuple[Any, Any]:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import NullRecorder
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import build_pipeline
     from cdb_cli.settings import Settings
 
     clock = TestClock()
     overrides: dict[str, Any] = dict(SCENARIOS[scenario])
     pipeline = build_pipeline(
         Settings(database_url="sqlite://", **overrides),
-        Environment.REPLAY,
+        Mode.REPLAY,
         symbols=["BTCUSDT"],
         clock=clock,
         recorder=NullRecorder(),

@@ -8,7 +8,6 @@ functions, so importing the kernel costs nothing until a port is opened.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -26,12 +25,11 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.execution import ExecutionVenue
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.recorders import Recorder
-    from cdb_cli.engine.records import TradingMode
+    from cdb_cli.engine.records import Mode
     from cdb_cli.engine.remote import RemoteStrategy
     from cdb_cli.settings import Settings
 
 __all__ = [
-    "Environment",
     "approval_venue",
     "build_pipeline",
     "build_risk_pipeline",
@@ -43,14 +41,6 @@ __all__ = [
     "risk_limits",
     "signal_config",
 ]
-
-
-class Environment(StrEnum):
-    """Where the pipeline runs; it changes only what the kernel picks, never the engine."""
-
-    REPLAY = "replay"  # recorded data, simulated clock, simulated fills
-    PAPER = "paper"  # live MEXC data, wall clock, simulated fills
-    LIVE = "live"  # live MEXC data, wall clock, real MEXC orders
 
 
 def open_store(settings: Settings, *, create_if_new: bool = False) -> Store:
@@ -117,7 +107,7 @@ def instrument_for(settings: Settings, symbol: str) -> Instrument:
 
 def build_pipeline(
     settings: Settings,
-    environment: Environment,
+    environment: Mode,
     *,
     symbols: Sequence[str],
     clock: Clock,
@@ -147,6 +137,7 @@ def build_pipeline(
     from cdb_cli.engine.live_execution import LiveExecution, client_order_id_prefix
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
+    from cdb_cli.engine.records import Mode
     from cdb_cli.engine.risk import RiskEngine
     from cdb_cli.engine.signals import EmaCrossStrategy
     from cdb_cli.engine.traces import Tracer
@@ -163,7 +154,7 @@ def build_pipeline(
         )
     config = signal_config(settings)
     execution: ExecutionVenue
-    if environment is Environment.LIVE:
+    if environment is Mode.LIVE:
         if not instruments:
             raise ConfigurationError("Live trading needs the venue's instruments (exchangeInfo)")
         execution = LiveExecution(
@@ -176,7 +167,7 @@ def build_pipeline(
         chosen = (
             dict(instruments) if instruments else {s: instrument_for(settings, s) for s in symbols}
         )
-        mode: TradingMode = "replay" if environment is Environment.REPLAY else "paper"
+        mode = Mode.REPLAY if environment is Mode.REPLAY else Mode.PAPER
         execution = SimulatedExecution(
             paper_execution_config(settings),
             chosen,
@@ -259,6 +250,7 @@ def approval_venue(
     (same config, same seeded slippage), naming each order by its approval's event id."""
     import random
 
+    from cdb_cli.engine.records import Mode
     from cdb_cli.engine.remote import ApprovalIdExecution
 
     return ApprovalIdExecution(
@@ -266,6 +258,6 @@ def approval_venue(
         instruments,
         random.Random(settings.paper_seed),  # noqa: S311 - simulated slippage, not crypto
         id_prefix=run_id.replace("-", "_")[:22],
-        mode="paper",
+        mode=Mode.PAPER,
         source="paper",
     )

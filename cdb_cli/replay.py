@@ -95,9 +95,10 @@ def run_replay(
     from cdb_cli.adapters.marketdata_files import file_sha256
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import MemoryRecorder
+    from cdb_cli.engine.records import Mode
     from cdb_cli.engine.replay import BarSeries, replay_bars, replay_trades
     from cdb_cli.engine.report import build_report
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.kernel import build_pipeline
     from cdb_cli.settings import settings_hash
 
     series = load_replay_data(request)
@@ -111,7 +112,7 @@ def run_replay(
     interval = series.interval_ns if isinstance(series, BarSeries) else request.interval_ns
     pipeline = build_pipeline(
         settings,
-        Environment.REPLAY,
+        Mode.REPLAY,
         symbols=[request.symbol],
         clock=clock,
         recorder=recorder,

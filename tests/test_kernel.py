@@ -136,12 +136,13 @@ def test_engine_config_from_settings_equals_the_model_built_from_the_same_values
 def test_build_pipeline_wires_settings_into_the_engine() -> None:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.pipeline import MemoryRecorder
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import build_pipeline
 
     settings = Settings(ema_fast=5, ema_slow=9, paper_fee_pct=Decimal("0.1"), starting_cash=500)
     pipeline = build_pipeline(
         settings,
-        Environment.REPLAY,
+        Mode.REPLAY,
         symbols=["ETHUSDT"],
         clock=TestClock(),
         recorder=MemoryRecorder(),
@@ -167,12 +168,13 @@ def test_build_pipeline_refuses_bad_combinations(
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.errors import ConfigurationError
     from cdb_cli.engine.pipeline import MemoryRecorder
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import build_pipeline
 
     with pytest.raises(ConfigurationError, match=message):
         build_pipeline(
             Settings(),
-            Environment(environment),
+            Mode(environment),
             symbols=symbols,
             clock=TestClock(),
             recorder=MemoryRecorder(),
@@ -204,11 +206,12 @@ def test_live_picks_the_live_venue_with_the_entry_settings() -> None:
     from cdb_cli.engine.instruments import default_instrument
     from cdb_cli.engine.live_execution import LiveExecution
     from cdb_cli.engine.pipeline import MemoryRecorder
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import build_pipeline
 
     pipeline = build_pipeline(
         Settings(live_entry_order="limit", live_limit_timeout_seconds=5),
-        Environment.LIVE,
+        Mode.LIVE,
         symbols=["BTCUSDT"],
         clock=TestClock(0),
         recorder=MemoryRecorder(),

@@ -38,9 +38,9 @@ from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.records import (
     OPEN_ORDER_STATUSES,
     FillRecord,
+    Mode,
     OrderRecord,
     OrderStatus,
-    TradingMode,
 )
 
 __all__ = ["ExecutionResult", "PaperExecutionConfig", "SimulatedExecution"]
@@ -83,7 +83,7 @@ class SimulatedExecution:
         rng: random.Random,
         *,
         id_prefix: str = "cdb",
-        mode: TradingMode = "paper",
+        mode: Mode = Mode.PAPER,
         source: str = "paper",
     ) -> None:
         if not id_prefix or len(id_prefix) > 22 or not id_prefix.replace("_", "").isalnum():
@@ -92,7 +92,7 @@ class SimulatedExecution:
         self.instruments = dict(instruments)
         self._rng = rng
         self._prefix = id_prefix
-        self._mode: TradingMode = mode
+        self._mode: Mode = mode
         self._source = source
         self._counter = 0
         self._fills = 0

@@ -37,9 +37,9 @@ from cdb_cli.engine.ports.execution import VenueFill, VenueOrderState, VenueUpda
 from cdb_cli.engine.records import (
     OPEN_ORDER_STATUSES,
     FillRecord,
+    Mode,
     OrderRecord,
     OrderStatus,
-    TradingMode,
 )
 
 __all__ = ["LiveExecution", "client_order_id_prefix"]
@@ -69,7 +69,7 @@ class LiveExecution:
         instruments: Mapping[str, Instrument],
         *,
         id_prefix: str,
-        mode: TradingMode = "live",
+        mode: Mode = Mode.LIVE,
         source: str = "mexc",
         entry: Literal["MARKET", "LIMIT"] = "MARKET",
         limit_timeout_ns: int = 30_000_000_000,
@@ -78,7 +78,7 @@ class LiveExecution:
             raise ValueError(f"id_prefix must be 1..22 of [A-Za-z0-9_], received {id_prefix!r}")
         self.instruments = dict(instruments)
         self._prefix = id_prefix
-        self._mode: TradingMode = mode
+        self._mode: Mode = mode
         self._source = source
         self._counter = 0
         self._reports = 0

@@ -8,6 +8,7 @@ int nanoseconds UTC, like ``Event.ts_event``.
 from __future__ import annotations
 
 from decimal import Decimal
+from enum import StrEnum
 from typing import Annotated, Final, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -20,12 +21,12 @@ __all__ = [
     "AuditRecord",
     "EquitySnapshot",
     "FillRecord",
+    "Mode",
     "Money",
     "OrderRecord",
     "OrderStatus",
     "OrderType",
     "PositionRecord",
-    "TradingMode",
     "check_config_key",
 ]
 
@@ -44,7 +45,16 @@ OrderStatus = Literal[
     "REJECTED",
 ]
 OrderType = Literal["MARKET", "LIMIT", "LIMIT_MAKER", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"]
-TradingMode = Literal["paper", "live", "replay"]
+
+
+class Mode(StrEnum):
+    """Where cdb trades, the one spelling of it: it changes only what the kernel picks, never
+    the engine. (Where the market data comes from, MEXC or the simulator, is the ``Feed``.)"""
+
+    REPLAY = "replay"  # recorded data, simulated clock, simulated fills
+    PAPER = "paper"  # live market data, wall clock, simulated fills
+    LIVE = "live"  # live market data, wall clock, real MEXC orders
+
 
 OPEN_ORDER_STATUSES: Final[frozenset[OrderStatus]] = frozenset(
     {"PENDING_NEW", "NEW", "PARTIALLY_FILLED"}
@@ -83,7 +93,7 @@ class OrderRecord(_Record):
     status: OrderStatus
     ts_created: TimestampNs
     ts_updated: TimestampNs
-    mode: TradingMode
+    mode: Mode
 
     @model_validator(mode="after")
     def _sized_and_priced(self) -> Self:

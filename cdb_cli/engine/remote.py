@@ -38,9 +38,9 @@ from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.records import (
     OPEN_ORDER_STATUSES,
     FillRecord,
+    Mode,
     OrderRecord,
     OrderStatus,
-    TradingMode,
 )
 from cdb_cli.engine.signals import SignalIntent, StrategyView
 
@@ -135,11 +135,11 @@ class RemoteExecution:
         instruments: Mapping[str, Instrument],
         *,
         latency_ms: int,
-        mode: TradingMode = "paper",
+        mode: Mode = Mode.PAPER,
     ) -> None:
         self.instruments = dict(instruments)
         self._latency_ns = latency_ms * _NS_PER_MS
-        self._mode: TradingMode = mode
+        self._mode: Mode = mode
         self._working: dict[str, dict[str, _Remote]] = {}
         self._inbox: dict[str, _Inbox] = {}
         self._restored: set[str] = set()  # ids of the stored fills of restored orders

@@ -81,7 +81,8 @@ class LiveRuntime(PaperRuntime):
     # --- start ----------------------------------------------------------------------------------
 
     async def _prepare(self) -> TradingPipeline:
-        from cdb_cli.kernel import Environment, build_pipeline
+        from cdb_cli.engine.records import Mode
+        from cdb_cli.kernel import build_pipeline
 
         store = self.store
         orders = await self._own_orders("live")
@@ -115,7 +116,7 @@ class LiveRuntime(PaperRuntime):
             )
         pipeline = build_pipeline(
             self.settings,
-            Environment.LIVE,
+            Mode.LIVE,
             symbols=self.symbols,
             clock=self.clock,
             recorder=self._recorder,

@@ -1,7 +1,7 @@
 """The paper trading loop: live market data → pipeline → store and bus, resumable after a stop.
 
 :class:`PaperRuntime` owns one :class:`~cdb_cli.engine.pipeline.TradingPipeline` (built by the
-kernel for ``Environment.PAPER``) and feeds it from a :class:`MarketFeed`: trades fill working
+kernel for ``Mode.PAPER``) and feeds it from a :class:`MarketFeed`: trades fill working
 orders and are aggregated into closed bars for the strategy (:class:`BarBuilder`), quotes give the
 spread. Everything it sees and does — market data, signals, risk decisions with their traces,
 approvals, execution reports, orders, fills, positions — is written to the store in batches
@@ -190,7 +190,8 @@ class PaperRuntime:
         return await asyncio.to_thread(function, *args, **kwargs)
 
     async def _prepare(self) -> TradingPipeline:
-        from cdb_cli.kernel import Environment, build_pipeline
+        from cdb_cli.engine.records import Mode
+        from cdb_cli.kernel import build_pipeline
 
         store = self.store
         orders = await self._own_orders("paper")
@@ -204,7 +205,7 @@ class PaperRuntime:
         portfolio = await self._call(restore_portfolio, store, Decimal(stored_cash), fills, quote)
         pipeline = build_pipeline(
             self.settings,
-            Environment.PAPER,
+            Mode.PAPER,
             symbols=self.symbols,
             clock=self.clock,
             recorder=self._recorder,

@@ -28,6 +28,7 @@ from cdb_cli.runtime.waits import wait_event
 if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.engine.records import Mode
     from cdb_cli.runtime.paper import PaperRuntime, RunSummary
     from cdb_cli.settings import Settings
 
@@ -95,7 +96,9 @@ async def run_paper(
     view: bool = False,
 ) -> RunSummary:
     """Run the paper loop until ``stop`` (or SIGINT/SIGTERM) and return its summary."""
-    return await _serve(settings, symbols=symbols, feed=feed, stop=stop, view=view, live=False)
+    from cdb_cli.engine.records import Mode
+
+    return await _serve(settings, symbols=symbols, feed=feed, stop=stop, view=view, mode=Mode.PAPER)
 
 
 async def run_live(
@@ -109,7 +112,11 @@ async def run_live(
 
     The governance gate (``cdb_cli.runtime.governance``) is the caller's: this only trades.
     """
-    return await _serve(settings, symbols=symbols, feed="mexc", stop=stop, view=view, live=True)
+    from cdb_cli.engine.records import Mode
+
+    return await _serve(
+        settings, symbols=symbols, feed="mexc", stop=stop, view=view, mode=Mode.LIVE
+    )
 
 
 async def _serve(
@@ -119,7 +126,7 @@ async def _serve(
     feed: Feed,
     stop: asyncio.Event | None,
     view: bool,
-    live: bool,
+    mode: Mode,
 ) -> RunSummary:
     from cdb_cli.adapters.http_health import HealthServer, readiness_reasons
     from cdb_cli.adapters.metrics import Metrics
@@ -127,12 +134,13 @@ async def _serve(
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
     from cdb_cli.adapters.notify.email import EmailNotifier
+    from cdb_cli.engine.records import Mode
     from cdb_cli.kernel import mexc_http_client, open_bus, open_store
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.paper import PaperRuntime, new_run_id
 
-    mode = "live" if live else "paper"
+    live = mode is Mode.LIVE
     if live:
         from cdb_cli.runtime.live import new_live_run_id
 

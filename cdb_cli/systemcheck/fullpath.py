@@ -1,6 +1,6 @@
 """The full-path check: a synthetic trade through strategy → risk → paper execution → portfolio.
 
-The kernel builds the pipeline exactly as a replay would (``Environment.REPLAY``: the configured
+The kernel builds the pipeline exactly as a replay would (``Mode.REPLAY``: the configured
 strategy, risk limits, simulated venue and starting cash), but with a ``MemoryRecorder``, a
 ``TestClock`` at a fixed time and its own run id, so nothing reaches the configured store or bus
 and the result is the same on every run. The venue is always the simulated one: even with
@@ -141,7 +141,8 @@ def run_full_path(settings: Settings) -> FullPathResult:
     """
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import MemoryRecorder
-    from cdb_cli.kernel import Environment, build_pipeline
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import build_pipeline
 
     started = time.perf_counter()
     symbol = settings.symbols[0]
@@ -149,7 +150,7 @@ def run_full_path(settings: Settings) -> FullPathResult:
     recorder = MemoryRecorder()
     pipeline = build_pipeline(
         settings,
-        Environment.REPLAY,
+        Mode.REPLAY,
         symbols=[symbol],
         clock=clock,
         recorder=recorder,
