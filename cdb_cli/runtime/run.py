@@ -19,16 +19,18 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from cdb_cli.engine.errors import CdbError, DependencyError
+from cdb_cli.runtime.stopping import stop_on_signals
 from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel.system import Feed
     from cdb_cli.runtime.paper import PaperRuntime, RunSummary
     from cdb_cli.settings import Settings
 
@@ -36,10 +38,7 @@ __all__ = ["Feed", "run_live", "run_paper"]
 
 logger = logging.getLogger(__name__)
 
-Feed = Literal["mexc", "sim"]
 T = TypeVar("T")
-WARM_UP_BARS = 500
-"""Closed 1-minute klines that warm the indicators before the first live bar."""
 SIGUSR1_REASON = "SIGUSR1 from the operator"
 
 
@@ -56,23 +55,6 @@ async def _retry(
         if await wait_event(stop, delay):
             raise DependencyError(f"{what}: stopped while MEXC was unreachable")
         delay = min(delay * 2, max_delay)
-
-
-@contextlib.asynccontextmanager
-async def _market(
-    settings: Settings, feed: Feed, symbols: Sequence[str]
-) -> AsyncIterator[tuple[str, str]]:
-    """(REST URL, WS URL) of the market: the configured MEXC, or an in-process simulator."""
-    if feed == "mexc":
-        yield settings.mexc_rest_url, settings.mexc_ws_url
-        return
-    from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
-    from cdb_cli.adapters.mexc.sim.server import SimServer
-
-    config = SimConfig(symbols=tuple(symbols), seed=settings.paper_seed or 1, tick_interval=0.25)
-    async with SimServer(SimExchange(config)) as server:
-        logger.warning("Trading against the in-process simulated MEXC at %s", server.rest_url)
-        yield server.rest_url, server.ws_url
 
 
 async def _instruments(
@@ -128,14 +110,9 @@ async def _serve(
     view: bool,
     mode: Mode,
 ) -> RunSummary:
-    from cdb_cli.adapters.http_health import HealthServer, readiness_reasons
-    from cdb_cli.adapters.metrics import Metrics
-    from cdb_cli.adapters.mexc.history import kline_warm_up
-    from cdb_cli.adapters.mexc.http import MexcHttpClient
-    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
-    from cdb_cli.adapters.notify.email import EmailNotifier
+    from cdb_cli.adapters.http_health import readiness_reasons
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel import mexc_http_client, open_bus, open_store
+    from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.paper import PaperRuntime, new_run_id
@@ -149,20 +126,8 @@ async def _serve(
         run_id = new_run_id()
     RUN_ID.set(run_id)  # every log line of this run carries it, from the first
     stop = stop or asyncio.Event()
-    notifier = EmailNotifier.from_settings(settings)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    store = await asyncio.to_thread(open_store, settings, create_if_new=True)
-    try:
-        async with (
-            _market(settings, feed, symbols) as (rest_url, ws_url),
-            mexc_http_client(settings) if live else MexcHttpClient(rest_url) as http,
-            open_bus(settings) as bus,
-        ):
-            clock = LiveClock()
-            metrics = Metrics(run_id=run_id, mode=mode, symbols=symbols)
+    with stop_on_signals(stop):
+        async with open_kernel(settings, mode, symbols=symbols, run_id=run_id, feed=feed) as kernel:
             runtime: PaperRuntime | None = None
 
             def readiness() -> list[str]:
@@ -179,45 +144,35 @@ async def _serve(
                     reasons.append("MEXC refuses our signatures (clock skew): not trading")
                 return reasons
 
-            health = HealthServer.from_settings(
-                settings, metrics=metrics, readiness=readiness, run_id=run_id, mode=mode
-            )
+            health = kernel.health_server(readiness)
             async with health:
                 logger.info("Health and metrics on %s", health.url)
-                instruments = await _instruments(http, symbols, stop)
-                topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
+                kernel.instruments = await _instruments(kernel.http, symbols, stop)
                 options: dict[str, Any] = {
-                    "store": store,
-                    "bus": bus,
-                    "feed": MexcDataClient(ws_url, topics),
-                    "clock": clock,
+                    "store": kernel.store,
+                    "bus": kernel.bus,
+                    "feed": kernel.market_feed(),
+                    "clock": LiveClock(),
                     "symbols": symbols,
-                    "warm_up": kline_warm_up(http, bars=WARM_UP_BARS),
-                    "instruments": instruments,
-                    "alert": notifier.send_async if notifier is not None else None,
-                    "metrics": metrics,
+                    "warm_up": kernel.kline_warm_up(),
+                    "instruments": kernel.instruments,
+                    "alert": kernel.alert,
+                    "metrics": kernel.metrics,
                     "run_id": run_id,
                     "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
                 }
                 if live:
-                    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
                     from cdb_cli.runtime.live import LiveRuntime
 
-                    client = MexcExecutionClient(http, ws_url, instruments=instruments)
-                    runtime = LiveRuntime(settings, client=client, **options)
+                    runtime = LiveRuntime(settings, client=kernel.execution_client(), **options)
                 else:
                     runtime = PaperRuntime(settings, **options)
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
-                with _halt_on_sigusr1(loop, runtime):
+                with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
                     summary = await runtime.run(stop)
                 if screen is not None:
                     await screen
                 return summary
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
-        await asyncio.to_thread(store.close)
 
 
 @contextlib.contextmanager

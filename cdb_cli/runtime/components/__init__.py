@@ -45,9 +45,7 @@ on ``CDB_HTTP_PORT`` plus its index in ``marketdata, signals, risk, execution, p
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -56,8 +54,10 @@ from urllib.parse import urlsplit
 
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.runtime.components.base import COMPONENTS
+from cdb_cli.runtime.stopping import stop_on_signals
 
 if TYPE_CHECKING:
+    from cdb_cli.kernel.system import Kernel
     from cdb_cli.settings import Settings
 
 __all__ = ["COMPONENTS", "check_component_settings", "run_component"]
@@ -97,12 +97,8 @@ async def run_component(
     latency_log: Path | None = None,
 ) -> dict[str, int]:
     """Run one component until ``stop`` (or SIGINT/SIGTERM); return its counters."""
-    from cdb_cli.adapters.http_health import HealthServer
-    from cdb_cli.adapters.metrics import Metrics
-    from cdb_cli.adapters.mexc.history import kline_warm_up
-    from cdb_cli.adapters.mexc.http import MexcHttpClient
-    from cdb_cli.adapters.notify.email import EmailNotifier
-    from cdb_cli.kernel import open_bus, open_store
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.components.base import Component
     from cdb_cli.runtime.paper import new_run_id
@@ -113,64 +109,43 @@ async def run_component(
     # the GIL behind it at every await, which is the whole latency budget of a hop.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    store = await asyncio.to_thread(open_store, settings)
-    try:
-        async with MexcHttpClient(settings.mexc_rest_url) as http, open_bus(settings) as bus:
-            instruments = await _instruments(http, symbols, stop)
-            run_id = new_run_id()
+    run_id = new_run_id()
+    with stop_on_signals(stop):
+        async with open_kernel(
+            settings, Mode.PAPER, symbols=symbols, run_id=run_id, create_store=False
+        ) as kernel:
+            kernel.instruments = await _instruments(kernel.http, symbols, stop)
             RUN_ID.set(run_id)
             common: dict[str, Any] = {
-                "store": store,
-                "bus": bus,
+                "store": kernel.store,
+                "bus": kernel.bus,
                 "symbols": symbols,
-                "instruments": instruments,
+                "instruments": kernel.instruments,
                 "run_id": run_id,
                 "latency_log": latency_log,
+                "metrics": kernel.metrics,
+                "alert": kernel.alert,
             }
-            metrics = Metrics(run_id=run_id, mode="paper", symbols=symbols)
-            common["metrics"] = metrics
-            notifier = EmailNotifier.from_settings(settings)
-            common["alert"] = notifier.send_async if notifier is not None else None
-            runner: Component = _build(settings, component, common, http, kline_warm_up)
-            port = settings.http_port + COMPONENTS.index(component)
-            health = HealthServer(
-                metrics=metrics,
-                readiness=runner.readiness,
-                run_id=run_id,
-                mode="paper",
-                host=settings.http_host,
-                port=min(port, 65535),
+            runner: Component = _build(settings, component, common, kernel)
+            health = kernel.health_server(
+                runner.readiness, port=settings.http_port + COMPONENTS.index(component)
             )
             async with health:
                 logger.info("Component %s: health and metrics on %s", component, health.url)
                 return await runner.run(stop)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                loop.remove_signal_handler(signum)
-        await asyncio.to_thread(store.close)
 
 
-def _build(settings: Settings, component: str, common: dict[str, Any], http: Any, warm: Any) -> Any:
+def _build(settings: Settings, component: str, common: dict[str, Any], kernel: Kernel) -> Any:
     if component == "marketdata":
-        from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
         from cdb_cli.runtime.components.marketdata import MarketDataComponent
 
-        symbols = common["symbols"]
-        topics = [t for s in symbols for t in (deals_topic(s), book_ticker_topic(s))]
-        feed = MexcDataClient(settings.mexc_ws_url, topics)
-        return MarketDataComponent(settings, feed=feed, **common)
+        return MarketDataComponent(settings, feed=kernel.market_feed(), **common)
     if component == "signals":
         from cdb_cli.runtime.components.signals import SignalsComponent
-        from cdb_cli.runtime.run import WARM_UP_BARS
 
         warm_up = None
         if settings.bar_seconds == 60:  # MEXC's 1-minute klines are these bars
-            warm_up = warm(http, bars=WARM_UP_BARS)
+            warm_up = kernel.kline_warm_up()
         else:
             logger.warning("Bars of %d s: no kline warm-up of the indicators", settings.bar_seconds)
         return SignalsComponent(settings, warm_up=warm_up, **common)
