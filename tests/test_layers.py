@@ -63,3 +63,23 @@ def test_commands_import_heavy_modules_only_inside_functions() -> None:
         "    import sqlalchemy\n\n    del sqlalchemy\n"
     )
     assert "TID253" not in _ruff("commands/example.py", inside)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from cdb_cli.adapters.mexc.http import MexcHttpClient",
+        "import cdb_cli.adapters.metrics",
+        "from cdb_cli.adapters import sql",
+    ],
+)
+def test_runtime_reaches_adapters_only_through_the_kernel(statement: str) -> None:
+    source = f'"""x."""\n\nfrom __future__ import annotations\n\n{statement}\n'
+    assert "TID251" in _ruff("cdb_cli/runtime/example.py", source)
+    assert "TID251" in _ruff("cdb_cli/runtime/components/example.py", source)
+    assert "TID251" not in _ruff("cdb_cli/kernel/example.py", source)
+
+
+def test_the_runtime_may_use_its_own_libraries() -> None:
+    source = '"""x."""\n\nfrom __future__ import annotations\n\nimport apscheduler\nimport rich\n'
+    assert "TID25" not in _ruff("cdb_cli/runtime/example.py", source)

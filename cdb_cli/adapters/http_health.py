@@ -22,7 +22,7 @@ import inspect
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 
@@ -32,7 +32,7 @@ from prometheus_client.exposition import choose_encoder
 from cdb_cli import __version__
 from cdb_cli.adapters.metrics import Metrics
 from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.engine.risk import TradingState
+from cdb_cli.engine.health import readiness_reasons
 
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
@@ -45,37 +45,6 @@ ReadinessCheck = Callable[[], Sequence[str] | Awaitable[Sequence[str]]]
 """Returns why the run is not ready (empty when it is); may be a coroutine function."""
 
 READINESS_TIMEOUT_S: Final = 2.0
-
-
-def readiness_reasons(
-    *,
-    feed_ages: Mapping[str, float | None] | None = None,
-    max_feed_age_s: float = 30.0,
-    database_up: bool | None = None,
-    bus_up: bool | None = None,
-    trading_state: TradingState | None = None,
-) -> list[str]:
-    """Build the standard reasons from what the loop knows; ``None`` means "not checked".
-
-    ``feed_ages`` maps each symbol to the seconds since its last data, ``None`` when none came yet
-    (``Metrics.feed_ages()`` or the loop's ``FeedWatch.ages(now_ns)``).
-
-    >>> readiness_reasons(feed_ages={"BTCUSDT": 45.2, "ETHUSDT": None}, database_up=False)
-    ['feed stale: BTCUSDT 45 s', 'feed stale: ETHUSDT no data yet', 'database down']
-    """
-    reasons = []
-    for symbol, age in (feed_ages or {}).items():
-        if age is None:
-            reasons.append(f"feed stale: {symbol} no data yet")
-        elif age > max_feed_age_s:
-            reasons.append(f"feed stale: {symbol} {age:.0f} s")
-    if database_up is False:
-        reasons.append("database down")
-    if bus_up is False:
-        reasons.append("bus down")
-    if trading_state is TradingState.HALTED:
-        reasons.append("breaker halted")
-    return reasons
 
 
 class HealthServer:

@@ -404,6 +404,11 @@ class Metrics:
         """Publish readiness (the health server does after each readiness check)."""
         self.ready.set(1 if ready else 0)
 
+    def recorder(self, inner: Recorder) -> MetricsRecorder:
+        """A recorder that forwards to ``inner`` and counts what passes in these metrics (the
+        loop wraps its own recorder with it)."""
+        return MetricsRecorder(inner, self)
+
     def exposed_names(self) -> frozenset[str]:
         """Every sample name this registry can expose (see :func:`exposed_names`)."""
         return exposed_names(self.registry)

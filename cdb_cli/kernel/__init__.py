@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from decimal import Decimal
 
+    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
@@ -33,7 +34,9 @@ __all__ = [
     "approval_venue",
     "build_pipeline",
     "build_risk_pipeline",
+    "cdb_executable",
     "instrument_for",
+    "mexc_execution_client",
     "mexc_http_client",
     "open_bus",
     "open_store",
@@ -194,6 +197,22 @@ def build_pipeline(
         if trace_interval_ns
         else None,
     )
+
+
+def mexc_execution_client(
+    http: MexcHttpClient, ws_url: str, instruments: Mapping[str, Instrument]
+) -> MexcExecutionClient:
+    """The MEXC venue: orders on a signed REST client, its user stream at ``ws_url``."""
+    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
+
+    return MexcExecutionClient(http, ws_url, instruments=dict(instruments))
+
+
+def cdb_executable() -> str:
+    """The ``cdb`` program of this installation (the loop's scheduled jobs run it)."""
+    from cdb_cli.adapters.backup.schedule import cdb_executable as find
+
+    return str(find())
 
 
 def mexc_http_client(settings: Settings) -> MexcHttpClient:

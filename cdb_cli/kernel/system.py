@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.http_health import HealthServer, ReadinessCheck
-    from cdb_cli.adapters.metrics import Metrics
-    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
-    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    # The types the runtime names come through this door too (explicit re-exports).
+    from cdb_cli.adapters.http_health import HealthServer as HealthServer
+    from cdb_cli.adapters.http_health import ReadinessCheck as ReadinessCheck
+    from cdb_cli.adapters.metrics import Metrics as Metrics
+    from cdb_cli.adapters.mexc.execution import MexcExecutionClient as MexcExecutionClient
+    from cdb_cli.adapters.mexc.http import MexcHttpClient as MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import MessageBus
@@ -74,9 +76,9 @@ class Kernel:
 
     def execution_client(self) -> MexcExecutionClient:
         """The live venue: real orders through the signed REST client and the user stream."""
-        from cdb_cli.adapters.mexc.execution import MexcExecutionClient
+        from cdb_cli.kernel import mexc_execution_client
 
-        return MexcExecutionClient(self.http, self.ws_url, instruments=self.instruments)
+        return mexc_execution_client(self.http, self.ws_url, self.instruments)
 
     def health_server(self, readiness: ReadinessCheck, *, port: int | None = None) -> HealthServer:
         """``/health``, ``/ready`` and ``/metrics`` on ``CDB_HTTP_HOST`` and ``port`` (default

@@ -48,13 +48,13 @@ from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, halt_alerts, send_alert
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.recorders import Recorder
+    from cdb_cli.kernel.system import Metrics
     from cdb_cli.settings import Settings
 
 __all__ = ["MarketFeed", "PaperRuntime", "RunSummary", "WarmUp", "new_run_id"]
@@ -166,9 +166,7 @@ class PaperRuntime:
         self.metrics = metrics
         self._recorder: Recorder = self._outbox
         if metrics is not None:
-            from cdb_cli.adapters.metrics import MetricsRecorder
-
-            self._recorder = MetricsRecorder(self._outbox, metrics)
+            self._recorder = metrics.recorder(self._outbox)
         self.database_up = True
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0

@@ -326,17 +326,16 @@ async def check_account(
     Balances are compared once live trading has started on this database."""
     import time
 
-    from cdb_cli.adapters.mexc.execution import MexcExecutionClient
     from cdb_cli.engine.instruments import split_symbol
     from cdb_cli.engine.portfolio import Portfolio
-    from cdb_cli.kernel import mexc_http_client, open_store
+    from cdb_cli.kernel import mexc_execution_client, mexc_http_client, open_store
     from cdb_cli.runtime.restore import opening_balances
 
     store = await asyncio.to_thread(open_store, settings)
     try:
         async with mexc_http_client(settings) as http:
             instruments = await http.exchange_info(symbols)
-            client = MexcExecutionClient(http, settings.mexc_ws_url, instruments=instruments)
+            client = mexc_execution_client(http, settings.mexc_ws_url, instruments)
             result = await reconcile_orders(
                 store, client, symbols, now_ns=time.time_ns(), apply=apply
             )

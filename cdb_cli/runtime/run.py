@@ -27,10 +27,9 @@ from cdb_cli.runtime.stopping import stop_on_signals
 from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel.system import Feed
+    from cdb_cli.kernel.system import Feed, MexcHttpClient
     from cdb_cli.runtime.paper import PaperRuntime, RunSummary
     from cdb_cli.settings import Settings
 
@@ -110,7 +109,7 @@ async def _serve(
     view: bool,
     mode: Mode,
 ) -> RunSummary:
-    from cdb_cli.adapters.http_health import readiness_reasons
+    from cdb_cli.engine.health import readiness_reasons
     from cdb_cli.engine.records import Mode
     from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID

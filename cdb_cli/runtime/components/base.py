@@ -37,11 +37,11 @@ from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import Alert, send_alert
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import Delivery, MessageBus
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.kernel.system import Metrics
     from cdb_cli.settings import Settings
 
 __all__ = ["COMPONENTS", "Component", "LatencyLog", "bar_close_ns"]

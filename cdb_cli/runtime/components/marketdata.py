@@ -44,7 +44,7 @@ class MarketDataComponent(Component):
         await self.feed.start()
 
     def readiness(self) -> list[str]:
-        from cdb_cli.adapters.http_health import readiness_reasons
+        from cdb_cli.engine.health import readiness_reasons
 
         return super().readiness() + readiness_reasons(
             feed_ages=self.watch.ages(self.clock.timestamp_ns()),
