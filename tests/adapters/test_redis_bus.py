@@ -9,29 +9,18 @@ import asyncio
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from decimal import Decimal
 
 import pytest
 import redis
 import redis.asyncio as aioredis
+from market_testkit import tick
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.engine.consumer import Consumer
 from cdb_cli.engine.errors import DependencyError, MalformedEvent, TransientError
-from cdb_cli.engine.events import Event, HealthReport, Side, Topic, TradeTick
+from cdb_cli.engine.events import Event, HealthReport, Topic
 
 MD = Topic.MARKET_DATA
-
-
-def tick(n: int = 1) -> TradeTick:
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=n,
-        source="test",
-        price=Decimal("100.5") + n,
-        quantity=Decimal("1"),
-        aggressor=Side.SELL,
-    )
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 import pytest
 import redis
+from market_testkit import tick
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.engine.bus import InMemoryBus
@@ -23,7 +24,6 @@ from cdb_cli.engine.events import (
     Event,
     HealthReport,
     QuoteTick,
-    Side,
     Topic,
     TradeTick,
 )
@@ -31,20 +31,6 @@ from cdb_cli.engine.ports.bus import MessageBus
 
 MakeBus = Callable[[], MessageBus]
 MD = Topic.MARKET_DATA
-
-
-def tick(n: int = 1, *, event_id: str | None = None) -> TradeTick:
-    extra = {} if event_id is None else {"event_id": event_id}
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=1_700_000_000_000_000_000 + n,
-        source="test",
-        price=Decimal("64123.45") + n,
-        quantity=Decimal("0.00012"),
-        aggressor=Side.BUY,
-        trade_id=str(n),
-        **extra,
-    )
 
 
 def run(make_bus: MakeBus, scenario: Callable[[MessageBus], Awaitable[None]]) -> None:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from market_testkit import free_port
 
 from cdb_cli.adapters.mexc.execution import MexcExecutionClient
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -40,15 +41,6 @@ KEY = "mx0vglKillTest001"
 SECRET = "fedcba9876543210fedcba9876543210"
 TRIALS = 20
 CDB = str(Path(sys.executable).parent / "cdb")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def starts(url: str) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from cdb_testkit import QueueFeed
+from market_testkit import eventually, trade
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
@@ -44,25 +45,6 @@ def slide(n: int, start: float = 100.0) -> list[tuple[int, float, float]]:
 
 async def history(symbol: str) -> Sequence[tuple[int, float, float]]:
     return slide(40)
-
-
-def trade(ts: int, price: float, quantity: float = 1.0) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(repr(price)),
-        quantity=Decimal(repr(quantity)),
-        aggressor=Side.BUY,
-    )
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -112,7 +94,7 @@ async def trade_minutes(
         for second in range(0, 60, 10):
             ts = T0 + (start_minute + i) * MINUTE + second * SECOND
             clock.set_time(ts)
-            feed.events.put_nowait(trade(ts, price, volume if second == 0 else 0.1))
+            feed.events.put_nowait(trade(ts, price, quantity=volume if second == 0 else 0.1))
             await eventually(feed.events.empty)
 
 

@@ -15,6 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from market_testkit import free_port
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
@@ -115,15 +116,6 @@ SEED_METRICS = (
     "redis_latency_ms",
     "database_connections_active",
 )
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def check_endpoints(port: int) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from market_testkit import trade
+from market_testkit import tick
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError
@@ -18,10 +18,6 @@ from cdb_cli.engine.ports.store import Store
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.settings import Settings
-
-
-def tick(n: int) -> TradeTick:
-    return trade(n, "100", quantity="1")
 
 
 class DownAfterStart:

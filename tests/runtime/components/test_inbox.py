@@ -7,16 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from market_testkit import trade
+from market_testkit import tick
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Topic, TradeTick
+from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery, Subscription
 from cdb_cli.runtime.components.inbox import READ_AGAIN_S, READ_COUNT, Inbox
-
-
-def tick(n: int) -> TradeTick:
-    return trade(n, "100", quantity="1")
 
 
 class CountedFetches:

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 import pytest
+from market_testkit import free_port
 
 from cdb_cli.engine.events import (
     Bar,
@@ -55,13 +56,6 @@ TUNING = {
     "CDB_PAPER_LATENCY_MS": "120",
     "CDB_STALE_DATA_SECONDS": "5",
 }
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def free_port_block(size: int) -> int:
