@@ -41,7 +41,7 @@ def test_sqlite_create_verify_restore_keeps_counts_and_hashes(
     assert path.stat().st_mode & 0o777 == 0o600
     manifest = read_manifest(path)
     assert manifest.engine == "sqlite"
-    assert manifest.schema_revision == schema_status(seeded_sqlite).head == "0002"
+    assert manifest.schema_revision == schema_status(seeded_sqlite).head == "0003"
     assert manifest.tables["market_trades"].rows == 40
     assert manifest.tables["fills"].rows == 1
     assert manifest.total_rows >= 48
@@ -335,7 +335,7 @@ def test_verify_reports_a_manifest_that_does_not_match_the_dump(
     assert report.problems == [
         "table audits: content differs from the manifest (same row count)",
         "table fills: 1 rows, the manifest says 2",
-        "schema revision 0002, the manifest says 0000",
+        "schema revision 0003, the manifest says 0000",
     ]
 
 
