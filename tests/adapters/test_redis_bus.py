@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -24,17 +23,9 @@ MD = Topic.MARKET_DATA
 
 
 @pytest.fixture
-def prefix(redis_url: str) -> Iterator[str]:
-    """A key prefix of this test's own; every key under it is deleted afterwards."""
-    name = f"cdbtest:{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{name}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+def prefix(redis_prefix: str) -> str:
+    """This test's own key prefix (conftest deletes its keys afterwards)."""
+    return redis_prefix
 
 
 def with_raw_client(

@@ -11,8 +11,7 @@ import errno
 import socket
 import ssl
 import threading
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
@@ -24,15 +23,9 @@ from cdb_cli.engine.errors import ConfigurationError
 
 
 @pytest.fixture
-def key(redis_url: str) -> Iterator[str]:
-    """A key of this test's own, deleted afterwards."""
-    name = f"cdbtest:wire:{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.delete(name)
-    finally:
-        client.close()
+def key(redis_prefix: str) -> str:
+    """A key of this test's own (conftest deletes it afterwards)."""
+    return f"{redis_prefix}:wire"
 
 
 def run(url: str, scenario: Callable[[WireConnection], Awaitable[None]], **options: float) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import socket
 import subprocess
@@ -221,11 +220,15 @@ def decision_view(decision: RiskDecision) -> tuple[Any, ...]:
 
 @pytest.mark.slow
 def test_components_in_processes_decide_as_one_process(
-    tmp_path: Path, redis_url: str, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    postgres_database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_until reads them)
     open_store(Settings(database_url=postgres_database), create_if_new=True).close()
-    prefix = f"cdbtest{secrets.token_hex(4)}"
+    prefix = redis_prefix  # its streams are deleted afterwards
     sim_port = free_port()
     sim = subprocess.Popen(
         [CDB, "sim-exchange", "--port", str(sim_port), "-s", SYMBOLS[0], "-s", SYMBOLS[1],
