@@ -41,9 +41,10 @@ def paper_settings(tmp_path: Path) -> Settings:
 
 
 class CountedChecks:
-    """The real store, counting the loop's checks for an operator's reset: the loop makes one
-    at every flush, after its check for halts, so a count that went up by two means a whole
-    flush ran after the count was read (the test itself never asks for resets)."""
+    """The real store, counting the checks for an operator's reset: the paper loop makes one
+    at every flush (after its check for halts), the risk component one a second. A count that
+    went up by two means a whole check ran after it was read; a test that uses it never asks
+    for resets itself."""
 
     def __init__(self, inner: Store) -> None:
         self.inner = inner
@@ -59,6 +60,7 @@ class CountedChecks:
 
     async def flushes(self, count: int = 2) -> None:
         """Wait until the loop has checked for resets ``count`` more times."""
+        # named for the paper loop, where each check is one flush
         target = self.reset_checks + count
         await eventually(lambda: self.reset_checks >= target, what=f"{count} more flushes")
 
