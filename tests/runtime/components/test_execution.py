@@ -11,12 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from components_testkit import Acknowledged
 from market_testkit import SYMBOL, closed_bar, eventually, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import OrderApproved, Side, Topic
 from cdb_cli.engine.instruments import default_instrument
-from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import progress_report
 from cdb_cli.kernel import open_store
@@ -85,22 +85,6 @@ class Running:
         return counts
 
 
-def write_rounds(component: ExecutionComponent, topic: Topic) -> list[list[Delivery]]:
-    """From now on, what each round of the component's writer takes to acknowledge on
-    ``topic`` (a round every flush interval, once the batch is stored)."""
-    inbox = component.inboxes[topic]
-    rounds: list[list[Delivery]] = []
-    take_done = inbox.take_done
-
-    def counted() -> list[Delivery]:
-        done = take_done()
-        rounds.append(done)
-        return done
-
-    inbox.take_done = counted  # type: ignore[method-assign]
-    return rounds
-
-
 async def announce(bus: InMemoryBus) -> None:
     """`risk` approved one order at the bar, and says so."""
     progress = progress_report("risk", symbol=SYMBOL, bar_id=BAR.event_id, ts=CLOSED_AT, count=1)
@@ -130,9 +114,9 @@ def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_pat
         await announce(bus)
         # taken in, its bar not yet come
         await eventually(lambda: first._approvals.ready((SYMBOL, CLOSED_AT), BAR.event_id))
-        rounds = write_rounds(first, Topic.RISK_APPROVED_TRADES)
-        await eventually(lambda: len(rounds) >= 3, what="three rounds of the writer")
-        assert rounds[:3] == [[], [], []]  # the approval stays unacknowledged
+        approvals = Acknowledged(first, Topic.RISK_APPROVED_TRADES)
+        await eventually(lambda: len(approvals.rounds) >= 3, what="three rounds of the writer")
+        assert approvals.acked == []  # the approval stays unacknowledged
         await first_run.end()
         second_run = Running(settings, bus)
         second = await second_run.start()
@@ -191,13 +175,12 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
         bus = InMemoryBus()
         component_run = Running(settings, bus)
         component = await component_run.start()
-        market = write_rounds(component, Topic.MARKET_DATA)
+        market = Acknowledged(component, Topic.MARKET_DATA)
         await announce(bus)
         await bar_then_trade(bus)
         # the bar handled (the stored order named, not placed again), then the trade after it,
         # which fills nothing: both acknowledged, so their outcome is stored
-        done = lambda: [d.event.event_id for taken in market for d in taken]  # noqa: E731
-        await eventually(lambda: len(done()) == 3, what="the quote, bar and trade handled")
+        await market.until(lambda acked: len(acked) == 3, "the quote, bar and trade handled")
         return await component_run.end()
 
     caplog.set_level(logging.INFO, logger="cdb_cli.runtime.components.execution")
