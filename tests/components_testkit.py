@@ -22,7 +22,7 @@ from cdb_cli.engine.events import (
     TradingSignal,
 )
 from cdb_cli.engine.instruments import default_instrument
-from cdb_cli.engine.ports.bus import Delivery
+from cdb_cli.engine.ports.bus import Delivery, Subscription
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.runtime.components.base import Component
@@ -36,13 +36,16 @@ T0 = 1_795_400_000 * SECOND
 class Acknowledged:
     """From now on, what ``component`` acknowledges on ``topic`` (``acked``: the event ids, in
     order, whether the writer acknowledges them once their batch is stored or the inbox a copy
-    at once) and what each round of its writer took to acknowledge (``rounds``)."""
+    at once), what each round of its writer took to acknowledge (``rounds``), and what each
+    read of the topic, begun from now on, delivered (``reads``)."""
 
     def __init__(self, component: Component, topic: Topic) -> None:
         self.rounds: list[list[Delivery]] = []
         self.acked: list[str] = []
+        self.reads: list[list[str]] = []
         inbox = component.inboxes[topic]
-        take_done, ack = inbox.take_done, inbox.subscription.ack
+        subscription = inbox.subscription
+        take_done, ack, fetch = inbox.take_done, subscription.ack, subscription.fetch
 
         def counted() -> list[Delivery]:
             done = take_done()
@@ -53,12 +56,43 @@ class Acknowledged:
             await ack(*deliveries)
             self.acked += [delivery.event.event_id for delivery in deliveries]
 
+        async def reading(max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
+            got = await fetch(max_count, timeout_s)
+            self.reads.append([delivery.event.event_id for delivery in got])
+            return got
+
         inbox.take_done = counted  # type: ignore[method-assign]
-        inbox.subscription.ack = acking  # type: ignore[method-assign]
+        subscription.ack = acking  # type: ignore[method-assign]
+        subscription.fetch = reading  # type: ignore[method-assign]
+
+    def delivered(self) -> list[str]:
+        """The ids of the events the reads delivered, in order."""
+        return [event_id for read in self.reads for event_id in read]
 
     async def until(self, check: Callable[[list[str]], bool], what: str) -> None:
         """Wait until ``check(acked)`` holds."""
         await eventually(lambda: check(self.acked), what=what)
+
+
+class RecordingBus(InMemoryBus):
+    """The in-process bus, recording what each consumer group acknowledges on each topic
+    (``acked[(topic, group)]``: event ids in order) from its first subscription on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.acked: dict[tuple[Topic, str], list[str]] = {}
+
+    async def subscribe(self, topic: Topic, group: str, consumer: str) -> Subscription:
+        subscription = await super().subscribe(topic, group, consumer)
+        acked = self.acked.setdefault((topic, group), [])
+        ack = subscription.ack
+
+        async def acking(*deliveries: Delivery) -> None:
+            await ack(*deliveries)
+            acked.extend(delivery.event.event_id for delivery in deliveries)
+
+        subscription.ack = acking  # type: ignore[method-assign]
+        return subscription
 
 
 def at_head(component: Component, topic: Topic, event: Event) -> bool:
