@@ -6,9 +6,10 @@ pyproject.toml makes this module importable from every test."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 from cdb_cli.engine.events import Bar, QuoteTick, Side, TradeTick
@@ -124,11 +125,19 @@ def fill(
 
 
 async def eventually(
-    check: Callable[[], bool], timeout_s: float = 10.0, what: str = "the condition"
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout_s: float = 10.0,
+    what: str = "the condition",
 ) -> None:
-    """Wait (in a running event loop) until ``check()`` holds; fail the test after ``timeout_s``."""
+    """Wait (in a running event loop) until ``check()`` holds (it may be a coroutine function);
+    fail the test after ``timeout_s``."""
     deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
+    while True:
+        result = check()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.01)
 
