@@ -75,23 +75,38 @@ class Acknowledged:
 
 
 class RecordingBus(InMemoryBus):
-    """The in-process bus, recording what each consumer group acknowledges on each topic
-    (``acked[(topic, group)]``: event ids in order) from its first subscription on."""
+    """The in-process bus, recording for each consumer group and topic, from its first
+    subscription on, what it was delivered (``delivered[(topic, group)]``) and what it
+    acknowledged (``acked[(topic, group)]``), as event ids in order."""
 
     def __init__(self) -> None:
         super().__init__()
+        self.delivered: dict[tuple[Topic, str], list[str]] = {}
         self.acked: dict[tuple[Topic, str], list[str]] = {}
 
     async def subscribe(self, topic: Topic, group: str, consumer: str) -> Subscription:
         subscription = await super().subscribe(topic, group, consumer)
+        delivered = self.delivered.setdefault((topic, group), [])
         acked = self.acked.setdefault((topic, group), [])
-        ack = subscription.ack
+        ack, fetch, reclaim = subscription.ack, subscription.fetch, subscription.reclaim
 
         async def acking(*deliveries: Delivery) -> None:
             await ack(*deliveries)
             acked.extend(delivery.event.event_id for delivery in deliveries)
 
+        async def fetching(max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
+            got = await fetch(max_count, timeout_s)
+            delivered.extend(delivery.event.event_id for delivery in got)
+            return got
+
+        async def reclaiming(min_idle_s: float, max_count: int = 100) -> list[Delivery]:
+            got = await reclaim(min_idle_s, max_count)
+            delivered.extend(delivery.event.event_id for delivery in got)
+            return got
+
         subscription.ack = acking  # type: ignore[method-assign]
+        subscription.fetch = fetching  # type: ignore[method-assign]
+        subscription.reclaim = reclaiming  # type: ignore[method-assign]
         return subscription
 
 

@@ -154,10 +154,18 @@ def _shared_services_left_clean() -> Iterator[None]:
             break
         time.sleep(0.25)
     if leaked:
+        unmarked = (
+            ""
+            if marked
+            else (
+                f" (none carries this run's mark {RUN}: a test that does not use the fixtures, or "
+                "another test run on the same servers that left them)"
+            )
+        )
         pytest.fail(
             "tests left data in the shared services (every test removes its own: use the "
             f"redis_prefix and postgres_database fixtures): Redis keys {leaked_keys[:20]} "
-            f"({len(leaked_keys)}), PostgreSQL databases {leaked_databases}",
+            f"({len(leaked_keys)}), PostgreSQL databases {leaked_databases}{unmarked}",
             pytrace=False,
         )
 

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis
 import redis.asyncio as aioredis
-from market_testkit import tick
+from market_testkit import eventually, tick
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.engine.consumer import Consumer
@@ -169,10 +169,13 @@ def test_redis_bus_fetch_waits_for_an_event_published_meanwhile(
     async def scenario(bus: RedisBus, raw: aioredis.Redis) -> None:
         sub = await bus.subscribe(MD, "g", "c")
         waiting = asyncio.create_task(sub.fetch(10, timeout_s=5.0))
+
         # Publish once the blocking XREADGROUP is registered on the server; there is no event to
-        # await for that, so ask the server (each round trip yields to the fetch task).
-        while (await raw.xinfo_groups(bus.stream_key(MD)))[0]["consumers"] == 0:  # noqa: ASYNC110
-            await asyncio.sleep(0)
+        # await for that, so ask the server.
+        async def registered() -> bool:
+            return bool((await raw.xinfo_groups(bus.stream_key(MD)))[0]["consumers"])
+
+        await eventually(registered, what="the fetch registered on the server")
         sent = tick(9)
         await bus.publish(MD, sent)
         assert [d.event for d in await asyncio.wait_for(waiting, 5)] == [sent]

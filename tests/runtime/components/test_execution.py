@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from components_testkit import Acknowledged
+from components_testkit import Acknowledged, RecordingBus
 from market_testkit import SYMBOL, closed_bar, eventually, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
@@ -108,12 +108,16 @@ def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_pat
     settings = settings_in(tmp_path)
 
     async def scenario() -> dict[str, int]:
-        bus = InMemoryBus()
+        bus = RecordingBus()
         first_run = Running(settings, bus)
         first = await first_run.start()
         await announce(bus)
-        # taken in, its bar not yet come
-        await eventually(lambda: first._approvals.ready((SYMBOL, CLOSED_AT), BAR.event_id))
+        # taken in (delivered, and drained from the inbox at the next step), its bar not yet come
+        delivered = bus.delivered[(Topic.RISK_APPROVED_TRADES, "execution")]
+        inbox = first.inboxes[Topic.RISK_APPROVED_TRADES]
+        await eventually(
+            lambda: len(delivered) == 2 and not inbox.queue, what="the approval taken in"
+        )
         approvals = Acknowledged(first, Topic.RISK_APPROVED_TRADES)
         await eventually(lambda: len(approvals.rounds) >= 3, what="three rounds of the writer")
         assert approvals.acked == []  # the approval stays unacknowledged

@@ -19,13 +19,14 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from market_testkit import free_port
+from market_testkit import eventually, free_port, wait_until
 
 from cdb_cli.engine.events import (
     Bar,
@@ -81,9 +82,12 @@ def audits(url: str, action: str) -> list[dict[str, str]]:
         store.close()
 
 
-def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_while_running(
+    condition: Callable[[], bool], timeout_s: float, what: str, processes: list[Any]
+) -> None:
+    """``wait_until``, failing at once (with its log) when one of ``processes`` exits."""
+
+    def check() -> bool:
         for process in processes:
             if process.poll() is not None:
                 _, err = process.communicate()
@@ -91,10 +95,9 @@ def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]
                     log = Path(process.args[-1] + ".log")
                     err = log.read_text(encoding="utf-8") if log.exists() else ""
                 pytest.fail(f"{process.args} exited {process.returncode}: {err[-3000:]}")
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+        return condition()
+
+    wait_until(check, timeout_s, what)
 
 
 def stop(process: subprocess.Popen[str], log: Path) -> str:
@@ -197,7 +200,9 @@ def reference_run(
         halt = asyncio.Event()
         task = asyncio.create_task(runtime.run(halt))
         await asyncio.wait_for(feed.events.drained.wait(), 30)
-        await asyncio.sleep(0.3)  # the last event handled
+        await eventually(  # the last event handled
+            lambda: runtime.summary.market_events == len(events), what="every event handled"
+        )
         halt.set()
         summary = await asyncio.wait_for(task, 15)
         return store, summary
@@ -226,7 +231,7 @@ def test_components_in_processes_decide_as_one_process(
     postgres_database: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_until reads them)
+    monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_while_running reads them)
     open_store(Settings(database_url=postgres_database), create_if_new=True).close()
     prefix = redis_prefix  # its streams are deleted afterwards
     sim_port = free_port()
@@ -271,18 +276,20 @@ def test_components_in_processes_decide_as_one_process(
             store.close()
 
     try:
-        wait_until(lambda: _up(rest), 20, "the simulator", [sim])
+        wait_while_running(lambda: _up(rest), 20, "the simulator", [sim])
         instruments = asyncio.run(_instruments(rest))
         for component in CONSUMERS:  # consumer groups first: they start at the stream's end
             start(component)
-        wait_until(
+        wait_while_running(
             lambda: set(CONSUMERS) <= started(), 40, "the consumers", list(processes.values())
         )
         start("marketdata")
-        wait_until(lambda: "marketdata" in started(), 20, "marketdata", list(processes.values()))
-        wait_until(traded, 40, "decisions and fills", list(processes.values()))
+        wait_while_running(
+            lambda: "marketdata" in started(), 20, "marketdata", list(processes.values())
+        )
+        wait_while_running(traded, 40, "decisions and fills", list(processes.values()))
         errors = {"marketdata": stop(processes.pop("marketdata"), tmp_path / "marketdata.log")}
-        wait_until(
+        wait_while_running(
             lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
             list(processes.values()),
         )  # fmt: skip
