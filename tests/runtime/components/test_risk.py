@@ -131,6 +131,7 @@ def test_an_exit_signal_with_nothing_held_is_decided_as_such_and_approves_no_ord
         assert isinstance(decision, RiskDecision)
         assert decision.signal_id == signal.event_id
         assert (decision.verdict, decision.final_quote) == ("nothing_held", 0)
+        assert decision.checks
         assert all(check.passed for check in decision.checks)  # no rule failed
         # the bar's marker comes after any approval of the bar: here it is the first and only
         [marker] = await collect(approvals, 1)
