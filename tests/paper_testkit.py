@@ -91,10 +91,15 @@ async def session(
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runtime.run(stop))
+    started = asyncio.create_task(runtime.started.wait())
     try:
-        await asyncio.wait_for(runtime.started.wait(), 10)
-        await scenario(runtime, feed, clock, store)
+        # started, or refused at the start (the run's error is raised below, at once)
+        await asyncio.wait({task, started}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert task.done() or runtime.started.is_set(), "the paper loop did not start in 10 s"
+        if not task.done():
+            await scenario(runtime, feed, clock, store)
     finally:
+        started.cancel()
         stop.set()
         summary = await asyncio.wait_for(task, 10)
         store.close()
