@@ -1,4 +1,4 @@
-"""Shared test kit: the real candles of ../shared/data, independent batch references, and a
+"""Shared test kit: the real exchange data of tests/data, independent batch references, and a
 market feed the test fills (``QueueFeed``).
 
 The references recompute each indicator over the whole series with plain loops, in a different
@@ -21,16 +21,8 @@ import pytest
 from cdb_cli.engine.events import Event
 from cdb_cli.engine.signals import SignalConfig
 
-DATA = next(
-    (
-        parent / "shared" / "data"
-        for parent in Path(__file__).resolve().parents[1:]
-        if (parent / "shared" / "data").is_dir()
-    ),
-    Path(__file__).resolve().parents[2] / "shared" / "data",
-)
-"""``../shared/data`` of the checkout, or of the first directory above it that has one (a git
-worktree under ``wt/`` finds the main checkout's)."""
+DATA = Path(__file__).resolve().parent / "data"
+"""tests/data: real exchange history that ships with the project (see its README.md)."""
 CANDLES = DATA / "UNITTEST_BTC-1m.json"
 TRADES = DATA / "XRP_ETH-trades.json.gz"
 
@@ -50,14 +42,14 @@ class QueueFeed:
 
 
 def require_data(path: Path) -> Path:
-    """``path`` when the real data is there, else skip with the reason."""
+    """``path``, which ships with the project: a missing file fails the test, it never skips."""
     if not path.is_file():
-        pytest.skip(f"real exchange data absent: {path} (see ../shared/data/README.md)")
+        pytest.fail(f"test data missing: {path} (it ships in tests/data; see its README.md)")
     return path
 
 
 def load_candles() -> list[list[float]]:
-    """The real 1-minute candles ``[open_time_ms, open, high, low, close, volume]`` (or skip)."""
+    """The real 1-minute candles ``[open_time_ms, open, high, low, close, volume]``."""
     rows: list[list[float]] = json.loads(require_data(CANDLES).read_text())
     assert len(rows) > 1000
     assert all(len(row) == 6 for row in rows)

@@ -4,18 +4,33 @@ Real services (../shared/SERVICES.md): tests of the Redis bus and the PostgreSQL
 real servers. Locally they skip with a clear reason when a server is absent; with
 ``CDB_REQUIRE_SERVICES=1`` (set by .ci/run) they fail instead, so CI can never skip them unnoticed.
 Addresses come from ``CDB_TEST_REDIS_URL`` / ``CDB_TEST_POSTGRES_URL`` (defaults: loopback).
+
+Tests clean up the shared servers: Redis keys come from ``redis_prefix`` (``cdbtest:<run>:<hex>``)
+and databases from ``postgres_database`` (``cdb_test_<run>_<hex>``), both removed afterwards. At the
+end of the run ``_shared_services_left_clean`` fails the run when a key matching ``cdbtest*`` or a
+database ``cdb_test_*`` is left that was not there when the run began (other runs' names, which
+carry another ``<run>``, are not this run's to answer for; unmarked names get 5 s to go).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import secrets
 import socket
+import time
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from services_testkit import (
+    OTHER_RUN,
+    POSTGRES_TEST_DATABASES,
+    REDIS_TEST_KEYS,
+    RUN,
+    delete_keys,
+    new_database_name,
+    new_key_prefix,
+)
 from smtp_testkit import certificate, smtp_server  # noqa: F401 - fixtures shared by all tests
 from sqlalchemy import create_engine, make_url
 from typer.testing import CliRunner, Result
@@ -59,6 +74,14 @@ def redis_url() -> str:
 
 
 @pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own (``cdbtest:<run>:<hex>``); its keys are deleted after."""
+    prefix = new_key_prefix()
+    yield prefix
+    delete_keys(redis_url, prefix)
+
+
+@pytest.fixture
 def postgres_url() -> str:
     """URL of the real PostgreSQL server (admin database); skips or fails per the rule."""
     require_service("PostgreSQL", TEST_POSTGRES_URL, 5432)
@@ -68,7 +91,7 @@ def postgres_url() -> str:
 @pytest.fixture
 def postgres_database(postgres_url: str) -> Iterator[str]:
     """URL of a new empty database ``cdb_test_<hex>`` on the real server, dropped afterwards."""
-    name = f"cdb_test_{secrets.token_hex(6)}"
+    name = new_database_name()
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as connection:
@@ -78,6 +101,73 @@ def postgres_database(postgres_url: str) -> Iterator[str]:
             connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+def _redis_test_keys() -> set[str] | None:
+    """The keys named like a test's in the shared Redis, or None when it is not reachable."""
+    if not _reachable(TEST_REDIS_URL, 6379):
+        return None
+    import redis
+
+    client = redis.Redis.from_url(TEST_REDIS_URL)
+    try:
+        return {key.decode() for key in client.scan_iter(match=REDIS_TEST_KEYS, count=1000)}
+    finally:
+        client.close()
+
+
+def _postgres_test_databases() -> set[str] | None:
+    """The databases named like a test's on the shared server, or None when it is not reachable."""
+    if not _reachable(TEST_POSTGRES_URL, 5432):
+        return None
+    admin = create_engine(TEST_POSTGRES_URL)
+    try:
+        with admin.connect() as connection:
+            names = connection.exec_driver_sql("SELECT datname FROM pg_database").scalars()
+            return {name for name in names if name.startswith(POSTGRES_TEST_DATABASES)}
+    finally:
+        admin.dispose()
+
+
+def _left_by_this_run(before: set[str] | None, after: set[str] | None) -> list[str]:
+    if after is None:
+        return []
+    new = after - (before or set())
+    return sorted(name for name in new if (m := OTHER_RUN.match(name)) is None or m.group(1) == RUN)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_services_left_clean() -> Iterator[None]:
+    """Fail the run when its tests left keys in the shared Redis or databases in PostgreSQL.
+
+    A name without a run's mark may be another run's on the same servers, still at work: such
+    names get a few seconds to go before they count."""
+    keys, databases = _redis_test_keys(), _postgres_test_databases()
+    yield
+    deadline = time.monotonic() + 5.0
+    while True:
+        leaked_keys = _left_by_this_run(keys, _redis_test_keys())
+        leaked_databases = _left_by_this_run(databases, _postgres_test_databases())
+        leaked = leaked_keys + leaked_databases
+        marked = [name for name in leaked if (m := OTHER_RUN.match(name)) and m.group(1) == RUN]
+        if not leaked or marked or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    if leaked:
+        unmarked = (
+            ""
+            if marked
+            else (
+                f" (none carries this run's mark {RUN}: a test that does not use the fixtures, or "
+                "another test run on the same servers that left them)"
+            )
+        )
+        pytest.fail(
+            "tests left data in the shared services (every test removes its own: use the "
+            f"redis_prefix and postgres_database fixtures): Redis keys {leaked_keys[:20]} "
+            f"({len(leaked_keys)}), PostgreSQL databases {leaked_databases}{unmarked}",
+            pytrace=False,
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import email
 import email.policy
 import shutil
-import socket
 import ssl
 import subprocess
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+from market_testkit import free_port
 
 USER = "ops"
 PASSWORD = "S3cret-smtp-pw"
@@ -59,12 +59,6 @@ class SmtpServer:
     port: int
     inbox: Inbox
     client_context: ssl.SSLContext | None
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

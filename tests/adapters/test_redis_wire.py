@@ -11,12 +11,12 @@ import errno
 import socket
 import ssl
 import threading
-import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis
 import redis.exceptions as redis_errors
+from market_testkit import eventually
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.adapters.redis_wire import WireConnection, pack
@@ -24,15 +24,9 @@ from cdb_cli.engine.errors import ConfigurationError
 
 
 @pytest.fixture
-def key(redis_url: str) -> Iterator[str]:
-    """A key of this test's own, deleted afterwards."""
-    name = f"cdbtest:wire:{uuid.uuid4().hex}"
-    yield name
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.delete(name)
-    finally:
-        client.close()
+def key(redis_prefix: str) -> str:
+    """A key of this test's own (conftest deletes it afterwards)."""
+    return f"{redis_prefix}:wire"
 
 
 def run(url: str, scenario: Callable[[WireConnection], Awaitable[None]], **options: float) -> None:
@@ -88,8 +82,18 @@ def test_a_cancelled_call_s_late_reply_is_dropped_not_given_to_the_next(
     redis_url: str, key: str
 ) -> None:
     async def scenario(wire: WireConnection) -> None:
+        client_id = await wire.execute("CLIENT", "ID")
         blocked = asyncio.create_task(wire.execute("BLPOP", key, 5, timeout_s=10))
-        await asyncio.sleep(0.2)  # the server holds the BLPOP
+        admin = redis.asyncio.Redis.from_url(redis_url)
+        try:
+
+            async def held() -> bool:  # the server holds the BLPOP
+                clients = await admin.client_list()
+                return any(c["id"] == str(client_id) and c["cmd"] == "blpop" for c in clients)
+
+            await eventually(held, what="the server holding the BLPOP")
+        finally:
+            await admin.aclose()
         blocked.cancel()
         with pytest.raises(asyncio.CancelledError):
             await blocked
@@ -113,7 +117,7 @@ def test_a_connection_the_server_dropped_is_opened_again(redis_url: str) -> None
             assert await admin.client_kill_filter(_id=first) == 1
         finally:
             await admin.aclose()
-        await asyncio.sleep(0.1)  # the close reaches the protocol
+        await eventually(lambda: not wire.connected, what="the close to reach the protocol")
         second = await wire.execute("CLIENT", "ID")
         assert second != first
 

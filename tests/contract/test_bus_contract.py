@@ -7,12 +7,12 @@ Each test runs once on ``InMemoryBus`` and once on ``RedisBus`` against the real
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from decimal import Decimal
 
 import pytest
-import redis
+from market_testkit import tick
+from services_testkit import delete_keys, new_key_prefix
 
 from cdb_cli.adapters.redis_bus import RedisBus
 from cdb_cli.engine.bus import InMemoryBus
@@ -22,7 +22,6 @@ from cdb_cli.engine.events import (
     Event,
     HealthReport,
     QuoteTick,
-    Side,
     Topic,
     TradeTick,
 )
@@ -30,20 +29,6 @@ from cdb_cli.engine.ports.bus import MessageBus
 
 MakeBus = Callable[[], MessageBus]
 MD = Topic.MARKET_DATA
-
-
-def tick(n: int = 1, *, event_id: str | None = None) -> TradeTick:
-    extra = {} if event_id is None else {"event_id": event_id}
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=1_700_000_000_000_000_000 + n,
-        source="test",
-        price=Decimal("64123.45") + n,
-        quantity=Decimal("0.00012"),
-        aggressor=Side.BUY,
-        trade_id=str(n),
-        **extra,
-    )
 
 
 def run(make_bus: MakeBus, scenario: Callable[[MessageBus], Awaitable[None]]) -> None:
@@ -54,16 +39,6 @@ def run(make_bus: MakeBus, scenario: Callable[[MessageBus], Awaitable[None]]) ->
     asyncio.run(main())
 
 
-def _delete_keys(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
-
-
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.infra)])
 def make_bus(request: pytest.FixtureRequest) -> Iterator[MakeBus]:
     """A factory of fresh buses; for Redis they share this test's own key prefix."""
@@ -71,9 +46,9 @@ def make_bus(request: pytest.FixtureRequest) -> Iterator[MakeBus]:
         yield InMemoryBus
         return
     url: str = request.getfixturevalue("redis_url")
-    prefix = f"cdbtest:{uuid.uuid4().hex}"
+    prefix = new_key_prefix()
     yield lambda: RedisBus(url, prefix=prefix)
-    _delete_keys(url, prefix)
+    delete_keys(url, prefix)
 
 
 def test_bus_round_trip_preserves_typed_events(make_bus: MakeBus) -> None:

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from market_testkit import fill as kit_fill
+from market_testkit import trade as kit_trade
 
 from cdb_cli.adapters.sql import SqlStore, upgrade
 from cdb_cli.adapters.sql.pg_copy import COPY_MIN_ROWS
@@ -82,10 +84,8 @@ def event(kind: type[EventT], **fields: Any) -> EventT:
 
 
 def trade(ts: int, *, symbol: str = "BTCUSDT", event_id: str | None = None) -> TradeTick:
-    ids = {} if event_id is None else {"event_id": event_id}
-    price, quantity = Decimal("43000.5"), Decimal("0.001")
-    return event(TradeTick, symbol=symbol, ts_event=ts, price=price, quantity=quantity,
-                 aggressor=Side.BUY, trade_id=str(ts), **ids)  # fmt: skip
+    return kit_trade(ts, "43000.5", quantity="0.001", symbol=symbol, trade_id=str(ts),
+                     event_id=event_id)  # fmt: skip
 
 
 def bar(event_id: str, *, close: str, closed: bool, ts: int = T0) -> Bar:
@@ -143,9 +143,8 @@ def order(
 
 
 def fill(fill_id: str, *, ts: int = T0, client_order_id: str = "cdb-1") -> FillRecord:
-    return FillRecord(fill_id=fill_id, client_order_id=client_order_id, symbol="BTCUSDT",
-                      side=Side.BUY, quantity=TINY, price=HUGE, fee=Decimal("1E-7"),
-                      fee_asset="BTC", ts_event=ts, liquidity="taker")  # fmt: skip
+    return kit_fill(Side.BUY, TINY, HUGE, fill_id=fill_id, client_order_id=client_order_id,
+                    fee="1E-7", fee_asset="BTC", ts=ts)  # fmt: skip
 
 
 def snapshot(ts: int, equity: str) -> EquitySnapshot:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from market_testkit import fill as kit_fill
+
 from cdb_cli.engine.analytics import (
     WindowFills,
     analytics,
@@ -31,18 +33,8 @@ def fill(
     hours: int,
     symbol: str = "BTCUSDT",
 ) -> FillRecord:
-    return FillRecord(
-        fill_id=f"{order_id}f",
-        client_order_id=order_id,
-        symbol=symbol,
-        side=side,
-        quantity=Decimal(quantity),
-        price=Decimal(price),
-        fee=Decimal(fee),
-        fee_asset="USDT",
-        ts_event=T0 + hours * HOUR,
-        liquidity="taker",
-    )
+    return kit_fill(side, quantity, price, fill_id=f"{order_id}f", client_order_id=order_id,
+                    symbol=symbol, fee=fee, ts=T0 + hours * HOUR)  # fmt: skip
 
 
 ENTRY = fill("paper_a0000000001", Side.BUY, "0.5", "6000", "1.5", 0)

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from market_testkit import tick
 
 from cdb_cli.engine.bus import InMemoryBus, check_publication
 from cdb_cli.engine.consumer import DedupWindow
@@ -30,17 +31,6 @@ class SettableClock:
 
     def __call__(self) -> int:
         return self.now
-
-
-def tick(n: int = 1, *, price: Decimal = Decimal("10")) -> TradeTick:
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=n,
-        source="t",
-        price=price,
-        quantity=Decimal(1),
-        aggressor=Side.BUY,
-    )
 
 
 def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal as D
 
 import pytest
+from market_testkit import fill as kit_fill
 
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.fees import FeeParts, describe_other, fee_parts, fees_in_quote, other_fees
@@ -10,18 +11,8 @@ from cdb_cli.engine.records import FillRecord
 
 
 def fill(fee: str, asset: str, *, symbol: str = "ETHUSDT", price: str = "2000") -> FillRecord:
-    return FillRecord(
-        fill_id=f"f-{fee}-{asset}",
-        client_order_id="o1",
-        symbol=symbol,
-        side=Side.BUY,
-        quantity=D("1"),
-        price=D(price),
-        fee=D(fee),
-        fee_asset=asset,
-        ts_event=1,
-        liquidity="taker",
-    )
+    return kit_fill(Side.BUY, "1", price, fill_id=f"f-{fee}-{asset}", symbol=symbol, fee=fee,
+                    fee_asset=asset)  # fmt: skip
 
 
 @pytest.mark.parametrize(

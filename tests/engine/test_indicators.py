@@ -81,6 +81,7 @@ def test_incremental_matches_batch_reference_on_real_candles(
 
 def test_real_rsi_stays_in_range_and_moves(candles: list[list[float]]) -> None:
     got = [v for v in run(RSI(14), [row[4] for row in candles]) if v is not None]
+    assert len(got) == len(candles) - 14
     assert all(0.0 <= v <= 100.0 for v in got)
     assert min(got) < 30.0 < 70.0 < max(got)
 

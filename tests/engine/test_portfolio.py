@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from market_testkit import fill as kit_fill
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
@@ -37,18 +38,8 @@ def fill(
     ts: int = DAY0,
 ) -> FillRecord:
     n = next(_counter)
-    return FillRecord(
-        fill_id=fill_id or f"f{n}",
-        client_order_id=f"o{n}",
-        symbol=symbol,
-        side=side,
-        quantity=D(quantity),
-        price=D(price),
-        fee=D(fee),
-        fee_asset=fee_asset,
-        ts_event=ts,
-        liquidity="taker",
-    )
+    return kit_fill(side, quantity, price, fill_id=fill_id or f"f{n}", client_order_id=f"o{n}",
+                    symbol=symbol, fee=fee, fee_asset=fee_asset, ts=ts)  # fmt: skip
 
 
 def observe(p: Portfolio) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from decimal import Decimal as D
 
 import pytest
 from cdb_testkit import CANDLES, TRADES, load_candles, ref_signals, require_data
+from market_testkit import fill as kit_fill
 
 from cdb_cli.adapters.marketdata_files import load_market_data
 from cdb_cli.engine.clock import TestClock
@@ -89,18 +90,8 @@ def test_replay_trades_refuses_a_zero_interval() -> None:
 def fill(
     n: int, side: Side, quantity: str, price: str, fee: str = "0.1", fee_asset: str = "USDT"
 ) -> FillRecord:
-    return FillRecord(
-        fill_id=f"f{n}",
-        client_order_id=f"o{n}",
-        symbol="BTCUSDT",
-        side=side,
-        quantity=D(quantity),
-        price=D(price),
-        fee=D(fee),
-        fee_asset=fee_asset,
-        ts_event=n,
-        liquidity="taker",
-    )
+    return kit_fill(side, quantity, price, fill_id=f"f{n}", client_order_id=f"o{n}", fee=fee,
+                    fee_asset=fee_asset, ts=n)  # fmt: skip
 
 
 def test_round_trips_net_of_fees() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from market_testkit import eventually
 
 from cdb_cli.adapters.mexc.execution import MexcExecutionClient
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -136,11 +137,34 @@ def account_of(server: SimServer) -> Any:
     return server.exchange.accounts[KEY]
 
 
+def settled(store: Store, server: SimServer) -> bool:
+    """The store has booked all the venue did so far: each venue trade as a fill and each
+    venue order with the venue's status."""
+    account = account_of(server)
+    if {f.fill_id for f in store.fills()} != {str(t["id"]) for t in account.trades}:
+        return False
+    stored = {o.client_order_id: o.status for o in store.orders()}
+    return all(stored.get(o.client_order_id) == o.status for o in account.orders.values())
+
+
+def filled_sides(store: Store) -> set[str]:
+    return {str(o.side) for o in store.orders() if o.status == "FILLED"}
+
+
+async def round_trip_booked(store: Store, server: SimServer) -> None:
+    """Wait until the buy and its exit are filled at the venue and booked in the store."""
+    await eventually(
+        lambda: filled_sides(store) == {"BUY", "SELL"} and settled(store, server),
+        what="a filled buy and sell booked as the venue has them",
+    )
+
+
 def assert_store_matches_the_venue(store: Store, server: SimServer) -> Portfolio:
     """Every venue trade is a stored fill with the same quantity, price and commission; the
     ledger rebuilt from the store equals the account's balances to the last unit."""
     account = account_of(server)
     trades = {str(t["id"]): t for t in account.trades}
+    assert trades, "the venue traded nothing"
     fills = {f.fill_id: f for f in store.fills()}
     assert set(fills) == set(trades)
     for fill_id, trade in trades.items():
@@ -174,7 +198,7 @@ def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path
             try:
                 async with live_run(settings, server, store) as (runtime, _stop, _task):
                     await walk(server, MOVES)
-                    await asyncio.sleep(1.0)  # the last reports
+                    await round_trip_booked(store, server)  # the last reports
                 orders = store.orders()
                 assert {o.side for o in orders if o.status == "FILLED"} == {"BUY", "SELL"}
                 assert all(o.mode == "live" for o in orders)
@@ -210,7 +234,7 @@ def test_commissions_paid_in_mx_are_booked_apart_and_the_run_goes_on(tmp_path: P
             try:
                 async with live_run(settings, server, store):
                     await walk(server, MOVES)
-                    await asyncio.sleep(1.0)  # the last reports
+                    await round_trip_booked(store, server)  # the last reports
                 fills = store.fills()
                 assert {f.side for f in fills} == {Side.BUY, Side.SELL}
                 assert {f.fee_asset for f in fills} == {"MX"}
@@ -249,10 +273,17 @@ def test_limit_entries_fill_partially_and_are_canceled_on_timeout(tmp_path: Path
                     (order,) = resting
                     assert order.type == "LIMIT"
                     for _ in range(3):  # trade through the limit: one level fills each time
+                        before = order.executed_qty
                         await server.step({SYMBOL: order.price - Decimal("0.01")})
-                        await asyncio.sleep(0.3)
-                    assert Decimal(0) < order.executed_qty < order.orig_qty
-                    await asyncio.sleep(4.5)  # the timeout cancels the rest
+                        await eventually(lambda b=before: order.executed_qty > b, what="a fill")
+                    assert order.executed_qty < order.orig_qty
+
+                    def canceled() -> bool:  # the timeout cancels the rest, the store books it
+                        stored = {o.client_order_id: o.status for o in store.orders()}
+                        return stored[order.client_order_id] == "PARTIALLY_CANCELED"
+
+                    await eventually(canceled, timeout_s=15, what="the timeout's cancel")
+                    await eventually(lambda: settled(store, server), what="the fills booked")
                 entry = {o.client_order_id: o for o in store.orders()}[order.client_order_id]
                 assert entry.status == "PARTIALLY_CANCELED", entry
                 assert entry.order_type == "LIMIT"
@@ -386,9 +417,11 @@ def test_a_hostile_venue_loses_and_duplicates_nothing(tmp_path: Path) -> None:
                     server.exchange.faults.update({"http_429": 2, "retry_after": 1})
                     server.drop_connections()  # market data and the user stream
                     await walk(server, MOVES[9:])
-                    await asyncio.sleep(2.0)  # polling settles what the stream missed
+                    await round_trip_booked(store, server)  # polling settles what the stream missed
                 assert server.exchange.faults.accept_then_5xx < 2  # it fired
-                assert {o.status for o in store.orders()} <= {"FILLED", "REJECTED"}
+                statuses = {o.status for o in store.orders()}
+                assert "FILLED" in statuses
+                assert statuses <= {"FILLED", "REJECTED"}
                 assert runtime.orders_sent >= 2
                 assert_store_matches_the_venue(store, server)
             finally:
@@ -413,11 +446,12 @@ def test_clock_skew_beyond_recv_window_places_nothing_until_it_is_gone(tmp_path:
                     assert account_of(server).orders == {}
                     assert not runtime.client.signing_ok
                     server.exchange.faults.update({"clock_offset_ms": 0})
-                    await asyncio.sleep(0.5)  # the next poll re-syncs
-                    assert runtime.client.signing_ok
+                    await eventually(lambda: runtime.client.signing_ok, what="the re-sync")
                     await walk(server, MOVES[11:] + MOVES[:11])
-                    await asyncio.sleep(1.0)
-                assert account_of(server).orders  # trading resumed once signing worked
+                    await eventually(  # trading resumed once signing worked
+                        lambda: bool(account_of(server).orders) and settled(store, server),
+                        what="an order at the venue, booked",
+                    )
                 assert_store_matches_the_venue(store, server)
             finally:
                 store.close()
@@ -444,19 +478,34 @@ def test_risk_halt_with_flatten_sells_the_position_at_the_venue(tmp_path: Path) 
                     await walk(server, MOVES[:11])  # the buy
                     assert runtime.pipeline is not None
                     assert runtime.pipeline.portfolio.quantity(SYMBOL) > 0
+                    halted_at = time.time_ns()
                     store.add_audit(
                         AuditRecord(
-                            ts_event=time.time_ns(),
+                            ts_event=halted_at,
                             action=HALT_ACTION,
                             actor="test",
                             detail={"reason": "drill", "flatten": "yes"},
                         )
                     )
-                    await asyncio.sleep(1.5)  # the next flush picks it up and sells
-                    assert runtime.pipeline.trading_state is TradingState.HALTED
-                    step = runtime.pipeline.execution.instruments[SYMBOL].step_size  # type: ignore[attr-defined]
-                    assert runtime.pipeline.portfolio.quantity(SYMBOL) < step  # dust stays
+                    pipeline = runtime.pipeline
+                    step = pipeline.execution.instruments[SYMBOL].step_size  # type: ignore[attr-defined]
+                    await eventually(  # the next flush picks it up and sells
+                        lambda: (
+                            pipeline.trading_state is TradingState.HALTED
+                            and pipeline.portfolio.quantity(SYMBOL) < step
+                        ),  # dust stays
+                        what="the halt and its flatten",
+                    )
                     await walk(server, MOVES[:11])  # a buy signal while halted: refused
+
+                    def refused() -> bool:
+                        return any(
+                            d.verdict == "rejected" and d.side == "buy" and d.ts_event > halted_at
+                            for d in store.events(RiskDecision)
+                        )
+
+                    await eventually(refused, what="the refused buy, stored")
+                    await eventually(lambda: settled(store, server), what="the sell booked")
                 sells = [o for o in store.orders() if o.side == "SELL" and o.status == "FILLED"]
                 assert len(sells) == 1
                 buys = [o for o in store.orders() if o.side == "BUY" and o.status == "FILLED"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from market_testkit import free_port, wait_until
 
 from cdb_cli.adapters.mexc.execution import MexcExecutionClient
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -42,15 +43,6 @@ TRIALS = 20
 CDB = str(Path(sys.executable).parent / "cdb")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def starts(url: str) -> int:
     try:
         store = open_store(Settings(database_url=url))
@@ -65,13 +57,13 @@ def starts(url: str) -> int:
 
 
 def wait_started(process: subprocess.Popen[bytes], log: Path, url: str, count: int) -> None:
-    deadline = time.monotonic() + 60
-    while starts(url) < count:
+    def started() -> bool:
         if process.poll() is not None:
             err = log.read_text(errors="replace")[-3000:]
             raise AssertionError(f"cdb run --live exited {process.returncode}: {err}")
-        assert time.monotonic() < deadline, "cdb run --live did not start in 60 s"
-        time.sleep(0.1)
+        return starts(url) >= count
+
+    wait_until(started, 60, "cdb run --live to start")
 
 
 def start_live(env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -109,6 +101,23 @@ async def venue_state(
             await client.balances(),
             await client.open_orders([SYMBOL]),
         )
+
+
+def store_matches_venue(url: str, rest_url: str) -> bool:
+    """Nothing is left in doubt: every venue trade is a stored fill, no order is PENDING_NEW,
+    and the orders open in the store are the ones open at the venue."""
+    trades, _, venue_open = asyncio.run(venue_state(rest_url))
+    store = open_store(Settings(database_url=url))
+    try:
+        orders, fills = store.orders(), store.fills()
+    finally:
+        store.close()
+    still_open = {o.client_order_id for o in orders if o.status in OPEN_ORDER_STATUSES}
+    return (
+        {f.fill_id for f in fills} == {t.fill_id for t in trades}
+        and not [o for o in orders if o.status == "PENDING_NEW"]
+        and still_open == {o.client_order_id for o in venue_open}
+    )
 
 
 @pytest.mark.slow
@@ -176,16 +185,15 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
     }
     rng = random.Random(20261123)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{rest_url}/api/v3/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
+
+        def sim_up() -> bool:
             assert sim.poll() is None, "the simulator exited"
-            assert time.monotonic() < deadline, "the simulator did not start in 30 s"
-            time.sleep(0.1)
+            try:
+                return httpx.get(f"{rest_url}/api/v3/ping", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(sim_up, 30, "the simulator to start")
         for trial in range(1, TRIALS + 1):
             log = logs / f"run-{trial}.log"
             process = start_live(env, tmp_path, log)
@@ -194,7 +202,7 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
                 if trial % 2:  # the dangerous moment: an order was just saved, not yet answered
                     wait_for_new_order(db, timeout_s=20)
                 else:
-                    time.sleep(rng.uniform(0.3, 5.0))
+                    time.sleep(rng.uniform(0.3, 5.0))  # a random point: paces the kills only
             finally:
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)
@@ -202,7 +210,10 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
         final = start_live(env, tmp_path, log)
         try:
             wait_started(final, log, url, TRIALS + 1)
-            time.sleep(3)  # the stream and polling settle what the kills left open
+            # the stream and polling settle what the kills left open
+            wait_until(
+                lambda: store_matches_venue(url, rest_url), 60, "the store to match the venue"
+            )
             final.send_signal(signal.SIGTERM)
             final.wait(20)
         finally:

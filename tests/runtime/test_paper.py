@@ -1,119 +1,48 @@
 """The paper loop on a real SQLite store and the in-process bus, fed by a queue the test fills:
-it warms up, trades, writes everything, stops cleanly, and a restart resumes the same ledger."""
+it warms up, trades, writes everything, stops cleanly, and a restart resumes the same ledger;
+the operator's halts are in test_paper_halts.py."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cdb_testkit import QueueFeed
+from market_testkit import eventually, trade
+from paper_testkit import (
+    MINUTE,
+    SECOND,
+    SYMBOL,
+    T0,
+    paper_settings,
+    session,
+    trade_minutes,
+)
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import (
-    OrderApproved,
     RiskDecision,
     Side,
     TradeTick,
     TradingSignal,
 )
 from cdb_cli.engine.ports.store import Store
-from cdb_cli.engine.records import AuditRecord, OrderRecord
-from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION, trading_status
+from cdb_cli.engine.records import OrderRecord
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime, RunSummary
+from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime
 from cdb_cli.settings import Settings
-
-SYMBOL = "BTCUSDT"
-MINUTE = 60 * 1_000_000_000
-SECOND = 1_000_000_000
-T0 = 1_704_067_200 * SECOND  # 2024-01-01T00:00:00Z
-
-
-def slide(n: int, start: float = 100.0) -> list[tuple[int, float, float]]:
-    """History for the warm-up: n closed minutes sliding down a cent each."""
-    return [(T0 - (n - i) * MINUTE, start - 0.01 * i, 1.0) for i in range(n)]
-
-
-async def history(symbol: str) -> Sequence[tuple[int, float, float]]:
-    return slide(40)
-
-
-def trade(ts: int, price: float, quantity: float = 1.0) -> TradeTick:
-    return TradeTick(
-        symbol=SYMBOL,
-        ts_event=ts,
-        source="test",
-        price=Decimal(repr(price)),
-        quantity=Decimal(repr(quantity)),
-        aggressor=Side.BUY,
-    )
-
-
-async def eventually(check: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(database_url=f"sqlite:///{tmp_path / 'paper.db'}", paper_latency_ms=0)
-
-
-async def session(
-    settings: Settings,
-    scenario: Callable[[PaperRuntime, QueueFeed, TestClock, Store], Awaitable[None]],
-    *,
-    start_ns: int = T0,
-    **runtime_options: Any,
-) -> tuple[RunSummary, PaperRuntime]:
-    store = open_store(settings, create_if_new=True)
-    clock = TestClock(start_ns)
-    feed = QueueFeed()
-    runtime = PaperRuntime(
-        settings,
-        store=store,
-        bus=InMemoryBus(),
-        feed=feed,
-        clock=clock,
-        symbols=[SYMBOL],
-        warm_up=history,
-        flush_interval_s=0.02,
-        **runtime_options,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(runtime.run(stop))
-    try:
-        await asyncio.wait_for(runtime.started.wait(), 10)
-        await scenario(runtime, feed, clock, store)
-    finally:
-        stop.set()
-        summary = await asyncio.wait_for(task, 10)
-        store.close()
-    return summary, runtime
-
-
-async def trade_minutes(
-    feed: QueueFeed, clock: TestClock, start_minute: int, prices: list[float], volume: float
-) -> None:
-    """One price per minute, traded every 10 s (so the last price is never stale); the clock
-    moves with the trades, as a wall clock would, one trade at a time."""
-    for i, price in enumerate(prices):
-        for second in range(0, 60, 10):
-            ts = T0 + (start_minute + i) * MINUTE + second * SECOND
-            clock.set_time(ts)
-            feed.events.put_nowait(trade(ts, price, volume if second == 0 else 0.1))
-            await eventually(feed.events.empty)
+    return paper_settings(tmp_path)
 
 
 def test_paper_loop_trades_writes_everything_and_resumes(
@@ -174,43 +103,6 @@ def test_paper_loop_trades_writes_everything_and_resumes(
     assert again.quantity(SYMBOL) == ledger.quantity(SYMBOL)
     assert again.realized_pnl() == ledger.realized_pnl()
     assert again.fees_paid == ledger.fees_paid
-
-
-def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(
-    settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.WARNING, logger="cdb_cli.runtime.paper")
-    store = open_store(settings, create_if_new=True)
-    store.add_audit(
-        AuditRecord(
-            ts_event=T0 - MINUTE,
-            action=STATE_ACTION,
-            actor="cdb run",
-            run_id="pold",
-            detail={"state": "halted", "reason": "loss from peak above 10 %"},
-        )
-    )
-    store.close()
-
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        assert runtime.pipeline is not None
-        assert runtime.pipeline.trading_state is TradingState.HALTED
-        await asyncio.to_thread(
-            store.add_audit,
-            AuditRecord(
-                ts_event=T0 + SECOND,
-                action=RESET_ACTION,
-                actor="ops@desk",
-                detail={"reason": "reviewed", "previous": "halted", "ended": "circuit_breaker"},
-            ),
-        )
-        await eventually(lambda: runtime.pipeline.trading_state is TradingState.ACTIVE)  # type: ignore[union-attr]
-
-    asyncio.run(session(settings, scenario))
-    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Trading")]
-    assert resumed == ["Trading resumes: ops@desk ended the circuit breaker's halt: reviewed"]
 
 
 def test_a_database_with_replays_is_refused(settings: Settings) -> None:
@@ -425,144 +317,6 @@ def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: S
         await eventually(lambda: len(store.equity_snapshots()) >= 1)
 
     asyncio.run(session(settings, scenario))
-
-
-def _halt_record(ts: int, *, flatten: bool) -> AuditRecord:
-    """What ``cdb risk halt`` writes."""
-    return AuditRecord(
-        ts_event=ts,
-        action=HALT_ACTION,
-        actor="ops@desk",
-        detail={"reason": "exchange incident", "flatten": "yes" if flatten else "no", "via": "cli"},
-    )
-
-
-async def _bought(feed: QueueFeed, clock: TestClock, store: Store) -> None:
-    """The buy of the first test: a jump on heavy volume, filled at the next minute's trade."""
-    await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
-    await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
-    await trade_minutes(feed, clock, 2, [110.5], volume=1.0)
-    await eventually(lambda: bool(store.fills()))
-
-
-def test_a_halt_in_the_store_stops_new_buys_at_the_next_flush(settings: Settings) -> None:
-    halted_at: list[int] = []
-
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        assert runtime.pipeline is not None
-        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
-        halted_at.append(clock.timestamp_ns())
-        await asyncio.to_thread(store.add_audit, _halt_record(clock.timestamp_ns(), flatten=False))
-        await eventually(lambda: runtime.pipeline.trading_state is TradingState.HALTED)  # type: ignore[union-attr]
-        # the jump that buys in the first test: now refused
-        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
-        await trade_minutes(feed, clock, 2, [110.5, 111.0], volume=1.0)
-
-    asyncio.run(session(settings, scenario))
-    store = open_store(settings)
-    try:
-        decisions = store.events(RiskDecision)
-        assert decisions  # the strategy still asked
-        assert {d.verdict for d in decisions} == {"rejected"}
-        assert all(d.ts_event > halted_at[0] for d in decisions)
-        assert store.events(OrderApproved) == []
-        assert store.orders() == []
-        assert trading_status(store).state is TradingState.HALTED
-        (change,) = store.audits(action=STATE_ACTION)  # the run's own record of the change
-        assert change.detail == {
-            "state": "halted",
-            "reason": "halted by the operator (ops@desk): exchange incident",
-        }
-    finally:
-        store.close()
-
-
-def test_a_halt_with_flatten_sells_the_position_like_any_exit(settings: Settings) -> None:
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        assert runtime.pipeline is not None
-        await _bought(feed, clock, store)
-        assert runtime.pipeline.portfolio.quantity(SYMBOL) > 0
-        await asyncio.to_thread(store.add_audit, _halt_record(clock.timestamp_ns(), flatten=True))
-        await eventually(lambda: runtime.pipeline.trading_state is TradingState.HALTED)  # type: ignore[union-attr]
-        await eventually(lambda: bool(runtime.pipeline.execution.working_orders()))  # type: ignore[union-attr]
-        await trade_minutes(feed, clock, 3, [109.0], volume=1.0)  # the exit fills at a trade
-        await eventually(lambda: any(f.side is Side.SELL for f in store.fills()))
-        await trade_minutes(feed, clock, 4, [112.0, 115.0], volume=1000.0)  # no buy again
-
-    _, runtime = asyncio.run(session(settings, scenario))
-    assert runtime.pipeline is not None
-    assert runtime.pipeline.portfolio.quantity(SYMBOL) == 0
-    store = open_store(settings)
-    try:
-        buys = [f for f in store.fills() if f.side is Side.BUY]
-        sells = [f for f in store.fills() if f.side is Side.SELL]
-        assert sum(f.quantity for f in sells) == sum(f.quantity for f in buys) > 0
-        (position,) = store.positions()
-        assert position.quantity == 0
-        sell_orders = [o for o in store.orders() if o.side is Side.SELL]
-        assert [o.status for o in sell_orders] == ["FILLED"]
-        (decision,) = [d for d in store.events(RiskDecision) if d.source == "operator"]
-        assert decision.event_id == sell_orders[0].decision_id
-        assert decision.checks[-1].detail == "flatten by the operator (halted): exchange incident"
-        assert len([o for o in store.orders() if o.side is Side.BUY]) == 1
-    finally:
-        store.close()
-
-
-def test_a_halt_survives_a_restart_and_a_reset_ends_it(settings: Settings) -> None:
-    store = open_store(settings, create_if_new=True)
-    store.add_audit(_halt_record(T0 - MINUTE, flatten=True))
-    store.close()
-
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        assert runtime.pipeline is not None
-        assert runtime.pipeline.trading_state is TradingState.HALTED
-        await asyncio.sleep(0.1)  # flushes go by: the known halt is not taken again
-        assert len(runtime.pipeline.stats.state_changes) == 1
-        await asyncio.to_thread(
-            store.add_audit,
-            AuditRecord(
-                ts_event=T0 + SECOND,
-                action=RESET_ACTION,
-                actor="ops@desk",
-                detail={"reason": "reviewed", "previous": "halted"},
-            ),
-        )
-        await eventually(lambda: runtime.pipeline.trading_state is TradingState.ACTIVE)  # type: ignore[union-attr]
-
-    asyncio.run(session(settings, scenario))
-
-
-def test_halt_now_halts_in_process_and_writes_the_audit_record(settings: Settings) -> None:
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        assert runtime.pipeline is not None
-        runtime.halt_now("SIGUSR1 from the operator", via="sigusr1")
-        assert runtime.pipeline.trading_state is TradingState.HALTED  # at once, not at a flush
-        await eventually(lambda: bool(store.audits(action=HALT_ACTION)))
-        await asyncio.sleep(0.1)
-        assert len(runtime.pipeline.stats.state_changes) == 1  # not picked up a second time
-
-    asyncio.run(session(settings, scenario))
-    store = open_store(settings)
-    try:
-        (record,) = store.audits(action=HALT_ACTION)
-        assert record.detail == {
-            "reason": "SIGUSR1 from the operator",
-            "flatten": "no",
-            "via": "sigusr1",
-        }
-        assert record.run_id.startswith("p")
-        assert trading_status(store).state is TradingState.HALTED
-    finally:
-        store.close()
 
 
 def test_no_garbage_collection_on_the_way_to_an_order(settings: Settings) -> None:

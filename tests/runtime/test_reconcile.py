@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+from market_testkit import fill as kit_fill
+
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import FillRecord
@@ -9,18 +11,8 @@ from cdb_cli.runtime.reconcile import compare_balances
 
 
 def fill(n: int, symbol: str, side: Side, quantity: str, price: str, fee: str) -> FillRecord:
-    return FillRecord(
-        fill_id=f"f{n}",
-        client_order_id=f"o{n}",
-        symbol=symbol,
-        side=side,
-        quantity=D(quantity),
-        price=D(price),
-        fee=D(fee),
-        fee_asset="MX",
-        ts_event=n,
-        liquidity="taker",
-    )
+    return kit_fill(side, quantity, price, fill_id=f"f{n}", client_order_id=f"o{n}",
+                    symbol=symbol, fee=fee, fee_asset="MX", ts=n)  # fmt: skip
 
 
 def test_fees_paid_in_mx_come_off_the_mx_a_traded_symbol_holds() -> None:

@@ -11,10 +11,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
+from market_testkit import eventually, free_port, wait_until
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
@@ -76,8 +79,8 @@ def test_paper_loop_trades_against_the_simulator(tmp_path: Path) -> None:
                 for move in moves:
                     price = price * (1 + Decimal(move) / 1000)
                     await server.step({SYMBOL: price})
-                    await asyncio.sleep(0.55)
-                await asyncio.sleep(0.5)
+                    await asyncio.sleep(0.55)  # paces the market: one price per bar
+                await eventually(lambda: bool(store.fills()), what="a fill stored")
             finally:
                 stop.set()
                 summary = await asyncio.wait_for(task, 10)
@@ -117,24 +120,13 @@ SEED_METRICS = (
 )
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def check_endpoints(port: int) -> None:
-    import httpx
-
     base = f"http://127.0.0.1:{port}"
     health = httpx.get(f"{base}/health", timeout=5)
     assert health.status_code == 200, health.text
     assert health.json()["run_id"].startswith("p")
     ready = httpx.get(f"{base}/ready", timeout=5)
-    assert ready.status_code in (200, 503), ready.text
+    assert ready.status_code == 200, ready.text
     metrics = httpx.get(f"{base}/metrics", timeout=5)
     assert metrics.status_code == 200
     names = {
@@ -167,13 +159,9 @@ def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
             text=True,
         )
         try:
-            deadline = time.monotonic() + 60
-            while audits_count(url, START_ACTION) < round_ and time.monotonic() < deadline:
-                if process.poll() is not None:
-                    break
-                time.sleep(0.2)
-            assert process.poll() is None, process.communicate()
-            time.sleep(2)  # trade a little
+            begun = lambda r=round_: audits_count(url, START_ACTION) == r  # noqa: E731
+            wait_running(process, begun, "the start")
+            wait_running(process, lambda: trading(port), "market events and /ready")  # a little
             check_endpoints(port)
             process.send_signal(signal.SIGTERM)
             started = time.monotonic()
@@ -190,6 +178,32 @@ def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
         assert lines[-1]["message"].startswith(f"Stopped run {run_id}: ")
         assert any(line["message"].startswith("Warmed BTCUSDT") for line in lines)
         assert audits(url).count(STOP_ACTION) == round_
+
+
+def wait_running(process: subprocess.Popen[str], check: Callable[[], bool], what: str) -> None:
+    """Wait until ``check()`` (60 s at most); fail at once if ``process`` exits."""
+
+    def running_and_checked() -> bool:
+        assert process.poll() is None, process.communicate()
+        return check()
+
+    wait_until(running_and_checked, 60, what)
+
+
+def trading(port: int) -> bool:
+    """The run has taken market events and says it is ready."""
+    base = f"http://127.0.0.1:{port}"
+    try:
+        ready = httpx.get(f"{base}/ready", timeout=5)
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return False
+    counted = [
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("market_events_total{")
+    ]
+    return ready.status_code == 200 and sum(counted) > 0
 
 
 def audits_count(url: str, action: str) -> int:
@@ -221,17 +235,10 @@ def test_sigusr1_halts_a_running_cdb_run_and_the_store_says_so(tmp_path: Path) -
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while audits_count(url, START_ACTION) < 1 and time.monotonic() < deadline:
-            if process.poll() is not None:
-                break
-            time.sleep(0.2)
-        assert process.poll() is None, process.communicate()
+        wait_running(process, lambda: audits_count(url, START_ACTION) == 1, "the start")
         process.send_signal(signal.SIGUSR1)
-        deadline = time.monotonic() + 10
-        while audits_count(url, STATE_ACTION) < 1 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert process.poll() is None, process.communicate()  # halted, not stopped
+        # halted, not stopped
+        wait_running(process, lambda: audits_count(url, STATE_ACTION) == 1, "the halt stored")
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=15)
     finally:

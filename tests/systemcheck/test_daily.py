@@ -8,11 +8,12 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+from market_testkit import fill
 
 from cdb_cli.adapters.sql import SqlStore, upgrade
 from cdb_cli.engine.events import Bar, CheckResult, RiskDecision, Side, SignalSide
 from cdb_cli.engine.ports.store import Store
-from cdb_cli.engine.records import EquitySnapshot, FillRecord, OrderRecord
+from cdb_cli.engine.records import EquitySnapshot, OrderRecord
 from cdb_cli.settings import Settings
 from cdb_cli.systemcheck import CheckRow, Status
 from cdb_cli.systemcheck.daily import (
@@ -55,8 +56,8 @@ def _fill(store: Store, n: int, side: Side, ts: int, qty: str, price: str, fee: 
                     ts_updated=ts, mode="paper")
     )  # fmt: skip
     store.add_fill(
-        FillRecord(fill_id=f"f{n}", client_order_id=order_id, symbol="BTCUSDT", side=side,
-                   quantity=D(qty), price=D(price), fee=D(fee), ts_event=ts, liquidity="taker")
+        fill(side, qty, price, fill_id=f"f{n}", client_order_id=order_id, fee=fee, fee_asset="",
+             ts=ts)
     )  # fmt: skip
 
 

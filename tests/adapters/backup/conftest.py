@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from services_testkit import new_database_name
 from sqlalchemy import create_engine, make_url
 
 from cdb_cli.adapters.sql import upgrade
@@ -33,7 +33,7 @@ def new_postgres_database(postgres_url: str) -> Iterator[Callable[[], str]]:
     names: list[str] = []
 
     def create() -> str:
-        name = f"cdb_test_{secrets.token_hex(6)}"
+        name = new_database_name()
         with admin.connect() as connection:
             connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
         names.append(name)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from market_testkit import eventually
 
 from cdb_cli.adapters.mexc.history import kline_warm_up
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -57,9 +58,18 @@ async def test_paper_runtime_stores_mexc_events_once_through_drops_and_duplicate
             try:
                 async with asyncio.timeout(10):
                     await runtime.started.wait()
-                await asyncio.sleep(0.6)
+                await eventually(lambda: runtime.summary.market_events >= 10, what="events")
+                before = runtime.summary.market_events
                 sim.drop_connections()
-                await asyncio.sleep(0.8)
+                await eventually(
+                    lambda: (
+                        feed.counters["reconnects"] >= 1
+                        and runtime.summary.market_events >= before + 10
+                        and feed.streams.stats(deals_topic(BTC)).duplicates > 0
+                        and len(store.events(TradeTick, symbol=BTC)) >= 10
+                    ),
+                    what="events after the reconnect, duplicates among them, trades stored",
+                )
             finally:
                 stop.set()
                 summary = await asyncio.wait_for(task, 10)

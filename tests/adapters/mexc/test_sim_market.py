@@ -30,7 +30,7 @@ MINUTE_MS = 60_000
 DAY_MINUTES = 1440
 START_MS = 1_796_601_600_000 + 7 * 3_600_000  # 2026-12-07 07:00 UTC, a minute boundary
 WARM_UP_BARS = 300  # what ``cdb run`` fetches (kline_warm_up's default)
-REAL_BUYS, REAL_BARS = 58, 13_681  # the default strategy on ../shared/data/UNITTEST_BTC-1m.json
+REAL_BUYS, REAL_BARS = 58, 13_681  # the default strategy on tests/data/UNITTEST_BTC-1m.json
 REAL_RATE = REAL_BUYS / REAL_BARS
 SEEDS = (1, 2, 3, 4)
 
@@ -148,7 +148,7 @@ def test_default_strategy_buy_rate_over_several_days_is_close_to_the_real_one() 
 
 
 def test_the_real_rate_is_the_default_strategys_on_the_real_candles() -> None:
-    rows = load_candles()  # skips when ../shared/data is absent
+    rows = load_candles()
     strategy = EmaCrossStrategy(SignalConfig())
     intents = [strategy.on_bar(int(r[0]), r[4], r[5]) for r in rows]
     buys = sum(1 for i in intents if i is not None and i.side is SignalSide.BUY)

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import replace
 
 import pytest
+from market_testkit import eventually
 
 from cdb_cli.adapters.mexc.sim import SimConfig, SimServer
 from cdb_cli.adapters.mexc.sim.run import serve
@@ -51,10 +52,13 @@ async def test_periodic_drops_and_stalls_are_survived(sim_config: SimConfig) -> 
             backoff_max=0.2,
         )
         async with client:
-            for _ in range(160):  # up to 8 s
-                if client.counters["reconnects"] >= 2 and client.counters["idle_timeouts"] >= 1:
-                    break
-                await asyncio.sleep(0.05)
+            await eventually(
+                lambda: (
+                    client.counters["reconnects"] >= 2 and client.counters["idle_timeouts"] >= 1
+                ),
+                timeout_s=8,
+                what="a stall detected and two reconnects",
+            )
             assert client.counters["idle_timeouts"] >= 1  # a stall was detected as a dead socket
             assert client.counters["reconnects"] >= 2
             ids = []

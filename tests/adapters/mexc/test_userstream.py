@@ -9,6 +9,7 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from market_testkit import eventually
 from websockets.asyncio.client import connect
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -72,12 +73,23 @@ async def test_order_fill_and_balance_updates_follow_rest_activity(
 
 
 async def test_other_accounts_activity_is_not_pushed(
-    sim: SimServer, stream: MexcUserStream
+    client: MexcHttpClient, sim: SimServer, stream: MexcUserStream
 ) -> None:
     async with MexcHttpClient(sim.rest_url, Credentials(OTHER_KEY, OTHER_SECRET)) as other:
         await other.new_order(BTC, "BUY", "MARKET", quote_order_qty=Decimal(50))
-    await asyncio.sleep(0.2)
-    assert stream.updates.empty()
+    # then an order of ours: pushed in order, anything of the other's would come before it
+    await client.new_order(
+        BTC, "BUY", "MARKET", quote_order_qty=Decimal(20), client_order_id="ours-1"
+    )
+    updates: list[object] = []
+    async with asyncio.timeout(5):
+        while not any(isinstance(u, OrderUpdate) and u.status == "FILLED" for u in updates):
+            updates.append(await stream.updates.get())
+    assert {u.client_order_id for u in updates if isinstance(u, OrderUpdate | FillUpdate)} == {
+        "ours-1"
+    }
+    spent = [u.free_change for u in updates if isinstance(u, BalanceUpdate) and u.asset == "USDT"]
+    assert Decimal(-50) not in spent  # the other's buy
 
 
 async def test_failed_keepalive_gets_a_new_key_and_reconnects(
@@ -88,10 +100,11 @@ async def test_failed_keepalive_gets_a_new_key_and_reconnects(
         first = user.listen_key
         assert first is not None
         sim.exchange.listen_keys.close(API_KEY, first)  # the key expires on MEXC's side
-        for _ in range(100):  # up to 5 s
-            if user.counters["listen_keys"] >= 2 and user.counters["connects"] >= 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: user.counters["listen_keys"] >= 2 and user.counters["connects"] >= 2,
+            timeout_s=5,
+            what="a new listen key and a reconnect",
+        )
         await user.wait_connected(5)
         assert user.listen_key not in (None, first)
         assert user.counters["keepalive_failures"] >= 1

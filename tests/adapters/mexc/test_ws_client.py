@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import pytest
+from market_testkit import eventually
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
@@ -64,14 +65,6 @@ async def collect(
         except TimeoutError:
             continue
     return events
-
-
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {within} s")
-        await asyncio.sleep(0.02)
 
 
 def trades(events: list[Event]) -> list[TradeTick]:
@@ -196,7 +189,7 @@ async def test_stalled_socket_goes_stale_then_recovers(live_sim: SimServer) -> N
         await eventually(lambda: client.stale(0.5) == [topic])
         await eventually(lambda: client.counters["idle_timeouts"] >= 1)
         live_sim.exchange.faults.update({"ws_stalled": False})
-        await eventually(lambda: client.stale(0.5) == [], within=8)
+        await eventually(lambda: client.stale(0.5) == [], timeout_s=8)
         events = await collect(client, lambda got: len(got) >= 5)
     assert_clean_trades(events)
 
@@ -248,7 +241,7 @@ async def test_keeps_up_with_30_symbols_at_100_messages_per_second(
         for step in range(steps):
             await server.step()
             await asyncio.sleep(max(0.0, started + 0.3 * (step + 1) - time.monotonic()))
-        await eventually(lambda: received >= steps * len(symbols), within=5)
+        await eventually(lambda: received >= steps * len(symbols), timeout_s=5)
         consumer.cancel()
     assert received == steps * len(symbols)
     assert client.max_backlog < 100

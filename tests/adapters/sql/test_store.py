@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from market_testkit import trade
+
 from cdb_cli.adapters.sql import SqlStore, upgrade
 from cdb_cli.engine.events import Side, TradeTick
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES, OrderRecord
@@ -12,14 +14,7 @@ T0 = 1_700_000_000_000_000_000
 
 
 def _trade(ts: int) -> TradeTick:
-    return TradeTick(
-        symbol="BTCUSDT",
-        ts_event=ts,
-        source="test",
-        price=Decimal("0.000000012345678901"),
-        quantity=Decimal("2"),
-        aggressor=Side.SELL,
-    )
+    return trade(ts, "0.000000012345678901", quantity="2", aggressor=Side.SELL)
 
 
 def test_restart_resumes_from_the_database(database_url: str) -> None:

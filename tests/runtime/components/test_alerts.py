@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cdb_testkit import QueueFeed
 from market_testkit import eventually
+from paper_testkit import CountedChecks
 
 from cdb_cli.adapters.notify.email import EmailNotifier
 from cdb_cli.engine.bus import InMemoryBus
@@ -128,11 +129,27 @@ def test_marketdata_mails_a_stale_feed_once_and_is_not_ready_while_it_is(
             await eventually(lambda: marketdata.readiness() == [])
             await eventually(lambda: len(server.inbox.mails) >= 1)  # then nothing for > 1 s
             assert marketdata.readiness()[0].startswith(f"feed stale: {SYMBOL}")
-            await asyncio.sleep(1.5)
+            checks = watch_checks(marketdata)
+            await eventually(lambda: len(checks) >= 3, what="three more checks of the feed")
+            assert [len(alerts) for alerts in checks] == [0, 0, 0]  # still stale, not mailed
 
     asyncio.run(scenario())
     subjects = [mail.message["Subject"] for mail in server.inbox.mails]
     assert subjects == [f"cdb feed stale: {SYMBOL}"]  # once, not at every check
+
+
+def watch_checks(marketdata: MarketDataComponent) -> list[list[tuple[str, str]]]:
+    """From now on, what each of the feed watch's checks (one every 0.5 s) asks to mail."""
+    checks: list[list[tuple[str, str]]] = []
+    check = marketdata.watch.check
+
+    def counted(now_ns: int, run_id: str) -> list[tuple[str, str]]:
+        alerts = check(now_ns, run_id)
+        checks.append(alerts)
+        return alerts
+
+    marketdata.watch.check = counted  # type: ignore[method-assign]
+    return checks
 
 
 class Failing(Component):
@@ -169,16 +186,20 @@ def test_a_halt_and_its_reset_between_two_checks_do_not_end_a_later_breaker_halt
     async def scenario() -> None:
         risk = build(RiskComponent, settings)
         assert isinstance(risk, RiskComponent)
+        checked = CountedChecks(risk.store)
+        risk.store = checked  # type: ignore[assignment]
         async with running(risk):
-            await asyncio.sleep(0.1)  # the first check is done
+            await checked.flushes(1)  # the first check is done
             halt = audit(HALT_ACTION, "a look")
-            risk.store.add_audit(halt)
+            checked.inner.add_audit(halt)
             reset = audit(RESET_ACTION, "all good")
-            risk.store.add_audit(reset.model_copy(update={"ts_event": halt.ts_event + 1}))
-            await asyncio.sleep(1.5)  # both picked up at one check
+            checked.inner.add_audit(reset.model_copy(update={"ts_event": halt.ts_event + 1}))
+            await checked.flushes()  # both picked up at one check, and applied
             assert risk.pipeline.trading_state is TradingState.ACTIVE
             risk.pipeline.halt(time.time_ns(), "breaker: drawdown")  # a later trip
-            await asyncio.sleep(1.5)
+            await checked.flushes()  # two more checks: the reset is not taken again
             assert risk.pipeline.trading_state is TradingState.HALTED  # the old reset is spent
+            states = [state for _, state, _ in risk.pipeline.stats.state_changes]
+            assert states == ["halted"]
 
     asyncio.run(scenario())

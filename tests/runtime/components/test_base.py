@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from market_testkit import trade
+from market_testkit import eventually, tick
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError
@@ -18,10 +18,6 @@ from cdb_cli.engine.ports.store import Store
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.settings import Settings
-
-
-def tick(n: int) -> TradeTick:
-    return trade(n, "100", quantity="1")
 
 
 class DownAfterStart:
@@ -96,7 +92,7 @@ def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
         task = asyncio.create_task(component.run(stop))
         await asyncio.wait_for(component.started.wait(), 10)
         await bus.publish(Topic.MARKET_DATA, tick(1))
-        await asyncio.sleep(0.3)  # handled, not yet written
+        await eventually(lambda: bool(component.outbox), what="trade 1 handled, not yet written")
         store.down = down
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -171,10 +167,8 @@ def test_a_delivery_handled_during_a_write_waits_for_the_batch_that_holds_its_ou
         await asyncio.to_thread(store.writing.wait, 10)  # the batch with trade 1 is being written
         store.writing.clear()
         await bus.publish(Topic.MARKET_DATA, tick(2))
-        for _ in range(500):  # trade 2 handled: its outcome waits for the next batch
-            if component.outbox:
-                break
-            await asyncio.sleep(0.01)
+        # trade 2 handled: its outcome waits for the next batch
+        await eventually(lambda: bool(component.outbox), what="trade 2 handled")
         store.go.release()  # the first batch is stored ...
         await asyncio.to_thread(store.writing.wait, 10)  # ... and the next one is being written
         assert await pending(bus) == [2]

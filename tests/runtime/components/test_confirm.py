@@ -8,6 +8,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from market_testkit import eventually
+
 from cdb_cli.engine.events import ExecutionReport, Side, Topic
 from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.engine.records import OrderRecord
@@ -80,8 +82,9 @@ def test_held_fills_count_as_unstored_while_a_check_is_under_way(tmp_path: Path)
             held.hold(delivery, report_fill(delivery.event))  # type: ignore[arg-type]
         store.add_fill(report_fill(report(1)))
         check = asyncio.create_task(held.confirm())
-        await asyncio.sleep(0.05)
-        assert not held.all_stored  # under way: nothing confirmed yet
+        await eventually(lambda: len(reads) == 1, what="the check's store read")
+        assert not check.done()
+        assert not held.all_stored  # under way: the stored fill 1 is not confirmed yet
         gate.set()
         await check
         assert len(reads) == 1  # one read for both fills

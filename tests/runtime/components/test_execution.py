@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from components_testkit import Acknowledged, RecordingBus
 from market_testkit import SYMBOL, closed_bar, eventually, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
@@ -107,13 +108,19 @@ def test_an_approval_that_came_before_a_stop_is_placed_after_the_restart(tmp_pat
     settings = settings_in(tmp_path)
 
     async def scenario() -> dict[str, int]:
-        bus = InMemoryBus()
+        bus = RecordingBus()
         first_run = Running(settings, bus)
         first = await first_run.start()
         await announce(bus)
-        # taken in, its bar not yet come
-        await eventually(lambda: first._approvals.ready((SYMBOL, CLOSED_AT), BAR.event_id))
-        await asyncio.sleep(0.2)  # a few flushes: the approval must stay unacknowledged
+        # taken in (delivered, and drained from the inbox at the next step), its bar not yet come
+        delivered = bus.delivered[(Topic.RISK_APPROVED_TRADES, "execution")]
+        inbox = first.inboxes[Topic.RISK_APPROVED_TRADES]
+        await eventually(
+            lambda: len(delivered) == 2 and not inbox.queue, what="the approval taken in"
+        )
+        approvals = Acknowledged(first, Topic.RISK_APPROVED_TRADES)
+        await eventually(lambda: len(approvals.rounds) >= 3, what="three rounds of the writer")
+        assert approvals.acked == []  # the approval stays unacknowledged
         await first_run.end()
         second_run = Running(settings, bus)
         second = await second_run.start()
@@ -171,12 +178,13 @@ def test_an_approval_whose_order_is_stored_is_not_placed_again(
     async def scenario() -> dict[str, int]:
         bus = InMemoryBus()
         component_run = Running(settings, bus)
-        await component_run.start()
+        component = await component_run.start()
+        market = Acknowledged(component, Topic.MARKET_DATA)
         await announce(bus)
         await bar_then_trade(bus)
-        # the bar handled: the stored order named, not placed again
-        await eventually(lambda: "was placed before" in caplog.text)
-        await asyncio.sleep(0.2)  # the trade after it: it fills nothing
+        # the bar handled (the stored order named, not placed again), then the trade after it,
+        # which fills nothing: both acknowledged, so their outcome is stored
+        await market.until(lambda acked: len(acked) == 3, "the quote, bar and trade handled")
         return await component_run.end()
 
     caplog.set_level(logging.INFO, logger="cdb_cli.runtime.components.execution")
@@ -203,9 +211,13 @@ def test_a_bar_whose_wait_a_stop_cut_short_is_handled_after_the_restart(tmp_path
     async def scenario() -> dict[str, int]:
         bus = InMemoryBus()
         first_run = Running(settings, bus)
-        await first_run.start()
+        first = await first_run.start()
         await bar_then_trade(bus)  # `risk` has not said a word on the bar yet
-        await asyncio.sleep(0.3)  # execution waits at the bar
+        market = first.inboxes[Topic.MARKET_DATA].queue
+        await eventually(  # the quote handled: execution waits at the bar
+            lambda: bool(market) and market[0].event.event_id == BAR.event_id,
+            what="execution at the bar",
+        )
         counts = await first_run.end()
         assert counts.get("wait_timeouts", 0) == 0  # stopped, not given up
         await announce(bus)  # `risk` decides while execution is down

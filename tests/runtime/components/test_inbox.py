@@ -7,28 +7,30 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from market_testkit import trade
+from market_testkit import eventually, tick
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import Topic, TradeTick
+from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery, Subscription
 from cdb_cli.runtime.components.inbox import READ_AGAIN_S, READ_COUNT, Inbox
 
 
-def tick(n: int) -> TradeTick:
-    return trade(n, "100", quantity="1")
-
-
 class CountedFetches:
-    """A real in-process subscription whose fetches are counted."""
+    """A real in-process subscription whose fetches are counted; ``returned`` has the loop
+    time at which each fetch returned."""
 
     def __init__(self, inner: Subscription) -> None:
         self.inner = inner
         self.fetches = 0
+        self.started: list[float] = []
+        self.returned: list[float] = []
 
     async def fetch(self, max_count: int = 100, timeout_s: float = 1.0) -> list[Delivery]:
         self.fetches += 1
-        return await self.inner.fetch(max_count, timeout_s)
+        self.started.append(asyncio.get_running_loop().time())
+        got = await self.inner.fetch(max_count, timeout_s)
+        self.returned.append(asyncio.get_running_loop().time())
+        return got
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -42,18 +44,19 @@ def test_an_inbox_reads_again_once_its_batch_is_taken_or_after_a_while() -> None
         inbox = Inbox(subscription, wake)  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
-        await asyncio.sleep(0.05)  # the first round reclaims, then a fetch waits
+        # the first round reclaims, then a fetch waits
+        await eventually(lambda: subscription.fetches == 1, what="the first fetch")
         await bus.publish_many([(Topic.MARKET_DATA, tick(n)) for n in (1, 2)])
         await asyncio.wait_for(wake.wait(), 2)
-        fetched = subscription.fetches
-        await asyncio.sleep(READ_AGAIN_S / 5)
-        assert subscription.fetches == fetched  # the batch is not taken: no read yet
+        assert subscription.fetches == 1  # the batch is not taken: no read yet
         assert [inbox.pop()[0].event.ts_event for _ in range(2)] == [1, 2]
-        await asyncio.sleep(0.01)
-        assert subscription.fetches == fetched + 1  # taken: the next read is out at once
+        await eventually(lambda: subscription.fetches == 2)  # taken: the next read is out
+        taken_to_read = subscription.started[1] - subscription.returned[0]
+        assert taken_to_read < READ_AGAIN_S  # at once, not after a while
         await bus.publish(Topic.MARKET_DATA, tick(3))
-        await asyncio.sleep(READ_AGAIN_S * 3)  # not taken: the inbox reads again after a while
-        assert subscription.fetches >= fetched + 2
+        # not taken: the inbox reads again after a while
+        await eventually(lambda: subscription.fetches == 3, what="the read after a while")
+        assert subscription.started[2] - subscription.returned[1] >= READ_AGAIN_S * 0.9
         assert len(inbox.queue) == 1
         stop.set()
         await asyncio.wait_for(pump, 2)
@@ -85,10 +88,9 @@ def test_an_inbox_does_not_queue_again_what_it_still_holds() -> None:
         inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
-        await asyncio.sleep(0.05)
         await bus.publish(Topic.MARKET_DATA, tick(1))
-        await asyncio.sleep(READ_AGAIN_S * 4)  # not taken: read again, the same delivery comes
-        assert subscription.first == []  # it was given again
+        # not taken: read again, the same delivery comes (and is queued, or not, at once)
+        await eventually(lambda: subscription.first == [], what="the delivery given again")
         assert [d.event.ts_event for d in inbox.queue] == [1]
         stop.set()
         await asyncio.wait_for(pump, 2)
@@ -110,13 +112,13 @@ def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
 
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
-        await asyncio.sleep(0.05)  # the first round reclaims (nothing), then it waits 0.3 s
-        for n in range(1, 4):
+        started = asyncio.get_running_loop().time()
+        for n in range(1, 4):  # the first round reclaims (nothing), then it waits 0.3 s
             await bus.publish(Topic.MARKET_DATA, tick(n))
-            await asyncio.sleep(0.02)
-        assert subscription.fetches == 0  # not woken by each of them
-        await asyncio.sleep(0.4)
-        assert subscription.fetches == 1  # one read took all three
+            await asyncio.sleep(0.02)  # paces the publisher only
+        await queued(3)
+        assert subscription.fetches == 1  # one read took all three, not woken by each of them
+        assert subscription.started[0] - started >= 0.3 * 0.9
         assert [d.event.ts_event for d in inbox.queue] == [1, 2, 3]
         while inbox.queue:
             inbox.pop()
@@ -166,7 +168,7 @@ def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id()
         inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
-        await asyncio.sleep(0.2)
+        await eventually(lambda: not subscription.batches, what="both batches read")
         assert [d.message_id for d in inbox.queue] == ["1-0"]
         assert subscription.acked == ["2-0"]  # the copy; the entry read again is still held
         delivery, _ = inbox.pop()
@@ -197,7 +199,7 @@ def test_an_inbox_with_a_handler_hands_it_what_came_without_waking_the_step() ->
         inbox = Inbox(subscription, wake, handle=handle)  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
-        await asyncio.sleep(0.1)
+        await eventually(lambda: len(handled) == 2, what="both batches handled")
         assert handled == [[1], [2, 3]]
         assert not inbox.queue
         assert not wake.is_set()

@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from market_testkit import eventually, free_port, wait_until
 
 from cdb_cli.engine.events import (
     Bar,
@@ -57,13 +58,6 @@ TUNING = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def free_port_block(size: int) -> int:
     """A base port with ``size`` free ports after it (the components' health servers)."""
     for _ in range(50):
@@ -88,9 +82,12 @@ def audits(url: str, action: str) -> list[dict[str, str]]:
         store.close()
 
 
-def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+def wait_while_running(
+    condition: Callable[[], bool], timeout_s: float, what: str, processes: list[Any]
+) -> None:
+    """``wait_until``, failing at once (with its log) when one of ``processes`` exits."""
+
+    def check() -> bool:
         for process in processes:
             if process.poll() is not None:
                 _, err = process.communicate()
@@ -98,10 +95,9 @@ def wait_until(condition: Any, timeout_s: float, what: str, processes: list[Any]
                     log = Path(process.args[-1] + ".log")
                     err = log.read_text(encoding="utf-8") if log.exists() else ""
                 pytest.fail(f"{process.args} exited {process.returncode}: {err[-3000:]}")
-        if condition():
-            return
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
+        return condition()
+
+    wait_until(check, timeout_s, what)
 
 
 def stop(process: subprocess.Popen[str], log: Path) -> str:
@@ -204,7 +200,9 @@ def reference_run(
         halt = asyncio.Event()
         task = asyncio.create_task(runtime.run(halt))
         await asyncio.wait_for(feed.events.drained.wait(), 30)
-        await asyncio.sleep(0.3)  # the last event handled
+        await eventually(  # the last event handled
+            lambda: runtime.summary.market_events == len(events), what="every event handled"
+        )
         halt.set()
         summary = await asyncio.wait_for(task, 15)
         return store, summary
@@ -227,11 +225,15 @@ def decision_view(decision: RiskDecision) -> tuple[Any, ...]:
 
 @pytest.mark.slow
 def test_components_in_processes_decide_as_one_process(
-    tmp_path: Path, redis_url: str, postgres_database: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    redis_url: str,
+    redis_prefix: str,
+    postgres_database: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_until reads them)
+    monkeypatch.chdir(tmp_path)  # where the components' logs are (wait_while_running reads them)
     open_store(Settings(database_url=postgres_database), create_if_new=True).close()
-    prefix = f"cdbtest{secrets.token_hex(4)}"
+    prefix = redis_prefix  # its streams are deleted afterwards
     sim_port = free_port()
     sim = subprocess.Popen(
         [CDB, "sim-exchange", "--port", str(sim_port), "-s", SYMBOLS[0], "-s", SYMBOLS[1],
@@ -274,18 +276,20 @@ def test_components_in_processes_decide_as_one_process(
             store.close()
 
     try:
-        wait_until(lambda: _up(rest), 20, "the simulator", [sim])
+        wait_while_running(lambda: _up(rest), 20, "the simulator", [sim])
         instruments = asyncio.run(_instruments(rest))
         for component in CONSUMERS:  # consumer groups first: they start at the stream's end
             start(component)
-        wait_until(
+        wait_while_running(
             lambda: set(CONSUMERS) <= started(), 40, "the consumers", list(processes.values())
         )
         start("marketdata")
-        wait_until(lambda: "marketdata" in started(), 20, "marketdata", list(processes.values()))
-        wait_until(traded, 40, "decisions and fills", list(processes.values()))
+        wait_while_running(
+            lambda: "marketdata" in started(), 20, "marketdata", list(processes.values())
+        )
+        wait_while_running(traded, 40, "decisions and fills", list(processes.values()))
         errors = {"marketdata": stop(processes.pop("marketdata"), tmp_path / "marketdata.log")}
-        wait_until(
+        wait_while_running(
             lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
             list(processes.values()),
         )  # fmt: skip

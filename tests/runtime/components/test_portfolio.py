@@ -8,10 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from components_testkit import Acknowledged, RecordingBus
+from market_testkit import eventually
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import ExecutionReport, OrderApproved, Side, Topic
@@ -63,27 +67,33 @@ def test_a_fill_report_is_acknowledged_only_once_execution_stored_the_fill(
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'p.db'}", bar_seconds=1)
     report = fill_report()
 
-    async def run_portfolio(bus: InMemoryBus, seconds: float) -> PortfolioComponent:
+    async def run_portfolio(
+        bus: InMemoryBus,
+        until: Callable[[PortfolioComponent, Acknowledged], bool],
+        what: str,
+        *,
+        publish: bool = False,
+    ) -> PortfolioComponent:
         portfolio = portfolio_of(settings, bus, confirm_interval_s=0.05)
         store = portfolio.store
         stop = asyncio.Event()
         task = asyncio.create_task(portfolio.run(stop))
         await asyncio.wait_for(portfolio.started.wait(), 10)
-        if seconds == 0:  # the report is published while this one runs
+        reports = Acknowledged(portfolio, Topic.EXECUTION_EVENTS)
+        if publish:  # the report is published while this one runs
             await bus.publish(Topic.EXECUTION_EVENTS, report)
-            seconds = 0.5
-        await asyncio.sleep(seconds)
+        await eventually(lambda: until(portfolio, reports), what=what)
         stop.set()
         await asyncio.wait_for(task, 10)
         store.close()
         return portfolio
 
     async def scenario() -> None:
-        bus = InMemoryBus()
-        first = await run_portfolio(bus, 0)
+        bus = RecordingBus()
+        first = await run_portfolio(bus, booked, "the report booked", publish=True)
         assert first.ledger.quantity(SYMBOL) == Decimal("0.01")
         # Stopped before execution stored the fill: the report comes back, and is booked again.
-        second = await run_portfolio(bus, 0.5)
+        second = await run_portfolio(bus, booked, "the report booked again")
         assert second.ledger.quantity(SYMBOL) == Decimal("0.01")
         assert second.counts.get("fills") == 1
         store = open_store(settings)
@@ -103,13 +113,22 @@ def test_a_fill_report_is_acknowledged_only_once_execution_stored_the_fill(
         )
         store.add_fill(report_fill(report))  # the fill execution stored: the report's id
         store.close()
-        third = await run_portfolio(bus, 0.5)  # booked from the store, the report once more
+        # booked from the store, the report once more: its fill is stored, so it is acknowledged
+        acked = bus.acked[(Topic.EXECUTION_EVENTS, "portfolio")]
+        assert acked == []  # held by both: the store lacked the fill
+        third = await run_portfolio(bus, lambda *_: acked == [report.event_id], "the ack")
         assert third.ledger.quantity(SYMBOL) == Decimal("0.01")  # not twice
-        fourth = await run_portfolio(bus, 0.3)  # the third acknowledged it: gone from the bus
+        # the third acknowledged it: gone from the bus (a read goes by and delivers nothing)
+        fourth = await run_portfolio(bus, lambda _, r: bool(r.reads), "a read of the reports")
         assert fourth.ledger.quantity(SYMBOL) == Decimal("0.01")
         assert fourth.counts.get("fills") is None
+        assert fourth.inboxes[Topic.EXECUTION_EVENTS].queue == deque()
 
     asyncio.run(scenario())
+
+
+def booked(portfolio: PortfolioComponent, _: Acknowledged) -> bool:
+    return portfolio.counts.get("fills") == 1
 
 
 def partial_fills(*volumes: str) -> tuple[OrderRecord, list[ExecutionResult]]:
@@ -167,7 +186,8 @@ def test_two_equal_partial_fills_in_one_millisecond_are_both_booked(tmp_path: Pa
         await asyncio.wait_for(portfolio.started.wait(), 10)
         for report in fill_reports(first) + fill_reports(second):
             await bus.publish(Topic.EXECUTION_EVENTS, report)
-        await asyncio.sleep(0.3)
+        both = first.fills[0].quantity * 2
+        await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == both, what="both booked")
         stop.set()
         await asyncio.wait_for(task, 10)
         portfolio.store.close()
@@ -195,14 +215,18 @@ def test_positions_written_before_a_stored_fill_reached_it_do_not_block_a_restar
         stop = asyncio.Event()
         task = asyncio.create_task(portfolio.run(stop))
         await asyncio.wait_for(portfolio.started.wait(), 10)
+        f1, f2 = first.fills[0].quantity, second.fills[0].quantity
         await bus.publish(Topic.EXECUTION_EVENTS, r1)
-        await asyncio.sleep(0.05)
+        await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == f1, what="R1 booked")
         for fill in first.fills + second.fills:
             portfolio.store.add_fill(fill)
-        await asyncio.sleep(0.7)  # R1 confirmed, positions written (F1 only)
-        assert [p.quantity for p in portfolio.store.positions()] == [first.fills[0].quantity]
+        await eventually(  # R1 confirmed, positions written (F1 only)
+            lambda: [p.quantity for p in portfolio.store.positions()] == [f1],
+            what="the positions of F1 written",
+        )
         await bus.publish(Topic.EXECUTION_EVENTS, r2)
-        await asyncio.sleep(0.05)  # R2 booked, not confirmed yet
+        # R2 booked, not confirmed yet
+        await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == f1 + f2, what="R2 booked")
         stop.set()
         await asyncio.wait_for(task, 10)
         portfolio.store.close()
@@ -224,9 +248,12 @@ def test_a_fill_execution_never_stores_is_acknowledged_after_the_timeout(
         stop = asyncio.Event()
         task = asyncio.create_task(portfolio.run(stop))
         await asyncio.wait_for(portfolio.started.wait(), 10)
-        if publish:
+        reports = Acknowledged(portfolio, Topic.EXECUTION_EVENTS)
+        if publish:  # acknowledged after the timeout, the fill still not stored
             await bus.publish(Topic.EXECUTION_EVENTS, fill_report())
-        await asyncio.sleep(0.6)
+            await reports.until(lambda acked: acked == ["rep-1"], "the report given up")
+        else:  # a read goes by and delivers nothing
+            await eventually(lambda: bool(reports.reads), what="a read of the reports")
         stop.set()
         await asyncio.wait_for(task, 10)
         portfolio.store.close()

@@ -113,5 +113,7 @@ def test_every_bar_is_traced_in_the_store_and_the_signal_names_its_trace(tmp_pat
     assert buy.trace_id == traced.event_id
     assert traced.signal_id == buy.event_id
     assert traced.signal == "buy"
-    assert all(c.passed for c in traced.conditions if c.side == "buy")
+    buy_conditions = [c for c in traced.conditions if c.side == "buy"]
+    assert buy_conditions
+    assert all(c.passed for c in buy_conditions)
     assert Topic.STRATEGY_TRACES not in topics  # stored, not published

@@ -1,0 +1,119 @@
+"""The paper loop in a test: a real SQLite store, the in-process bus and a queue the test fills
+(``session``), with the warm-up history and minute-by-minute trading the paper tests share.
+``pythonpath`` in pyproject.toml makes this module importable from every test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from cdb_testkit import QueueFeed
+from market_testkit import SYMBOL, eventually, trade
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.runs import RESET_ACTION
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.paper import PaperRuntime, RunSummary
+from cdb_cli.settings import Settings
+
+__all__ = ["MINUTE", "SECOND", "SYMBOL", "T0", "CountedChecks", "paper_settings", "session"]
+
+MINUTE = 60 * 1_000_000_000
+SECOND = 1_000_000_000
+T0 = 1_704_067_200 * SECOND  # 2024-01-01T00:00:00Z
+
+
+def slide(n: int, start: float = 100.0) -> list[tuple[int, float, float]]:
+    """History for the warm-up: n closed minutes sliding down a cent each."""
+    return [(T0 - (n - i) * MINUTE, start - 0.01 * i, 1.0) for i in range(n)]
+
+
+async def history(symbol: str) -> Sequence[tuple[int, float, float]]:
+    return slide(40)
+
+
+def paper_settings(tmp_path: Path) -> Settings:
+    return Settings(database_url=f"sqlite:///{tmp_path / 'paper.db'}", paper_latency_ms=0)
+
+
+class CountedChecks:
+    """The real store, counting the checks for an operator's reset: the paper loop makes one
+    at every flush (after its check for halts), the risk component one a second. A count that
+    went up by two means a whole check ran after it was read; a test that uses it never asks
+    for resets itself."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.reset_checks = 0
+
+    def audits(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("action") == RESET_ACTION:
+            self.reset_checks += 1
+        return self.inner.audits(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def flushes(self, count: int = 2) -> None:
+        """Wait until the loop has checked for resets ``count`` more times."""
+        # named for the paper loop, where each check is one flush
+        target = self.reset_checks + count
+        await eventually(lambda: self.reset_checks >= target, what=f"{count} more flushes")
+
+
+async def session(
+    settings: Settings,
+    scenario: Callable[[PaperRuntime, QueueFeed, TestClock, Store], Awaitable[None]],
+    *,
+    start_ns: int = T0,
+    store: Store | None = None,
+    **runtime_options: Any,
+) -> tuple[RunSummary, PaperRuntime]:
+    """Run the loop (flushing every 20 ms) around ``scenario``, then stop it; ``store``
+    (closed afterwards) is the settings' own unless given."""
+    store = store or open_store(settings, create_if_new=True)
+    clock = TestClock(start_ns)
+    feed = QueueFeed()
+    runtime = PaperRuntime(
+        settings,
+        store=store,
+        bus=InMemoryBus(),
+        feed=feed,
+        clock=clock,
+        symbols=[SYMBOL],
+        warm_up=history,
+        flush_interval_s=0.02,
+        **runtime_options,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(runtime.run(stop))
+    started = asyncio.create_task(runtime.started.wait())
+    try:
+        # started, or refused at the start (the run's error is raised below, at once)
+        await asyncio.wait({task, started}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+        assert task.done() or runtime.started.is_set(), "the paper loop did not start in 10 s"
+        if not task.done():
+            await scenario(runtime, feed, clock, store)
+    finally:
+        started.cancel()
+        stop.set()
+        summary = await asyncio.wait_for(task, 10)
+        store.close()
+    return summary, runtime
+
+
+async def trade_minutes(
+    feed: QueueFeed, clock: TestClock, start_minute: int, prices: list[float], volume: float
+) -> None:
+    """One price per minute, traded every 10 s (so the last price is never stale); the clock
+    moves with the trades, as a wall clock would, one trade at a time."""
+    for i, price in enumerate(prices):
+        for second in range(0, 60, 10):
+            ts = T0 + (start_minute + i) * MINUTE + second * SECOND
+            clock.set_time(ts)
+            feed.events.put_nowait(trade(ts, price, quantity=volume if second == 0 else 0.1))
+            await eventually(feed.events.empty)
