@@ -12,11 +12,28 @@ Pure: stdlib and ``cdb_cli.engine`` only; time comes in as int nanoseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from cdb_cli.engine.events import Bar
 
 __all__ = ["BarBuilder", "ClosedBar"]
+
+
+_MONEY_GRID = Decimal("1e-18")
+"""The finest step the store keeps (``NUMERIC(38, 18)``)."""
+
+
+def _exact(value: float) -> Decimal:
+    """A float of the bar as ``Decimal``: its shortest repr, within the store's 18 places.
+
+    A sum of float quantities (a bar's volume) can need more (``0.0022060000000000005``): the
+    store would refuse the whole batch it came in, so it is rounded to the 18th place.
+    """
+    exact = Decimal(repr(value))
+    exponent = exact.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -18:
+        return exact.quantize(_MONEY_GRID, rounding=ROUND_HALF_EVEN)
+    return exact
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +59,11 @@ class ClosedBar:
             ts_event=self.ts_open,
             source=source,
             interval=interval,
-            open=Decimal(repr(self.open)),
-            high=Decimal(repr(self.high)),
-            low=Decimal(repr(self.low)),
-            close=Decimal(repr(self.close)),
-            volume=Decimal(repr(self.volume)),
+            open=_exact(self.open),
+            high=_exact(self.high),
+            low=_exact(self.low),
+            close=_exact(self.close),
+            volume=_exact(self.volume),
         )
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 
-from cdb_cli.engine.bars import BarBuilder
+from cdb_cli.engine.bars import BarBuilder, ClosedBar
 
 MINUTE = 60 * 1_000_000_000
 
@@ -42,3 +44,16 @@ def test_the_clock_closes_a_quiet_bar_and_a_late_trade_cannot_reopen_it() -> Non
 def test_interval_must_be_positive() -> None:
     with pytest.raises(ValueError, match="interval_ns"):
         BarBuilder(0)
+
+
+def test_a_bar_event_keeps_within_the_stores_18_places() -> None:
+    """A sum of float quantities can need 19 places; the store would refuse the whole batch."""
+    volume = 0.0011030000000000002 + 0.0011030000000000003  # 0.0022060000000000005
+    bar = ClosedBar("BTCUSDT", 0, 60 * 10**9, 100.5, 101.0, 100.0, 100.25, volume)
+
+    event = bar.to_event("marketdata")
+
+    assert repr(volume) == "0.0022060000000000005"
+    assert event.volume == Decimal("0.002206000000000000")  # rounded at the 18th place
+    assert event.close == Decimal("100.25")  # the short repr as it was
+    assert all(-value.as_tuple().exponent <= 18 for value in (event.open, event.volume))
