@@ -50,7 +50,7 @@ def test_download_writes_the_replay_format(
     assert len(rows) == 700
     assert all(len(row) == 6 and all(isinstance(v, int | float) for v in row) for row in rows)
     assert [row[0] for row in rows] == list(range(start, end, MINUTE))
-    # The same format as ../shared/data/UNITTEST_BTC-1m.json; the simulator replays it.
+    # The same format as tests/data/UNITTEST_BTC-1m.json; the simulator replays it.
     candles = load_replay(path)
     history = threaded_sim.exchange.markets["BTCUSDT"].candles[100:800]
     assert [(c.open_ms, c.close) for c in candles] == [(c.open_ms, c.close) for c in history]

@@ -1,7 +1,7 @@
 """Download MEXC klines into a replay file, resumable (``cdb data download``).
 
 The file is a JSON array of ``[open_time_ms, open, high, low, close, volume]`` rows with numbers,
-the format of ``../shared/data/UNITTEST_BTC-1m.json`` that ``cdb replay`` and ``cdb sim-exchange
+the format of ``tests/data/UNITTEST_BTC-1m.json`` that ``cdb replay`` and ``cdb sim-exchange
 --replay`` read. It is rewritten atomically after every page, so an interrupted download keeps
 what it has and the next run continues after its last row.
 """
