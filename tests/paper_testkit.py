@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,17 @@ from cdb_cli.kernel import open_store
 from cdb_cli.runtime.paper import PaperRuntime, RunSummary
 from cdb_cli.settings import Settings
 
-__all__ = ["MINUTE", "SECOND", "SYMBOL", "T0", "CountedChecks", "paper_settings", "session"]
+__all__ = [
+    "MINUTE",
+    "SECOND",
+    "SYMBOL",
+    "T0",
+    "CountedChecks",
+    "SimSession",
+    "paper_settings",
+    "session",
+    "simulator_session",
+]
 
 MINUTE = 60 * 1_000_000_000
 SECOND = 1_000_000_000
@@ -117,3 +128,54 @@ async def trade_minutes(
             clock.set_time(ts)
             feed.events.put_nowait(trade(ts, price, quantity=volume if second == 0 else 0.1))
             await eventually(feed.events.empty)
+
+
+class SimSession:
+    """A paper loop trading against the MEXC simulator: the real WebSocket and REST clients,
+    protobuf frames, a real SQLite store; half-second bars, since a test cannot wait minutes."""
+
+    def __init__(self, server: Any, runtime: PaperRuntime, store: Store) -> None:
+        self.server = server
+        self.runtime = runtime
+        self.store = store
+        self.summary: RunSummary | None = None
+
+
+@contextlib.asynccontextmanager
+async def simulator_session(settings: Settings, *, seed: int = 3) -> AsyncIterator[SimSession]:
+    """Start the simulator (prices move only when the test steps them) and the loop against it;
+    on the way out stop the loop, keep its summary and close the store."""
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+    from cdb_cli.runtime.clock import LiveClock
+
+    config = SimConfig(symbols=(SYMBOL,), seed=seed, tick_interval=None, history_minutes=60)
+    async with SimServer(SimExchange(config)) as server, MexcHttpClient(server.rest_url) as http:
+        instruments = await http.exchange_info([SYMBOL])
+        store = open_store(settings, create_if_new=True)
+        feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
+        runtime = PaperRuntime(
+            settings,
+            store=store,
+            bus=InMemoryBus(),
+            feed=feed,
+            clock=LiveClock(),
+            symbols=[SYMBOL],
+            instruments=instruments,
+            bar_interval_ns=SECOND // 2,
+            bar_grace_ns=SECOND // 10,
+            flush_interval_s=0.05,
+        )
+        stop = asyncio.Event()
+        task = asyncio.create_task(runtime.run(stop))
+        session = SimSession(server, runtime, store)
+        try:
+            await asyncio.wait_for(runtime.started.wait(), 10)
+            await feed.wait_connected(10)
+            yield session
+        finally:
+            stop.set()
+            session.summary = await asyncio.wait_for(task, 10)
+            store.close()

@@ -18,16 +18,11 @@ from pathlib import Path
 import httpx
 import pytest
 from market_testkit import eventually, free_port, wait_until
+from paper_testkit import simulator_session
 
-from cdb_cli.adapters.mexc.http import MexcHttpClient
-from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
-from cdb_cli.adapters.mexc.sim.server import SimServer
-from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
-from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import RiskDecision, TradingSignal
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.clock import LiveClock
-from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime
+from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION
 from cdb_cli.settings import Settings
 
 SYMBOL = "BTCUSDT"
@@ -47,55 +42,30 @@ def test_paper_loop_trades_against_the_simulator(tmp_path: Path) -> None:
     )
 
     async def scenario() -> None:
-        config = SimConfig(symbols=(SYMBOL,), seed=3, tick_interval=None, history_minutes=60)
-        async with (
-            SimServer(SimExchange(config)) as server,
-            MexcHttpClient(server.rest_url) as http,
-        ):
-            instruments = await http.exchange_info([SYMBOL])
-            base = server.exchange.markets[SYMBOL].price
-            store = open_store(settings, create_if_new=True)
-            feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-            runtime = PaperRuntime(
-                settings,
-                store=store,
-                bus=InMemoryBus(),
-                feed=feed,
-                clock=LiveClock(),
-                symbols=[SYMBOL],
-                instruments=instruments,
-                bar_interval_ns=SECOND // 2,  # half-second bars: a test cannot wait minutes
-                bar_grace_ns=SECOND // 10,
-                flush_interval_s=0.05,
-            )
-            stop = asyncio.Event()
-            task = asyncio.create_task(runtime.run(stop))
-            await asyncio.wait_for(runtime.started.wait(), 10)
-            await feed.wait_connected(10)
+        async with simulator_session(settings) as sim:
+            store = sim.store
             # down, up (the buy), down (the exit): one price per bar
             moves = [-1, -1, -1, -1, -1, -1, 2, 2, 2, 2, 2, -2, -2, -2, -2, -2]
-            price = Decimal(base)
-            try:
-                for move in moves:
-                    price = price * (1 + Decimal(move) / 1000)
-                    await server.step({SYMBOL: price})
-                    await asyncio.sleep(0.55)  # paces the market: one price per bar
-                await eventually(lambda: bool(store.fills()), what="a fill stored")
-            finally:
-                stop.set()
-                summary = await asyncio.wait_for(task, 10)
-            assert summary.market_events > 0
-            assert summary.bars >= len(moves) - 2
+            price = Decimal(sim.server.exchange.markets[SYMBOL].price)
+            for move in moves:
+                price = price * (1 + Decimal(move) / 1000)
+                await sim.server.step({SYMBOL: price})
+                await asyncio.sleep(0.55)  # paces the market: one price per bar
+            await eventually(lambda: bool(store.fills()), what="a fill stored")
             signals = store.events(TradingSignal)
             decisions = store.events(RiskDecision)
-            assert signals
-            assert len(decisions) == len(signals)
-            assert any(d.verdict in ("approved", "reduced") for d in decisions), [
-                [c.code for c in d.checks if not c.passed] for d in decisions
-            ]
-            assert store.orders()
-            assert store.fills()
-            store.close()
+            orders, fills = store.orders(), store.fills()
+        summary = sim.summary
+        assert summary is not None
+        assert summary.market_events > 0
+        assert summary.bars >= len(moves) - 2
+        assert signals
+        assert len(decisions) == len(signals)
+        assert any(d.verdict in ("approved", "reduced") for d in decisions), [
+            [c.code for c in d.checks if not c.passed] for d in decisions
+        ]
+        assert orders
+        assert fills
 
     asyncio.run(scenario())
 

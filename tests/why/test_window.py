@@ -10,16 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 
 from market_testkit import eventually
+from paper_testkit import simulator_session
 from rich.console import Console
 
-from cdb_cli.adapters.mexc.http import MexcHttpClient
-from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
-from cdb_cli.adapters.mexc.sim.server import SimServer
-from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
-from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import StrategyTrace, TradingSignal
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.paper import PaperRuntime
 from cdb_cli.runtime.view import render
 from cdb_cli.settings import Settings
@@ -49,52 +44,27 @@ def test_a_rising_market_is_explained_from_the_store_of_a_paper_run(tmp_path: Pa
     screens: dict[str, str] = {}
 
     async def scenario() -> None:
-        config = SimConfig(symbols=(SYMBOL,), seed=3, tick_interval=None, history_minutes=60)
-        async with (
-            SimServer(SimExchange(config)) as server,
-            MexcHttpClient(server.rest_url) as http,
-        ):
-            instruments = await http.exchange_info([SYMBOL])
-            price = Decimal(server.exchange.markets[SYMBOL].price)
-            store = open_store(settings, create_if_new=True)
-            feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-            runtime = PaperRuntime(
-                settings,
-                store=store,
-                bus=InMemoryBus(),
-                feed=feed,
-                clock=LiveClock(),
-                symbols=[SYMBOL],
-                instruments=instruments,
-                bar_interval_ns=SECOND // 2,  # half-second bars: a test cannot wait minutes
-                bar_grace_ns=SECOND // 10,
-                flush_interval_s=0.05,
-            )
-            stop = asyncio.Event()
-            task = asyncio.create_task(runtime.run(stop))
-            await asyncio.wait_for(runtime.started.wait(), 10)
-            await feed.wait_connected(10)
+        async with simulator_session(settings) as sim:
+            runtime = sim.runtime
+            price = Decimal(sim.server.exchange.markets[SYMBOL].price)
             screens["before"] = screen(runtime)
-            try:
-                for bars in range(1, 10):  # a steady rise: one price per bar
-                    price = price * Decimal("1.002")
-                    await server.step({SYMBOL: price})
-                    await eventually(lambda n=bars: runtime.summary.bars >= n - 1)
-                    if bars == 2:  # the first bar has closed (the second price closed it)
-                        screens["first"] = screen(runtime)
-                await eventually(lambda: runtime.summary.bars >= 8)
-                tracer = runtime.pipeline.tracer if runtime.pipeline else None
-                assert tracer is not None
-                await eventually(lambda: tracer.latest[SYMBOL].status == "evaluated")
-                screens["evaluated"] = screen(runtime)
-            finally:
-                stop.set()
-                await asyncio.wait_for(task, 10)
-            traces = store.events(StrategyTrace, symbol=SYMBOL)
-            assert len(traces) == runtime.summary.bars
-            assert store.events(TradingSignal) == []
-            document = explain_window(store, settings, Window(since_ns=traces[0].ts_event - 1))
-            store.close()
+            for bars in range(1, 10):  # a steady rise: one price per bar
+                price = price * Decimal("1.002")
+                await sim.server.step({SYMBOL: price})
+                await eventually(lambda n=bars: runtime.summary.bars >= n - 1)
+                if bars == 2:  # the first bar has closed (the second price closed it)
+                    screens["first"] = screen(runtime)
+            await eventually(lambda: runtime.summary.bars >= 8)
+            tracer = runtime.pipeline.tracer if runtime.pipeline else None
+            assert tracer is not None
+            await eventually(lambda: tracer.latest[SYMBOL].status == "evaluated")
+            screens["evaluated"] = screen(runtime)
+        reopened = open_store(settings)
+        traces = reopened.events(StrategyTrace, symbol=SYMBOL)
+        assert len(traces) == runtime.summary.bars
+        assert reopened.events(TradingSignal) == []
+        document = explain_window(reopened, settings, Window(since_ns=traces[0].ts_event - 1))
+        reopened.close()
         funnel = document["symbols"][0]
         assert funnel["stage"] == "strategy"
         evaluated = [t for t in traces if t.status == "evaluated"]
