@@ -99,7 +99,7 @@ def run_replay(
     from cdb_cli.engine.replay import BarSeries, replay_bars, replay_trades
     from cdb_cli.engine.report import build_report
     from cdb_cli.kernel import build_pipeline
-    from cdb_cli.settings import settings_hash
+    from cdb_cli.settings_io import settings_hash
 
     series = load_replay_data(request)
     if on_loaded is not None:

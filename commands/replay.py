@@ -93,7 +93,8 @@ def replay(
     context = app_context(ctx)
     from cdb_cli.adapters.marketdata_files import UnknownDataFormat, guess_symbol
     from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
-    from cdb_cli.settings import load_settings, parse_overrides
+    from cdb_cli.settings import load_settings
+    from cdb_cli.settings_io import parse_overrides
 
     try:
         settings = load_settings(context.env_file, parse_overrides(overrides or []))

@@ -22,9 +22,8 @@ from cdb_cli.settings import (
     _engine_field,
     env_name,
     load_settings,
-    sanitized,
-    settings_hash,
 )
+from cdb_cli.settings_io import sanitized, settings_hash
 
 
 def test_defaults_are_embedded_and_valid() -> None:

@@ -43,7 +43,7 @@ async def run_cdb(settings: Settings, *args: str, timeout_s: float = 3600.0) -> 
     A run that takes longer than ``timeout_s`` is killed and reported with exit code -1.
     """
     from cdb_cli.kernel import cdb_executable
-    from cdb_cli.settings import settings_env
+    from cdb_cli.settings_io import settings_env
 
     env = {**os.environ, **settings_env(settings), "NO_COLOR": "1"}
     process = await asyncio.create_subprocess_exec(

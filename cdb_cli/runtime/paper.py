@@ -246,7 +246,7 @@ class PaperRuntime:
 
     async def _audit_start(self, mode: str, **extra: str) -> None:
         """The start's audit record: run id, mode, cdb version, settings hash (no secrets)."""
-        from cdb_cli.settings import settings_hash
+        from cdb_cli.settings_io import settings_hash
 
         await self._call(
             self.store.add_audit,

@@ -16,7 +16,8 @@ from cdb_cli.engine.clock import TestClock
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.jobs import schedule_times
 from cdb_cli.runtime.paper import PaperRuntime
-from cdb_cli.settings import Settings, settings_env
+from cdb_cli.settings import Settings
+from cdb_cli.settings_io import settings_env
 
 
 def runtime_for(settings: Settings, alerts: list[tuple[str, str]]) -> PaperRuntime:
