@@ -19,7 +19,7 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision, TradingSignal
-from cdb_cli.engine.pipeline import OPERATOR
+from cdb_cli.engine.pipeline import OPERATOR, TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
@@ -35,6 +35,7 @@ __all__ = [
     "OperatorActions",
     "TradingStatus",
     "find_run",
+    "halt_reason",
     "order_prefix",
     "persist_run",
     "restore_run",
@@ -272,3 +273,34 @@ class OperatorActions:
         new = [record for record in resets if record.ts_event not in self.resets_seen]
         self.resets_seen.update(record.ts_event for record in new)
         return new
+
+    def apply_resets(
+        self, pipeline: TradingPipeline, resets: Iterable[AuditRecord], now_ns: int
+    ) -> AuditRecord | None:
+        """Resume a halted ``pipeline`` at ``now_ns`` for the newest unseen reset; return it
+        (None when there is none, or trading was not halted: then the resets are spent)."""
+        new = self.new_resets(resets)
+        if not new or pipeline.trading_state is not TradingState.HALTED:
+            return None
+        pipeline.reset_breaker(now_ns)
+        return new[-1]
+
+    def apply_halts(
+        self,
+        pipeline: TradingPipeline,
+        halts: Iterable[AuditRecord],
+        resets: Sequence[AuditRecord],
+        now_ns: int,
+    ) -> list[AuditRecord]:
+        """Halt ``pipeline`` at ``now_ns`` for each unseen halt no later reset ended (its reason
+        and operator in the state change's why); return them, for the caller's flatten and log."""
+        applied = self.halts_to_apply(self.new_halts(halts), resets)
+        for record in applied:
+            pipeline.halt(now_ns, halt_reason(record.detail.get("reason", ""), record.actor))
+        return applied
+
+
+def halt_reason(reason: str, actor: str = "") -> str:
+    """The trading state's why for an operator's halt: ``halted by the operator (who): why``."""
+    by = f" ({actor})" if actor else ""
+    return f"halted by the operator{by}: {reason}"

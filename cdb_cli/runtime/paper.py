@@ -40,7 +40,13 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
+from cdb_cli.engine.runs import (
+    HALT_ACTION,
+    RESET_ACTION,
+    OperatorActions,
+    halt_reason,
+    trading_status,
+)
 from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
@@ -527,24 +533,20 @@ class PaperRuntime:
         comes while trading is not halted (a halt and its reset between two checks) is moot: it
         is marked seen, so it cannot end a later halt."""
         resets = await self._call(self.store.audits, action=RESET_ACTION)
-        new = self._operator.new_resets(resets)
-        if new and pipeline.trading_state is TradingState.HALTED:
-            record = new[-1]
-            pipeline.reset_breaker(self.clock.timestamp_ns())
+        record = self._operator.apply_resets(pipeline, resets, self.clock.timestamp_ns())
+        if record is not None:
             logger.warning("Trading resumes: %s", describe_reset(record))
 
     async def _pick_up_halts(self, pipeline: TradingPipeline) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
         ``--flatten`` it also sells every position. A flatten under way goes on at each flush."""
-        new = self._operator.new_halts(await self._call(self.store.audits, action=HALT_ACTION))
-        if new:
+        halts = await self._call(self.store.audits, action=HALT_ACTION)
+        if self._operator.new_halts(halts):
             resets = await self._call(self.store.audits, action=RESET_ACTION)
-            for record in self._operator.halts_to_apply(new, resets):
-                self.halt(
-                    record.detail.get("reason", ""),
-                    flatten=record.detail.get("flatten") == "yes",
-                    actor=record.actor,
-                )
+            now = self.clock.timestamp_ns()
+            for record in self._operator.apply_halts(pipeline, halts, resets, now):
+                reason, flatten = record.detail.get("reason", ""), record.detail.get("flatten")
+                self._halted(reason, actor=record.actor, flatten=flatten == "yes")
         self._continue_flatten(pipeline)
 
     def halt(self, reason: str, *, flatten: bool = False, actor: str = "") -> None:
@@ -554,18 +556,20 @@ class PaperRuntime:
         pipeline = self.pipeline
         if pipeline is None:
             return
-        by = f" ({actor})" if actor else ""
-        pipeline.halt(self.clock.timestamp_ns(), f"halted by the operator{by}: {reason}")
+        pipeline.halt(self.clock.timestamp_ns(), halt_reason(reason, actor))
+        self._halted(reason, actor=actor, flatten=flatten)
+
+    def _halted(self, reason: str, *, actor: str, flatten: bool) -> None:
+        """Say so, and start selling every position with ``flatten``."""
         logger.warning(
-            "Run %s halted by the operator%s: %s%s",
+            "Run %s %s%s",
             self.run_id,
-            by,
-            reason,
+            halt_reason(reason, actor),
             "; flattening every position" if flatten else "",
         )
-        if flatten:
+        if flatten and self.pipeline is not None:
             self._flatten.start(reason)
-            self._continue_flatten(pipeline)
+            self._continue_flatten(self.pipeline)
 
     def halt_now(self, reason: str, *, via: str) -> None:
         """Halt at once (a signal handler's call: SIGUSR1), without a flatten, and write the

@@ -59,7 +59,13 @@ from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress, report_fill
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, OperatorActions, trading_status
+from cdb_cli.engine.runs import (
+    HALT_ACTION,
+    RESET_ACTION,
+    OperatorActions,
+    halt_reason,
+    trading_status,
+)
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.components.confirm import StoredFills
@@ -416,14 +422,9 @@ class RiskComponent(Component):
     def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
         ``--flatten`` it also sells every position, each at its next closed bar."""
-        new = self._operator.new_halts(halts)
-        if not new:
-            return
-        for record in self._operator.halts_to_apply(new, resets):
+        for record in self._operator.apply_halts(self.pipeline, halts, resets, self._event_now()):
             reason = record.detail.get("reason", "")
-            by = f" ({record.actor})" if record.actor else ""
-            self.pipeline.halt(self._event_now(), f"halted by the operator{by}: {reason}")
-            logger.warning("risk: halted by the operator%s: %s", by, reason)
+            logger.warning("risk: %s", halt_reason(reason, record.actor))
             if record.detail.get("flatten") == "yes":
                 self.flattening.start(reason)
                 logger.warning("risk: flattening every position, each at its next closed bar")
@@ -437,10 +438,8 @@ class RiskComponent(Component):
         """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
         comes while trading is not halted (a halt and its reset between two checks) is moot: it
         is marked seen, so it cannot end a later halt."""
-        new = self._operator.new_resets(resets)
-        if new and self.pipeline.trading_state is TradingState.HALTED:
-            record = new[-1]
-            self.pipeline.reset_breaker(self._event_now())
+        record = self._operator.apply_resets(self.pipeline, resets, self._event_now())
+        if record is not None:
             logger.warning("Trading resumes: %s", describe_reset(record))
 
     def _note_state_changes(self) -> None:
