@@ -27,6 +27,7 @@ __all__ = [
     "SYMBOL",
     "T0",
     "CountedChecks",
+    "FlakyStore",
     "SimSession",
     "paper_settings",
     "session",
@@ -179,3 +180,36 @@ async def simulator_session(settings: Settings, *, seed: int = 3) -> AsyncIterat
             stop.set()
             session.summary = await asyncio.wait_for(task, 10)
             store.close()
+
+
+class FlakyStore:
+    """The real store, whose writes fail while ``down`` (a database outage)."""
+
+    WRITES = frozenset(
+        {
+            "append_events",
+            "save_batch",
+            "save_order",
+            "add_fill",
+            "add_equity_snapshot",
+            "add_audit",
+        }
+    )
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.down = False
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._store, name)
+        if name not in self.WRITES:
+            return attribute
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self.down:
+                from cdb_cli.engine.errors import DependencyError
+
+                raise DependencyError("database unreachable")
+            return attribute(*args, **kwargs)
+
+        return call

@@ -10,18 +10,21 @@ INFO, that is the operator's record of what the loop did and why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Event, RiskDecision, Topic, encode_event
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
 from cdb_cli.engine.runs import STATE_ACTION
 
-__all__ = ["Outbox", "log_batch", "spill_batch", "write_batch"]
+__all__ = ["BatchWriter", "Outbox", "log_batch", "spill_batch", "write_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -165,3 +168,79 @@ def spill_batch(batch: Outbox, run_id: str) -> Path:
         for fill in batch.fills:
             handle.write(json.dumps({"fill": fill.model_dump(mode="json")}) + "\n")
     return path
+
+
+class BatchWriter:
+    """The loops' one writer (the paper/live loop and every component): what is pending — the
+    outbox, the trading-state changes, the positions — goes to the store in one transaction
+    (:func:`write_batch`); a store that fails keeps all of it for the next write, ahead of what
+    came since (writes are idempotent, so nothing is lost or doubled); the last write is
+    retried for a while, then what the store still would not take is spilled to a local file.
+
+    ``state_changes`` and ``positions`` are only ever changed in place: a loop may keep them
+    under names of its own.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        call: Callable[..., Awaitable[Any]],
+        *,
+        name: str = "cdb run",
+    ) -> None:
+        self.outbox = Outbox()
+        self.state_changes: list[tuple[int, str, str]] = []
+        self.positions: list[PositionRecord] = []
+        self.store_up = True
+        """False from a failed write until a write succeeds again."""
+        self._store = store
+        self._run_id = run_id
+        self._call = call
+        self._name = name
+
+    def pending(self) -> bool:
+        return bool(self.outbox or self.state_changes or self.positions)
+
+    async def write(self) -> Outbox | None:
+        """Write what is pending; return the batch written (empty when nothing was pending),
+        or None when the store refused it (then all of it is kept for the next write)."""
+        batch = self.outbox.take()
+        changes, positions = list(self.state_changes), list(self.positions)
+        self.state_changes.clear()
+        self.positions.clear()
+        if not batch and not changes and not positions:
+            return batch
+        try:
+            await self._call(write_batch, self._store, batch, changes, positions, self._run_id)
+        except CdbError as e:
+            self.outbox.requeue(batch)
+            self.state_changes[:0] = changes
+            self.positions[:0] = positions
+            if self.store_up:
+                logger.warning(
+                    "%s: the store did not take a batch (%s); kept for the next try",
+                    self._name,
+                    e,
+                )
+            self.store_up = False
+            return None
+        if not self.store_up:
+            logger.warning("%s: store writes work again", self._name)
+        self.store_up = True
+        return batch
+
+    async def finish(self, timeout_s: float) -> bool:
+        """The last write, retried every 0.5 s for ``timeout_s``; what the store still would not
+        take is spilled (:func:`spill_batch`). True when the store took everything."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while await self.write() is None or self.pending():
+            if asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            return True
+        if self.outbox:
+            path = spill_batch(self.outbox.take(), self._run_id)
+            logger.error("The store is down: what it did not take was written to %s", path)
+        return False

@@ -49,7 +49,7 @@ from cdb_cli.engine.runs import (
 )
 from cdb_cli.runtime.flatten import Flatten
 from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
-from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
+from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, halt_alerts, send_alert
 
@@ -168,12 +168,12 @@ class PaperRuntime:
         self._snapshot_interval_s = snapshot_interval_s
         self._bar_grace_ns = bar_grace_ns
         self._finish_timeout_s = finish_timeout_s
-        self._outbox = Outbox()
+        self._writer = BatchWriter(store, self.run_id, self._call)
+        self._outbox = self._writer.outbox
         self.metrics = metrics
         self._recorder: Recorder = self._outbox
         if metrics is not None:
             self._recorder = metrics.recorder(self._outbox)
-        self.database_up = True
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0
         self._states_alerted = 0
@@ -419,38 +419,33 @@ class PaperRuntime:
     async def _send_alert(self, subject: str, body: str) -> None:
         await send_alert(self._alert, subject, body)
 
+    @property
+    def database_up(self) -> bool:
+        """False from a failed store write (or ping) until a write succeeds again."""
+        return self._writer.store_up
+
+    @database_up.setter
+    def database_up(self, up: bool) -> None:
+        self._writer.store_up = up
+
     async def _flush(self, pipeline: TradingPipeline) -> None:
-        """Write the batch, then publish it. A store that fails keeps the batch for the next
-        flush (writes are idempotent: events by id, orders by key, fills by id), so a database
-        outage loses nothing; a bus that fails only loses the publication (the store has it)."""
-        batch = self._outbox.take()
-        self._note_decisions(batch)
-        changes = pipeline.stats.state_changes[self._states_written :]
-        self._states_written += len(changes)
+        """Write the batch (the :class:`BatchWriter`: a store that fails keeps it for the next
+        flush, so a database outage loses nothing), then publish it (a bus that fails only
+        loses the publication: the store has it)."""
+        writer = self._writer
+        changes = pipeline.stats.state_changes
+        writer.state_changes.extend(changes[self._states_written :])
+        self._states_written = len(changes)
         await self._alert_new_halts(pipeline)
         self._publish_portfolio(pipeline)
-        if not batch and not changes and len(pipeline.snapshots) == self._snapshots_written:
+        if not writer.pending() and len(pipeline.snapshots) == self._snapshots_written:
             return
-        positions = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
-        try:
-            await self._call(
-                write_batch,
-                self.store,
-                batch,
-                changes,
-                positions if batch.fills else [],
-                self.run_id,
-            )
-        except CdbError as e:
-            self._outbox.requeue(batch)
-            self._states_written -= len(changes)
-            if self.database_up:
-                logger.warning("Store write failed, keeping the batch for the next try: %s", e)
-            self.database_up = False
+        if writer.outbox.fills:  # the positions as the fills left them
+            writer.positions[:] = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
+        batch = await writer.write()
+        if batch is None:
             return
-        if not self.database_up:
-            logger.warning("Store writes work again")
-        self.database_up = True
+        self._note_decisions(batch)
         for snapshot in pipeline.snapshots[self._snapshots_written :]:  # each day's close
             await self._call(self.store.add_equity_snapshot, snapshot)
             self._snapshots_written += 1
@@ -662,12 +657,10 @@ class PaperRuntime:
         """
         deadline = asyncio.get_running_loop().time() + self._finish_timeout_s
         await self._flush(pipeline)
-        while self._outbox and asyncio.get_running_loop().time() < deadline:
+        while self._writer.pending() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.5)
             await self._flush(pipeline)
-        if self._outbox:
-            path = spill_batch(self._outbox.take(), self.run_id)
-            logger.error("The store is down: what it did not take was written to %s", path)
+        await self._writer.finish(0.0)  # what the store still would not take: spilled
         summary = self.summary
         if pipeline.tracer is not None:
             summary.strategy = [pipeline.tracer.funnel_line(symbol) for symbol in self.symbols]

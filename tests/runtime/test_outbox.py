@@ -4,16 +4,20 @@ terminal. A batch the store refuses is not logged."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 import pytest
+from paper_testkit import FlakyStore
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import CheckResult, RiskDecision, Side, SignalSide, Topic
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.store_memory import InMemoryStore
-from cdb_cli.runtime.outbox import Outbox, write_batch
+from cdb_cli.runtime.outbox import BatchWriter, Outbox, write_batch
 
 T0 = 1_795_400_000_000_000_000
 
@@ -129,3 +133,50 @@ def test_a_batch_the_store_refuses_is_not_logged(caplog: pytest.LogCaptureFixtur
     with pytest.raises(StateError):
         write_batch(InMemoryStore(), batch, [], [], "ptest")
     assert caplog.records == []
+
+
+async def _direct(function: Any, *args: Any, **kwargs: Any) -> Any:
+    return function(*args, **kwargs)
+
+
+def test_the_batch_writer_keeps_everything_while_the_store_is_down_and_writes_it_after() -> None:
+    real = InMemoryStore()
+    store = FlakyStore(real)
+    writer = BatchWriter(store, "run1", _direct)  # type: ignore[arg-type]
+    first, second = decision("approved"), decision("rejected", final="0")
+    writer.outbox.event(Topic.RISK_EVENTS, first)
+    writer.state_changes.append((1, "halted", "why"))
+    store.down = True
+
+    async def scenario() -> None:
+        assert await writer.write() is None  # refused: all of it kept
+        assert not writer.store_up
+        writer.outbox.event(Topic.RISK_EVENTS, second)  # what came since goes after it
+        assert await writer.write() is None
+        store.down = False
+        written = await writer.write()
+        assert written is not None
+        assert [event for _, event in written.events] == [first, second]
+        assert writer.store_up
+        assert not writer.pending()
+
+    asyncio.run(scenario())
+    assert real.events(RiskDecision) == [first, second]
+    assert [(a.action, a.detail["state"]) for a in real.audits()] == [("trading_state", "halted")]
+
+
+def test_the_batch_writer_spills_what_the_store_never_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = FlakyStore(InMemoryStore())
+    store.down = True
+    writer = BatchWriter(store, "run2", _direct)  # type: ignore[arg-type]
+    writer.outbox.event(Topic.RISK_EVENTS, decision("approved"))
+
+    assert asyncio.run(writer.finish(0.0)) is False
+
+    lines = (tmp_path / "cdb-unsaved-run2.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+    assert '"topic": "risk_events"' in lines[0]
+    assert not writer.outbox

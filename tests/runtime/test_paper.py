@@ -20,6 +20,7 @@ from paper_testkit import (
     SECOND,
     SYMBOL,
     T0,
+    FlakyStore,
     paper_settings,
     session,
     trade_minutes,
@@ -196,39 +197,6 @@ def test_the_operator_view_shows_prices_positions_and_decisions(settings: Settin
     assert "last decisions" in screen
     assert "buy" in screen
     assert "state ACTIVE" in screen
-
-
-class FlakyStore:
-    """The real store, whose writes fail while ``down`` (a database outage)."""
-
-    WRITES = frozenset(
-        {
-            "append_events",
-            "save_batch",
-            "save_order",
-            "add_fill",
-            "add_equity_snapshot",
-            "add_audit",
-        }
-    )
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self.down = False
-
-    def __getattr__(self, name: str) -> Any:
-        attribute = getattr(self._store, name)
-        if name not in self.WRITES:
-            return attribute
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if self.down:
-                from cdb_cli.engine.errors import DependencyError
-
-                raise DependencyError("database unreachable")
-            return attribute(*args, **kwargs)
-
-        return call
 
 
 def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(

@@ -22,10 +22,10 @@ from cdb_cli import __version__
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
-from cdb_cli.engine.records import AuditRecord, PositionRecord
+from cdb_cli.engine.records import AuditRecord
 from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components.inbox import Inbox
-from cdb_cli.runtime.outbox import Outbox, spill_batch, write_batch
+from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.paper import (
     START_ACTION,
     STARTING_CASH_KEY,
@@ -115,9 +115,11 @@ class Component:
         self.run_id = run_id
         self.interval_ns = settings.bar_seconds * SECOND_NS
         self.quote = split_symbol(self.symbols[0])[1]
-        self.outbox = Outbox()
-        self.state_changes: list[tuple[int, str, str]] = []
-        self.positions: list[PositionRecord] = []
+        self.writer = BatchWriter(store, run_id, self.call, name=self.name)
+        # What the component adds to its next batch (the writer's own, changed in place).
+        self.outbox = self.writer.outbox
+        self.state_changes = self.writer.state_changes
+        self.positions = self.writer.positions
         self.latency = LatencyLog(latency_log)
         self.wake = asyncio.Event()
         self.inboxes: dict[Topic, Inbox] = {}
@@ -328,33 +330,11 @@ class Component:
                     inbox.give_back(done)
 
     async def _write(self) -> bool:
-        batch = self.outbox.take()
-        changes, self.state_changes = self.state_changes, []
-        positions, self.positions = self.positions, []
-        if not batch and not changes and not positions:
-            return True
-        try:
-            await self.call(write_batch, self.store, batch, changes, positions, self.run_id)
-        except CdbError as e:
-            logger.warning(
-                "%s: the store did not take a batch (%s); kept for the next", self.name, e
-            )
-            self.outbox.requeue(batch)
-            self.state_changes[:0] = changes
-            self.positions[:0] = positions
-            return False
-        return True
+        return await self.writer.write() is not None
 
     async def _write_all(self) -> bool:
         """The last write, retried for 5 s; True when the store took everything."""
-        for _ in range(10):
-            if await self._write():
-                return True
-            await asyncio.sleep(0.5)
-        if self.outbox:
-            path = spill_batch(self.outbox.take(), self.run_id)
-            logger.error("The store is down: what it did not take was written to %s", path)
-        return False
+        return await self.writer.finish(5.0)
 
     async def _audit(self, action: str, detail: dict[str, str]) -> None:
         try:
