@@ -352,6 +352,8 @@ class TradingPipeline:
             if curve is not None:
                 curve.append((now, equity))
             if strategy:
+                if tracer is not None and tracer.deferred:
+                    tracer.settle(state.symbol)  # its last bar is explained before it moves on
                 intent = on_bar(now, price, volume)
                 if intent is not None:
                     if clock is not None:  # only a decision reads the clock: set it just then

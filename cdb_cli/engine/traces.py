@@ -39,7 +39,15 @@ def trace_id(run_id: str, symbol: str, ts_close: int) -> str:
 class Tracer:
     """Builds and records the strategy trace of each closed bar; keeps the latest per symbol."""
 
-    def __init__(self, recorder: _EventSink, *, run_id: str, interval_ns: int, source: str) -> None:
+    def __init__(
+        self,
+        recorder: _EventSink,
+        *,
+        run_id: str,
+        interval_ns: int,
+        source: str,
+        deferred: bool = False,
+    ) -> None:
         if interval_ns <= 0:
             raise ValueError(f"interval_ns must be above 0, received {interval_ns}")
         self._recorder = recorder
@@ -53,6 +61,10 @@ class Tracer:
         """Close time of the latest bar that raised a signal, per symbol."""
         self.counts: dict[str, Counter[str]] = {}
         """Per symbol: bars, evaluated, each condition that passed, signals by side."""
+        self.deferred = deferred
+        """Build each trace at :meth:`flush`, not at once: a live loop first hands its orders
+        over (the bars of other symbols closing in the same round are on an order's path)."""
+        self._pending: dict[str, tuple[Strategy, int, float, float, str, str]] = {}
 
     def id_for(self, symbol: str, ts_close: int) -> str:
         return trace_id(self.run_id, symbol, ts_close)
@@ -66,8 +78,42 @@ class Tracer:
         volume: float,
         signal_id: str = "",
         signal: str = "",
+    ) -> None:
+        """Trace the bar of ``symbol`` closing at ``ts_close`` that ``strategy`` just had: at
+        once, or (``deferred``) at the next :meth:`flush` — or at :meth:`settle`, which the
+        caller runs before it hands the strategy this symbol's next bar."""
+        if not self.deferred:
+            self._trace(symbol, strategy, ts_close, close, volume, signal_id, signal)
+            return
+        self._pending[symbol] = (strategy, ts_close, close, volume, signal_id, signal)
+
+    def settle(self, symbol: str) -> None:
+        """Build the deferred trace of ``symbol``'s last bar now: its strategy is about to move
+        on (an explanation reads the strategy as the bar left it)."""
+        earlier = self._pending.pop(symbol, None)
+        if earlier is not None:
+            self._trace(symbol, *earlier)
+
+    @property
+    def pending(self) -> bool:
+        """Whether deferred traces wait for :meth:`flush`."""
+        return bool(self._pending)
+
+    def flush(self) -> list[StrategyTrace]:
+        """Build and record the deferred traces; return them."""
+        pending, self._pending = self._pending, {}
+        return [self._trace(symbol, *args) for symbol, args in pending.items()]
+
+    def _trace(
+        self,
+        symbol: str,
+        strategy: Strategy,
+        ts_close: int,
+        close: float,
+        volume: float,
+        signal_id: str,
+        signal: str,
     ) -> StrategyTrace:
-        """Trace the bar of ``symbol`` closing at ``ts_close`` that ``strategy`` just had."""
         previous = self._last_close.get(symbol)
         gap = 0
         if previous is not None and ts_close > previous:

@@ -193,7 +193,14 @@ def build_pipeline(
         assumed_spread_pct=settings.assumed_spread_pct,
         run_id=run_id,
         record_curve=record_curve,
-        tracer=Tracer(recorder, run_id=run_id, interval_ns=trace_interval_ns, source="signals")
+        # A live loop builds its traces once the orders of the round are out (runtime/paper.py).
+        tracer=Tracer(
+            recorder,
+            run_id=run_id,
+            interval_ns=trace_interval_ns,
+            source="signals",
+            deferred=environment is not Mode.REPLAY,
+        )
         if trace_interval_ns
         else None,
     )

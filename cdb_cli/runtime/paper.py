@@ -320,8 +320,10 @@ class PaperRuntime:
                 event = await self._next_event(0.2)
                 if event is not None:
                     self._on_event(pipeline, event)
+                    self._trace_bars(pipeline)
                 if loop.time() >= next_flush:
                     self._close_due_bars(pipeline)
+                    self._trace_bars(pipeline)
                     await self._flush(pipeline)
                     await self._pick_up_halts(pipeline)
                     await self._pick_up_resets(pipeline)
@@ -395,13 +397,18 @@ class PaperRuntime:
         # The strategy first: the stored Bar event is paperwork, off the order's path.
         pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
         self._recorder.event(Topic.MARKET_DATA, bar.to_event(self.run_id))
+
+    def _trace_bars(self, pipeline: TradingPipeline) -> None:
+        """The strategy traces of the bars just closed, built once their orders are out (a
+        bar of another symbol closing in the same round is on an order's path), each logged."""
         tracer = pipeline.tracer
-        trace = tracer.latest.get(bar.symbol) if tracer is not None else None
-        if trace is not None and trace.ts_event == bar.ts_close:
+        if tracer is None or not tracer.pending:
+            return
+        for trace in tracer.flush():
             logger.info(
                 "%s bar %s: %s%s",
-                bar.symbol,
-                hhmm(bar.ts_close),
+                trace.symbol,
+                hhmm(trace.ts_event),
                 f"{trace.signal} signal; " if trace.signal else "waits for ",
                 waits_for(trace),
             )
@@ -656,6 +663,7 @@ class PaperRuntime:
         cannot be written goes to a local spill file, never nowhere), a snapshot, the stop audit.
         """
         deadline = asyncio.get_running_loop().time() + self._finish_timeout_s
+        self._trace_bars(pipeline)
         await self._flush(pipeline)
         while self._writer.pending() and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.5)

@@ -131,3 +131,19 @@ def test_the_warm_up_shows_what_the_strategy_waits_for_without_storing_a_trace()
     assert latest.status == "evaluated"
     assert [c.name for c in latest.conditions] == ["cross_up", "rsi", "volume", "cross_down"]
     assert built.tracer.counts == {}
+
+
+def test_deferred_traces_wait_for_the_flush_and_equal_the_immediate_ones() -> None:
+    immediate, at_once = pipeline(traced=True)
+    deferred, later = pipeline(traced=True)
+    assert deferred.tracer is not None
+    deferred.tracer.deferred = True
+    closes = zigzag(12)
+
+    run(immediate, closes[:6])
+    run(deferred, closes[:6])  # six bars of one symbol: each explains the one before it
+    assert len(traces_of(later)) == 5
+    assert deferred.tracer.pending
+    assert [t.ts_event for t in deferred.tracer.flush()] == [6 * MINUTE]
+    assert not deferred.tracer.pending
+    assert traces_of(later) == traces_of(at_once)

@@ -21,7 +21,7 @@ from typing import Any
 
 from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
 from cdb_cli.engine.remote import progress_report
-from cdb_cli.engine.signals import EmaCrossStrategy, Strategy
+from cdb_cli.engine.signals import EmaCrossStrategy
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.waits import wait_event
@@ -46,8 +46,12 @@ class SignalsComponent(Component):
         self.strategies = {symbol: EmaCrossStrategy(config) for symbol in self.symbols}
         self._last_open: dict[str, int] = {}
         self._warm_up = warm_up
-        self.tracer = Tracer(
-            self.outbox, run_id=self.run_id, interval_ns=self.interval_ns, source=self.name
+        self.tracer = Tracer(  # the traces are built once the signals are out
+            self.outbox,
+            run_id=self.run_id,
+            interval_ns=self.interval_ns,
+            source=self.name,
+            deferred=True,
         )
 
     async def prepare(self) -> None:
@@ -73,8 +77,6 @@ class SignalsComponent(Component):
         inbox = self.inboxes[Topic.MARKET_BARS]
         items: list[tuple[Topic, Event]] = []
         handled = []
-        # The traces are built once the signals are out: they are not on the decision's path.
-        untraced: dict[str, tuple[str, Strategy, int, float, float, str, str]] = {}
         while inbox.queue:
             delivery, _ = inbox.pop()
             handled.append(delivery)
@@ -85,10 +87,9 @@ class SignalsComponent(Component):
             if strategy is None or bar.ts_event <= self._last_open.get(bar.symbol, -1):
                 continue
             self._last_open[bar.symbol] = bar.ts_event
-            if bar.symbol in untraced:  # a second bar of it in this batch: trace the first
-                self.tracer.bar(*untraced.pop(bar.symbol))
             close, volume = float(bar.close), float(bar.volume)
             ts_close = bar_close_ns(bar, self.interval_ns)
+            self.tracer.settle(bar.symbol)  # a second bar of it in this batch: the first is due
             intent = strategy.on_bar(ts_close, close, volume)
             count = 0
             trace_id = self.tracer.id_for(bar.symbol, ts_close)
@@ -110,17 +111,11 @@ class SignalsComponent(Component):
                 self.outbox.event(Topic.TRADING_SIGNALS, signal)
                 self.count("signals")
                 count = 1
-                untraced[bar.symbol] = (
-                    bar.symbol,
-                    strategy,
-                    ts_close,
-                    close,
-                    volume,
-                    signal.event_id,
-                    intent.side,
+                self.tracer.bar(
+                    bar.symbol, strategy, ts_close, close, volume, signal.event_id, intent.side
                 )
             else:
-                untraced[bar.symbol] = (bar.symbol, strategy, ts_close, close, volume, "", "")
+                self.tracer.bar(bar.symbol, strategy, ts_close, close, volume)
             items.append(
                 (
                     Topic.TRADING_SIGNALS,
@@ -136,8 +131,7 @@ class SignalsComponent(Component):
             self.count("bars")
         await self.publish(items)
         published = time.time_ns()
-        for args in untraced.values():
-            self.tracer.bar(*args)
+        self.tracer.flush()
         for _, event in items:
             if isinstance(event, TradingSignal):
                 self.latency.write(event.bar_id, published)
