@@ -101,16 +101,11 @@ def _explain(
             return run_what_if(store, settings, changed, window, changes), _render_what_if
         from cdb_cli.why import explain_window
 
-        document = explain_window(store, settings, window, near=near)
+        return explain_window(store, settings, window, near=near), _render_window
     except ExplainError as e:
         raise _nothing(context, as_json, str(e)) from None
     finally:
         store.close()
-    if not _anything(document):
-        raise _nothing(
-            context, as_json, "Nothing stored in this window: no market data, bars or signals"
-        )
-    return document, _render_window
 
 
 def _when(text: str, target: str) -> int:
@@ -138,13 +133,6 @@ def _nothing(context: AppContext, as_json: bool, message: str) -> typer.Exit:
     else:
         context.terminal.error(message)
     return typer.Exit(1)
-
-
-def _anything(document: dict[str, Any]) -> bool:
-    return any(
-        f["market_events"] or f["bars"] or f["traced"] or sum(f["signals"].values())
-        for f in document["symbols"]
-    )
 
 
 def _pct(part: int, whole: int) -> str:

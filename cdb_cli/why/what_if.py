@@ -37,18 +37,15 @@ def parse_changes(items: Sequence[str]) -> dict[str, str]:
 
 
 def _series(store: Store, symbol: str, until: int | None, interval: int) -> Any:
-    from array import array
-
     from cdb_cli.engine.events import Bar
     from cdb_cli.engine.replay import BarSeries
 
-    bars = [b for b in store.events(Bar, symbol=symbol, until_ns=until) if b.closed]
     series = BarSeries(symbol, interval)
-    seen: set[int] = set()
-    for bar in bars:
-        if bar.ts_event in seen:
+    last = -1
+    for bar in store.events(Bar, symbol=symbol, until_ns=until):  # in time order
+        if not bar.closed or bar.ts_event == last:  # one bar per open time (any interval)
             continue
-        seen.add(bar.ts_event)
+        last = bar.ts_event
         series.ts.append(bar.ts_event)
         for name, column in (
             ("open", series.open),
@@ -58,11 +55,6 @@ def _series(store: Store, symbol: str, until: int | None, interval: int) -> Any:
             ("volume", series.volume),
         ):
             column.append(float(getattr(bar, name)))
-    order = sorted(range(len(series.ts)), key=series.ts.__getitem__)
-    if order != list(range(len(order))):
-        for name in ("ts", "open", "high", "low", "close", "volume"):
-            column = getattr(series, name)
-            setattr(series, name, array(column.typecode, (column[i] for i in order)))
     return series
 
 

@@ -121,10 +121,12 @@ def explain_window(
         )
         funnels.append(funnel.as_dict())
         misses += near_misses(traces, near)
-    if window.symbol and not any(
+    if not any(
         f["market_events"] or f["bars"] or f["traced"] or sum(f["signals"].values())
         for f in funnels
     ):
+        if not window.symbol:
+            raise ExplainError("Nothing stored in this window: no market data, bars or signals")
         known = ", ".join(sorted(set(settings.symbols))) or "none"
         raise ExplainError(
             f"Nothing stored for {window.symbol.upper()} in this window (configured symbols: "
