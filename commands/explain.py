@@ -69,7 +69,7 @@ def _explain(
     near: int,
 ) -> tuple[dict[str, Any], Any]:
     """The document to print and its renderer (one line and exit 1 when nothing to explain)."""
-    from cdb_cli.why import ExplainError, Window, parse_changes
+    from cdb_cli.services.why import ExplainError, Window, parse_changes
 
     symbol, since, until, run = window_options
     try:
@@ -89,17 +89,17 @@ def _explain(
     store = open_store(settings)
     try:
         if target is not None:
-            from cdb_cli.why import explain_bar
+            from cdb_cli.services.why import explain_bar
 
             document = explain_bar(
                 store, settings, target=target, parse_time=lambda text: _when(text, target)
             )
             return document, _render_bar
         if changed is not None:
-            from cdb_cli.why import what_if as run_what_if
+            from cdb_cli.services.why import what_if as run_what_if
 
             return run_what_if(store, settings, changed, window, changes), _render_what_if
-        from cdb_cli.why import explain_window
+        from cdb_cli.services.why import explain_window
 
         return explain_window(store, settings, window, near=near), _render_window
     except ExplainError as e:

@@ -11,7 +11,7 @@ from cdb_cli.context import app_context, run_async
 from cdb_cli.options import JsonOpt, SymbolsAliasOpt, SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
-    from cdb_cli.runtime.reconcile import Reconciliation
+    from cdb_cli.services.reconcile import Reconciliation
 
 
 def reconcile(
@@ -42,7 +42,7 @@ def reconcile(
     if settings.mexc_api_key is None or settings.mexc_api_secret is None:
         raise ConfigurationError("cdb reconcile needs CDB_MEXC_API_KEY and CDB_MEXC_API_SECRET")
     chosen = symbols_of(symbol, symbols)
-    from cdb_cli.runtime.reconcile import check_account
+    from cdb_cli.services.reconcile import check_account
 
     result = run_async(check_account(settings, chosen or list(settings.symbols), apply=apply))
     differs = bool(

@@ -92,7 +92,7 @@ def replay(
     """
     context = app_context(ctx)
     from cdb_cli.adapters.marketdata_files import UnknownDataFormat, guess_symbol
-    from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
+    from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
     from cdb_cli.settings import load_settings
     from cdb_cli.settings_io import parse_overrides
 

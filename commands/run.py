@@ -87,7 +87,7 @@ def run(
         if feed == "sim":
             raise typer.BadParameter("--live trades on CDB_MEXC_*_URL; --feed sim is for --paper")
         prompt = typer.prompt if sys.stdin.isatty() else None
-        from cdb_cli.runtime.governance import pass_gate
+        from cdb_cli.services.governance import pass_gate
 
         def report(line: str) -> None:
             context.terminal.err.print(line, markup=False)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
     from rich.console import Console
 
-    from cdb_cli.systemcheck import CheckContext, CheckRow
+    from cdb_cli.services.systemcheck import CheckContext, CheckRow
 
 _STYLES = {"ok": "green", "warn": "yellow", "fail": "red", "skip": "dim"}
 
@@ -58,7 +58,7 @@ def systemcheck(
     from datetime import UTC, datetime
 
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
+    from cdb_cli.services.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
 
     context = app_context(ctx)
     now = datetime.now(UTC)
@@ -82,7 +82,7 @@ def systemcheck(
     else:
         _render(context.terminal.out, rows)
         if "daily" in document:
-            from cdb_cli.systemcheck.daily import summary_lines
+            from cdb_cli.services.systemcheck.daily import summary_lines
 
             for line in ["", *summary_lines(document["daily"])]:
                 context.terminal.out.print(line, markup=False, highlight=False)
@@ -96,7 +96,7 @@ def systemcheck(
 def _parse_day(day: str | None, now: datetime) -> date:
     from datetime import date
 
-    from cdb_cli.systemcheck.daily import yesterday
+    from cdb_cli.services.systemcheck.daily import yesterday
 
     if day is None:
         return yesterday(now)
@@ -118,8 +118,8 @@ def _daily(
 ) -> list[str]:
     """Add the summary (and the mail's outcome) to ``document``; return what failed."""
     from cdb_cli.engine.errors import CdbError
-    from cdb_cli.systemcheck import Status
-    from cdb_cli.systemcheck.daily import daily_summary, mail_report
+    from cdb_cli.services.systemcheck import Status
+    from cdb_cli.services.systemcheck.daily import daily_summary, mail_report
 
     settings = check_context.settings
     schema = check_context.rows.get("schema")

@@ -3,7 +3,7 @@
 :class:`LiveRuntime` is :class:`~cdb_cli.runtime.paper.PaperRuntime` with three differences:
 
 * **Start.** Before trading it reconciles the store with the venue
-  (:mod:`cdb_cli.runtime.reconcile`): open orders are resolved by querying their client order
+  (:mod:`cdb_cli.services.reconcile`): open orders are resolved by querying their client order
   id, missing fills are booked, external orders reported; then the ledger is rebuilt from the
   stored fills and compared with the account's balances. A difference beyond
   ``CDB_LIVE_BALANCE_TOLERANCE_PCT`` refuses the start (``CheckFailed``, exit 4) and places
@@ -33,13 +33,13 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.live_execution import LiveExecution
 from cdb_cli.engine.ports.execution import VenueOrderState
 from cdb_cli.runtime.paper import PaperRuntime
-from cdb_cli.runtime.reconcile import (
+from cdb_cli.services.reconcile import (
     Reconciliation,
     compare_balances,
     reconcile_orders,
     restore_open_orders,
 )
-from cdb_cli.runtime.restore import (
+from cdb_cli.services.restore import (
     LIVE_STARTING_CASH_KEY,
     OPENING_KEY,
     opening_balances,

@@ -48,10 +48,10 @@ from cdb_cli.engine.runs import (
     trading_status,
 )
 from cdb_cli.runtime.flatten import Flatten
-from cdb_cli.runtime.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
 from cdb_cli.runtime.outbox import BatchWriter, Outbox
-from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.watch import Alert, FeedWatch, halt_alerts, send_alert
+from cdb_cli.services.jobs import BACKUP, DAILY_CHECK, run_cdb, schedule_times
+from cdb_cli.services.restore import restore_orders, restore_portfolio
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock

@@ -91,7 +91,7 @@ async def run_live(
 ) -> RunSummary:
     """Run the live loop (real orders at ``CDB_MEXC_REST_URL``) until ``stop`` or a signal.
 
-    The governance gate (``cdb_cli.runtime.governance``) is the caller's: this only trades.
+    The governance gate (``cdb_cli.services.governance``) is the caller's: this only trades.
     """
     from cdb_cli.engine.records import Mode
 

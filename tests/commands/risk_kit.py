@@ -9,7 +9,7 @@ from collections.abc import Callable
 from cdb_testkit import CANDLES, require_data
 from typer.testing import Result
 
-from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
+from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
 from cdb_cli.settings import Settings
 
 SEED_FAILURE = {"assumed_spread_pct": "0.12", "max_spread_pct": "0.1"}

@@ -17,7 +17,7 @@ from cdb_cli.engine.events import RiskDecision, StrategyTrace
 from cdb_cli.engine.funnel import hhmm
 from cdb_cli.errors import ExitCode
 from cdb_cli.kernel import open_store
-from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
+from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
 from cdb_cli.settings import Settings
 
 SYMBOL = "UNITTESTBTC"

@@ -17,7 +17,7 @@ from cdb_testkit import CANDLES, require_data
 from typer.testing import Result
 
 from cdb_cli.errors import ExitCode
-from cdb_cli.replay import ReplayRequest, persist_replay, run_replay
+from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
 from cdb_cli.settings import Settings
 
 

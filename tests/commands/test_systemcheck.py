@@ -160,7 +160,7 @@ def test_quick_skips_network_checks(
 
 
 def test_quick_help_names_every_check_it_skips(cdb: Callable[..., Result], database: str) -> None:
-    from cdb_cli.systemcheck import CHECKS
+    from cdb_cli.services.systemcheck import CHECKS
 
     result = cdb("systemcheck", "--help")
     assert result.exit_code == 0, result.output

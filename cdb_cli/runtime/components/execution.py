@@ -37,7 +37,7 @@ from cdb_cli.engine.records import OPEN_ORDER_STATUSES
 from cdb_cli.engine.remote import read_progress
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.runtime.components.inputs import BarInputs
-from cdb_cli.runtime.restore import restore_portfolio
+from cdb_cli.services.restore import restore_portfolio
 
 __all__ = ["ExecutionComponent"]
 

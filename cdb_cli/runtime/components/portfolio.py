@@ -24,7 +24,7 @@ from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.remote import report_fill
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.runtime.components.confirm import StoredFills
-from cdb_cli.runtime.restore import restore_portfolio
+from cdb_cli.services.restore import restore_portfolio
 
 __all__ = ["PortfolioComponent"]
 

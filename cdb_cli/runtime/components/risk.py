@@ -71,9 +71,9 @@ from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.runtime.flatten import Flatten
-from cdb_cli.runtime.restore import restore_orders, restore_portfolio
 from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import halt_alerts, send_alert
+from cdb_cli.services.restore import restore_orders, restore_portfolio
 
 if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from cdb_cli.engine.errors import DependencyError, VenueError, VenueRejected
-from cdb_cli.systemcheck.model import Check, CheckContext, Outcome, Status
+from cdb_cli.services.systemcheck.model import Check, CheckContext, Outcome, Status
 
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings

@@ -54,8 +54,8 @@ from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.runs import LIVE_REFUSED_ACTION, LIVE_START_ACTION
 
 if TYPE_CHECKING:
+    from cdb_cli.services.systemcheck import CheckRow
     from cdb_cli.settings import Settings
-    from cdb_cli.systemcheck import CheckRow
 
 __all__ = [
     "EXPLICIT_RISK_LIMITS",
@@ -209,7 +209,7 @@ async def _keys_condition(settings: Settings) -> tuple[GateCondition, str | None
 
 def _systemcheck_condition(settings: Settings) -> GateCondition:
     """Every systemcheck row in live mode (in a worker thread: the checks run their own loop)."""
-    from cdb_cli.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
+    from cdb_cli.services.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
 
     context = CheckContext(settings=settings, now=datetime.now(UTC))
     rows = run_checks(CHECKS, context, secrets=secret_values(settings))
@@ -351,7 +351,7 @@ def _operator() -> str:
 
 async def portfolio_restored(settings: Settings, symbols: list[str]) -> tuple[bool, str]:
     """The gate's "portfolio restored": a dry run of the start-up reconciliation."""
-    from cdb_cli.runtime.reconcile import check_account
+    from cdb_cli.services.reconcile import check_account
 
     if settings.mexc_api_key is None or settings.mexc_api_secret is None:
         return False, "not checked: the MEXC keys are missing"

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-from cdb_cli.why.window import ExplainError, Window, interval_ns, run_span, symbols_of
+from cdb_cli.services.why.window import ExplainError, Window, interval_ns, run_span, symbols_of
 
 
 def what_if_names() -> list[str]:

@@ -329,7 +329,7 @@ async def check_account(
     from cdb_cli.engine.instruments import split_symbol
     from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.kernel import mexc_execution_client, mexc_http_client, open_store
-    from cdb_cli.runtime.restore import opening_balances
+    from cdb_cli.services.restore import opening_balances
 
     store = await asyncio.to_thread(open_store, settings)
     try:

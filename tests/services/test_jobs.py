@@ -14,8 +14,8 @@ from cdb_cli.adapters.backup import list_backups
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.jobs import schedule_times
 from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.services.jobs import schedule_times
 from cdb_cli.settings import Settings
 from cdb_cli.settings_io import settings_env
 

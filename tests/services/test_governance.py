@@ -16,7 +16,7 @@ import pytest
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 from cdb_cli.engine.errors import CheckFailed, ConfigurationError
 from cdb_cli.errors import ExitCode, exit_code_for
-from cdb_cli.runtime.governance import GateResult, gate_audit, live_gate
+from cdb_cli.services.governance import GateResult, gate_audit, live_gate
 from cdb_cli.settings import Settings, load_settings
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from market_testkit import fill as kit_fill
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.records import FillRecord
-from cdb_cli.runtime.reconcile import compare_balances
+from cdb_cli.services.reconcile import compare_balances
 
 
 def fill(n: int, symbol: str, side: Side, quantity: str, price: str, fee: str) -> FillRecord:

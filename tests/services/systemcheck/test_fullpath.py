@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from cdb_cli.services.systemcheck.fullpath import PathBroken, run_full_path
 from cdb_cli.settings import Settings
-from cdb_cli.systemcheck.fullpath import PathBroken, run_full_path
 
 
 def _settings(**values: Any) -> Settings:

@@ -3,7 +3,7 @@ tests/commands/test_systemcheck_mexc.py; the simulator's account may always trad
 
 from __future__ import annotations
 
-from cdb_cli.systemcheck.mexc import _trading_problems
+from cdb_cli.services.systemcheck.mexc import _trading_problems
 
 
 def test_an_account_that_may_trade_every_listed_symbol_has_no_problem() -> None:

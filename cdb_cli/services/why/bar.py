@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-from cdb_cli.why.window import SECOND_NS, ExplainError, interval_ns
+from cdb_cli.services.why.window import SECOND_NS, ExplainError, interval_ns
 
 _FOLLOW_NS: Final = 15 * 60 * SECOND_NS
 """How long after a bar its signal, decision and order are looked for (component mode decides

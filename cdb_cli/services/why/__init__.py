@@ -17,9 +17,9 @@ bad ``--what-if`` (exit 2).
 
 from __future__ import annotations
 
-from cdb_cli.why.bar import explain_bar, parse_bar_target
-from cdb_cli.why.what_if import parse_changes, what_if, what_if_names
-from cdb_cli.why.window import ExplainError, Window, explain_window
+from cdb_cli.services.why.bar import explain_bar, parse_bar_target
+from cdb_cli.services.why.what_if import parse_changes, what_if, what_if_names
+from cdb_cli.services.why.window import ExplainError, Window, explain_window
 
 __all__ = [
     "ExplainError",

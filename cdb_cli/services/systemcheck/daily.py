@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
+    from cdb_cli.services.systemcheck.model import CheckRow
     from cdb_cli.settings import Settings
-    from cdb_cli.systemcheck.model import CheckRow
 
 __all__ = [
     "MINUTES_PER_DAY",
@@ -204,7 +204,7 @@ def mail_report(
     import socket
 
     from cdb_cli.adapters.notify import EmailNotifier
-    from cdb_cli.systemcheck.model import Status
+    from cdb_cli.services.systemcheck.model import Status
 
     notifier = EmailNotifier.from_settings(settings)
     if notifier is None:

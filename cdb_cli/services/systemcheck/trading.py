@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from cdb_cli.systemcheck.model import Check, CheckContext, Outcome, Status
+from cdb_cli.services.systemcheck.model import Check, CheckContext, Outcome, Status
 
 __all__ = ["TRADING_CHECKS", "check_breaker", "check_full_path"]
 
@@ -41,7 +41,7 @@ def check_breaker(context: CheckContext) -> Outcome:
 
 def check_full_path(context: CheckContext) -> Outcome:
     """A synthetic trade through strategy, risk, paper execution and portfolio, in memory."""
-    from cdb_cli.systemcheck.fullpath import PathBroken, run_full_path
+    from cdb_cli.services.systemcheck.fullpath import PathBroken, run_full_path
 
     try:
         result = run_full_path(context.require_settings())

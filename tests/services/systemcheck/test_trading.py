@@ -10,9 +10,9 @@ import pytest
 from cdb_cli.adapters.sql import SqlStore, upgrade
 from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.runs import RESET_ACTION, STATE_ACTION
+from cdb_cli.services.systemcheck import CheckContext, Status
+from cdb_cli.services.systemcheck.trading import check_breaker, check_full_path
 from cdb_cli.settings import Settings
-from cdb_cli.systemcheck import CheckContext, Status
-from cdb_cli.systemcheck.trading import check_breaker, check_full_path
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 T0 = 1_763_900_000_000_000_000

@@ -14,9 +14,8 @@ from cdb_cli.adapters.sql import SqlStore, upgrade
 from cdb_cli.engine.events import Bar, CheckResult, RiskDecision, Side, SignalSide
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import EquitySnapshot, OrderRecord
-from cdb_cli.settings import Settings
-from cdb_cli.systemcheck import CheckRow, Status
-from cdb_cli.systemcheck.daily import (
+from cdb_cli.services.systemcheck import CheckRow, Status
+from cdb_cli.services.systemcheck.daily import (
     MINUTES_PER_DAY,
     daily_summary,
     day_window,
@@ -25,6 +24,7 @@ from cdb_cli.systemcheck.daily import (
     summary_lines,
     yesterday,
 )
+from cdb_cli.settings import Settings
 
 DAY = date(2026, 11, 22)
 SINCE, UNTIL = day_window(DAY)

@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 from cdb_cli.adapters.backup.files import VerifyRecord, record_verify
+from cdb_cli.services.systemcheck import CheckContext, Status
+from cdb_cli.services.systemcheck.checks import (
+    check_backup_age,
+    check_backup_disk,
+    check_database_disk,
+)
 from cdb_cli.settings import Settings
-from cdb_cli.systemcheck import CheckContext, Status
-from cdb_cli.systemcheck.checks import check_backup_age, check_backup_disk, check_database_disk
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from cdb_cli.engine.errors import DependencyError
+from cdb_cli.services.systemcheck import Check, CheckContext, Outcome, Status, run_checks
 from cdb_cli.settings import Settings
-from cdb_cli.systemcheck import Check, CheckContext, Outcome, Status, run_checks
 
 
 def _context(*, quick: bool = False) -> CheckContext:
@@ -69,7 +69,7 @@ def test_checks_using_settings_are_skipped_while_settings_do_not_load() -> None:
 
 
 def test_secret_values_cover_url_passwords_and_api_keys() -> None:
-    from cdb_cli.systemcheck import secret_values
+    from cdb_cli.services.systemcheck import secret_values
 
     settings = Settings(
         database_url="postgresql://cdb:dbpass@h/cdb",

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit
 
-from cdb_cli.systemcheck.model import Check, CheckContext, Outcome, Status
+from cdb_cli.services.systemcheck.model import Check, CheckContext, Outcome, Status
 
 __all__ = [
     "CORE_CHECKS",

@@ -17,8 +17,8 @@ from cdb_cli.engine.events import StrategyTrace, TradingSignal
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.paper import PaperRuntime
 from cdb_cli.runtime.view import render
+from cdb_cli.services.why import Window, explain_window
 from cdb_cli.settings import Settings
-from cdb_cli.why import Window, explain_window
 
 SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Final
 
-from cdb_cli.systemcheck.checks import CORE_CHECKS
-from cdb_cli.systemcheck.mexc import MEXC_CHECKS
-from cdb_cli.systemcheck.model import (
+from cdb_cli.services.systemcheck.checks import CORE_CHECKS
+from cdb_cli.services.systemcheck.mexc import MEXC_CHECKS
+from cdb_cli.services.systemcheck.model import (
     Check,
     CheckContext,
     CheckRow,
@@ -21,7 +21,7 @@ from cdb_cli.systemcheck.model import (
     run_checks,
     secret_values,
 )
-from cdb_cli.systemcheck.trading import TRADING_CHECKS
+from cdb_cli.services.systemcheck.trading import TRADING_CHECKS
 
 CHECKS: Final[tuple[Check, ...]] = (*CORE_CHECKS, *MEXC_CHECKS, *TRADING_CHECKS)
 
