@@ -1,6 +1,6 @@
 """Live-loop latency and memory, run on demand: ``python benchmarks/latency.py``.
 
-Drives the real ``PaperRuntime`` (SQLite store in a temp dir, in-process bus) with three hours of
+Drives the real ``TradingLoop`` (SQLite store in a temp dir, in-process bus) with three hours of
 trades for ten symbols replayed at speed (a seeded random walk, one trade per symbol every 500 ms
 of simulated time, the clock moving with the trades). The strategy runs on 10-second bars with a
 fast cross (EMA 2/4, RSI 3, volume SMA 5) and small orders (1 % risk / 50 % position risk, up to
@@ -81,7 +81,8 @@ async def drive(minutes: int, seed: int) -> dict[str, Any]:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.events import Side, TradeTick
     from cdb_cli.kernel import open_store
-    from cdb_cli.runtime.paper import PaperRuntime
+    from cdb_cli.runtime.loop import TradingLoop
+    from cdb_cli.runtime.paper import PaperVenue
     from cdb_cli.settings import Settings
 
     folder = Path(tempfile.mkdtemp(prefix="cdb-latency-"))
@@ -104,8 +105,9 @@ async def drive(minutes: int, seed: int) -> dict[str, Any]:
     store = open_store(settings, create_if_new=True)
     clock = TestClock(T0)
     feed = QueueFeed()
-    runtime = PaperRuntime(
+    runtime = TradingLoop(
         settings,
+        venue=PaperVenue(),
         store=store,
         bus=InMemoryBus(),
         feed=feed,

@@ -24,7 +24,9 @@ from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.runtime.clock import LiveClock
-from cdb_cli.runtime.live import LIVE_STARTING_CASH_KEY, LiveRuntime
+from cdb_cli.runtime.live import LiveVenue
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
 from cdb_cli.settings import Settings
 
 SYMBOL = "BTCUSDT"
@@ -67,16 +69,16 @@ def sim_config(**overrides: Any) -> SimConfig:
 @asynccontextmanager
 async def live_run(
     settings: Settings, server: SimServer, store: Store
-) -> AsyncIterator[tuple[LiveRuntime, asyncio.Event, asyncio.Task[Any]]]:
+) -> AsyncIterator[tuple[TradingLoop, asyncio.Event, asyncio.Task[Any]]]:
     async with MexcHttpClient(server.rest_url, Credentials(KEY, SECRET)) as http:
         instruments = await http.exchange_info([SYMBOL])
         client = MexcExecutionClient(
             http, server.ws_url, instruments=instruments, poll_interval_s=0.2
         )
         feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-        runtime = LiveRuntime(
+        runtime = TradingLoop(
             settings,
-            client=client,
+            venue=LiveVenue(client),
             store=store,
             bus=InMemoryBus(),
             feed=feed,

@@ -18,7 +18,9 @@ from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.runs import RESET_ACTION
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import PaperRuntime, RunSummary
+from cdb_cli.runtime.lifecycle import RunSummary
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.runtime.paper import PaperVenue
 from cdb_cli.settings import Settings
 
 __all__ = [
@@ -79,19 +81,20 @@ class CountedChecks:
 
 async def session(
     settings: Settings,
-    scenario: Callable[[PaperRuntime, QueueFeed, TestClock, Store], Awaitable[None]],
+    scenario: Callable[[TradingLoop, QueueFeed, TestClock, Store], Awaitable[None]],
     *,
     start_ns: int = T0,
     store: Store | None = None,
     **runtime_options: Any,
-) -> tuple[RunSummary, PaperRuntime]:
+) -> tuple[RunSummary, TradingLoop]:
     """Run the loop (flushing every 20 ms) around ``scenario``, then stop it; ``store``
     (closed afterwards) is the settings' own unless given."""
     store = store or open_store(settings, create_if_new=True)
     clock = TestClock(start_ns)
     feed = QueueFeed()
-    runtime = PaperRuntime(
+    runtime = TradingLoop(
         settings,
+        venue=PaperVenue(),
         store=store,
         bus=InMemoryBus(),
         feed=feed,
@@ -135,7 +138,7 @@ class SimSession:
     """A paper loop trading against the MEXC simulator: the real WebSocket and REST clients,
     protobuf frames, a real SQLite store; half-second bars, since a test cannot wait minutes."""
 
-    def __init__(self, server: Any, runtime: PaperRuntime, store: Store) -> None:
+    def __init__(self, server: Any, runtime: TradingLoop, store: Store) -> None:
         self.server = server
         self.runtime = runtime
         self.store = store
@@ -157,8 +160,9 @@ async def simulator_session(settings: Settings, *, seed: int = 3) -> AsyncIterat
         instruments = await http.exchange_info([SYMBOL])
         store = open_store(settings, create_if_new=True)
         feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-        runtime = PaperRuntime(
+        runtime = TradingLoop(
             settings,
+            venue=PaperVenue(),
             store=store,
             bus=InMemoryBus(),
             feed=feed,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.ws import MexcDataClient
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import MessageBus
+    from cdb_cli.engine.ports.market import WarmUp
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import Mode
     from cdb_cli.settings import Settings
@@ -41,7 +42,6 @@ WARM_UP_BARS = 500
 """Closed 1-minute klines that warm the indicators before the first live bar."""
 
 Alert = Callable[[str, str], Awaitable[object]]
-WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """An operator's flatten under way (``cdb risk halt --flatten``): sell every position until flat.
 
-Shared by the one-process loop (``PaperRuntime``), which calls :meth:`Flatten.step` after each
+Shared by the one-process loop (``TradingLoop``), which calls :meth:`Flatten.step` after each
 batch of market events, and the ``risk`` component, which calls it for a symbol at that symbol's
 next closed bar (the point of the market stream where ``execution`` waits for ``risk``). The exits
 go out through the pipeline's normal execution path

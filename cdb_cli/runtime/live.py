@@ -1,6 +1,7 @@
-"""The live trading loop: the paper loop with real MEXC orders, reconciled before the first one.
+"""The live venue: real MEXC orders, the account reconciled with MEXC before the first one.
 
-:class:`LiveRuntime` is :class:`~cdb_cli.runtime.paper.PaperRuntime` with three differences:
+:class:`LiveVenue` is what a live run hands the one :class:`~cdb_cli.runtime.loop.TradingLoop`
+(a paper run hands it a :class:`~cdb_cli.runtime.paper.PaperVenue`). It differs in three ways:
 
 * **Start.** Before trading it reconciles the store with the venue
   (:mod:`cdb_cli.services.reconcile`): open orders are resolved by querying their client order
@@ -24,15 +25,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import time
+from collections.abc import Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from cdb_cli.engine.errors import CdbError, CheckFailed, StateError
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.live_execution import LiveExecution
 from cdb_cli.engine.ports.execution import VenueOrderState
-from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.engine.records import Mode
 from cdb_cli.services.reconcile import (
     Reconciliation,
     compare_balances,
@@ -49,119 +51,113 @@ from cdb_cli.services.restore import (
 if TYPE_CHECKING:
     from cdb_cli.engine.execution import ExecutionResult
     from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.execution import ExecutionClient
-    from cdb_cli.engine.records import OrderRecord
-    from cdb_cli.settings import Settings
+    from cdb_cli.engine.ports.store import Store
+    from cdb_cli.engine.records import FillRecord, OrderRecord
+    from cdb_cli.runtime.loop import TradingLoop
 
-__all__ = ["LIVE_STARTING_CASH_KEY", "LiveRuntime", "new_live_run_id", "opening_balances"]
+__all__ = ["LiveVenue"]
 
 logger = logging.getLogger(__name__)
 
 
-def new_live_run_id() -> str:
-    """A fresh live run id, ``l`` + 11 hex digits; our client order ids start with it."""
-    return "l" + uuid.uuid4().hex[:11]
+class LiveVenue:
+    """A live run's venue (:class:`~cdb_cli.runtime.venue.Venue`); see the module docstring."""
 
+    mode = Mode.LIVE
 
-class LiveRuntime(PaperRuntime):
-    """One live trading run; see the module docstring."""
-
-    def __init__(self, settings: Settings, *, client: ExecutionClient, **kwargs: Any) -> None:
-        kwargs.setdefault("run_id", new_live_run_id())
-        super().__init__(settings, **kwargs)
+    def __init__(self, client: ExecutionClient) -> None:
         self.client = client
+        self.failure: BaseException | None = None
         self.reconciliation: Reconciliation | None = None
+        self.orders_sent = 0
+        self._store: Store | None = None
+        self._clock_ns: Callable[[], int] = time.time_ns  # the loop's clock, from open()
+        self._fills: list[FillRecord] = []
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
-        self.orders_sent = 0
         self._sending = True
 
     # --- start ----------------------------------------------------------------------------------
 
-    async def _prepare(self) -> TradingPipeline:
-        from cdb_cli.engine.records import Mode
-        from cdb_cli.kernel import build_pipeline
-
-        store = self.store
-        orders = await self._own_orders("live")
-        starting_cash, opening = await self._opening(orders)
-        now = self.clock.timestamp_ns()
+    async def open(self, loop: TradingLoop, orders: list[OrderRecord]) -> Portfolio:
+        """Reconcile the store with the venue, rebuild the ledger from the stored fills and
+        compare it with the account's balances: beyond the tolerance, refuse to trade."""
+        store = self._store = loop.store
+        self._clock_ns = loop.clock.timestamp_ns
+        settings = loop.settings
+        starting_cash, opening = await self._opening(loop, orders)
         reconciliation = await reconcile_orders(
-            store, self.client, self.symbols, now_ns=now, apply=True
+            store, self.client, loop.symbols, now_ns=self._clock_ns(), apply=True
         )
         self.reconciliation = reconciliation
         for line in reconciliation.lines():
             logger.warning("Reconciliation: %s", line)
-        fills = await self._call(store.fills)
-        self.summary.restored_fills = len(fills)
-        quote = split_symbol(self.symbols[0])[1]
-        portfolio = await self._call(
+        fills = await asyncio.to_thread(store.fills)
+        self._fills = fills
+        loop.summary.restored_fills = len(fills)
+        quote = split_symbol(loop.symbols[0])[1]
+        portfolio = await asyncio.to_thread(
             restore_portfolio, store, starting_cash, fills, quote, check_positions=False
         )
         reconciliation.balances = compare_balances(
             portfolio,
             await self.client.balances(),
             opening,
-            self.symbols,
-            tolerance_pct=self.settings.live_balance_tolerance_pct,
+            loop.symbols,
+            tolerance_pct=settings.live_balance_tolerance_pct,
         )
         if not reconciliation.balances_ok:
             raise CheckFailed(
                 "The account's balances differ from the ledger beyond "
-                f"{self.settings.live_balance_tolerance_pct} %: not trading "
+                f"{settings.live_balance_tolerance_pct} %: not trading "
                 "(see 'cdb reconcile')",
                 details=[line for line in reconciliation.lines() if line.startswith("balance ")],
             )
-        pipeline = build_pipeline(
-            self.settings,
-            Mode.LIVE,
-            symbols=self.symbols,
-            clock=self.clock,
-            recorder=self._recorder,
-            run_id=self.run_id,
-            portfolio=portfolio,
-            instruments=self._instruments,
-            trace_interval_ns=self._bars.interval_ns,
-        )
-        execution = pipeline.execution
-        if not isinstance(execution, LiveExecution):
-            raise StateError("The kernel did not pick the live venue for a live run")
-        self.summary.restored_orders = restore_open_orders(
-            execution, reconciliation.still_open, fills
+        return portfolio
+
+    async def resume(
+        self, loop: TradingLoop, pipeline: TradingPipeline, orders: list[OrderRecord]
+    ) -> dict[str, str]:
+        """The orders still open at the venue back into the live execution (and tracked), the
+        positions as the reconciled ledger has them."""
+        reconciliation = self.reconciliation
+        if reconciliation is None:
+            raise StateError("The live venue resumes only after it opened")
+        execution = self._execution(pipeline)
+        loop.summary.restored_orders = restore_open_orders(
+            execution, reconciliation.still_open, self._fills
         )
         for order in reconciliation.still_open:
             self.client.track(order)
         pipeline.restore_working()
-        positions = portfolio.positions_records(now)
-        for position in positions:
-            await self._call(store.save_position, position)
-        if self.metrics is not None:
-            self.metrics.set_risk_limits(pipeline.risk.limits)
-        await self._restore_state(pipeline)
-        await self._audit_start(
-            "live",
-            reconciled_orders=str(len(reconciliation.resolved)),
-            booked_fills=str(len(reconciliation.booked)),
-            external_orders=str(len(reconciliation.external_orders)),
-        )
-        return pipeline
+        for position in pipeline.portfolio.positions_records(self._clock_ns()):
+            await asyncio.to_thread(loop.store.save_position, position)
+        return {
+            "reconciled_orders": str(len(reconciliation.resolved)),
+            "booked_fills": str(len(reconciliation.booked)),
+            "external_orders": str(len(reconciliation.external_orders)),
+        }
 
-    async def _opening(self, orders: list[OrderRecord]) -> tuple[Decimal, dict[str, Decimal]]:
+    async def _opening(
+        self, loop: TradingLoop, orders: list[OrderRecord]
+    ) -> tuple[Decimal, dict[str, Decimal]]:
         """The starting cash and opening base balances; stored from the account at the first
         live start (what the account held then is not ours to trade)."""
-        cash, opening = await self._call(opening_balances, self.store, self.symbols)
+        store = loop.store
+        cash, opening = await asyncio.to_thread(opening_balances, store, loop.symbols)
         if cash is not None:
-            await self._open_new_symbols(opening, orders)
+            await self._open_new_symbols(store, opening, orders)
             return cash, opening
         balances = await self.client.balances()
-        quote = split_symbol(self.symbols[0])[1]
+        quote = split_symbol(loop.symbols[0])[1]
         cash = balances.get(quote, Decimal(0))
         for base in opening:
             opening[base] = balances.get(base, Decimal(0))
-            await self._call(self.store.set_config, OPENING_KEY + base, str(opening[base]))
-        await self._call(self.store.set_config, LIVE_STARTING_CASH_KEY, str(cash))
+            await asyncio.to_thread(store.set_config, OPENING_KEY + base, str(opening[base]))
+        await asyncio.to_thread(store.set_config, LIVE_STARTING_CASH_KEY, str(cash))
         logger.warning(
             "First live start: starting cash %s %s, opening balances %s (never traded)",
             cash,
@@ -171,7 +167,7 @@ class LiveRuntime(PaperRuntime):
         return cash, opening
 
     async def _open_new_symbols(
-        self, opening: dict[str, Decimal], orders: list[OrderRecord]
+        self, store: Store, opening: dict[str, Decimal], orders: list[OrderRecord]
     ) -> None:
         """A symbol added after the first live start: what the account holds of its base asset
         now is its opening balance (never ours to sell), unless cdb ever ordered it."""
@@ -179,26 +175,20 @@ class LiveRuntime(PaperRuntime):
         missing = []
         for base in opening:
             key = OPENING_KEY + base
-            if base not in traded and await self._call(self.store.get_config, key) is None:
+            if base not in traded and await asyncio.to_thread(store.get_config, key) is None:
                 missing.append(base)
         if not missing:
             return
         balances = await self.client.balances()
         for base in missing:
             opening[base] = balances.get(base, Decimal(0))
-            await self._call(self.store.set_config, OPENING_KEY + base, str(opening[base]))
+            await asyncio.to_thread(store.set_config, OPENING_KEY + base, str(opening[base]))
             logger.warning("New symbol: opening balance %s %s (never traded)", opening[base], base)
 
-    # --- the venue ------------------------------------------------------------------------------
+    # --- the venue at work ----------------------------------------------------------------------
 
-    async def run(self, stop: asyncio.Event) -> Any:
+    async def start(self, pipeline: TradingPipeline, stop: asyncio.Event) -> None:
         self._stop = stop
-        summary = await super().run(stop)
-        if self._failure is not None:
-            raise self._failure
-        return summary
-
-    async def _begin(self, pipeline: TradingPipeline) -> None:
         execution = self._execution(pipeline)
         await self.client.start()
         self._tasks = [
@@ -213,13 +203,18 @@ class LiveRuntime(PaperRuntime):
         if task.cancelled():
             return
         error = task.exception()
-        if error is not None and self._failure is None:
+        if error is not None and self.failure is None:
             logger.error("Live %s failed: %s", task.get_name(), error)
-            self._failure = error
+            self.failure = error
             if self._stop is not None:
                 self._stop.set()
 
-    async def _end(self, pipeline: TradingPipeline) -> None:
+    def readiness(self) -> list[str]:
+        if not self.client.signing_ok:
+            return ["MEXC refuses our signatures (clock skew): not trading"]
+        return []
+
+    async def stop(self, pipeline: TradingPipeline) -> None:
         execution = self._execution(pipeline)
         sender = self._tasks[0] if self._tasks else None
         others = self._tasks[1:]
@@ -231,13 +226,13 @@ class LiveRuntime(PaperRuntime):
             if sender is not None:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(sender, 10.0)
-            if self._failure is None:  # never place orders from a ledger known to be wrong
+            if self.failure is None:  # never place orders from a ledger known to be wrong
                 with contextlib.suppress(CdbError):
                     await self._send_pending(pipeline, execution)  # decided before the stop
             for task in others:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-            while self._failure is None and not self.client.updates.empty():
+            while self.failure is None and not self.client.updates.empty():
                 self._book(pipeline, execution.on_update(self.client.updates.get_nowait()))
         finally:
             with contextlib.suppress(Exception):
@@ -247,26 +242,17 @@ class LiveRuntime(PaperRuntime):
     def _execution(pipeline: TradingPipeline) -> LiveExecution:
         execution = pipeline.execution
         if not isinstance(execution, LiveExecution):
-            raise StateError("A live run needs the live venue")
+            raise StateError("A live run needs the live venue (the kernel did not pick it)")
         return execution
 
-    def _on_event(self, pipeline: TradingPipeline, event: Any) -> None:
-        super()._on_event(pipeline, event)
-        self._wake_if_due(pipeline)
-
-    def _close_due_bars(self, pipeline: TradingPipeline) -> None:
-        super()._close_due_bars(pipeline)
-        self._wake_if_due(pipeline)
-
-    async def _flush(self, pipeline: TradingPipeline) -> None:
-        await super()._flush(pipeline)
-        self._execution(pipeline).expired(self.clock.timestamp_ns())  # limit entries timed out
-        self._wake_if_due(pipeline)
-
-    def _wake_if_due(self, pipeline: TradingPipeline) -> None:
+    def nudge(self, pipeline: TradingPipeline) -> None:
         execution = pipeline.execution
         if isinstance(execution, LiveExecution) and execution.has_outgoing():
             self._wake.set()
+
+    def flushed(self, pipeline: TradingPipeline, now_ns: int) -> None:
+        self._execution(pipeline).expired(now_ns)  # limit entries timed out
+        self.nudge(pipeline)
 
     async def _send_loop(self, pipeline: TradingPipeline, execution: LiveExecution) -> None:
         while self._sending:
@@ -291,7 +277,7 @@ class LiveRuntime(PaperRuntime):
     ) -> None:
         """Save, then send; an order the store did not take is never sent."""
         try:
-            await self._call(self.store.save_order, record)
+            await asyncio.to_thread(self._saved_store().save_order, record)
         except CdbError as e:
             self._reject(pipeline, execution, record, f"not sent: the store failed ({e.message})")
             return
@@ -326,7 +312,7 @@ class LiveRuntime(PaperRuntime):
             status="REJECTED",
             filled_quantity=Decimal(0),
             filled_quote=Decimal(0),
-            ts_ns=self.clock.timestamp_ns(),
+            ts_ns=self._clock_ns(),
             reason=reason,
         )
         self._book(pipeline, execution.on_update(state))
@@ -339,3 +325,8 @@ class LiveRuntime(PaperRuntime):
     def _book(self, pipeline: TradingPipeline, result: ExecutionResult) -> None:
         if result.orders or result.fills or result.reports:
             pipeline.apply_execution(result)
+
+    def _saved_store(self) -> Store:
+        if self._store is None:
+            raise StateError("The live venue sends only after it opened")
+        return self._store

@@ -29,8 +29,10 @@ from cdb_cli.runtime.waits import wait_event
 if TYPE_CHECKING:
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel.system import Feed, MexcHttpClient
-    from cdb_cli.runtime.paper import PaperRuntime, RunSummary
+    from cdb_cli.kernel.system import Feed, Kernel, MexcHttpClient
+    from cdb_cli.runtime.lifecycle import RunSummary
+    from cdb_cli.runtime.loop import TradingLoop
+    from cdb_cli.runtime.venue import Venue
     from cdb_cli.settings import Settings
 
 __all__ = ["Feed", "run_live", "run_paper"]
@@ -109,39 +111,23 @@ async def _serve(
     view: bool,
     mode: Mode,
 ) -> RunSummary:
-    from cdb_cli.engine.health import readiness_reasons
-    from cdb_cli.engine.records import Mode
     from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.clock import LiveClock
-    from cdb_cli.runtime.paper import PaperRuntime, new_run_id
+    from cdb_cli.runtime.lifecycle import new_run_id
+    from cdb_cli.runtime.loop import TradingLoop
 
-    live = mode is Mode.LIVE
-    if live:
-        from cdb_cli.runtime.live import new_live_run_id
-
-        run_id = new_live_run_id()
-    else:
-        run_id = new_run_id()
+    run_id = new_run_id(mode)
     RUN_ID.set(run_id)  # every log line of this run carries it, from the first
     stop = stop or asyncio.Event()
     with stop_on_signals(stop):
         async with open_kernel(settings, mode, symbols=symbols, run_id=run_id, feed=feed) as kernel:
-            runtime: PaperRuntime | None = None
+            runtime: TradingLoop | None = None
 
             def readiness() -> list[str]:
-                if runtime is None or runtime.pipeline is None:
+                if runtime is None:
                     return ["starting: connecting to the market"]
-                reasons = readiness_reasons(
-                    feed_ages=runtime.feed_ages(),
-                    max_feed_age_s=settings.stale_data_seconds,
-                    database_up=runtime.database_up,
-                    trading_state=runtime.pipeline.trading_state,
-                )
-                client = getattr(runtime, "client", None)
-                if client is not None and not client.signing_ok:
-                    reasons.append("MEXC refuses our signatures (clock skew): not trading")
-                return reasons
+                return runtime.readiness()
 
             health = kernel.health_server(readiness)
             async with health:
@@ -160,12 +146,7 @@ async def _serve(
                     "run_id": run_id,
                     "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
                 }
-                if live:
-                    from cdb_cli.runtime.live import LiveRuntime
-
-                    runtime = LiveRuntime(settings, client=kernel.execution_client(), **options)
-                else:
-                    runtime = PaperRuntime(settings, **options)
+                runtime = TradingLoop(settings, venue=_venue(kernel, mode), **options)
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
                 with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
                     summary = await runtime.run(stop)
@@ -174,8 +155,22 @@ async def _serve(
                 return summary
 
 
+def _venue(kernel: Kernel, mode: Mode) -> Venue:
+    """The loop's venue for ``mode``, around what the kernel picked for it: the live venue sends
+    through the kernel's execution client; the paper venue's fills are the pipeline's own."""
+    from cdb_cli.engine.records import Mode
+
+    if mode is Mode.LIVE:
+        from cdb_cli.runtime.live import LiveVenue
+
+        return LiveVenue(kernel.execution_client())
+    from cdb_cli.runtime.paper import PaperVenue
+
+    return PaperVenue()
+
+
 @contextlib.contextmanager
-def _halt_on_sigusr1(loop: asyncio.AbstractEventLoop, runtime: PaperRuntime) -> Iterator[None]:
+def _halt_on_sigusr1(loop: asyncio.AbstractEventLoop, runtime: TradingLoop) -> Iterator[None]:
     """While the run runs, SIGUSR1 halts it at once (audited, no flatten)."""
 
     def on_signal() -> None:

@@ -9,15 +9,18 @@ the trading state; the last decisions with their verdict, the reasons they faile
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from cdb_cli.runtime.paper import PaperRuntime
+    from cdb_cli.engine.events import Event, Topic
+    from cdb_cli.runtime.loop import TradingLoop
 
-__all__ = ["render"]
+__all__ = ["LastDecisions", "render"]
 
 _LAST_DECISIONS = 8
 
@@ -35,7 +38,35 @@ def _money(value: Decimal) -> str:
     return f"{value.quantize(Decimal('0.01')):,f}"
 
 
-def render(runtime: PaperRuntime) -> RenderableType:
+class LastDecisions(deque[tuple[str, str, str, str, str, str]]):
+    """(time, symbol, side, verdict, failing reasons, decision id) of the latest 50 risk
+    decisions, noted as each batch is written (``cdb explain ID`` shows one in full)."""
+
+    def __init__(self) -> None:
+        super().__init__(maxlen=50)
+
+    def note(self, events: Iterable[tuple[Topic, Event]]) -> None:
+        from cdb_cli.engine.events import RiskDecision
+        from cdb_cli.engine.report import iso_utc
+
+        for _, event in events:
+            if isinstance(event, RiskDecision):
+                failing = ", ".join(c.code for c in event.checks if not c.passed) or "-"
+                if event.verdict == "nothing_held":
+                    failing = "exit signal, nothing held"
+                self.append(
+                    (
+                        iso_utc(event.ts_event),
+                        event.symbol,
+                        str(event.side),
+                        event.verdict,
+                        failing,
+                        event.event_id,
+                    )
+                )
+
+
+def render(runtime: TradingLoop) -> RenderableType:
     """The screen for the runtime's current state."""
     from rich.console import Group
     from rich.table import Table

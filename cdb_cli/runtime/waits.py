@@ -6,7 +6,7 @@ that task finished, two turns of the event loop later. ``asyncio.timeout`` cance
 task itself instead. Measured in the ``signals`` process on the 2-vCPU VM (cold, between the
 pump taking a bar and the step having it): 102 µs of CPU with ``wait_for``, 63 µs with this.
 The one-process loop and ``marketdata`` keep ``wait_for`` for their feed queue (see
-``PaperRuntime._next_event``).
+``TradingLoop._next_event``).
 """
 
 from __future__ import annotations

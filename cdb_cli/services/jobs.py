@@ -11,12 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
 
-__all__ = ["BACKUP", "DAILY_CHECK", "run_cdb", "schedule_times"]
+__all__ = ["BACKUP", "DAILY_CHECK", "daily_backup", "daily_check", "run_cdb", "schedule_times"]
+
+Notify = Callable[[str, str], Awaitable[None]]
+"""Mail an alert (subject, body); never raises."""
 
 logger = logging.getLogger(__name__)
 
@@ -64,3 +68,32 @@ async def run_cdb(settings: Settings, *args: str, timeout_s: float = 3600.0) -> 
     return (process.returncode if process.returncode is not None else -1), (
         lines[-1] if lines else ""
     )
+
+
+async def daily_backup(settings: Settings, notify: Notify, who: str) -> int:
+    """The daily backup (``CDB_RUN_BACKUP_AT``): ``cdb backup create --verify --prune`` in a
+    child process; a failure is logged and mailed. Returns its exit code."""
+    code, last = await run_cdb(settings, *BACKUP)
+    if code == 0:
+        logger.info("Scheduled backup done")
+    else:
+        logger.error("Scheduled backup failed (exit %d): %s", code, last)
+        await notify("cdb backup failed", f"{who}: the scheduled backup exited {code}: {last}")
+    return code
+
+
+async def daily_check(settings: Settings, notify: Notify, who: str) -> int:
+    """The daily check (``CDB_RUN_DAILY_CHECK_AT``): ``cdb systemcheck --daily``, which mails
+    its report itself when SMTP is configured. Exit 4 (a check failed) is in that report;
+    anything else is logged and mailed. Returns its exit code."""
+    code, last = await run_cdb(settings, *DAILY_CHECK)
+    if code == 0:
+        logger.info("Scheduled daily check: every check passed")
+    elif code == 4:
+        logger.warning("Scheduled daily check: a check failed (see its report): %s", last)
+    else:
+        logger.error("Scheduled daily check could not run (exit %d): %s", code, last)
+        await notify(
+            "cdb daily check failed", f"{who}: cdb systemcheck --daily exited {code}: {last}"
+        )
+    return code

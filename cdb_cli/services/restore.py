@@ -22,12 +22,15 @@ if TYPE_CHECKING:
 __all__ = [
     "LIVE_STARTING_CASH_KEY",
     "OPENING_KEY",
+    "STARTING_CASH_KEY",
     "opening_balances",
     "restore_orders",
     "restore_portfolio",
 ]
 
 
+STARTING_CASH_KEY = "paper.starting_cash"
+"""The paper account's starting cash (config key; ``CDB_STARTING_CASH`` at its first start)."""
 LIVE_STARTING_CASH_KEY = "live.starting_cash"
 """The quote balance the live account started with (config key)."""
 OPENING_KEY = "live.opening."

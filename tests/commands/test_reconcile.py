@@ -18,7 +18,7 @@ from cdb_cli.adapters.mexc.sim import SimServer
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.errors import ExitCode
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.live import LIVE_STARTING_CASH_KEY
+from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
 from cdb_cli.settings import Settings
 
 from .conftest import SIM_KEY, SIM_SECRET

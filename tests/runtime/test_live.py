@@ -26,8 +26,8 @@ from cdb_cli.adapters.mexc.sim.exchange import SimExchange
 from cdb_cli.adapters.mexc.sim.server import SimServer
 from cdb_cli.engine.events import RiskDecision, Side
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.live import LIVE_STARTING_CASH_KEY
-from cdb_cli.runtime.paper import START_ACTION
+from cdb_cli.runtime.lifecycle import START_ACTION
+from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
 
 
 def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path) -> None:
@@ -43,7 +43,7 @@ def test_live_loop_buys_and_exits_and_books_what_the_venue_booked(tmp_path: Path
                 orders = store.orders()
                 assert {o.side for o in orders if o.status == "FILLED"} == {"BUY", "SELL"}
                 assert all(o.mode == "live" for o in orders)
-                assert runtime.orders_sent >= 2
+                assert runtime.venue.orders_sent >= 2
                 placed = [o for o in orders if o.status != "REJECTED"]
                 assert runtime.pipeline is not None
                 assert len(placed) <= runtime.pipeline.stats.orders <= len(orders)  # once each
@@ -156,7 +156,7 @@ def test_a_hostile_venue_loses_and_duplicates_nothing(tmp_path: Path) -> None:
                 statuses = {o.status for o in store.orders()}
                 assert "FILLED" in statuses
                 assert statuses <= {"FILLED", "REJECTED"}
-                assert runtime.orders_sent >= 2
+                assert runtime.venue.orders_sent >= 2
                 assert_store_matches_the_venue(store, server)
             finally:
                 store.close()
@@ -173,14 +173,14 @@ def test_clock_skew_beyond_recv_window_places_nothing_until_it_is_gone(tmp_path:
             try:
                 async with live_run(settings, server, store) as (runtime, _stop, _task):
                     server.exchange.faults.update({"clock_offset_ms": 30_000})
-                    await runtime.client.poll_once()  # type: ignore[attr-defined]
+                    await runtime.venue.client.poll_once()  # type: ignore[attr-defined]
                     await walk(server, MOVES[:11])  # the buy signal comes while skewed
                     refused = [o for o in store.orders() if o.status == "REJECTED"]
                     assert refused, [o.status for o in store.orders()]
                     assert account_of(server).orders == {}
-                    assert not runtime.client.signing_ok
+                    assert not runtime.venue.client.signing_ok
                     server.exchange.faults.update({"clock_offset_ms": 0})
-                    await eventually(lambda: runtime.client.signing_ok, what="the re-sync")
+                    await eventually(lambda: runtime.venue.client.signing_ok, what="the re-sync")
                     await walk(server, MOVES[11:] + MOVES[:11])
                     await eventually(  # trading resumed once signing worked
                         lambda: bool(account_of(server).orders) and settled(store, server),

@@ -32,8 +32,8 @@ from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.execution import VenueFill, VenueOrderState
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.live import LIVE_STARTING_CASH_KEY
-from cdb_cli.runtime.paper import START_ACTION
+from cdb_cli.runtime.lifecycle import START_ACTION
+from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
 from cdb_cli.settings import Settings
 
 SYMBOL = "BTCUSDT"

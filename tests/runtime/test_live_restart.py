@@ -28,7 +28,7 @@ from cdb_cli.adapters.mexc.sim.server import SimServer
 from cdb_cli.engine.errors import CheckFailed, ConfigurationError
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.live import LIVE_STARTING_CASH_KEY
+from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
 
 
 def test_a_restart_resolves_an_order_saved_but_never_sent(tmp_path: Path) -> None:
@@ -44,10 +44,10 @@ def test_a_restart_resolves_an_order_saved_but_never_sent(tmp_path: Path) -> Non
             store.save_order(lost)
             try:
                 async with live_run(settings, server, store) as (runtime, _stop, _task):
-                    assert runtime.reconciliation is not None
-                    assert [(o.status, was) for o, was in runtime.reconciliation.resolved] == [
-                        ("REJECTED", "PENDING_NEW")
-                    ]
+                    assert runtime.venue.reconciliation is not None
+                    assert [
+                        (o.status, was) for o, was in runtime.venue.reconciliation.resolved
+                    ] == [("REJECTED", "PENDING_NEW")]
                 (order,) = [o for o in store.orders() if o.client_order_id == lost.client_order_id]
                 assert order.status == "REJECTED"
                 assert account_of(server).orders == {}
@@ -78,8 +78,8 @@ def test_a_restart_books_what_the_venue_did_while_we_were_down(tmp_path: Path) -
                 )
             try:
                 async with live_run(settings, server, store) as (runtime, _stop, _task):
-                    assert runtime.reconciliation is not None
-                    assert len(runtime.reconciliation.booked) >= 1
+                    assert runtime.venue.reconciliation is not None
+                    assert len(runtime.venue.reconciliation.booked) >= 1
                 (order,) = [o for o in store.orders() if o.client_order_id == sent.client_order_id]
                 assert order.status == "FILLED"
                 assert_store_matches_the_venue(store, server)

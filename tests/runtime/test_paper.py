@@ -37,7 +37,9 @@ from cdb_cli.engine.events import (
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION, PaperRuntime
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.runtime.paper import PaperVenue
 from cdb_cli.settings import Settings
 
 
@@ -49,9 +51,7 @@ def settings(tmp_path: Path) -> Settings:
 def test_paper_loop_trades_writes_everything_and_resumes(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def trades(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
+    async def trades(runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store) -> None:
         # a jump on heavy volume: the EMAs cross up (buy), then a drop: they cross down (exit)
         await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
         await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # the buy, at this close
@@ -154,7 +154,7 @@ def test_breaker_trip_and_stale_feed_are_mailed(
     assert notifier is not None
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
         await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # buy
@@ -180,7 +180,7 @@ def test_the_operator_view_shows_prices_positions_and_decisions(settings: Settin
     screens: list[str] = []
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
         await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)
@@ -209,8 +209,9 @@ def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
     async def scenario() -> tuple[str, int]:
         clock = TestClock(T0)
         feed = QueueFeed()
-        runtime = PaperRuntime(
+        runtime = TradingLoop(
             settings,
+            venue=PaperVenue(),
             store=store,  # type: ignore[arg-type]
             bus=InMemoryBus(),
             feed=feed,
@@ -250,31 +251,9 @@ def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
     assert [type(e).__name__ for e in spilled] == ["TradeTick", "TradeTick"]  # nothing lost
 
 
-def test_health_metrics_measure_the_database_and_the_feed(settings: Settings) -> None:
-    import math
-
-    from cdb_cli.adapters.metrics import Metrics
-
-    metrics = Metrics(run_id="ptest", symbols=[SYMBOL])
-
-    async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
-    ) -> None:
-        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
-        await runtime.refresh_health_metrics()
-
-    asyncio.run(session(settings, scenario, metrics=metrics))
-    value = metrics.registry.get_sample_value
-    assert value("database_latency_ms") is not None
-    assert not math.isnan(value("database_latency_ms") or math.nan)
-    assert value("database_connections_active") == 0  # none checked out between writes
-    assert value("websocket_latency_ms") == 0.0  # the test's clock is the trades' own time
-    assert value("market_events_total", {"type": "market.trade"}) == 6
-
-
 def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: Settings) -> None:
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         await trade_minutes(feed, clock, 0, [99.6], volume=1.0)  # the first day starts
         assert runtime.pipeline is not None
@@ -292,7 +271,7 @@ def test_no_garbage_collection_on_the_way_to_an_order(settings: Settings) -> Non
     start-up built; both are undone when the run ends, also after an error in an event."""
     seen: dict[str, Any] = {"collecting": [], "frozen": 0}
 
-    async def buy(runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store) -> None:
+    async def buy(runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store) -> None:
         assert runtime.pipeline is not None
         execution = runtime.pipeline.execution
         submit = execution.submit

@@ -32,7 +32,8 @@ from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION, trading_status
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import PaperRuntime, _actor
+from cdb_cli.runtime.lifecycle import actor
+from cdb_cli.runtime.loop import TradingLoop
 from cdb_cli.settings import Settings
 
 
@@ -58,7 +59,7 @@ def test_a_halt_is_resumed_and_a_reset_picked_up_without_restart(
     store.close()
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         assert runtime.pipeline is not None
         assert runtime.pipeline.trading_state is TradingState.HALTED
@@ -100,7 +101,7 @@ def test_a_halt_in_the_store_stops_new_buys_at_the_next_flush(settings: Settings
     halted_at: list[int] = []
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         assert runtime.pipeline is not None
         await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
@@ -132,7 +133,7 @@ def test_a_halt_in_the_store_stops_new_buys_at_the_next_flush(settings: Settings
 
 def test_a_halt_with_flatten_sells_the_position_like_any_exit(settings: Settings) -> None:
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         assert runtime.pipeline is not None
         await _bought(feed, clock, store)
@@ -171,7 +172,7 @@ def test_a_halt_survives_a_restart_and_a_reset_ends_it(settings: Settings) -> No
     checked = CountedChecks(open_store(settings))
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         assert runtime.pipeline is not None
         assert runtime.pipeline.trading_state is TradingState.HALTED
@@ -199,7 +200,7 @@ def test_halt_now_halts_in_process_and_writes_the_audit_record(settings: Setting
     checked = CountedChecks(open_store(settings, create_if_new=True))
 
     async def scenario(
-        runtime: PaperRuntime, feed: QueueFeed, clock: TestClock, store: Store
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
     ) -> None:
         assert runtime.pipeline is not None
         runtime.halt_now("SIGUSR1 from the operator", via="sigusr1")
@@ -207,7 +208,7 @@ def test_halt_now_halts_in_process_and_writes_the_audit_record(settings: Setting
         await eventually(lambda: bool(store.audits(action=HALT_ACTION)))
         await checked.flushes()  # a whole flush since the record is in the store
         (change,) = runtime.pipeline.stats.state_changes  # not picked up a second time
-        assert change[1:] == ("halted", "halted by the operator (" + _actor() + "): "
+        assert change[1:] == ("halted", "halted by the operator (" + actor() + "): "
                               "SIGUSR1 from the operator")  # fmt: skip
 
     asyncio.run(session(settings, scenario, store=checked))  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ from paper_testkit import simulator_session
 
 from cdb_cli.engine.events import RiskDecision, TradingSignal
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
 from cdb_cli.settings import Settings
 
 SYMBOL = "BTCUSDT"

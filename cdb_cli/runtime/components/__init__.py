@@ -101,7 +101,7 @@ async def run_component(
     from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.components.base import Component
-    from cdb_cli.runtime.paper import new_run_id
+    from cdb_cli.runtime.lifecycle import new_run_id
     from cdb_cli.runtime.run import _instruments
 
     check_component_settings(settings, component)

@@ -25,16 +25,11 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.records import AuditRecord
 from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components.inbox import Inbox
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, actor, freeze_startup_heap
 from cdb_cli.runtime.outbox import BatchWriter
-from cdb_cli.runtime.paper import (
-    START_ACTION,
-    STARTING_CASH_KEY,
-    STOP_ACTION,
-    _actor,
-    freeze_startup_heap,
-)
 from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import Alert, send_alert
+from cdb_cli.services.restore import STARTING_CASH_KEY
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
@@ -343,7 +338,7 @@ class Component:
                 AuditRecord(
                     ts_event=self.clock.timestamp_ns(),
                     action=action,
-                    actor=_actor(),
+                    actor=actor(),
                     run_id=self.run_id,
                     detail={"mode": "paper", **detail},
                 ),

@@ -20,7 +20,7 @@ from cdb_cli.runtime.components.base import SECOND_NS, Component
 from cdb_cli.runtime.watch import FeedWatch, send_alert
 
 if TYPE_CHECKING:
-    from cdb_cli.runtime.paper import MarketFeed
+    from cdb_cli.engine.ports.market import MarketFeed
 
 __all__ = ["MarketDataComponent"]
 

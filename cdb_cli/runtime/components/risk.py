@@ -53,26 +53,16 @@ from cdb_cli.engine.events import (
     TradeTick,
     TradingSignal,
 )
-from cdb_cli.engine.halts import describe_reset
 from cdb_cli.engine.pipeline import OPERATOR
-from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress, report_fill
 from cdb_cli.engine.risk import TradingState
-from cdb_cli.engine.runs import (
-    HALT_ACTION,
-    RESET_ACTION,
-    OperatorActions,
-    halt_reason,
-    trading_status,
-)
 from cdb_cli.engine.signals import SignalIntent
 from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.components.inputs import BarInputs
-from cdb_cli.runtime.flatten import Flatten
+from cdb_cli.runtime.control import OperatorControl, read_operator_audits
 from cdb_cli.runtime.waits import wait_event
-from cdb_cli.runtime.watch import halt_alerts, send_alert
 from cdb_cli.services.restore import restore_orders, restore_portfolio
 
 if TYPE_CHECKING:
@@ -151,11 +141,15 @@ class RiskComponent(Component):
         # approvals sent the moment the venue had them: (bar id, what was sent, its ids)
         self._sent: list[tuple[str, list[tuple[Topic, Event]], Awaitable[list[str]]]] = []
         self._sent_progress: dict[str, HealthReport] = {}
-        self.flattening = Flatten(self.symbols)
+        self.control = OperatorControl(
+            self.symbols,
+            who=f"Run {self.run_id} (component risk)",
+            alert=self.alert,
+            flatten_note="flattening every position, each at its next closed bar",
+        )
         self.last_event_ns = 0  # the latest market event handled: the time of an operator's act
         self._approved_bars: list[str] = []
         self._signals: BarInputs[str, TradingSignal] = BarInputs("signal")
-        self._states_written = 0
         store = self.store
         fills = await self.call(store.fills)
         orders = await self.call(store.orders)
@@ -177,22 +171,9 @@ class RiskComponent(Component):
         self.execution = execution
         restored = await self.call(restore_orders, store, self.pipeline, orders, self.symbols)
         await self._recall_decisions(orders)
-        status = await self.call(trading_status, store)
-        now = self.clock.timestamp_ns()
-        same_day = (
-            status.since_ns is not None and status.since_ns // NS_PER_DAY == now // NS_PER_DAY
-        )
-        if status.state is TradingState.HALTED or (
-            status.state is TradingState.REDUCING and same_day
-        ):
-            self.pipeline.set_trading_state(status.state, now, f"resumed: {status.reason}")
-            self._states_written = len(self.pipeline.stats.state_changes)
-        self._states_alerted = self._states_written  # a resumed halt was mailed when it happened
         if self.metrics is not None:
             self.metrics.set_risk_limits(self.pipeline.risk.limits)
-        resets = await self.call(store.audits, action=RESET_ACTION)
-        halts = await self.call(store.audits, action=HALT_ACTION)
-        self._operator = OperatorActions.seen(halts, resets)  # trading_status weighed them
+        await self.control.resume(self.pipeline, store, self.clock.timestamp_ns())
         self._operator_audits: tuple[list[AuditRecord], list[AuditRecord]] | None = None
         logger.info("risk: restored %d fills and %d working orders", len(fills), restored)
 
@@ -246,19 +227,16 @@ class RiskComponent(Component):
         """Read the audited halts and resets every second, off the bars' path (a store read
         takes milliseconds); the step applies what is new."""
         while not self.stop.is_set():
-            halts = await self.call(self.store.audits, action=HALT_ACTION)
-            resets = await self.call(self.store.audits, action=RESET_ACTION)
-            self._operator_audits = (halts, resets)
+            self._operator_audits = await read_operator_audits(self.store)
             await wait_event(self.stop, OPERATOR_CHECK_S)
 
     async def step(self) -> None:
         if self._operator_audits is not None:
             halts, resets = self._operator_audits
             self._operator_audits = None
-            self._pick_up_halts(halts, resets)
-            self._pick_up_resets(resets)
+            self.control.pick_up(self.pipeline, halts, resets, self._event_now())
         await self.handle_market(self._handle)
-        self.flattening.check_done(self.pipeline)  # the exits go out at bars (_close_bar)
+        self.control.flatten.check_done(self.pipeline)  # the exits go out at bars (_close_bar)
         self._note_state_changes()
         await self._alert_new_halts()
         if self.metrics is not None:
@@ -299,7 +277,7 @@ class RiskComponent(Component):
         # With no flatten under way the bar has at most one approval, its signal's: it goes to
         # execution with the bar's progress the moment the venue has it, before the pipeline
         # writes the signal and decision records (a third of the decision's CPU).
-        if self.flattening.reason is None:
+        if self.control.flatten.reason is None:
             self.execution.on_submit = lambda approval: self._send_at_once(bar, approval)
         try:
             self._book_bar(bar)
@@ -308,7 +286,7 @@ class RiskComponent(Component):
         strategy.expect(None)
         self.recorder.signal_id = ""
         # An operator's flatten: the symbol's exit goes with the bar's own approvals.
-        self.flattening.step(self.pipeline, bar.closed_at, only=(bar.symbol,))
+        self.control.flatten.step(self.pipeline, bar.closed_at, only=(bar.symbol,))
         items, self.recorder.items = self.recorder.items, []
         approvals = sum(1 for topic, _ in items if topic is Topic.RISK_APPROVED_TRADES)
         decisions = sum(1 for _, event in items if isinstance(event, RiskDecision))
@@ -419,41 +397,16 @@ class RiskComponent(Component):
     def settle(self) -> None:
         self._signals.settle()  # the batch's decisions are in the outbox, its bars marked done
 
-    def _pick_up_halts(self, halts: list[AuditRecord], resets: list[AuditRecord]) -> None:
-        """An audited ``cdb risk halt`` in the store halts new entries without a restart; with
-        ``--flatten`` it also sells every position, each at its next closed bar."""
-        for record in self._operator.apply_halts(self.pipeline, halts, resets, self._event_now()):
-            reason = record.detail.get("reason", "")
-            logger.warning("risk: %s", halt_reason(reason, record.actor))
-            if record.detail.get("flatten") == "yes":
-                self.flattening.start(reason)
-                logger.warning("risk: flattening every position, each at its next closed bar")
-
     def _event_now(self) -> int:
         """The time of an operator's act: the latest market event handled (event time, as the
         decisions); before any, the wall."""
         return max(self.decision_clock.now_ns, self.last_event_ns) or self.clock.timestamp_ns()
 
-    def _pick_up_resets(self, resets: list[AuditRecord]) -> None:
-        """An audited ``cdb risk reset`` in the store resumes trading without a restart. One that
-        comes while trading is not halted (a halt and its reset between two checks) is moot: it
-        is marked seen, so it cannot end a later halt."""
-        record = self._operator.apply_resets(self.pipeline, resets, self._event_now())
-        if record is not None:
-            logger.warning("Trading resumes: %s", describe_reset(record))
-
     def _note_state_changes(self) -> None:
-        changes = self.pipeline.stats.state_changes
-        if len(changes) > self._states_written:
-            self.state_changes.extend(changes[self._states_written :])
-            self._states_written = len(changes)
+        self.state_changes.extend(self.control.new_state_changes(self.pipeline))
 
     async def _alert_new_halts(self) -> None:
-        changes = self.pipeline.stats.state_changes
-        who = f"Run {self.run_id} (component risk)"
-        for subject, body in halt_alerts(changes[self._states_alerted :], who):
-            await send_alert(self.alert, subject, body)
-        self._states_alerted = len(changes)
+        await self.control.alert_new_halts(self.pipeline)
 
     def readiness(self) -> list[str]:
         reasons = super().readiness()

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
 from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
+from cdb_cli.engine.ports.market import WarmUp
 from cdb_cli.engine.remote import progress_report
 from cdb_cli.engine.signals import EmaCrossStrategy
 from cdb_cli.engine.traces import Tracer
@@ -29,8 +29,6 @@ from cdb_cli.runtime.waits import wait_event
 __all__ = ["SignalsComponent"]
 
 logger = logging.getLogger(__name__)
-
-WarmUp = Callable[[str], Awaitable[Sequence[tuple[int, float, float]]]]
 
 
 class SignalsComponent(Component):

@@ -17,7 +17,8 @@ from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import QuoteTick, TradeTick
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.clock import LiveClock
-from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.runtime.paper import PaperVenue
 from cdb_cli.settings import Settings
 
 pytestmark = pytest.mark.anyio
@@ -43,8 +44,9 @@ async def test_paper_runtime_stores_mexc_events_once_through_drops_and_duplicate
                 backoff_base=0.05,
                 backoff_max=0.2,
             )
-            runtime = PaperRuntime(
+            runtime = TradingLoop(
                 settings,
+                venue=PaperVenue(),
                 store=store,
                 bus=InMemoryBus(),
                 feed=feed,

@@ -155,7 +155,7 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
                 detail={"reason": "drill", "flatten": "yes", "via": "cli"},
             )
         )
-        await eventually(lambda: risk.flattening.reason == "drill")  # within a second
+        await eventually(lambda: risk.control.flatten.reason == "drill")  # within a second
         assert risk.pipeline.trading_state is TradingState.HALTED
         if buy_fills_first:  # a trade after the halt, before the bar: both fill the buy there
             await bus.publish(Topic.MARKET_DATA, trade(T0 + 2 * SECOND, "102.5"))
@@ -188,7 +188,7 @@ def test_a_halt_with_flatten_sells_every_position_at_the_next_bar(
         await eventually(lambda: risk.pipeline.portfolio.quantity(SYMBOL) == 0)
         await eventually(lambda: execution.ledger.quantity(SYMBOL) == 0)
         await eventually(lambda: portfolio.ledger.quantity(SYMBOL) == 0)
-        await eventually(lambda: risk.flattening.reason is None)  # done: nothing held or working
+        await eventually(lambda: risk.control.flatten.reason is None)  # done: flat
         assert not risk.execution.working_orders()
         flat = [(SYMBOL, Decimal(0))]
         await eventually(lambda: [(p.symbol, p.quantity) for p in store.positions()] == flat)

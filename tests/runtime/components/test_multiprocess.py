@@ -5,7 +5,7 @@ The component run: `cdb sim-exchange` (seeded market model, a step every 50 ms) 
 `cdb run --paper --component NAME` for each of the five components, 1-second bars and small EMA
 periods so that signals, approvals and fills come within seconds; then SIGTERM (exit 0 within 10
 s). The reference: the market events the components consumed (the `market_data` stream, which the
-store holds too) fed through the single-process `PaperRuntime` with a clock at each event's time.
+store holds too) fed through the single-process `TradingLoop` with a clock at each event's time.
 Decisions (verdict, amounts, failing reasons and the portfolio state they saw), orders and fills
 must be equal, in order.
 """
@@ -39,7 +39,7 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components import COMPONENTS
-from cdb_cli.runtime.paper import START_ACTION, STOP_ACTION
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
 from cdb_cli.settings import Settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -180,14 +180,16 @@ def reference_run(
 ) -> tuple[Any, Any]:
     from cdb_cli.engine.bus import InMemoryBus
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.runtime.paper import PaperRuntime
+    from cdb_cli.runtime.loop import TradingLoop
+    from cdb_cli.runtime.paper import PaperVenue
 
     async def scenario() -> tuple[Any, Any]:
         store = open_store(settings, create_if_new=True)
         clock = TestClock(events[0].ts_event)
         feed = ReplayFeed(events, clock)
-        runtime = PaperRuntime(
+        runtime = TradingLoop(
             settings,
+            venue=PaperVenue(),
             store=store,
             bus=InMemoryBus(),
             feed=feed,

@@ -15,7 +15,7 @@ from rich.console import Console
 
 from cdb_cli.engine.events import StrategyTrace, TradingSignal
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.paper import PaperRuntime
+from cdb_cli.runtime.loop import TradingLoop
 from cdb_cli.runtime.view import render
 from cdb_cli.services.why import Window, explain_window
 from cdb_cli.settings import Settings
@@ -24,7 +24,7 @@ SYMBOL = "BTCUSDT"
 SECOND = 1_000_000_000
 
 
-def screen(runtime: PaperRuntime) -> str:
+def screen(runtime: TradingLoop) -> str:
     console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
     console.print(render(runtime))
     text = console.export_text()

@@ -1,0 +1,68 @@
+"""What every loop does at its start and its stop, the one process and each component alike:
+its run id, who runs it, the start and stop audit actions, what it reports, and the start-up
+heap taken out of the collector's sight."""
+
+from __future__ import annotations
+
+import gc
+import getpass
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Final
+
+from cdb_cli.engine.records import Mode
+
+__all__ = [
+    "START_ACTION",
+    "STOP_ACTION",
+    "RunSummary",
+    "actor",
+    "freeze_startup_heap",
+    "new_run_id",
+]
+
+START_ACTION: Final = "run_start"
+STOP_ACTION: Final = "run_stop"
+
+
+@dataclass
+class RunSummary:
+    """What one run did (returned by :meth:`TradingLoop.run`, also the stop audit)."""
+
+    run_id: str
+    market_events: int = 0
+    bars: int = 0
+    signals: int = 0
+    orders: int = 0
+    fills: int = 0
+    restored_fills: int = 0
+    restored_orders: int = 0
+    strategy: list[str] = field(default_factory=list)
+    """Per symbol, the strategy's part of the funnel (bars, evaluated, each condition's passes,
+    signals), for the stop line."""
+
+
+def actor() -> str:
+    """Who runs cdb here (``user@host``), for the audit records."""
+    try:
+        return f"{getpass.getuser()}@{socket.gethostname()}"[:64]
+    except (KeyError, OSError):  # no passwd entry in a container
+        return f"cdb@{socket.gethostname()}"[:64]
+
+
+def new_run_id(mode: Mode = Mode.PAPER) -> str:
+    """A fresh run id, ``p`` (paper) or ``l`` (live) + 11 hex digits; event and client order ids
+    start with it."""
+    return ("l" if mode is Mode.LIVE else "p") + uuid.uuid4().hex[:11]
+
+
+def freeze_startup_heap() -> None:
+    """Take what start-up built (modules, schemas, settings, the restored ledger, the warmed
+    indicators, the connections) out of the collector's sight (``gc.freeze``): a full collection
+    then walks only what the run allocated since. Measured on the 2-vCPU host: a full pass over
+    the 137,000 objects the imports alone leave takes 33-46 ms (60-200 ms in a component process
+    at its stop), 0 ms once frozen. Frozen objects are still freed by reference counting; the
+    caller unfreezes them (``gc.unfreeze``) when its run ends."""
+    gc.collect()
+    gc.freeze()
