@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.backup import BackupFile as BackupFile
     from cdb_cli.adapters.backup import Manifest as Manifest
     from cdb_cli.adapters.backup import VerifyReport as VerifyReport
-    from cdb_cli.adapters.backup.schedule import CronJob as CronJob
+    from cdb_cli.adapters.backup.schedule import CronJob
     from cdb_cli.settings import Settings
 
 __all__ = [
