@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,8 +11,7 @@ from cdb_cli.context import AppContext, app_context
 from cdb_cli.options import JsonOpt
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.backup import BackupFile, Manifest, VerifyReport
-    from cdb_cli.adapters.backup.schedule import CronJob
+    from cdb_cli.kernel.backups import BackupFile, Manifest, VerifyReport
 
 app = typer.Typer(
     help="Back up, verify, restore and prune the store.",
@@ -75,10 +73,10 @@ def create(
     """
     context = app_context(ctx)
     settings = context.settings()
-    from cdb_cli.adapters.backup import create_backup, read_manifest
+    from cdb_cli.kernel import backups
 
-    path = create_backup(settings.database_url, settings.backup_dir, pg_bin_dir=settings.pg_bin_dir)
-    manifest = read_manifest(path)
+    path = backups.create_backup(settings)
+    manifest = backups.read_manifest(path)
     document = _summary(path, manifest)
     as_json = _wants_json(context, json_output)
     terminal = context.terminal
@@ -106,16 +104,10 @@ def create(
 def _verify(
     context: AppContext, path: Path, scratch_server: str | None = None, *, as_json: bool = False
 ) -> VerifyReport:
-    from cdb_cli.adapters.backup import verify_backup
     from cdb_cli.engine.errors import CheckFailed
+    from cdb_cli.kernel.backups import verify_backup
 
-    settings = context.settings()
-    report = verify_backup(
-        path,
-        record_folder=settings.backup_dir if settings.backup_dir.is_dir() else None,
-        postgres_url=scratch_server or settings.database_url,
-        pg_bin_dir=settings.pg_bin_dir,
-    )
+    report = verify_backup(context.settings(), path, scratch_server)
     if as_json:
         document = _summary(path, report.manifest)
         context.terminal.json({**document, "ok": report.ok, "problems": report.problems})
@@ -135,11 +127,10 @@ def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
     """
     context = app_context(ctx)
     settings = context.settings()
-    from cdb_cli.adapters.backup import list_backups, read_verify_records
+    from cdb_cli.kernel.backups import last_verified, list_backups
 
-    backups = list_backups(settings.backup_dir)
-    verified = read_verify_records(settings.backup_dir).get("last_ok")
-    rows = [_list_row(backup, verified.backup if verified else None) for backup in backups]
+    verified = last_verified(settings)
+    rows = [_list_row(backup, verified) for backup in list_backups(settings)]
     if _wants_json(context, json_output):
         context.terminal.json({"folder": str(settings.backup_dir), "backups": rows})
         return
@@ -204,10 +195,9 @@ def verify(
     table. Exit 0 when equal, 4 when damaged or different. Recorded for cdb systemcheck.
     """
     context = app_context(ctx)
-    settings = context.settings()
-    from cdb_cli.adapters.backup import resolve_backup
+    from cdb_cli.kernel.backups import resolve_backup
 
-    path = resolve_backup(backup, settings.backup_dir)
+    path = resolve_backup(context.settings(), backup)
     as_json = _wants_json(context, json_output)
     report = _verify(context, path, scratch_server, as_json=as_json)
     if not as_json:
@@ -239,17 +229,17 @@ def restore(
     """
     context = app_context(ctx)
     settings = context.settings()
-    from cdb_cli.adapters.backup import engine_of, read_manifest, resolve_backup, restore_backup
-    from cdb_cli.adapters.sql.database import describe_url, parse_url
+    from cdb_cli.kernel import backups
 
-    path = resolve_backup(backup, settings.backup_dir)
-    manifest = read_manifest(path)
-    if engine_of(to) != manifest.engine:
+    path = backups.resolve_backup(settings, backup)
+    manifest = backups.read_manifest(path)
+    try:
+        where = backups.restore_target(manifest, to)
+    except ValueError:
         raise typer.BadParameter(
             f"{path.name} is a {manifest.engine} backup; --to must be a {manifest.engine} URL",
             param_hint="--to",
-        )
-    where = describe_url(parse_url(to))
+        ) from None
     question = (
         f"Restore {path.name} ({manifest.total_rows} rows, taken "
         f"{manifest.created_at:%Y-%m-%d %H:%M} UTC) into {where}"
@@ -258,11 +248,11 @@ def restore(
     if not yes and not typer.confirm(question, err=True):
         context.terminal.err.print("Nothing restored", markup=False)
         raise typer.Exit(1)
-    restore_backup(path, to, force=force, pg_bin_dir=settings.pg_bin_dir)
+    backups.restore_backup(settings, path, to, force=force)
     context.terminal.out.print(
         f"Restored {path.name} into {where}: {manifest.total_rows} rows, checked", markup=False
     )
-    from cdb_cli.adapters.sql.migrations import schema_status
+    from cdb_cli.kernel.database import schema_status
 
     status = schema_status(to)
     if not status.up_to_date and status.pending:
@@ -280,12 +270,11 @@ def restore(
 def _prune(context: AppContext, keep_days: int, *, dry_run: bool) -> list[Path]:
     from datetime import UTC, datetime
 
-    from cdb_cli.adapters.backup import prune
+    from cdb_cli.kernel.backups import prune_backups
 
-    result = prune(
-        context.settings().backup_dir, keep_days=keep_days, now=datetime.now(UTC), dry_run=dry_run
+    return prune_backups(
+        context.settings(), keep_days=keep_days, now=datetime.now(UTC), dry_run=dry_run
     )
-    return result.removed
 
 
 @app.command("prune")
@@ -343,12 +332,12 @@ def schedule(
     """
     context = app_context(ctx)
     settings = context.settings()
-    job = _cron_job(context, at)
-    from cdb_cli.adapters.backup.schedule import install as install_job
+    from cdb_cli.kernel.backups import cron_job, install_cron_job
 
+    job = cron_job(settings, at=at, env_file=context.env_file)
     context.terminal.out.print(job.line, markup=False, soft_wrap=True)
     if install:
-        changed = install_job(job)
+        changed = install_cron_job(job)
         message = "Installed in your crontab" if changed else "Already in your crontab"
         context.terminal.err.print(message, markup=False)
     else:
@@ -357,40 +346,3 @@ def schedule(
             f"Log: {settings.backup_dir / 'cdb-backup.log'}",
             markup=False,
         )
-
-
-def _cron_job(context: AppContext, at: str) -> CronJob:
-    from dotenv import dotenv_values
-
-    from cdb_cli.adapters.backup.files import ensure_folder
-    from cdb_cli.adapters.backup.schedule import cron_job, shell_only_variables
-    from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.settings import env_name
-
-    settings = context.settings()
-    if context.env_file is None:
-        raise ConfigurationError(
-            "cron needs the settings in a file: create .env (chmod 600) or pass --env-file"
-        )
-    env_file = context.env_file.absolute()
-    known = {env_name(name) for name in type(settings).model_fields}
-    missing = shell_only_variables(os.environ, set(dotenv_values(env_file)), known)
-    if missing:
-        raise ConfigurationError(
-            f"{', '.join(missing)} set in this shell but not in {env_file}; cron will not see "
-            "them: move them into the env file",
-        )
-    tool_dirs = []
-    if settings.database_url.startswith("postgres") and settings.pg_bin_dir is None:
-        from cdb_cli.adapters.backup.postgres import find_tool
-
-        tool_dirs.append(find_tool("pg_dump", settings.pg_bin_dir).path.parent)
-    ensure_folder(settings.backup_dir)
-    return cron_job(
-        at=at,
-        env_file=env_file,
-        log_file=settings.backup_dir / "cdb-backup.log",
-        working_dir=Path.cwd(),
-        environment=os.environ,
-        tool_dirs=tool_dirs,
-    )

@@ -21,7 +21,10 @@ from cdb_cli.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from cdb_cli.output import Terminal
+    from cdb_cli.services.download import Downloaded
 
 app = typer.Typer(
     help="Market data: download MEXC klines for replay.",
@@ -107,19 +110,11 @@ def download(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
 
-    from cdb_cli.adapters.mexc.coverage import expected_candles
-    from cdb_cli.adapters.mexc.download import (
-        DownloadResult,
-        download_klines,
-        download_to_store,
-    )
-    from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
-    from cdb_cli.kernel import mexc_http_client, open_store
-    from cdb_cli.urls import redact_url
+    from cdb_cli.services.download import DownloadRequest, KlineDownload, kline_interval
 
     context = app_context(ctx)
     try:
-        found = lookup_interval(interval)
+        interval = kline_interval(interval)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--interval") from None
     start_ms, end_ms = _window(
@@ -127,10 +122,9 @@ def download(
     )
     settings = context.settings()
     symbols = symbols_of(names, symbol) or list(settings.symbols)
-    store = open_store(settings, create_if_new=True) if to_store else None
+    request = DownloadRequest(symbols, interval, start_ms, end_ms, out, to_store=to_store)
 
-    async def run() -> list[DownloadResult]:
-        results = []
+    async def run(job: KlineDownload) -> list[Downloaded]:
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -138,49 +132,25 @@ def download(
             console=context.terminal.err,
             transient=False,
         ) as bar:
-            async with mexc_http_client(settings) as client:
-                for name in symbols:
-                    task = bar.add_task(name, total=None)
-                    path = out / f"{name}-{found.name}.json"
 
-                    def report(done: int, total: int, task: TaskID = task) -> None:
-                        bar.update(task, completed=done, total=total)
+            def started(name: str) -> Callable[[int, int], None]:
+                task = bar.add_task(name, total=None)
 
-                    if store is not None:
-                        result = await download_to_store(
-                            client, store, name, found.name, start_ms, end_ms, progress=report
-                        )
-                    else:
-                        result = await download_klines(
-                            client, name, found.name, start_ms, end_ms, path, progress=report
-                        )
-                    results.append(result)
-        return results
+                def report(done: int, total: int, task: TaskID = task) -> None:
+                    bar.update(task, completed=done, total=total)
 
-    now_ms = int(datetime.now(UTC).timestamp() * 1000)
-    expected = expected_candles(found.name, start_ms, end_ms, now_ms)
-    try:
-        results = run_async(run())
-    finally:
-        if store is not None:
-            store.close()
-    where = redact_url(settings.database_url) if store is not None else None
-    document = [
-        {
-            "path": where or str(r.path),
-            "rows": r.rows,
-            "new_rows": r.new_rows,
-            "resumed": r.resumed_from_ms is not None,
-            "expected_rows": expected,
-            "missing_rows": max(0, expected - r.rows),
-        }
-        for r in results
-    ]
+                return report
+
+            return await job.run(started)
+
+    with KlineDownload(settings, request) as job:
+        results = run_async(run(job))
+    document = [result.as_json() for result in results]
     if context.json:
         context.terminal.json(document)
     else:
         _render(context.terminal, document)
-    _check_complete(context.terminal, symbols, document, found.name, allow_partial=allow_partial)
+    _check_complete(context.terminal, results, interval, allow_partial=allow_partial)
 
 
 def _render(terminal: Terminal, document: list[dict[str, Any]]) -> None:
@@ -193,23 +163,14 @@ def _render(terminal: Terminal, document: list[dict[str, Any]]) -> None:
 
 
 def _check_complete(
-    terminal: Terminal,
-    symbols: list[str],
-    document: list[dict[str, Any]],
-    interval: str,
-    *,
-    allow_partial: bool,
+    terminal: Terminal, results: list[Downloaded], interval: str, *, allow_partial: bool
 ) -> None:
     """Exit 4 (CheckFailed) when a symbol came back short, naming how much is missing; with
     --allow-partial a warning instead."""
     from cdb_cli.engine.errors import CheckFailed
+    from cdb_cli.services.download import shortfalls
 
-    short = [
-        f"{name}: {item['missing_rows']} of {item['expected_rows']} closed {interval} candles "
-        f"missing (got {item['rows']})"
-        for name, item in zip(symbols, document, strict=True)
-        if item["missing_rows"]
-    ]
+    short = shortfalls(results, interval)
     if not short:
         return
     if allow_partial:

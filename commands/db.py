@@ -22,7 +22,7 @@ def status(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
     """
     context = app_context(ctx)
     url = context.settings().database_url
-    from cdb_cli.adapters.sql.migrations import schema_status
+    from cdb_cli.kernel.database import schema_status
     from cdb_cli.urls import redact_url
 
     result = schema_status(url)
@@ -60,21 +60,15 @@ def upgrade(
     """
     context = app_context(ctx)
     url = context.settings().database_url
-    from alembic.util.exc import CommandError
-
-    from cdb_cli.adapters.sql.migrations import schema_status
-    from cdb_cli.adapters.sql.migrations import upgrade as run_upgrade
+    from cdb_cli.kernel.database import UnknownRevision, upgrade_schema
     from cdb_cli.urls import redact_url
 
-    before = schema_status(url).current
     try:
-        run_upgrade(url, revision)
-    except CommandError:  # alembic resolves the revision before it migrates anything
+        before, after = upgrade_schema(url, revision)
+    except UnknownRevision as e:  # nothing was migrated
         raise typer.BadParameter(
-            f"{revision!r} is not a revision of cdb's schema (cdb db status shows its head)",
-            param_hint="REVISION",
+            f"{e} (cdb db status shows its head)", param_hint="REVISION"
         ) from None
-    after = schema_status(url).current
     context.terminal.err.print(
         f"Upgraded {redact_url(url)}: {before or '(empty)'} -> {after}", markup=False
     )

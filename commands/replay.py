@@ -91,8 +91,14 @@ def replay(
     (timestamp, open, high, low, close, volume; or timestamp, price, amount); .gz is read too.
     """
     context = app_context(ctx)
-    from cdb_cli.adapters.marketdata_files import UnknownDataFormat, guess_symbol
-    from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
+    from cdb_cli.services.replay import (
+        ReplayRequest,
+        UnknownReplayFormat,
+        persist_replay,
+        plot_replay,
+        replay_symbol,
+        run_replay,
+    )
     from cdb_cli.settings import load_settings
     from cdb_cli.settings_io import parse_overrides
 
@@ -100,7 +106,7 @@ def replay(
         settings = load_settings(context.env_file, parse_overrides(overrides or []))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--set") from None
-    chosen = symbol or guess_symbol(data)
+    chosen = replay_symbol(data, symbol)
     if not chosen:
         raise typer.BadParameter(f"cannot tell the symbol from {data.name}", param_hint="--symbol")
     try:
@@ -111,7 +117,7 @@ def replay(
         raise typer.BadParameter("must be above 0", param_hint="--cash")
     request = ReplayRequest(
         data=data,
-        symbol=chosen.upper(),
+        symbol=chosen,
         since_ms=_ms(parse_when(pick(since, since_alias, "--since", "--from"), "--since")),
         until_ms=_ms(parse_when(pick(until, until_alias, "--until", "--to"), "--until")),
         starting_cash=starting_cash,
@@ -122,14 +128,10 @@ def replay(
     )
     try:
         result = _run_with_progress(context.terminal, request, settings, run_replay)
-    except UnknownDataFormat as e:
+    except UnknownReplayFormat as e:
         raise typer.BadParameter(e.message, param_hint="DATA") from None
     if plot is not None:
-        from cdb_cli.adapters.plot import plot_equity
-
-        plot_equity(
-            result.pipeline.equity_curve, plot, title=f"{request.symbol} replay {result.run_id}"
-        )
+        plot_replay(request, result, plot)
         context.terminal.err.print(f"Wrote {plot}", markup=False)
     if persist:
         written = persist_replay(settings, result)

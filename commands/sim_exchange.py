@@ -11,7 +11,7 @@ from cdb_cli.context import app_context, run_async
 from cdb_cli.options import SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
-    from cdb_cli.adapters.mexc.sim.server import SimServer
+    from cdb_cli.kernel.simulator import SimulatorReady
 
 __all__ = ["sim_exchange"]
 
@@ -143,10 +143,7 @@ def sim_exchange(
     """
     from decimal import Decimal, InvalidOperation
 
-    from cdb_cli.adapters.mexc.signing import mask_key
-    from cdb_cli.adapters.mexc.sim.exchange import SimConfig
-    from cdb_cli.adapters.mexc.sim.run import serve
-    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.kernel.simulator import serve_simulator, simulator_config
 
     context = app_context(ctx)
     symbols = tuple(symbols_of(symbol) or context.settings().symbols)
@@ -154,20 +151,19 @@ def sim_exchange(
         balances = {a: Decimal(v) for a, v in _parse_balances(balance or ["USDT=10000"]).items()}
     except InvalidOperation:
         raise typer.BadParameter("amount is not a number", param_hint="--balance") from None
-    if bool(api_key) != bool(api_secret):
-        raise ConfigurationError("Give both --api-key and --api-secret (or neither)")
-    config = SimConfig(
+    config = simulator_config(
         symbols=symbols,
-        accounts={api_key: api_secret} if api_key and api_secret else {},
         balances=balances,
+        api_key=api_key,
+        api_secret=api_secret,
         seed=seed,
         replay=replay,
-        history_minutes=int(history_days * 1440),
-        tick_interval=tick_interval or None,
+        history_days=history_days,
+        tick_interval=tick_interval,
         lockstep=lockstep,
+        level_quote=level_quote,
+        mx_deduct_price=mx_deduct_price,
         rate_limit=rate_limit,
-        level_quote=Decimal(repr(level_quote)),
-        mx_deduct_price=Decimal(repr(mx_deduct_price)) if mx_deduct_price > 0 else None,
     )
     faults: dict[str, object] = {
         "http_5xx": fail_5xx,
@@ -182,17 +178,16 @@ def sim_exchange(
     }
     err = context.terminal.err
 
-    def ready(server: SimServer) -> None:
+    def ready(server: SimulatorReady) -> None:
         typer.echo(f"CDB_MEXC_REST_URL={server.rest_url}")
         typer.echo(f"CDB_MEXC_WS_URL={server.ws_url}")
-        account = mask_key(api_key) if api_key else "none (public endpoints only)"
         err.print(
-            f"MEXC simulator: {', '.join(symbols)}; account {account}; Ctrl-C stops it",
+            f"MEXC simulator: {', '.join(symbols)}; account {server.account}; Ctrl-C stops it",
             markup=False,
         )
 
     run_async(
-        serve(
+        serve_simulator(
             config,
             host=host,
             port=port,

@@ -83,3 +83,56 @@ def test_runtime_reaches_adapters_only_through_the_kernel(statement: str) -> Non
 def test_the_runtime_may_use_its_own_libraries() -> None:
     source = '"""x."""\n\nfrom __future__ import annotations\n\nimport apscheduler\nimport rich\n'
     assert "TID25" not in _ruff("cdb_cli/runtime/example.py", source)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "from cdb_cli.adapters.backup import create_backup",
+        "import cdb_cli.adapters.sql.migrations",
+        "from cdb_cli.adapters import plot",
+    ],
+)
+def test_commands_reach_adapters_only_through_a_door(statement: str) -> None:
+    """commands/ruff.toml: at module level, inside a function, and under TYPE_CHECKING alike."""
+    top = f'"""x."""\n\nfrom __future__ import annotations\n\n{statement}\n'
+    inside = (
+        f'"""x."""\n\nfrom __future__ import annotations\n\n\ndef f() -> None:\n    {statement}\n'
+    )
+    typing_only = (
+        '"""x."""\n\nfrom __future__ import annotations\n\nfrom typing import TYPE_CHECKING\n\n'
+        f"if TYPE_CHECKING:\n    {statement}\n"
+    )
+    for source in (top, inside, typing_only):
+        assert "TID251" in _ruff("commands/example.py", source)
+    assert "TID251" not in _ruff("cdb_cli/kernel/example.py", inside)
+    assert "TID251" not in _ruff("cdb_cli/services/example.py", inside)
+
+
+def test_commands_still_keep_heavy_imports_and_the_kernel_inside_functions() -> None:
+    """The door's own ruff.toml keeps pyproject's TID253 for commands/ (``cdb --help`` fast)."""
+    source = '"""x."""\n\nfrom __future__ import annotations\n\nfrom cdb_cli import kernel\n'
+    assert "TID253" in _ruff("commands/example.py", source)
+    assert "TID251" not in _ruff("commands/example.py", source)
+
+
+def test_no_command_imports_an_adapter() -> None:
+    ruff = shutil.which("ruff", path=str(Path(sys.executable).parent)) or shutil.which("ruff")
+    assert ruff is not None
+    done = subprocess.run(
+        [
+            ruff,
+            "check",
+            "--no-cache",
+            "--output-format",
+            "concise",
+            "--select",
+            "TID251",
+            "commands",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli import __version__
+from cdb_cli.engine.errors import CdbError
 
 if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline
@@ -22,7 +23,29 @@ if TYPE_CHECKING:
     from cdb_cli.engine.replay import BarSeries, TradeSeries
     from cdb_cli.settings import Settings
 
-__all__ = ["ReplayRequest", "ReplayResult", "load_replay_data", "run_replay"]
+__all__ = [
+    "ReplayRequest",
+    "ReplayResult",
+    "UnknownReplayFormat",
+    "load_replay_data",
+    "plot_replay",
+    "replay_symbol",
+    "run_replay",
+]
+
+
+class UnknownReplayFormat(CdbError):
+    """The data file is none of the formats replay reads; the message lists them (a usage
+    error: the command names its DATA argument)."""
+
+
+def replay_symbol(data: Path, symbol: str | None = None) -> str | None:
+    """The symbol to replay ``data`` as: ``symbol`` if given, else told by the file's name
+    (``BTCUSDT-1m.json.gz`` → ``BTCUSDT``), upper case; None when the name does not tell."""
+    from cdb_cli.adapters.marketdata_files import guess_symbol
+
+    chosen = symbol or guess_symbol(data)
+    return chosen.upper() if chosen else None
 
 
 @dataclass(frozen=True)
@@ -55,16 +78,19 @@ class ReplayResult:
 
 
 def load_replay_data(request: ReplayRequest) -> BarSeries | TradeSeries:
-    """Load and validate the data file (``UnknownDataFormat``, ``BadDataFile`` on bad input)."""
-    from cdb_cli.adapters.marketdata_files import load_market_data
+    """Load and validate the data file (``UnknownReplayFormat``, ``BadDataFile`` on bad input)."""
+    from cdb_cli.adapters.marketdata_files import UnknownDataFormat, load_market_data
 
-    return load_market_data(
-        request.data,
-        symbol=request.symbol,
-        skip_bad_rows=request.skip_bad_rows,
-        since_ms=request.since_ms,
-        until_ms=request.until_ms,
-    )
+    try:
+        return load_market_data(
+            request.data,
+            symbol=request.symbol,
+            skip_bad_rows=request.skip_bad_rows,
+            since_ms=request.since_ms,
+            until_ms=request.until_ms,
+        )
+    except UnknownDataFormat as e:
+        raise UnknownReplayFormat(e.message, details=e.details) from None
 
 
 def _run_id(data_sha256: str, settings_sha: str, request: ReplayRequest) -> str:
@@ -233,3 +259,13 @@ def _trades(series: TradeSeries, tick: type[Any]) -> list[Any]:
             zip(series.ts, series.price, series.quantity, series.buyer, strict=True)
         )
     ]
+
+
+def plot_replay(request: ReplayRequest, result: ReplayResult, path: Path) -> None:
+    """Draw the run's equity curve and drawdown into the PNG at ``path`` (``--plot``; the run
+    must have kept its curve, ``request.record_curve``). Needs the ``plot`` extra (matplotlib)."""
+    from cdb_cli.adapters.plot import plot_equity
+
+    plot_equity(
+        result.pipeline.equity_curve, path, title=f"{request.symbol} replay {result.run_id}"
+    )
