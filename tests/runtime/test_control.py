@@ -1,5 +1,5 @@
-"""The operator's halts and resets in the trading loop (runtime/control.py): picked up from the store at a flush,
-taken at once in process (SIGUSR1), kept over a restart, ended by a reset."""
+"""The operator's halts and resets in the trading loop (runtime/control.py): picked up from the
+store at a flush, taken at once in process (SIGUSR1), kept over a restart, ended by a reset."""
 
 from __future__ import annotations
 

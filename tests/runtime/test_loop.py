@@ -1,6 +1,6 @@
-"""The trading loop (with the paper venue) on a real SQLite store and the in-process bus, fed by a queue the test fills:
-it warms up, trades, writes everything, stops cleanly, and a restart resumes the same ledger;
-the operator's halts are in test_control.py."""
+"""The trading loop (paper venue) on a real SQLite store and the in-process bus, fed by a queue
+the test fills: it warms up, trades, writes everything, stops cleanly, and a restart resumes the
+same ledger; the operator's halts are in test_control.py."""
 
 from __future__ import annotations
 
