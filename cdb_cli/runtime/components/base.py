@@ -262,11 +262,7 @@ class Component:
                 subscription = await self.bus.subscribe(topic, self.name, consumer)
                 handle = self.on_arrival if topic in self.handled_on_arrival else None
                 self.inboxes[topic] = Inbox(
-                    subscription,
-                    self.wake,
-                    self.paced.get(topic, 0.0),
-                    handle,
-                    clock=self.clock,
+                    subscription, self.wake, self.paced.get(topic, 0.0), handle
                 )
         except Exception as e:
             await self._alert_failure(e, "could not start")

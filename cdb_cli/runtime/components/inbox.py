@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
@@ -24,7 +25,6 @@ from cdb_cli.engine.errors import CdbError
 from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
-    from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.ports.bus import Delivery, Subscription
 
 __all__ = ["READ_AGAIN_S", "READ_COUNT", "Inbox"]
@@ -54,11 +54,8 @@ class Inbox:
         wake: asyncio.Event,
         pace_s: float = 0.0,
         handle: Callable[[], Awaitable[None]] | None = None,
-        *,
-        clock: Clock,
     ) -> None:
         self.subscription = subscription
-        self._clock = clock
         self.pace_s = pace_s
         self.handle = handle
         self.queue: deque[Delivery] = deque()
@@ -128,7 +125,7 @@ class Inbox:
 
     def _queue(self, deliveries: list[Delivery]) -> list[Delivery]:
         """Queue what is new; return the duplicates (to acknowledge at once)."""
-        now = self._clock.timestamp_ns()
+        now = time.time_ns()
         duplicates = []
         for delivery in deliveries:
             event_id = delivery.event.event_id

@@ -15,7 +15,6 @@ from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.engine.records import OrderRecord
 from cdb_cli.engine.remote import report_fill
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.settings import Settings
@@ -76,7 +75,7 @@ def test_held_fills_count_as_unstored_while_a_check_is_under_way(tmp_path: Path)
 
     async def scenario() -> None:
         acks = Acks()
-        inbox = Inbox(acks, asyncio.Event(), clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(acks, asyncio.Event())  # type: ignore[arg-type]
         held = StoredFills("test", {Topic.EXECUTION_EVENTS: inbox}, store, call)
         deliveries = [Delivery(Topic.EXECUTION_EVENTS, f"{n}-0", report(n)) for n in (1, 2)]
         for delivery in deliveries:

@@ -12,7 +12,6 @@ from market_testkit import eventually, tick
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery, Subscription
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components.inbox import READ_AGAIN_S, READ_COUNT, Inbox
 
 
@@ -42,7 +41,7 @@ def test_an_inbox_reads_again_once_its_batch_is_taken_or_after_a_while() -> None
         bus = InMemoryBus()
         subscription = CountedFetches(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
         wake = asyncio.Event()
-        inbox = Inbox(subscription, wake, clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(subscription, wake)  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
         # the first round reclaims, then a fetch waits
@@ -86,7 +85,7 @@ def test_an_inbox_does_not_queue_again_what_it_still_holds() -> None:
     async def scenario() -> None:
         bus = InMemoryBus()
         subscription = RedeliversOnce(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
-        inbox = Inbox(subscription, asyncio.Event(), clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
         await bus.publish(Topic.MARKET_DATA, tick(1))
@@ -104,7 +103,7 @@ def test_a_paced_inbox_lets_the_stream_fill_unless_it_is_behind() -> None:
         bus = InMemoryBus()
         subscription = CountedFetches(await bus.subscribe(Topic.MARKET_DATA, "g", "c"))
         wake = asyncio.Event()
-        inbox = Inbox(subscription, wake, pace_s=0.3, clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(subscription, wake, pace_s=0.3)  # type: ignore[arg-type]
 
         async def queued(count: int) -> None:
             while len(inbox.queue) < count:
@@ -166,7 +165,7 @@ def test_an_inbox_acknowledges_a_copy_of_a_held_event_under_another_message_id()
 
     async def scenario() -> None:
         subscription = Batches([[first, copy], [first]])  # then the held entry read again
-        inbox = Inbox(subscription, asyncio.Event(), clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(subscription, asyncio.Event())  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
         await eventually(lambda: not subscription.batches, what="both batches read")
@@ -197,7 +196,7 @@ def test_an_inbox_with_a_handler_hands_it_what_came_without_waking_the_step() ->
                 inbox.done(delivery)
 
         subscription = Batches([deliveries[:1], deliveries[1:]])
-        inbox = Inbox(subscription, wake, handle=handle, clock=LiveClock())  # type: ignore[arg-type]
+        inbox = Inbox(subscription, wake, handle=handle)  # type: ignore[arg-type]
         stop = asyncio.Event()
         pump = asyncio.create_task(inbox.run(stop))
         await eventually(lambda: len(handled) == 2, what="both batches handled")

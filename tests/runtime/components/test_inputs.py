@@ -11,7 +11,6 @@ from market_testkit import trade
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import Topic
 from cdb_cli.engine.ports.bus import Delivery
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.components import inputs
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.components.inputs import BarInputs
@@ -25,9 +24,7 @@ def deliveries(count: int) -> tuple[Inbox, list[Delivery]]:
         subscription = await bus.subscribe(Topic.MARKET_DATA, "risk", "r")
         for n in range(count):
             await bus.publish(Topic.MARKET_DATA, trade(n + 1, "100"))
-        return Inbox(subscription, asyncio.Event(), clock=LiveClock()), await subscription.fetch(
-            count, 1.0
-        )
+        return Inbox(subscription, asyncio.Event()), await subscription.fetch(count, 1.0)
 
     return asyncio.run(fetch())
 
