@@ -13,6 +13,7 @@ from typing import Any
 
 from market_testkit import eventually
 
+from cdb_cli.adapters.clock import LiveClock
 from cdb_cli.adapters.mexc.execution import MexcExecutionClient
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.signing import Credentials
@@ -23,7 +24,6 @@ from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import OrderRecord
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.live import LiveVenue
 from cdb_cli.runtime.loop import TradingLoop
 from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY

@@ -149,11 +149,11 @@ class SimSession:
 async def simulator_session(settings: Settings, *, seed: int = 3) -> AsyncIterator[SimSession]:
     """Start the simulator (prices move only when the test steps them) and the loop against it;
     on the way out stop the loop, keep its summary and close the store."""
+    from cdb_cli.adapters.clock import LiveClock
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
     from cdb_cli.adapters.mexc.sim.server import SimServer
     from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
-    from cdb_cli.runtime.clock import LiveClock
 
     config = SimConfig(symbols=(SYMBOL,), seed=seed, tick_interval=None, history_minutes=60)
     async with SimServer(SimExchange(config)) as server, MexcHttpClient(server.rest_url) as http:

@@ -222,3 +222,21 @@ def test_live_picks_the_live_venue_with_the_entry_settings() -> None:
     assert pipeline.execution.id_prefix == "l0123456789a"
     assert pipeline.execution._entry == "LIMIT"
     assert pipeline.execution._limit_timeout_ns == 5_000_000_000
+
+
+def test_the_kernel_picks_each_modes_clock() -> None:
+    import time
+
+    from cdb_cli.adapters.clock import LiveClock
+    from cdb_cli.engine.clock import TestClock
+    from cdb_cli.engine.records import Mode
+    from cdb_cli.kernel import clock_for
+
+    replay = clock_for(Mode.REPLAY, start_ns=42)
+    assert isinstance(replay, TestClock)
+    assert replay.timestamp_ns() == 42  # moved by the data only
+    for mode in (Mode.PAPER, Mode.LIVE):
+        clock = clock_for(mode)
+        assert isinstance(clock, LiveClock)
+        before = time.time_ns()
+        assert before <= clock.timestamp_ns() <= time.time_ns()

@@ -8,7 +8,7 @@ functions, so importing the kernel costs nothing until a port is opened.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, overload
 from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from cdb_cli.adapters.mexc.execution import MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient
-    from cdb_cli.engine.clock import Clock
+    from cdb_cli.engine.clock import Clock, TestClock
     from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
     from cdb_cli.engine.execution import SimulatedExecution
     from cdb_cli.engine.instruments import Instrument
@@ -35,6 +35,7 @@ __all__ = [
     "build_pipeline",
     "build_risk_pipeline",
     "cdb_executable",
+    "clock_for",
     "instrument_for",
     "mexc_execution_client",
     "mexc_http_client",
@@ -44,6 +45,28 @@ __all__ = [
     "risk_limits",
     "signal_config",
 ]
+
+
+@overload
+def clock_for(mode: Literal[Mode.REPLAY], *, start_ns: int = 0) -> TestClock: ...
+
+
+@overload
+def clock_for(mode: Mode, *, start_ns: int = 0) -> Clock: ...
+
+
+def clock_for(mode: Mode, *, start_ns: int = 0) -> Clock:
+    """The clock of ``mode``: a replay's is simulated (its data moves it on, from ``start_ns``);
+    paper and live runs read the wall."""
+    from cdb_cli.engine.records import Mode
+
+    if mode is Mode.REPLAY:
+        from cdb_cli.engine.clock import TestClock
+
+        return TestClock(start_ns)
+    from cdb_cli.adapters.clock import LiveClock
+
+    return LiveClock()
 
 
 def open_store(settings: Settings, *, create_if_new: bool = False) -> Store:

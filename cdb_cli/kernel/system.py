@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.execution import MexcExecutionClient as MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient as MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient
+    from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import MessageBus
     from cdb_cli.engine.ports.market import WarmUp
@@ -58,6 +59,8 @@ class Kernel:
     ws_url: str
     metrics: Metrics
     alert: Alert | None
+    clock: Clock
+    """The run's clock (the wall's, for paper and live: ``clock_for``)."""
     instruments: dict[str, Instrument] = field(default_factory=dict)
     """The venue's instruments of the symbols, once the runtime has loaded them."""
 
@@ -131,7 +134,7 @@ async def open_kernel(
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel import mexc_http_client, open_bus, open_store
+    from cdb_cli.kernel import clock_for, mexc_http_client, open_bus, open_store
 
     store = await asyncio.to_thread(open_store, settings, create_if_new=create_store)
     try:
@@ -152,6 +155,7 @@ async def open_kernel(
                 ws_url=ws_url,
                 metrics=Metrics(run_id=run_id, mode=mode, symbols=symbols),
                 alert=notifier.send_async if notifier is not None else None,
+                clock=clock_for(mode),
             )
     finally:
         await asyncio.to_thread(store.close)

@@ -113,7 +113,6 @@ async def _serve(
 ) -> RunSummary:
     from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
-    from cdb_cli.runtime.clock import LiveClock
     from cdb_cli.runtime.lifecycle import new_run_id
     from cdb_cli.runtime.loop import TradingLoop
 
@@ -137,7 +136,7 @@ async def _serve(
                     "store": kernel.store,
                     "bus": kernel.bus,
                     "feed": kernel.market_feed(),
-                    "clock": LiveClock(),
+                    "clock": kernel.clock,
                     "symbols": symbols,
                     "warm_up": kernel.kline_warm_up(),
                     "instruments": kernel.instruments,

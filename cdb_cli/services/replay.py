@@ -119,12 +119,11 @@ def run_replay(
 ) -> ReplayResult:
     """Replay ``request.data`` through the REPLAY pipeline and build the report."""
     from cdb_cli.adapters.marketdata_files import file_sha256
-    from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.engine.replay import BarSeries, replay_bars, replay_trades
     from cdb_cli.engine.report import build_report
-    from cdb_cli.kernel import build_pipeline
+    from cdb_cli.kernel import build_pipeline, clock_for
     from cdb_cli.settings_io import settings_hash
 
     series = load_replay_data(request)
@@ -133,7 +132,7 @@ def run_replay(
     data_sha = file_sha256(request.data)
     settings_sha = settings_hash(settings)
     run_id = _run_id(data_sha, settings_sha, request)
-    clock = TestClock()
+    clock = clock_for(Mode.REPLAY)
     recorder = MemoryRecorder()
     interval = series.interval_ns if isinstance(series, BarSeries) else request.interval_ns
     pipeline = build_pipeline(

@@ -125,6 +125,7 @@ async def run_component(
                 "latency_log": latency_log,
                 "metrics": kernel.metrics,
                 "alert": kernel.alert,
+                "clock": kernel.clock,
             }
             runner: Component = _build(settings, component, common, kernel)
             health = kernel.health_server(

@@ -22,8 +22,8 @@ from cdb_cli import __version__
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
-from cdb_cli.engine.records import AuditRecord
-from cdb_cli.runtime.clock import LiveClock
+from cdb_cli.engine.records import AuditRecord, Mode
+from cdb_cli.kernel import clock_for
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, actor, freeze_startup_heap
 from cdb_cli.runtime.outbox import BatchWriter
@@ -100,7 +100,7 @@ class Component:
         clock: Clock | None = None,
     ) -> None:
         self.settings = settings
-        self.clock: Clock = clock if clock is not None else LiveClock()
+        self.clock: Clock = clock if clock is not None else clock_for(Mode.PAPER)
         """The component's time: event times it stamps and its day (latency stamps stay wall
         measurements)."""
         self.store = store

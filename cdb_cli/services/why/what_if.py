@@ -59,13 +59,13 @@ def _series(store: Store, symbol: str, until: int | None, interval: int) -> Any:
 
 
 def _rerun(settings: Settings, series: Any, interval: int) -> list[tuple[Any, Any]]:
-    from cdb_cli.engine.clock import TestClock
+
     from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.engine.replay import replay_bars
-    from cdb_cli.kernel import build_pipeline
+    from cdb_cli.kernel import build_pipeline, clock_for
 
-    clock = TestClock()
+    clock = clock_for(Mode.REPLAY)
     recorder = MemoryRecorder()
     pipeline = build_pipeline(
         settings,

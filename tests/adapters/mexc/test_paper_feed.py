@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from market_testkit import eventually
 
+from cdb_cli.adapters.clock import LiveClock
 from cdb_cli.adapters.mexc.history import kline_warm_up
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
@@ -16,7 +17,6 @@ from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_to
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.events import QuoteTick, TradeTick
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.clock import LiveClock
 from cdb_cli.runtime.loop import TradingLoop
 from cdb_cli.runtime.paper import PaperVenue
 from cdb_cli.settings import Settings

@@ -1,4 +1,5 @@
-"""The wall clock: the live loop's implementation of the engine's ``Clock`` port."""
+"""The wall clock: the implementation of the engine's ``Clock`` port for paper and live runs
+(``cdb_cli.kernel.clock_for`` hands it out)."""
 
 from __future__ import annotations
 
