@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.market import WarmUp
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.records import Mode
+    from cdb_cli.runtime.venue import Venue
     from cdb_cli.settings import Settings
 
 __all__ = ["WARM_UP_BARS", "Feed", "Kernel", "open_kernel"]
@@ -82,6 +83,20 @@ class Kernel:
         from cdb_cli.kernel import mexc_execution_client
 
         return mexc_execution_client(self.http, self.ws_url, self.instruments)
+
+    def venue(self) -> Venue:
+        """The trading loop's venue for this run's mode: live orders through
+        :meth:`execution_client`, or the paper account whose fills the pipeline's simulated venue
+        makes."""
+        from cdb_cli.engine.records import Mode
+
+        if self.mode is Mode.LIVE:
+            from cdb_cli.runtime.live import LiveVenue
+
+            return LiveVenue(self.execution_client())
+        from cdb_cli.runtime.paper import PaperVenue
+
+        return PaperVenue()
 
     def health_server(self, readiness: ReadinessCheck, *, port: int | None = None) -> HealthServer:
         """``/health``, ``/ready`` and ``/metrics`` on ``CDB_HTTP_HOST`` and ``port`` (default

@@ -29,10 +29,9 @@ from cdb_cli.runtime.waits import wait_event
 if TYPE_CHECKING:
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel.system import Feed, Kernel, MexcHttpClient
+    from cdb_cli.kernel.system import Feed, MexcHttpClient
     from cdb_cli.runtime.lifecycle import RunSummary
     from cdb_cli.runtime.loop import TradingLoop
-    from cdb_cli.runtime.venue import Venue
     from cdb_cli.settings import Settings
 
 __all__ = ["Feed", "run_live", "run_paper"]
@@ -145,27 +144,13 @@ async def _serve(
                     "run_id": run_id,
                     "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
                 }
-                runtime = TradingLoop(settings, venue=_venue(kernel, mode), **options)
+                runtime = TradingLoop(settings, venue=kernel.venue(), **options)
                 screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
                 with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
                     summary = await runtime.run(stop)
                 if screen is not None:
                     await screen
                 return summary
-
-
-def _venue(kernel: Kernel, mode: Mode) -> Venue:
-    """The loop's venue for ``mode``, around what the kernel picked for it: the live venue sends
-    through the kernel's execution client; the paper venue's fills are the pipeline's own."""
-    from cdb_cli.engine.records import Mode
-
-    if mode is Mode.LIVE:
-        from cdb_cli.runtime.live import LiveVenue
-
-        return LiveVenue(kernel.execution_client())
-    from cdb_cli.runtime.paper import PaperVenue
-
-    return PaperVenue()
 
 
 @contextlib.contextmanager
