@@ -19,9 +19,8 @@ the next decision (rounded to 1e-8 of the quote currency).
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import Final
 
@@ -36,7 +35,7 @@ from cdb_cli.engine.events import (
 from cdb_cli.engine.execution import ExecutionResult
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
-from cdb_cli.engine.recorders import MemoryRecorder, NullRecorder, Recorder
+from cdb_cli.engine.recorders import MemoryRecorder, NullRecorder, PipelineStats, Recorder
 from cdb_cli.engine.records import EquitySnapshot, OrderRecord
 from cdb_cli.engine.risk import (
     CheckFields,
@@ -63,27 +62,6 @@ _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")
 OPERATOR: Final = "operator"
 """Source of an operator's flatten: its signals, decisions and approvals (not the risk rules')."""
-
-
-@dataclass
-class PipelineStats:
-    """Counters of one run, for the report and the metrics."""
-
-    bars: int = 0
-    signals: Counter[str] = field(default_factory=Counter)
-    verdicts: Counter[str] = field(default_factory=Counter)
-    failed_rules: Counter[str] = field(default_factory=Counter)
-    """Failing reason codes of the rejected decisions (a decision can fail several rules)."""
-    orders: int = 0
-    orders_rejected: int = 0
-    fills: int = 0
-    state_changes: list[tuple[int, str, str]] = field(default_factory=list)
-    """(ts, new trading state, why) in order."""
-    max_drawdown: float = 0.0
-    """Largest fall of equity from its running peak, as a fraction (float marks, every price)."""
-    mean_exposure: float = 0.0
-    """Mean of exposure / equity over the prices seen (0..1)."""
-    max_exposure: float = 0.0
 
 
 class _SymbolState:
