@@ -17,8 +17,8 @@ from typing import Any, Final
 
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.fees import fee_parts
-from cdb_cli.engine.pipeline import PipelineStats
 from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.recorders import PipelineStats
 from cdb_cli.engine.records import FillRecord
 
 __all__ = ["RoundTrip", "build_report", "iso_utc", "open_trip_fills", "round_trips"]

@@ -19,7 +19,8 @@ from typing import Final
 
 from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision, TradingSignal
-from cdb_cli.engine.pipeline import OPERATOR, TradingPipeline
+from cdb_cli.engine.operator import OPERATOR
+from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord

@@ -324,30 +324,6 @@ def test_bar_replay_fills_at_the_next_open_once_the_latency_has_passed() -> None
 # --- regressions found in review ------------------------------------------------------------------
 
 
-def test_a_reduction_resumed_on_restart_holds_for_the_rest_of_the_day() -> None:
-    pipeline, _, _ = build()
-    day = 20_000 * NS_PER_DAY
-    pipeline.portfolio.roll_day(day + 1)  # a restored ledger whose day is today
-    now = day + 10 * 3600 * SECOND_NS
-    pipeline.set_trading_state(TradingState.REDUCING, now, "resumed: daily drawdown")
-    pipeline.on_trade(SYMBOL, now + 1, 100.0, 1.0)  # the first trade after the restart
-    assert pipeline.trading_state is TradingState.REDUCING
-    assert pipeline.snapshots == []  # no closing snapshot for a day that has not ended
-
-
-def test_the_breaker_still_trips_while_reducing() -> None:
-    limits = RiskLimits(max_exposure_pct=D(100), daily_drawdown_pct=D(2), circuit_breaker_pct=D(10))
-    pipeline, _, _ = build(limits=limits, strategy=BuyOnce())
-    t = 0
-    for _ in range(2):  # the buy, then its fill at the next open
-        pipeline.on_bar(SYMBOL, t, t + MINUTE, 100.0, 100.0, 1000.0)
-        t += MINUTE
-    for price in (97, 95, 90, 85, 80, 75, 70, 60, 50):  # the same UTC day, falling
-        pipeline.on_trade(SYMBOL, t, float(price), 1.0)
-        t += SECOND_NS
-    assert [state for _, state, _ in pipeline.stats.state_changes] == ["reducing", "halted"]
-
-
 def test_a_restored_position_is_valued_before_its_first_price() -> None:
     day = 20_000 * NS_PER_DAY
     held = FillRecord(

@@ -1,4 +1,4 @@
-"""The operator's kill switch in the pipeline: ``halt`` stops entries at once, ``flatten`` sells
+"""The operator's actions on a real pipeline: ``halt`` stops entries at once, ``flatten`` sells
 every position through the normal execution path and records why."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import Instrument
+from cdb_cli.engine.operator import OPERATOR, Operator
 from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.risk import RiskEngine, RiskLimits, TradingState
@@ -77,12 +78,13 @@ def of(recorder: MemoryRecorder, kind: type) -> list:  # type: ignore[type-arg]
 
 def test_halt_stops_new_entries_at_once_and_names_the_reason() -> None:
     pipeline, clock, recorder = build()
+    operator = Operator(pipeline)
     bar(pipeline, clock, BTC, 0, 100.0)  # decided at the close, filled at the next open
     bar(pipeline, clock, BTC, 1, 100.0)
     assert pipeline.portfolio.quantity(BTC) > 0
     approved_before = len(of(recorder, OrderApproved))
 
-    pipeline.halt(clock.timestamp_ns(), "halted by the operator: exchange incident")
+    operator.halt(clock.timestamp_ns(), "halted by the operator: exchange incident")
     assert pipeline.trading_state is TradingState.HALTED
     assert pipeline.stats.state_changes[-1] == (
         clock.timestamp_ns(),
@@ -101,7 +103,7 @@ def test_halt_stops_new_entries_at_once_and_names_the_reason() -> None:
     )
     assert pipeline.portfolio.quantity(ETH) == 0
 
-    pipeline.halt(clock.timestamp_ns(), "again")  # already halted: no second state change
+    operator.halt(clock.timestamp_ns(), "again")  # already halted: no second state change
     assert len(pipeline.stats.state_changes) == 1
     pipeline.reset_breaker(clock.timestamp_ns())
     assert pipeline.trading_state is TradingState.ACTIVE
@@ -110,6 +112,7 @@ def test_halt_stops_new_entries_at_once_and_names_the_reason() -> None:
 def test_flatten_sells_every_position_and_records_why() -> None:
     strategies = {BTC: BuyWhenAsked(), ETH: BuyWhenAsked()}
     pipeline, clock, recorder = build(strategies=strategies)
+    operator = Operator(pipeline)
     bar(pipeline, clock, BTC, 0, 100.0)
     bar(pipeline, clock, ETH, 0, 50.0)
     bar(pipeline, clock, BTC, 1, 100.0)
@@ -119,14 +122,14 @@ def test_flatten_sells_every_position_and_records_why() -> None:
     for strategy in strategies.values():  # the strategies stop asking
         strategy.buy = False
     now = clock.timestamp_ns()
-    pipeline.halt(now, "operator halt")
-    placed = pipeline.flatten(now, "risk review")
+    operator.halt(now, "operator halt")
+    placed = operator.flatten(now, "risk review")
     assert set(placed) == {BTC, ETH}
     assert {o.status for o in placed.values()} == {"NEW"}
     assert {o.side for o in placed.values()} == {Side.SELL}
     assert {o.quantity for o in placed.values()} == set(held.values())
     # a second call while the exits are working places nothing
-    assert pipeline.flatten(now, "risk review") == {}
+    assert operator.flatten(now, "risk review") == {}
 
     # the exits fill at the next price, like any exit
     bar(pipeline, clock, BTC, 2, 101.0)
@@ -135,7 +138,7 @@ def test_flatten_sells_every_position_and_records_why() -> None:
     sells = [f for f in recorder.fills if f.side is Side.SELL]
     assert {f.symbol: f.quantity for f in sells} == held
     assert pipeline.trading_state is TradingState.HALTED
-    assert pipeline.flatten(clock.timestamp_ns(), "risk review") == {}  # flat: nothing to do
+    assert operator.flatten(clock.timestamp_ns(), "risk review") == {}  # flat: nothing to do
 
     # the paper trail: operator signal → decision (approved, the reason in its trace) → approval
     for symbol, order in placed.items():
@@ -143,7 +146,7 @@ def test_flatten_sells_every_position_and_records_why() -> None:
         assert (decision.verdict, decision.side, decision.source) == (
             "approved",
             SignalSide.EXIT,
-            "operator",
+            OPERATOR,
         )
         (operator,) = decision.checks  # the rules did not decide it: only the operator did
         assert (operator.rule, operator.code, operator.passed) == (
@@ -167,13 +170,14 @@ def test_flatten_sells_every_position_and_records_why() -> None:
 
 def test_flatten_cancels_the_working_buy_of_a_held_symbol_and_skips_what_it_is_told() -> None:
     pipeline, clock, recorder = build(latency_ms=10_000)
+    operator = Operator(pipeline)
     bar(pipeline, clock, BTC, 0, 100.0)  # a buy, working for 10 s
     bar(pipeline, clock, BTC, 1, 100.0)  # it fills at this open; this close buys again
     assert pipeline.portfolio.quantity(BTC) > 0
     (working,) = pipeline.execution.working_orders()
     assert working.side is Side.BUY
-    assert pipeline.flatten(clock.timestamp_ns(), "x", skip={BTC}) == {}
-    placed = pipeline.flatten(clock.timestamp_ns(), "x")
+    assert operator.flatten(clock.timestamp_ns(), "x", skip={BTC}) == {}
+    placed = operator.flatten(clock.timestamp_ns(), "x")
     assert list(placed) == [BTC]
     assert recorder.orders[working.client_order_id].status == "CANCELED"
     assert [o.side for o in pipeline.execution.working_orders()] == [Side.SELL]
@@ -181,8 +185,22 @@ def test_flatten_cancels_the_working_buy_of_a_held_symbol_and_skips_what_it_is_t
 
 def test_flatten_works_while_active_and_leaves_the_state_alone() -> None:
     pipeline, clock, _ = build()
+    operator = Operator(pipeline)
     bar(pipeline, clock, BTC, 0, 100.0)
     bar(pipeline, clock, BTC, 1, 100.0)
-    placed = pipeline.flatten(clock.timestamp_ns(), "manual exit")
+    placed = operator.flatten(clock.timestamp_ns(), "manual exit")
     assert list(placed) == [BTC]
     assert pipeline.trading_state is TradingState.ACTIVE
+
+
+def test_the_pipelines_halt_and_flatten_are_its_operators() -> None:
+    pipeline, clock, recorder = build()
+    bar(pipeline, clock, BTC, 0, 100.0)
+    bar(pipeline, clock, BTC, 1, 100.0)
+    now = clock.timestamp_ns()
+    pipeline.halt(now, "kill switch")
+    assert pipeline.stats.state_changes == [(now, "halted", "kill switch")]
+    (order,) = pipeline.flatten(now, "close out").values()
+    assert (order.symbol, order.side) == (BTC, Side.SELL)
+    decision = next(d for d in of(recorder, RiskDecision) if d.event_id == order.decision_id)
+    assert decision.checks[0].detail == "flatten by the operator (halted): close out"
