@@ -53,7 +53,7 @@ from cdb_cli.engine.events import (
     TradeTick,
     TradingSignal,
 )
-from cdb_cli.engine.pipeline import OPERATOR
+from cdb_cli.engine.operator import OPERATOR
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import RemoteExecution, progress_report, read_progress, report_fill
 from cdb_cli.engine.risk import TradingState

@@ -29,7 +29,7 @@ from cdb_cli.engine.events import (
     TradingSignal,
 )
 from cdb_cli.engine.instruments import default_instrument
-from cdb_cli.engine.pipeline import OPERATOR
+from cdb_cli.engine.operator import OPERATOR
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.remote import progress_report, read_progress
 from cdb_cli.engine.risk import TradingState
