@@ -135,7 +135,7 @@ def test_engine_config_from_settings_equals_the_model_built_from_the_same_values
 
 def test_build_pipeline_wires_settings_into_the_engine() -> None:
     from cdb_cli.engine.clock import TestClock
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.kernel import build_pipeline
 
@@ -167,7 +167,7 @@ def test_build_pipeline_refuses_bad_combinations(
 ) -> None:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.kernel import build_pipeline
 
@@ -205,7 +205,7 @@ def test_live_picks_the_live_venue_with_the_entry_settings() -> None:
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.instruments import default_instrument
     from cdb_cli.engine.live_execution import LiveExecution
-    from cdb_cli.engine.pipeline import MemoryRecorder
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.kernel import build_pipeline
 

@@ -29,24 +29,17 @@ from cdb_cli.engine.clock import Clock, TestClock
 from cdb_cli.engine.decisions import Decisions
 from cdb_cli.engine.events import Topic
 from cdb_cli.engine.execution import ExecutionResult
-from cdb_cli.engine.operator import OPERATOR, Operator
+from cdb_cli.engine.operator import Operator
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
-from cdb_cli.engine.recorders import MemoryRecorder, NullRecorder, PipelineStats, Recorder
+from cdb_cli.engine.recorders import PipelineStats, Recorder
 from cdb_cli.engine.records import EquitySnapshot, OrderRecord
 from cdb_cli.engine.risk import RiskEngine, TradingState
 from cdb_cli.engine.signals import Strategy
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.engine.trading_state import TradingStateMachine
 
-__all__ = [
-    "OPERATOR",  # re-exported from cdb_cli.engine.operator
-    "MemoryRecorder",  # re-exported from cdb_cli.engine.recorders, where they live
-    "NullRecorder",
-    "PipelineStats",
-    "Recorder",
-    "TradingPipeline",
-]
+__all__ = ["TradingPipeline"]
 
 _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")

@@ -30,8 +30,9 @@ def test_explain_leaves_a_flatten_out_of_the_rules_but_traces_it(
     from cdb_cli.engine.events import RiskDecision, SignalSide
     from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
     from cdb_cli.engine.instruments import Instrument
-    from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.portfolio import Portfolio
+    from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.risk import RiskEngine, RiskLimits
     from cdb_cli.engine.signals import SignalIntent
     from cdb_cli.kernel import open_store

@@ -21,8 +21,9 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import Instrument
-from cdb_cli.engine.pipeline import MemoryRecorder, SymbolState, TradingPipeline
+from cdb_cli.engine.pipeline import SymbolState, TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.risk import RiskEngine, RiskLimits, TradingState
 from cdb_cli.engine.signals import SignalIntent
 

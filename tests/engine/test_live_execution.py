@@ -10,9 +10,10 @@ from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import OrderApproved, Side
 from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.live_execution import LiveExecution, client_order_id_prefix
-from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue, VenueFill, VenueOrderState
+from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.risk import RiskEngine, RiskLimits
 from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig
 

@@ -24,8 +24,9 @@ from cdb_cli.engine.events import (
 )
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import Instrument
-from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
+from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.records import FillRecord
 from cdb_cli.engine.risk import RiskEngine, RiskLimits, TradingState
 from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig, SignalIntent, Strategy

@@ -15,8 +15,9 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import default_instrument
-from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.records import AuditRecord, FillRecord
 from cdb_cli.engine.replay import BarSeries, TradeSeries, replay_bars, replay_trades
 from cdb_cli.engine.report import build_report, iso_utc, round_trips

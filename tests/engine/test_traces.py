@@ -10,8 +10,9 @@ from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import StrategyTrace, Topic, TradingSignal
 from cdb_cli.engine.execution import PaperExecutionConfig, SimulatedExecution
 from cdb_cli.engine.instruments import Instrument
-from cdb_cli.engine.pipeline import MemoryRecorder, TradingPipeline
+from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.risk import RiskEngine, RiskLimits
 from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig
 from cdb_cli.engine.traces import Tracer, trace_id
