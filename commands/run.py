@@ -11,6 +11,7 @@ from cdb_cli.context import AppContext, app_context, run_async
 from cdb_cli.options import SymbolsAliasOpt, SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
+    from cdb_cli.runtime.lifecycle import RunSummary
     from cdb_cli.settings import Settings
 
 
@@ -102,12 +103,20 @@ def run(
         summary = run_async(
             run_paper(settings, symbols=trading, feed="sim" if feed == "sim" else "mexc", view=view)
         )
-    _stopped(
-        context,
+    _stopped(context, _stop_line(summary), run_id=summary.run_id)
+
+
+def _stop_line(summary: RunSummary) -> str:
+    """The run's last line: what it did, or what it still waited for when stopped early."""
+    if summary.stopped_starting:
+        return (
+            f"Stopped run {summary.run_id} before trading began, while waiting for "
+            f"{summary.stopped_starting}"
+        )
+    return (
         f"Stopped run {summary.run_id}: {summary.market_events} market events, {summary.bars} "
         f"bars, {summary.signals} signals, {summary.orders} orders, {summary.fills} fills"
-        + "".join(f". {line}" for line in summary.strategy),
-        run_id=summary.run_id,
+        + "".join(f". {line}" for line in summary.strategy)
     )
 
 

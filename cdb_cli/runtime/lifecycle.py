@@ -41,6 +41,8 @@ class RunSummary:
     strategy: list[str] = field(default_factory=list)
     """Per symbol, the strategy's part of the funnel (bars, evaluated, each condition's passes,
     signals), for the stop line."""
+    stopped_starting: str = ""
+    """What the run still waited for when the operator stopped it before trading began."""
 
 
 def actor() -> str:

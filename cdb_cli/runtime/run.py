@@ -19,17 +19,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from cdb_cli.engine.errors import CdbError, DependencyError
+from cdb_cli.runtime.startup import StoppedStarting, load_instruments
 from cdb_cli.runtime.stopping import stop_on_signals
 from cdb_cli.runtime.waits import wait_event
 
 if TYPE_CHECKING:
-    from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel.system import Feed, MexcHttpClient
+    from cdb_cli.kernel.system import Feed
     from cdb_cli.runtime.lifecycle import RunSummary
     from cdb_cli.runtime.loop import TradingLoop
     from cdb_cli.settings import Settings
@@ -40,33 +39,6 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SIGUSR1_REASON = "SIGUSR1 from the operator"
-
-
-async def _retry(
-    what: str, call: Callable[[], Awaitable[T]], stop: asyncio.Event, *, max_delay: float = 30.0
-) -> T:
-    """``call()`` until it succeeds; each failure is one warning line, then a growing pause."""
-    delay = 1.0
-    while True:
-        try:
-            return await call()
-        except CdbError as e:
-            logger.warning("%s failed: %s; retrying in %.0f s", what, e.message, delay)
-        if await wait_event(stop, delay):
-            raise DependencyError(f"{what}: stopped while MEXC was unreachable")
-        delay = min(delay * 2, max_delay)
-
-
-async def _instruments(
-    http: MexcHttpClient, symbols: Sequence[str], stop: asyncio.Event
-) -> dict[str, Instrument]:
-    found = await _retry("MEXC exchangeInfo", lambda: http.exchange_info(symbols), stop)
-    missing = sorted(set(symbols) - set(found))
-    if missing:
-        from cdb_cli.engine.errors import ConfigurationError
-
-        raise ConfigurationError(f"Not tradable on this MEXC: {', '.join(missing)}")
-    return found
 
 
 async def run_paper(
@@ -110,47 +82,67 @@ async def _serve(
     view: bool,
     mode: Mode,
 ) -> RunSummary:
-    from cdb_cli.kernel.system import open_kernel
     from cdb_cli.logs import RUN_ID
-    from cdb_cli.runtime.lifecycle import new_run_id
-    from cdb_cli.runtime.loop import TradingLoop
+    from cdb_cli.runtime.lifecycle import RunSummary, new_run_id
 
     run_id = new_run_id(mode)
     RUN_ID.set(run_id)  # every log line of this run carries it, from the first
     stop = stop or asyncio.Event()
     with stop_on_signals(stop):
-        async with open_kernel(settings, mode, symbols=symbols, run_id=run_id, feed=feed) as kernel:
-            runtime: TradingLoop | None = None
+        try:
+            return await _trade(
+                settings, symbols=symbols, feed=feed, stop=stop, view=view, mode=mode, run_id=run_id
+            )
+        except StoppedStarting as e:  # a clean stop before trading began: exit 0
+            return RunSummary(run_id, stopped_starting=e.what)
 
-            def readiness() -> list[str]:
-                if runtime is None:
-                    return ["starting: connecting to the market"]
-                return runtime.readiness()
 
-            health = kernel.health_server(readiness)
-            async with health:
-                logger.info("Health and metrics on %s", health.url)
-                kernel.instruments = await _instruments(kernel.http, symbols, stop)
-                options: dict[str, Any] = {
-                    "store": kernel.store,
-                    "bus": kernel.bus,
-                    "feed": kernel.market_feed(),
-                    "clock": kernel.clock,
-                    "symbols": symbols,
-                    "warm_up": kernel.kline_warm_up(),
-                    "instruments": kernel.instruments,
-                    "alert": kernel.alert,
-                    "metrics": kernel.metrics,
-                    "run_id": run_id,
-                    "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
-                }
-                runtime = TradingLoop(settings, venue=kernel.venue(), **options)
-                screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
-                with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
-                    summary = await runtime.run(stop)
-                if screen is not None:
-                    await screen
-                return summary
+async def _trade(
+    settings: Settings,
+    *,
+    symbols: Sequence[str],
+    feed: Feed,
+    stop: asyncio.Event,
+    view: bool,
+    mode: Mode,
+    run_id: str,
+) -> RunSummary:
+    """Open the kernel, wait for MEXC's instruments, then run the one loop until ``stop``."""
+    from cdb_cli.kernel.system import open_kernel
+    from cdb_cli.runtime.loop import TradingLoop
+
+    async with open_kernel(settings, mode, symbols=symbols, run_id=run_id, feed=feed) as kernel:
+        runtime: TradingLoop | None = None
+
+        def readiness() -> list[str]:
+            if runtime is None:
+                return ["starting: connecting to the market"]
+            return runtime.readiness()
+
+        health = kernel.health_server(readiness)
+        async with health:
+            logger.info("Health and metrics on %s", health.url)
+            kernel.instruments = await load_instruments(kernel.http, symbols, stop)
+            options: dict[str, Any] = {
+                "store": kernel.store,
+                "bus": kernel.bus,
+                "feed": kernel.market_feed(),
+                "clock": kernel.clock,
+                "symbols": symbols,
+                "warm_up": kernel.kline_warm_up(),
+                "instruments": kernel.instruments,
+                "alert": kernel.alert,
+                "metrics": kernel.metrics,
+                "run_id": run_id,
+                "bar_interval_ns": settings.bar_seconds * 1_000_000_000,
+            }
+            runtime = TradingLoop(settings, venue=kernel.venue(), **options)
+            screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
+            with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
+                summary = await runtime.run(stop)
+            if screen is not None:
+                await screen
+            return summary
 
 
 @contextlib.contextmanager

@@ -150,6 +150,51 @@ def test_cdb_run_paper_stops_on_sigterm_and_restarts(tmp_path: Path) -> None:
         assert audits(url).count(STOP_ACTION) == round_
 
 
+def test_a_stop_while_mexc_is_unreachable_is_a_clean_exit(tmp_path: Path) -> None:
+    """SIGTERM while the start waits for MEXC (nothing listens at its URL): exit 0, and the last
+    line is a JSON log line like the rest, saying what the run still waited for."""
+    port, nowhere = free_port(), free_port()
+    env = {
+        **os.environ,
+        "CDB_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "CDB_MEXC_REST_URL": f"http://127.0.0.1:{nowhere}",
+        "CDB_MEXC_WS_URL": f"ws://127.0.0.1:{nowhere}/ws",
+        "NO_COLOR": "1",
+        "CDB_HTTP_PORT": str(port),
+    }
+    cdb = str(Path(sys.executable).parent / "cdb")
+    process = subprocess.Popen(
+        [cdb, "run", "--paper", "--symbols", SYMBOL],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_running(process, lambda: starting(port), "/ready saying it is starting")
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=15)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert any("MEXC exchangeInfo failed" in line["message"] for line in lines), err
+    run_id = lines[-1]["run_id"]
+    assert lines[-1]["message"] == (
+        f"Stopped run {run_id} before trading began, while waiting for MEXC exchangeInfo"
+    )
+
+
+def starting(port: int) -> bool:
+    """The run's health server answers, and /ready says it is still starting."""
+    try:
+        ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5)
+    except httpx.HTTPError:
+        return False
+    return ready.status_code == 503 and "starting" in ready.text
+
+
 def wait_running(process: subprocess.Popen[str], check: Callable[[], bool], what: str) -> None:
     """Wait until ``check()`` (60 s at most); fail at once if ``process`` exits."""
 

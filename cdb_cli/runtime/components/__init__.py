@@ -102,7 +102,7 @@ async def run_component(
     from cdb_cli.logs import RUN_ID
     from cdb_cli.runtime.components.base import Component
     from cdb_cli.runtime.lifecycle import new_run_id
-    from cdb_cli.runtime.run import _instruments
+    from cdb_cli.runtime.startup import StoppedStarting, load_instruments
 
     check_component_settings(settings, component)
     # The store is written from a worker thread; by default the loop's thread may wait 5 ms for
@@ -114,7 +114,13 @@ async def run_component(
         async with open_kernel(
             settings, Mode.PAPER, symbols=symbols, run_id=run_id, create_store=False
         ) as kernel:
-            kernel.instruments = await _instruments(kernel.http, symbols, stop)
+            try:
+                kernel.instruments = await load_instruments(kernel.http, symbols, stop)
+            except StoppedStarting as e:
+                logger.info(
+                    "Component %s stopped before it started, waiting for %s", component, e.what
+                )
+                return {}
             RUN_ID.set(run_id)
             common: dict[str, Any] = {
                 "store": kernel.store,
