@@ -15,6 +15,7 @@ COMPLETION_SHELLS = ("bash", "zsh", "fish")
 _DYNAMIC_DEFAULTS = {
     "database_url": "sqlite:///<user data dir>/cdb.db",
     "backup_dir": "<user data dir>/backups",
+    "spill_dir": "<user data dir>/unsaved",
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Settings",
     "default_backup_dir",
     "default_database_url",
+    "default_spill_dir",
     "engine_config",
     "env_name",
     "load_settings",
@@ -70,6 +71,12 @@ def default_database_url() -> str:
 def default_backup_dir() -> Path:
     """The default backup folder: ``backups`` in the user data dir, beside the default database."""
     return Path(user_data_dir("cdb", appauthor=False)) / "backups"
+
+
+def default_spill_dir() -> Path:
+    """Where a stop with the store down writes what it could not store: ``unsaved`` in the user
+    data dir."""
+    return Path(user_data_dir("cdb", appauthor=False)) / "unsaved"
 
 
 def env_name(field: str) -> str:
@@ -250,6 +257,17 @@ class Settings(BaseSettings):
         ge=1,
         le=24 * 365,
         description="systemcheck warns when the last verified backup is older than this.",
+    )
+    spill_dir: Path = Field(
+        default_factory=default_spill_dir,
+        description="Folder where a run that stops with its store down writes what the store did "
+        "not take (`cdb-unsaved-RUN.jsonl`, 0600); the next start loads it back (default: unsaved "
+        "in the user data dir).",
+    )
+    spill_fallback_dir: Path | None = Field(
+        default=None,
+        description="Folder tried when CDB_SPILL_DIR cannot take a spill file (a full disk); "
+        "also searched at start (default: the working directory).",
     )
     pg_bin_dir: Path | None = Field(
         default=None,

@@ -48,6 +48,7 @@ from cdb_cli.runtime.lifecycle import (
 )
 from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.schedule import start_jobs
+from cdb_cli.runtime.spill import load_spills, spill_folders
 from cdb_cli.runtime.view import LastDecisions
 from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
 
@@ -114,7 +115,9 @@ class TradingLoop:
         self._snapshot_interval_s = snapshot_interval_s
         self._bar_grace_ns = bar_grace_ns
         self._finish_timeout_s = finish_timeout_s
-        self._writer = BatchWriter(store, self.run_id, asyncio.to_thread)
+        self._writer = BatchWriter(
+            store, self.run_id, asyncio.to_thread, spill_to=spill_folders(settings)
+        )
         self.metrics = metrics
         self.recorder: Recorder = self._writer.outbox
         if metrics is not None:
@@ -134,6 +137,14 @@ class TradingLoop:
         from cdb_cli.kernel import build_pipeline
 
         venue = self.venue
+        await asyncio.to_thread(
+            load_spills,
+            self.store,
+            spill_folders(self.settings),
+            actor=actor(),
+            run_id=self.run_id,
+            now_ns=self.clock.timestamp_ns(),
+        )
         orders = await self._own_orders(venue.mode)
         portfolio = await venue.open(self, orders)
         pipeline = build_pipeline(

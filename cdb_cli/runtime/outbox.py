@@ -11,7 +11,6 @@ INFO, that is the operator's record of what the loop did and why.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from cdb_cli.engine.errors import CdbError
-from cdb_cli.engine.events import Event, RiskDecision, Topic, encode_event
+from cdb_cli.engine.events import Event, RiskDecision, Topic
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
 from cdb_cli.engine.runs import STATE_ACTION
+from cdb_cli.runtime.spill import Spill, spill
 
-__all__ = ["BatchWriter", "Outbox", "log_batch", "spill_batch", "write_batch"]
+__all__ = ["BatchWriter", "Outbox", "log_batch", "write_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,22 +74,27 @@ def write_batch(
         orders=batch.orders,
         fills=batch.fills,
         positions=positions,
-        audits=[
-            AuditRecord(
-                ts_event=ts,
-                action=STATE_ACTION,
-                actor="cdb run",
-                run_id=run_id,
-                detail={"state": state, "reason": reason},
-            )
-            for ts, state, reason in changes
-        ],
+        audits=_audits(changes, run_id),
     )
     if logger.isEnabledFor(logging.INFO):
         try:
             log_batch(batch)
         except Exception as e:  # the batch is stored: a log line must not stop the writer
             logger.warning("Could not log a stored batch: %s", type(e).__name__)
+
+
+def _audits(changes: Sequence[tuple[int, str, str]], run_id: str) -> list[AuditRecord]:
+    """The audit records of trading-state changes ``(ts, state, reason)``."""
+    return [
+        AuditRecord(
+            ts_event=ts,
+            action=STATE_ACTION,
+            actor="cdb run",
+            run_id=run_id,
+            detail={"state": state, "reason": reason},
+        )
+        for ts, state, reason in changes
+    ]
 
 
 def log_batch(batch: Outbox) -> None:
@@ -154,28 +159,13 @@ def describe_decision(decision: RiskDecision) -> str:
     return f"{decision.symbol} {decision.side} {decision.verdict}, {size}{reasons}"
 
 
-def spill_batch(batch: Outbox, run_id: str) -> Path:
-    """Append a batch the store would not take to ``cdb-unsaved-RUN.jsonl`` in the working
-    directory (one JSON object a line: events as their wire envelope, orders, fills); return it.
-    """
-    path = Path(f"cdb-unsaved-{run_id}.jsonl").resolve()
-    with path.open("a", encoding="utf-8") as handle:
-        for topic, event in batch.events:
-            line = {"topic": str(topic), "event": encode_event(event).decode()}
-            handle.write(json.dumps(line) + "\n")
-        for order in batch.orders:
-            handle.write(json.dumps({"order": order.model_dump(mode="json")}) + "\n")
-        for fill in batch.fills:
-            handle.write(json.dumps({"fill": fill.model_dump(mode="json")}) + "\n")
-    return path
-
-
 class BatchWriter:
     """The loops' one writer (the paper/live loop and every component): what is pending — the
     outbox, the trading-state changes, the positions — goes to the store in one transaction
     (:func:`write_batch`); a store that fails keeps all of it for the next write, ahead of what
     came since (writes are idempotent, so nothing is lost or doubled); the last write is
-    retried for a while, then what the store still would not take is spilled to a local file.
+    retried for a while, then what the store still would not take is spilled to a local file
+    (:mod:`cdb_cli.runtime.spill`), which the next start loads back.
 
     ``state_changes`` and ``positions`` are only ever changed in place: a loop may keep them
     under names of its own.
@@ -188,6 +178,7 @@ class BatchWriter:
         call: Callable[..., Awaitable[Any]],
         *,
         name: str = "cdb run",
+        spill_to: Sequence[Path] = (),
     ) -> None:
         self.outbox = Outbox()
         self.state_changes: list[tuple[int, str, str]] = []
@@ -198,6 +189,7 @@ class BatchWriter:
         self._run_id = run_id
         self._call = call
         self._name = name
+        self._spill_to = list(spill_to) or [Path.cwd()]
 
     def pending(self) -> bool:
         return bool(self.outbox or self.state_changes or self.positions)
@@ -240,7 +232,19 @@ class BatchWriter:
             await asyncio.sleep(0.5)
         else:
             return True
-        if self.outbox:
-            path = spill_batch(self.outbox.take(), self._run_id)
-            logger.error("The store is down: what it did not take was written to %s", path)
+        batch = self.outbox.take()
+        left = Spill(
+            batch.events, batch.orders, batch.fills, _audits(self.state_changes, self._run_id)
+        )
+        self.state_changes.clear()
+        self.positions.clear()  # derived from the fills: the next start recomputes them
+        if left:
+            path = spill(left, self._run_id, self._spill_to)
+            if path is not None:
+                logger.error(
+                    "The store is down: what it did not take was written to %s (the next start "
+                    "loads it): %s",
+                    path,
+                    left.describe(),
+                )
         return False

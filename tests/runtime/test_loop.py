@@ -246,10 +246,25 @@ def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
 
     from cdb_cli.engine.events import decode_event
 
-    lines = (tmp_path / f"cdb-unsaved-{run_id}.jsonl").read_text().splitlines()
+    spill_file = settings.spill_dir / f"cdb-unsaved-{run_id}.jsonl"
+    assert spill_file.stat().st_mode & 0o777 == 0o600
+    lines = spill_file.read_text().splitlines()
     spilled = [decode_event(json.loads(line)["event"]) for line in lines if '"event"' in line]
     assert [type(e).__name__ for e in spilled] == ["TradeTick", "TradeTick"]  # nothing lost
 
+    # The next start loads the spill file into the store before it trades, once.
+    async def restart(runtime: TradingLoop, feed: QueueFeed, clock: TestClock, st: Store) -> None:
+        trades = st.events(TradeTick)
+        assert len(trades) == 5
+        assert len({t.event_id for t in trades}) == 5
+        (loaded,) = st.audits(action="spill_loaded")
+        assert loaded.detail["file"] == str(spill_file)
+        assert loaded.detail["events"] == str(len(spilled))
+
+    asyncio.run(session(settings, restart))
+    assert not spill_file.exists()
+    assert spill_file.with_name(spill_file.name + ".loaded").exists()
+    asyncio.run(session(settings, restart))  # loaded once: still one audit, five trades
 
 def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: Settings) -> None:
     async def scenario(

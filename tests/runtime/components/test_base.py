@@ -100,7 +100,7 @@ def test_at_stop_a_delivery_is_acknowledged_only_if_its_outcome_was_stored(
         store.inner.close()
 
     asyncio.run(scenario())
-    assert len(list(tmp_path.glob("cdb-unsaved-*.jsonl"))) == (1 if down else 0)
+    assert len(list(settings.spill_dir.glob("cdb-unsaved-*.jsonl"))) == (1 if down else 0)
 
 
 def test_a_component_freezes_the_heap_start_up_built_until_it_stops(tmp_path: Path) -> None:
