@@ -264,6 +264,13 @@ class Settings(BaseSettings):
         "not take (`cdb-unsaved-RUN.jsonl`, 0600); the next start loads it back (default: unsaved "
         "in the user data dir).",
     )
+    store_outage_limit_seconds: int = Field(
+        default=3600,
+        ge=10,
+        le=7 * 24 * 3600,
+        description="How long cdb run waits out a store that takes no writes (no new entries "
+        "meanwhile) before it stops with exit 1.",
+    )
     spill_fallback_dir: Path | None = Field(
         default=None,
         description="Folder tried when CDB_SPILL_DIR cannot take a spill file (a full disk); "

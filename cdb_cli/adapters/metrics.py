@@ -100,6 +100,8 @@ ORDER_STATUSES: Final = (
 TERMINAL_STATUSES: Final = frozenset({"FILLED", "CANCELED", "PARTIALLY_CANCELED", "REJECTED"})
 """An order's last report carries one of these: that is when it counts as a trade."""
 
+DEPENDENCIES: Final = ("database", "redis")
+"""The dependencies whose state `dependency_up` shows."""
 SIZE_ZERO: Final = "size_zero"
 _SUFFIXES: Final = {
     "counter": ("_total", "_created"),
@@ -215,6 +217,19 @@ class Metrics:
         )
         for gauge in (self.websocket_latency, self.redis_latency, self.database_latency):
             gauge.set(math.nan)  # not measured yet
+        self.dependency_up = self._gauge(
+            "dependency_up",
+            "1 while a dependency (database, redis) answers, 0 while it does not.",
+            ["dependency"],
+        )
+        self.dependency_failures = self._counter(
+            "dependency_failures",
+            "Calls to a dependency (database, redis) that failed.",
+            ["dependency"],
+        )
+        for dependency in DEPENDENCIES:
+            self.dependency_up.labels(dependency)
+            self.dependency_failures.labels(dependency)
 
     def _build_pipeline_metrics(self) -> None:
         self.signals = self._counter("signals", "Trading signals by side.", ["side"])
@@ -395,6 +410,15 @@ class Metrics:
         ):
             if value is not None:
                 gauge.set(value)
+
+    def set_dependency(self, dependency: str, up: bool) -> None:
+        """Publish whether ``dependency`` (``database``, ``redis``) answers; a failure counts
+        one, and its latency gauge goes to NaN (never frozen at the last good value)."""
+        self.dependency_up.labels(dependency).set(1 if up else 0)
+        if not up:
+            self.dependency_failures.labels(dependency).inc()
+            latency = {"database": self.database_latency, "redis": self.redis_latency}
+            latency[dependency].set(math.nan)
 
     def set_database_connections(self, active: int) -> None:
         """Publish how many pooled database connections are checked out."""

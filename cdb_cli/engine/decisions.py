@@ -143,9 +143,9 @@ class Decisions:
             pending_quote=pending,
         )
         machine.update(inputs, now)
-        if inputs.trading_state is machine.state:
+        if inputs.trading_state is machine.state and not self._pipeline.store_down:
             return inputs
-        return replace(inputs, trading_state=machine.state)
+        return replace(inputs, trading_state=machine.state, store_down=self._pipeline.store_down)
 
     def symbol_inputs(self, symbol: str, price: Decimal, now: int) -> RiskInputs:
         """:meth:`inputs` by the symbol's name (an operator's exit)."""

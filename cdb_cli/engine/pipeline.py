@@ -95,6 +95,8 @@ class TradingPipeline:
         self.clock = clock
         self.recorder = recorder
         self.tracer = tracer
+        self.store_down = False
+        """Set by the loop while its store takes no writes: risk refuses entries (``store``)."""
         """Traces every closed bar the strategy has (``cdb explain``); None keeps no traces."""
         self._symbols = {s: SymbolState(s, strategy) for s, strategy in strategies.items()}
         self.decisions = Decisions(

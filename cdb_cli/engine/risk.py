@@ -81,6 +81,7 @@ RULE_ORDER: Final = (
 )
 """The rules in the order every decision records them."""
 
+STORE_DOWN: Final = "the store that records an entry is down: no new entry, exits go on"
 NOTHING_HELD: Final = "nothing_held"
 """The verdict of an exit with no position to sell, and the code of its position check."""
 NOTHING_HELD_DETAIL: Final = "exit signal, nothing held"
@@ -405,7 +406,7 @@ class RiskEngine:
         spread = _rule_spread(inputs, limits)
         if side is SignalSide.EXIT:
             position = _floor(max(_ZERO, inputs.position_quote_for_symbol))
-            checks = (
+            checks: tuple[CheckFields, ...] = (
                 circuit,
                 _not_applicable("daily_drawdown"),
                 stale,
@@ -425,6 +426,8 @@ class RiskEngine:
             _rule_position_size(inputs, limits, raw),
             _rule_exposure(capped, inputs, limits, allowed),
         )
+        if inputs.store_down:  # a check of its own only in an outage (RULE_ORDER otherwise)
+            checks += (_fields(rule="store", code="store_down", passed=False, detail=STORE_DOWN),)
         final = min(capped, max(_ZERO, allowed))
         return checks, _floor(max(_ZERO, raw)), _floor(final)
 

@@ -44,6 +44,8 @@ class RiskInputs:
     ask: Decimal
     last_price_age_ns: int
     trading_state: TradingState = TradingState.ACTIVE
+    store_down: bool = False
+    """The store that must record a new entry does not take writes (an outage): no entry."""
 
     @classmethod
     def from_strings(cls, state: Mapping[str, str]) -> RiskInputs:
@@ -62,13 +64,14 @@ class RiskInputs:
                 ask=Decimal(state["ask"]),
                 last_price_age_ns=int(state["last_price_age_ns"]),
                 trading_state=TradingState(state.get("trading_state", "active")),
+                store_down=state.get("store_down") == "true",
             )
         except (KeyError, ArithmeticError, ValueError) as e:
             raise ValueError(f"stored risk inputs are incomplete or malformed: {e!r}") from None
 
     def as_strings(self) -> dict[str, str]:
         """The snapshot as strings, for :attr:`RiskDecision.state`."""
-        return {
+        state = {
             "equity": str(self.equity),
             "day_start_equity": str(self.day_start_equity),
             "peak_equity": str(self.peak_equity),
@@ -79,3 +82,6 @@ class RiskInputs:
             "last_price_age_ns": str(self.last_price_age_ns),
             "trading_state": str(self.trading_state),
         }
+        if self.store_down:  # only in an outage: decisions otherwise read as they always did
+            state["store_down"] = "true"
+        return state

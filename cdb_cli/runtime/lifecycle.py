@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Final
 
-from cdb_cli.engine.records import Mode
+from cdb_cli.engine.records import AuditRecord, Mode
 
 __all__ = [
     "START_ACTION",
@@ -20,6 +20,7 @@ __all__ = [
     "actor",
     "freeze_startup_heap",
     "new_run_id",
+    "run_record",
 ]
 
 START_ACTION: Final = "run_start"
@@ -51,6 +52,11 @@ def actor() -> str:
         return f"{getpass.getuser()}@{socket.gethostname()}"[:64]
     except (KeyError, OSError):  # no passwd entry in a container
         return f"cdb@{socket.gethostname()}"[:64]
+
+
+def run_record(action: str, run_id: str, ts_ns: int, detail: dict[str, str]) -> AuditRecord:
+    """An audit record of this run, by whoever runs cdb here."""
+    return AuditRecord(ts_event=ts_ns, action=action, actor=actor(), run_id=run_id, detail=detail)
 
 
 def new_run_id(mode: Mode = Mode.PAPER) -> str:

@@ -45,12 +45,13 @@ from cdb_cli.runtime.lifecycle import (
     actor,
     freeze_startup_heap,
     new_run_id,
+    run_record,
 )
 from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.schedule import start_jobs
 from cdb_cli.runtime.spill import load_spills, spill_folders
 from cdb_cli.runtime.view import LastDecisions
-from cdb_cli.runtime.watch import Alert, FeedWatch, send_alert
+from cdb_cli.runtime.watch import Alert, FeedWatch, StoreWatch, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
@@ -124,6 +125,12 @@ class TradingLoop:
             self.recorder = metrics.recorder(self._writer.outbox)
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0
+        self._store_watch = StoreWatch(
+            settings.store_outage_limit_seconds,
+            who=f"Run {self.run_id}",
+            alert=alert,
+            metrics=metrics,
+        )
         self.last_decisions = LastDecisions()
         """The latest risk decisions, for the operator's screen."""
         self.control = OperatorControl(self.symbols, who=f"Run {self.run_id}", alert=alert)
@@ -181,24 +188,17 @@ class TradingLoop:
         """The start's audit record: run id, mode, cdb version, settings hash (no secrets)."""
         from cdb_cli.settings_io import settings_hash
 
-        await asyncio.to_thread(
-            self.store.add_audit,
-            AuditRecord(
-                ts_event=self.clock.timestamp_ns(),
-                action=START_ACTION,
-                actor=actor(),
-                run_id=self.run_id,
-                detail={
-                    "mode": str(mode),
-                    "cdb_version": __version__,
-                    "settings_sha256": settings_hash(self.settings),
-                    "symbols": ",".join(self.symbols),
-                    "restored_fills": str(self.summary.restored_fills),
-                    "restored_orders": str(self.summary.restored_orders),
-                    **extra,
-                },
-            ),
-        )
+        detail = {
+            "mode": str(mode),
+            "cdb_version": __version__,
+            "settings_sha256": settings_hash(self.settings),
+            "symbols": ",".join(self.symbols),
+            "restored_fills": str(self.summary.restored_fills),
+            "restored_orders": str(self.summary.restored_orders),
+            **extra,
+        }
+        record = run_record(START_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
+        await asyncio.to_thread(self.store.add_audit, record)
 
     async def _warm(self, pipeline: TradingPipeline) -> None:
         if self._warm_up is None:
@@ -379,11 +379,16 @@ class TradingLoop:
         if writer.outbox.fills:  # the positions as the fills left them
             writer.positions[:] = pipeline.portfolio.positions_records(self.clock.timestamp_ns())
         batch = await writer.write()
+        pipeline.store_down = await self._store_watch.note(self.database_up)
         if batch is None:
             return
         self.last_decisions.note(batch.events)
         for snapshot in pipeline.snapshots[self._snapshots_written :]:  # each day's close
-            await asyncio.to_thread(self.store.add_equity_snapshot, snapshot)
+            try:
+                await asyncio.to_thread(self.store.add_equity_snapshot, snapshot)
+            except CdbError:  # the next flush tries it again
+                self.database_up = False
+                return
             self._snapshots_written += 1
         stats = self.summary
         stats.signals = sum(pipeline.stats.signals.values())
@@ -415,8 +420,12 @@ class TradingLoop:
         """An audited ``cdb risk halt`` in the store halts new entries without a restart (with
         ``--flatten`` it also sells every position), an audited ``cdb risk reset`` resumes
         trading; a flatten under way goes on at each flush."""
-        halts, resets = await read_operator_audits(self.store)
-        self.control.pick_up(pipeline, halts, resets, self.clock.timestamp_ns())
+        try:
+            halts, resets = await read_operator_audits(self.store)
+        except CdbError:  # the store is down: the next flush reads them again
+            self.database_up = False
+        else:
+            self.control.pick_up(pipeline, halts, resets, self.clock.timestamp_ns())
         self.control.flatten.step(pipeline, self.clock.timestamp_ns())
 
     def halt(self, reason: str, *, flatten: bool = False, actor: str = "") -> None:
@@ -434,13 +443,8 @@ class TradingLoop:
     def halt_now(self, reason: str, *, via: str) -> None:
         """Halt at once (a signal handler's call: SIGUSR1), without a flatten, and write the
         audit record (action ``risk_halt``) in the background."""
-        record = AuditRecord(
-            ts_event=self.clock.timestamp_ns(),
-            action=HALT_ACTION,
-            actor=actor(),
-            run_id=self.run_id,
-            detail={"reason": reason, "flatten": "no", "via": via},
-        )
+        detail = {"reason": reason, "flatten": "no", "via": via}
+        record = run_record(HALT_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
         if self.pipeline is not None:  # before the start, the pick-up or the restore takes it
             self.control.actions.halts_seen.add(record.ts_event)
             self.halt(reason, actor=record.actor)
@@ -486,21 +490,9 @@ class TradingLoop:
             summary.strategy = [pipeline.tracer.funnel_line(symbol) for symbol in self.symbols]
         try:
             await self.snapshot()
-            await asyncio.to_thread(
-                self.store.add_audit,
-                AuditRecord(
-                    ts_event=self.clock.timestamp_ns(),
-                    action=STOP_ACTION,
-                    actor=actor(),
-                    run_id=self.run_id,
-                    detail={
-                        "market_events": str(summary.market_events),
-                        "bars": str(summary.bars),
-                        "signals": str(summary.signals),
-                        "orders": str(summary.orders),
-                        "fills": str(summary.fills),
-                    },
-                ),
-            )
+            counts = ("market_events", "bars", "signals", "orders", "fills")
+            detail = {name: str(getattr(summary, name)) for name in counts}
+            record = run_record(STOP_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
+            await asyncio.to_thread(self.store.add_audit, record)
         except CdbError as e:
             logger.error("Could not write the final snapshot and stop record: %s", e)

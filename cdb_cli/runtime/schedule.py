@@ -9,7 +9,6 @@ daily jobs ``CDB_RUN_BACKUP_AT`` / ``CDB_RUN_DAILY_CHECK_AT`` when set
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
@@ -62,8 +61,12 @@ async def refresh_health_metrics(loop: TradingLoop) -> None:
     redis_ms = None
     redis_ping = getattr(loop.bus, "ping_latency_ms", None)
     if callable(redis_ping):
-        with contextlib.suppress(CdbError):
+        try:
             redis_ms = await redis_ping()
+        except CdbError:  # down: 0 and NaN, never the last good value
+            metrics.set_dependency("redis", False)
+        else:
+            metrics.set_dependency("redis", True)
     delay_ns = loop.feed_delay_ns
     websocket_ms = delay_ns / 1e6 if delay_ns is not None else None
     metrics.set_latency(websocket_ms=websocket_ms, database_ms=database_ms, redis_ms=redis_ms)

@@ -1,20 +1,27 @@
-"""Feed freshness and alerts for the live loop.
+"""Feed freshness, store outages and alerts for the live loop.
 
 :class:`FeedWatch` remembers when each symbol last had market data; a symbol quiet for longer
-than its limit raises one alert, and its return is logged. :func:`send_alert` hands an alert to
+than its limit raises one alert, and its return is logged. :class:`StoreWatch` follows the
+store's outages: one line and one alert when it goes, one line when it is back, the run stopped
+when it stays down too long. :func:`send_alert` hands an alert to
 the notifier (``EmailNotifier.send_async``, which rate-limits by subject) and never lets a failed
 alert stop trading.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING
 
-from cdb_cli.engine.errors import CdbError
+from cdb_cli.engine.errors import CdbError, DependencyError
 from cdb_cli.engine.risk import TradingState
 
-__all__ = ["Alert", "FeedWatch", "halt_alerts", "send_alert"]
+if TYPE_CHECKING:
+    from cdb_cli.kernel.system import Metrics
+
+__all__ = ["Alert", "FeedWatch", "StoreWatch", "halt_alerts", "send_alert"]
 
 logger = logging.getLogger(__name__)
 
@@ -91,3 +98,46 @@ async def send_alert(alert: Alert | None, subject: str, body: str) -> None:
         await alert(subject, body)
     except CdbError as e:
         logger.warning("Alert %r not sent: %s", subject, e.message)
+
+
+class StoreWatch:
+    """An outage of the store is a state, not an exit: while it takes no writes the loop refuses
+    new entries (exits go on, kept in memory), ``/ready`` says ``database down``, the metrics
+    show it (``dependency_up{dependency="database"}``) and one alert goes out; when a write
+    succeeds again all of it resumes. Down longer than ``limit_s``
+    (``CDB_STORE_OUTAGE_LIMIT_SECONDS``), :meth:`note` raises: the run stops with exit 1."""
+
+    def __init__(
+        self, limit_s: float, *, who: str, alert: Alert | None, metrics: Metrics | None
+    ) -> None:
+        self.limit_s = limit_s
+        self._who = who
+        self._alert = alert
+        self._metrics = metrics
+        self._down_since: float | None = None
+
+    async def note(self, up: bool) -> bool:
+        """Take the store's state after a write; return True while it is down."""
+        now = asyncio.get_running_loop().time()
+        if self._metrics is not None:
+            self._metrics.set_dependency("database", up)
+        if up:
+            if self._down_since is not None:
+                logger.warning("The store takes writes again: new entries resume")
+            self._down_since = None
+            return False
+        if self._down_since is None:
+            self._down_since = now
+            logger.error("The store takes no writes: no new entries until it does; exits go on")
+            await send_alert(
+                self._alert,
+                "cdb: the store is down",
+                f"{self._who}: the store takes no writes. No new entries until it does; what "
+                "the run does is kept in memory and written once it is back.",
+            )
+        elif now - self._down_since > self.limit_s:
+            raise DependencyError(
+                f"The store has taken no writes for {now - self._down_since:.0f} s "
+                "(CDB_STORE_OUTAGE_LIMIT_SECONDS): stopping; what it did not take is spilled"
+            )
+        return True

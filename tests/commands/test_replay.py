@@ -74,7 +74,10 @@ def test_the_real_candles_replay_is_byte_identical_to_the_stored_report(
     cdb: Callable[..., Result], candles_path: Path
 ) -> None:
     # paths are part of the settings' hash: fixed ones, not the user data dir's
-    fixed = ("--set", "database_url=sqlite://", "--set", "backup_dir=/var/backups/cdb-golden")
+    fixed = (
+        *("--set", "database_url=sqlite://", "--set", "backup_dir=/var/backups/cdb-golden"),
+        *("--set", "spill_dir=/var/lib/cdb-golden/unsaved"),
+    )
     result = cdb("replay", str(candles_path), *fixed, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(GOLDEN.read_text())["fills"] > 0  # the stored report is a real run

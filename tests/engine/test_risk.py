@@ -80,6 +80,23 @@ def test_decision_records_signal_inputs_and_round_trips(inputs: RiskInputs) -> N
     assert decode_event(encode_event(decision)) == decision
 
 
+def test_a_store_outage_refuses_entries_and_lets_exits_go(inputs: RiskInputs) -> None:
+    """With the store down an entry gets one more check, ``store``, that fails (and only then:
+    every other decision has one check per rule); an exit is decided as ever, and the stored
+    inputs say the store was down, so a re-decision from them is the same decision."""
+    down = replace(inputs, store_down=True, position_quote_for_symbol=D(500))
+    entry = decide(down, DEFAULTS, SignalSide.BUY)
+    assert entry.verdict == "rejected"
+    assert failed_codes(entry) == ["store_down"]
+    assert tuple(check.rule for check in entry.checks) == (*RULE_ORDER, "store")
+    assert entry.state["store_down"] == "true"
+    assert RiskInputs.from_strings(entry.state) == down
+    exit_ = decide(down, DEFAULTS, SignalSide.EXIT)
+    assert exit_.verdict == "approved"
+    assert tuple(check.rule for check in exit_.checks) == RULE_ORDER
+    assert "store_down" not in decide(inputs, DEFAULTS, SignalSide.BUY).state
+
+
 def test_decimal_exactness(inputs: RiskInputs) -> None:
     # 0.1 + 0.2 is exactly 0.3 in Decimal: 30 % of 10000 minus 2899.7 leaves exactly 100.3
     snapshot = replace(inputs, exposure_quote=D("2899.4") + D("0.1") + D("0.2"))

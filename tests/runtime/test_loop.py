@@ -266,6 +266,7 @@ def test_an_outage_keeps_the_batch_and_a_stop_during_it_spills_to_a_file(
     assert spill_file.with_name(spill_file.name + ".loaded").exists()
     asyncio.run(session(settings, restart))  # loaded once: still one audit, five trades
 
+
 def test_the_utc_day_rolls_in_a_quiet_market_and_its_close_is_stored(settings: Settings) -> None:
     async def scenario(
         runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store

@@ -1,0 +1,131 @@
+"""Servers of a test's own for outage tests (issue 22): a PostgreSQL cluster and a Redis on free
+ports, in the test's temporary folder, that the test stops and starts at will. The shared
+servers (../shared/SERVICES.md) are never stopped.
+
+PostgreSQL refuses to run as root: as root the cluster is run by the ``postgres`` user
+(``runuser``), in a folder of its own under the system's temporary folder (pytest's are the
+root user's alone), removed by :meth:`PrivatePostgres.close`.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from market_testkit import free_port
+
+__all__ = ["PrivatePostgres", "PrivateRedis", "postgres_bin"]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of the newest installed PostgreSQL's server programs (initdb, pg_ctl)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if found:
+        return Path(found[-1])
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own: ``start``/``stop`` it, ``url`` for SQLAlchemy."""
+
+    def __init__(self) -> None:
+        binaries = postgres_bin()
+        if binaries is None:
+            raise RuntimeError("PostgreSQL's server programs (initdb, pg_ctl) are not installed")
+        self.bin = binaries
+        self.root = Path(tempfile.mkdtemp(prefix="cdb-test-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+
+    def _run(self, program: str, *args: str) -> None:
+        command = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        result = subprocess.run(
+            command, capture_output=True, text=True, timeout=120, check=False, cwd=self.root
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"{program} failed: {result.stderr.strip() or result.stdout}")
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.root / "log"),
+            "-w",
+            "start",
+        )
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def close(self) -> None:
+        """Stop it if it runs, and remove its folder."""
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+class PrivateRedis:
+    """A Redis of the test's own (no persistence): ``start``/``stop`` it, ``url`` for the bus."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root / "redis"
+        self.root.mkdir()
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            ping = subprocess.run(
+                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+            )
+            if ping.stdout.strip() == b"PONG":
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the test's Redis did not start in 10 s")
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.terminate()
+            self._process.wait(10)
+            self._process = None
+
+    def close(self) -> None:
+        self.stop()
