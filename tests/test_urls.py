@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdb_cli.urls import redact_url
+from cdb_cli.redaction import redact_url
 
 
 @pytest.mark.parametrize(
