@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 __all__ = ["MASK", "describe_url", "redact", "redact_url", "url_secrets"]
 
@@ -26,7 +26,7 @@ MASK = "***"
 MIN_SECRET_LENGTH = 4
 
 _SECRET_WORDS = r"pass|pwd|secret|token|api_?key|auth|credential|private"  # noqa: S105 - names
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
+_TOKEN = re.compile(r"[^\s'\"<>()]*@[^\s'\"<>()]*|[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
 _QUERY_SECRET = re.compile(
     rf"(?i)([?&;][^=&#;\s]*(?:{_SECRET_WORDS})[^=&#;\s]*=)[^&#;\s'\"]*",
 )
@@ -35,36 +35,38 @@ _ASSIGNMENT_SECRET = re.compile(
 )
 
 
+def _password_span(token: str) -> tuple[int, int] | None:
+    """Where the password of ``user:password@host`` is in ``token``: after the first ``:`` of the
+    user info, up to the last ``@`` (a password may hold an unencoded ``@``, ``/`` or ``?``); also
+    without a well-formed ``scheme://`` (``postgresql//u:pw@h``, ``u:pw@h``)."""
+    at = token.rfind("@")
+    if at < 0:
+        return None
+    scheme_end = token.find("://", 0, at)
+    start = scheme_end + 3 if scheme_end >= 0 else token.rfind("/", 0, at) + 1
+    colon = token.find(":", start, at)
+    if colon < 0 or any(mark in token[start:colon] for mark in "/?#"):
+        return None
+    return colon + 1, at
+
+
 def redact_url(url: str) -> str:
     """``url`` with its password and secret query parameters as ``***``; malformed URLs too.
 
     ``postgresql://u:pw@h/db?sslpassword=x`` → ``postgresql://u:***@h/db?sslpassword=***``.
     """
-    head, sep, rest = url.partition("://")
-    if not sep:
-        return _QUERY_SECRET.sub(rf"\1{MASK}", url)
-    at = rest.rfind(
-        "@"
-    )  # a password may hold an unencoded '@', '/' or '?': mask up to the last '@'
-    if at >= 0:
-        user, colon, _password = rest[:at].partition(":")
-        if colon and not any(mark in user for mark in "/?#"):
-            rest = f"{user}:{MASK}{rest[at:]}"
-    return head + sep + _QUERY_SECRET.sub(rf"\1{MASK}", rest)
+    span = _password_span(url)
+    if span is not None:
+        url = f"{url[: span[0]]}{MASK}{url[span[1] :]}"
+    return _QUERY_SECRET.sub(rf"\1{MASK}", url)
 
 
 def url_secrets(url: str) -> list[str]:
     """The secrets in ``url`` (its password, secret query values), to pass to :func:`redact`."""
-    found: list[str] = []
-    _head, sep, rest = url.partition("://")
-    at = rest.rfind("@")
-    if sep and at >= 0:
-        user, colon, password = rest[:at].partition(":")
-        if colon and password and not any(mark in user for mark in "/?#"):
-            found.append(password)
+    span = _password_span(url)
+    found = [url[span[0] : span[1]]] if span is not None and span[1] > span[0] else []
     for match in _QUERY_SECRET.finditer(url):
-        value = url[match.end(1) : match.end()]
-        if value:
+        if value := url[match.end(1) : match.end()]:
             found.append(value)
     return found
 
@@ -74,7 +76,7 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
     secret-looking assignments replaced by ``***``. The one redaction function of cdb."""
     for secret in sorted({s for s in secrets if s and len(s) >= MIN_SECRET_LENGTH}, key=len)[::-1]:
         text = text.replace(secret, MASK)
-    text = _URL.sub(lambda match: redact_url(match.group()), text)
+    text = _TOKEN.sub(lambda match: redact_url(match.group()), text)
     return _ASSIGNMENT_SECRET.sub(rf"\1{MASK}", text)
 
 
@@ -90,7 +92,7 @@ def describe_url(url: object) -> str:
     if not sep or not re.fullmatch(r"[a-z][a-z0-9+.\-]*", scheme):
         return "a malformed URL"
     if scheme.startswith("sqlite"):
-        database = rest.removeprefix("/").split("?", 1)[0]
+        database = unquote(rest.removeprefix("/").split("?", 1)[0])
         return "SQLite in memory" if database in {"", ":memory:"} else f"SQLite at {database}"
     try:
         parts = urlsplit(text)
