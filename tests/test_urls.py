@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cdb_cli.redaction import redact_url
+from cdb_cli.redaction import redact, redact_url
 
 
 @pytest.mark.parametrize(
@@ -19,3 +19,19 @@ from cdb_cli.redaction import redact_url
 )
 def test_redact_url_hides_only_the_password(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("postgresql://u@h/db?sslmode=require&sslpassword=pw", "?sslmode=require&sslpassword=***"),
+        ("postgresql://u@h/db?password=pw", "postgresql://u@h/db?password=***"),
+        ("received 'postgres://u:pw@ho[st/db'", "received 'postgres://u:***@ho[st/db'"),
+        ("postgresql//u:pw@h/db", "postgresql//u:***@h/db"),
+        ("redis://:p@ss@h:6379/0", "redis://:***@h:6379/0"),
+        ("'BTCCDB_MEXC_API_SECRET=0123abcd'", "'BTCCDB_MEXC_API_SECRET=***'"),
+        ("CDB_SYMBOLS: 'abcdef123'", "CDB_SYMBOLS: '***'"),
+    ],
+)
+def test_redact_masks_passwords_query_secrets_and_known_values(text: str, expected: str) -> None:
+    assert expected in redact(text, ["abcdef123"])
