@@ -52,8 +52,10 @@ class CdbGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CdbError as e:
+            from cdb_cli.redaction import redact
+
             terminal = ctx.obj.terminal if isinstance(ctx.obj, AppContext) else Terminal()
-            terminal.error(e.message, e.details)
+            terminal.error(redact(e.message), [redact(line) for line in e.details])
             raise typer.Exit(exit_code_for(e)) from None
         except KeyboardInterrupt:
             sys.stderr.write("Interrupted\n")
@@ -152,6 +154,8 @@ def main() -> None:
         from rich.markup import escape
         from rich.traceback import Traceback
 
+        from cdb_cli.redaction import redact
+
         console = Console(stderr=True)
         if os.environ.get("CDB_DEBUG") == "1":
             console.print(
@@ -160,7 +164,7 @@ def main() -> None:
                 )
             )
         console.print(
-            f"[red]Unexpected error:[/red] {type(e).__name__}: {escape(str(e))} "
+            f"[red]Unexpected error:[/red] {type(e).__name__}: {escape(redact(str(e)))} "
             "(set CDB_DEBUG=1 for the traceback)",
             markup=True,
             highlight=False,

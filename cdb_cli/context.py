@@ -49,8 +49,10 @@ class AppContext:
         except CdbError as e:
             if as_json:
                 from cdb_cli.errors import exit_code_for
+                from cdb_cli.redaction import redact
 
-                self.terminal.json({"error": e.message, "exit_code": int(exit_code_for(e))})
+                error = redact(e.message)
+                self.terminal.json({"error": error, "exit_code": int(exit_code_for(e))})
             raise
 
     def settings(self) -> Settings:

@@ -16,15 +16,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
 from pydantic import ValidationError
 
+from cdb_cli.redaction import redact
 from cdb_cli.settings import (
     ENV_PREFIX,
     SECRET_FIELDS,
+    EnvFileError,
     Settings,
     describe_validation_error,
+    env_file_values,
     env_name,
+    read_env_file,
+    secret_values,
 )
 
 __all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
@@ -42,6 +46,7 @@ PLACEHOLDER_PATTERN = re.compile(
     re.IGNORECASE,
 )
 _LINE_PATTERN = re.compile(r"^\s*(export\s+)?[A-Za-z_][A-Za-z0-9_]*\s*=")
+_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclass(frozen=True)
@@ -92,12 +97,15 @@ def _file_problems(env_file: Path) -> tuple[list[Problem], dict[str, str]]:
                 f"readable by group/others (mode {mode:04o}); run: chmod 600 {env_file}",
             )
         )
-    for number, raw in enumerate(env_file.read_text(encoding="utf-8").splitlines(), start=1):
-        text = raw.strip()
-        if text and not text.startswith("#") and not _LINE_PATTERN.match(text):
+    try:
+        text = read_env_file(env_file)
+    except EnvFileError as e:
+        return [*problems, Problem(e.where, "bad_encoding", e.reason)], {}
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line and not line.startswith("#") and not _LINE_PATTERN.match(line):
             problems.append(Problem(f"{env_file}:{number}", "bad_line", "line is not NAME=VALUE"))
-    values = {key: value or "" for key, value in dotenv_values(env_file).items()}
-    return problems, values
+    return problems, env_file_values(env_file)
 
 
 def _unknown_problems(names: list[str]) -> list[Problem]:
@@ -105,6 +113,8 @@ def _unknown_problems(names: list[str]) -> list[Problem]:
     problems = []
     for name in names:
         upper = name.upper()
+        if not _NAME_PATTERN.fullmatch(name):
+            continue  # not a name (CDB_X:value, an unclosed quote): a bad_line, never echoed
         if not upper.startswith(ENV_PREFIX) or upper in known:
             continue
         if upper in PROCESS_VARIABLES or upper.startswith(PROCESS_PREFIXES):
@@ -144,12 +154,12 @@ def _secret_problems(raw: dict[str, str], mode: str) -> list[Problem]:
     return problems
 
 
-def _schema_problems(env_file: Path | None) -> list[Problem]:
+def _schema_problems(env_file: Path | None, secrets: list[str]) -> list[Problem]:
     try:
-        Settings(_env_file=env_file)
+        Settings(_env_file=env_file, _env_file_encoding="utf-8-sig")
     except ValidationError as e:
         problems = []
-        for line in describe_validation_error(e):
+        for line in describe_validation_error(e, secrets):
             variable, _, message = line.partition(": ")
             if variable.lower().removeprefix(ENV_PREFIX.lower()) in SECRET_FIELDS:
                 continue  # secrets are judged by _secret_problems, never echoed
@@ -175,16 +185,23 @@ def validate_environment(
             return EnvReport(str(env_file), mode or "paper", problems)
         file_problems, file_values = _file_problems(env_file)
         problems += file_problems
+        if any(problem.code == "bad_encoding" for problem in file_problems):
+            return EnvReport(str(env_file), mode or "paper", problems)
     environment = {
         key: value for key, value in os.environ.items() if key.upper().startswith("CDB_")
     }
     # Effective raw values, the environment winning over the file as in Settings.
     raw = {key.upper(): value for key, value in {**file_values, **environment}.items()}
-    effective_mode = (mode or raw.get("CDB_MODE") or "paper").lower()
+    effective_mode = redact((mode or raw.get("CDB_MODE") or "paper").lower())
 
+    secrets = secret_values(file_values, environment)
     problems += _unknown_problems(sorted({*file_values, *environment}))
-    problems += _schema_problems(env_file)
+    problems += _schema_problems(env_file, secrets)
     problems += _secret_problems(raw, effective_mode)
+    # the last net: no line of the report holds a secret, whatever check wrote it
+    problems = [
+        Problem(redact(p.variable, secrets), p.code, redact(p.message, secrets)) for p in problems
+    ]
     return EnvReport(str(env_file) if env_file else None, effective_mode, problems)
 
 

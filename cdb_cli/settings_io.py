@@ -14,8 +14,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from cdb_cli.redaction import redact_url
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
-from cdb_cli.urls import redact_url
 
 __all__ = ["parse_overrides", "sanitized", "settings_env", "settings_hash"]
 

@@ -23,7 +23,7 @@ def status(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
     context = app_context(ctx)
     url = context.settings().database_url
     from cdb_cli.kernel.database import schema_status
-    from cdb_cli.urls import redact_url
+    from cdb_cli.redaction import redact_url
 
     result = schema_status(url)
     document = {
@@ -61,7 +61,7 @@ def upgrade(
     context = app_context(ctx)
     url = context.settings().database_url
     from cdb_cli.kernel.database import UnknownRevision, upgrade_schema
-    from cdb_cli.urls import redact_url
+    from cdb_cli.redaction import redact_url
 
     try:
         before, after = upgrade_schema(url, revision)

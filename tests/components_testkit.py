@@ -207,7 +207,7 @@ class PublicationsBus(InMemoryBus):
         if self.fail_soon:
             self.fail_soon = False
             failed: asyncio.Future[list[str]] = asyncio.get_running_loop().create_future()
-            failed.set_exception(DependencyError("Redis is unreachable at 127.0.0.1:6379"))
+            failed.set_exception(DependencyError("Redis at 127.0.0.1:6379 is unreachable"))
             return failed
         self.publications.append([event for _, event in items])
         self.soon.append([event for _, event in items])

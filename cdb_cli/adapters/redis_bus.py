@@ -22,7 +22,6 @@ from collections.abc import Awaitable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions as redis_errors
@@ -40,6 +39,7 @@ from cdb_cli.engine.errors import (
 )
 from cdb_cli.engine.events import Event, Topic, decode_event, encode_event
 from cdb_cli.engine.ports.bus import Delivery, Subscription
+from cdb_cli.redaction import describe_url, redact, url_secrets
 
 __all__ = ["RedisBus"]
 
@@ -50,16 +50,6 @@ DEAD_LETTER_MAXLEN = 10_000
 # redis-py retries a failed command 10 times by default; on a dead network that holds a publish for
 # minutes. Two quick retries ride out a dropped connection and then let the caller decide.
 COMMAND_RETRIES = 2
-
-
-def describe_url(url: str) -> str:
-    """Return where ``url`` points (``host:port`` or a socket path), never its credentials."""
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        return parts.path or "a Unix socket"
-    host = parts.hostname or "localhost"
-    host = f"[{host}]" if ":" in host else host  # IPv6
-    return f"{host}:{parts.port or 6379}"
 
 
 def _reason(error: BaseException) -> str:
@@ -101,7 +91,7 @@ class RedisBus:
         self.prefix = prefix
         self.maxlen = maxlen
         self.where = describe_url(url)
-        self._password = urlsplit(url).password
+        self._secrets = url_secrets(url)
         self.max_block_s = max(0.0, command_timeout_s - 1.0)
         self._url = url
         self._timeouts = {
@@ -248,18 +238,18 @@ class RedisBus:
             yield
         except redis_errors.AuthenticationError as e:
             raise ConfigurationError(
-                f"Redis at {self.where} refused the credentials: {self._scrub(str(e))}"
+                f"{self.where} refused the credentials: {self._scrub(str(e))}"
             ) from e
         except redis_errors.TimeoutError as e:
-            raise TransientError(f"Redis did not answer in time at {self.where}") from e
+            raise TransientError(f"{self.where} did not answer in time") from e
         except redis_errors.ConnectionError as e:
-            raise DependencyError(f"Redis is unreachable at {self.where}: {_reason(e)}") from e
+            raise DependencyError(f"{self.where} is unreachable: {_reason(e)}") from e
         except redis_errors.RedisError as e:
             first_line = self._scrub(str(e)).splitlines()[0] if str(e) else type(e).__name__
-            raise DependencyError(f"Redis error at {self.where}: {first_line}") from e
+            raise DependencyError(f"{self.where} failed: {first_line}") from e
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
+        return redact(text, self._secrets)
 
 
 def _text(value: bytes | str) -> str:

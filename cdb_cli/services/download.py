@@ -127,7 +127,7 @@ class KlineDownload:
         """Download every symbol in turn; ``started(symbol)`` gives that symbol's progress."""
         from cdb_cli.adapters.mexc.download import download_klines, download_to_store
         from cdb_cli.kernel import mexc_http_client
-        from cdb_cli.urls import redact_url
+        from cdb_cli.redaction import redact_url
 
         request = self.request
         results = []

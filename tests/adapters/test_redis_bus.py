@@ -95,7 +95,7 @@ def test_redis_bus_unreachable_is_one_line_without_the_password(entry: str) -> N
     with pytest.raises(DependencyError) as caught:
         asyncio.run(main())
     message = str(caught.value)
-    assert message == f"Redis is unreachable at 127.0.0.1:{port}: Connection refused"
+    assert message == f"Redis at 127.0.0.1:{port} is unreachable: Connection refused"
     assert "s3cret" not in message
     assert isinstance(caught.value.__cause__, redis.exceptions.ConnectionError)
     assert "s3cret" not in str(caught.value.__cause__)
@@ -115,7 +115,7 @@ def test_redis_bus_server_that_never_answers_is_a_transient_error() -> None:
                 await bus.close()
 
         with pytest.raises(
-            TransientError, match=f"^Redis did not answer in time at 127.0.0.1:{port}$"
+            TransientError, match=f"^Redis at 127.0.0.1:{port} did not answer in time$"
         ):
             asyncio.run(main())
 

@@ -25,9 +25,10 @@ from cdb_cli.engine.errors import (
     StateError,
     TransientError,
 )
+from cdb_cli.redaction import describe_url, redact, url_secrets
 
 __all__ = [
-    "describe_url",
+    "describe_url",  # from cdb_cli.redaction, re-exported for the SQL adapters
     "is_memory_url",
     "make_engine",
     "parse_url",
@@ -65,13 +66,6 @@ def parse_url(url: str | URL) -> URL:
 def is_memory_url(url: URL) -> bool:
     """Return True for an in-memory SQLite database (each engine sees its own)."""
     return url.get_backend_name() == "sqlite" and url.database in {None, "", ":memory:"}
-
-
-def describe_url(url: URL) -> str:
-    """Name the database for the operator: dialect, place, database; never credentials."""
-    if url.get_backend_name() == "sqlite":
-        return "SQLite in memory" if is_memory_url(url) else f"SQLite at {url.database}"
-    return f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
 def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -122,9 +116,12 @@ def _first_line(error: BaseException, url: URL) -> str:
     text = str(getattr(error, "orig", None) or error).strip()
     line = text.splitlines()[0].strip() if text else type(error).__name__
     line = line.removeprefix("connection failed: ")
-    if url.password:
-        line = line.replace(str(url.password), "***")
-    return line
+    return redact(line, _secrets(url))
+
+
+def _secrets(url: URL) -> list[str]:
+    """The password of ``url``, given in its user info or as a query parameter."""
+    return [str(url.password or ""), *url_secrets(url.render_as_string(hide_password=False))]
 
 
 def _chain_mentions(error: BaseException, secret: str) -> bool:
@@ -173,7 +170,6 @@ def translate_errors(url: URL, action: str, *, connected: bool = True) -> Iterat
         yield
     except exc.SQLAlchemyError as e:
         translated = _translate(e, url, action, connected)
-        password = str(url.password) if url.password else ""
-        if password and _chain_mentions(e, password):
+        if any(secret and _chain_mentions(e, secret) for secret in _secrets(url)):
             raise translated from None
         raise translated from e
