@@ -22,8 +22,10 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.halts import describe_reset
 from cdb_cli.engine.portfolio import NS_PER_DAY
+from cdb_cli.engine.records import AuditRecord
 from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import (
     HALT_ACTION,
@@ -33,12 +35,12 @@ from cdb_cli.engine.runs import (
     trading_status,
 )
 from cdb_cli.runtime.flatten import Flatten
+from cdb_cli.runtime.lifecycle import run_record
 from cdb_cli.runtime.watch import Alert, halt_alerts, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.ports.store import Store
-    from cdb_cli.engine.records import AuditRecord
 
 __all__ = ["OperatorControl", "read_operator_audits"]
 
@@ -62,6 +64,7 @@ class OperatorControl:
         symbols: Sequence[str],
         *,
         who: str,
+        run_id: str,
         alert: Alert | None,
         flatten_note: str = "flattening every position",
     ) -> None:
@@ -72,6 +75,8 @@ class OperatorControl:
         self._flatten_note = flatten_note
         self._written = 0
         self._alerted = 0
+        self._run_id = run_id
+        self._audit_writes: set[asyncio.Task[None]] = set()
 
     async def resume(self, pipeline: TradingPipeline, store: Store, now_ns: int) -> None:
         """Take up a stored halt (or today's reduction) again — already in the store and already
@@ -113,6 +118,37 @@ class OperatorControl:
         if flatten:
             self.flatten.start(reason)
 
+    def halt(
+        self, pipeline: TradingPipeline, now_ns: int, reason: str, *, actor: str, flatten: bool
+    ) -> None:
+        """The kill switch, in process: no new entry from now on; with ``flatten`` every
+        position is sold (now and at each flush until flat). Writes no audit record: the caller
+        did (``cdb risk halt``) or :meth:`halt_now` does."""
+        pipeline.halt(now_ns, halt_reason(reason, actor))
+        self.halted(reason, actor=actor, flatten=flatten)
+        self.flatten.step(pipeline, now_ns)
+
+    def halt_now(
+        self,
+        pipeline: TradingPipeline | None,
+        store: Store,
+        now_ns: int,
+        reason: str,
+        *,
+        via: str,
+    ) -> None:
+        """Halt at once (a signal handler's call: SIGUSR1), without a flatten, and write the
+        audit record (action ``risk_halt``) in the background. Before the start (no pipeline
+        yet) only the record: the start's restore takes it up."""
+        detail = {"reason": reason, "flatten": "no", "via": via}
+        record = run_record(HALT_ACTION, self._run_id, now_ns, detail)
+        if pipeline is not None:
+            self.actions.halts_seen.add(record.ts_event)
+            self.halt(pipeline, now_ns, reason, actor=record.actor, flatten=False)
+        task = asyncio.get_running_loop().create_task(_write_audit(store, record))
+        self._audit_writes.add(task)
+        task.add_done_callback(self._audit_writes.discard)
+
     def new_state_changes(self, pipeline: TradingPipeline) -> list[tuple[int, str, str]]:
         """The trading-state changes since the last call (to be written as audit records)."""
         changes = pipeline.stats.state_changes
@@ -126,3 +162,10 @@ class OperatorControl:
         for subject, body in halt_alerts(changes[self._alerted :], self.who):
             await send_alert(self._alert, subject, body)
         self._alerted = len(changes)
+
+
+async def _write_audit(store: Store, record: AuditRecord) -> None:
+    try:
+        await asyncio.to_thread(store.add_audit, record)
+    except CdbError as e:
+        logger.error("Could not write the %s audit record: %s", record.action, e)

@@ -35,8 +35,7 @@ from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.funnel import hhmm, waits_for
-from cdb_cli.engine.records import AuditRecord, Mode, OrderRecord
-from cdb_cli.engine.runs import HALT_ACTION, halt_reason
+from cdb_cli.engine.records import Mode, OrderRecord
 from cdb_cli.runtime.control import OperatorControl, read_operator_audits
 from cdb_cli.runtime.lifecycle import (
     START_ACTION,
@@ -47,7 +46,7 @@ from cdb_cli.runtime.lifecycle import (
     new_run_id,
     run_record,
 )
-from cdb_cli.runtime.outbox import BatchWriter
+from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.schedule import start_jobs
 from cdb_cli.runtime.spill import load_spills, spill_folders
 from cdb_cli.runtime.view import LastDecisions
@@ -125,6 +124,8 @@ class TradingLoop:
             self.recorder = metrics.recorder(self._writer.outbox)
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0
+        self.bus_up = True
+        """False from a failed publication until one succeeds again."""
         self._store_watch = StoreWatch(
             settings.store_outage_limit_seconds,
             who=f"Run {self.run_id}",
@@ -133,8 +134,9 @@ class TradingLoop:
         )
         self.last_decisions = LastDecisions()
         """The latest risk decisions, for the operator's screen."""
-        self.control = OperatorControl(self.symbols, who=f"Run {self.run_id}", alert=alert)
-        self._audit_writes: set[asyncio.Task[None]] = set()
+        self.control = OperatorControl(
+            self.symbols, who=f"Run {self.run_id}", run_id=self.run_id, alert=alert
+        )
         self.pipeline: TradingPipeline | None = None
         self.started = asyncio.Event()
 
@@ -340,6 +342,7 @@ class TradingLoop:
             feed_ages=self.feed_ages(),
             max_feed_age_s=self.settings.stale_data_seconds,
             database_up=self.database_up,
+            bus_up=self.bus_up,
             trading_state=self.pipeline.trading_state,
         )
         return reasons + self.venue.readiness()
@@ -395,10 +398,23 @@ class TradingLoop:
         stats.orders = pipeline.stats.orders
         stats.fills = pipeline.stats.fills
         if batch.events:
-            try:
-                await self.bus.publish_many(batch.events)
-            except CdbError as e:
+            await self._publish(batch)
+
+    async def _publish(self, batch: Outbox) -> None:
+        """Publish a stored batch; a bus that fails only loses the publication (the store has
+        it): one line when it goes and when it is back, ``/ready`` says ``bus down``."""
+        try:
+            await self.bus.publish_many(batch.events)
+        except CdbError as e:
+            if self.bus_up:
                 logger.warning("Bus publish failed (the store has the events): %s", e)
+            self.bus_up = False
+        else:
+            if not self.bus_up:
+                logger.warning("The bus takes publications again")
+            self.bus_up = True
+        if self.metrics is not None:
+            self.metrics.set_dependency("redis", self.bus_up)
 
     def _publish_portfolio(self, pipeline: TradingPipeline) -> None:
         if self.metrics is None:
@@ -429,34 +445,15 @@ class TradingLoop:
         self.control.flatten.step(pipeline, self.clock.timestamp_ns())
 
     def halt(self, reason: str, *, flatten: bool = False, actor: str = "") -> None:
-        """The kill switch, in process: no new entry from now on; with ``flatten`` every
-        position is sold (now and at each flush until flat). Writes no audit record: the caller
-        did (``cdb risk halt``) or :meth:`halt_now` does."""
-        pipeline = self.pipeline
-        if pipeline is None:
-            return
-        now = self.clock.timestamp_ns()
-        pipeline.halt(now, halt_reason(reason, actor))
-        self.control.halted(reason, actor=actor, flatten=flatten)
-        self.control.flatten.step(pipeline, now)
+        """The kill switch, in process (:meth:`OperatorControl.halt`); no audit record."""
+        if self.pipeline is not None:
+            self.control.halt(
+                self.pipeline, self.clock.timestamp_ns(), reason, actor=actor, flatten=flatten
+            )
 
     def halt_now(self, reason: str, *, via: str) -> None:
-        """Halt at once (a signal handler's call: SIGUSR1), without a flatten, and write the
-        audit record (action ``risk_halt``) in the background."""
-        detail = {"reason": reason, "flatten": "no", "via": via}
-        record = run_record(HALT_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
-        if self.pipeline is not None:  # before the start, the pick-up or the restore takes it
-            self.control.actions.halts_seen.add(record.ts_event)
-            self.halt(reason, actor=record.actor)
-        task = asyncio.get_running_loop().create_task(self._write_audit(record))
-        self._audit_writes.add(task)
-        task.add_done_callback(self._audit_writes.discard)
-
-    async def _write_audit(self, record: AuditRecord) -> None:
-        try:
-            await asyncio.to_thread(self.store.add_audit, record)
-        except CdbError as e:
-            logger.error("Could not write the %s audit record: %s", record.action, e)
+        """Halt at once (SIGUSR1), audited in the background (:meth:`OperatorControl.halt_now`)."""
+        self.control.halt_now(self.pipeline, self.store, self.clock.timestamp_ns(), reason, via=via)
 
     # --- jobs (runtime/schedule.py starts them) -------------------------------------------------
 

@@ -144,6 +144,7 @@ class RiskComponent(Component):
         self.control = OperatorControl(
             self.symbols,
             who=f"Run {self.run_id} (component risk)",
+            run_id=self.run_id,
             alert=self.alert,
             flatten_note="flattening every position, each at its next closed bar",
         )
