@@ -5,6 +5,7 @@ error. Shared by ``tests/adapters/mexc/test_http_answers.py`` and ``tests/fuzz``
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import random
@@ -256,6 +257,10 @@ _ODD: list[Any] = [
 ]  # fmt: skip
 
 
+def _odd(rng: random.Random) -> Any:
+    return copy.deepcopy(rng.choice(_ODD))  # never the shared list itself: no cycles
+
+
 def mutate_json(value: Any, rng: random.Random) -> bytes:
     """``value`` with one to three structural changes (a value swapped for an odd one, a key
     dropped or renamed, a node wrapped or deeply nested), as JSON bytes."""
@@ -280,19 +285,19 @@ def _mutate_node(doc: Any, rng: random.Random) -> Any:
 
     walk(doc)
     if not containers or rng.random() < 0.08:
-        return rng.choice(_ODD) if rng.random() < 0.5 else [doc]
+        return _odd(rng) if rng.random() < 0.5 else [doc]
     node = rng.choice(containers)
     keys: list[Any] = list(node) if isinstance(node, dict) else list(range(len(node)))
     if not keys:
         if isinstance(node, dict):
-            node["x"] = rng.choice(_ODD)
+            node["x"] = _odd(rng)
         else:
-            node.append(rng.choice(_ODD))
+            node.append(_odd(rng))
         return doc
     key = rng.choice(keys)
     action = rng.randrange(4)
     if action == 0:
-        node[key] = rng.choice(_ODD)
+        node[key] = _odd(rng)
     elif action == 1:
         del node[key]
     elif action == 2 and isinstance(node, dict):
