@@ -6,6 +6,12 @@ and is re-synced once when MEXC answers 700003. Retries use bounded exponential 
 and happen only when retrying is safe: rate limits, connection failures, and 5xx / dead connections
 on GET. A POST or DELETE whose outcome is unknown is never resent; it raises VenueServerError and
 the caller must query the order.
+
+Every answer is read by its endpoint's reader (:data:`READERS`), which checks its shape field by
+field: a 2xx body the reader cannot read raises :class:`~.errors.MalformedAnswer`, a
+``VenueServerError`` (the outcome is unknown, as for a 5xx; a GET is retried). So every answer
+MEXC can send ends in the error tree of :mod:`.errors`: ``VenueRejected``, ``VenueServerError``
+or ``RateLimited``, never ``KeyError`` or ``TypeError``. Messages show the masked key only.
 """
 
 from __future__ import annotations
@@ -17,23 +23,23 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
-from cdb_cli.adapters.mexc.errors import CODE_TIMESTAMP, error_for_response
+from cdb_cli.adapters.mexc.errors import CODE_TIMESTAMP, read_answer
 from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.models import (
     Balance,
     BookTicker,
     Depth,
+    Fields,
     Fill,
     Kline,
     MexcSymbol,
     Order,
-    dec,
+    array,
     format_decimal,
-    integer,
     symbol_from_json,
 )
 from cdb_cli.adapters.mexc.ratelimit import RateLimiter
@@ -49,7 +55,9 @@ from cdb_cli.engine.errors import (
 )
 from cdb_cli.engine.instruments import Instrument
 
-__all__ = ["MexcHttpClient"]
+__all__ = ["READERS", "MexcHttpClient"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +161,14 @@ class MexcHttpClient:
         return {"Content-Type": "application/json"}
 
     async def _send_once(
-        self, method: str, path: str, params: list[tuple[str, str]], *, signed: bool
-    ) -> Any:
+        self,
+        method: str,
+        path: str,
+        params: list[tuple[str, str]],
+        read: Callable[[Any], T],
+        *,
+        signed: bool,
+    ) -> T:
         where = f"{method} {path}"
         query = self._signed_query(params) if signed else encode_params(params)
         url = f"{self.base_url}{path}" + (f"?{query}" if query else "")
@@ -170,12 +184,15 @@ class MexcHttpClient:
             raise VenueServerError(
                 f"MEXC {where} failed after sending ({text}); the outcome is unknown"
             ) from None
-        error = error_for_response(
-            response.status_code, response.content, response.headers, where=where
-        )
-        if error is not None:
-            raise error
-        return response.json()
+        try:
+            return read_answer(
+                response.status_code, response.content, response.headers, where=where, parse=read
+            )
+        except CdbError as e:
+            if self._credentials is not None:  # MEXC's message could echo what we sent
+                e.message = self._credentials.redact(e.message)
+                e.args = (e.message,)
+            raise
 
     def _retry_delay(self, error: CdbError, method: str, attempt: int) -> float | None:
         """Seconds to wait before retrying after ``error``, or None when it must not be retried."""
@@ -192,12 +209,14 @@ class MexcHttpClient:
         self,
         method: str,
         path: str,
+        read: Callable[[Any], T],
         params: Sequence[tuple[str, str]] = (),
         *,
         signed: bool = False,
         order: bool = False,
-    ) -> Any:
-        """Send with rate limiting and the retry policy of the module docstring."""
+    ) -> T:
+        """Send with rate limiting and the retry policy of the module docstring; the answer as
+        ``read`` (one of :data:`READERS`) finds it."""
         params = list(params)
         if signed and self.time_offset_ms is None:
             await self.sync_time()
@@ -207,7 +226,7 @@ class MexcHttpClient:
             if order:
                 await self.orders.acquire()
             try:
-                return await self._send_once(method, path, params, signed=signed)
+                return await self._send_once(method, path, params, read, signed=signed)
             except VenueRejected as e:
                 last = attempt + 1 >= self.max_attempts
                 if e.code not in CODE_TIMESTAMP or resynced or not signed or last:
@@ -230,12 +249,11 @@ class MexcHttpClient:
 
     async def ping(self) -> None:
         """``GET /api/v3/ping``; raises when MEXC is unreachable or unwell."""
-        await self._request("GET", f"{API}/ping")
+        await self._request("GET", f"{API}/ping", read_empty)
 
     async def server_time(self) -> int:
         """MEXC's clock, ms since the epoch."""
-        body = await self._request("GET", f"{API}/time")
-        return integer(_field(body, "serverTime"), "serverTime")
+        return await self._request("GET", f"{API}/time", read_server_time)
 
     async def sync_time(self) -> int:
         """Measure the server-time offset (ms, server minus local at the midpoint) and keep it.
@@ -255,12 +273,7 @@ class MexcHttpClient:
     async def symbols(self, symbols: Sequence[str] = ()) -> dict[str, MexcSymbol]:
         """Every symbol's instrument, tradability and order types (all symbols when none given)."""
         params = [("symbols", ",".join(symbols))] if symbols else []
-        body = await self._request("GET", f"{API}/exchangeInfo", params)
-        raw_symbols = _field(body, "symbols")
-        if not isinstance(raw_symbols, list):
-            raise MalformedEvent("MEXC exchangeInfo 'symbols' is not an array")
-        parsed = (symbol_from_json(raw) for raw in raw_symbols)
-        return {s.instrument.symbol: s for s in parsed}
+        return await self._request("GET", f"{API}/exchangeInfo", read_symbols, params)
 
     async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
         """Instruments of the tradable symbols (status 1, spot allowed), by symbol."""
@@ -285,10 +298,7 @@ class MexcHttpClient:
             params.append(("startTime", str(start_ms)))
         if end_ms is not None:
             params.append(("endTime", str(end_ms)))
-        body = await self._request("GET", f"{API}/klines", params)
-        if not isinstance(body, list):
-            raise MalformedEvent("MEXC klines answer is not an array")
-        return [Kline.from_row(row) for row in body]
+        return await self._request("GET", f"{API}/klines", read_klines, params)
 
     async def iter_klines(
         self, symbol: str, interval: str, start_ms: int, end_ms: int, *, page: int = 500
@@ -311,30 +321,22 @@ class MexcHttpClient:
     async def depth(self, symbol: str, limit: int = 100) -> Depth:
         """Order book snapshot."""
         params = [("symbol", symbol), ("limit", str(limit))]
-        return Depth.from_json(await self._request("GET", f"{API}/depth", params))
+        return await self._request("GET", f"{API}/depth", Depth.from_json, params)
 
     async def book_ticker(self, symbol: str) -> BookTicker:
         """Best bid/ask of one symbol."""
-        body = await self._request("GET", f"{API}/ticker/bookTicker", [("symbol", symbol)])
-        return BookTicker.from_json(body)
+        params = [("symbol", symbol)]
+        return await self._request("GET", f"{API}/ticker/bookTicker", BookTicker.from_json, params)
 
     # -- signed: account and orders ------------------------------------------------------------
 
     async def account(self) -> dict[str, Balance]:
         """Balances by asset."""
-        body = await self._request("GET", f"{API}/account", signed=True)
-        return {
-            str(b["asset"]): Balance(str(b["asset"]), dec(b["free"], "free"), dec(b["locked"]))
-            for b in _field(body, "balances")
-        }
+        return await self._request("GET", f"{API}/account", read_balances, signed=True)
 
     async def account_permissions(self) -> tuple[bool, tuple[str, ...]]:
         """(``canTrade``, ``permissions``) of the account: may it place spot orders at all."""
-        body = await self._request("GET", f"{API}/account", signed=True)
-        permissions = _field(body, "permissions")
-        if not isinstance(permissions, list):
-            raise MalformedEvent("MEXC account 'permissions' is not an array")
-        return _field(body, "canTrade") is True, tuple(str(p) for p in permissions)
+        return await self._request("GET", f"{API}/account", read_permissions, signed=True)
 
     @staticmethod
     def _order_params(
@@ -373,9 +375,11 @@ class MexcHttpClient:
         params = self._order_params(
             symbol, side, order_type, quantity, quote_order_qty, price, client_order_id
         )
-        path = f"{API}/order/test" if test else f"{API}/order"
-        body = await self._request("POST", path, params, signed=True, order=True)
-        return None if test else Order.from_json(body)
+        if test:
+            path = f"{API}/order/test"
+            return await self._request("POST", path, read_empty, params, signed=True, order=True)
+        path = f"{API}/order"
+        return await self._request("POST", path, read_order, params, signed=True, order=True)
 
     @staticmethod
     def _id_params(
@@ -393,44 +397,46 @@ class MexcHttpClient:
     ) -> Order:
         """Cancel; HTTP 200 means accepted (the status in the answer may be the old one)."""
         params = self._id_params(symbol, order_id, client_order_id)
-        body = await self._request("DELETE", f"{API}/order", params, signed=True, order=True)
-        return Order.from_json(body)
+        return await self._request(
+            "DELETE", f"{API}/order", read_order, params, signed=True, order=True
+        )
 
     async def cancel_open_orders(self, symbol: str) -> list[Order]:
         """Cancel every open order on ``symbol`` (the kill switch)."""
-        body = await self._request(
-            "DELETE", f"{API}/openOrders", [("symbol", symbol)], signed=True, order=True
+        params = [("symbol", symbol)]
+        return await self._request(
+            "DELETE", f"{API}/openOrders", read_canceled_orders, params, signed=True, order=True
         )
-        return [Order.from_json(o) for o in _array(body, "openOrders")]
 
     async def query_order(
         self, symbol: str, *, order_id: str | None = None, client_order_id: str | None = None
     ) -> Order:
         """The current state of one order."""
         params = self._id_params(symbol, order_id, client_order_id)
-        return Order.from_json(await self._request("GET", f"{API}/order", params, signed=True))
+        return await self._request("GET", f"{API}/order", read_order_state, params, signed=True)
 
     async def open_orders(self, symbol: str) -> list[Order]:
         """Our open orders on ``symbol``."""
-        body = await self._request("GET", f"{API}/openOrders", [("symbol", symbol)], signed=True)
-        return [Order.from_json(o) for o in _array(body, "openOrders")]
+        params = [("symbol", symbol)]
+        return await self._request(
+            "GET", f"{API}/openOrders", read_open_orders, params, signed=True
+        )
 
     # -- user data stream (listenKey, mexc_api.md §4.7) -----------------------------------------
 
     async def create_listen_key(self) -> str:
         """A new listenKey for the private WebSocket, valid 60 minutes."""
-        body = await self._request("POST", f"{API}/userDataStream", signed=True)
-        return str(_field(body, "listenKey"))
+        return await self._request("POST", f"{API}/userDataStream", read_listen_key, signed=True)
 
     async def keepalive_listen_key(self, listen_key: str) -> None:
         """Extend the key by 60 minutes (MEXC recommends every 30)."""
         params = [("listenKey", listen_key)]
-        await self._request("PUT", f"{API}/userDataStream", params, signed=True)
+        await self._request("PUT", f"{API}/userDataStream", read_empty, params, signed=True)
 
     async def close_listen_key(self, listen_key: str) -> None:
         """Invalidate the key (its WebSocket streams end)."""
         params = [("listenKey", listen_key)]
-        await self._request("DELETE", f"{API}/userDataStream", params, signed=True)
+        await self._request("DELETE", f"{API}/userDataStream", read_empty, params, signed=True)
 
     async def my_trades(
         self,
@@ -449,17 +455,91 @@ class MexcHttpClient:
             params.append(("startTime", str(start_ms)))
         if end_ms is not None:
             params.append(("endTime", str(end_ms)))
-        body = await self._request("GET", f"{API}/myTrades", params, signed=True)
-        return [Fill.from_json(t) for t in _array(body, "myTrades")]
+        return await self._request("GET", f"{API}/myTrades", read_trades, params, signed=True)
 
 
-def _field(body: Any, name: str) -> Any:
-    if not isinstance(body, dict) or name not in body:
-        raise MalformedEvent(f"MEXC answer lacks {name!r}")
-    return body[name]
+# -- readers: one per kind of answer; each raises MalformedEvent and nothing else ---------------
 
 
-def _array(body: Any, what: str) -> list[Any]:
-    if not isinstance(body, list):
-        raise MalformedEvent(f"MEXC {what} answer is not an array")
-    return body
+def read_empty(body: Any) -> None:
+    """``{}`` or any object (ping, test order, listenKey keep-alive and close)."""
+    Fields(body, "answer")
+
+
+def read_server_time(body: Any) -> int:
+    return Fields(body, "time answer").integer("serverTime")
+
+
+def read_symbols(body: Any) -> dict[str, MexcSymbol]:
+    raw_symbols = Fields(body, "exchangeInfo answer").array("symbols")
+    parsed = (symbol_from_json(raw) for raw in raw_symbols)
+    return {s.instrument.symbol: s for s in parsed}
+
+
+def read_klines(body: Any) -> list[Kline]:
+    return [Kline.from_row(row) for row in array(body, "klines answer")]
+
+
+def read_balances(body: Any) -> dict[str, Balance]:
+    balances = {}
+    for raw in Fields(body, "account answer").array("balances"):
+        f = Fields(raw, "balance")
+        asset = f.text("asset")
+        balances[asset] = Balance(asset, f.decimal("free"), f.decimal("locked"))
+    return balances
+
+
+def read_permissions(body: Any) -> tuple[bool, tuple[str, ...]]:
+    f = Fields(body, "account answer")
+    if not f.has("canTrade"):
+        raise MalformedEvent("MEXC account answer lacks field 'canTrade'")
+    return f.flag("canTrade"), tuple(f.texts("permissions") if f.has("permissions") else ())
+
+
+def read_order(body: Any) -> Order:
+    """A placement or cancel answer (side and status may be missing)."""
+    return Order.from_json(body)
+
+
+def read_order_state(body: Any) -> Order:
+    """A query answer: side and status are required."""
+    return Order.from_json(body, complete=True)
+
+
+def read_canceled_orders(body: Any) -> list[Order]:
+    return [Order.from_json(o) for o in array(body, "openOrders answer")]
+
+
+def read_open_orders(body: Any) -> list[Order]:
+    return [Order.from_json(o, complete=True) for o in array(body, "openOrders answer")]
+
+
+def read_listen_key(body: Any) -> str:
+    return Fields(body, "userDataStream answer").text("listenKey")
+
+
+def read_trades(body: Any) -> list[Fill]:
+    return [Fill.from_json(t) for t in array(body, "myTrades answer")]
+
+
+READERS: dict[str, Callable[[Any], Any]] = {
+    "GET /api/v3/ping": read_empty,
+    "GET /api/v3/time": read_server_time,
+    "GET /api/v3/exchangeInfo": read_symbols,
+    "GET /api/v3/klines": read_klines,
+    "GET /api/v3/depth": Depth.from_json,
+    "GET /api/v3/ticker/bookTicker": BookTicker.from_json,
+    "GET /api/v3/account": read_balances,
+    "GET /api/v3/account (permissions)": read_permissions,
+    "POST /api/v3/order": read_order,
+    "POST /api/v3/order/test": read_empty,
+    "DELETE /api/v3/order": read_order,
+    "DELETE /api/v3/openOrders": read_canceled_orders,
+    "GET /api/v3/order": read_order_state,
+    "GET /api/v3/openOrders": read_open_orders,
+    "POST /api/v3/userDataStream": read_listen_key,
+    "PUT /api/v3/userDataStream": read_empty,
+    "DELETE /api/v3/userDataStream": read_empty,
+    "GET /api/v3/myTrades": read_trades,
+}
+"""The reader of each answer the client reads, by request (what the fuzz suite feeds)."""

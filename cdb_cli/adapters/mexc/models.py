@@ -6,6 +6,7 @@ records, not engine events; conversion to nanoseconds happens where events are b
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -14,42 +15,167 @@ from cdb_cli.engine.errors import MalformedEvent
 from cdb_cli.engine.instruments import Instrument
 
 __all__ = [
+    "SIDES",
     "Balance",
     "BookTicker",
     "Depth",
+    "Fields",
     "Fill",
     "Kline",
     "MexcSymbol",
     "Order",
+    "array",
     "dec",
     "format_decimal",
     "instrument_from_symbol",
     "integer",
     "symbol_from_json",
+    "text",
 ]
+
+SIDES = frozenset({"", "BUY", "SELL"})
+"""An order's side as parsed: "" only where MEXC may leave it out (a cancel answer)."""
+
+
+MAX_TEXT = 200
+"""The longest string field accepted (symbols, ids, statuses); longer is a malformed answer."""
+MAX_NUMBER_TEXT = 64
+"""The longest numeric string accepted; MEXC's decimals have at most ~30 characters."""
+MAX_EXPONENT = 40
+"""Decimals beyond 10^±40 are no price, quantity or fee: a malformed answer."""
+MAX_INTEGER = 2**63 - 1
+"""Integers (times, ids, precisions) beyond int64 are a malformed answer."""
+MAX_PRECISION = 30
+"""The most decimals a precision field may give (MEXC uses 0..18)."""
+_MAX_SHOWN = 24  # a wire value shown in a message: enough for a number, too short for a key
+
+
+def _shown(value: Any) -> str:
+    """A short, one-line repr of a wire value for an error message (never the whole body)."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    text = repr(value)
+    if len(text) <= _MAX_SHOWN:
+        return text
+    return f"a {len(value)}-character string" if isinstance(value, str) else "a huge number"
 
 
 def dec(value: Any, field: str = "value") -> Decimal:
-    """A Decimal from a JSON string or number; MalformedEvent (naming the field) otherwise."""
-    if isinstance(value, bool) or value is None:
-        raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected a decimal")
+    """A Decimal from a JSON string or number; MalformedEvent (naming the field) otherwise.
+
+    Non-finite values, numeric strings over :data:`MAX_NUMBER_TEXT` characters and magnitudes
+    beyond 10^±:data:`MAX_EXPONENT` are malformed too.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected a decimal")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_NUMBER_TEXT:
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected a decimal")
     try:
-        result = Decimal(str(value))
+        result = Decimal(text.strip())
     except InvalidOperation as e:
-        raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected a decimal") from e
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected a decimal") from e
     if not result.is_finite():
-        raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected a finite decimal")
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected a finite decimal")
+    if result and abs(result.adjusted()) > MAX_EXPONENT:
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, out of range")
     return result
 
 
 def integer(value: Any, field: str = "value") -> int:
-    """An int from a JSON number or numeric string (MEXC sends both)."""
-    if isinstance(value, bool):
-        raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected an integer")
-    try:
-        return int(value)
-    except (TypeError, ValueError) as e:
-        raise MalformedEvent(f"MEXC field {field!r} is {value!r}, expected an integer") from e
+    """An int from a JSON number or numeric string (MEXC sends both), within int64."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT:
+        with contextlib.suppress(ValueError):
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected an integer")
+    if not -MAX_INTEGER <= value <= MAX_INTEGER:
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, out of range")
+    return value
+
+
+def text(value: Any, field: str = "value") -> str:
+    """A non-empty string field (numbers are accepted for ids, which MEXC sends either way)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(integer(value, field))
+    if not isinstance(value, str) or not value or len(value) > MAX_TEXT:
+        raise MalformedEvent(f"MEXC field {field!r} is {_shown(value)}, expected a string")
+    return value
+
+
+class Fields:
+    """One JSON object of a MEXC answer, read field by field; every problem is a MalformedEvent
+    naming the object and the field (no ``KeyError``/``TypeError`` ever leaves a parse)."""
+
+    __slots__ = ("raw", "what")
+
+    def __init__(self, raw: Any, what: str) -> None:
+        if not isinstance(raw, dict):
+            raise MalformedEvent(f"MEXC {what} is {_shown(raw)}, expected a JSON object")
+        self.raw: dict[str, Any] = raw
+        self.what = what
+
+    def has(self, name: str) -> bool:
+        """The field is present and not null."""
+        return self.raw.get(name) is not None
+
+    def _get(self, name: str) -> Any:
+        value = self.raw.get(name)
+        if value is None:
+            raise MalformedEvent(f"MEXC {self.what} lacks field {name!r}")
+        return value
+
+    def text(self, name: str) -> str:
+        return text(self._get(name), name)
+
+    def opt_text(self, name: str) -> str | None:
+        """A string, or None when absent, null or empty."""
+        value = self.raw.get(name)
+        return None if value in (None, "") else text(value, name)
+
+    def decimal(self, name: str, default: Decimal | None = None) -> Decimal:
+        if default is not None and not self.has(name):
+            return default
+        return dec(self._get(name), name)
+
+    def opt_decimal(self, name: str) -> Decimal | None:
+        value = self.raw.get(name)
+        return None if value in (None, "") else dec(value, name)
+
+    def integer(self, name: str) -> int:
+        return integer(self._get(name), name)
+
+    def opt_integer(self, name: str) -> int | None:
+        value = self.raw.get(name)
+        return None if value in (None, "") else integer(value, name)
+
+    def flag(self, name: str) -> bool:
+        """A boolean; absent or null is False, anything but true/false is malformed."""
+        value = self.raw.get(name)
+        if value is None:
+            return False
+        if not isinstance(value, bool):
+            raise MalformedEvent(f"MEXC field {name!r} is {_shown(value)}, expected true/false")
+        return value
+
+    def array(self, name: str, *, default_empty: bool = False) -> list[Any]:
+        value = self.raw.get(name)
+        if value is None and default_empty:
+            return []
+        return array(self._get(name), f"{self.what} {name!r}")
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        """An array of strings; absent or null is empty."""
+        return tuple(text(v, name) for v in self.array(name, default_empty=True))
+
+
+def array(value: Any, what: str) -> list[Any]:
+    """``value`` as a JSON array; MalformedEvent otherwise."""
+    if not isinstance(value, list):
+        raise MalformedEvent(f"MEXC {what} is {_shown(value)}, expected a JSON array")
+    return value
 
 
 def format_decimal(value: Decimal) -> str:
@@ -67,42 +193,47 @@ class MexcSymbol:
     order_types: tuple[str, ...]
 
 
-def symbol_from_json(raw: dict[str, Any]) -> MexcSymbol:
+def symbol_from_json(raw: Any) -> MexcSymbol:
     """One ``exchangeInfo.symbols[]`` object (mexc_api.md §2.1, §5).
 
     Tick = 10^-quotePrecision (D-CN: price precision), step = 10^-baseAssetPrecision, min quantity =
     ``baseSizePrecision``, min notional = ``quoteAmountPrecision``. Tradable when status is "1"
     (or the legacy "ENABLED"), spot trading is allowed and SPOT is in the permissions.
     """
+    f = Fields(raw, "exchangeInfo symbol")
+    status = f.raw.get("status")
+    base_precision = f.integer("baseAssetPrecision")
+    quote_precision = f.integer("quotePrecision")
+    for name, value in (
+        ("baseAssetPrecision", base_precision),
+        ("quotePrecision", quote_precision),
+    ):
+        if not 0 <= value <= MAX_PRECISION:
+            raise MalformedEvent(f"MEXC exchangeInfo field {name!r} is {value}, out of range")
+    zero = Decimal(0)
     try:
-        status = str(raw.get("status", ""))
-        max_quote = raw.get("maxQuoteAmount")
         instrument = Instrument.from_precisions(
-            str(raw["symbol"]),
-            base_asset=str(raw["baseAsset"]),
-            quote_asset=str(raw["quoteAsset"]),
-            base_asset_precision=integer(raw["baseAssetPrecision"], "baseAssetPrecision"),
-            quote_precision=integer(raw["quotePrecision"], "quotePrecision"),
-            min_quantity=dec(raw.get("baseSizePrecision", "0"), "baseSizePrecision"),
-            min_notional=dec(raw.get("quoteAmountPrecision", "0"), "quoteAmountPrecision"),
-            max_notional=dec(max_quote, "maxQuoteAmount") if max_quote else None,
-            maker_fee=dec(raw.get("makerCommission", "0"), "makerCommission"),
-            taker_fee=dec(raw.get("takerCommission", "0"), "takerCommission"),
+            f.text("symbol"),
+            base_asset=f.text("baseAsset"),
+            quote_asset=f.text("quoteAsset"),
+            base_asset_precision=base_precision,
+            quote_precision=quote_precision,
+            min_quantity=f.decimal("baseSizePrecision", zero),
+            min_notional=f.decimal("quoteAmountPrecision", zero),
+            max_notional=f.opt_decimal("maxQuoteAmount") or None,
+            maker_fee=f.decimal("makerCommission", zero),
+            taker_fee=f.decimal("takerCommission", zero),
         )
-    except KeyError as e:
-        raise MalformedEvent(f"MEXC exchangeInfo symbol lacks field {e.args[0]!r}") from e
     except ValueError as e:  # Instrument refuses non-positive steps, negative minimums
         raise MalformedEvent(f"MEXC exchangeInfo symbol is invalid: {e}") from e
-    tradable = (
-        status in {"1", "ENABLED"}
-        and bool(raw.get("isSpotTradingAllowed", False))
-        and "SPOT" in raw.get("permissions", ())
-    )
-    order_types = tuple(str(t) for t in raw.get("orderTypes", ()))
+    spot_allowed, permissions = f.flag("isSpotTradingAllowed"), f.texts("permissions")
+    order_types = f.texts("orderTypes")
+    online = isinstance(status, str | int) and str(status) in {"1", "ENABLED"}
+    tradable = online and spot_allowed and "SPOT" in permissions
     return MexcSymbol(instrument, tradable, order_types)
 
 
-def instrument_from_symbol(raw: dict[str, Any]) -> Instrument:
+def instrument_from_symbol(raw: Any) -> Instrument:
     """The :class:`Instrument` of one ``exchangeInfo`` symbol."""
     return symbol_from_json(raw).instrument
 
@@ -123,7 +254,7 @@ class Kline:
     @classmethod
     def from_row(cls, row: Any) -> Kline:
         if not isinstance(row, list) or len(row) < 8:
-            raise MalformedEvent(f"MEXC kline row is not an 8-element array: {row!r:.80}")
+            raise MalformedEvent(f"MEXC kline row is {_shown(row)}, expected an 8-element array")
         return cls(
             integer(row[0], "openTime"),
             dec(row[1], "open"),
@@ -146,16 +277,22 @@ class Depth:
     timestamp_ms: int | None
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Depth:
-        def levels(key: str) -> tuple[tuple[Decimal, Decimal], ...]:
-            return tuple((dec(p, key), dec(q, key)) for p, q in raw.get(key, ()))
+    def from_json(cls, raw: Any) -> Depth:
+        f = Fields(raw, "depth")
 
-        ts = raw.get("timestamp")
+        def level(row: Any, key: str) -> tuple[Decimal, Decimal]:
+            if not isinstance(row, list) or len(row) < 2:
+                raise MalformedEvent(f"MEXC depth {key!r} level is {_shown(row)}, expected a pair")
+            return dec(row[0], key), dec(row[1], key)
+
+        def levels(key: str) -> tuple[tuple[Decimal, Decimal], ...]:
+            return tuple(level(row, key) for row in f.array(key, default_empty=True))
+
         return cls(
-            integer(raw.get("lastUpdateId", 0), "lastUpdateId"),
+            f.opt_integer("lastUpdateId") or 0,
             levels("bids"),
             levels("asks"),
-            None if ts is None else integer(ts, "timestamp"),
+            f.opt_integer("timestamp"),
         )
 
 
@@ -170,13 +307,14 @@ class BookTicker:
     ask_qty: Decimal
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> BookTicker:
+    def from_json(cls, raw: Any) -> BookTicker:
+        f = Fields(raw, "bookTicker")
         return cls(
-            str(raw["symbol"]),
-            dec(raw["bidPrice"], "bidPrice"),
-            dec(raw["bidQty"], "bidQty"),
-            dec(raw["askPrice"], "askPrice"),
-            dec(raw["askQty"], "askQty"),
+            f.text("symbol"),
+            f.decimal("bidPrice"),
+            f.decimal("bidQty"),
+            f.decimal("askPrice"),
+            f.decimal("askQty"),
         )
 
 
@@ -210,24 +348,29 @@ class Order:
     time_ms: int | None
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Order:
-        def opt_dec(key: str) -> Decimal | None:
-            value = raw.get(key)
-            return None if value in (None, "") else dec(value, key)
+    def from_json(cls, raw: Any, *, complete: bool = False) -> Order:
+        """One order object; ``complete`` (query and list answers) also needs side and status.
 
-        time_value = raw.get("time", raw.get("transactTime"))
+        ``side`` is "BUY"/"SELL" or "" when absent (a cancel answer may leave it out).
+        """
+        f = Fields(raw, "order")
+        side = (f.opt_text("side") or "").upper()
+        if side not in SIDES or (complete and not side):
+            raise MalformedEvent(f"MEXC order field 'side' is {_shown(f.raw.get('side'))}")
+        status = f.text("status") if complete else f.opt_text("status")
+        time_name = "time" if f.has("time") else "transactTime"
         return cls(
-            symbol=str(raw["symbol"]),
-            order_id=str(raw["orderId"]),
-            client_order_id=raw.get("clientOrderId") or raw.get("origClientOrderId"),
-            side=str(raw.get("side", "")),
-            type=str(raw.get("type", "")),
-            status=raw.get("status"),
-            price=opt_dec("price"),
-            orig_qty=opt_dec("origQty") if "origQty" in raw else opt_dec("Qty"),
-            executed_qty=opt_dec("executedQty") or Decimal(0),
-            cumulative_quote_qty=opt_dec("cummulativeQuoteQty") or Decimal(0),
-            time_ms=None if time_value is None else integer(time_value, "time"),
+            symbol=f.text("symbol"),
+            order_id=f.text("orderId"),
+            client_order_id=f.opt_text("clientOrderId") or f.opt_text("origClientOrderId"),
+            side=side,
+            type=f.opt_text("type") or "",
+            status=status,
+            price=f.opt_decimal("price"),
+            orig_qty=f.opt_decimal("origQty") if "origQty" in f.raw else f.opt_decimal("Qty"),
+            executed_qty=f.opt_decimal("executedQty") or Decimal(0),
+            cumulative_quote_qty=f.opt_decimal("cummulativeQuoteQty") or Decimal(0),
+            time_ms=f.opt_integer(time_name),
         )
 
 
@@ -250,18 +393,19 @@ class Fill:
     """Often null at MEXC: attribute a fill by its ``order_id``."""
 
     @classmethod
-    def from_json(cls, raw: dict[str, Any]) -> Fill:
+    def from_json(cls, raw: Any) -> Fill:
+        f = Fields(raw, "trade")
         return cls(
-            symbol=str(raw["symbol"]),
-            trade_id=str(raw["id"]),
-            order_id=str(raw["orderId"]),
-            price=dec(raw["price"], "price"),
-            qty=dec(raw["qty"], "qty"),
-            quote_qty=dec(raw["quoteQty"], "quoteQty"),
-            commission=dec(raw.get("commission", "0"), "commission"),
-            commission_asset=str(raw.get("commissionAsset", "")),
-            time_ms=integer(raw["time"], "time"),
-            is_buyer=bool(raw.get("isBuyer")),
-            is_maker=bool(raw.get("isMaker")),
-            client_order_id=raw.get("clientOrderId") or None,
+            symbol=f.text("symbol"),
+            trade_id=f.text("id"),
+            order_id=f.text("orderId"),
+            price=f.decimal("price"),
+            qty=f.decimal("qty"),
+            quote_qty=f.decimal("quoteQty"),
+            commission=f.decimal("commission", Decimal(0)),
+            commission_asset=f.opt_text("commissionAsset") or "",
+            time_ms=f.integer("time"),
+            is_buyer=f.flag("isBuyer"),
+            is_maker=f.flag("isMaker"),
+            client_order_id=f.opt_text("clientOrderId"),
         )

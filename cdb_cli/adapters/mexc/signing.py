@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
@@ -15,6 +16,7 @@ __all__ = ["Credentials", "encode_params", "mask_key", "sign"]
 
 # Values we send are restricted to this set (mexc_api.md §1.2: no percent-encoding ambiguity).
 _SAFE = "-._~"
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}")  # an HMAC-SHA256 in hex
 
 
 def sign(secret: str, total_params: str) -> str:
@@ -58,6 +60,11 @@ class Credentials:
     def sign(self, total_params: str) -> str:
         """Sign ``totalParams`` with the secret."""
         return sign(self._secret, total_params)
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key masked and the secret and any signature-like hex run removed."""
+        text = text.replace(self._api_key, self.api_key_masked).replace(self._secret, "***")
+        return _SIGNATURE.sub("***", text)
 
     def __repr__(self) -> str:
         return f"Credentials(api_key={self.api_key_masked!r})"

@@ -322,7 +322,7 @@ class MexcDataClient:
 def _json(text: str) -> dict[str, Any] | None:
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nesting too deep for the parser is not JSON either
         return None
     return value if isinstance(value, dict) else None
 

@@ -5,6 +5,8 @@ aiohttp serves HTTP and WebSocket on the same port and handles POST/DELETE bodie
 Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults`` (see
 :class:`~.faults.Faults`; e.g. ``{"accept_then_5xx": 1}`` or ``{"clock_offset_ms": -10000}``),
 ``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once).
+In process, :meth:`SimServer.garble` replaces the next answers of one endpoint with given bytes
+(the request is still handled: an order is booked), for tests of hostile answers.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class SimServer:
         self._hits: dict[str, deque[float]] = {}
         # The latest REST requests (monotonic s, method, path), for tests and rehearsals.
         self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
+        self._garbled: dict[tuple[str, str], deque[bytes]] = {}
 
     @property
     def rest_url(self) -> str:
@@ -137,6 +140,11 @@ class SimServer:
     def drop_connections(self) -> int:
         """Cut every WebSocket without a close frame (like a network failure)."""
         return self.websocket.drop_all()
+
+    def garble(self, method: str, path: str, *bodies: bytes) -> None:
+        """Answer the next ``len(bodies)`` successful ``method path`` requests with these bodies
+        (HTTP 200, JSON content type) instead of the real answer; the request is still handled."""
+        self._garbled.setdefault((method.upper(), path), deque()).extend(bodies)
 
     # -- REST ------------------------------------------------------------------------------------
 
@@ -271,6 +279,11 @@ class SimServer:
                 if placement and faults.take("accept_then_5xx"):  # booked; the client can't tell
                     return web.json_response(
                         {"code": 503, "msg": "Service Unavailable"}, status=503, dumps=_dumps
+                    )
+                garbled = self._garbled.get((request.method, request.path))
+                if garbled:
+                    return web.Response(
+                        body=garbled.popleft(), status=200, content_type="application/json"
                     )
                 return answer
             except ApiError as e:
