@@ -58,7 +58,7 @@ class AppContext:
     def settings(self) -> Settings:
         """Load the settings once (defaults → env file → environment); ConfigurationError if bad."""
         if self._settings is None:
-            from cdb_cli.settings import load_settings
+            from cdb_cli.settings_io import load_settings
 
             self._settings = load_settings(self.env_file)
         return self._settings

@@ -18,18 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cdb_cli.envfile import EnvFileError, env_file_values, read_env_file
 from cdb_cli.redaction import redact
-from cdb_cli.settings import (
-    ENV_PREFIX,
-    SECRET_FIELDS,
-    EnvFileError,
-    Settings,
-    describe_validation_error,
-    env_file_values,
-    env_name,
-    read_env_file,
-    secret_values,
-)
+from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
+from cdb_cli.settings_io import describe_validation_error, secret_values
 
 __all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
 

@@ -18,10 +18,8 @@ an error message, a log line or a dump (:func:`sanitized`).
 from __future__ import annotations
 
 import copy
-import io
-import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
@@ -32,24 +30,17 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
-from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.redaction import redact, url_secrets
 
 __all__ = [
     "ENGINE_CONFIGS",
     "ENV_PREFIX",
     "SECRET_FIELDS",
-    "EnvFileError",
     "Settings",
     "default_backup_dir",
     "default_database_url",
     "default_spill_dir",
     "engine_config",
-    "env_file_values",
     "env_name",
-    "load_settings",
-    "read_env_file",
-    "secret_values",
 ]
 
 ENV_PREFIX = "CDB_"
@@ -462,111 +453,3 @@ def _is_address(value: str) -> bool:
     _, address = parseaddr(value)
     local, at, host = address.rpartition("@")
     return bool(at and local and ("." in host or host == "localhost"))
-
-
-def _error_variable(location: tuple[int | str, ...]) -> str:
-    return env_name(str(location[0])) if location else "settings"
-
-
-def describe_validation_error(error: ValidationError, secrets: Iterable[str] = ()) -> list[str]:
-    """One line per invalid variable. Secret inputs are never echoed; other inputs are, through
-    :func:`~cdb_cli.redaction.redact` (``secrets``: the known secret values, see
-    :func:`secret_values`), so a URL password or a secret swallowed by another value is not."""
-    secrets = list(secrets)
-    lines = []
-    for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        message = item["msg"].removeprefix("Value error, ")
-        if field in SECRET_FIELDS:
-            message = "invalid value"  # a validator's message may quote the value
-        elif field and "input" in item:
-            message = f"{message} (received {item['input']!r})"
-        lines.append(redact(f"{_error_variable(item['loc'])}: {message}", secrets))
-    return lines
-
-
-class EnvFileError(ConfigurationError):
-    """A ``.env`` file that cannot be read as text; ``where`` is ``path:line``."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-
-def read_env_file(path: Path) -> str:
-    """The text of the ``.env`` file at ``path``: UTF-8, a leading BOM allowed.
-
-    Raises :class:`EnvFileError` (a ``ConfigurationError``, exit 3) naming the file and the line
-    for bytes that are not UTF-8, a NUL byte, or a file that cannot be read; never a value.
-    """
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise EnvFileError(str(path), f"cannot read the env file: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise EnvFileError(
-            f"{path}:{line}",
-            f"not valid UTF-8 (byte 0x{data[e.start]:02x}); save the env file as UTF-8",
-        ) from None
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise EnvFileError(f"{path}:{line}", "holds a NUL byte; save the env file as text")
-    return text
-
-
-def env_file_values(path: Path) -> dict[str, str]:
-    """The variables of the ``.env`` file at ``path`` as the settings read them (``${VAR}``
-    interpolated); ``EnvFileError`` when it is not UTF-8 text."""
-    from dotenv import dotenv_values
-
-    values = dotenv_values(stream=io.StringIO(read_env_file(path)))
-    return {key: value or "" for key, value in values.items()}
-
-
-def secret_values(*sources: Mapping[str, str | None]) -> list[str]:
-    """The secret values among raw ``CDB_*`` variables or field values (later sources listed too):
-    the MEXC keys, the SMTP password, and the passwords of every URL. For :func:`redact`."""
-    secret_names = {env_name(name) for name in SECRET_FIELDS}
-    found: list[str] = []
-    for source in sources:
-        for key, value in source.items():
-            if not value:
-                continue
-            upper = key.upper()
-            if upper in secret_names or env_name(upper.lower()) in secret_names:
-                found += [value, value.strip()]
-            found += url_secrets(value)
-    return found
-
-
-def load_settings(
-    env_file: Path | None = None, overrides: Mapping[str, str] | None = None
-) -> Settings:
-    """Load and validate the settings, the same way for every command.
-
-    ``overrides`` (field name → raw value, e.g. from ``--set``) win over the environment and are
-    validated like it.
-
-    Raises
-    ------
-    ConfigurationError
-        With one detail line per invalid variable (never a secret value).
-    """
-    if env_file is not None and not env_file.is_file():
-        raise ConfigurationError(f"Env file {env_file} does not exist")
-    file_values = env_file_values(env_file) if env_file is not None else {}
-    values: dict[str, Any] = dict(overrides or {})
-    try:
-        return Settings(_env_file=env_file, _env_file_encoding="utf-8-sig", **values)
-    except ValidationError as e:
-        environment = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
-        secrets = secret_values(file_values, environment, dict(overrides or {}))
-        details = describe_validation_error(e, secrets)
-        raise ConfigurationError(
-            f"Invalid settings: {len(details)} problem(s); run 'cdb env-validate'",
-            details=details,
-        ) from None

@@ -9,15 +9,27 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
-from cdb_cli.redaction import redact_url
+from cdb_cli.engine.errors import ConfigurationError
+from cdb_cli.envfile import env_file_values
+from cdb_cli.redaction import redact, redact_url, url_secrets
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
 
-__all__ = ["parse_overrides", "sanitized", "settings_env", "settings_hash"]
+__all__ = [
+    "describe_validation_error",
+    "load_settings",
+    "parse_overrides",
+    "sanitized",
+    "secret_values",
+    "settings_env",
+    "settings_hash",
+]
 
 
 def parse_overrides(items: Iterable[str]) -> dict[str, str]:
@@ -72,3 +84,69 @@ def settings_hash(settings: Settings) -> str:
     """A stable hash of the effective settings, secrets excluded (for audit records)."""
     payload = json.dumps(sanitized(settings), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _error_variable(location: tuple[int | str, ...]) -> str:
+    return env_name(str(location[0])) if location else "settings"
+
+
+def describe_validation_error(error: ValidationError, secrets: Iterable[str] = ()) -> list[str]:
+    """One line per invalid variable. Secret inputs are never echoed; other inputs are, through
+    :func:`~cdb_cli.redaction.redact` (``secrets``: the known secret values, see
+    :func:`secret_values`), so a URL password or a secret swallowed by another value is not."""
+    secrets = list(secrets)
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        message = item["msg"].removeprefix("Value error, ")
+        if field in SECRET_FIELDS:
+            message = "invalid value"  # a validator's message may quote the value
+        elif field and "input" in item:
+            message = f"{message} (received {item['input']!r})"
+        lines.append(redact(f"{_error_variable(item['loc'])}: {message}", secrets))
+    return lines
+
+
+def secret_values(*sources: Mapping[str, str | None]) -> list[str]:
+    """The secret values among raw ``CDB_*`` variables or field values (later sources listed too):
+    the MEXC keys, the SMTP password, and the passwords of every URL. For :func:`redact`."""
+    secret_names = {env_name(name) for name in SECRET_FIELDS}
+    found: list[str] = []
+    for source in sources:
+        for key, value in source.items():
+            if not value:
+                continue
+            upper = key.upper()
+            if upper in secret_names or env_name(upper.lower()) in secret_names:
+                found += [value, value.strip()]
+            found += url_secrets(value)
+    return found
+
+
+def load_settings(
+    env_file: Path | None = None, overrides: Mapping[str, str] | None = None
+) -> Settings:
+    """Load and validate the settings, the same way for every command.
+
+    ``overrides`` (field name → raw value, e.g. from ``--set``) win over the environment and are
+    validated like it.
+
+    Raises
+    ------
+    ConfigurationError
+        With one detail line per invalid variable (never a secret value).
+    """
+    if env_file is not None and not env_file.is_file():
+        raise ConfigurationError(f"Env file {env_file} does not exist")
+    file_values = env_file_values(env_file) if env_file is not None else {}
+    values: dict[str, Any] = dict(overrides or {})
+    try:
+        return Settings(_env_file=env_file, _env_file_encoding="utf-8-sig", **values)
+    except ValidationError as e:
+        environment = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+        secrets = secret_values(file_values, environment, dict(overrides or {}))
+        details = describe_validation_error(e, secrets)
+        raise ConfigurationError(
+            f"Invalid settings: {len(details)} problem(s); run 'cdb env-validate'",
+            details=details,
+        ) from None

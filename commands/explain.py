@@ -117,7 +117,7 @@ def _when(text: str, target: str) -> int:
 
 def _changed_settings(context: AppContext, changes: dict[str, str]) -> Any:
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.settings import load_settings
+    from cdb_cli.settings_io import load_settings
 
     try:
         return load_settings(context.env_file, changes)

@@ -99,8 +99,7 @@ def replay(
         replay_symbol,
         run_replay,
     )
-    from cdb_cli.settings import load_settings
-    from cdb_cli.settings_io import parse_overrides
+    from cdb_cli.settings_io import load_settings, parse_overrides
 
     try:
         settings = load_settings(context.env_file, parse_overrides(overrides or []))

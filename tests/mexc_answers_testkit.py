@@ -15,7 +15,8 @@ from typing import Any
 
 import httpx
 
-from cdb_cli.adapters.mexc.http import READERS, MexcHttpClient
+from cdb_cli.adapters.mexc.answers import READERS
+from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.engine.errors import RateLimited, VenueError
 
 __all__ = [

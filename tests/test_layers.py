@@ -136,3 +136,13 @@ def test_no_command_imports_an_adapter() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stdout
+
+
+def test_no_python_file_is_over_500_lines() -> None:
+    """Each module holds one idea: past 500 lines it is time to split it (issue 23)."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "*.py"], capture_output=True, text=True, cwd=REPO, check=True
+    ).stdout.split()
+    assert len(tracked) > 300  # the tree's own files, not an empty listing
+    lengths = {name: len((REPO / name).read_text().splitlines()) for name in tracked}
+    assert {name: n for name, n in lengths.items() if n > 500} == {}

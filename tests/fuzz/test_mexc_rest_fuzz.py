@@ -30,8 +30,9 @@ from mexc_answers_testkit import (
     request_of,
 )
 
+from cdb_cli.adapters.mexc.answers import READERS
 from cdb_cli.adapters.mexc.errors import read_answer
-from cdb_cli.adapters.mexc.http import READERS, MexcHttpClient
+from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.signing import Credentials
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 

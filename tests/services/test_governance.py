@@ -17,7 +17,8 @@ from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 from cdb_cli.engine.errors import CheckFailed, ConfigurationError
 from cdb_cli.errors import ExitCode, exit_code_for
 from cdb_cli.services.governance import GateResult, gate_audit, live_gate
-from cdb_cli.settings import Settings, load_settings
+from cdb_cli.settings import Settings
+from cdb_cli.settings_io import load_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -169,12 +169,6 @@ def secret_values(settings: Settings | None) -> list[str]:
     """Every secret a message could leak: URL passwords and the API credentials."""
     if settings is None:
         return []
-    from urllib.parse import urlsplit
+    from cdb_cli.settings_io import secret_values, settings_env
 
-    from cdb_cli.settings import SECRET_FIELDS
-
-    found = [urlsplit(url).password for url in (settings.database_url, settings.bus_url)]
-    for name in SECRET_FIELDS:
-        value = getattr(settings, name)
-        found.append(None if value is None else value.get_secret_value())
-    return [secret for secret in found if secret]
+    return secret_values(settings_env(settings))
