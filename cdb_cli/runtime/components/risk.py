@@ -226,9 +226,20 @@ class RiskComponent(Component):
 
     async def _read_operator_actions(self) -> None:
         """Read the audited halts and resets every second, off the bars' path (a store read
-        takes milliseconds); the step applies what is new."""
+        takes milliseconds); the step applies what is new. A read that fails (the store is down)
+        is one warning line and another try a second later (it ended risk with exit 1)."""
+        failing = False
         while not self.stop.is_set():
-            self._operator_audits = await read_operator_audits(self.store)
+            try:
+                self._operator_audits = await read_operator_audits(self.store)
+            except CdbError as e:  # a store outage is waited out, never the end of risk
+                if not failing:
+                    logger.warning("risk: reading the operator's halts and resets failed: %s", e)
+                failing = True
+            else:
+                if failing:
+                    logger.warning("risk: the operator's halts and resets are read again")
+                failing = False
             await wait_event(self.stop, OPERATOR_CHECK_S)
 
     async def step(self) -> None:
