@@ -64,7 +64,11 @@ def replay(
         ),
     ] = 60,
     skip_bad_rows: Annotated[
-        bool, typer.Option("--skip-bad-rows", help="Skip invalid rows and count them.")
+        bool,
+        typer.Option(
+            "--skip-bad-rows",
+            help="Skip invalid rows; the report counts them and gives the first one's reason.",
+        ),
     ] = False,
     plot: Annotated[
         Path | None,
@@ -84,7 +88,9 @@ def replay(
     """Replay recorded market data through signals, risk, paper fills and the portfolio.
 
     The same file and settings give the same report, byte for byte. Exit 2 for an unknown file
-    format or a bad option, 1 for a bad row (unless --skip-bad-rows).
+    format or a bad option, 1 for a bad row (unless --skip-bad-rows) or a damaged file (corrupt
+    .gz, not UTF-8, invalid JSON); the one-line error names the file and the row. Times must lie
+    in 2000-01-01..2100-01-01 (ms since the epoch).
 
     DATA: JSON [ts_ms, open, high, low, close, volume] rows, MEXC /api/v3/klines JSON, JSON
     trades [ts_ms, id, order, side, price, amount, cost] (tick replay), or CSV with a header
@@ -167,6 +173,12 @@ def _run_with_progress(terminal: Terminal, request: Any, settings: Any, run: Any
         )
 
 
+def _bars_row(report: dict[str, Any]) -> str:
+    text = f"{report['bars']} ({report['skipped_rows']} bad rows skipped"
+    first = report.get("first_skipped_row")
+    return f"{text}; first: {first})" if first else f"{text})"
+
+
 def _render(terminal: Terminal, report: dict[str, Any]) -> None:
     """The report for people: money in the quote currency's places, a quantity to the step,
     percentages to 2 places (``--json`` keeps every digit)."""
@@ -185,7 +197,7 @@ def _render(terminal: Terminal, report: dict[str, Any]) -> None:
     trades = report["trades"]
     rows = [
         ("period", f"{report['period']['start']} .. {report['period']['end']}"),
-        ("bars", f"{report['bars']} ({report['skipped_rows']} bad rows skipped)"),
+        ("bars", _bars_row(report)),
         ("signals", f"buy {report['signals']['buy']}, exit {report['signals']['exit']}"),
         (
             "decisions",

@@ -14,8 +14,18 @@ Accepted formats (``FORMATS``), detected from the content (``.gz`` is decompress
   ``quantity``, ``qty``).
 
 Every row is validated once here, so the replay loop can trust it: numbers finite, prices above
-0, volume not negative, ``low <= open, close <= high``, timestamps strictly increasing. A bad row is
-an error naming the file and row (``BadDataFile``), or, with ``skip_bad_rows``, skipped and counted.
+0, volume not negative, ``low <= open, close <= high``, timestamps strictly increasing and inside
+``MIN_TIME_MS``..``MAX_TIME_MS`` (2000-01-01..2100-01-01 UTC, ms since the epoch, the unit of
+every accepted format). A bad row is an error naming the file and row (``BadDataFile``), or, with
+``skip_bad_rows``, skipped and counted (the first one's reason kept).
+
+Hostile input is ``BadDataFile`` too, never a traceback (issue 22): a corrupt or truncated ``.gz``,
+bytes that are not UTF-8 (with ``skip_bad_rows`` they become U+FFFD and the row holding them fails
+its checks), invalid JSON, JSON nested deeper than the parser takes (a row is a flat array; a
+nested value is a bad row), a number the parser refuses (over 4,300 digits), a CSV field over
+``csv.field_size_limit()`` (131,072 characters unless changed). The whole-file errors (compression,
+JSON syntax and nesting, non-UTF-8 bytes without ``skip_bad_rows``) cannot be skipped; they name the
+row they are in when it can be told, else the position.
 """
 
 from __future__ import annotations
@@ -25,6 +35,8 @@ import gzip
 import io
 import json
 import math
+import re
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -38,6 +50,8 @@ from cdb_cli.engine.replay import BarSeries, TradeSeries
 
 __all__ = [
     "FORMATS",
+    "MAX_TIME_MS",
+    "MIN_TIME_MS",
     "BadDataFile",
     "UnknownDataFormat",
     "file_sha256",
@@ -50,6 +64,10 @@ NS_PER_MS: Final = 1_000_000
 FORMATS: Final = ("bars-json", "mexc-klines", "trades-json", "bars-csv", "trades-csv")
 _TIME_COLUMNS: Final = ("timestamp", "time", "open_time", "date", "ts")
 _QUANTITY_COLUMNS: Final = ("amount", "quantity", "qty")
+MIN_TIME_MS: Final = 946_684_800_000
+"""2000-01-01T00:00:00Z: the earliest time a row may have (ms since the epoch)."""
+MAX_TIME_MS: Final = 4_102_444_800_000
+"""2100-01-01T00:00:00Z: rows must be before it (the ns times fit in 64 bits until 2262)."""
 _INTERVALS: Final = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "1h": 3600}
 
 
@@ -107,16 +125,84 @@ def guess_interval_ns(path: Path, ts: Sequence[int]) -> int:
 # --- reading -------------------------------------------------------------------------------------
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, skip: bool) -> str:
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        return raw.decode("utf-8")
     except FileNotFoundError:
         raise BadDataFile(f"{path}: no such file") from None
-    except (OSError, EOFError, UnicodeDecodeError) as e:
+    except OSError as e:
         raise BadDataFile(f"{path}: cannot be read: {e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:
+            readable = _gzip_readable(raw)
+            if not readable:
+                raise BadDataFile(f"{path}: corrupt or truncated gzip, no data: {e}") from None
+            where = _where(readable.decode("utf-8", errors="replace"))
+            raise BadDataFile(
+                f"{path}: {where}: corrupt or truncated gzip after {len(readable):,} bytes of "
+                f"data: {e}"
+            ) from None
+    try:
+        return raw.decode(
+            "utf-8-sig"
+        )  # a leading byte-order mark (spreadsheets write one) is dropped
+    except UnicodeDecodeError as e:
+        if skip:
+            return raw.decode("utf-8-sig", errors="replace")
+        before = raw[: e.start].decode("utf-8-sig", errors="replace")
+        raise BadDataFile(
+            f"{path}: {_where(before)}: bytes that are not UTF-8 at byte {e.start:,} "
+            f"({raw[e.start : e.start + 4]!r})"
+        ) from None
+
+
+# --- locating an error in the text (only ever run once something failed) -------------------------
+
+_JSON_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{},]')
+_JSON_START: Final = re.compile(r"\s*\[")
+
+
+def _gzip_readable(raw: bytes) -> bytes:
+    """The data a broken gzip stream gives before it fails."""
+    stream = zlib.decompressobj(wbits=31)
+    done: list[bytes] = []
+    try:
+        for at in range(0, len(raw), 1 << 12):
+            done.append(stream.decompress(raw[at : at + (1 << 12)]))
+    except zlib.error:
+        pass
+    return b"".join(done)
+
+
+def _json_row(text: str, end: int, *, deeper_than: int = 0) -> int:
+    """The row (1-based element of the top-level array) that position ``end`` of ``text`` is in;
+    with ``deeper_than``, the first row whose nesting passes that depth (0 when none does)."""
+    depth = row = 0
+    for token in _JSON_TOKENS.finditer(text, 0, end if not deeper_than else len(text)):
+        mark = token.group()
+        if mark in "[{":
+            depth += 1
+            if depth == 2 and row == 0:
+                row = 1
+            if deeper_than and depth > deeper_than:
+                return max(row, 1)
+        elif mark in "]}":
+            depth -= 1
+        elif mark == "," and depth == 1:
+            row += 1
+    if deeper_than:
+        return 0
+    return max(row, 1) if row or depth else 1
+
+
+def _where(before: str) -> str:
+    """``row N`` for the text ``before`` an error: JSON rows by element, CSV rows by line."""
+    if _JSON_START.match(before):
+        return f"row {_json_row(before, len(before))}"
+    line = before.count("\n")
+    return f"row {line}" if line else "header"
 
 
 def _detect_json(rows: list[Any]) -> str | None:
@@ -162,21 +248,20 @@ def load_market_data(
     until_ms: int | None = None,
 ) -> BarSeries | TradeSeries:
     """Load ``path`` as bars or trades, validated, in ``[since_ms, until_ms)`` when given."""
-    text = _read_text(path)
-    stripped = text.lstrip()
+    text = _read_text(path, skip_bad_rows)
     rows: Iterable[Sequence[Any]]
-    if stripped.startswith("["):
-        try:
-            document = json.loads(text)
-        except ValueError as e:
-            raise BadDataFile(f"{path}: not valid JSON: {e}") from None
+    if _JSON_START.match(text):
+        document = _parse_json(path, text)
         if not isinstance(document, list):
             raise _unknown(path)
         kind = _detect_json(document)
         rows = document
     else:
         reader = csv.reader(io.StringIO(text))
-        header = next(reader, [])
+        try:
+            header = next(reader, [])
+        except csv.Error as e:
+            raise BadDataFile(f"{path}: header: CSV: {e}") from None
         kind = _detect_csv(header)
         rows = _csv_rows(reader, header, kind)
     if kind is None:
@@ -187,6 +272,35 @@ def load_market_data(
     series = _load_bars(path, rows, symbol, skip_bad_rows, window)
     series.interval_ns = guess_interval_ns(path, series.ts)
     return series
+
+
+def _parse_json(path: Path, text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        row = _json_row(text, e.pos)
+        raise BadDataFile(
+            f"{path}: row {row}: not valid JSON: {e.msg} (line {e.lineno} column {e.colno})"
+        ) from None
+    except RecursionError:
+        row = _json_row(text, 0, deeper_than=100) or _json_row(text, 0, deeper_than=2)
+        raise BadDataFile(
+            f"{path}: row {row}: arrays or objects nested too deep to read "
+            "(a row is a flat array of values)"
+        ) from None
+    except ValueError as e:  # a number of over 4,300 digits (int_max_str_digits)
+        digits = re.search(r"[0-9]{4300,}", text)
+        where = f"row {_json_row(text, digits.start())}: " if digits else ""
+        raise BadDataFile(f"{path}: {where}not valid JSON: {str(e).split(';')[0]}") from None
+
+
+class _BadRow:
+    """A row the CSV reader refused (a field over the size limit…); ``_valid_rows`` counts it."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 def _csv_rows(
@@ -203,8 +317,13 @@ def _csv_rows(
         columns = [time_col, -1, -1, side, names.index("price"), quantity]
     else:
         return
-    for row in reader:
-        yield [row[c] if 0 <= c < len(row) else "" for c in columns]
+    while True:  # the try is outside the loop: no per-row cost
+        try:
+            for row in reader:
+                yield [row[c] if 0 <= c < len(row) else "" for c in columns]
+            return
+        except csv.Error as e:  # the reader goes on with the next line
+            yield _BadRow(f"CSV: {e}")  # type: ignore[misc]
 
 
 def _time_ms(value: Any) -> int:
@@ -212,11 +331,22 @@ def _time_ms(value: Any) -> int:
         moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         if moment.tzinfo is None:
             raise ValueError(f"time {value!r} has no time zone")
-        return int(moment.timestamp() * 1000)
-    number = float(value)
-    if not math.isfinite(number) or number != int(number):
-        raise ValueError(f"time {value!r} is not a whole number of milliseconds")
-    return int(number)
+        ms = int(moment.timestamp() * 1000)
+    else:
+        number = float(value)
+        if not math.isfinite(number) or number != int(number):
+            raise ValueError(f"time {value!r} is not a whole number of milliseconds")
+        ms = int(number)
+    if not MIN_TIME_MS <= ms < MAX_TIME_MS:
+        raise ValueError(
+            f"time {_short(value)} is outside 2000-01-01..2100-01-01 (ms since the epoch)"
+        )
+    return ms
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:37]}..."
 
 
 def _number(value: Any, name: str) -> float:
@@ -249,30 +379,44 @@ def _bar(row: Sequence[Any]) -> tuple[int, float, float, float, float, float]:
     return ts, o, h, low, c, volume
 
 
+class _Skipped:
+    """How many rows were skipped, and the first one's reason (``row N: why``)."""
+
+    __slots__ = ("count", "first")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: str | None = None
+
+
 def _valid_rows(
     path: Path,
     rows: Iterable[Sequence[Any]],
     parse: Callable[[Sequence[Any], int], tuple[Any, ...]],
     skip: bool,
     window: tuple[int | None, int | None],
-    skipped: list[int],
+    skipped: _Skipped,
 ) -> Iterator[tuple[Any, ...]]:
     """Parse each row with ``parse(row, last_ts)`` (its first value is the time in ms); a bad
-    row raises ``BadDataFile`` naming it, or with ``skip`` is counted in ``skipped[0]``; rows
+    row raises ``BadDataFile`` naming it, or with ``skip`` is counted in ``skipped``; rows
     outside the window are dropped after the order check."""
     since, until = window
     last = -1
     for number, row in enumerate(rows, start=1):
         try:
             if not isinstance(row, list | tuple):
-                raise ValueError("expected an array of values")
+                raise ValueError(
+                    row.reason if isinstance(row, _BadRow) else "expected an array of values"
+                )
             parsed = parse(row, last)
         except (ValueError, TypeError, OverflowError) as e:
             if not skip:
                 raise BadDataFile(
                     f"{path}: row {number}: {e} (--skip-bad-rows skips and counts such rows)"
                 ) from None
-            skipped[0] += 1
+            skipped.count += 1
+            if skipped.first is None:
+                skipped.first = f"row {number}: {e}"
             continue
         last = parsed[0]
         if (since is None or last >= since) and (until is None or last < until):
@@ -309,7 +453,7 @@ def _load_bars(
     window: tuple[int | None, int | None],
 ) -> BarSeries:
     series = BarSeries(symbol=symbol, interval_ns=60 * 1_000_000_000)
-    skipped = [0]
+    skipped = _Skipped()
     for ts, o, h, low, c, volume in _valid_rows(path, rows, _bar_after, skip, window, skipped):
         series.ts.append(ts * NS_PER_MS)
         series.open.append(o)
@@ -317,7 +461,8 @@ def _load_bars(
         series.low.append(low)
         series.close.append(c)
         series.volume.append(volume)
-    series.skipped_rows = skipped[0]
+    series.skipped_rows = skipped.count
+    series.first_skipped = skipped.first
     return series
 
 
@@ -329,11 +474,12 @@ def _load_trades(
     window: tuple[int | None, int | None],
 ) -> TradeSeries:
     series = TradeSeries(symbol=symbol)
-    skipped = [0]
+    skipped = _Skipped()
     for ts, price, quantity, buyer in _valid_rows(path, rows, _trade_after, skip, window, skipped):
         series.ts.append(ts * NS_PER_MS)
         series.price.append(price)
         series.quantity.append(quantity)
         series.buyer.append(buyer)
-    series.skipped_rows = skipped[0]
+    series.skipped_rows = skipped.count
+    series.first_skipped = skipped.first
     return series

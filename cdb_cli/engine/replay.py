@@ -43,6 +43,8 @@ class BarSeries:
     close: array[float] = field(default_factory=lambda: array("d"))
     volume: array[float] = field(default_factory=lambda: array("d"))
     skipped_rows: int = 0
+    first_skipped: str | None = None
+    """The first skipped row's number and reason (``row 3: ...``), when any was skipped."""
 
     def __len__(self) -> int:
         return len(self.ts)
@@ -59,6 +61,8 @@ class TradeSeries:
     buyer: array[int] = field(default_factory=lambda: array("b"))
     """1 when the buyer was the aggressor (taker), 0 when the seller was."""
     skipped_rows: int = 0
+    first_skipped: str | None = None
+    """The first skipped row's number and reason (``row 3: ...``), when any was skipped."""
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -170,6 +170,8 @@ def run_replay(
         provenance=provenance,
     )
     report["skipped_rows"] = series.skipped_rows
+    if series.first_skipped is not None:  # only then: a clean run's report stays as it was
+        report["first_skipped_row"] = series.first_skipped
     return ReplayResult(report, run_id, pipeline, recorder, series)
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from cdb_testkit import CANDLES, TRADES, require_data
+from typer.testing import Result
 
 from cdb_cli.adapters.marketdata_files import (
     BadDataFile,
@@ -18,6 +20,7 @@ from cdb_cli.adapters.marketdata_files import (
     load_market_data,
 )
 from cdb_cli.engine.replay import BarSeries, TradeSeries
+from cdb_cli.errors import ExitCode
 
 MINUTE_MS = 60_000
 NS_PER_MS = 1_000_000
@@ -156,3 +159,172 @@ def test_guess_interval_prefers_the_name_then_the_common_step() -> None:
     minute = 60 * 10**9
     assert guess_interval_ns(Path("x-5m.json"), [0, minute]) == 5 * minute
     assert guess_interval_ns(Path("x.json"), [0, minute, 2 * minute, 5 * minute]) == minute
+
+
+# --- hostile input (issue 22): one line naming the file and the row, exit 1, never a traceback ---
+
+CSV_HEADER = b"timestamp,open,high,low,close,volume\n"
+
+
+def json_with_row_2(raw: bytes) -> bytes:
+    """The five good rows as JSON, the second one replaced by ``raw``."""
+    texts = [json.dumps(r).encode() for r in ROWS]
+    texts[1] = raw
+    return b"[" + b",".join(texts) + b"]"
+
+
+def csv_with_row_2(raw: bytes) -> bytes:
+    lines = [",".join(map(str, r)).encode() for r in ROWS]
+    lines[1] = raw
+    return CSV_HEADER + b"\n".join(lines) + b"\n"
+
+
+def gz(data: bytes) -> bytes:
+    return gzip.compress(data, mtime=0)
+
+
+GOOD_JSON = json_with_row_2(json.dumps(ROWS[1]).encode())
+OUTSIDE = "is outside 2000-01-01..2100-01-01"
+# Rows the loader refuses one by one: an error naming the row, or skipped with --skip-bad-rows.
+BAD_ROWS = {
+    "huge-int-time.json": (json_with_row_2(b"[1" + b"9" * 40 + b", 1, 2, 0.5, 1.5, 3]"), OUTSIDE),
+    "huge-float-time.json": (json_with_row_2(b"[1e300, 1, 2, 0.5, 1.5, 3]"), OUTSIDE),
+    "seconds-time.json": (json_with_row_2(b"[1700000060, 1, 2, 0.5, 1.5, 3]"), OUTSIDE),
+    "before-2000.json": (json_with_row_2(b"[946684799999, 1, 2, 0.5, 1.5, 3]"), OUTSIDE),
+    "year-9999.csv": (csv_with_row_2(b"9999-12-31T23:59:59Z,1,2,0.5,1.5,3"), OUTSIDE),
+    "year-1.csv": (csv_with_row_2(b"0001-01-01T00:00:00+14:00,1,2,0.5,1.5,3"), OUTSIDE),
+    "nan.json": (json_with_row_2(b"[1700000060000, NaN, 2, 0.5, 1.5, 3]"), "open is nan"),
+    "inf.json": (json_with_row_2(b"[1700000060000, 1, Infinity, 0.5, 1.5, 3]"), "high is inf"),
+    "1e400.json": (json_with_row_2(b"[1700000060000, 1, 2, 1e400, 1.5, 3]"), "low is inf"),
+    "huge-int-price.json": (
+        json_with_row_2(b"[1700000060000, 1" + b"0" * 400 + b", 2, 0.5, 1.5, 3]"),
+        "int too large to convert to float",
+    ),
+    "inf-volume.csv": (csv_with_row_2(b"1700000060000,1,2,0.5,1.5,1e999"), "volume is '1e999'"),
+    "nested-value.json": (
+        json_with_row_2(b"[1700000060000, [[1]], 2, 0.5, 1.5, 3]"),
+        "not 'list'",
+    ),
+    "big-field.csv": (
+        csv_with_row_2(b"1700000060000,1,2,0.5,1.5," + b"1" * 140_000),
+        "CSV: field larger than field limit",
+    ),
+}
+# Damage to the file as a whole: an error naming the row it is in (not skippable, except bytes
+# that are not UTF-8: with --skip-bad-rows they read as U+FFFD and fail their row's checks).
+BAD_FILES = {
+    "deep.json": (json_with_row_2(b"[" * 100_000), "row 2: arrays or objects nested too deep"),
+    "broken.json": (json_with_row_2(b"[1700000060000, 1, 2"), "row 2: not valid JSON"),
+    "4301-digits.json": (
+        json_with_row_2(b"[1700000060000, 1" + b"0" * 4300 + b", 2, 0.5, 1.5, 3]"),
+        "row 2: not valid JSON: Exceeds the limit (4300 digits)",
+    ),
+    "not-utf8.json": (json_with_row_2(b'[1700000060000, "1\xff", 2, 0.5, 1.5, 3]'), "row 2: "),
+    "not-utf8.csv": (csv_with_row_2(b"1700000060000,1\xc3\x28,2,0.5,1.5,3"), "row 2: "),
+    "truncated.json.gz": (gz(GOOD_JSON)[:-12], "corrupt or truncated gzip"),
+    "corrupt.json.gz": (gz(GOOD_JSON)[:12] + b"\xff" * 8 + gz(GOOD_JSON)[20:], "corrupt"),
+    "only-magic.csv.gz": (b"\x1f\x8b", "corrupt or truncated gzip, no data"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_ROWS))
+def test_hostile_rows_name_file_and_row_or_are_skipped(tmp_path: Path, name: str) -> None:
+    content, message = BAD_ROWS[name]
+    for path in (tmp_path / name, tmp_path / f"{name}.gz"):
+        path.write_bytes(content if path.suffix != ".gz" else gz(content))
+        with pytest.raises(BadDataFile, match="row 2: ") as caught:
+            load_market_data(path, symbol="BTCUSDT")
+        assert caught.value.message.startswith(f"{path}: row 2: ")
+        assert message in caught.value.message
+        assert "\n" not in caught.value.message
+        series = load_market_data(path, symbol="BTCUSDT", skip_bad_rows=True)
+        assert (len(series), series.skipped_rows) == (4, 1)
+        assert series.first_skipped is not None
+        assert series.first_skipped.startswith("row 2: ")
+        assert message in series.first_skipped
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_damaged_files_name_file_and_row(tmp_path: Path, name: str) -> None:
+    content, message = BAD_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(BadDataFile) as caught:
+        load_market_data(path, symbol="BTCUSDT")
+    assert caught.value.message.startswith(f"{path}: ")
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+@pytest.mark.parametrize("name", ["not-utf8.csv", "not-utf8.json"])
+def test_non_utf8_bytes_in_a_row_are_skipped_with_the_flag(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(BAD_FILES[name][0])
+    series = load_market_data(path, symbol="BTCUSDT", skip_bad_rows=True)
+    assert (len(series), series.skipped_rows) == (4, 1)
+    assert series.first_skipped is not None
+    assert series.first_skipped.startswith("row 2: could not convert string to float")
+
+
+def test_a_byte_order_mark_is_read_past(tmp_path: Path) -> None:
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + csv_with_row_2(b"1700000060000,11,12,10,11.5,6"))
+    assert len(load_market_data(path, symbol="BTCUSDT")) == 5
+
+
+def test_the_time_range_is_inclusive_of_2000_and_exclusive_of_2100(tmp_path: Path) -> None:
+    first, last = 946_684_800_000, 4_102_444_800_000 - MINUTE_MS
+    rows = [[first, 1, 1, 1, 1, 1], [last, 1, 1, 1, 1, 1]]
+    assert len(load_market_data(write(tmp_path, "edges.json", rows), symbol="X")) == 2
+    rows.append([last + MINUTE_MS, 1, 1, 1, 1, 1])
+    with pytest.raises(BadDataFile, match=f"row 3: time 4102444800000 {OUTSIDE}"):
+        load_market_data(write(tmp_path, "after.json", rows), symbol="X")
+
+
+@pytest.mark.parametrize("name", ["huge-int-time.json", "big-field.csv", "nan.json"])
+def test_cli_bad_row_is_exit_1_or_skipped_and_reported(
+    cdb: Callable[..., Result], tmp_path: Path, name: str
+) -> None:
+    content, message = BAD_ROWS[name]
+    path = tmp_path / f"BTCUSDT-1m.{name}"
+    path.write_bytes(content)
+    failed = cdb("replay", str(path))
+    assert failed.exit_code == ExitCode.FAILURE, failed.output
+    assert failed.stderr.startswith(f"Error: {path}: row 2: ")
+    assert message in failed.stderr
+    assert "Traceback" not in failed.output
+    skipped = cdb("replay", str(path), "--skip-bad-rows", "--json")
+    assert skipped.exit_code == 0, skipped.output
+    report = json.loads(skipped.stdout)
+    assert (report["bars"], report["skipped_rows"]) == (4, 1)
+    assert report["first_skipped_row"].startswith("row 2: ")
+    assert message in report["first_skipped_row"]
+    table = cdb("replay", str(path), "--skip-bad-rows")
+    assert table.exit_code == 0, table.output
+    assert "1 bad rows skipped; first: row 2:" in table.stdout
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_cli_damaged_file_is_exit_1(cdb: Callable[..., Result], tmp_path: Path, name: str) -> None:
+    content, message = BAD_FILES[name]
+    path = tmp_path / f"BTCUSDT-1m.{name}"
+    path.write_bytes(content)
+    skippable = name.startswith("not-utf8")  # see test_non_utf8_bytes_in_a_row_are_skipped...
+    for args in [[]] if skippable else [[], ["--skip-bad-rows"]]:
+        result = cdb("replay", str(path), *args)
+        assert result.exit_code == ExitCode.FAILURE, result.output
+        assert result.stderr.startswith(f"Error: {path}: ")
+        assert result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output
+        if not args:
+            assert message in result.stderr
+
+
+def test_a_clean_run_has_no_first_skipped_row(cdb: Callable[..., Result], tmp_path: Path) -> None:
+    path = tmp_path / "BTCUSDT-1m.json"
+    path.write_bytes(GOOD_JSON)
+    result = cdb("replay", str(path), "--skip-bad-rows", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["skipped_rows"] == 0
+    assert "first_skipped_row" not in report
