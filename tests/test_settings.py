@@ -21,9 +21,8 @@ from cdb_cli.settings import (
     _check_engine_fields,
     _engine_field,
     env_name,
-    load_settings,
 )
-from cdb_cli.settings_io import sanitized, settings_hash
+from cdb_cli.settings_io import load_settings, sanitized, settings_hash
 
 
 def test_defaults_are_embedded_and_valid() -> None:
