@@ -120,7 +120,7 @@ def secret_values(*sources: Mapping[str, str | None]) -> list[str]:
             if upper in secret_names or env_name(upper.lower()) in secret_names:
                 found += [value, value.strip()]
             found += url_secrets(value)
-    return found
+    return list(dict.fromkeys(found))  # each once
 
 
 def load_settings(
