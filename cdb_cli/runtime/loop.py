@@ -41,14 +41,13 @@ from cdb_cli.runtime.lifecycle import (
     START_ACTION,
     STOP_ACTION,
     RunSummary,
-    actor,
     freeze_startup_heap,
     new_run_id,
     run_record,
 )
 from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.schedule import start_jobs
-from cdb_cli.runtime.spill import load_spills, spill_folders
+from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.view import LastDecisions
 from cdb_cli.runtime.watch import Alert, FeedWatch, StoreWatch, send_alert
 
@@ -146,14 +145,7 @@ class TradingLoop:
         from cdb_cli.kernel import build_pipeline
 
         venue = self.venue
-        await asyncio.to_thread(
-            load_spills,
-            self.store,
-            spill_folders(self.settings),
-            actor=actor(),
-            run_id=self.run_id,
-            now_ns=self.clock.timestamp_ns(),
-        )
+        await self._writer.recover(self.clock.timestamp_ns())
         orders = await self._own_orders(venue.mode)
         portfolio = await venue.open(self, orders)
         pipeline = build_pipeline(

@@ -22,7 +22,8 @@ from cdb_cli.engine.events import Event, RiskDecision, Topic
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord, PositionRecord
 from cdb_cli.engine.runs import STATE_ACTION
-from cdb_cli.runtime.spill import Spill, spill
+from cdb_cli.runtime.lifecycle import actor
+from cdb_cli.runtime.spill import Spill, load_spills, spill
 
 __all__ = ["BatchWriter", "Outbox", "log_batch", "write_batch"]
 
@@ -190,6 +191,19 @@ class BatchWriter:
         self._call = call
         self._name = name
         self._spill_to = list(spill_to) or [Path.cwd()]
+
+    async def recover(self, now_ns: int) -> int:
+        """Before the first write: load what earlier runs spilled into the store
+        (:func:`~cdb_cli.runtime.spill.load_spills`); how many spill files were loaded."""
+        loaded: int = await self._call(
+            load_spills,
+            self._store,
+            self._spill_to,
+            actor=actor(),
+            run_id=self._run_id,
+            now_ns=now_ns,
+        )
+        return loaded
 
     def pending(self) -> bool:
         return bool(self.outbox or self.state_changes or self.positions)

@@ -27,7 +27,7 @@ from cdb_cli.kernel import clock_for
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, actor, freeze_startup_heap
 from cdb_cli.runtime.outbox import BatchWriter
-from cdb_cli.runtime.spill import load_spills, spill_folders
+from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.waits import wait_event
 from cdb_cli.runtime.watch import Alert, send_alert
 from cdb_cli.services.restore import STARTING_CASH_KEY
@@ -259,14 +259,7 @@ class Component:
     async def run(self, stop: asyncio.Event) -> dict[str, int]:
         self.stop = stop
         try:
-            await self.call(
-                load_spills,
-                self.store,
-                spill_folders(self.settings),
-                actor=actor(),
-                run_id=self.run_id,
-                now_ns=self.clock.timestamp_ns(),
-            )
+            await self.writer.recover(self.clock.timestamp_ns())
             await self.prepare()
             consumer = f"{self.name}@{socket.gethostname()}"[:64]
             for topic in self.topics:
