@@ -84,7 +84,8 @@ class PrivatePostgres:
 
 
 class PrivateRedis:
-    """A Redis of the test's own (no persistence): ``start``/``stop`` it, ``url`` for the bus."""
+    """A Redis of the test's own: ``start``/``stop`` it, ``url`` for the bus. Its streams
+    outlive a stop (append-only file, fsynced on every write), as a production Redis's do."""
 
     def __init__(self, root: Path) -> None:
         self.root = root / "redis"
@@ -104,7 +105,9 @@ class PrivateRedis:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes",
+                "--appendfsync",
+                "always",
                 "--dir",
                 str(self.root),
             ],

@@ -122,6 +122,8 @@ class Component:
         self.wake = asyncio.Event()
         self.inboxes: dict[Topic, Inbox] = {}
         self.stop = asyncio.Event()
+        self.bus_up = True
+        """False from a failed publication or acknowledgement until the bus answers again."""
         self.started = asyncio.Event()
         self.counts: dict[str, int] = {}
         self._flush_interval_s = flush_interval_s
@@ -152,7 +154,14 @@ class Component:
 
     def readiness(self) -> list[str]:
         """Why ``/ready`` says no (empty: ready); a component adds its own reasons."""
-        return [] if self.started.is_set() else ["starting"]
+        if not self.started.is_set():
+            return ["starting"]
+        reasons = []
+        if not self.bus_up or not all(inbox.bus_up for inbox in self.inboxes.values()):
+            reasons.append("bus down")
+        if not self.writer.store_up:
+            reasons.append("database down")
+        return reasons
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -168,10 +177,39 @@ class Component:
         return Decimal(stored)
 
     async def publish(self, items: Sequence[tuple[Topic, Event]]) -> None:
-        """Publish at once (the store gets them with the next batch); count them in /metrics."""
-        if items:
-            await self.bus.publish_many(items)
-            self.published(items)
+        """Publish at once (the store gets them with the next batch); count them in /metrics.
+        A bus that fails (Redis down) is waited out: published again after a growing pause,
+        until it takes them or the component stops (a copy is dropped by event id)."""
+        if not items:
+            return
+        pause = 0.5
+        while True:
+            try:
+                await self.bus.publish_many(items)
+            except CdbError as e:
+                if self.stop.is_set():
+                    raise
+                self._bus_failed(e)
+                await wait_event(self.stop, pause)
+                pause = min(pause * 2, 5.0)
+                continue
+            break
+        self._bus_answered()
+        self.published(items)
+
+    def _bus_failed(self, error: CdbError) -> None:
+        if self.bus_up:
+            logger.warning("%s: the bus failed (%s); trying again", self.name, error)
+        self.bus_up = False
+        if self.metrics is not None:
+            self.metrics.set_dependency("redis", False)
+
+    def _bus_answered(self) -> None:
+        if not self.bus_up:
+            logger.warning("%s: the bus answers again", self.name)
+        self.bus_up = True
+        if self.metrics is not None:
+            self.metrics.set_dependency("redis", True)
 
     def published(self, items: Sequence[tuple[Topic, Event]]) -> None:
         """Count in /metrics what was published."""
@@ -323,7 +361,11 @@ class Component:
             handled = [(inbox, inbox.take_done()) for inbox in self.inboxes.values()]
             if await self._write():
                 for inbox, done in handled:
-                    await inbox.ack(done)
+                    try:
+                        await inbox.ack(done)
+                    except CdbError as e:  # Redis down: acknowledged with a later batch
+                        self._bus_failed(e)
+                        inbox.give_back(done)
             else:
                 for inbox, done in handled:
                     inbox.give_back(done)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,11 @@ READ_AGAIN_S = 0.05
 
 READ_COUNT = 200
 """The most entries one read takes."""
+_FIRST_PAUSE_S = 0.5
+_LAST_PAUSE_S = 5.0
+"""A failed read is tried again after 0.5 s, then twice as long each time, up to 5 s."""
+
+logger = logging.getLogger(__name__)
 
 
 class Inbox:
@@ -66,6 +72,8 @@ class Inbox:
         self._dedup = DedupWindow()
         # event id → message id of what is queued or being handled (or held), not yet done
         self._pending: dict[str, str] = {}
+        self.bus_up = True
+        """False while reading the bus fails."""
 
     def done(self, delivery: Delivery) -> None:
         """Mark a delivery handled: acknowledged once the batch written next (which holds what
@@ -101,17 +109,31 @@ class Inbox:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch until ``stop``; hand new deliveries to the queue (and to ``handle``, if set)
-        and wake the component."""
+        and wake the component. A bus that fails (Redis down) is waited out: one line, reads
+        again with a growing pause (``bus_up`` False meanwhile), one line when it answers."""
         reclaimed = False
+        pause = _FIRST_PAUSE_S
         while not stop.is_set():
-            if not reclaimed:  # what a dead consumer of this group left pending
-                deliveries = await self.subscription.reclaim(60.0)
-                reclaimed = True
-            else:
-                deliveries = await self.subscription.fetch(READ_COUNT, 0.25)
-            duplicates = self._queue(deliveries)
-            if duplicates:
-                await self.subscription.ack(*duplicates)
+            try:
+                if not reclaimed:  # what a dead consumer of this group left pending
+                    deliveries = await self.subscription.reclaim(60.0)
+                    reclaimed = True
+                else:
+                    deliveries = await self.subscription.fetch(READ_COUNT, 0.25)
+                duplicates = self._queue(deliveries)
+                if duplicates:
+                    await self.subscription.ack(*duplicates)
+            except CdbError as e:
+                if self.bus_up:
+                    logger.warning("Reading the bus failed (%s); trying again", e)
+                self.bus_up = False
+                await wait_event(stop, pause)
+                pause = min(pause * 2, _LAST_PAUSE_S)
+                continue
+            if not self.bus_up:
+                logger.warning("The bus answers again")
+            self.bus_up = True
+            pause = _FIRST_PAUSE_S
             if self.queue and self.handle is not None:
                 await self.handle()
             if self.queue:

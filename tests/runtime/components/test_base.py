@@ -10,12 +10,13 @@ from typing import Any
 
 import pytest
 from market_testkit import eventually, tick
+from outage_testkit import PrivateRedis
 
 from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError
 from cdb_cli.engine.events import Topic, TradeTick
 from cdb_cli.engine.ports.store import Store
-from cdb_cli.kernel import open_store
+from cdb_cli.kernel import open_bus, open_store
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.settings import Settings
 
@@ -180,3 +181,38 @@ def test_a_delivery_handled_during_a_write_waits_for_the_batch_that_holds_its_ou
         store.inner.close()
 
     asyncio.run(scenario())
+
+
+def test_a_bus_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path) -> None:
+    """The test's own Redis stops under a running component: it does not exit, says ``bus
+    down`` on /ready, and when Redis is back it takes what came meanwhile and acknowledges all
+    of it (it exited within 3 s before, issue 22)."""
+    redis = PrivateRedis(tmp_path)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", bus_url=redis.url)
+
+    async def scenario() -> None:
+        store = open_store(settings, create_if_new=True)
+        async with open_bus(settings) as bus:
+            component = recorder_on(settings, store, bus, "ptestbus", 0.05)  # type: ignore[arg-type]
+            stop = asyncio.Event()
+            task = asyncio.create_task(component.run(stop))
+            await asyncio.wait_for(component.started.wait(), 10)
+            await bus.publish(Topic.MARKET_DATA, tick(1))
+            await eventually(lambda: len(store.events(TradeTick)) == 1)
+            await asyncio.to_thread(redis.stop)
+            await eventually(lambda: "bus down" in component.readiness(), what="bus down")
+            await asyncio.to_thread(redis.start)
+            assert not task.done()  # the outage did not end it
+            await eventually(lambda: component.readiness() == [], 30, "the bus answers again")
+            await bus.publish(Topic.MARKET_DATA, tick(2))
+            await eventually(lambda: len(store.events(TradeTick)) == 2)
+            stop.set()
+            await asyncio.wait_for(task, 15)  # a clean stop, no error
+            assert await pending(bus) == []  # every delivery acknowledged
+        store.close()
+
+    try:
+        redis.start()
+        asyncio.run(scenario())
+    finally:
+        redis.close()
