@@ -200,7 +200,8 @@ def test_kill_9_at_random_points_loses_and_duplicates_nothing(tmp_path: Path) ->
             try:
                 wait_started(process, log, url, trial)
                 if trial % 2:  # the dangerous moment: an order was just saved, not yet answered
-                    wait_for_new_order(db, timeout_s=20)
+                    # a cross-up on 1-second bars can take a while: once, 20 s was not enough
+                    wait_for_new_order(db, timeout_s=45)
                 else:
                     time.sleep(rng.uniform(0.3, 5.0))  # a random point: paces the kills only
             finally:
