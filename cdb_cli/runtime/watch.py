@@ -100,6 +100,10 @@ async def send_alert(alert: Alert | None, subject: str, body: str) -> None:
         logger.warning("Alert %r not sent: %s", subject, e.message)
 
 
+STORE_GRACE_S = 2.0
+"""How long the store may fail before the loop treats it as down."""
+
+
 class StoreWatch:
     """An outage of the store is a state, not an exit: while it takes no writes the loop refuses
     new entries (exits go on, kept in memory), ``/ready`` says ``database down``, the metrics
@@ -115,19 +119,27 @@ class StoreWatch:
         self._alert = alert
         self._metrics = metrics
         self._down_since: float | None = None
+        self._alarmed = False
 
     async def note(self, up: bool) -> bool:
-        """Take the store's state after a write; return True while it is down."""
+        """Take the store's state after a write; return True while it is down. A failure that
+        lasts less than :data:`STORE_GRACE_S` (a lock, a dropped connection that the next
+        write reopens) refuses no entry and raises no alarm."""
         now = asyncio.get_running_loop().time()
         if self._metrics is not None:
             self._metrics.set_dependency("database", up)
         if up:
-            if self._down_since is not None:
+            if self._alarmed:
                 logger.warning("The store takes writes again: new entries resume")
-            self._down_since = None
+            self._down_since, self._alarmed = None, False
             return False
         if self._down_since is None:
             self._down_since = now
+        down_s = now - self._down_since
+        if down_s < STORE_GRACE_S:
+            return False
+        if not self._alarmed:
+            self._alarmed = True
             logger.error("The store takes no writes: no new entries until it does; exits go on")
             await send_alert(
                 self._alert,
@@ -135,9 +147,9 @@ class StoreWatch:
                 f"{self._who}: the store takes no writes. No new entries until it does; what "
                 "the run does is kept in memory and written once it is back.",
             )
-        elif now - self._down_since > self.limit_s:
+        elif down_s > self.limit_s:
             raise DependencyError(
-                f"The store has taken no writes for {now - self._down_since:.0f} s "
+                f"The store has taken no writes for {down_s:.0f} s "
                 "(CDB_STORE_OUTAGE_LIMIT_SECONDS): stopping; what it did not take is spilled"
             )
         return True
