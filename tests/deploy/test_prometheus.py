@@ -64,6 +64,7 @@ def test_alert_rules_cover_the_operators_cases() -> None:
         "RejectionsSpiking",
         "RedisLatencyHigh",
         "DatabaseLatencyHigh",
+        "DependencyDown",
     } <= names
     assert all(rule["labels"]["severity"] in {"warning", "critical"} for rule in alert_rules())
 
