@@ -49,7 +49,7 @@ from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.schedule import start_jobs
 from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.view import LastDecisions
-from cdb_cli.runtime.watch import Alert, FeedWatch, StoreWatch, send_alert
+from cdb_cli.runtime.watch import Alert, Dependency, FeedWatch, StoreWatch, send_alert
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
@@ -123,8 +123,7 @@ class TradingLoop:
             self.recorder = metrics.recorder(self._writer.outbox)
         self._feed_delay_ns: int | None = None
         self._snapshots_written = 0
-        self.bus_up = True
-        """False from a failed publication until one succeeds again."""
+        self._bus_health = Dependency("redis", "Publishing (the store has the events)", metrics)
         self._store_watch = StoreWatch(
             settings.store_outage_limit_seconds,
             who=f"Run {self.run_id}",
@@ -353,6 +352,11 @@ class TradingLoop:
         return self._feed_delay_ns
 
     @property
+    def bus_up(self) -> bool:
+        """False from a failed publication until one succeeds again."""
+        return self._bus_health.up
+
+    @property
     def database_up(self) -> bool:
         """False from a failed store write (or ping) until a write succeeds again."""
         return self._writer.store_up
@@ -398,15 +402,9 @@ class TradingLoop:
         try:
             await self.bus.publish_many(batch.events)
         except CdbError as e:
-            if self.bus_up:
-                logger.warning("Bus publish failed (the store has the events): %s", e)
-            self.bus_up = False
+            self._bus_health.failed(e)
         else:
-            if not self.bus_up:
-                logger.warning("The bus takes publications again")
-            self.bus_up = True
-        if self.metrics is not None:
-            self.metrics.set_dependency("redis", self.bus_up)
+            self._bus_health.answered()
 
     def _publish_portfolio(self, pipeline: TradingPipeline) -> None:
         if self.metrics is None:

@@ -21,7 +21,7 @@ from cdb_cli.engine.risk import TradingState
 if TYPE_CHECKING:
     from cdb_cli.kernel.system import Metrics
 
-__all__ = ["Alert", "FeedWatch", "StoreWatch", "halt_alerts", "send_alert"]
+__all__ = ["Alert", "Dependency", "FeedWatch", "StoreWatch", "halt_alerts", "send_alert"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +98,33 @@ async def send_alert(alert: Alert | None, subject: str, body: str) -> None:
         await alert(subject, body)
     except CdbError as e:
         logger.warning("Alert %r not sent: %s", subject, e.message)
+
+
+class Dependency:
+    """A dependency as one of a loop's calls sees it (``what``: the call, e.g. ``signals:
+    publishing``): ``up`` until a call fails, one line when it goes and one when it answers
+    again; with ``metrics``, ``dependency_up{dependency=name}`` follows and each failure counts.
+    """
+
+    def __init__(self, name: str, what: str, metrics: Metrics | None = None) -> None:
+        self.name = name
+        self.what = what
+        self.up = True
+        self._metrics = metrics
+
+    def failed(self, error: CdbError) -> None:
+        if self.up:
+            logger.warning("%s failed (%s); trying again", self.what, error)
+        self.up = False
+        if self._metrics is not None:
+            self._metrics.set_dependency(self.name, False)
+
+    def answered(self) -> None:
+        if not self.up:
+            logger.warning("%s works again", self.what)
+        self.up = True
+        if self._metrics is not None:
+            self._metrics.set_dependency(self.name, True)
 
 
 STORE_GRACE_S = 2.0

@@ -29,7 +29,7 @@ from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, actor, freeze_s
 from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.waits import wait_event
-from cdb_cli.runtime.watch import Alert, send_alert
+from cdb_cli.runtime.watch import Alert, Dependency, send_alert
 from cdb_cli.services.restore import STARTING_CASH_KEY
 
 if TYPE_CHECKING:
@@ -122,8 +122,8 @@ class Component:
         self.wake = asyncio.Event()
         self.inboxes: dict[Topic, Inbox] = {}
         self.stop = asyncio.Event()
-        self.bus_up = True
-        """False from a failed publication or acknowledgement until the bus answers again."""
+        self.bus_health = Dependency("redis", f"{self.name}: publishing", metrics)
+        """Down from a failed publication or acknowledgement until the bus answers again."""
         self.started = asyncio.Event()
         self.counts: dict[str, int] = {}
         self._flush_interval_s = flush_interval_s
@@ -157,7 +157,7 @@ class Component:
         if not self.started.is_set():
             return ["starting"]
         reasons = []
-        if not self.bus_up or not all(inbox.bus_up for inbox in self.inboxes.values()):
+        if not self.bus_health.up or not all(i.bus_health.up for i in self.inboxes.values()):
             reasons.append("bus down")
         if not self.writer.store_up:
             reasons.append("database down")
@@ -189,27 +189,13 @@ class Component:
             except CdbError as e:
                 if self.stop.is_set():
                     raise
-                self._bus_failed(e)
+                self.bus_health.failed(e)
                 await wait_event(self.stop, pause)
                 pause = min(pause * 2, 5.0)
                 continue
             break
-        self._bus_answered()
+        self.bus_health.answered()
         self.published(items)
-
-    def _bus_failed(self, error: CdbError) -> None:
-        if self.bus_up:
-            logger.warning("%s: the bus failed (%s); trying again", self.name, error)
-        self.bus_up = False
-        if self.metrics is not None:
-            self.metrics.set_dependency("redis", False)
-
-    def _bus_answered(self) -> None:
-        if not self.bus_up:
-            logger.warning("%s: the bus answers again", self.name)
-        self.bus_up = True
-        if self.metrics is not None:
-            self.metrics.set_dependency("redis", True)
 
     def published(self, items: Sequence[tuple[Topic, Event]]) -> None:
         """Count in /metrics what was published."""
@@ -364,7 +350,7 @@ class Component:
                     try:
                         await inbox.ack(done)
                     except CdbError as e:  # Redis down: acknowledged with a later batch
-                        self._bus_failed(e)
+                        self.bus_health.failed(e)
                         inbox.give_back(done)
             else:
                 for inbox, done in handled:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 from cdb_cli.engine.consumer import DedupWindow
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.runtime.waits import wait_event
+from cdb_cli.runtime.watch import Dependency
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery, Subscription
@@ -38,8 +38,6 @@ READ_COUNT = 200
 _FIRST_PAUSE_S = 0.5
 _LAST_PAUSE_S = 5.0
 """A failed read is tried again after 0.5 s, then twice as long each time, up to 5 s."""
-
-logger = logging.getLogger(__name__)
 
 
 class Inbox:
@@ -72,8 +70,8 @@ class Inbox:
         self._dedup = DedupWindow()
         # event id → message id of what is queued or being handled (or held), not yet done
         self._pending: dict[str, str] = {}
-        self.bus_up = True
-        """False while reading the bus fails."""
+        self.bus_health = Dependency("redis", "Reading the bus")
+        """Down while reading the bus fails."""
 
     def done(self, delivery: Delivery) -> None:
         """Mark a delivery handled: acknowledged once the batch written next (which holds what
@@ -110,7 +108,7 @@ class Inbox:
     async def run(self, stop: asyncio.Event) -> None:
         """Fetch until ``stop``; hand new deliveries to the queue (and to ``handle``, if set)
         and wake the component. A bus that fails (Redis down) is waited out: one line, reads
-        again with a growing pause (``bus_up`` False meanwhile), one line when it answers."""
+        again with a growing pause (``bus_health`` down meanwhile), one line when it answers."""
         reclaimed = False
         pause = _FIRST_PAUSE_S
         while not stop.is_set():
@@ -124,15 +122,11 @@ class Inbox:
                 if duplicates:
                     await self.subscription.ack(*duplicates)
             except CdbError as e:
-                if self.bus_up:
-                    logger.warning("Reading the bus failed (%s); trying again", e)
-                self.bus_up = False
+                self.bus_health.failed(e)
                 await wait_event(stop, pause)
                 pause = min(pause * 2, _LAST_PAUSE_S)
                 continue
-            if not self.bus_up:
-                logger.warning("The bus answers again")
-            self.bus_up = True
+            self.bus_health.answered()
             pause = _FIRST_PAUSE_S
             if self.queue and self.handle is not None:
                 await self.handle()

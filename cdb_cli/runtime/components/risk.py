@@ -63,6 +63,7 @@ from cdb_cli.runtime.components.confirm import StoredFills
 from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.runtime.control import OperatorControl, read_operator_audits
 from cdb_cli.runtime.waits import wait_event
+from cdb_cli.runtime.watch import Dependency
 from cdb_cli.services.restore import restore_orders, restore_portfolio
 
 if TYPE_CHECKING:
@@ -228,18 +229,14 @@ class RiskComponent(Component):
         """Read the audited halts and resets every second, off the bars' path (a store read
         takes milliseconds); the step applies what is new. A read that fails (the store is down)
         is one warning line and another try a second later (it ended risk with exit 1)."""
-        failing = False
+        store = Dependency("database", "risk: reading the operator's halts and resets")
         while not self.stop.is_set():
             try:
                 self._operator_audits = await read_operator_audits(self.store)
             except CdbError as e:  # a store outage is waited out, never the end of risk
-                if not failing:
-                    logger.warning("risk: reading the operator's halts and resets failed: %s", e)
-                failing = True
+                store.failed(e)
             else:
-                if failing:
-                    logger.warning("risk: the operator's halts and resets are read again")
-                failing = False
+                store.answered()
             await wait_event(self.stop, OPERATOR_CHECK_S)
 
     async def step(self) -> None:
