@@ -14,10 +14,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
-from market_testkit import free_port
+from market_testkit import free_port, wait_until
 
 __all__ = ["PrivatePostgres", "PrivateRedis", "postgres_bin"]
 
@@ -114,15 +113,13 @@ class PrivateRedis:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ping = subprocess.run(
-                ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
-            )
-            if ping.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise RuntimeError("the test's Redis did not start in 10 s")
+        wait_until(self._answers, 10, "the test's Redis to start")
+
+    def _answers(self) -> bool:
+        ping = subprocess.run(
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+        )
+        return ping.stdout.strip() == b"PONG"
 
     def stop(self) -> None:
         if self._process is not None:

@@ -22,10 +22,10 @@ from cdb_cli import __version__
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
-from cdb_cli.engine.records import AuditRecord, Mode
+from cdb_cli.engine.records import Mode
 from cdb_cli.kernel import clock_for
 from cdb_cli.runtime.components.inbox import Inbox
-from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, actor, freeze_startup_heap
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, freeze_startup_heap, run_record
 from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.waits import wait_event
@@ -365,15 +365,9 @@ class Component:
 
     async def _audit(self, action: str, detail: dict[str, str]) -> None:
         try:
-            await self.call(
-                self.store.add_audit,
-                AuditRecord(
-                    ts_event=self.clock.timestamp_ns(),
-                    action=action,
-                    actor=actor(),
-                    run_id=self.run_id,
-                    detail={"mode": "paper", **detail},
-                ),
+            record = run_record(
+                action, self.run_id, self.clock.timestamp_ns(), {"mode": "paper", **detail}
             )
+            await self.call(self.store.add_audit, record)
         except CdbError as e:
             logger.error("Could not write the %s record: %s", action, e)
