@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -59,11 +60,17 @@ TUNING = {
 
 
 def free_port_block(size: int) -> int:
-    """A base port with ``size`` free ports after it (the components' health servers)."""
-    for _ in range(50):
-        base = free_port()
-        if base + size > 65535:
-            continue
+    """A base port with ``size`` free ports after it (the components' health servers), below the
+    kernel's ephemeral range: a port found free there can be taken by any outgoing connection
+    before the component binds it (seen once in CI)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+            ephemeral_low = int(handle.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, max(20001, ephemeral_low - size))
         try:
             for offset in range(size):
                 with socket.socket() as probe:
