@@ -270,6 +270,9 @@ class WireConnection:
             return [await future for future in futures]
         finally:
             timer.cancel()
+            for future in futures:  # the rest failed with the connection: retrieved, not
+                if future.done() and not future.cancelled():  # logged at collection
+                    future.exception()
 
     async def _connected(self) -> _Protocol:
         async with self._lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
 import ssl
 import threading
@@ -228,6 +229,43 @@ def test_a_server_that_never_answers_times_out_and_the_connection_is_dropped() -
             assert not wire.connected  # a late reply would answer the wrong call
 
         run(f"redis://127.0.0.1:{port}/0", scenario, retries=0)
+
+
+def test_a_pipeline_the_server_hangs_up_on_leaves_no_unretrieved_failure() -> None:
+    """Every reply of a pipeline fails with the connection; the first is raised and the rest
+    are retrieved, so asyncio logs no "Future exception was never retrieved" traceback (one
+    went into every component's log when Redis stopped)."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = int(server.getsockname()[1])
+
+        def hang_up() -> None:
+            connection, _ = server.accept()
+            with connection:
+                connection.recv(1024)
+
+        thread = threading.Thread(target=hang_up, daemon=True)
+        thread.start()
+        unretrieved: list[asyncio.Future[object]] = []
+
+        async def scenario(wire: WireConnection) -> None:
+            with pytest.raises(redis_errors.ConnectionError):
+                await wire.pipeline([("PING",), ("PING",), ("PING",)])
+            # asyncio logs a failed future nobody retrieved when it is collected (its
+            # _log_traceback flag): none of the pipeline's may be left so
+            unretrieved.extend(
+                o
+                for o in gc.get_objects()
+                if isinstance(o, asyncio.Future)
+                and o.done()
+                and not o.cancelled()
+                and o._log_traceback
+            )
+
+        run(f"redis://127.0.0.1:{port}/0", scenario, retries=0)
+        thread.join(5)
+    assert unretrieved == []
 
 
 def test_a_reply_that_is_not_resp_fails_the_call_and_drops_the_connection() -> None:
