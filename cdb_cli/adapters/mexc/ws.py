@@ -315,6 +315,13 @@ class MexcDataClient:
 
     async def _deliver(self, frame: bytes) -> None:
         for event in self._on_binary(frame):
+            if self.events.full():  # the run cannot take them (its bus is down): the bound
+                self._log_once(
+                    "queue_full",
+                    "The market data queue is full (%d events): reading MEXC pauses until the "
+                    "run takes them; MEXC may close the connection meanwhile (it reconnects)",
+                    self.events.maxsize,
+                )
             await self.events.put(event)
         self.max_backlog = max(self.max_backlog, self.events.qsize())
 

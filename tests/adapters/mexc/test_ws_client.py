@@ -284,3 +284,24 @@ async def test_each_symbol_trades_on_its_own_clock_unless_lockstep(
         gaps = sorted(b - a for a, b in itertools.pairwise(times[BTC]))
         assert gaps[len(gaps) // 2] < 100 * 1_000_000  # exponential gaps: median ln 2 x 50 ms
         assert gaps[-1] > gaps[0]  # not a fixed period
+
+
+async def test_a_full_queue_pauses_reading_and_says_so_once(
+    live_sim: SimServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The queue is the bound on what a run that cannot take its market data (its bus is down)
+    holds in memory: when it is full, reading waits, one warning says so, and nothing queued
+    is lost; once the run takes events again, they flow on."""
+    async with fast_client(live_sim.ws_url, [deals_topic(BTC)], queue_size=5) as client:
+        await client.wait_connected(5)
+        await eventually(lambda: client.counters["queue_full"] == 1, what="a full queue")
+        assert client.events.qsize() == 5
+        held = [client.events.get_nowait() for _ in range(5)]
+        later = await collect(client, lambda got: len(got) >= 5)
+    messages = [r.getMessage() for r in caplog.records if "queue is full" in r.getMessage()]
+    assert messages == [
+        "The market data queue is full (5 events): reading MEXC pauses until the run takes "
+        "them; MEXC may close the connection meanwhile (it reconnects) (further ones are only "
+        "counted)"
+    ]
+    assert_clean_trades(held + later)
