@@ -14,20 +14,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from market_testkit import eventually, free_port, wait_until
+from market_testkit import eventually, free_port
+from processes_testkit import (
+    CONSUMERS,
+    TUNING,
+    Components,
+    audits,
+    drained,
+    free_port_block,
+    sim_exchange,
+    sim_up,
+    wait_while_running,
+)
 
 from cdb_cli.engine.events import (
     Bar,
@@ -45,98 +49,6 @@ from cdb_cli.settings import Settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
 SECOND = 1_000_000_000
-CDB = str(Path(sys.executable).parent / "cdb")
-CONSUMERS = ("signals", "risk", "execution", "portfolio")
-TUNING = {
-    "CDB_BAR_SECONDS": "1",
-    "CDB_EMA_FAST": "2",
-    "CDB_EMA_SLOW": "4",
-    "CDB_RSI_PERIOD": "2",
-    "CDB_VOLUME_PERIOD": "3",
-    "CDB_VOLUME_FACTOR": "0.01",  # the simulator's volumes are its own: let the cross decide
-    "CDB_PAPER_LATENCY_MS": "120",
-    "CDB_STALE_DATA_SECONDS": "5",
-}
-
-
-def free_port_block(size: int) -> int:
-    """A base port with ``size`` free ports after it (the components' health servers), below the
-    kernel's ephemeral range: a port found free there can be taken by any outgoing connection
-    before the component binds it (seen once in CI)."""
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
-            ephemeral_low = int(handle.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        ephemeral_low = 32768
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, max(20001, ephemeral_low - size))
-        try:
-            for offset in range(size):
-                with socket.socket() as probe:
-                    probe.bind(("127.0.0.1", base + offset))
-        except OSError:
-            continue
-        return base
-    raise RuntimeError("no block of free ports")
-
-
-def audits(url: str, action: str) -> list[dict[str, str]]:
-    store = open_store(Settings(database_url=url))
-    try:
-        return [record.detail for record in store.audits(action=action)]
-    finally:
-        store.close()
-
-
-def wait_while_running(
-    condition: Callable[[], bool], timeout_s: float, what: str, processes: list[Any]
-) -> None:
-    """``wait_until``, failing at once (with its log) when one of ``processes`` exits."""
-
-    def check() -> bool:
-        for process in processes:
-            if process.poll() is not None:
-                _, err = process.communicate()
-                if err is None:  # a component: its log is a file named after it
-                    log = Path(process.args[-1] + ".log")
-                    err = log.read_text(encoding="utf-8") if log.exists() else ""
-                pytest.fail(f"{process.args} exited {process.returncode}: {err[-3000:]}")
-        return condition()
-
-    wait_until(check, timeout_s, what)
-
-
-def stop(process: subprocess.Popen[str], log: Path) -> str:
-    """SIGTERM, then the process's log (a file: at INFO a pipe nobody reads could fill up)."""
-    process.send_signal(signal.SIGTERM)
-    started = time.monotonic()
-    try:
-        process.wait(timeout=15)
-    finally:
-        process.kill()
-    elapsed = time.monotonic() - started
-    err = log.read_text(encoding="utf-8")
-    assert process.returncode == 0, err[-3000:]
-    assert elapsed < 10, f"{process.args} took {elapsed:.1f} s to stop"
-    return err
-
-
-def drained(redis_url: str, prefix: str) -> bool:
-    """Every consumer group has read its stream to the end and acknowledged it all."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        for key in client.scan_iter(f"{prefix}:*"):
-            if ":dead:" in key:
-                continue
-            for group in client.xinfo_groups(key):
-                if group["lag"] or group["pending"]:
-                    return False
-        return True
-    finally:
-        client.close()
 
 
 def stream_events(redis_url: str, prefix: str) -> list[Event]:
@@ -244,12 +156,7 @@ def test_components_in_processes_decide_as_one_process(
     open_store(Settings(database_url=postgres_database), create_if_new=True).close()
     prefix = redis_prefix  # its streams are deleted afterwards
     sim_port = free_port()
-    sim = subprocess.Popen(
-        [CDB, "sim-exchange", "--port", str(sim_port), "-s", SYMBOLS[0], "-s", SYMBOLS[1],
-         "--seed", "11",
-         "--tick-interval", "0.05", "--history-days", "0.05"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-    )  # fmt: skip
+    sim = sim_exchange(sim_port, SYMBOLS, tmp_path)
     rest = f"http://127.0.0.1:{sim_port}"
     base_port = free_port_block(5)
     ports = {name: base_port + i for i, name in enumerate(COMPONENTS)}
@@ -265,14 +172,9 @@ def test_components_in_processes_decide_as_one_process(
         "CDB_HTTP_PORT": str(base_port),
         **TUNING,
     }
-    processes: dict[str, subprocess.Popen[str]] = {}
-
-    def start(component: str) -> None:
-        with (tmp_path / f"{component}.log").open("w") as log:
-            processes[component] = subprocess.Popen(
-                [CDB, "run", "--paper", "--component", component],
-                env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=log, text=True,
-            )  # fmt: skip
+    components = Components(env, tmp_path)
+    processes = components.processes
+    start = components.start
 
     def started() -> set[str]:
         return {detail.get("component", "") for detail in audits(postgres_database, START_ACTION)}
@@ -285,7 +187,7 @@ def test_components_in_processes_decide_as_one_process(
             store.close()
 
     try:
-        wait_while_running(lambda: _up(rest), 20, "the simulator", [sim])
+        wait_while_running(lambda: sim_up(rest), 20, "the simulator", [sim])
         instruments = asyncio.run(_instruments(rest))
         for component in CONSUMERS:  # consumer groups first: they start at the stream's end
             start(component)
@@ -297,7 +199,7 @@ def test_components_in_processes_decide_as_one_process(
             lambda: "marketdata" in started(), 20, "marketdata", list(processes.values())
         )
         wait_while_running(traded, 40, "decisions and fills", list(processes.values()))
-        errors = {"marketdata": stop(processes.pop("marketdata"), tmp_path / "marketdata.log")}
+        errors = {"marketdata": components.stop("marketdata")}
         wait_while_running(
             lambda: drained(redis_url, prefix), 30, "the consumers to finish the streams",
             list(processes.values()),
@@ -306,11 +208,9 @@ def test_components_in_processes_decide_as_one_process(
             health = httpx.get(f"http://127.0.0.1:{ports[component]}/health", timeout=5)
             assert health.status_code == 200, (component, health.text)
         for component in CONSUMERS:
-            errors[component] = stop(processes.pop(component), tmp_path / f"{component}.log")
+            errors[component] = components.stop(component)
     finally:
-        for process in processes.values():
-            process.kill()
-            process.communicate()
+        components.kill_all()
         sim.kill()
         sim.communicate()
     for component, err in errors.items():
@@ -372,13 +272,6 @@ def test_components_in_processes_decide_as_one_process(
         (f.symbol, f.side, f.quantity, f.price, f.fee, f.ts_event) for f in expected_fills
     ]
     assert sum(f.quantity * f.price for f in fills) > Decimal(0)
-
-
-def _up(rest: str) -> bool:
-    try:
-        return httpx.get(f"{rest}/api/v3/ping", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 async def _instruments(rest: str) -> dict[str, Any]:
