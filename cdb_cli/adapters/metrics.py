@@ -7,8 +7,8 @@ The seed's names are kept exactly (:data:`SEED_METRICS`). Counters are created w
 What counts as what:
 
 - **A trade** is an order that reached its end at the venue (paper or live): its terminal
-  execution report (FILLED, CANCELED, PARTIALLY_CANCELED or REJECTED). ``trades_total`` counts
-  them, ``trades_successful_total`` counts the ones that ended **FILLED** (completely filled;
+  execution report (FILLED, CANCELED, PARTIALLY_CANCELED, REJECTED or EXPIRED). ``trades_total``
+  counts them, ``trades_successful_total`` counts the ones that ended **FILLED** (completely filled;
   an order whose unfillable dust rest was dropped also ends FILLED). A trade is counted once,
   when it ends, so no per-order memory is kept over a run of weeks; an order still working is
   not counted yet. ``trades_successful_total / trades_total`` is the execution success rate —
@@ -96,8 +96,11 @@ ORDER_STATUSES: Final = (
     "CANCELED",
     "PARTIALLY_CANCELED",
     "REJECTED",
+    "EXPIRED",
 )
-TERMINAL_STATUSES: Final = frozenset({"FILLED", "CANCELED", "PARTIALLY_CANCELED", "REJECTED"})
+TERMINAL_STATUSES: Final = frozenset(
+    {"FILLED", "CANCELED", "PARTIALLY_CANCELED", "REJECTED", "EXPIRED"}
+)
 """An order's last report carries one of these: that is when it counts as a trade."""
 
 DEPENDENCIES: Final = ("database", "redis")

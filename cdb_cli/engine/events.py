@@ -231,7 +231,13 @@ class ExecutionReport(Event):
     venue_order_id: str = ""
     side: Side
     status: Literal[
-        "NEW", "PARTIALLY_FILLED", "FILLED", "CANCELED", "PARTIALLY_CANCELED", "REJECTED"
+        "NEW",
+        "PARTIALLY_FILLED",
+        "FILLED",
+        "CANCELED",
+        "PARTIALLY_CANCELED",
+        "REJECTED",
+        "EXPIRED",
     ]
     last_quantity: Decimal = Field(default=Decimal(0), ge=0)
     last_price: Decimal = Field(default=Decimal(0), ge=0)

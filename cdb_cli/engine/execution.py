@@ -133,19 +133,7 @@ class SimulatedExecution:
         result = ExecutionResult()
         if order.side is Side.SELL:
             result.extend(self._cancel_buys(order.symbol, ts_ns))
-        record = OrderRecord(
-            client_order_id=self._next_id(),
-            decision_id=order.decision_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type="MARKET",
-            quantity=position if order.side is Side.SELL else None,
-            quote_amount=order.quote_amount if order.side is Side.BUY else None,
-            status="NEW",
-            ts_created=ts_ns,
-            ts_updated=ts_ns,
-            mode=self._mode,
-        )
+        record = self._record(order, ts_ns, position)
         reason = None
         if instrument is None:
             reason = f"no instrument known for {order.symbol}"
@@ -164,6 +152,29 @@ class SimulatedExecution:
         result.orders.append(record)
         result.reports.append(self._report(record, ts_ns))
         return result
+
+    def expire(self, order: OrderApproved, *, ts_ns: int, reason: str) -> ExecutionResult:
+        """Record ``order`` as never placed, status EXPIRED with ``reason`` (an approval that
+        reached the venue too late to be placed; see the component-mode rule)."""
+        result = ExecutionResult()
+        self._finish(result, self._record(order, ts_ns, _ZERO), "EXPIRED", ts_ns, reason)
+        return result
+
+    def _record(self, order: OrderApproved, ts_ns: int, position: Decimal) -> OrderRecord:
+        """The NEW order an approval asks for (an exit sells ``position``)."""
+        return OrderRecord(
+            client_order_id=self._next_id(),
+            decision_id=order.decision_id,
+            symbol=order.symbol,
+            side=order.side,
+            order_type="MARKET",
+            quantity=position if order.side is Side.SELL else None,
+            quote_amount=order.quote_amount if order.side is Side.BUY else None,
+            status="NEW",
+            ts_created=ts_ns,
+            ts_updated=ts_ns,
+            mode=self._mode,
+        )
 
     def restore(self, order: OrderRecord, fills: Sequence[FillRecord]) -> None:
         """Take back an order that was still working when the process stopped (a restart).

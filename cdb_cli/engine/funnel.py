@@ -176,6 +176,21 @@ def symbol_funnel(
     return funnel
 
 
+def _venue_sentence(f: Funnel, s: str, approved: int) -> str:
+    """Every approved order ended without entering: rejected by the venue, or expired."""
+    expired = f.orders.get("EXPIRED", 0)
+    if not expired:
+        return (
+            f"{s}: {approved} approved orders, every one rejected by the venue "
+            f"({f.orders['REJECTED']} REJECTED)."
+        )
+    return (
+        f"{s}: {approved} approved orders, none placed: {f.orders.get('REJECTED', 0)} "
+        f"rejected by the venue, {expired} expired (the approval reached execution after "
+        "its bar)."
+    )
+
+
 def _first_stop(
     f: Funnel,
     evaluated: Sequence[StrategyTrace],
@@ -208,13 +223,9 @@ def _first_stop(
     approved = f.outcomes["approved"] + f.outcomes["reduced"]
     if approved == 0:
         return "risk", _risk_sentence(f, decisions)
-    entered = sum(n for status, n in f.orders.items() if status != "REJECTED")
+    entered = sum(n for status, n in f.orders.items() if status not in ("REJECTED", "EXPIRED"))
     if entered == 0 and f.orders:
-        return (
-            "venue",
-            f"{s}: {approved} approved orders, every one rejected by the venue "
-            f"({f.orders['REJECTED']} REJECTED).",
-        )
+        return "venue", _venue_sentence(f, s, approved)
     if not f.orders:
         return "execution", f"{s}: {approved} approved, but no order was stored for them."
     if f.fills == 0:

@@ -43,6 +43,7 @@ OrderStatus = Literal[
     "CANCELED",
     "PARTIALLY_CANCELED",  # canceled after a partial fill
     "REJECTED",
+    "EXPIRED",  # never placed: its approval reached execution too late (component mode)
 ]
 OrderType = Literal["MARKET", "LIMIT", "LIMIT_MAKER", "IMMEDIATE_OR_CANCEL", "FILL_OR_KILL"]
 

@@ -317,6 +317,13 @@ class ApprovalIdExecution(SimulatedExecution):
         finally:
             self._approval_id = None
 
+    def expire(self, order: OrderApproved, *, ts_ns: int, reason: str) -> ExecutionResult:
+        self._approval_id = order.event_id
+        try:
+            return super().expire(order, ts_ns=ts_ns, reason=reason)
+        finally:
+            self._approval_id = None
+
     def _next_id(self) -> str:
         if self._approval_id is not None:
             return self._approval_id

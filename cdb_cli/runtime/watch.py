@@ -139,10 +139,17 @@ class StoreWatch:
     (``CDB_STORE_OUTAGE_LIMIT_SECONDS``), :meth:`note` raises: the run stops with exit 1."""
 
     def __init__(
-        self, limit_s: float, *, who: str, alert: Alert | None, metrics: Metrics | None
+        self,
+        limit_s: float,
+        *,
+        who: str,
+        alert: Alert | None,
+        metrics: Metrics | None,
+        consequence: str = "no new entries until it does; exits go on",
     ) -> None:
         self.limit_s = limit_s
         self._who = who
+        self._consequence = consequence
         self._alert = alert
         self._metrics = metrics
         self._down_since: float | None = None
@@ -157,7 +164,7 @@ class StoreWatch:
             self._metrics.set_dependency("database", up)
         if up:
             if self._alarmed:
-                logger.warning("The store takes writes again: new entries resume")
+                logger.warning("The store takes writes again")
             self._down_since, self._alarmed = None, False
             return False
         if self._down_since is None:
@@ -167,12 +174,12 @@ class StoreWatch:
             return False
         if not self._alarmed:
             self._alarmed = True
-            logger.error("The store takes no writes: no new entries until it does; exits go on")
+            logger.error("The store takes no writes: %s", self._consequence)
             await send_alert(
                 self._alert,
                 "cdb: the store is down",
-                f"{self._who}: the store takes no writes. No new entries until it does; what "
-                "the run does is kept in memory and written once it is back.",
+                f"{self._who}: the store takes no writes: {self._consequence}. What it does "
+                "meanwhile is kept in memory and written once the store is back.",
             )
         elif down_s > self.limit_s:
             raise DependencyError(

@@ -31,7 +31,16 @@ answer already, for the stage before it (the rules are in each module's docstrin
   ``cdb risk halt --flatten`` are approved at each symbol's next closed bar, with its decisions,
   so ``execution`` places them at the same point of the stream as ``risk`` books them.
 
-A wait is bounded (5 s): after it the component warns and goes on with what it has.
+A wait is bounded (``risk`` 5 s for signals, ``execution`` 11 s for approvals; the time does not
+run while the bus is down): after it the component warns and goes on with what it has. What comes
+late for a bar handled without it is never dropped silently: an approved exit is placed at once,
+an approved entry is recorded ``EXPIRED`` with its reason (``execution``'s docstring), a late
+signal is named in a warning and counted, not decided.
+
+Outages of the store or the bus are states, not exits (``base.Component``): writes are kept in
+memory until the store takes them, ``risk`` approves no new entry meanwhile, reads and
+publications are tried again with a growing pause, ``/ready`` says ``database down`` or ``bus
+down`` and ``dependency_up`` follows (a ping every 5 s), and everything resumes by itself.
 
 Consumer groups are named after the component: a restarted component gets back what it had not
 acknowledged, and ``risk``, ``execution`` and ``portfolio`` rebuild the ledger from the stored

@@ -27,9 +27,10 @@ from cdb_cli.kernel import clock_for
 from cdb_cli.runtime.components.inbox import Inbox
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, freeze_startup_heap, run_record
 from cdb_cli.runtime.outbox import BatchWriter
+from cdb_cli.runtime.schedule import refresh_health_metrics
 from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.waits import wait_event
-from cdb_cli.runtime.watch import Alert, Dependency, send_alert
+from cdb_cli.runtime.watch import Alert, Dependency, StoreWatch, send_alert
 from cdb_cli.services.restore import STARTING_CASH_KEY
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ logger = logging.getLogger(__name__)
 
 COMPONENTS = ("marketdata", "signals", "risk", "execution", "portfolio")
 SECOND_NS = 1_000_000_000
+HEALTH_INTERVAL_S = 5.0
+"""How often a component pings the store and the bus for its metrics and ``/ready``."""
 
 
 def bar_close_ns(bar: Bar, interval_ns: int) -> int:
@@ -80,6 +83,8 @@ class Component:
     topics: ClassVar[tuple[Topic, ...]] = ()
     paced: ClassVar[dict[Topic, float]] = {}
     """Topics read at most every so many seconds (``Inbox.pace_s``) instead of at once."""
+    store_outage_consequence: ClassVar[str] = "it goes on"
+    """What a store outage means for the component (its log line and alert)."""
     handled_on_arrival: ClassVar[tuple[Topic, ...]] = ()
     """Topics whose deliveries the inbox's pump hands to ``on_arrival`` itself (``Inbox.handle``)
     instead of waking ``step``."""
@@ -124,6 +129,18 @@ class Component:
         self.stop = asyncio.Event()
         self.bus_health = Dependency("redis", f"{self.name}: publishing", metrics)
         """Down from a failed publication or acknowledgement until the bus answers again."""
+        self.store_watch = StoreWatch(
+            settings.store_outage_limit_seconds,
+            who=f"Component {self.name} of run {run_id}",
+            alert=alert,
+            metrics=metrics,
+            consequence=self.store_outage_consequence,
+        )
+        self.store_down = False
+        """True while the store has taken no writes for more than the grace (a component that
+        takes risk refuses new entries meanwhile); :class:`StoreWatch` says so once, alerts once,
+        and ends the component past ``CDB_STORE_OUTAGE_LIMIT_SECONDS``."""
+        self.feed_delay_ns: int | None = None
         self.started = asyncio.Event()
         self.counts: dict[str, int] = {}
         self._flush_interval_s = flush_interval_s
@@ -157,11 +174,26 @@ class Component:
         if not self.started.is_set():
             return ["starting"]
         reasons = []
-        if not self.bus_health.up or not all(i.bus_health.up for i in self.inboxes.values()):
+        if not self.bus_up:
             reasons.append("bus down")
         if not self.writer.store_up:
             reasons.append("database down")
         return reasons
+
+    @property
+    def bus_up(self) -> bool:
+        """False while a publication, an acknowledgement or a read of an inbox fails."""
+        return self.bus_health.up and all(i.bus_health.up for i in self.inboxes.values())
+
+    @property
+    def database_up(self) -> bool:
+        """False from a failed write (or ping) until a write (or a ping with nothing pending)
+        succeeds again."""
+        return self.writer.store_up
+
+    @database_up.setter
+    def database_up(self, up: bool) -> None:
+        self.writer.store_up = up
 
     # --- helpers --------------------------------------------------------------------------------
 
@@ -218,19 +250,24 @@ class Component:
         self, ready: Callable[[], bool], what: str, timeout_s: float | None = None
     ) -> bool:
         """Take side deliveries (``drain``) until ``ready()``; give up after ``timeout_s`` (by
-        default the wait timeout) with a warning (the component then acts on what it has).
+        default the wait timeout) with a warning (the component then acts on what it has). The
+        time does not run while the bus is down (what is waited for cannot come): the timeout
+        counts from when it answers again.
 
         Stopped while waiting, it raises :class:`Stopping`: the market event being handled is
         left unhandled (pending: a restart handles it again, with what it waited for) rather
         than handled without it."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.wait_timeout_s if timeout_s is None else timeout_s)
+        timeout = self.wait_timeout_s if timeout_s is None else timeout_s
+        deadline = loop.time() + timeout
         while True:
             self.drain()
             if ready():
                 return True
             if self.stop.is_set():
                 raise Stopping(what)
+            if not self.bus_up:
+                deadline = max(deadline, loop.time() + timeout)
             remaining = deadline - loop.time()
             if remaining <= 0:
                 logger.warning("%s: gave up waiting for %s", self.name, what)
@@ -290,13 +327,14 @@ class Component:
                 subscription = await self.bus.subscribe(topic, self.name, consumer)
                 handle = self.on_arrival if topic in self.handled_on_arrival else None
                 self.inboxes[topic] = Inbox(
-                    subscription, self.wake, self.paced.get(topic, 0.0), handle
+                    subscription, self.wake, self.paced.get(topic, 0.0), handle, self.metrics
                 )
         except Exception as e:
             await self._alert_failure(e, "could not start")
             raise
         pumps = [asyncio.create_task(inbox.run(stop)) for inbox in self.inboxes.values()]
         pumps += [asyncio.create_task(loop) for loop in self.background()]
+        pumps.append(asyncio.create_task(self._watch_health(stop)))
         writer = asyncio.create_task(self._writer(stop))
         await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
         freeze_startup_heap()  # no 60-200 ms full collection in the middle of a hop
@@ -345,16 +383,33 @@ class Component:
             # Taken with the batch (no await before _write takes the outbox): what was handled
             # up to here has its outcome in that batch, and is acknowledged once it is stored.
             handled = [(inbox, inbox.take_done()) for inbox in self.inboxes.values()]
-            if await self._write():
+            written = await self._write()
+            self.store_down = await self.store_watch.note(self.writer.store_up)
+            if written:
                 for inbox, done in handled:
                     try:
                         await inbox.ack(done)
                     except CdbError as e:  # Redis down: acknowledged with a later batch
                         self.bus_health.failed(e)
                         inbox.give_back(done)
+                    else:
+                        if done and not self.bus_health.up:
+                            self.bus_health.answered()
             else:
                 for inbox, done in handled:
                     inbox.give_back(done)
+
+    async def _watch_health(self, stop: asyncio.Event) -> None:
+        """Ping the store and the bus every ``HEALTH_INTERVAL_S`` into the metrics: an outage
+        shows on ``/ready`` and in ``dependency_up`` even while the component has nothing to
+        write or publish, and its end shows too (a ping that answers with nothing pending)."""
+        while not stop.is_set():
+            store, bus = await refresh_health_metrics(self)
+            if store and not self.writer.pending():
+                self.writer.store_up = True
+            if bus and not self.bus_health.up:  # a component that seldom publishes or acks
+                self.bus_health.answered()
+            await wait_event(stop, HEALTH_INTERVAL_S)
 
     async def _write(self) -> bool:
         return await self.writer.write() is not None

@@ -4,7 +4,8 @@ A component that books a fill from a report (``portfolio``, ``risk``) and rebuil
 from the stored fills at start must not acknowledge the report before the store has the fill: a
 restart in between would rebuild without the fill and, the report being acknowledged, never be
 given it again. :class:`StoredFills` holds such deliveries and marks them done once the store
-has their fill (checked at most every ``interval_s``). One not stored after ``timeout_s`` is
+has their fill (checked at most every ``interval_s``). One not stored after ``timeout_s`` of the
+store answering (an outage of the store does not count) is
 marked done with a warning (the bus stops delivering it) and, unless told to forget it, still
 looked for, so the component can tell whether every fill it booked is stored (``all_stored``).
 """
@@ -115,6 +116,11 @@ class StoredFills:
         try:
             stored = await self.call(self.store.fills, since_ns=min(times), until_ns=max(times) + 1)
         except CdbError:
+            # The store is down: its outage does not count towards the timeout (execution
+            # cannot store the fills meanwhile either); it runs again from when it answers.
+            now = time.monotonic()
+            for item in items:
+                item.since = now
             return
         ids = {fill.fill_id for fill in stored}
         settled: list[_Unstored] = []

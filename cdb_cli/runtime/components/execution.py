@@ -7,8 +7,19 @@ its own ledger of fills — and, at a **closed bar** (published just before the 
 it), waits for the ``risk`` progress of the bar and the approvals it announces before it goes on,
 then places them at the decision's time. So an order approved at time T with latency L fills at
 the first trade at or after T + L that follows its bar in the stream, whatever order the two
-streams arrive in — as in one process. A wait longer than the wait timeout is logged and the
-component goes on; an approval that comes after its bar was handled is dropped with a warning.
+streams arrive in — as in one process. A wait longer than its timeout (which does not run while
+the bus is down) is logged and the component goes on past the bar.
+
+**A late approval** (it came after its bar was handled without it) is never dropped:
+
+- an **exit** (SELL) is placed at once, where ``execution`` is in the market stream (its time:
+  the latest market event handled), and fills at the next trade after the latency: reducing a
+  position is always still valid;
+- an **entry** (BUY) is recorded as an order with status ``EXPIRED`` and the reason (how late it
+  came), with its execution report, and never placed: it was sized for its bar's price, and
+  buying later, at another price, is a risk nobody approved. ``risk`` books the report as any
+  other, so it waits for nothing more from it.
+
 An approval's delivery is acknowledged only once its order is in the outbox (``BarInputs``), and
 an approval whose order the store already has (placed before a restart that got the approval
 back) is not placed again. An operator's exit (``cdb risk halt --flatten``) is approved at its
@@ -21,6 +32,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from cdb_cli.engine.events import (
     Bar,
@@ -28,6 +40,7 @@ from cdb_cli.engine.events import (
     HealthReport,
     OrderApproved,
     QuoteTick,
+    Side,
     Topic,
     TradeTick,
 )
@@ -38,6 +51,9 @@ from cdb_cli.engine.remote import read_progress
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.runtime.components.inputs import BarInputs
 from cdb_cli.services.restore import restore_portfolio
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.ports.bus import Delivery
 
 __all__ = ["ExecutionComponent"]
 
@@ -69,6 +85,8 @@ class ExecutionComponent(Component):
                 self.count("restored_orders")
         self._quotes: dict[str, tuple[Decimal, Decimal]] = {}
         self._approvals: BarInputs[tuple[str, int], OrderApproved] = BarInputs("risk approval")
+        self._late: list[tuple[OrderApproved, Delivery]] = []
+        self._stream_ns = 0  # the time of the latest market event handled
 
     def drain(self) -> None:
         approvals = self.inboxes[Topic.RISK_APPROVED_TRADES]
@@ -77,7 +95,8 @@ class ExecutionComponent(Component):
             event = delivery.event
             if isinstance(event, OrderApproved):
                 key = (event.symbol, event.ts_event)
-                self._approvals.add(key, event, arrived, approvals, delivery)
+                if not self._approvals.add(key, event, arrived, approvals, delivery):
+                    self._late.append((event, delivery))  # placed or expired: _take_late
                 continue
             if isinstance(event, HealthReport):
                 progress = read_progress(event)
@@ -92,11 +111,50 @@ class ExecutionComponent(Component):
 
     async def step(self) -> None:
         await self.handle_market(self._handle)
+        if self._late:  # no market event came to take them
+            await self._take_late()
+            await self.flush()
+
+    async def _take_late(self) -> None:
+        """Apply the rule for late approvals (module docstring) at the current stream time."""
+        late, self._late = self._late, []
+        approvals = self.inboxes[Topic.RISK_APPROVED_TRADES]
+        for approval, delivery in late:
+            if approval.event_id in self._placed:
+                approvals.done(delivery)
+                continue
+            self._placed.add(approval.event_id)
+            now = max(self._stream_ns, approval.ts_event)
+            late_s = (now - approval.ts_event) / 1e9
+            if approval.side is Side.SELL:
+                logger.warning(
+                    "execution: exit %s came after its bar was handled (%.1f s of market "
+                    "later): placed now",
+                    approval.event_id,
+                    late_s,
+                )
+                position = self.ledger.quantity(approval.symbol)
+                result = self.venue.submit(approval, ts_ns=now, position=position)
+                self.count("late_exits_placed")
+            else:
+                reason = (
+                    f"expired: the approval came after its bar was handled ({late_s:.1f} s of "
+                    "market later); an entry is placed only at its bar"
+                )
+                logger.warning("execution: entry %s %s", approval.event_id, reason)
+                result = self.venue.expire(approval, ts_ns=now, reason=reason)
+                self.count("late_entries_expired")
+            self.count("orders")
+            await self._apply(result)
+            approvals.done(delivery)  # its order is in the outbox
 
     async def _handle(self, event: Event) -> None:
         symbol = event.symbol
         if symbol not in self.symbols:
             return
+        self._stream_ns = max(self._stream_ns, event.ts_event)
+        if self._late:
+            await self._take_late()
         if isinstance(event, QuoteTick):
             self._quotes[symbol] = (event.bid, event.ask)
         elif isinstance(event, TradeTick):

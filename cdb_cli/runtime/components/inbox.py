@@ -27,6 +27,7 @@ from cdb_cli.runtime.watch import Dependency
 
 if TYPE_CHECKING:
     from cdb_cli.engine.ports.bus import Delivery, Subscription
+    from cdb_cli.kernel.system import Metrics
 
 __all__ = ["READ_AGAIN_S", "READ_COUNT", "Inbox"]
 
@@ -58,6 +59,7 @@ class Inbox:
         wake: asyncio.Event,
         pace_s: float = 0.0,
         handle: Callable[[], Awaitable[None]] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.subscription = subscription
         self.pace_s = pace_s
@@ -70,7 +72,7 @@ class Inbox:
         self._dedup = DedupWindow()
         # event id → message id of what is queued or being handled (or held), not yet done
         self._pending: dict[str, str] = {}
-        self.bus_health = Dependency("redis", "Reading the bus")
+        self.bus_health = Dependency("redis", "Reading the bus", metrics)
         """Down while reading the bus fails."""
 
     def done(self, delivery: Delivery) -> None:

@@ -5,8 +5,9 @@ progress report, which says how many there are.
 :class:`BarInputs` holds them until the bar is handled, and holds their deliveries with them: a
 delivery is marked handled only once what came of its bar is in the component's outbox and the
 bar's own market delivery is marked done (:meth:`BarInputs.settle`, from the component's
-``settle`` at the end of a batch), or when it is given up: it came after its bar had been handled
-without it, or more than ``KEEP_LATE`` bars (or counts) wait at once, when the oldest are taken
+``settle`` at the end of a batch), or by the component's rule for an event that came after its
+bar had been handled without it (:meth:`BarInputs.add` says so), or when it is given up: more
+than ``KEEP_LATE`` bars (or counts) wait at once, when the oldest are taken
 for bars that never come (a component that far behind the producer loses those inputs). So a
 crash between the arrival and the bar leaves it pending in the consumer group, and the restart
 gets it back before the bar comes again: a signal or an approval is not lost with the process.
@@ -14,7 +15,6 @@ gets it back before the bar comes again: a signal or an approval is not lost wit
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Generic, TypeVar
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from cdb_cli.runtime.components.inbox import Inbox
 
 __all__ = ["KEEP_LATE", "BarInputs"]
-
-logger = logging.getLogger(__name__)
 
 KEEP_LATE = 10_000
 """Bars waited for at most (older entries are given up); twice as many are remembered as
@@ -40,7 +38,7 @@ class BarInputs(Generic[K, E]):
     """Events keyed by their bar (``K``: the bar's id, or its symbol and close time) and the
     producer's count per bar id; see the module docstring.
 
-    ``what`` names the events in the warning about one that came late.
+    ``what`` names the events (the component's warnings).
     """
 
     def __init__(self, what: str) -> None:
@@ -51,14 +49,15 @@ class BarInputs(Generic[K, E]):
         self._handled: dict[K | str, None] = {}  # an ordered set, the last KEEP_LATE
         self._taken: list[tuple[Inbox, Delivery]] = []  # by bars handled, not yet settled
 
-    def add(self, key: K, event: E, arrived_ns: int, inbox: Inbox, delivery: Delivery) -> None:
-        """An event about the bar ``key``; its delivery is held until the bar takes it."""
+    def add(self, key: K, event: E, arrived_ns: int, inbox: Inbox, delivery: Delivery) -> bool:
+        """An event about the bar ``key``; its delivery is held until the bar takes it. False
+        when the bar was handled without it already: the caller applies its rule for a late
+        event and marks the delivery done."""
         if key in self._handled:
-            logger.warning("A %s came after its bar was handled without it: dropped", self.what)
-            inbox.done(delivery)
-            return
+            return False
         self._events.setdefault(key, []).append((event, arrived_ns))
         self._hold(key, inbox, delivery)
+        return True
 
     def count(self, bar_id: str, count: int, inbox: Inbox, delivery: Delivery) -> None:
         """The producer's progress report: ``count`` events about the bar ``bar_id``."""

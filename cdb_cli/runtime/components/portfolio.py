@@ -19,6 +19,7 @@ import logging
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import ExecutionReport, Topic, TradeTick
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.remote import report_fill
@@ -126,8 +127,14 @@ class PortfolioComponent(Component):
         metrics.total_exposure.set(float(ledger.exposure() / equity * 100) if equity > 0 else 0)
 
     async def _snapshot(self) -> None:
+        """Store an equity snapshot; a store that fails skips this one (the next comes within
+        ``snapshot_interval_s``: a snapshot is a reading, not a record to keep)."""
         snapshot = self.ledger.snapshot(self.clock.timestamp_ns())
-        await self.call(self.store.add_equity_snapshot, snapshot)
+        try:
+            await self.call(self.store.add_equity_snapshot, snapshot)
+        except CdbError as e:
+            self.database_up = False
+            logger.warning("portfolio: no equity snapshot this time: %s", e)
 
     async def finish(self) -> None:
         await self._snapshot()

@@ -112,6 +112,7 @@ class RiskComponent(Component):
     name = "risk"
     topics = (Topic.MARKET_DATA, Topic.TRADING_SIGNALS, Topic.EXECUTION_EVENTS)
 
+    store_outage_consequence = "no new entries until it does; exits go on"
     pipeline: TradingPipeline
     execution: RemoteExecution
     confirm_interval_s = 2.0
@@ -202,7 +203,17 @@ class RiskComponent(Component):
             delivery, arrived = signals.pop()
             event = delivery.event
             if isinstance(event, TradingSignal) and event.bar_id:
-                self._signals.add(event.bar_id, event, arrived, signals, delivery)
+                if not self._signals.add(event.bar_id, event, arrived, signals, delivery):
+                    # Its bar was decided without it (the wait for it timed out): deciding it
+                    # now would put a decision at a point of the market that has passed.
+                    logger.warning(
+                        "risk: signal %s came after its bar %s was decided without it: not "
+                        "decided (the wait timed out)",
+                        event.event_id,
+                        event.bar_id,
+                    )
+                    self.count("late_signals")
+                    signals.done(delivery)
                 continue
             if isinstance(event, HealthReport):
                 progress = read_progress(event)
@@ -240,6 +251,8 @@ class RiskComponent(Component):
             await wait_event(self.stop, OPERATOR_CHECK_S)
 
     async def step(self) -> None:
+        # While the store that must record them takes no writes, no new entries (exits go on).
+        self.pipeline.store_down = self.store_down
         if self._operator_audits is not None:
             halts, resets = self._operator_audits
             self._operator_audits = None

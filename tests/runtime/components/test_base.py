@@ -16,6 +16,7 @@ from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.engine.errors import DependencyError
 from cdb_cli.engine.events import Topic, TradeTick
 from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.remote import progress_report
 from cdb_cli.kernel import open_bus, open_store
 from cdb_cli.runtime.components.base import Component
 from cdb_cli.settings import Settings
@@ -214,5 +215,67 @@ def test_a_bus_outage_is_waited_out_and_nothing_is_lost(tmp_path: Path) -> None:
     try:
         redis.start()
         asyncio.run(scenario())
+    finally:
+        redis.close()
+
+
+class Waiter(Component):
+    """At each market event, waits (0.5 s at most) for an event on a side topic."""
+
+    name = "waiter"
+    topics = (Topic.MARKET_DATA, Topic.TRADING_SIGNALS)
+    waiting = False
+    waited: bool | None = None
+
+    async def step(self) -> None:
+        market = self.inboxes[Topic.MARKET_DATA]
+        if not market.queue:
+            await self.idle()
+            return
+        delivery, _ = market.pop()
+        self.waiting = True
+        side = self.inboxes[Topic.TRADING_SIGNALS]
+        self.waited = await self.wait_for(lambda: bool(side.queue), "the side event", 0.5)
+        market.done(delivery)
+
+
+def test_a_wait_does_not_time_out_while_the_bus_is_down(tmp_path: Path) -> None:
+    """What a component waits for cannot come while Redis is down: the test's own Redis stops
+    for three times the wait's timeout, and the wait goes on until what it waits for comes
+    after Redis is back (it gave up during the outage before, issue 22)."""
+    redis = PrivateRedis(tmp_path)
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}", bus_url=redis.url)
+
+    async def scenario() -> dict[str, int]:
+        store = open_store(settings, create_if_new=True)
+        async with open_bus(settings) as bus:
+            component = Waiter(
+                settings, store=store, bus=bus, symbols=["BTCUSDT"], instruments={}, run_id="pw"
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(component.run(stop))
+            await asyncio.wait_for(component.started.wait(), 10)
+            await bus.publish(Topic.MARKET_DATA, tick(1))
+            await eventually(lambda: component.waiting, what="the wait begun")
+            await asyncio.to_thread(redis.stop)
+            await eventually(lambda: "bus down" in component.readiness(), what="bus down")
+            clock = asyncio.get_running_loop().time
+            went = clock()
+            await eventually(lambda: clock() - went > 1.5, what="three timeouts of outage")
+            await asyncio.to_thread(redis.start)
+            await eventually(lambda: component.readiness() == [], 30, "the bus answers again")
+            assert component.waited is None  # still waiting
+            side = progress_report("signals", symbol="BTCUSDT", bar_id="b1", ts=2, count=0)
+            await bus.publish(Topic.TRADING_SIGNALS, side)
+            await eventually(lambda: component.waited is not None, what="the wait's end")
+            assert component.waited is True
+            stop.set()
+            counts = await asyncio.wait_for(task, 15)
+        store.close()
+        return counts
+
+    try:
+        redis.start()
+        assert asyncio.run(scenario()).get("wait_timeouts", 0) == 0
     finally:
         redis.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 from market_testkit import eventually
 
+from cdb_cli.engine.errors import DependencyError
 from cdb_cli.engine.events import ExecutionReport, Side, Topic
 from cdb_cli.engine.ports.bus import Delivery
 from cdb_cli.engine.records import OrderRecord
@@ -99,5 +100,48 @@ def test_held_fills_count_as_unstored_while_a_check_is_under_way(tmp_path: Path)
 
     try:
         asyncio.run(scenario())
+    finally:
+        store.close()
+
+
+def test_an_outage_of_the_store_does_not_count_towards_the_timeout(tmp_path: Path) -> None:
+    """While the store's reads fail (execution cannot store the fill either), a held report is
+    not given up: the timeout runs from when the store answers again."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
+    store = open_store(settings, create_if_new=True)
+    down = True
+
+    async def call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if down:
+            raise DependencyError("the database is down")
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    async def scenario() -> float:
+        nonlocal down
+        acks = Acks()
+        inbox = Inbox(acks, asyncio.Event())  # type: ignore[arg-type]
+        held = StoredFills("test", {Topic.EXECUTION_EVENTS: inbox}, store, call, timeout_s=0.2)
+        held.hold(Delivery(Topic.EXECUTION_EVENTS, "1-0", report(1)), report_fill(report(1)))
+        clock = asyncio.get_running_loop().time
+        started = clock()
+        while clock() - started < 0.6:  # three timeouts' worth of outage
+            await held.confirm()
+            await asyncio.sleep(0.05)  # paces the checks only
+        await held.confirm()
+        last_failure = clock()
+        await inbox.ack()
+        assert acks.acked == []  # not given up during the outage
+        down = False
+
+        async def given_up() -> bool:
+            await held.confirm()
+            await inbox.ack()
+            return acks.acked == ["1-0"]
+
+        await eventually(given_up, what="given up 0.2 s after the last failed read")
+        return clock() - last_failure
+
+    try:
+        assert asyncio.run(scenario()) >= 0.2
     finally:
         store.close()

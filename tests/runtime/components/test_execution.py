@@ -15,7 +15,7 @@ from components_testkit import Acknowledged, RecordingBus
 from market_testkit import SYMBOL, closed_bar, eventually, quote, trade
 
 from cdb_cli.engine.bus import InMemoryBus
-from cdb_cli.engine.events import OrderApproved, Side, Topic
+from cdb_cli.engine.events import Event, ExecutionReport, OrderApproved, Side, Topic
 from cdb_cli.engine.instruments import default_instrument
 from cdb_cli.engine.records import FillRecord, OrderRecord
 from cdb_cli.engine.remote import progress_report
@@ -51,7 +51,7 @@ def settings_in(folder: Path) -> Settings:
     )
 
 
-def execution(settings: Settings, bus: InMemoryBus) -> ExecutionComponent:
+def execution(settings: Settings, bus: InMemoryBus, **options: float) -> ExecutionComponent:
     return ExecutionComponent(
         settings,
         store=open_store(settings, create_if_new=True),
@@ -60,14 +60,15 @@ def execution(settings: Settings, bus: InMemoryBus) -> ExecutionComponent:
         instruments={SYMBOL: default_instrument(SYMBOL)},
         run_id="ptestexec",
         flush_interval_s=0.05,
+        **options,  # type: ignore[arg-type]
     )
 
 
 class Running:
     """An execution component running on ``bus`` until :meth:`end` (as its own process)."""
 
-    def __init__(self, settings: Settings, bus: InMemoryBus) -> None:
-        self.component = execution(settings, bus)
+    def __init__(self, settings: Settings, bus: InMemoryBus, **options: float) -> None:
+        self.component = execution(settings, bus, **options)
         self.stop = asyncio.Event()
         self.task: asyncio.Task[dict[str, int]] | None = None
 
@@ -236,3 +237,97 @@ def test_a_bar_whose_wait_a_stop_cut_short_is_handled_after_the_restart(tmp_path
         ]
     finally:
         store.close()
+
+
+def held_position(settings: Settings) -> None:
+    """The store has a filled buy of 1.99 ``SYMBOL`` (the component's ledger holds it)."""
+    store = open_store(settings, create_if_new=True)
+    order = OrderRecord(
+        client_order_id="ptestexec_buy0",
+        decision_id="ptestexec_dec0",
+        symbol=SYMBOL,
+        side=Side.BUY,
+        order_type="MARKET",
+        quote_amount=Decimal(200),
+        status="FILLED",
+        ts_created=T0 - 10 * SECOND,
+        ts_updated=T0 - 9 * SECOND,
+        mode="paper",
+    )
+    fill = FillRecord(
+        fill_id="ptestexec_buy0-f1",
+        client_order_id=order.client_order_id,
+        symbol=SYMBOL,
+        side=Side.BUY,
+        price=Decimal("100.01"),
+        quantity=Decimal("1.99"),
+        fee=Decimal("0.0995"),
+        fee_asset="USDT",
+        ts_event=T0 - 9 * SECOND,
+        liquidity="taker",
+    )
+    store.save_batch(orders=[order], fills=[fill])
+    store.close()
+
+
+@pytest.mark.parametrize("side", [Side.BUY, Side.SELL])
+def test_a_late_approval_is_never_dropped(
+    tmp_path: Path, side: Side, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`risk` announces the bar's approval only after `execution` gave up waiting at the bar and
+    went past it: an entry is recorded EXPIRED with its reason (and its report, which `risk`
+    books), an exit is placed at once and fills at the next trade."""
+    settings = settings_in(tmp_path)
+    held_position(settings)
+    approval = APPROVAL.model_copy(update={"side": side})
+
+    async def scenario() -> tuple[dict[str, int], list[Event]]:
+        bus = InMemoryBus()
+        reports = await bus.subscribe(Topic.EXECUTION_EVENTS, "risk", "r")
+        component_run = Running(settings, bus, wait_timeout_s=0.1)
+        component = await component_run.start()
+        market = Acknowledged(component, Topic.MARKET_DATA)
+        await bar_then_trade(bus)  # `risk` says nothing in time
+        await market.until(lambda acked: len(acked) == 3, "the quote, bar and trade handled")
+        progress = progress_report(
+            "risk", symbol=SYMBOL, bar_id=BAR.event_id, ts=CLOSED_AT, count=1
+        )
+        await bus.publish_many(
+            [(Topic.RISK_APPROVED_TRADES, approval), (Topic.RISK_APPROVED_TRADES, progress)]
+        )
+        approvals = Acknowledged(component, Topic.RISK_APPROVED_TRADES)
+        await approvals.until(lambda acked: approval.event_id in acked, "the late approval")
+        if side is Side.SELL:
+            later = trade(CLOSED_AT + 9 * SECOND, "101", quantity="50")
+            await bus.publish(Topic.MARKET_DATA, later)
+            await eventually(lambda: component.ledger.quantity(SYMBOL) == 0, what="sold")
+        counts = await component_run.end()
+        return counts, [delivery.event for delivery in await reports.fetch(10, 1.0)]
+
+    counts, reports = asyncio.run(scenario())
+    assert counts["wait_timeouts"] == 1
+    store = open_store(settings)
+    try:
+        orders = {o.client_order_id: o for o in store.orders()}
+        fills = [f for f in store.fills() if f.client_order_id == approval.event_id]
+    finally:
+        store.close()
+    late = orders[approval.event_id]
+    if side is Side.BUY:
+        assert counts["late_entries_expired"] == 1
+        assert late.status == "EXPIRED"
+        assert fills == []
+        [report] = [
+            r
+            for r in reports
+            if isinstance(r, ExecutionReport) and r.client_order_id == late.client_order_id
+        ]
+        assert report.status == "EXPIRED"
+        assert "expired: the approval came after its bar was handled (5.0 s" in report.reason
+        assert "entry ptestexec_appr1 expired" in caplog.text
+    else:
+        assert counts["late_exits_placed"] == 1
+        assert late.status == "FILLED"
+        assert late.ts_created == CLOSED_AT + 5 * SECOND  # placed where execution was
+        assert sum(f.quantity for f in fills) == Decimal("1.99")
+        assert [f.ts_event for f in fills] == [CLOSED_AT + 9 * SECOND]

@@ -1,5 +1,6 @@
 """``BarInputs``: what a component waits for at a bar is held, delivery and all, until what came
-of the bar is in the outbox; a late arrival and a bar that never came are given up."""
+of the bar is in the outbox; a late arrival is left to the component, the inputs of a bar that
+never came are given up."""
 
 from __future__ import annotations
 
@@ -44,19 +45,19 @@ def test_a_bars_inputs_are_marked_handled_only_when_settled() -> None:
     assert inbox.take_done() == [first, progress, second]
 
 
-def test_an_input_after_its_bar_is_dropped_and_marked_handled_at_once(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_an_input_after_its_bar_is_left_to_the_components_rule() -> None:
+    """A late arrival is not held (its bar will not take it): ``add`` says so, and the
+    component applies its rule (execution: place an exit, expire an entry) and marks it done."""
     inbox, (progress, late) = deliveries(2)
     held: BarInputs[tuple[str, int], str] = BarInputs("risk approval")
     held.count("bar-1", 0, inbox, progress)
     assert held.take(("BTCUSDT", 5), "bar-1") == []
     held.settle()
     assert inbox.take_done() == [progress]
-    held.add(("BTCUSDT", 5), "buy", 30, inbox, late)
-    assert "risk approval came after its bar was handled" in caplog.text
-    assert inbox.take_done() == [late]
+    assert held.add(("BTCUSDT", 5), "buy", 30, inbox, late) is False
+    assert inbox.take_done() == []  # the component's to mark, once its rule is applied
     assert not held.ready(("BTCUSDT", 5), "bar-1")
+    assert held.take(("BTCUSDT", 5), "bar-1") == []
 
 
 def test_inputs_of_a_bar_that_never_comes_are_given_up_beyond_the_limit(
