@@ -23,13 +23,11 @@ Hostile input is ``BadDataFile`` too, never a traceback (issue 22): a corrupt or
 bytes that are not UTF-8 (with ``skip_bad_rows`` they become U+FFFD and the row holding them fails
 its checks), invalid JSON, JSON nested deeper than the parser takes (a row is a flat array; a
 nested value is a bad row), a number the parser refuses (over 4,300 digits), a CSV field over
-``csv.field_size_limit()`` (131,072 characters unless changed), a ``.gz`` that decompresses to
-more than :func:`gzip_cap` bytes (a gzip bomb: ``GZIP_MAX_RATIO`` = 100 times the ``.gz`` file's
-size, never less than ``GZIP_MIN_CAP`` = 256 MiB; a year of 1-minute bars is ~30 MB and market data
-compresses 5-10 times; decompressed as a stream, so memory stays within the cap; a bigger file
-replays once decompressed: plain files have no cap). The whole-file errors (compression and its
-cap, JSON syntax and nesting, non-UTF-8 bytes without ``skip_bad_rows``) cannot be skipped; they
-name the row they are in when it can be told, else the position.
+``csv.field_size_limit()`` (131,072 characters unless changed), a ``.gz`` whose data would pass
+:func:`gzip_cap` (a gzip bomb; decompressed as a stream, memory stays within the cap; plain files
+have none). The whole-file errors (compression and its cap, JSON syntax and nesting, non-UTF-8
+bytes without ``skip_bad_rows``) cannot be skipped; they name the row they are in when it can be
+told, else the position.
 """
 
 from __future__ import annotations
@@ -40,7 +38,6 @@ import json
 import math
 import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -48,6 +45,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, BinaryIO, Final
 
+from cdb_cli.adapters.gzip_capped import GzipBroken, GzipOverCap, gunzip_capped
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.replay import BarSeries, TradeSeries
@@ -79,7 +77,6 @@ GZIP_MAX_RATIO: Final = 100
 """A ``.gz`` may decompress to this many times its size (or to ``GZIP_MIN_CAP``, when more)."""
 GZIP_MIN_CAP: Final = 256 * 1024 * 1024
 """256 MiB: what any ``.gz`` may decompress to, however small (8 years of 1-minute bars)."""
-_GZIP_CHUNK: Final = 1 << 12  # compressed bytes per step: an error names the data read before it
 _INTERVALS: Final = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "1h": 3600}
 
 
@@ -138,7 +135,9 @@ def guess_interval_ns(path: Path, ts: Sequence[int]) -> int:
 
 
 def gzip_cap(compressed_size: int) -> int:
-    """The most bytes a ``.gz`` file of ``compressed_size`` bytes may decompress to."""
+    """The most bytes a ``.gz`` of ``compressed_size`` bytes may decompress to: 100 times that,
+    at least 256 MiB. Real files are far below: a year of 1-minute bars is ~30 MB, and market
+    data compresses 5-10 times. A bigger file replays once decompressed."""
     return max(GZIP_MIN_CAP, GZIP_MAX_RATIO * compressed_size)
 
 
@@ -173,45 +172,23 @@ _JSON_START: Final = re.compile(r"\s*\[")
 
 
 def _gunzip(path: Path, handle: BinaryIO) -> bytearray:
-    """The data of the gzip stream (one or more members) after the magic already read from
-    ``handle``, decompressed a step at a time: never more than :func:`gzip_cap` bytes in memory."""
+    """The data of the gzip stream after the magic already read, within :func:`gzip_cap`."""
     cap = gzip_cap(os.fstat(handle.fileno()).st_size)
-    data = bytearray()
-    stream = zlib.decompressobj(wbits=31)
-    chunk = b"\x1f\x8b" + handle.read(_GZIP_CHUNK - 2)
     try:
-        while chunk:
-            pending = chunk
-            while pending:
-                if stream.eof:  # the next member of a multi-member file
-                    stream = zlib.decompressobj(wbits=31)
-                data += stream.decompress(pending, cap + 1 - len(data))
-                if len(data) > cap:
-                    raise _over_cap(path, cap)
-                pending = stream.unused_data if stream.eof else stream.unconsumed_tail
-            chunk = handle.read(_GZIP_CHUNK)
-        while not stream.eof and (rest := stream.decompress(b"", cap + 1 - len(data))):
-            data += rest  # output zlib still held when the input ran out
-            if len(data) > cap:
-                raise _over_cap(path, cap)
-        if not stream.eof:
-            raise EOFError("Compressed file ended before the end-of-stream marker was reached")
-    except (EOFError, zlib.error) as e:
-        if not data:
-            raise BadDataFile(f"{path}: corrupt or truncated gzip, no data: {e}") from None
-        where = _where(data.decode("utf-8", errors="replace"))
+        return gunzip_capped(b"\x1f\x8b", handle, cap)
+    except GzipOverCap:
         raise BadDataFile(
-            f"{path}: {where}: corrupt or truncated gzip after {len(data):,} bytes of data: {e}"
+            f"{path}: byte {cap + 1:,} of the decompressed data: over the cap of {cap:,} bytes "
+            f"for this .gz ({GZIP_MAX_RATIO} times its size, at least {GZIP_MIN_CAP:,}); a gzip "
+            "bomb? decompress it first to replay it anyway"
         ) from None
-    return data
-
-
-def _over_cap(path: Path, cap: int) -> BadDataFile:
-    return BadDataFile(
-        f"{path}: byte {cap + 1:,} of the decompressed data: over the cap of {cap:,} bytes for "
-        f"this .gz ({GZIP_MAX_RATIO} times its size, at least {GZIP_MIN_CAP:,}); a gzip bomb? "
-        "decompress it first to replay it anyway"
-    )
+    except GzipBroken as e:
+        if not e.data:
+            raise BadDataFile(f"{path}: corrupt or truncated gzip, no data: {e}") from None
+        where = _where(e.data.decode("utf-8", errors="replace"))
+        raise BadDataFile(
+            f"{path}: {where}: corrupt or truncated gzip after {len(e.data):,} bytes of data: {e}"
+        ) from None
 
 
 def _json_row(text: str, end: int, *, deeper_than: int = 0) -> int:
