@@ -206,6 +206,12 @@ class SimServer:
             placement = (method, name) == ("POST", "order")
             endpoint = self._api(handler, signed=True, placement=placement, path=name)
             app.router.add_route(method, f"/api/v3/{name}", endpoint)
+        # MEXC's futures API (a separate product): clients that list every market (ccxt's
+        # load_markets) ask it for its contracts; the simulator has none.
+        no_contracts: Handler = lambda _, p: {"success": True, "code": 0, "data": []}  # noqa: E731
+        app.router.add_get(
+            "/api/v1/contract/detail", self._api(no_contracts, signed=False, path="contract")
+        )
         app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
         app.router.add_post("/_sim/drop", self._drop)
