@@ -356,12 +356,9 @@ def _limit(p: dict[str, str], default: int, maximum: int) -> int:
 
 
 def _int(p: dict[str, str], name: str, default: int | None, maximum: int | None) -> int | None:
-    text = p.get(name)
-    if text in (None, ""):
+    value = number(p, name)
+    if value is None:
         return default
-    if not text.isdigit():
-        raise ApiError(33333, "param is error")
-    value = int(text)
     return min(value, maximum) if maximum is not None else value
 
 

@@ -47,21 +47,16 @@ def _each(
     return [answer(market) for market in exchange.markets.values()]
 
 
+def _top(exchange: SimExchange, market: SymbolMarket) -> dict[str, object]:
+    """The book's best bid and ask with their quantities, in MEXC's keys."""
+    book = exchange.books[market.symbol]
+    (bid, bid_qty), (ask, ask_qty) = book.side_levels("bids")[0], book.side_levels("asks")[0]
+    return {"bidPrice": s(bid), "bidQty": s(bid_qty), "askPrice": s(ask), "askQty": s(ask_qty)}
+
+
 def book_tickers(exchange: SimExchange, symbol: str | None) -> Answer:
     """``GET /api/v3/ticker/bookTicker``: best bid and ask with their quantities."""
-
-    def one(market: SymbolMarket) -> dict[str, object]:
-        book = exchange.books[market.symbol]
-        (bid, bid_qty), (ask, ask_qty) = book.side_levels("bids")[0], book.side_levels("asks")[0]
-        return {
-            "symbol": market.symbol,
-            "bidPrice": s(bid),
-            "bidQty": s(bid_qty),
-            "askPrice": s(ask),
-            "askQty": s(ask_qty),
-        }
-
-    return _each(exchange, symbol, one)
+    return _each(exchange, symbol, lambda m: {"symbol": m.symbol, **_top(exchange, m)})
 
 
 def price_tickers(exchange: SimExchange, symbol: str | None) -> Answer:
@@ -76,26 +71,18 @@ def tickers_24hr(exchange: SimExchange, symbol: str | None) -> Answer:
     ``prevClosePrice`` is the window's open, as in MEXC's example; ``count`` is null.
     """
     now = exchange.clock_ms()
-    books = exchange.books
 
     def one(market: SymbolMarket) -> dict[str, object]:
         window = [c for c in market.candles if c.open_ms > now - DAY_MS]
         opened = window[0].open if window else market.price
         change = market.price - opened
-        (bid, bid_qty), (ask, ask_qty) = (
-            books[market.symbol].side_levels("bids")[0],
-            books[market.symbol].side_levels("asks")[0],
-        )
         return {
             "symbol": market.symbol,
             "priceChange": s(change),
             "priceChangePercent": s((change / opened).quantize(AVG_PRICE_PLACES)),
             "prevClosePrice": s(opened),
             "lastPrice": s(market.price),
-            "bidPrice": s(bid),
-            "bidQty": s(bid_qty),
-            "askPrice": s(ask),
-            "askQty": s(ask_qty),
+            **_top(exchange, market),
             "openPrice": s(opened),
             "highPrice": s(max((c.high for c in window), default=market.price)),
             "lowPrice": s(min((c.low for c in window), default=market.price)),
