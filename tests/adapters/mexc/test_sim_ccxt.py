@@ -108,6 +108,19 @@ async def test_tickers_carry_the_last_price_and_the_books_top(
     }
 
 
+async def test_status_time_bids_asks_and_trading_fee(mexc: ccxt_async.mexc, sim: SimServer) -> None:
+    assert (await mexc.fetch_status())["status"] == "ok"
+    assert abs(await mexc.fetch_time() - sim.exchange.server_ms()) < 5_000
+    tops = await mexc.fetch_bids_asks()  # bookTicker without a symbol: every symbol
+    assert set(tops) == {"BTC/USDT", "ETH/USDT"}
+    for symbol, top in tops.items():
+        bid, ask = sim.exchange.markets[mexc.market(symbol)["id"]].best_bid_ask()
+        assert (d(top["bid"]), d(top["ask"])) == (bid, ask)
+    fee = await mexc.fetch_trading_fee(BTC)
+    inst = sim.exchange.markets["BTCUSDT"].instrument
+    assert (d(fee["maker"]), d(fee["taker"])) == (inst.maker_fee, inst.taker_fee)
+
+
 async def test_order_book_is_sorted_uncrossed_and_the_simulators(
     mexc: ccxt_async.mexc, sim: SimServer
 ) -> None:
