@@ -13,6 +13,10 @@ As documented (spot v3 "Spot Account/Trade", "Wallet Endpoints"; mexc_api.md §2
   "timestamp"}`` with the rates as JSON numbers.
 - ``batchOrders``: a JSON list of at most 20 orders of one symbol; each answers as its own
   placement or ``{"newClientOrderId", "msg", "code"}`` when it fails.
+
+Not settled by the documentation, chosen here: a batch of more than 20 orders or of several
+symbols is refused whole with 33333; a ``startTime`` older than the reachable window is clipped to
+it, not refused; the networks, fees and limits of ``capital/config/getall`` are illustrative.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@ average price and the API symbol list, shaped as MEXC documents them (spot v3 "M
 Endpoints"; mexc_api.md §2.1). Pure functions of a :class:`~.exchange.SimExchange`.
 
 Without ``symbol`` the tickers answer an array of every symbol (MEXC: "If the symbol is not sent,
-tickers for all symbols will be returned in an array"); with one, a single object.
+tickers for all symbols will be returned in an array"); with one, a single object. The 24-hour
+ticker's example leaves ``bidQty``/``askQty`` empty and ``quoteVolume`` null; the simulator fills
+them, as the answers ccxt captured from MEXC do. Public trade ids are null, as documented.
 """
 
 from __future__ import annotations
