@@ -138,7 +138,7 @@ async def test_public_trades_are_the_markets_prints_in_order(
     mexc: ccxt_async.mexc, sim: SimServer
 ) -> None:
     prices = [Decimal("30100"), Decimal("30050"), Decimal("30200")]
-    for price in prices:
+    for price in [Decimal("30000"), *prices]:  # from a known price: up, down, up
         await sim.step({"BTCUSDT": price})
     aggregated = await mexc.fetch_trades(BTC)  # ccxt's default: aggTrades
     listed = await mexc.fetch_trades(BTC, params={"method": "spotPublicGetTrades"})
