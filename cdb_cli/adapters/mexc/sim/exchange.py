@@ -67,7 +67,7 @@ class SimConfig:
     does: bars of different symbols then do not all close in the same instant."""
     levels: int = 10
     level_quote: Decimal = Decimal(5000)
-    rate_limit: int = 0  # REST requests per 10 s per client address; 0: unlimited
+    rate_limit: int = 0  # MEXC request weight per 10 s per client address; 0: unlimited
     max_subscriptions: int = 30
     idle_without_subscription: float = 30.0
     idle_without_messages: float = 60.0
