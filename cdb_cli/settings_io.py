@@ -131,6 +131,8 @@ def secret_values(
     the MEXC keys, the SMTP password, what a secret-looking name or a typo of theirs holds, and
     the passwords of every URL. For :func:`redact`."""
     secret_names = {env_name(name) for name in SECRET_FIELDS}
+    # a setting of its own is no typo of a secret one (CDB_SMTP_PORT is close to …_PASSWORD)
+    settings_names = {env_name(name) for name in Settings.model_fields} - secret_names
     found: list[str] = []
     for source in sources:
         pairs = source.items() if isinstance(source, Mapping) else source
@@ -139,7 +141,8 @@ def secret_values(
                 continue
             upper = key.upper()
             named = upper in secret_names or env_name(upper.lower()) in secret_names
-            if named or looks_secret(upper, secret_names):
+            typo = upper not in settings_names and looks_secret(upper, secret_names)
+            if named or typo:
                 found += [value, value.strip()]  # also a typo's: CDB_SMTP_PASSWROD=…
             found += url_secrets(value)
     return list(dict.fromkeys(found))  # each once

@@ -193,3 +193,12 @@ def test_a_setting_declared_apart_from_its_engine_model_fails_the_import_check()
     for schema, setting in ((Retyped, "ema_fast"), (HandWritten, "max_spread_pct")):
         with pytest.raises(TypeError, match=rf"Settings\.{setting} must be declared as"):
             _check_engine_fields(schema)
+
+
+def test_a_setting_of_its_own_is_no_typo_of_a_secret_one() -> None:
+    """``CDB_SMTP_PORT`` is close to ``CDB_SMTP_PASSWORD`` but is a setting of its own: its value
+    is not a secret (it was masked everywhere); a real typo's value still is."""
+    from cdb_cli.settings_io import secret_values
+
+    found = secret_values({"CDB_SMTP_PORT": "587", "CDB_SMTP_PASWORD": "hunter2-typo"})
+    assert found == ["hunter2-typo"]
