@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from cdb_cli.envfile import EnvFileError, env_file_values, read_env_file
 from cdb_cli.redaction import redact
-from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
+from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
 __all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
@@ -109,6 +109,8 @@ def _unknown_problems(names: list[str]) -> list[Problem]:
             continue  # not a name (CDB_X:value, an unclosed quote): a bad_line, never echoed
         if not upper.startswith(ENV_PREFIX) or upper in known:
             continue
+        if upper.startswith(STRATEGY_PREFIX):
+            continue  # the strategy's own setting, checked by its model when it loads
         if upper in PROCESS_VARIABLES or upper.startswith(PROCESS_PREFIXES):
             continue
         guess = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
