@@ -162,6 +162,24 @@ def _schema_problems(env_file: Path | None, secrets: list[str]) -> list[Problem]
     return []
 
 
+def _strategy_problems(env_file: Path | None) -> list[Problem]:
+    """The strategy (``CDB_STRATEGY``) loads, its ``CDB_STRATEGY_*`` settings are valid for its
+    model and it passes the start-up probe (what ``cdb run`` checks before it starts)."""
+    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.kernel.strategies import StrategyError, strategy_factory
+    from cdb_cli.settings_io import load_settings
+
+    try:
+        settings = load_settings(env_file)
+    except ConfigurationError:  # reported by the schema check
+        return []
+    try:
+        strategy_factory(settings)
+    except StrategyError as e:
+        return [Problem(env_name("strategy"), "invalid_strategy", e.message)]
+    return []
+
+
 def validate_environment(
     env_file: Path | None,
     *,
@@ -190,7 +208,8 @@ def validate_environment(
 
     secrets = secret_values(file_values, environment)
     problems += _unknown_problems(sorted({*file_values, *environment}))
-    problems += _schema_problems(env_file, secrets)
+    schema = _schema_problems(env_file, secrets)
+    problems += schema or _strategy_problems(env_file)
     problems += _secret_problems(raw, effective_mode)
     # the last net: no line of the report holds a secret, whatever check wrote it
     problems = [
