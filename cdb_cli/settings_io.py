@@ -6,7 +6,6 @@ The schema itself is ``cdb_cli.settings``; nothing here defines a setting.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -24,7 +23,6 @@ from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Setting
 __all__ = [
     "describe_validation_error",
     "load_settings",
-    "parse_overrides",
     "sanitized",
     "secret_values",
     "settings_env",
@@ -34,30 +32,11 @@ __all__ = [
 ]
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["max_spread_pct=0.2", "CDB_EMA_FAST=9"]`` → field name → raw value.
-
-    Raises ``ValueError`` (one line, with a did-you-mean) for a malformed item or an unknown name.
-    """
-    known = set(Settings.model_fields)
-    result: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"{item!r} is not NAME=VALUE")
-        field = name.strip().lower().removeprefix(ENV_PREFIX.lower())
-        if field not in known:
-            guess = difflib.get_close_matches(field, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {guess[0]}?" if guess else ""
-            raise ValueError(f"unknown setting {name.strip()!r}{hint}")
-        result[field] = value.strip()
-    return result
-
-
 def split_overrides(items: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
     """``--set`` items → (settings by field name, the rest by name: the strategy's settings,
     ``strategy_`` prefix removed). ``ValueError`` for a malformed item; the rest's names are
-    checked against the strategy (:func:`cdb_cli.services.strategy.command_settings`)."""
+    checked against the strategy (:func:`cdb_cli.services.strategy.command_settings`, which
+    says "unknown setting" with a did-you-mean)."""
     known = set(Settings.model_fields)
     settings: dict[str, str] = {}
     rest: dict[str, str] = {}

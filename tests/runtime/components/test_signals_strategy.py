@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-from decimal import Decimal
 from pathlib import Path
 
-from market_testkit import eventually
+from market_testkit import closed_bar, eventually
 from strategies_testkit import EXAMPLE_SPEC, write_strategy
 
 from cdb_cli.engine.bus import InMemoryBus
@@ -40,19 +39,8 @@ class Fragile:
 
 
 def bar(i: int, close: float) -> Bar:
-    price = Decimal(repr(close))
-    return Bar(
-        event_id=f"bar-{SYMBOL}-{T0 + i * SECOND}",
-        symbol=SYMBOL,
-        ts_event=T0 + i * SECOND,
-        source="marketdata",
-        interval="1s",
-        open=price,
-        high=price,
-        low=price,
-        close=price,
-        volume=Decimal(1 + i % 3),
-        closed_at=T0 + (i + 1) * SECOND,
+    return closed_bar(
+        T0 + i * SECOND, T0 + (i + 1) * SECOND, repr(close), symbol=SYMBOL, volume=1 + i % 3
     )
 
 
