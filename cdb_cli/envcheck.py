@@ -18,8 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cdb_cli.envfile import EnvFileError, env_file_values, read_env_file
-from cdb_cli.redaction import redact
+from cdb_cli.envfile import EnvFileError, env_file_bindings, env_file_values, read_env_file
+from cdb_cli.redaction import redact, redact_key_shapes
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
@@ -206,16 +206,23 @@ def validate_environment(
     raw = {key.upper(): value for key, value in {**file_values, **environment}.items()}
     effective_mode = redact((mode or raw.get("CDB_MODE") or "paper").lower())
 
-    secrets = secret_values(file_values, environment)
+    bindings = env_file_bindings(env_file) if env_file is not None else []
+    secrets = secret_values(file_values, bindings, environment)
     problems += _unknown_problems(sorted({*file_values, *environment}))
     schema = _schema_problems(env_file, secrets)
     problems += schema or _strategy_problems(env_file)
     problems += _secret_problems(raw, effective_mode)
-    # the last net: no line of the report holds a secret, whatever check wrote it
+    # the last net: no line of the report holds a secret, whatever check wrote it (also one that
+    # a typo moved: a key glued to a name without its '=' is a key's shape)
     problems = [
-        Problem(redact(p.variable, secrets), p.code, redact(p.message, secrets)) for p in problems
+        Problem(_redacted(p.variable, secrets), p.code, _redacted(p.message, secrets))
+        for p in problems
     ]
     return EnvReport(str(env_file) if env_file else None, effective_mode, problems)
+
+
+def _redacted(text: str, secrets: list[str]) -> str:
+    return redact_key_shapes(redact(text, secrets))
 
 
 def settings_secret_problems(settings: Settings, mode: str) -> list[Problem]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from cdb_cli.engine.errors import ConfigurationError
 
-__all__ = ["EnvFileError", "env_file_values", "read_env_file"]
+__all__ = ["EnvFileError", "env_file_bindings", "env_file_values", "read_env_file"]
 
 
 class EnvFileError(ConfigurationError):
@@ -52,3 +52,16 @@ def env_file_values(path: Path) -> dict[str, str]:
 
     values = dotenv_values(stream=io.StringIO(read_env_file(path)))
     return {key: value or "" for key, value in values.items()}
+
+
+def env_file_bindings(path: Path) -> list[tuple[str, str]]:
+    """Every ``NAME=value`` of the ``.env`` file at ``path`` in order, also those a later line
+    overrides (values as written, not interpolated): what the secrets were, for redaction, since
+    ``${VAR}`` copies a value before a later line replaces it."""
+    from dotenv.parser import parse_stream
+
+    return [
+        (binding.key, binding.value or "")
+        for binding in parse_stream(io.StringIO(read_env_file(path)))
+        if binding.key is not None
+    ]

@@ -9,16 +9,29 @@ What is hidden:
 - the password of every URL in the text (``scheme://user:PASSWORD@host``), also of a malformed URL;
 - query parameters with a secret-looking name (``password``, ``sslpassword``, ``api_key``,
   ``token``, …);
-- the value of a secret-looking assignment (``CDB_MEXC_API_SECRET=…``, ``password: …``).
+- the value of a secret-looking assignment (``CDB_MEXC_API_SECRET=…``, ``password: …``), quoted
+  or not;
+- in what the settings echo (:func:`redact_key_shapes`): anything shaped like a MEXC key
+  (``mx0`` and 8+ letters or digits, 32 lowercase hex digits), wherever a typo in ``.env`` moved it.
 """
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Iterable
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["MASK", "describe_url", "redact", "redact_url", "url_secrets"]
+__all__ = [
+    "MASK",
+    "describe_url",
+    "looks_secret",
+    "mask_userinfo",
+    "redact",
+    "redact_key_shapes",
+    "redact_url",
+    "url_secrets",
+]
 
 MASK = "***"
 # Shorter secrets are not searched for in free text (a one-letter password would mask every
@@ -27,11 +40,19 @@ MIN_SECRET_LENGTH = 4
 
 _SECRET_WORDS = r"pass|pwd|secret|token|api_?key|auth|credential|private"  # noqa: S105 - names
 _TOKEN = re.compile(r"[^\s'\"<>()]*@[^\s'\"<>()]*|[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>]*")
+_SECRET_NAME = re.compile(rf"(?i){_SECRET_WORDS}")
 _QUERY_SECRET = re.compile(
     rf"(?i)([?&;][^=&#;\s]*(?:{_SECRET_WORDS})[^=&#;\s]*=)[^&#;\s'\"]*",
 )
 _ASSIGNMENT_SECRET = re.compile(
-    rf"(?i)([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*['\"]?\s*[=:]\s*)(?!\*\*\*)[^\s'\"]+",
+    rf"(?i)([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*['\"]?\s*[=:]\s*['\"]?)"
+    r"(?!\*\*\*)[^\s'\"]+",
+)
+_ANY_VALUE = re.compile(r"(=)(?!\*\*\*)[^&;#\s'\"]+")
+# A MEXC access key (mx0 and letters/digits) or secret key (32 lowercase hex digits), not inside
+# a longer run of the same kind (a SHA-256 is 64 hex digits).
+_KEY_SHAPES = re.compile(
+    r"mx0[A-Za-z0-9]{8,61}(?![A-Za-z0-9])|(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])",
 )
 
 
@@ -78,6 +99,40 @@ def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
         text = text.replace(secret, MASK)
     text = _TOKEN.sub(lambda match: redact_url(match.group()), text)
     return _ASSIGNMENT_SECRET.sub(rf"\1{MASK}", text)
+
+
+def looks_secret(name: str, secret_names: Iterable[str] = ()) -> bool:
+    """Whether the variable ``name`` holds a secret: it has a secret word in it (``…SECRET…``,
+    ``…PASSWORD…``), or it is a typo of one of ``secret_names`` (``CDB_SMTP_SSWORD``)."""
+    if _SECRET_NAME.search(name):
+        return True
+    return bool(difflib.get_close_matches(name.upper(), list(secret_names), n=1, cutoff=0.8))
+
+
+def redact_key_shapes(text: str) -> str:
+    """``text`` with every MEXC-key-shaped token as ``***``: for what the settings echo (a value
+    that a ``.env`` typo turned into another variable's, or into a name), not for every output
+    (an event id is 32 hex digits too)."""
+    return _KEY_SHAPES.sub(MASK, text)
+
+
+def mask_userinfo(url: str) -> str:
+    """An invalid URL setting as it is echoed, for a mangled one may hold a password anywhere: the
+    user info's password as ``***``, or all of it when it has no ``:`` (``redis://PASSWORD@h``);
+    without an ``@``, a "port" that is not digits (``cdb:PASSWORD.1:1/db``); and every query
+    value, whatever its name (``?pad=…``)."""
+    scheme_end = url.find("://")
+    start = scheme_end + 3 if scheme_end >= 0 else 0
+    at = url.rfind("@")
+    if at >= start:
+        colon = url.find(":", start, at)
+        url = f"{url[: colon + 1 if colon >= 0 else start]}{MASK}{url[at:]}"
+    else:
+        authority = re.match(r"[^/?#]*", url[start:])
+        host, sep, port = (authority.group() if authority else "").partition(":")
+        if sep and not port.isdigit():
+            url = f"{url[: start + len(host) + 1]}{MASK}{url[start + len(host) + 1 + len(port) :]}"
+    return _ANY_VALUE.sub(rf"\1{MASK}", url)
 
 
 def describe_url(url: object) -> str:

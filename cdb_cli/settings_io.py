@@ -16,8 +16,15 @@ from typing import Any
 from pydantic import SecretStr, ValidationError
 
 from cdb_cli.engine.errors import ConfigurationError
-from cdb_cli.envfile import env_file_values
-from cdb_cli.redaction import redact, redact_url, url_secrets
+from cdb_cli.envfile import env_file_bindings, env_file_values
+from cdb_cli.redaction import (
+    looks_secret,
+    mask_userinfo,
+    redact,
+    redact_key_shapes,
+    redact_url,
+    url_secrets,
+)
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 
 __all__ = [
@@ -105,6 +112,9 @@ def settings_hash(settings: Settings) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+_URL_FIELDS = frozenset({"database_url", "bus_url"})
+
+
 def _error_variable(location: tuple[int | str, ...]) -> str:
     return env_name(str(location[0])) if location else "settings"
 
@@ -112,7 +122,8 @@ def _error_variable(location: tuple[int | str, ...]) -> str:
 def describe_validation_error(error: ValidationError, secrets: Iterable[str] = ()) -> list[str]:
     """One line per invalid variable. Secret inputs are never echoed; other inputs are, through
     :func:`~cdb_cli.redaction.redact` (``secrets``: the known secret values, see
-    :func:`secret_values`), so a URL password or a secret swallowed by another value is not."""
+    :func:`secret_values`) and :func:`~cdb_cli.redaction.redact_key_shapes`, so a URL password or
+    a secret swallowed by another value is not; an invalid URL setting without its user info."""
     secrets = list(secrets)
     lines = []
     for item in error.errors():
@@ -121,23 +132,34 @@ def describe_validation_error(error: ValidationError, secrets: Iterable[str] = (
         if field in SECRET_FIELDS:
             message = "invalid value"  # a validator's message may quote the value
         elif field and "input" in item:
-            message = f"{message} (received {item['input']!r})"
-        lines.append(redact(f"{_error_variable(item['loc'])}: {message}", secrets))
+            received = item["input"]
+            if field in _URL_FIELDS and isinstance(received, str) and received:
+                message = message.replace(received, mask_userinfo(received))
+                received = mask_userinfo(received)
+            message = f"{message} (received {received!r})"
+        line = redact(f"{_error_variable(item['loc'])}: {message}", secrets)
+        lines.append(redact_key_shapes(line))
     return lines
 
 
-def secret_values(*sources: Mapping[str, str | None]) -> list[str]:
-    """The secret values among raw ``CDB_*`` variables or field values (later sources listed too):
-    the MEXC keys, the SMTP password, and the passwords of every URL. For :func:`redact`."""
+def secret_values(
+    *sources: Mapping[str, str | None] | Iterable[tuple[str, str | None]],
+) -> list[str]:
+    """The secret values among raw ``CDB_*`` variables or field values (later sources listed too;
+    a source may be ``(name, value)`` pairs, a name more than once: every binding of a ``.env``):
+    the MEXC keys, the SMTP password, what a secret-looking name or a typo of theirs holds, and
+    the passwords of every URL. For :func:`redact`."""
     secret_names = {env_name(name) for name in SECRET_FIELDS}
     found: list[str] = []
     for source in sources:
-        for key, value in source.items():
+        pairs = source.items() if isinstance(source, Mapping) else source
+        for key, value in pairs:
             if not value:
                 continue
             upper = key.upper()
-            if upper in secret_names or env_name(upper.lower()) in secret_names:
-                found += [value, value.strip()]
+            named = upper in secret_names or env_name(upper.lower()) in secret_names
+            if named or looks_secret(upper, secret_names):
+                found += [value, value.strip()]  # also a typo's: CDB_SMTP_PASSWROD=…
             found += url_secrets(value)
     return list(dict.fromkeys(found))  # each once
 
@@ -167,7 +189,8 @@ def load_settings(
     try:
         return Settings(_env_file=env_file, _env_file_encoding="utf-8-sig", **values)
     except ValidationError as e:
-        secrets = secret_values(file_values, environment, dict(overrides or {}))
+        bindings = env_file_bindings(env_file) if env_file is not None else []
+        secrets = secret_values(file_values, bindings, environment, dict(overrides or {}))
         details = describe_validation_error(e, secrets)
         raise ConfigurationError(
             f"Invalid settings: {len(details)} problem(s); run 'cdb env-validate'",

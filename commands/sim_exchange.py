@@ -99,7 +99,7 @@ def sim_exchange(
         ),
     ] = 0.0,
     rate_limit: Annotated[
-        int, typer.Option(help="REST requests per 10 s before 429 (0: off).")
+        int, typer.Option(help="MEXC request weight per 10 s before 429 (0: off).")
     ] = 0,
     fail_5xx: Annotated[int, typer.Option(help="Answer the next N REST requests with 503.")] = 0,
     fail_429: Annotated[int, typer.Option(help="Answer the next N REST requests with 429.")] = 0,

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
+from outage_testkit import private_postgres, private_redis  # noqa: F401 - shared fixtures
 from services_testkit import (
     OTHER_RUN,
     POSTGRES_TEST_DATABASES,

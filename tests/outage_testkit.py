@@ -14,11 +14,13 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from market_testkit import free_port, wait_until
 
-__all__ = ["PrivatePostgres", "PrivateRedis", "postgres_bin"]
+__all__ = ["PrivatePostgres", "PrivateRedis", "postgres_bin", "private_postgres", "private_redis"]
 
 
 def postgres_bin() -> Path | None:
@@ -129,3 +131,30 @@ class PrivateRedis:
 
     def close(self) -> None:
         self.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started PostgreSQL of the test's own (skips without PostgreSQL's server programs,
+    fails instead with ``CDB_REQUIRE_SERVICES=1``); removed afterwards."""
+    if postgres_bin() is None:
+        if os.environ.get("CDB_REQUIRE_SERVICES") == "1":
+            pytest.fail("PostgreSQL's server programs are not installed")
+        pytest.skip("PostgreSQL's server programs are not installed")
+    server = PrivatePostgres()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A started Redis of the test's own, in ``tmp_path``; stopped afterwards."""
+    server = PrivateRedis(tmp_path)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.close()

@@ -23,33 +23,37 @@ Hostile input is ``BadDataFile`` too, never a traceback (issue 22): a corrupt or
 bytes that are not UTF-8 (with ``skip_bad_rows`` they become U+FFFD and the row holding them fails
 its checks), invalid JSON, JSON nested deeper than the parser takes (a row is a flat array; a
 nested value is a bad row), a number the parser refuses (over 4,300 digits), a CSV field over
-``csv.field_size_limit()`` (131,072 characters unless changed). The whole-file errors (compression,
-JSON syntax and nesting, non-UTF-8 bytes without ``skip_bad_rows``) cannot be skipped; they name the
-row they are in when it can be told, else the position.
+``csv.field_size_limit()`` (131,072 characters unless changed), a ``.gz`` whose data would pass
+:func:`gzip_cap` (a gzip bomb; decompressed as a stream, memory stays within the cap; plain files
+have none). The whole-file errors (compression and its cap, JSON syntax and nesting, non-UTF-8
+bytes without ``skip_bad_rows``) cannot be skipped; they name the row they are in when it can be
+told, else the position.
 """
 
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
+import os
 import re
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
+from cdb_cli.adapters.gzip_capped import GzipBroken, GzipOverCap, gunzip_capped
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.replay import BarSeries, TradeSeries
 
 __all__ = [
     "FORMATS",
+    "GZIP_MAX_RATIO",
+    "GZIP_MIN_CAP",
     "MAX_TIME_MS",
     "MIN_TIME_MS",
     "BadDataFile",
@@ -57,6 +61,7 @@ __all__ = [
     "file_sha256",
     "guess_interval_ns",
     "guess_symbol",
+    "gzip_cap",
     "load_market_data",
 ]
 
@@ -68,6 +73,10 @@ MIN_TIME_MS: Final = 946_684_800_000
 """2000-01-01T00:00:00Z: the earliest time a row may have (ms since the epoch)."""
 MAX_TIME_MS: Final = 4_102_444_800_000
 """2100-01-01T00:00:00Z: rows must be before it (the ns times fit in 64 bits until 2262)."""
+GZIP_MAX_RATIO: Final = 100
+"""A ``.gz`` may decompress to this many times its size (or to ``GZIP_MIN_CAP``, when more)."""
+GZIP_MIN_CAP: Final = 256 * 1024 * 1024
+"""256 MiB: what any ``.gz`` may decompress to, however small (8 years of 1-minute bars)."""
 _INTERVALS: Final = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "1h": 3600}
 
 
@@ -125,25 +134,23 @@ def guess_interval_ns(path: Path, ts: Sequence[int]) -> int:
 # --- reading -------------------------------------------------------------------------------------
 
 
+def gzip_cap(compressed_size: int) -> int:
+    """The most bytes a ``.gz`` of ``compressed_size`` bytes may decompress to: 100 times that,
+    at least 256 MiB. Real files are far below: a year of 1-minute bars is ~30 MB, and market
+    data compresses 5-10 times. A bigger file replays once decompressed."""
+    return max(GZIP_MIN_CAP, GZIP_MAX_RATIO * compressed_size)
+
+
 def _read_text(path: Path, skip: bool) -> str:
+    raw: bytes | bytearray
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as handle:
+            raw = handle.read(2)
+            raw = _gunzip(path, handle) if raw == b"\x1f\x8b" else raw + handle.read()
     except FileNotFoundError:
         raise BadDataFile(f"{path}: no such file") from None
     except OSError as e:
         raise BadDataFile(f"{path}: cannot be read: {e}") from None
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as e:
-            readable = _gzip_readable(raw)
-            if not readable:
-                raise BadDataFile(f"{path}: corrupt or truncated gzip, no data: {e}") from None
-            where = _where(readable.decode("utf-8", errors="replace"))
-            raise BadDataFile(
-                f"{path}: {where}: corrupt or truncated gzip after {len(readable):,} bytes of "
-                f"data: {e}"
-            ) from None
     try:
         return raw.decode(
             "utf-8-sig"
@@ -154,7 +161,7 @@ def _read_text(path: Path, skip: bool) -> str:
         before = raw[: e.start].decode("utf-8-sig", errors="replace")
         raise BadDataFile(
             f"{path}: {_where(before)}: bytes that are not UTF-8 at byte {e.start:,} "
-            f"({raw[e.start : e.start + 4]!r})"
+            f"({bytes(raw[e.start : e.start + 4])!r})"
         ) from None
 
 
@@ -164,16 +171,24 @@ _JSON_TOKENS: Final = re.compile(r'"(?:[^"\\]|\\.)*"?|[\[\]{},]')
 _JSON_START: Final = re.compile(r"\s*\[")
 
 
-def _gzip_readable(raw: bytes) -> bytes:
-    """The data a broken gzip stream gives before it fails."""
-    stream = zlib.decompressobj(wbits=31)
-    done: list[bytes] = []
+def _gunzip(path: Path, handle: BinaryIO) -> bytearray:
+    """The data of the gzip stream after the magic already read, within :func:`gzip_cap`."""
+    cap = gzip_cap(os.fstat(handle.fileno()).st_size)
     try:
-        for at in range(0, len(raw), 1 << 12):
-            done.append(stream.decompress(raw[at : at + (1 << 12)]))
-    except zlib.error:
-        pass
-    return b"".join(done)
+        return gunzip_capped(b"\x1f\x8b", handle, cap)
+    except GzipOverCap:
+        raise BadDataFile(
+            f"{path}: byte {cap + 1:,} of the decompressed data: over the cap of {cap:,} bytes "
+            f"for this .gz ({GZIP_MAX_RATIO} times its size, at least {GZIP_MIN_CAP:,}); a gzip "
+            "bomb? decompress it first to replay it anyway"
+        ) from None
+    except GzipBroken as e:
+        if not e.data:
+            raise BadDataFile(f"{path}: corrupt or truncated gzip, no data: {e}") from None
+        where = _where(e.data.decode("utf-8", errors="replace"))
+        raise BadDataFile(
+            f"{path}: {where}: corrupt or truncated gzip after {len(e.data):,} bytes of data: {e}"
+        ) from None
 
 
 def _json_row(text: str, end: int, *, deeper_than: int = 0) -> int:

@@ -38,7 +38,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Final
+from typing import Final, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -89,15 +89,8 @@ SEED_METRICS: Final = (
 )
 """The seed's metric names, exposed exactly like this."""
 
-ORDER_STATUSES: Final = (
-    "NEW",
-    "PARTIALLY_FILLED",
-    "FILLED",
-    "CANCELED",
-    "PARTIALLY_CANCELED",
-    "REJECTED",
-    "EXPIRED",
-)
+ORDER_STATUSES: Final[tuple[str, ...]] = get_args(ExecutionReport.model_fields["status"].annotation)
+"""The statuses an execution report carries (its type's), each a label of ``orders_total``."""
 TERMINAL_STATUSES: Final = frozenset(
     {"FILLED", "CANCELED", "PARTIALLY_CANCELED", "REJECTED", "EXPIRED"}
 )

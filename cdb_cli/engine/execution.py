@@ -43,7 +43,7 @@ from cdb_cli.engine.records import (
     OrderStatus,
 )
 
-__all__ = ["ExecutionResult", "PaperExecutionConfig", "SimulatedExecution"]
+__all__ = ["ExecutionResult", "PaperExecutionConfig", "SimulatedExecution", "approval_order"]
 
 _ZERO: Final = Decimal(0)
 _HUNDRED: Final = Decimal(100)
@@ -71,6 +71,26 @@ class ExecutionResult:
         self.orders.extend(other.orders)
         self.reports.extend(other.reports)
         self.fills.extend(other.fills)
+
+
+def approval_order(
+    order: OrderApproved, client_order_id: str, ts_ns: int, position: Decimal, mode: Mode
+) -> OrderRecord:
+    """The NEW market order an approval asks for: a buy spends its quote amount, an exit sells
+    ``position``."""
+    return OrderRecord(
+        client_order_id=client_order_id,
+        decision_id=order.decision_id,
+        symbol=order.symbol,
+        side=order.side,
+        order_type="MARKET",
+        quantity=position if order.side is Side.SELL else None,
+        quote_amount=order.quote_amount if order.side is Side.BUY else None,
+        status="NEW",
+        ts_created=ts_ns,
+        ts_updated=ts_ns,
+        mode=mode,
+    )
 
 
 class SimulatedExecution:
@@ -161,20 +181,7 @@ class SimulatedExecution:
         return result
 
     def _record(self, order: OrderApproved, ts_ns: int, position: Decimal) -> OrderRecord:
-        """The NEW order an approval asks for (an exit sells ``position``)."""
-        return OrderRecord(
-            client_order_id=self._next_id(),
-            decision_id=order.decision_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type="MARKET",
-            quantity=position if order.side is Side.SELL else None,
-            quote_amount=order.quote_amount if order.side is Side.BUY else None,
-            status="NEW",
-            ts_created=ts_ns,
-            ts_updated=ts_ns,
-            mode=self._mode,
-        )
+        return approval_order(order, self._next_id(), ts_ns, position, self._mode)
 
     def restore(self, order: OrderRecord, fills: Sequence[FillRecord]) -> None:
         """Take back an order that was still working when the process stopped (a restart).

@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import Final
 
 from cdb_cli.engine.events import ExecutionReport, HealthReport, OrderApproved, Side
-from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution
+from cdb_cli.engine.execution import ExecutionResult, SimulatedExecution, approval_order
 from cdb_cli.engine.instruments import Instrument
 from cdb_cli.engine.records import (
     OPEN_ORDER_STATUSES,
@@ -185,19 +185,7 @@ class RemoteExecution:
                         item.order.model_copy(update={"status": status, "ts_updated": ts_ns})
                     )
                     del working[key]
-        record = OrderRecord(
-            client_order_id=order.event_id,
-            decision_id=order.decision_id,
-            symbol=order.symbol,
-            side=order.side,
-            order_type="MARKET",
-            quantity=position if order.side is Side.SELL else None,
-            quote_amount=order.quote_amount if order.side is Side.BUY else None,
-            status="NEW",
-            ts_created=ts_ns,
-            ts_updated=ts_ns,
-            mode=self._mode,
-        )
+        record = approval_order(order, order.event_id, ts_ns, position, self._mode)
         instrument = self.instruments.get(order.symbol)
         if instrument is None or (
             order.side is Side.SELL and instrument.round_quantity(position) <= 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 
-__all__ = ["wait_event"]
+__all__ = ["Backoff", "wait_event"]
 
 
 async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
@@ -25,3 +26,24 @@ async def wait_event(event: asyncio.Event, timeout_s: float) -> bool:
         async with asyncio.timeout(timeout_s):
             await event.wait()
     return event.is_set()
+
+
+class Backoff:
+    """The pauses between tries of a call that failed (Redis or the store down): the first
+    ``first_s``, then twice as long each time up to ``last_s``, each with jitter (between half
+    and all of it), so processes that lost the same server do not all try again in the same
+    instant. :meth:`reset` once the call works."""
+
+    def __init__(self, first_s: float = 0.5, last_s: float = 5.0) -> None:
+        self.first_s = first_s
+        self.last_s = last_s
+        self._next = first_s
+
+    def next(self) -> float:
+        """The pause before the next try."""
+        pause = self._next
+        self._next = min(pause * 2, self.last_s)
+        return pause * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+
+    def reset(self) -> None:
+        self._next = self.first_s

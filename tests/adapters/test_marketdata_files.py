@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import tracemalloc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import pytest
 from cdb_testkit import CANDLES, TRADES, require_data
 from typer.testing import Result
 
+from cdb_cli.adapters import marketdata_files
 from cdb_cli.adapters.marketdata_files import (
     BadDataFile,
     UnknownDataFormat,
     guess_interval_ns,
     guess_symbol,
+    gzip_cap,
     load_market_data,
 )
 from cdb_cli.engine.replay import BarSeries, TradeSeries
@@ -328,3 +331,91 @@ def test_a_clean_run_has_no_first_skipped_row(cdb: Callable[..., Result], tmp_pa
     report = json.loads(result.stdout)
     assert report["skipped_rows"] == 0
     assert "first_skipped_row" not in report
+
+
+# --- gzip bombs: a .gz decompresses to at most gzip_cap(its size) bytes ------------------------
+
+MiB = 1 << 20
+ZEROS_MIB_GZ = gz(bytes(MiB))  # ~1 KB; members concatenated make a bomb of N MiB cheaply
+OVER_CAP = "of the decompressed data: over the cap of"
+
+
+@pytest.fixture
+def small_cap(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A 1 MiB floor instead of 256 MiB, so a bomb that passes it stays small to build."""
+    monkeypatch.setattr(marketdata_files, "GZIP_MIN_CAP", MiB)
+    return MiB
+
+
+def test_the_cap_is_100_times_the_file_and_at_least_256_mib() -> None:
+    assert gzip_cap(0) == gzip_cap(2 * MiB) == 256 * MiB
+    assert gzip_cap(30 * MiB) == 3_000 * MiB  # a year of bars compresses to ~5 MB: far below
+
+
+@pytest.mark.parametrize("members", [1, 8])
+def test_a_gzip_bomb_fails_at_the_cap_naming_file_and_position(
+    tmp_path: Path, small_cap: int, members: int
+) -> None:
+    path = tmp_path / "BTCUSDT-1m.json.gz"
+    # 8 MiB of zeros in one member or in 8 (~8 KB): over the 1 MiB floor, 100 times the size
+    path.write_bytes(gz(bytes(8 * MiB)) if members == 1 else ZEROS_MIB_GZ * members)
+    assert path.stat().st_size * 100 < small_cap
+    for skip in (False, True):  # the whole file is refused: no row to skip
+        with pytest.raises(BadDataFile) as caught:
+            load_market_data(path, symbol="BTCUSDT", skip_bad_rows=skip)
+        assert caught.value.message.startswith(
+            f"{path}: byte 1,048,577 {OVER_CAP} 1,048,576 bytes for this .gz "
+            "(100 times its size, at least 1,048,576); a gzip bomb?"
+        )
+        assert "\n" not in caught.value.message
+
+
+def test_the_cap_grows_with_the_compressed_size(tmp_path: Path, small_cap: int) -> None:
+    rows = [[1_700_000_000_000 + i * MINUTE_MS, 10 + i % 2, 12, 9, 11, i] for i in range(30_000)]
+    data = json.dumps(rows).encode()
+    bars = tmp_path / "bars.json.gz"
+    bars.write_bytes(gz(data))
+    assert small_cap < len(data) <= 100 * bars.stat().st_size  # over the floor, under 100 times
+    assert len(load_market_data(bars, symbol="BTCUSDT")) == 30_000
+    zeros = tmp_path / "zeros.csv.gz"
+    zeros.write_bytes(ZEROS_MIB_GZ * 16)  # ~17 KB: its cap is 100 times that, over the floor
+    cap = 100 * zeros.stat().st_size
+    assert small_cap < cap < 16 * MiB
+    with pytest.raises(BadDataFile, match=f"byte {cap + 1:,} {OVER_CAP} {cap:,} bytes"):
+        load_market_data(zeros, symbol="BTCUSDT")
+
+
+def test_a_bomb_is_decompressed_as_a_stream(tmp_path: Path, small_cap: int) -> None:
+    """A 1 GiB bomb stops at the cap: memory holds the cap, never the bomb."""
+    path = tmp_path / "bomb.csv.gz"
+    path.write_bytes(ZEROS_MIB_GZ * 1024)  # ~1 MB; cap 100 times that
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadDataFile, match=OVER_CAP):
+            load_market_data(path, symbol="BTCUSDT")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    cap = gzip_cap(path.stat().st_size)
+    assert cap < 128 * MiB
+    assert peak < cap + 16 * MiB  # the cap and a step's buffers, not 1 GiB
+
+
+def test_a_truncated_bomb_is_still_stopped_at_the_cap(tmp_path: Path, small_cap: int) -> None:
+    path = tmp_path / "bomb.json.gz"
+    path.write_bytes((ZEROS_MIB_GZ * 8)[:-100])
+    with pytest.raises(BadDataFile, match=OVER_CAP):
+        load_market_data(path, symbol="BTCUSDT")
+
+
+def test_cli_gzip_bomb_is_exit_1_with_one_line(
+    cdb: Callable[..., Result], tmp_path: Path, small_cap: int
+) -> None:
+    path = tmp_path / "BTCUSDT-1m.json.gz"
+    path.write_bytes(ZEROS_MIB_GZ * 4)
+    for args in ([], ["--skip-bad-rows"], ["--json"]):
+        result = cdb("replay", str(path), *args)
+        assert result.exit_code == ExitCode.FAILURE, result.output
+        assert result.stderr.startswith(f"Error: {path}: byte 1,048,577 {OVER_CAP} ")
+        assert result.stderr.count("\n") == 1
+        assert "Traceback" not in result.output

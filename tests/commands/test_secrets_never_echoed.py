@@ -143,6 +143,70 @@ CASES = [
         ExitCode.CONFIGURATION,
         ":2: holds a NUL byte",
     ),
+    # Found by tests/fuzz/test_env_fuzz.py at CDB_FUZZ=full (59 of 20,000 files echoed a secret).
+    (
+        "a secret copied by ${} before a later line replaces it",
+        f"CDB_SMTP_PASSWORD={SMTP}\nCDB_SYMBOLS=${{CDB_SMTP_PASSWORD}}\nCDB_SMTP_PASSWORD=other\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_SYMBOLS: '***' is not a MEXC spot symbol",
+    ),
+    (
+        "a quoted secret assignment merged into the line before",
+        f'CDB_SMTP_TO=ops@exampleCDB_SMTP_PASSWORD="{SMTP}"\n',
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_SMTP_TO: 'ops@exampleCDB_SMTP_PASSWORD=\"***\"' is not a mail address",
+    ),
+    (
+        "a secret key glued to its name (the = lost)",
+        f"CDB_MEXC_API_SECRE{SECRET}\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_MEXC_API_SECRE***: unknown variable",
+    ),
+    (
+        "an access key pasted into another value",
+        f"CDB_MODE=live{KEY}\n",
+        ("backup", "prune", "--dry-run"),
+        ExitCode.CONFIGURATION,
+        "CDB_MODE: Input should be 'paper' or 'live' (received 'live***')",
+    ),
+    (
+        "a bus URL whose user info is only a password",
+        f"CDB_BUS_URL=redis{PG}@127.0.0.1:1/0\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_BUS_URL: must be memory:// or redis://HOST:PORT/DB (received '***@127.0.0.1:1/0')",
+    ),
+    (
+        "a database URL that lost its @",
+        f"CDB_DATABASE_URL=postgresul+psycopg://cdb:{PG}.1:1/cdb\n",
+        ("backup", "prune", "--dry-run"),
+        ExitCode.CONFIGURATION,
+        "(received 'postgresul+psycopg://cdb:***/cdb')",
+    ),
+    (
+        "a mangled query parameter name",
+        f"CDB_DATABASE_URL=prd&pad={PG}\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "(received 'prd&pad=***')",
+    ),
+    (
+        "a typo in a secret's name, its value copied into another",
+        f"CDB_SMTP_PASWORD={SMTP}\nCDB_SMTP_FROM=c{SMTP}\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_SMTP_FROM: 'c***' is not a mail address",
+    ),
+    (
+        "a secret-looking unknown name holding a secret",
+        f"CDB_MEXC_API_{SMTP}SECRET={SMTP}\n",
+        ("env-validate",),
+        ExitCode.CONFIGURATION,
+        "CDB_MEXC_API_***SECRET: unknown variable",
+    ),
 ]
 
 

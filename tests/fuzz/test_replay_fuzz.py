@@ -4,9 +4,10 @@ documented one-line error (``BadDataFile``, ``UnknownReplayFormat``), never a tr
 
 Each case goes through the service's loader (:func:`load_replay_data`, with and without
 ``skip_bad_rows``); the first files of each format that load also through the whole replay
-(:func:`run_replay`), and every 25th file through the CLI. Sizes: ``cases(ci, full)``
-(``CDB_FUZZ=full`` for the full run). A failure names the format and the seed:
-``mutated(kind, seed)`` rebuilds the file.
+(:func:`run_replay`), and every 25th file through the CLI. Seeded gzip bombs (``bomb(kind, seed)``)
+check the decompression cap: over it is the cap's error, under it never. Sizes:
+``cases(ci, full)`` (``CDB_FUZZ=full`` for the full run). A failure names the format and the
+seed: ``mutated(kind, seed)`` rebuilds the file.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from cdb_testkit import CANDLES, TRADES, require_data
 from fuzz_testkit import cases, mutate
 from typer.testing import Result
 
-from cdb_cli.adapters.marketdata_files import BadDataFile
+from cdb_cli.adapters import marketdata_files
+from cdb_cli.adapters.marketdata_files import BadDataFile, gzip_cap
 from cdb_cli.errors import ExitCode
 from cdb_cli.services.replay import (
     ReplayRequest,
@@ -148,3 +150,63 @@ def test_mutated_files_load_or_fail_with_the_documented_error(
     assert outcomes["loaded"] > 0, outcomes
     assert outcomes["refused"] > 0, outcomes
     assert outcomes["replayed"] > 0, outcomes
+
+
+BOMB_FLOOR, BOMB_RATIO = 16 * 1024, 20
+"""The decompression cap in the bomb test (256 MiB and 100 times in use): a real seed file
+compresses 2-3 times, so a bomb of a few times the floor is over the cap or under it."""
+BOMB_REPEATS = 256 * 1024
+OVER_CAP = "of the decompressed data: over the cap of"
+
+
+def bomb(kind: str, seed: int) -> tuple[bytes, int | None]:
+    """Bomb ``seed`` of ``kind``: the seed file with a piece of it repeated into up to
+    ``BOMB_REPEATS`` bytes, gzipped in one to seven members, every fourth one truncated;
+    (the .gz, its decompressed size or None when truncated)."""
+    rng = random.Random(f"bomb:{kind}:{seed}")
+    data = seed_file(kind)
+    start = rng.randrange(len(data))
+    piece = data[start : start + rng.randint(1, 256)]
+    at = rng.randrange(len(data) + 1)
+    data = data[:at] + piece * rng.randint(1, BOMB_REPEATS // len(piece)) + data[at:]
+    cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.choice([0, 0, 1, 6])))
+    parts = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+    blob = b"".join(
+        gzip.compress(part, compresslevel=rng.choice([1, 9]), mtime=0) for part in parts
+    )
+    if seed % 4 == 3:
+        return blob[: rng.randrange(2, len(blob))], None
+    return blob, len(data)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_gzip_bombs_fail_at_the_cap_and_only_over_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(marketdata_files, "GZIP_MIN_CAP", BOMB_FLOOR)
+    monkeypatch.setattr(marketdata_files, "GZIP_MAX_RATIO", BOMB_RATIO)
+    failures: list[str] = []
+    outcomes = {"loaded": 0, "capped": 0, "refused": 0}
+    path = tmp_path / f"BTCUSDT-1m.{'csv' if kind.endswith('csv') else 'json'}.gz"
+    for seed in range(cases(ci=20, full=400)):  # x 5 kinds: 100 bombs (CI), 2,000 (full)
+        blob, size = bomb(kind, seed)
+        path.write_bytes(blob)
+        request = ReplayRequest(data=path, symbol="BTCUSDT", skip_bad_rows=True, trace=False)
+        over = size is not None and size > gzip_cap(len(blob))
+        try:
+            load_replay_data(request)
+            outcomes["loaded"] += 1
+            capped = False
+        except EXPECTED as e:
+            capped = OVER_CAP in e.message
+            outcomes["capped" if capped else "refused"] += 1
+            if "\n" in e.message or not e.message.startswith(f"{path}: "):
+                failures.append(f"{kind} bomb {seed}: not one line naming the file: {e.message!r}")
+        except Exception as e:
+            failures.append(unexpected(e, kind, seed))
+            continue
+        if size is not None and capped != over:
+            failures.append(f"{kind} bomb {seed}: {size:,} bytes, capped {capped}, over {over}")
+    assert not failures, f"{len(failures)} unexpected outcomes, first: " + "\n".join(failures[:5])
+    assert outcomes["capped"] > 0, outcomes
+    assert outcomes["loaded"] + outcomes["refused"] > 0, outcomes

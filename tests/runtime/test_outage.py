@@ -12,14 +12,13 @@ import math
 import os
 import random
 from collections import defaultdict
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from cdb_testkit import QueueFeed
 from market_testkit import eventually, trade
-from outage_testkit import PrivatePostgres, PrivateRedis, postgres_bin
+from outage_testkit import PrivatePostgres, PrivateRedis
 
 from cdb_cli.adapters.metrics import Metrics
 from cdb_cli.adapters.sql.migrations import upgrade
@@ -38,30 +37,6 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
 OUTAGE_S = float(os.environ.get("CDB_OUTAGE_SECONDS", "60"))
 
 pytestmark = pytest.mark.infra
-
-
-@pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    if postgres_bin() is None:
-        if os.environ.get("CDB_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL's server programs are not installed")
-        pytest.skip("PostgreSQL's server programs are not installed")
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 def settings_for(url: str, bus_url: str, tmp_path: Path) -> Settings:
@@ -115,8 +90,9 @@ async def outage(market: Market) -> None:
 
 
 def test_the_loop_rides_out_postgres_then_redis_outages(
-    postgres: PrivatePostgres, redis: PrivateRedis, tmp_path: Path
+    private_postgres: PrivatePostgres, private_redis: PrivateRedis, tmp_path: Path
 ) -> None:
+    postgres, redis = private_postgres, private_redis
     settings = settings_for(postgres.url, redis.url, tmp_path)
     upgrade(settings.database_url)
     metrics = Metrics(run_id="poutage", symbols=list(SYMBOLS))

@@ -29,7 +29,7 @@ from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION, freeze_startup_
 from cdb_cli.runtime.outbox import BatchWriter
 from cdb_cli.runtime.schedule import refresh_health_metrics
 from cdb_cli.runtime.spill import spill_folders
-from cdb_cli.runtime.waits import wait_event
+from cdb_cli.runtime.waits import Backoff, wait_event
 from cdb_cli.runtime.watch import Alert, Dependency, StoreWatch, send_alert
 from cdb_cli.services.restore import STARTING_CASH_KEY
 
@@ -210,11 +210,12 @@ class Component:
 
     async def publish(self, items: Sequence[tuple[Topic, Event]]) -> None:
         """Publish at once (the store gets them with the next batch); count them in /metrics.
-        A bus that fails (Redis down) is waited out: published again after a growing pause,
-        until it takes them or the component stops (a copy is dropped by event id)."""
+        A bus that fails (Redis down) is waited out: published again after a growing pause
+        (0.5 s up to 5 s, with jitter), until it takes them or the component stops (a copy is
+        dropped by event id)."""
         if not items:
             return
-        pause = 0.5
+        pause = Backoff()
         while True:
             try:
                 await self.bus.publish_many(items)
@@ -222,8 +223,7 @@ class Component:
                 if self.stop.is_set():
                     raise
                 self.bus_health.failed(e)
-                await wait_event(self.stop, pause)
-                pause = min(pause * 2, 5.0)
+                await wait_event(self.stop, pause.next())
                 continue
             break
         self.bus_health.answered()

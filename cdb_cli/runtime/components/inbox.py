@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from cdb_cli.engine.consumer import DedupWindow
 from cdb_cli.engine.errors import CdbError
-from cdb_cli.runtime.waits import wait_event
+from cdb_cli.runtime.waits import Backoff, wait_event
 from cdb_cli.runtime.watch import Dependency
 
 if TYPE_CHECKING:
@@ -38,7 +38,8 @@ READ_COUNT = 200
 """The most entries one read takes."""
 _FIRST_PAUSE_S = 0.5
 _LAST_PAUSE_S = 5.0
-"""A failed read is tried again after 0.5 s, then twice as long each time, up to 5 s."""
+"""A failed read is tried again after 0.5 s, then twice as long each time, up to 5 s (with
+jitter: :class:`~cdb_cli.runtime.waits.Backoff`)."""
 
 
 class Inbox:
@@ -112,7 +113,7 @@ class Inbox:
         and wake the component. A bus that fails (Redis down) is waited out: one line, reads
         again with a growing pause (``bus_health`` down meanwhile), one line when it answers."""
         reclaimed = False
-        pause = _FIRST_PAUSE_S
+        pause = Backoff(_FIRST_PAUSE_S, _LAST_PAUSE_S)
         while not stop.is_set():
             try:
                 if not reclaimed:  # what a dead consumer of this group left pending
@@ -125,11 +126,10 @@ class Inbox:
                     await self.subscription.ack(*duplicates)
             except CdbError as e:
                 self.bus_health.failed(e)
-                await wait_event(stop, pause)
-                pause = min(pause * 2, _LAST_PAUSE_S)
+                await wait_event(stop, pause.next())
                 continue
             self.bus_health.answered()
-            pause = _FIRST_PAUSE_S
+            pause.reset()
             if self.queue and self.handle is not None:
                 await self.handle()
             if self.queue:

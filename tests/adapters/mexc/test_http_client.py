@@ -86,6 +86,23 @@ async def test_limit_order_rests_locks_funds_and_cancels(client: MexcHttpClient)
     assert (await client.account())["USDT"].free == Decimal(10_000)
 
 
+async def test_order_without_client_id_is_null_and_found_by_order_id(
+    client: MexcHttpClient, sim: SimServer
+) -> None:
+    """MEXC answers ``clientOrderId: null`` for an order placed without one (a third-party
+    client's, or a manual one on the same key): the client reads it and finds it by order id."""
+    placed = await client.new_order(
+        BTC, "BUY", "LIMIT", quantity=Decimal("0.01"), price=Decimal(20000)
+    )
+    assert placed is not None
+    assert sim.exchange.accounts[API_KEY].orders[placed.order_id].client_order_id is None
+    (listed,) = await client.open_orders(BTC)
+    assert (listed.order_id, listed.client_order_id) == (placed.order_id, None)
+    await client.cancel_order(BTC, order_id=placed.order_id)
+    found = await client.query_order(BTC, order_id=placed.order_id)
+    assert (found.status, found.client_order_id) == ("CANCELED", None)
+
+
 async def test_partial_fill_then_fill_as_the_market_moves(
     client: MexcHttpClient, sim: SimServer
 ) -> None:

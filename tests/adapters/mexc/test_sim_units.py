@@ -125,3 +125,16 @@ def test_replay_files_are_read_exactly_and_bad_ones_refused(tmp_path: Path) -> N
         bad.write_text(text)
         with pytest.raises(ConfigurationError):
             load_replay(bad)
+
+
+@pytest.mark.parametrize("offset_ms", [1, 60_000, 61_000, 299_999, 300_000, 300_001])
+def test_klines_never_start_before_start_time(offset_ms: int) -> None:
+    """MEXC serves rows with ``startTime <= open``: a start inside a 5-minute bucket begins at the
+    next bucket, and a full page still holds ``limit`` rows."""
+    market = SymbolMarket.random_walk("BTCUSDT", 1, 1_800_000_000_000, 120)
+    first = market.candles[0].open_ms  # on a 5-minute boundary (1 800 000 000 000 is)
+    start = first + offset_ms
+    rows = market.klines(300_000, start, None, 3)
+    opens = [int(str(r[0])) for r in rows]
+    expected_first = first + -(-offset_ms // 300_000) * 300_000
+    assert opens == [expected_first, expected_first + 300_000, expected_first + 600_000]

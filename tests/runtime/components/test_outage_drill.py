@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from market_testkit import free_port
-from outage_testkit import PrivatePostgres, PrivateRedis, postgres_bin
+from outage_testkit import PrivatePostgres, PrivateRedis
 from processes_testkit import (
     CONSUMERS,
     TUNING,
@@ -46,30 +46,6 @@ SYMBOLS = ("BTCUSDT", "ETHUSDT")
 OUTAGE_S = float(os.environ.get("CDB_OUTAGE_SECONDS", "60"))
 
 pytestmark = [pytest.mark.infra, pytest.mark.slow]
-
-
-@pytest.fixture
-def postgres() -> Iterator[PrivatePostgres]:
-    if postgres_bin() is None:
-        if os.environ.get("CDB_REQUIRE_SERVICES") == "1":
-            pytest.fail("PostgreSQL's server programs are not installed")
-        pytest.skip("PostgreSQL's server programs are not installed")
-    server = PrivatePostgres()
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    try:
-        server.start()
-        yield server
-    finally:
-        server.close()
 
 
 class Health:
@@ -138,11 +114,12 @@ def fills_count(url: str) -> int:
 
 
 def test_components_ride_out_postgres_then_redis_outages(
-    postgres: PrivatePostgres,
-    redis: PrivateRedis,
+    private_postgres: PrivatePostgres,
+    private_redis: PrivateRedis,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    postgres, redis = private_postgres, private_redis
     monkeypatch.chdir(tmp_path)  # the components' logs and spill files
     upgrade(postgres.url)
     sim_port = free_port()

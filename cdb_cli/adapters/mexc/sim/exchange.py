@@ -35,11 +35,13 @@ from cdb_cli.adapters.mexc.sim.orders import (
     s,
     validated,
 )
+from cdb_cli.engine.events import Side
 
 __all__ = ["SimConfig", "SimExchange"]
 
 MX = "MX"
 MX_STEP = Decimal("0.00000001")
+MAX_CANCEL_SYMBOLS = 5
 
 
 def _wall_ms() -> int:
@@ -65,7 +67,7 @@ class SimConfig:
     does: bars of different symbols then do not all close in the same instant."""
     levels: int = 10
     level_quote: Decimal = Decimal(5000)
-    rate_limit: int = 0  # REST requests per 10 s per client address; 0: unlimited
+    rate_limit: int = 0  # MEXC request weight per 10 s per client address; 0: unlimited
     max_subscriptions: int = 30
     idle_without_subscription: float = 30.0
     idle_without_messages: float = 60.0
@@ -152,17 +154,6 @@ class SimExchange:
             "timestamp": self.clock_ms(),
         }
 
-    def book_ticker(self, symbol: str | None) -> dict[str, str]:
-        book = self.books[self.market(symbol).symbol]
-        (bid, bid_qty), (ask, ask_qty) = book.side_levels("bids")[0], book.side_levels("asks")[0]
-        return {
-            "symbol": book.market.symbol,
-            "bidPrice": s(bid),
-            "bidQty": s(bid_qty),
-            "askPrice": s(ask),
-            "askQty": s(ask_qty),
-        }
-
     # -- auth ----------------------------------------------------------------------------------
 
     def authenticate(
@@ -210,7 +201,7 @@ class SimExchange:
         now = self.clock_ms()
         order = SimOrder(
             order_id=new_order_id(),
-            client_order_id=p.get("newClientOrderId") or new_order_id().lower(),
+            client_order_id=p.get("newClientOrderId") or None,  # MEXC: null without one
             symbol=market.symbol,
             side=side,
             type=otype,
@@ -300,6 +291,8 @@ class SimExchange:
         order.executed_qty += qty
         order.cum_quote += quote_amount
         order.update_ms = now
+        taker = Side(order.side) if not maker else Side.SELL if order.side == "BUY" else Side.BUY
+        self.markets[order.symbol].record_fill(price, qty, taker, now)
         self._trade_ids += 1
         trade: dict[str, object] = {
             "symbol": order.symbol,
@@ -392,47 +385,21 @@ class SimExchange:
         return answer
 
     def cancel_open_orders(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
-        """``DELETE /api/v3/openOrders``: cancel every open order of one symbol."""
-        symbol = self.market(p.get("symbol")).symbol
+        """``DELETE /api/v3/openOrders``: cancel every open order of up to 5 comma-separated
+        symbols (MEXC: "maximum input 5 symbols")."""
+        names = [name for name in (p.get("symbol") or "").split(",") if name]
+        if len(names) > MAX_CANCEL_SYMBOLS:
+            raise ApiError(33333, "param is error")
+        symbols = {self.market(name).symbol for name in names or [""]}
         return [
-            self.cancel_order(account, {"symbol": symbol, "orderId": order.order_id})
+            self.cancel_order(account, {"symbol": order.symbol, "orderId": order.order_id})
             for order in list(account.orders.values())
-            if order.symbol == symbol and order.is_open
+            if order.symbol in symbols and order.is_open
         ]
 
     def open_orders(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
         symbol = self.market(p.get("symbol")).symbol
         return [o.as_json() for o in account.orders.values() if o.symbol == symbol and o.is_open]
-
-    def my_trades(self, account: Account, p: dict[str, str]) -> list[dict[str, object]]:
-        """Oldest first; with ``startTime`` the first ``limit`` from it, else the latest ``limit``.
-
-        ``startTime`` / ``endTime`` are inclusive ms bounds on the trade time.
-        """
-        symbol = self.market(p.get("symbol")).symbol
-        limit = min(100, _number(p, "limit", 100) or 100)
-        start, end = _number(p, "startTime", None), _number(p, "endTime", None)
-        trades = [
-            t
-            for t in account.trades
-            if t["symbol"] == symbol
-            and (not p.get("orderId") or t["orderId"] == p["orderId"])
-            and (start is None or int(str(t["time"])) >= start)
-            and (end is None or int(str(t["time"])) <= end)
-        ]
-        chosen = trades[:limit] if start is not None else trades[-limit:]
-        if self.faults.hide_client_ids:  # as in real captures: "clientOrderId": null
-            return [{**t, "clientOrderId": None} for t in chosen]
-        return chosen
-
-
-def _number(p: dict[str, str], name: str, default: int | None) -> int | None:
-    text = p.get(name)
-    if text in (None, ""):
-        return default
-    if not str(text).isdigit():
-        raise ApiError(33333, "param is error")
-    return int(str(text))
 
 
 def _symbol_json(market: SymbolMarket) -> dict[str, object]:

@@ -121,7 +121,7 @@ def private_order_frame(
     """``privateOrders`` push for an order after a change (``hide_client_id``: clientId "")."""
     wrapper = PushDataV3ApiWrapper(channel=PRIVATE_ORDERS, symbol=order.symbol, sendTime=now_ms)
     o = wrapper.privateOrders
-    o.id, o.clientId = order.order_id, "" if hide_client_id else order.client_order_id
+    o.id, o.clientId = order.order_id, "" if hide_client_id else order.client_order_id or ""
     o.price, o.quantity = s(order.price or Decimal(0)), s(order.orig_qty)
     o.amount = s(order.orig_quote_qty)
     avg = order.cum_quote / order.executed_qty if order.executed_qty else Decimal(0)
@@ -145,7 +145,7 @@ def private_deal_frame(trade: dict[str, object], now_ms: int) -> bytes:
     d.tradeType = 1 if trade["isBuyer"] else 2
     d.isMaker, d.isSelfTrade = bool(trade["isMaker"]), False
     d.tradeId, d.orderId = str(trade["id"]), str(trade["orderId"])
-    d.clientOrderId = str(trade["clientOrderId"])
+    d.clientOrderId = str(trade["clientOrderId"] or "")
     d.feeAmount, d.feeCurrency = str(trade["commission"]), str(trade["commissionAsset"])
     d.time = int(str(trade["time"]))
     return wrapper.SerializeToString()

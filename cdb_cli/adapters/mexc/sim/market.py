@@ -9,6 +9,7 @@ import json
 import math
 import random
 from bisect import bisect_left
+from collections import deque
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -27,6 +28,8 @@ JITTER = 0.1
 """Sd of a trade's scatter around the minute's path, in units of the model's volatility."""
 GAP_FILL_MINUTES = 7 * 1440
 """At most this many minutes skipped between two steps are filled in from the model."""
+RECENT_TRADES = 1000
+"""Public trades kept for ``/trades`` and ``/aggTrades`` (MEXC's largest ``limit``)."""
 
 
 @dataclass(slots=True)
@@ -128,6 +131,9 @@ class SymbolMarket:
     candles: list[Candle] = field(default_factory=list)
     replay: list[Candle] = field(default_factory=list)
     trade_seq: int = 0
+    recent: deque[PublicTrade] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))
+    """The latest public trades, oldest first: the market's own and the fills of accounts' orders
+    (those with ``trade_id`` 0; MEXC serves trade ids as null anyway)."""
     _replay_pos: int = 0
     _log_shift: float = 0.0  # log of the factor between forced prices and the model's
     _last_ms: int | None = None  # time of the last trade (the model's volume is spread from it)
@@ -255,7 +261,13 @@ class SymbolMarket:
         self.candles[-1].add(self.price, quantity)
         self.trade_seq += 1
         side = Side.BUY if self.price >= previous else Side.SELL
-        return PublicTrade(self.symbol, self.trade_seq, self.price, quantity, side, now_ms)
+        trade = PublicTrade(self.symbol, self.trade_seq, self.price, quantity, side, now_ms)
+        self.recent.append(trade)
+        return trade
+
+    def record_fill(self, price: Decimal, quantity: Decimal, taker: Side, now_ms: int) -> None:
+        """An account's order traded: the market printed it (``taker`` is the aggressor's side)."""
+        self.recent.append(PublicTrade(self.symbol, 0, price, quantity, taker, now_ms))
 
     def best_bid_ask(self) -> tuple[Decimal, Decimal]:
         """The synthetic book's top: one tick either side of the last price."""
@@ -275,8 +287,8 @@ class SymbolMarket:
         if start_ms is None:
             last = end_ms - 1 if end_ms is not None else self.candles[-1].open_ms
             start_ms = last - last % interval_ms - (limit - 1) * interval_ms
-        aligned = start_ms - start_ms % interval_ms
-        first = bisect_left(self.candles, aligned, key=lambda c: c.open_ms)
+        first_open = -(-start_ms // interval_ms) * interval_ms  # the first row opening at/after it
+        first = bisect_left(self.candles, first_open, key=lambda c: c.open_ms)
         rows: list[list[object]] = []
         bucket: Candle | None = None
         for candle in itertools.islice(self.candles, first, None):
@@ -298,7 +310,7 @@ class SymbolMarket:
                 bucket.quote_volume += candle.quote_volume
         if bucket is not None and len(rows) < limit:
             rows.append(_row(bucket, interval_ms))
-        return [r for r in rows if int(str(r[0])) >= start_ms]
+        return rows
 
 
 def _row(candle: Candle, interval_ms: int) -> list[object]:

@@ -44,7 +44,7 @@ class SimOrder:
     """One order and its fills."""
 
     order_id: str
-    client_order_id: str
+    client_order_id: str | None  # None when the order was placed without newClientOrderId
     symbol: str
     side: str
     type: str

@@ -27,11 +27,14 @@ from typing import Any
 
 from aiohttp import web
 
+from cdb_cli.adapters.mexc.sim import history, tickers
 from cdb_cli.adapters.mexc.sim.auth import ApiError, parse_params
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
+from cdb_cli.adapters.mexc.sim.history import number
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 from cdb_cli.adapters.mexc.sim.orders import Account
 from cdb_cli.adapters.mexc.sim.websocket import Connection, SimWebSocket
+from cdb_cli.adapters.mexc.sim.weights import weight
 
 __all__ = ["SimServer"]
 
@@ -54,7 +57,7 @@ class SimServer:
         self.websocket = SimWebSocket(exchange)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._hits: dict[str, deque[float]] = {}
+        self._hits: dict[str, deque[tuple[float, int]]] = {}  # per address: (monotonic s, weight)
         # The latest REST requests (monotonic s, method, path), for tests and rehearsals.
         self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
         self._garbled: dict[tuple[str, str], deque[bytes]] = {}
@@ -155,19 +158,33 @@ class SimServer:
             "ping": lambda _, p: {},
             "time": lambda _, p: {"serverTime": ex.server_ms()},
             "exchangeInfo": lambda _, p: ex.exchange_info(_symbols(p)),
+            "defaultSymbols": lambda _, p: tickers.default_symbols(ex),
             "depth": lambda _, p: ex.depth(p.get("symbol"), _int(p, "limit", 100, 5000) or 100),
-            "ticker/bookTicker": lambda _, p: ex.book_ticker(p.get("symbol")),
+            "trades": lambda _, p: tickers.recent_trades(ex, p.get("symbol"), _limit(p, 500, 1000)),
+            "aggTrades": lambda _, p: tickers.agg_trades(
+                ex,
+                p.get("symbol"),
+                _limit(p, 500, 1000),
+                number(p, "startTime"),
+                number(p, "endTime"),
+            ),
             "klines": self._klines,
+            "avgPrice": lambda _, p: tickers.avg_price(ex, p.get("symbol")),
+            "ticker/24hr": lambda _, p: tickers.tickers_24hr(ex, p.get("symbol")),
+            "ticker/price": lambda _, p: tickers.price_tickers(ex, p.get("symbol")),
+            "ticker/bookTicker": lambda _, p: tickers.book_tickers(ex, p.get("symbol")),
         }
         for name, handler in public.items():
-            app.router.add_get(f"/api/v3/{name}", self._api(handler, signed=False))
+            app.router.add_get(f"/api/v3/{name}", self._api(handler, signed=False, path=name))
         signed: list[tuple[str, str, Handler]] = [
             ("GET", "account", self._account),
             ("POST", "order", lambda a, p: ex.place_order(_acct(a), p)),
             ("POST", "order/test", lambda a, p: ex.place_order(_acct(a), p, test=True)),
             ("DELETE", "order", lambda a, p: ex.cancel_order(_acct(a), p)),
             ("GET", "order", lambda a, p: ex.find_order(_acct(a), p).as_json()),
+            ("POST", "batchOrders", lambda a, p: history.batch_orders(ex, _acct(a), p)),
             ("GET", "openOrders", lambda a, p: ex.open_orders(_acct(a), p)),
+            ("GET", "allOrders", lambda a, p: history.all_orders(ex, _acct(a), p)),
             ("DELETE", "openOrders", lambda a, p: ex.cancel_open_orders(_acct(a), p)),
             ("POST", "userDataStream", lambda a, p: {"listenKey": keys.create(_acct(a).api_key)}),
             ("GET", "userDataStream", lambda a, p: {"listenKey": keys.valid(_acct(a).api_key)}),
@@ -181,13 +198,20 @@ class SimServer:
                 "userDataStream",
                 lambda a, p: {"listenKey": keys.close(_acct(a).api_key, p.get("listenKey"))},
             ),
-            ("GET", "myTrades", lambda a, p: ex.my_trades(_acct(a), p)),
+            ("GET", "myTrades", lambda a, p: history.my_trades(ex, _acct(a), p)),
+            ("GET", "tradeFee", lambda a, p: history.trade_fee(ex, p)),
+            ("GET", "capital/config/getall", lambda a, p: history.coin_config(ex)),
         ]
         for method, name, handler in signed:
             placement = (method, name) == ("POST", "order")
-            app.router.add_route(
-                method, f"/api/v3/{name}", self._api(handler, signed=True, placement=placement)
-            )
+            endpoint = self._api(handler, signed=True, placement=placement, path=name)
+            app.router.add_route(method, f"/api/v3/{name}", endpoint)
+        # MEXC's futures API (a separate product): clients that list every market (ccxt's
+        # load_markets) ask it for its contracts; the simulator has none.
+        no_contracts: Handler = lambda _, p: {"success": True, "code": 0, "data": []}  # noqa: E731
+        app.router.add_get(
+            "/api/v1/contract/detail", self._api(no_contracts, signed=False, path="contract")
+        )
         app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
         app.router.add_post("/_sim/drop", self._drop)
@@ -218,22 +242,25 @@ class SimServer:
             "permissions": ["SPOT"],
         }
 
-    def _rate_limited(self, request: web.Request) -> float | None:
+    def _rate_limited(self, request: web.Request, path: str) -> float | None:
+        """Seconds to wait when this request's MEXC weight does not fit the budget of the last
+        10 s (``rate_limit``), else None (and the weight is spent)."""
         limit = self.exchange.config.rate_limit
         if limit <= 0:
             return None
+        cost = weight(request.method, path, bool(request.rel_url.query.get("symbol")))
         now = time.monotonic()
         hits = self._hits.setdefault(request.remote or "?", deque())
-        while hits and hits[0] <= now - 10:
+        while hits and hits[0][0] <= now - 10:
             hits.popleft()
-        if len(hits) >= limit:
-            return max(1.0, math.ceil(hits[0] + 10 - now))
-        hits.append(now)
+        if sum(w for _, w in hits) + cost > limit:
+            return max(1.0, math.ceil(hits[0][0] + 10 - now)) if hits else 10.0
+        hits.append((now, cost))
         return None
 
-    def _injected(self, request: web.Request) -> web.Response | None:
+    def _injected(self, request: web.Request, path: str) -> web.Response | None:
         faults = self.exchange.faults
-        wait = self._rate_limited(request)
+        wait = self._rate_limited(request, path)
         if wait is not None or faults.take("http_429"):
             return web.json_response(
                 {"code": 429, "msg": "Too Many Requests"},
@@ -252,14 +279,14 @@ class SimServer:
         return None
 
     def _api(
-        self, handler: Handler, *, signed: bool, placement: bool = False
+        self, handler: Handler, *, signed: bool, path: str, placement: bool = False
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def endpoint(request: web.Request) -> web.StreamResponse:
             faults = self.exchange.faults
             self.requests.append((time.monotonic(), request.method, request.path))
             if faults.delay:
                 await asyncio.sleep(faults.delay)
-            injected = self._injected(request)
+            injected = self._injected(request, path)
             if injected is not None:
                 return injected
             query = request.rel_url.raw_query_string
@@ -324,13 +351,14 @@ def _symbols(p: dict[str, str]) -> list[str]:
     return [s for s in p.get("symbols", "").split(",") if s]
 
 
+def _limit(p: dict[str, str], default: int, maximum: int) -> int:
+    return _int(p, "limit", default, maximum) or default
+
+
 def _int(p: dict[str, str], name: str, default: int | None, maximum: int | None) -> int | None:
-    text = p.get(name)
-    if text in (None, ""):
+    value = number(p, name)
+    if value is None:
         return default
-    if not text.isdigit():
-        raise ApiError(33333, "param is error")
-    value = int(text)
     return min(value, maximum) if maximum is not None else value
 
 
