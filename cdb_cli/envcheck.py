@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from cdb_cli.envfile import EnvFileError, env_file_bindings, env_file_values, read_env_file
 from cdb_cli.redaction import redact, redact_key_shapes
-from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
+from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
 __all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
@@ -109,6 +109,8 @@ def _unknown_problems(names: list[str]) -> list[Problem]:
             continue  # not a name (CDB_X:value, an unclosed quote): a bad_line, never echoed
         if not upper.startswith(ENV_PREFIX) or upper in known:
             continue
+        if upper.startswith(STRATEGY_PREFIX):
+            continue  # the strategy's own setting, checked by its model when it loads
         if upper in PROCESS_VARIABLES or upper.startswith(PROCESS_PREFIXES):
             continue
         guess = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
@@ -160,6 +162,24 @@ def _schema_problems(env_file: Path | None, secrets: list[str]) -> list[Problem]
     return []
 
 
+def _strategy_problems(env_file: Path | None) -> list[Problem]:
+    """The strategy (``CDB_STRATEGY``) loads, its ``CDB_STRATEGY_*`` settings are valid for its
+    model and it passes the start-up probe (what ``cdb run`` checks before it starts)."""
+    from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.kernel.strategies import StrategyError, strategy_factory
+    from cdb_cli.settings_io import load_settings
+
+    try:
+        settings = load_settings(env_file)
+    except ConfigurationError:  # reported by the schema check
+        return []
+    try:
+        strategy_factory(settings)
+    except StrategyError as e:
+        return [Problem(env_name("strategy"), "invalid_strategy", e.message)]
+    return []
+
+
 def validate_environment(
     env_file: Path | None,
     *,
@@ -189,7 +209,8 @@ def validate_environment(
     bindings = env_file_bindings(env_file) if env_file is not None else []
     secrets = secret_values(file_values, bindings, environment)
     problems += _unknown_problems(sorted({*file_values, *environment}))
-    problems += _schema_problems(env_file, secrets)
+    schema = _schema_problems(env_file, secrets)
+    problems += schema or _strategy_problems(env_file)
     problems += _secret_problems(raw, effective_mode)
     # the last net: no line of the report holds a secret, whatever check wrote it (also one that
     # a typo moved: a key glued to a name without its '=' is a key's shape)

@@ -2,7 +2,8 @@
 
 * symbols: ``--symbol/-s SYMBOL``, repeatable, and a comma list too (``-s BTCUSDT,ETHUSDT``);
 * a time window: ``--since WHEN`` / ``--until WHEN`` (:func:`parse_when`);
-* ``--run RUN_ID`` and ``--json``.
+* ``--run RUN_ID`` and ``--json``;
+* the strategy: ``--strategy NAME|FILE.py:Class|module:Class`` and ``--set NAME=VALUE``.
 
 Spellings older releases used stay accepted as hidden aliases (not in ``--help``):
 ``--symbols A,B`` (run, reconcile), ``--from/--to`` (replay), ``--start/--end`` (data download).
@@ -20,8 +21,10 @@ __all__ = [
     "FromAliasOpt",
     "JsonOpt",
     "RunOpt",
+    "SetOpt",
     "SinceOpt",
     "StartAliasOpt",
+    "StrategyOpt",
     "SymbolOpt",
     "SymbolsAliasOpt",
     "SymbolsOpt",
@@ -77,6 +80,24 @@ SymbolsOpt = Annotated[
     ),
 ]
 SymbolOpt = Annotated[str | None, symbol_option("Only this symbol.")]
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy",
+        metavar="NAME|FILE.py:CLASS|MODULE:CLASS",
+        help="The strategy (CDB_STRATEGY): ema_cross (default), mean_reversion, regime, or your "
+        "own class; its settings with --set NAME=VALUE or CDB_STRATEGY_<NAME>.",
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="Override a setting or a setting of the strategy for this run, e.g. --set "
+        "max_spread_pct=0.2 (repeatable).",
+    ),
+]
 RunOpt = Annotated[
     str | None,
     typer.Option("--run", metavar="RUN_ID", help="Only this run (cdb replay prints its id)."),

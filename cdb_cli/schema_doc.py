@@ -16,6 +16,7 @@ _DYNAMIC_DEFAULTS = {
     "database_url": "sqlite:///<user data dir>/cdb.db",
     "backup_dir": "<user data dir>/backups",
     "spill_dir": "<user data dir>/unsaved",
+    "strategy_params": "{}",
 }
 
 

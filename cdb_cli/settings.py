@@ -35,6 +35,7 @@ __all__ = [
     "ENGINE_CONFIGS",
     "ENV_PREFIX",
     "SECRET_FIELDS",
+    "STRATEGY_PREFIX",
     "Settings",
     "default_backup_dir",
     "default_database_url",
@@ -44,6 +45,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "CDB_"
+STRATEGY_PREFIX = "CDB_STRATEGY_"
+"""``CDB_STRATEGY_<NAME>``: a setting of the strategy (``Settings.strategy_params``), except the
+settings of that name (``CDB_STRATEGY_MAX_ERRORS``, ``CDB_STRATEGY_PARAMS``)."""
 SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret", "smtp_password"})
 MEXC_REST_URL = "https://api.mexc.com"
 MEXC_WS_URL = "wss://wbs-api.mexc.com/ws"
@@ -180,6 +184,26 @@ class Settings(BaseSettings):
     volume_factor: float = _engine_field(SignalConfig, "volume_factor")
     trend_filter: bool = _engine_field(SignalConfig, "trend_filter")
     trend_period: int = _engine_field(SignalConfig, "trend_period")
+
+    # -- the strategy (cdb_cli.kernel.strategies) --------------------------------------------
+    strategy: str = Field(
+        default="ema_cross",
+        min_length=1,
+        description="The strategy: a built-in (ema_cross, the seed's rule with the settings "
+        "above; mean_reversion; regime), path/to/file.py:Class or module:Class. Its own settings: "
+        "CDB_STRATEGY_<NAME>=VALUE or --set NAME=VALUE (see README, Writing a strategy).",
+    )
+    strategy_max_errors: int = Field(
+        default=10,
+        ge=1,
+        description="Disable a symbol's strategy after this many exceptions in its code during a "
+        "run (each is logged with its bar; risk's limits keep managing the positions).",
+    )
+    strategy_params: dict[str, str] = Field(
+        default_factory=dict,
+        description="The strategy's own settings by name (JSON); cdb fills it from the "
+        "CDB_STRATEGY_<NAME> variables and --set, which are the way to set them.",
+    )
 
     # -- paper execution and replay ---------------------------------------------------------
     starting_cash: Decimal = Field(

@@ -6,7 +6,6 @@ The schema itself is ``cdb_cli.settings``; nothing here defines a setting.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -26,37 +25,54 @@ from cdb_cli.redaction import (
     redact_url,
     url_secrets,
 )
-from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, Settings, env_name
+from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 
 __all__ = [
     "describe_validation_error",
     "load_settings",
-    "parse_overrides",
     "sanitized",
     "secret_values",
     "settings_env",
     "settings_hash",
+    "split_overrides",
+    "strategy_variables",
 ]
 
 
-def parse_overrides(items: Iterable[str]) -> dict[str, str]:
-    """``["max_spread_pct=0.2", "CDB_EMA_FAST=9"]`` → field name → raw value.
-
-    Raises ``ValueError`` (one line, with a did-you-mean) for a malformed item or an unknown name.
-    """
+def split_overrides(items: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``--set`` items → (settings by field name, the rest by name: the strategy's settings,
+    ``strategy_`` prefix removed). ``ValueError`` for a malformed item; the rest's names are
+    checked against the strategy (:func:`cdb_cli.services.strategy.command_settings`, which
+    says "unknown setting" with a did-you-mean)."""
     known = set(Settings.model_fields)
-    result: dict[str, str] = {}
+    settings: dict[str, str] = {}
+    rest: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ValueError(f"{item!r} is not NAME=VALUE")
         field = name.strip().lower().removeprefix(ENV_PREFIX.lower())
-        if field not in known:
-            guess = difflib.get_close_matches(field, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {guess[0]}?" if guess else ""
-            raise ValueError(f"unknown setting {name.strip()!r}{hint}")
-        result[field] = value.strip()
-    return result
+        if field in known:
+            settings[field] = value.strip()
+        else:
+            rest[field.removeprefix("strategy_")] = value.strip()
+    return settings, rest
+
+
+def strategy_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """The strategy's settings among ``CDB_*`` variables: ``CDB_STRATEGY_BB_PERIOD=20`` →
+    ``{"bb_period": "20"}`` (not the settings named so, e.g. ``CDB_STRATEGY_MAX_ERRORS``)."""
+    params: dict[str, str] = {}
+    for key, value in variables.items():
+        upper = key.upper()
+        name = upper.removeprefix(STRATEGY_PREFIX).lower()
+        if (
+            upper.startswith(STRATEGY_PREFIX)
+            and name
+            and f"strategy_{name}" not in Settings.model_fields
+        ):
+            params[name] = value
+    return params
 
 
 def sanitized(settings: Settings) -> dict[str, Any]:
@@ -72,10 +88,13 @@ def sanitized(settings: Settings) -> dict[str, Any]:
 def settings_env(settings: Settings) -> dict[str, str]:
     """The settings as ``CDB_*`` environment variables (secrets included: for a child process's
     environment only, never for output), so a ``cdb`` subprocess sees the same settings."""
-    env: dict[str, str] = {}
+    env: dict[str, str] = {
+        f"{STRATEGY_PREFIX}{name.upper()}": value
+        for name, value in settings.strategy_params.items()
+    }
     for name in Settings.model_fields:
         value = getattr(settings, name)
-        if value is None:
+        if value is None or name == "strategy_params":  # as CDB_STRATEGY_<NAME> above
             continue
         if isinstance(value, SecretStr):
             value = value.get_secret_value()
@@ -149,12 +168,13 @@ def secret_values(
 
 
 def load_settings(
-    env_file: Path | None = None, overrides: Mapping[str, str] | None = None
+    env_file: Path | None = None, overrides: Mapping[str, Any] | None = None
 ) -> Settings:
     """Load and validate the settings, the same way for every command.
 
     ``overrides`` (field name → raw value, e.g. from ``--set``) win over the environment and are
-    validated like it.
+    validated like it. The strategy's settings come from the ``CDB_STRATEGY_<NAME>`` variables
+    (file, then environment) and ``overrides["strategy_params"]``, which wins.
 
     Raises
     ------
@@ -165,10 +185,13 @@ def load_settings(
         raise ConfigurationError(f"Env file {env_file} does not exist")
     file_values = env_file_values(env_file) if env_file is not None else {}
     values: dict[str, Any] = dict(overrides or {})
+    environment = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
+    params = strategy_variables({**file_values, **environment})
+    if params or "strategy_params" in values:
+        values["strategy_params"] = {**params, **values.get("strategy_params", {})}
     try:
         return Settings(_env_file=env_file, _env_file_encoding="utf-8-sig", **values)
     except ValidationError as e:
-        environment = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
         bindings = env_file_bindings(env_file) if env_file is not None else []
         secrets = secret_values(file_values, bindings, environment, dict(overrides or {}))
         details = describe_validation_error(e, secrets)

@@ -7,7 +7,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdb_cli.context import AppContext, app_context
-from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
+from cdb_cli.options import (
+    JsonOpt,
+    RunOpt,
+    SinceOpt,
+    StrategyOpt,
+    SymbolOpt,
+    UntilOpt,
+    parse_when,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.output import Terminal
@@ -39,6 +47,7 @@ def explain(
             "(repeatable), e.g. --what-if volume_factor=1.0.",
         ),
     ] = None,
+    strategy: StrategyOpt = None,
     near: Annotated[int, typer.Option("--near", min=0, help="How many near misses to list.")] = 5,
     json_output: JsonOpt = False,
 ) -> None:
@@ -47,13 +56,16 @@ def explain(
     sentence, and the bars that came closest to a buy.
 
     Reads CDB_DATABASE_URL. Exit 1 when there is nothing to explain (unknown symbol, a time with
-    no bar, an empty window), 2 for a bad option.
+    no bar, an empty window), 2 for a bad option. --strategy re-runs the stored bars with
+    another strategy as the what-if (its settings with --what-if NAME=VALUE); 3 when it is broken.
     """
     context = app_context(ctx)
     as_json = json_output or context.json
     window_options = (symbol, since, until, run)
     with context.json_failures(as_json):
-        document, render = _explain(context, as_json, target, window_options, what_if, near)
+        document, render = _explain(
+            context, as_json, target, window_options, (what_if, strategy), near
+        )
     if as_json:
         context.terminal.json(document)
     else:
@@ -65,15 +77,18 @@ def _explain(
     as_json: bool,
     target: str | None,
     window_options: tuple[str | None, str | None, str | None, str | None],
-    what_if: list[str] | None,
+    what_if_options: tuple[list[str] | None, str | None],
     near: int,
 ) -> tuple[dict[str, Any], Any]:
     """The document to print and its renderer (one line and exit 1 when nothing to explain)."""
+    from cdb_cli.kernel.strategies import strategy_fields
     from cdb_cli.services.why import ExplainError, Window, parse_changes
 
     symbol, since, until, run = window_options
+    what_if, strategy = what_if_options
+    settings = context.settings()
     try:
-        changes = parse_changes(what_if or [])
+        changes = parse_changes(what_if or [], strategy_fields(strategy or settings.strategy))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--what-if") from None
     window = Window(
@@ -82,8 +97,7 @@ def _explain(
         until_ns=parse_when(until, "--until"),
         run_id=run,
     )
-    settings = context.settings()
-    changed = _changed_settings(context, changes) if changes else None
+    changed = _changed_settings(context, changes, strategy) if changes or strategy else None
     from cdb_cli.kernel import open_store
 
     store = open_store(settings)
@@ -115,15 +129,25 @@ def _when(text: str, target: str) -> int:
     return moment
 
 
-def _changed_settings(context: AppContext, changes: dict[str, str]) -> Any:
+def _changed_settings(context: AppContext, changes: dict[str, str], strategy: str | None) -> Any:
+    """The settings with the what-if's changes (and strategy); a bad value is exit 2, a broken
+    strategy exit 3."""
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.settings_io import load_settings
+    from cdb_cli.kernel.strategies import StrategyError
+    from cdb_cli.services.strategy import checked_strategy, command_settings
 
+    items = [f"{name}={value}" for name, value in changes.items()]
     try:
-        return load_settings(context.env_file, changes)
-    except ConfigurationError as e:
-        detail = e.details[0] if getattr(e, "details", None) else str(e)
-        raise typer.BadParameter(str(detail), param_hint="--what-if") from None
+        changed = command_settings(context.env_file, items, strategy)
+        checked_strategy(changed)
+    except StrategyError:
+        raise
+    except (ConfigurationError, ValueError) as e:
+        details = getattr(e, "details", None)
+        raise typer.BadParameter(
+            str(details[0] if details else e), param_hint="--what-if"
+        ) from None
+    return changed
 
 
 def _nothing(context: AppContext, as_json: bool, message: str) -> typer.Exit:

@@ -13,7 +13,9 @@ from cdb_cli.context import app_context
 from cdb_cli.options import (
     FromAliasOpt,
     JsonOpt,
+    SetOpt,
     SinceOpt,
+    StrategyOpt,
     ToAliasOpt,
     UntilOpt,
     parse_when,
@@ -49,14 +51,8 @@ def replay(
             help="Starting cash in the quote currency (CDB_STARTING_CASH).",
         ),
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--set",
-            metavar="NAME=VALUE",
-            help="Override a setting for this run, e.g. --set max_spread_pct=0.2 (repeatable).",
-        ),
-    ] = None,
+    strategy: StrategyOpt = None,
+    overrides: SetOpt = None,
     interval: Annotated[
         int,
         typer.Option(
@@ -105,12 +101,13 @@ def replay(
         replay_symbol,
         run_replay,
     )
-    from cdb_cli.settings_io import load_settings, parse_overrides
+    from cdb_cli.services.strategy import checked_strategy, command_settings
 
     try:
-        settings = load_settings(context.env_file, parse_overrides(overrides or []))
+        settings = command_settings(context.env_file, overrides or [], strategy)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--set") from None
+    checked_strategy(settings)  # a broken strategy: one line, exit 3, before the data loads
     chosen = replay_symbol(data, symbol)
     if not chosen:
         raise typer.BadParameter(f"cannot tell the symbol from {data.name}", param_hint="--symbol")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from cdb_cli.context import AppContext, app_context, run_async
-from cdb_cli.options import SymbolsAliasOpt, SymbolsOpt, symbols_of
+from cdb_cli.options import SetOpt, StrategyOpt, SymbolsAliasOpt, SymbolsOpt, symbols_of
 
 if TYPE_CHECKING:
     from cdb_cli.runtime.lifecycle import RunSummary
@@ -50,6 +50,8 @@ def run(
             "CDB_BUS_URL=redis://… (README: Scale-out).",
         ),
     ] = None,
+    strategy: StrategyOpt = None,
+    overrides: SetOpt = None,
     latency_log: Annotated[
         Path | None,
         typer.Option("--latency-log", hidden=True, help="Benchmark: bar_id time_ns lines."),
@@ -68,7 +70,7 @@ def run(
         raise typer.BadParameter("choose one of --paper and --live")
     if feed not in ("mexc", "sim"):
         raise typer.BadParameter(f"{feed!r} is not mexc or sim", param_hint="--feed")
-    settings = context.settings()
+    settings = _settings(context, strategy, overrides)
     import sys
 
     from cdb_cli.runtime.run import run_live, run_paper
@@ -104,6 +106,24 @@ def run(
             run_paper(settings, symbols=trading, feed="sim" if feed == "sim" else "mexc", view=view)
         )
     _stopped(context, _stop_line(summary), run_id=summary.run_id)
+
+
+def _settings(context: AppContext, strategy: str | None, overrides: list[str] | None) -> Settings:
+    """The settings with ``--strategy`` and ``--set``; the strategy loaded and probed first (a
+    broken one: one line, exit 3, before anything is opened)."""
+    if strategy is None and not overrides:
+        settings = context.settings()
+    else:
+        from cdb_cli.services.strategy import command_settings
+
+        try:
+            settings = command_settings(context.env_file, overrides or [], strategy)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--set") from None
+    from cdb_cli.services.strategy import checked_strategy
+
+    checked_strategy(settings)
+    return settings
 
 
 def _stop_line(summary: RunSummary) -> str:

@@ -77,7 +77,9 @@ def quote(
     )
 
 
-def closed_bar(open_ns: int, closed_at: int, close: str = "100", *, symbol: str = SYMBOL) -> Bar:
+def closed_bar(
+    open_ns: int, closed_at: int, close: str = "100", *, symbol: str = SYMBOL, volume: int = 3
+) -> Bar:
     """A 1-s bar opened at ``open_ns``, closed by the trade at ``closed_at``, flat at ``close``."""
     price = Decimal(close)
     return Bar(
@@ -90,7 +92,7 @@ def closed_bar(open_ns: int, closed_at: int, close: str = "100", *, symbol: str 
         high=price,
         low=price,
         close=price,
-        volume=Decimal(3),
+        volume=Decimal(volume),
         closed_at=closed_at,
     )
 

@@ -147,6 +147,17 @@ class RollingWindow:
         """The mean of the window, ``None`` until it is full."""
         return math.fsum(self._buf) / self._period if self._full else None
 
+    def stdev(self) -> float | None:
+        """The population standard deviation of the window (Bollinger's), ``None`` until full."""
+        if not self._full:
+            return None
+        mean = math.fsum(self._buf) / self._period
+        return math.sqrt(math.fsum((x - mean) ** 2 for x in self._buf) / self._period)
+
+    def oldest(self) -> float | None:
+        """The value pushed ``period - 1`` pushes ago (the window's first), ``None`` until full."""
+        return self._buf[self._i] if self._full else None
+
 
 class EMA(_Indicator):
     """Exponential moving average, ``alpha = 2 / (period + 1)``.

@@ -36,6 +36,8 @@ from cdb_cli.engine.recorders import PipelineStats, Recorder
 from cdb_cli.engine.records import EquitySnapshot, OrderRecord
 from cdb_cli.engine.risk import RiskEngine, TradingState
 from cdb_cli.engine.signals import Strategy
+from cdb_cli.engine.strategies import check_intent
+from cdb_cli.engine.strategies.guard import StrategyErrors
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.engine.trading_state import TradingStateMachine
 
@@ -88,6 +90,7 @@ class TradingPipeline:
         run_id: str = "run",
         record_curve: bool = False,
         tracer: Tracer | None = None,
+        max_strategy_errors: int = 10,
     ) -> None:
         self.risk = risk
         self.execution = execution
@@ -95,9 +98,9 @@ class TradingPipeline:
         self.clock = clock
         self.recorder = recorder
         self.tracer = tracer
+        """Traces every closed bar the strategy has (``cdb explain``); None keeps no traces."""
         self.store_down = False
         """Set by the loop while its store takes no writes: risk refuses entries (``store``)."""
-        """Traces every closed bar the strategy has (``cdb explain``); None keeps no traces."""
         self._symbols = {s: SymbolState(s, strategy) for s, strategy in strategies.items()}
         self.decisions = Decisions(
             self,
@@ -114,6 +117,7 @@ class TradingPipeline:
         self.operator = Operator(self)
         """The operator's kill switch and flatten (:meth:`halt`, :meth:`flatten`)."""
         self.stats = PipelineStats(state_changes=self.state_machine.changes)
+        self.strategy_errors = StrategyErrors(max_strategy_errors)
         self._cash = float(portfolio.cash)
         self._exposure = 0.0
         self._peak = float(portfolio.peak_equity)
@@ -212,7 +216,10 @@ class TradingPipeline:
         seen = 0
         last: tuple[int, float, float] | None = None
         for ts, close, volume in bars:
-            state.on_bar(ts, close, volume)
+            try:
+                state.on_bar(ts, close, volume)
+            except Exception as error:  # a strategy's bug never stops the run
+                self.strategy_errors.on_error(state, ts, error)
             if ts >= state.last_ts:
                 state.last_ts = ts
                 if not state.qty:
@@ -271,11 +278,8 @@ class TradingPipeline:
         exposure, cash, peak = self._exposure, self._cash, self._peak
         cb_floor, dd_floor = tripwires.cb_floor, tripwires.dd_floor
         next_day = tripwires.next_day_ns
-        max_dd, exposure_sum, max_exposure = (
-            self._max_drawdown,
-            self._exposure_sum,
-            self._max_exposure,
-        )
+        max_dd, exposure_sum = self._max_drawdown, self._exposure_sum
+        max_exposure = self._max_exposure
         qty, mark, last_ts = state.qty, state.mark, state.last_ts
 
         def flush() -> None:
@@ -330,7 +334,13 @@ class TradingPipeline:
             if strategy:
                 if tracer is not None and tracer.deferred:
                     tracer.settle(state.symbol)  # its last bar is explained before it moves on
-                intent = on_bar(now, price, volume)
+                try:
+                    intent = on_bar(now, price, volume)
+                    if intent is not None:
+                        check_intent(intent)
+                except Exception as error:  # a strategy's bug never stops the loop
+                    self.strategy_errors.on_error(state, now, error)
+                    on_bar, intent = state.on_bar, None
                 if intent is not None:
                     if clock is not None:  # only a decision reads the clock: set it just then
                         clock.now_ns = now
@@ -455,6 +465,7 @@ class TradingPipeline:
         """The counters with the float read-outs filled in (cheap; call at the end or to report)."""
         stats = self.stats
         stats.bars = self._bars
+        stats.strategy_errors = self.strategy_errors.total
         stats.max_drawdown = self._max_drawdown
         stats.max_exposure = self._max_exposure
         prices = self._bars + self._trades

@@ -75,6 +75,8 @@ class PipelineStats:
     orders: int = 0
     orders_rejected: int = 0
     fills: int = 0
+    strategy_errors: int = 0
+    """Exceptions raised by the strategies' ``on_bar`` (caught; see ``strategies.guard``)."""
     state_changes: list[tuple[int, str, str]] = field(default_factory=list)
     """(ts, new trading state, why) in order (the trading-state machine's record)."""
     max_drawdown: float = 0.0

@@ -88,6 +88,7 @@ class RemoteStrategy:
     """
 
     __slots__ = ("_next", "name")
+    warmup = 0  # the signals process warms the real strategy
 
     def __init__(self, name: str = "ema_cross") -> None:
         self.name = name

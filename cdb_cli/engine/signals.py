@@ -7,7 +7,8 @@ A strategy is one object per symbol implementing :class:`Strategy`: it is fed ev
 ``Decimal`` are only built when a signal fires; the per-bar path is float math and O(1) indicator
 updates, nothing else (no logging, no allocation beyond the indicators' own).
 
-A second strategy only has to implement :class:`Strategy`; the pipeline does not change.
+A second strategy only has to implement :class:`Strategy`; the pipeline does not change. How to
+write one, load it and the rules it must keep: :mod:`cdb_cli.engine.strategies`.
 
 Off the hot path a strategy explains its latest bar with ``explain(close, volume)``: each of its
 conditions with the value it saw, its threshold and the outcome, or that it is still warming up
@@ -61,9 +62,19 @@ class StrategyView(NamedTuple):
 
 
 class Strategy(Protocol):
-    """One strategy instance per symbol, fed closed bars in time order."""
+    """One strategy instance per symbol, fed closed bars in time order.
+
+    Built by its class from its settings model (``cls(settings)``, see
+    :mod:`cdb_cli.engine.strategies`); ``name`` names it in signals and traces, ``warmup`` is how
+    many bars it needs before it can signal (it returns ``None`` for the first ``warmup`` bars).
+    """
 
     name: str
+
+    @property
+    def warmup(self) -> int:
+        """Bars fed before the first one that can give an intent."""
+        ...
 
     def on_bar(self, ts_event: int, close: float, volume: float) -> SignalIntent | None:
         """Consume one closed bar; return an intent when the strategy wants to act."""
@@ -99,6 +110,9 @@ class EmaCrossStrategy:
       ``ratio = volume / SMA(volume)``, and cross magnitude ``|diff| / close * 1000``;
     - exit: the cross magnitude alone.
     """
+
+    settings_model = SignalConfig
+    """The settings of this rule: the flat ``CDB_EMA_FAST``… settings (``SignalConfig``)."""
 
     __slots__ = (
         "_cfg",
@@ -140,6 +154,13 @@ class EmaCrossStrategy:
     @property
     def config(self) -> SignalConfig:
         return self._cfg
+
+    @property
+    def warmup(self) -> int:
+        """The slow EMA and a previous gap, the RSI, the volume window (the trend SMA gates buys
+        only, later)."""
+        cfg = self._cfg
+        return max(cfg.ema_slow, cfg.rsi_period, cfg.volume_period - 1)
 
     def on_bar(self, ts_event: int, close: float, volume: float) -> SignalIntent | None:
         """Feed one closed bar (``ts_event`` is unused by this rule); return a buy / exit intent."""

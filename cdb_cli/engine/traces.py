@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Protocol
 
-from cdb_cli.engine.events import Event, StrategyTrace, Topic
-from cdb_cli.engine.signals import Strategy
+from cdb_cli.engine.events import Condition, Event, StrategyTrace, Topic
+from cdb_cli.engine.signals import Strategy, StrategyView
 
 __all__ = ["Tracer", "trace_id"]
 
@@ -147,7 +147,11 @@ class Tracer:
         signal_id: str,
         signal: str,
     ) -> StrategyTrace:
-        view = strategy.explain(close, volume)
+        try:
+            view = strategy.explain(close, volume)
+        except Exception as error:  # a strategy's bug in its trace: the trace says so
+            text = f"explain failed: {type(error).__name__}: {error}"[:300]
+            view = StrategyView("warming_up", 0, (Condition(name="error", text=text),), {})
         return StrategyTrace(
             event_id=self.id_for(symbol, ts_close),
             symbol=symbol,

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from cdb_cli.engine.recorders import Recorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.engine.remote import RemoteStrategy
+    from cdb_cli.kernel.strategies import StrategyFactory
     from cdb_cli.settings import Settings
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "paper_execution_config",
     "risk_limits",
     "signal_config",
+    "strategy_factory",
 ]
 
 
@@ -116,6 +118,15 @@ def signal_config(settings: Settings) -> SignalConfig:
     return engine_config(settings, SignalConfig)
 
 
+def strategy_factory(settings: Settings) -> StrategyFactory:
+    """The strategy of ``CDB_STRATEGY`` with its settings, loaded and probed: one instance per
+    symbol from each call of the factory. ``StrategyError`` (exit 3, one line) when it is broken
+    (:mod:`cdb_cli.kernel.strategies`)."""
+    from cdb_cli.kernel.strategies import strategy_factory as load
+
+    return load(settings)
+
+
 def paper_execution_config(settings: Settings) -> PaperExecutionConfig:
     """The simulated venue's config from the settings (``CDB_PAPER_`` + field name)."""
     from cdb_cli.engine.config import PaperExecutionConfig
@@ -147,7 +158,8 @@ def build_pipeline(
 ) -> TradingPipeline:
     """Wire strategy, risk, execution and portfolio for ``environment``.
 
-    Signals, risk and the portfolio are the same objects in every environment; the execution
+    Signals (one instance per symbol from :func:`strategy_factory`), risk and the portfolio are
+    the same objects in every environment; the execution
     venue is simulated in REPLAY and PAPER (slippage seeded by ``CDB_PAPER_SEED``); in LIVE it is
     ``LiveExecution``, which queues orders for the runtime to send to MEXC (``instruments`` from
     the venue's exchangeInfo are required there).
@@ -165,7 +177,6 @@ def build_pipeline(
     from cdb_cli.engine.portfolio import Portfolio as NewPortfolio
     from cdb_cli.engine.records import Mode
     from cdb_cli.engine.risk import RiskEngine
-    from cdb_cli.engine.signals import EmaCrossStrategy
     from cdb_cli.engine.traces import Tracer
 
     if not symbols:
@@ -178,7 +189,7 @@ def build_pipeline(
         raise ConfigurationError(
             f"All symbols must share one quote currency, found {sorted(quotes)}"
         )
-    config = signal_config(settings)
+    strategy = strategy_factory(settings)
     execution: ExecutionVenue
     if environment is Mode.LIVE:
         if not instruments:
@@ -203,7 +214,7 @@ def build_pipeline(
             source=mode,
         )
     return TradingPipeline(
-        strategies={symbol: EmaCrossStrategy(config) for symbol in symbols},
+        strategies={symbol: strategy() for symbol in symbols},
         risk=RiskEngine(risk_limits(settings)),
         execution=execution,
         portfolio=portfolio
@@ -216,6 +227,7 @@ def build_pipeline(
         assumed_spread_pct=settings.assumed_spread_pct,
         run_id=run_id,
         record_curve=record_curve,
+        max_strategy_errors=settings.strategy_max_errors,
         # A live loop builds its traces once the orders of the round are out (runtime/paper.py).
         tracer=Tracer(
             recorder,

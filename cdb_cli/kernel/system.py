@@ -73,10 +73,13 @@ class Kernel:
         return MexcDataClient(self.ws_url, topics)
 
     def kline_warm_up(self) -> WarmUp:
-        """The last closed 1-minute klines of a symbol, to warm the indicators."""
+        """The last closed 1-minute klines of a symbol, to warm the indicators: WARM_UP_BARS,
+        or more when the strategy (``CDB_STRATEGY``) needs more before it can signal."""
         from cdb_cli.adapters.mexc.history import kline_warm_up
+        from cdb_cli.kernel import strategy_factory
 
-        return kline_warm_up(self.http, bars=WARM_UP_BARS)
+        warmup = strategy_factory(self.settings)().warmup
+        return kline_warm_up(self.http, bars=max(WARM_UP_BARS, warmup + 1))
 
     def execution_client(self) -> MexcExecutionClient:
         """The live venue: real orders through the signed REST client and the user stream."""

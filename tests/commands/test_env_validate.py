@@ -176,3 +176,20 @@ def test_live_mode_does_not_require_an_smtp_password(
     )
     result = cdb("env-validate", "--env-file", str(env))
     assert result.exit_code == 0, result.output
+
+
+def test_the_strategy_and_its_settings_are_checked(
+    cdb: Callable[..., Result], tmp_path: Path
+) -> None:
+    good = "CDB_STRATEGY=mean_reversion\nCDB_STRATEGY_BB_PERIOD=30\nCDB_STRATEGY_MAX_ERRORS=3\n"
+    env = write_env(tmp_path / ".env", good)
+    result = cdb("env-validate", "--env-file", str(env))
+    assert result.exit_code == 0, result.output
+    assert "unknown" not in result.stdout
+    bad = write_env(tmp_path / "bad.env", good.replace("=30", "=1"))
+    result = cdb("env-validate", "--env-file", str(bad))
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    assert (
+        "CDB_STRATEGY: strategy 'mean_reversion': bb_period: Input should be greater than or "
+        "equal to 2 (received '1')"
+    ) in result.stdout

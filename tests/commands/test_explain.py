@@ -23,7 +23,7 @@ from cdb_cli.settings import Settings
 SYMBOL = "UNITTESTBTC"
 
 
-def persisted(url: str, **settings: str) -> str:
+def persisted(url: str, **settings: object) -> str:
     """Replay the real candles with ``settings`` into ``url``; return the run id."""
     chosen = Settings(database_url=url, **settings)  # type: ignore[arg-type]
     result = run_replay(chosen, ReplayRequest(data=require_data(CANDLES), symbol=SYMBOL))
@@ -206,3 +206,28 @@ def test_explain_on_postgres(
     assert as_json(cdb, f"{SYMBOL}@{at}")["trace_id"] == traces[100].event_id
     what = as_json(cdb, "--run", run, "--what-if", "volume_factor=1.0")
     assert len(what["symbols"][0]["new"]) > 0
+
+
+def test_a_what_if_with_another_strategy_and_its_settings(
+    cdb: Callable[..., Result], db: tuple[str, str], tmp_path: Path
+) -> None:
+    from strategies_testkit import EXAMPLE_SPEC
+
+    _, run = db
+    doc = as_json(cdb, "--run", run, "--strategy", EXAMPLE_SPEC, "--what-if", "lookback=30")
+    [symbol] = doc["symbols"]
+    would = [(row["ts"], row["side"]) for row in symbol["would_signal"]]
+    assert doc["changes"] == {"lookback": "30"}
+    assert symbol["signals_as_set"] == 58 + 298
+    assert would
+    fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
+    persisted(fresh, strategy=EXAMPLE_SPEC, strategy_params={"lookback": "30"})  # type: ignore[arg-type]
+    traces, _ = stored(fresh)
+    assert would == [(t.ts_event, t.signal) for t in traces if t.signal]
+    assert {t.strategy for t in traces} == {"breakout"}
+    unknown = cdb("explain", "--strategy", "mean_reversion", "--what-if", "lookback=30")
+    assert unknown.exit_code == ExitCode.USAGE
+    assert "unknown setting 'lookback'; valid: bb_k, bb_period" in unknown.stderr
+    broken = cdb("explain", "--strategy", "nope.py:X")
+    assert broken.exit_code == ExitCode.CONFIGURATION
+    assert "strategy 'nope.py:X': no file nope.py" in broken.stderr

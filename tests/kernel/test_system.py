@@ -49,3 +49,27 @@ def test_a_live_kernel_gives_the_live_venue_on_the_signed_client(tmp_path: Path)
                 assert isinstance(kernel.clock, LiveClock)
 
     asyncio.run(scenario())
+
+
+def test_the_warm_up_covers_a_strategy_that_needs_more_than_the_default(tmp_path: Path) -> None:
+    from strategies_testkit import EXAMPLE_SPEC
+
+    from cdb_cli.kernel.system import WARM_UP_BARS
+
+    base = live_settings(tmp_path, mexc_api_key=None, mexc_api_secret=None)
+    long = base.model_copy(
+        update={"strategy": EXAMPLE_SPEC, "strategy_params": {"lookback": "700"}}
+    )
+
+    async def history_lengths() -> list[int]:
+        lengths = []
+        for settings in (base, long):
+            async with open_kernel(
+                settings, Mode.PAPER, symbols=[SYMBOL], run_id="pkernel3", feed="sim"
+            ) as kernel:
+                lengths.append(len(await kernel.kline_warm_up()(SYMBOL)))
+        return lengths
+
+    default, longer = asyncio.run(history_lengths())
+    assert default == WARM_UP_BARS
+    assert longer == 701

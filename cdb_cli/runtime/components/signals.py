@@ -1,6 +1,7 @@
 """``signals``: closed bars (``market_bars``) → the strategies → ``trading_signals``.
 
-One ``EmaCrossStrategy`` per symbol (the kernel's ``signal_config``), warmed from MEXC 1-minute
+One strategy per symbol (``CDB_STRATEGY``, built by the kernel's ``strategy_factory`` as for
+replay and the paper loop), warmed from MEXC 1-minute
 klines when the bars are 1-minute bars. For each closed bar (a ``Bar`` with ``closed_at``, as the
 ``marketdata`` component publishes them) it publishes the signal, if any — time ``closed_at``,
 price the close, id ``sig-<bar id>`` so a redelivered bar gives the same signal — and then its
@@ -21,7 +22,9 @@ from typing import Any
 from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
 from cdb_cli.engine.ports.market import WarmUp
 from cdb_cli.engine.remote import progress_report
-from cdb_cli.engine.signals import EmaCrossStrategy
+from cdb_cli.engine.signals import SignalIntent, Strategy
+from cdb_cli.engine.strategies import check_intent
+from cdb_cli.engine.strategies.guard import StrategyErrors
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.runtime.components.base import Component, bar_close_ns
 from cdb_cli.runtime.waits import wait_event
@@ -38,10 +41,11 @@ class SignalsComponent(Component):
 
     def __init__(self, *args: Any, warm_up: WarmUp | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        from cdb_cli.kernel import signal_config
+        from cdb_cli.kernel import strategy_factory
 
-        config = signal_config(self.settings)
-        self.strategies = {symbol: EmaCrossStrategy(config) for symbol in self.symbols}
+        factory = strategy_factory(self.settings)
+        self.strategies: dict[str, Strategy] = {symbol: factory() for symbol in self.symbols}
+        self.strategy_errors = StrategyErrors(self.settings.strategy_max_errors)
         self._last_open: dict[str, int] = {}
         self._warm_up = warm_up
         self.tracer = Tracer(  # the traces are built once the signals are out
@@ -58,15 +62,30 @@ class SignalsComponent(Component):
         await self.bus.drop_group(Topic.MARKET_DATA, self.name)
         if self._warm_up is None:
             return
-        for symbol, strategy in self.strategies.items():
+        for symbol in self.strategies:
             try:
                 history = await self._warm_up(symbol)
             except Exception as e:  # a warm-up that fails must not stop the signals
                 logger.warning("Warm-up of %s failed: %s", symbol, e)
                 continue
             for ts, close, volume in history:
-                strategy.on_bar(ts, close, volume)
+                self._on_bar(symbol, ts, close, volume)
             logger.info("Warmed %s with %d bars", symbol, len(history))
+
+    def _on_bar(self, symbol: str, ts: int, close: float, volume: float) -> SignalIntent | None:
+        """The strategy's ``on_bar``; an exception is logged with the bar, counted
+        (``strategy_errors``) and disables the symbol's strategy at CDB_STRATEGY_MAX_ERRORS."""
+        strategy = self.strategies[symbol]
+        try:
+            intent = strategy.on_bar(ts, close, volume)
+            if intent is not None:
+                check_intent(intent)
+        except Exception as error:  # a strategy's bug never stops the component
+            self.count("strategy_errors")
+            if self.strategy_errors.failed(symbol, strategy, ts, error):
+                self.strategies[symbol] = self.strategy_errors.disable(symbol, strategy, error)
+            return None
+        return intent
 
     async def step(self) -> None:
         await wait_event(self.stop, 0.2)  # the bars are handled as they arrive (on_arrival)
@@ -88,7 +107,8 @@ class SignalsComponent(Component):
             close, volume = float(bar.close), float(bar.volume)
             ts_close = bar_close_ns(bar, self.interval_ns)
             self.tracer.settle(bar.symbol)  # a second bar of it in this batch: the first is due
-            intent = strategy.on_bar(ts_close, close, volume)
+            intent = self._on_bar(bar.symbol, ts_close, close, volume)
+            strategy = self.strategies[bar.symbol]  # disabled after too many errors
             count = 0
             trace_id = self.tracer.id_for(bar.symbol, ts_close)
             if intent is not None:

@@ -137,7 +137,10 @@ class _Driver:
 def run_full_path(settings: Settings) -> FullPathResult:
     """Trade once through the configured pipeline in memory; raise ``PathBroken`` at a failed step.
 
-    Touches no store, bus or network; the configured limits, strategy and venue decide.
+    Touches no store, bus or network; the configured limits, venue and the seed rule's settings
+    decide. The synthetic market is made for the seed's rule (``ema_cross``), so the path always
+    runs it: another ``CDB_STRATEGY`` may never buy on it, and is checked by its own start-up
+    probe (the settings row, as ``cdb env-validate``).
     """
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import MemoryRecorder
@@ -145,6 +148,7 @@ def run_full_path(settings: Settings) -> FullPathResult:
     from cdb_cli.kernel import build_pipeline
 
     started = time.perf_counter()
+    settings = settings.model_copy(update={"strategy": "ema_cross", "strategy_params": {}})
     symbol = settings.symbols[0]
     clock = TestClock(START_NS)
     recorder = MemoryRecorder()

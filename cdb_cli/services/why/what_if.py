@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -13,21 +13,22 @@ if TYPE_CHECKING:
 from cdb_cli.services.why.window import ExplainError, Window, interval_ns, run_span, symbols_of
 
 
-def what_if_names() -> list[str]:
+def what_if_names(strategy_fields: Iterable[str] = ()) -> list[str]:
     """The settings ``--what-if`` may change: the strategy's and the risk limits."""
     from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.engine.signals import SignalConfig
 
-    return sorted({*SignalConfig.model_fields, *RiskLimits.model_fields})
+    return sorted({*SignalConfig.model_fields, *RiskLimits.model_fields, *strategy_fields})
 
 
-def parse_changes(items: Sequence[str]) -> dict[str, str]:
-    """``["volume_factor=1.0"]`` → {name: value}; ``ValueError`` listing the valid names."""
-    names = what_if_names()
+def parse_changes(items: Sequence[str], strategy_fields: Iterable[str] = ()) -> dict[str, str]:
+    """``["volume_factor=1.0"]`` → {name: value}; ``ValueError`` listing the valid names (the
+    seed rule's, the risk limits and ``strategy_fields``, those of the chosen strategy)."""
+    names = what_if_names(strategy_fields)
     changes: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")
-        key = name.strip().lower().removeprefix("cdb_")
+        key = name.strip().lower().removeprefix("cdb_").removeprefix("strategy_")
         if not sep or not key or not value.strip():
             raise ValueError(f"{item!r} is not NAME=VALUE")
         if key not in names:

@@ -47,6 +47,17 @@ def test_full_path_follows_the_configured_strategy_and_venue(values: dict[str, A
     assert result.fills >= 2
 
 
+def test_full_path_runs_the_seed_rule_whatever_the_configured_strategy() -> None:
+    # its synthetic market is made for the seed's rule; the configured strategy has its own probe
+    chosen = _settings(strategy="mean_reversion", strategy_params={"bb_period": "30"})
+    result = run_full_path(chosen)
+    assert result.fills == 2
+    assert (result.quantity, result.price) == (
+        run_full_path(_settings()).quantity,
+        run_full_path(_settings()).price,
+    )
+
+
 def test_full_path_names_the_risk_rule_that_blocks_every_entry() -> None:
     with pytest.raises(PathBroken) as caught:
         run_full_path(_settings(min_position_quote="5000"))  # 30 % of 10 000 never reaches it
