@@ -27,16 +27,18 @@ from websockets.asyncio.client import connect
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
 from cdb_cli.adapters.mexc.sim import SimConfig, SimExchange, SimServer
 
+if __package__:
+    from .golden_kit import fixtures as load_fixtures
+else:  # run as a script: python tests/adapters/mexc/ws_golden_kit.py
+    from golden_kit import fixtures as load_fixtures
+
 WS_DIR = Path(__file__).resolve().parents[2] / "data" / "mexc" / "ws"
 BTC = "BTCUSDT"
 
 
 def fixtures() -> dict[str, dict[str, Any]]:
-    """Every fixture by file stem; a missing folder fails (it ships with the repository)."""
-    files = sorted(WS_DIR.glob("*.json"))
-    if not files:
-        raise FileNotFoundError(f"no golden frames in {WS_DIR}")
-    return {f.stem: json.loads(f.read_text()) for f in files}
+    """Every golden frame by file stem (the REST kit's loader, on ``WS_DIR``)."""
+    return load_fixtures(WS_DIR)
 
 
 def _proto_dict(documented: dict[str, Any], descriptor: Any) -> dict[str, Any]:
