@@ -96,11 +96,13 @@ class LocalOrderBook:
 
     def push(self, update: DepthUpdate) -> None:
         """Buffer before the snapshot (step 1), join it (steps 5 to 7), then keep versions
-        continuous (step 3). Raises :class:`OutOfSync` on a gap; the book is then reset: buffer
-        again and take a new snapshot."""
+        continuous (step 3; a repeated push is skipped, not a gap). Raises :class:`OutOfSync` on
+        a gap; the book is then reset: buffer again and take a new snapshot."""
         if self.version is None:
             self.buffered.append(update)
         elif self.joined:
+            if update.to_version <= self.version:
+                return  # a duplicate of a push already applied: nothing was lost
             if update.from_version != self.version + 1:
                 self._reset()
                 raise OutOfSync(f"push from {update.from_version} after version {self.version}")

@@ -139,3 +139,14 @@ def test_bad_depth_frames_are_refused(from_version: str, to_version: str, quanti
     level.price, level.quantity = "100", quantity
     with pytest.raises(BadValue):
         parse_depth(wrapper.SerializeToString())
+
+
+def test_a_repeated_push_is_skipped_not_a_gap() -> None:
+    local = LocalOrderBook()
+    local.snapshot(10, ((Decimal(99), Decimal(1)),), ((Decimal(101), Decimal(1)),))
+    first = DepthUpdate(BTC, 10, 12, ((Decimal(101), Decimal(0)),), (), 0)
+    local.push(first)
+    local.push(first)  # the network (or the simulator's duplicate fault) sent it twice
+    local.push(DepthUpdate(BTC, 13, 13, ((Decimal(102), Decimal(3)),), (), 0))
+    assert local.asks == {Decimal(102): Decimal(3)}
+    assert local.version == 13
