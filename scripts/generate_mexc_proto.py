@@ -1,4 +1,11 @@
-"""Regenerate ``mexc_push_pb2.py`` (+ ``.pyi``) in cdb_cli/adapters/mexc/proto from the .proto.
+"""Regenerate ``mexc_push_pb2.py`` (+ ``.pyi``) in cdb_cli/adapters/mexc/proto from MEXC's protos.
+
+``proto/upstream/`` holds MEXC's official .proto files verbatim (github.com/mexcdevelop/
+websocket-proto, see its README). Upstream ships one file per message and no package; this script
+joins their messages into ``mexc_push.proto`` under the package ``cdb.mexc.v3`` (so that nothing
+clashes in the global descriptor pool, e.g. with a client library's own copy of the same protos),
+dropping only ``syntax``, ``option`` and ``import`` lines. Names and package do not travel on the
+wire: field numbers and types do, and those are upstream's, untouched.
 
 Dev-time only: needs ``grpcio-tools`` (``pip install -e '.[dev]'``), which bundles ``protoc``. The
 generated module checks at import that the installed ``protobuf`` runtime is at least the version
@@ -20,8 +27,31 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PROTO_DIR = REPO / "cdb_cli" / "adapters" / "mexc" / "proto"
+UPSTREAM_DIR = PROTO_DIR / "upstream"
 PROTO = "mexc_push.proto"
 OUTPUTS = ("mexc_push_pb2.py", "mexc_push_pb2.pyi")
+HEADER = """\
+// MEXC spot WebSocket push messages: the messages of MEXC's official .proto files in
+// upstream/ (github.com/mexcdevelop/websocket-proto, see upstream/README.md), joined under one
+// package by scripts/generate_mexc_proto.py. Generated: do not edit; change upstream/ and run
+//     python scripts/generate_mexc_proto.py
+syntax = "proto3";
+
+package cdb.mexc.v3;
+"""
+_DROPPED = re.compile(r"^\s*(syntax|option|import|package)\b")
+
+
+def derived_proto() -> str:
+    """``mexc_push.proto`` as the upstream files make it (the wrapper first, then by name)."""
+    names = sorted(p.name for p in UPSTREAM_DIR.glob("*.proto"))
+    names.remove("PushDataV3ApiWrapper.proto")
+    parts = [HEADER]
+    for name in ["PushDataV3ApiWrapper.proto", *names]:
+        lines = (UPSTREAM_DIR / name).read_text(encoding="utf-8").splitlines()
+        kept = "\n".join(line.rstrip() for line in lines if not _DROPPED.match(line)).strip()
+        parts.append(f"// ---- upstream/{name}\n{kept}\n")
+    return "\n".join(parts)
 
 
 def _runtime_floor() -> tuple[int, ...]:
@@ -36,13 +66,14 @@ def _runtime_floor() -> tuple[int, ...]:
 def _generate(out_dir: Path) -> None:
     from grpc_tools import protoc  # dev-time dependency
 
+    (out_dir / PROTO).write_text(derived_proto(), encoding="utf-8")
     code = protoc.main(
         [
             "protoc",
-            f"-I{PROTO_DIR}",
+            f"-I{out_dir}",
             f"--python_out={out_dir}",
             f"--pyi_out={out_dir}",
-            str(PROTO_DIR / PROTO),
+            str(out_dir / PROTO),
         ]
     )
     if code != 0:
@@ -69,7 +100,7 @@ def main() -> int:
         _generate(out)
         stale = [
             name
-            for name in OUTPUTS
+            for name in (PROTO, *OUTPUTS)
             if not (PROTO_DIR / name).is_file()
             or (PROTO_DIR / name).read_text() != (out / name).read_text()
         ]
@@ -77,7 +108,7 @@ def main() -> int:
             for name in stale:
                 print(f"stale: {name}")
             return 1 if stale else 0
-        for name in OUTPUTS:
+        for name in (PROTO, *OUTPUTS):
             shutil.copyfile(out / name, PROTO_DIR / name)
             print(f"wrote {(PROTO_DIR / name).relative_to(REPO)}")
     return 0

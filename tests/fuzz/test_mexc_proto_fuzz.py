@@ -14,7 +14,8 @@ from collections import Counter
 import pytest
 from fuzz_testkit import cases, mutate
 
-from cdb_cli.adapters.mexc.decoder import FrameDecoder
+from cdb_cli.adapters.mexc.decoder import BadValue, FrameDecoder
+from cdb_cli.adapters.mexc.orderbook import parse_depth
 from cdb_cli.adapters.mexc.private import PrivateDecoder
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
 from cdb_cli.adapters.mexc.ws import _json as read_control_frame
@@ -67,7 +68,22 @@ def public_frames() -> list[bytes]:
     )
     level = depth.publicAggreDepths.asks.add()
     level.price, level.quantity = "93180.18", "0.21976424"
+    depth.publicAggreDepths.fromVersion, depth.publicAggreDepths.toVersion = "100", "104"
+    depth.publicAggreDepths.lastOrderCreateTime = 1736411507001  # 2026 field
     frames.append(depth.SerializeToString())
+    book.version, book.lastOrderCreateTime = "36913565470", 1736412092430  # 2026 fields
+    frames.append(ticker.SerializeToString())
+    batch = PushDataV3ApiWrapper(
+        channel="spot@public.bookTicker.batch.v3.api.pb@BTCUSDT", sendTime=1739503249114
+    )
+    item = batch.publicBookTickerBatch.items.add()
+    item.bidPrice, item.askPrice = book.bidPrice, book.askPrice
+    item.bidQuantity, item.askQuantity = book.bidQuantity, book.askQuantity
+    batch.publicBookTickerBatch.version = "39003145512"
+    batch.publicBookTickerBatch.lastOrderCreateTime = 1739503249110
+    frames.append(batch.SerializeToString())  # no symbol field: it comes from the channel
+    kline.ClearField("symbol")  # the symbol comes from the channel, never the interval
+    frames.append(kline.SerializeToString())
     return frames
 
 
@@ -94,7 +110,8 @@ def private_frames() -> list[bytes]:
 def test_valid_frames_decode() -> None:
     public, private = FrameDecoder(), PrivateDecoder()
     decoded = [public.decode(frame)[1] for frame in public_frames()]
-    assert [len(events) for events in decoded] == [3, 1, 1, 0]
+    assert [len(events) for events in decoded] == [3, 1, 1, 0, 1, 1, 1]
+    assert decoded[-1][0].symbol == "BTCUSDT"
     assert all(private.decode(frame)[1] is not None for frame in private_frames())
     assert not public.bad
     assert not private.bad
@@ -119,6 +136,22 @@ def test_mutated_frames_never_raise() -> None:
     for decoder, _ in seeds:
         dropped.update(decoder.bad)
     print(f"\n{FRAMES} mutated frames: {events} events, dropped {dict(dropped)}")
+    assert not unexpected, "\n".join(unexpected[:20])
+
+
+def test_mutated_depth_frames_raise_only_bad_value() -> None:
+    """The local order book's reader refuses a bad depth frame with BadValue, nothing else."""
+    seed = public_frames()[3]
+    assert parse_depth(seed).to_version == 104
+    unexpected: list[str] = []
+    for case in range(FRAMES // 4):
+        rng = random.Random(f"depth:{case}")
+        try:
+            parse_depth(mutate(seed, rng))
+        except BadValue:
+            continue
+        except Exception as e:
+            unexpected.append(f"case {case}: {type(e).__name__}: {e!s:.100}")
     assert not unexpected, "\n".join(unexpected[:20])
 
 

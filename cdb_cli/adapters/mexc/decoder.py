@@ -25,8 +25,11 @@ from cdb_cli.engine.events import Bar, Event, QuoteTick, Side, TradeTick
 __all__ = [
     "BadValue",
     "FrameDecoder",
+    "book_version",
     "channel_kind",
+    "channel_symbol",
     "non_negative_decimal",
+    "optional_time_ms",
     "positive_decimal",
     "trusted_trade",
 ]
@@ -37,6 +40,8 @@ _MS = 1_000_000
 _S = 1_000_000_000
 _YEAR_2100_MS = 4_102_444_800_000
 _PLAIN = re.compile(r"[0-9]{1,30}(?:\.[0-9]{1,30})?")
+_SYMBOL = re.compile(r"[A-Z0-9]{1,40}")
+_VERSION = re.compile(r"[0-9]{1,20}")
 _SIDES = {1: Side.BUY, 2: Side.SELL}
 _IGNORED = frozenset(
     {
@@ -61,6 +66,23 @@ def channel_kind(channel: str) -> str:
     return parts[1] if len(parts) > 1 else channel
 
 
+def channel_symbol(channel: str) -> str:
+    """The symbol a public channel names, where MEXC's docs put it, or "" (no public channel).
+
+    After the rate for ``spot@public.aggre.(deals|bookTicker|depth).v3.api.pb@100ms@BTCUSDT``,
+    right after the channel name otherwise: ``spot@public.kline.v3.api.pb@BTCUSDT@Min15``,
+    ``spot@public.limit.depth.v3.api.pb@BTCUSDT@5``,
+    ``spot@public.bookTicker.batch.v3.api.pb@BTCUSDT``.
+    Never the interval or the level that follows a kline or limit-depth symbol.
+    """
+    parts = channel.split("@")
+    if len(parts) < 3 or parts[0] != "spot" or not parts[1].startswith("public."):
+        return ""
+    index = 3 if parts[1].startswith("public.aggre.") else 2
+    symbol = parts[index] if len(parts) > index else ""
+    return symbol if _SYMBOL.fullmatch(symbol) else ""
+
+
 def _plain(text: str, field: str) -> Decimal:
     """MEXC sends plain decimal strings; exponents, signs, blanks and underscores (all of which
     ``Decimal`` would accept) are refused, so ``1E+400`` can never become a price."""
@@ -78,6 +100,22 @@ def _positive(text: str, field: str) -> Decimal:
 
 def _non_negative(text: str, field: str) -> Decimal:
     return Decimal(0) if text == "" else _plain(text, field)
+
+
+def book_version(text: str, field: str) -> int:
+    """A MEXC book version (a decimal string of up to 20 digits); "" is 0 (not sent)."""
+    if text == "":
+        return 0
+    if _VERSION.fullmatch(text) is None:
+        raise BadValue(f"{field} {text[:32]!r} is not a version number")
+    return int(text)
+
+
+def optional_time_ms(ms: int, field: str) -> int:
+    """``lastOrderCreateTime`` and the like: 0 (not sent) or a time in ms before 2100."""
+    if ms != 0:
+        _time_ns(ms, field)
+    return ms
 
 
 def _time_ns(ms: int, field: str) -> int:
@@ -111,6 +149,14 @@ def trusted_trade(**values: Any) -> TradeTick:
 
 def _trade_event_id(symbol: str, key: str) -> str:
     return hashlib.blake2b(f"mexc:{symbol}:{key}".encode(), digest_size=16).hexdigest()
+
+
+def _versioned(body: Any) -> None:
+    """The 2026 fields of a book ticker (MEXC websocket-proto 2026-06): ``version`` must be a
+    version number and ``lastOrderCreateTime`` a time, when sent; PublicBookTickerV3Api has none."""
+    if hasattr(body, "version"):
+        book_version(body.version, "version")
+        optional_time_ms(body.lastOrderCreateTime, "lastOrderCreateTime")
 
 
 class FrameDecoder:
@@ -151,7 +197,7 @@ class FrameDecoder:
         if body in _IGNORED:
             self.ignored += 1
             return channel, []
-        symbol = wrapper.symbol or (channel.rsplit("@", 1)[-1] if "@" in channel else "")
+        symbol = wrapper.symbol or channel_symbol(channel)
         if not symbol:
             self._reject("no_symbol", channel, "frame names no symbol")
             return channel, []
@@ -170,10 +216,14 @@ class FrameDecoder:
             return self._trades(getattr(wrapper, body).deals, symbol)
         if body in ("publicAggreBookTicker", "publicBookTicker"):
             ts = wrapper.sendTime or wrapper.createTime
-            return [self._quote(getattr(wrapper, body), symbol, ts)]
+            ticker = getattr(wrapper, body)
+            _versioned(ticker)
+            return [self._quote(ticker, symbol, ts)]
         if body == "publicBookTickerBatch":
             ts = wrapper.sendTime or wrapper.createTime
-            return [self._quote(item, symbol, ts) for item in wrapper.publicBookTickerBatch.items]
+            batch = wrapper.publicBookTickerBatch
+            _versioned(batch)
+            return [self._quote(item, symbol, ts) for item in batch.items]
         if body == "publicSpotKline":
             return [self._bar(wrapper.publicSpotKline, symbol)]
         raise BadValue(f"body {body!r} is not handled")

@@ -25,7 +25,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from cdb_cli.adapters.mexc.decoder import FrameDecoder
+from cdb_cli.adapters.mexc.decoder import FrameDecoder, channel_symbol
 from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.streams import StreamBook
 from cdb_cli.engine.errors import CdbError, ConfigurationError
@@ -63,11 +63,8 @@ def kline_topic(symbol: str, interval: str = "1m") -> str:
 
 
 def topic_symbol(topic: str) -> str:
-    """The symbol of a public topic: last for aggre channels, before the interval for klines."""
-    parts = topic.split("@")
-    if len(parts) < 3:
-        return ""
-    return parts[2] if ".kline." in parts[1] else parts[-1]
+    """The symbol of a public topic, where MEXC's docs put it (see :func:`channel_symbol`)."""
+    return channel_symbol(topic)
 
 
 class _Idle(Exception):

@@ -29,11 +29,11 @@ KEY, SECRET = "mx0vglGoldenKey", "0123456789abcdef0123456789abcdef"
 BTC = "BTCUSDT"
 
 
-def fixtures() -> dict[str, dict[str, Any]]:
+def fixtures(directory: Path = HTTP_DIR) -> dict[str, dict[str, Any]]:
     """Every fixture by file stem; a missing folder fails (it ships with the repository)."""
-    files = sorted(HTTP_DIR.glob("*.json"))
+    files = sorted(directory.glob("*.json"))
     if not files:
-        raise FileNotFoundError(f"no golden answers in {HTTP_DIR}")
+        raise FileNotFoundError(f"no golden fixtures in {directory}")
     return {f.stem: json.loads(f.read_text()) for f in files}
 
 

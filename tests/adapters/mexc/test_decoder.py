@@ -159,3 +159,31 @@ def test_trusted_trade_equals_a_validated_trade_tick() -> None:
     direct = trusted_trade(**validated.model_dump())
     assert direct == validated
     assert decode_event(encode_event(tick)) == tick  # travels on the bus like any event
+
+
+def test_a_kline_frame_without_symbol_takes_it_from_the_channel_never_the_interval() -> None:
+    wrapper = PushDataV3ApiWrapper.FromString(KLINE)
+    wrapper.ClearField("symbol")
+    decoder = FrameDecoder()
+    _, (bar,) = decoder.decode(wrapper.SerializeToString())
+    assert isinstance(bar, Bar)
+    assert (bar.symbol, bar.interval) == ("BTCUSDT", "15m")
+    wrapper.channel = "spot@public.kline.v3.api.pb@Day1"  # no symbol anywhere: refused
+    assert decoder.decode(wrapper.SerializeToString()) == (wrapper.channel, [])
+    assert decoder.bad == {"no_symbol": 1}
+
+
+def test_book_ticker_2026_fields_are_read_and_bad_ones_refused() -> None:
+    wrapper = PushDataV3ApiWrapper.FromString(BOOK_TICKER)
+    wrapper.publicAggreBookTicker.version = "36913565463"
+    wrapper.publicAggreBookTicker.lastOrderCreateTime = 1736412092430
+    decoder = FrameDecoder()
+    _, (quote,) = decoder.decode(wrapper.SerializeToString())
+    assert isinstance(quote, QuoteTick)
+    assert quote.bid == Decimal("93387.28")
+    wrapper.publicAggreBookTicker.version = "1e9"
+    assert decoder.decode(wrapper.SerializeToString())[1] == []
+    wrapper.publicAggreBookTicker.version = "5"
+    wrapper.publicAggreBookTicker.lastOrderCreateTime = -1
+    assert decoder.decode(wrapper.SerializeToString())[1] == []
+    assert decoder.bad == {"bad_value": 2}

@@ -13,6 +13,7 @@ from decimal import ROUND_UP, Decimal
 from pathlib import Path
 
 from cdb_cli.adapters.mexc.sim.auth import ApiError, check_signed, parse_params
+from cdb_cli.adapters.mexc.sim.depth import DepthJournal
 from cdb_cli.adapters.mexc.sim.faults import Faults
 from cdb_cli.adapters.mexc.sim.frames import (
     PRIVATE_ACCOUNT,
@@ -97,6 +98,7 @@ class SimExchange:
         self.books = {
             sym: Book(m, config.levels, config.level_quote) for sym, m in self.markets.items()
         }
+        self.depth_journals = {sym: DepthJournal() for sym in self.markets}
         self.accounts = {
             key: Account(key, secret, free=dict(config.balances))
             for key, secret in config.accounts.items()
@@ -146,11 +148,14 @@ class SimExchange:
         }
 
     def depth(self, symbol: str | None, limit: int) -> dict[str, object]:
-        book = self.books[self.market(symbol).symbol]
+        """The book with ``lastUpdateId`` = its depth version, which the diff-depth pushes continue
+        (see :mod:`.depth`)."""
+        name = self.market(symbol).symbol
+        version, levels = self.depth_journals[name].snapshot(self.books[name], limit)
         return {
-            "lastUpdateId": book.market.trade_seq,
-            "bids": [[s(p), s(q)] for p, q in book.side_levels("bids")[:limit]],
-            "asks": [[s(p), s(q)] for p, q in book.side_levels("asks")[:limit]],
+            "lastUpdateId": version,
+            "bids": [[s(p), s(q)] for p, q in levels["bids"]],
+            "asks": [[s(p), s(q)] for p, q in levels["asks"]],
             "timestamp": self.clock_ms(),
         }
 

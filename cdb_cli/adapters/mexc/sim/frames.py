@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from cdb_cli.adapters.mexc.intervals import interval as lookup_interval
 from cdb_cli.adapters.mexc.proto.mexc_push_pb2 import PushDataV3ApiWrapper
+from cdb_cli.adapters.mexc.sim.depth import DepthDiff
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 from cdb_cli.adapters.mexc.sim.orders import Book, SimOrder, s
 
 __all__ = [
     "PRIVATE_TOPICS",
+    "MarketView",
     "Topic",
     "encode_frame",
     "parse_topic",
@@ -26,24 +30,50 @@ _AGGRE = re.compile(
     r"^spot@public\.aggre\.(deals|bookTicker|depth)\.v3\.api\.pb@(100ms|10ms)@([A-Z0-9]+)$"
 )
 _KLINE = re.compile(r"^spot@public\.kline\.v3\.api\.pb@([A-Z0-9]+)@([A-Za-z0-9]+)$")
+_LIMIT_DEPTH = re.compile(r"^spot@public\.limit\.depth\.v3\.api\.pb@([A-Z0-9]+)@(5|10|20)$")
+_BOOK_TICKER_BATCH = re.compile(r"^spot@public\.bookTicker\.batch\.v3\.api\.pb@([A-Z0-9]+)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Topic:
-    """A parsed subscription: what to push, for which symbol (kline: which interval)."""
+    """A parsed subscription: what to push, for which symbol (kline: interval; limit depth:
+    levels)."""
 
     text: str
-    kind: str  # deals | bookTicker | depth | kline
+    kind: str  # deals | bookTicker | depth | kline | limitDepth | bookTickerBatch | private
     symbol: str
     interval: str = ""
+    levels: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MarketView:
+    """What one market step gives every topic of a symbol: its trade, its book, the depth push
+    of the step (None: the book did not change) and the book's version after it."""
+
+    trade: PublicTrade
+    book: Book
+    diff: DepthDiff | None
+    version: int
+    now_ms: int
+
+    @property
+    def last_order_ms(self) -> int:
+        """``lastOrderCreateTime`` (2026): the time of the latest trade that moved the book."""
+        recent = self.book.market.recent
+        return recent[-1].time_ms if recent else self.trade.time_ms
 
 
 def parse_topic(text: str) -> Topic | None:
-    """The topic, or None when MEXC would refuse it (not a known ``.pb`` channel)."""
+    """The topic, or None when MEXC would refuse it (not a documented ``.pb`` channel)."""
     if text in PRIVATE_TOPICS:
         return Topic(text, "private", "")
     if match := _AGGRE.match(text):
         return Topic(text, match.group(1), match.group(3))
+    if match := _LIMIT_DEPTH.match(text):
+        return Topic(text, "limitDepth", match.group(1), levels=int(match.group(2)))
+    if match := _BOOK_TICKER_BATCH.match(text):
+        return Topic(text, "bookTickerBatch", match.group(1))
     if match := _KLINE.match(text):
         try:
             lookup_interval(match.group(2))
@@ -56,37 +86,61 @@ def parse_topic(text: str) -> Topic | None:
 
 
 def _event_type(topic: Topic) -> str:
-    return topic.text.rsplit("@", 1)[0]
+    """``eventType`` as MEXC's docs show it: the channel without the symbol (aggre: with the rate),
+    without symbol and levels for limit depth."""
+    if topic.kind in ("deals", "bookTicker", "depth"):
+        return topic.text.rsplit("@", 1)[0]
+    return "@".join(topic.text.split("@")[:2])
 
 
-def encode_frame(topic: Topic, trade: PublicTrade, book: Book, now_ms: int) -> bytes:
-    """One binary ``PushDataV3ApiWrapper`` for ``topic`` after ``trade``."""
+def _levels(target: Any, levels: Iterable[tuple[Decimal, Decimal]]) -> None:
+    for price, qty in levels:
+        item = target.add()
+        item.price, item.quantity = s(price), s(qty)
+
+
+def encode_frame(topic: Topic, view: MarketView) -> bytes | None:
+    """One binary ``PushDataV3ApiWrapper`` for ``topic`` after a market step (None: a depth topic
+    in a step that changed no level)."""
     wrapper = PushDataV3ApiWrapper(channel=topic.text, symbol=topic.symbol)
+    if topic.kind != "kline":  # kline frames carry createTime instead
+        wrapper.sendTime = view.now_ms
+    book, trade = view.book, view.trade
     if topic.kind == "deals":
-        wrapper.sendTime = now_ms
         body = wrapper.publicAggreDeals
         deal = body.deals.add()
         deal.price, deal.quantity = s(trade.price), s(trade.quantity)
         deal.tradeType = 1 if trade.side == "BUY" else 2
         deal.time, deal.tradeId = trade.time_ms, str(trade.trade_id)
         body.eventType = _event_type(topic)
-    elif topic.kind == "bookTicker":
-        wrapper.sendTime = now_ms
+    elif topic.kind in ("bookTicker", "bookTickerBatch"):
         (bid, bid_qty), (ask, ask_qty) = book.side_levels("bids")[0], book.side_levels("asks")[0]
-        ticker = wrapper.publicAggreBookTicker
+        if topic.kind == "bookTicker":
+            ticker: Any = wrapper.publicAggreBookTicker
+            ticker.version, ticker.lastOrderCreateTime = str(view.version), view.last_order_ms
+        else:
+            batch = wrapper.publicBookTickerBatch
+            batch.version, batch.lastOrderCreateTime = str(view.version), view.last_order_ms
+            ticker = batch.items.add()
         ticker.bidPrice, ticker.bidQuantity = s(bid), s(bid_qty)
         ticker.askPrice, ticker.askQuantity = s(ask), s(ask_qty)
     elif topic.kind == "depth":
-        wrapper.sendTime = now_ms
+        if view.diff is None:
+            return None
         depth = wrapper.publicAggreDepths
-        for side, levels in (("asks", depth.asks), ("bids", depth.bids)):
-            for price, qty in book.side_levels(side)[:5]:
-                item = levels.add()
-                item.price, item.quantity = s(price), s(qty)
+        _levels(depth.asks, view.diff.asks)
+        _levels(depth.bids, view.diff.bids)
         depth.eventType = _event_type(topic)
-        depth.fromVersion = depth.toVersion = str(trade.trade_id)
+        depth.fromVersion, depth.toVersion = str(view.diff.from_version), str(view.diff.to_version)
+        depth.lastOrderCreateTime = view.last_order_ms
+    elif topic.kind == "limitDepth":
+        limit = wrapper.publicLimitDepths
+        _levels(limit.asks, book.side_levels("asks")[: topic.levels])
+        _levels(limit.bids, book.side_levels("bids")[: topic.levels])
+        limit.eventType = _event_type(topic)
+        limit.version, limit.lastOrderCreateTime = str(view.version), view.last_order_ms
     else:
-        _kline(wrapper, topic, book, now_ms)
+        _kline(wrapper, topic, book, view.now_ms)
     return wrapper.SerializeToString()
 
 

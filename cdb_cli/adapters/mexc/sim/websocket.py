@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from aiohttp import WSMsgType, web
 
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
-from cdb_cli.adapters.mexc.sim.frames import Topic, encode_frame, parse_topic
+from cdb_cli.adapters.mexc.sim.frames import MarketView, Topic, encode_frame, parse_topic
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 
 __all__ = ["Connection", "SimWebSocket"]
@@ -175,16 +175,23 @@ class SimWebSocket:
     async def push(self, trades: list[PublicTrade]) -> None:
         """Send every subscriber the frames of its topics after one market step."""
         faults = self.exchange.faults
+        now = self.exchange.clock_ms()
+        views = {}
+        for trade in trades:  # every step is a depth push, subscribed or not (versions run on)
+            book, journal = (
+                self.exchange.books[trade.symbol],
+                self.exchange.depth_journals[trade.symbol],
+            )
+            diff = journal.take(book)
+            views[trade.symbol] = MarketView(trade, book, diff, journal.version, now)
         if faults.ws_stalled or not self.connections:
             return
-        by_symbol = {t.symbol: t for t in trades}
-        now = self.exchange.clock_ms()
         for conn in list(self.connections):
             for topic in list(conn.topics.values()):
-                trade = by_symbol.get(topic.symbol)
-                if trade is None:
+                view = views.get(topic.symbol)
+                frame = None if view is None else encode_frame(topic, view)
+                if frame is None:
                     continue
-                frame = encode_frame(topic, trade, self.exchange.books[topic.symbol], now)
                 await self._send(conn, frame)
                 if faults.ws_duplicate_rate and self._rng.random() < faults.ws_duplicate_rate:
                     await self._send(conn, frame)
