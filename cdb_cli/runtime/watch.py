@@ -111,6 +111,8 @@ class Dependency:
         self.what = what
         self.up = True
         self._metrics = metrics
+        if metrics is not None:
+            metrics.set_dependency(name, True)
 
     def failed(self, error: CdbError) -> None:
         if self.up:
@@ -120,8 +122,11 @@ class Dependency:
             self._metrics.set_dependency(self.name, False)
 
     def answered(self) -> None:
-        if not self.up:
-            logger.warning("%s works again", self.what)
+        """The call worked. Called after every publication and read: only a change of state
+        costs anything (a line, the gauge)."""
+        if self.up:
+            return
+        logger.warning("%s works again", self.what)
         self.up = True
         if self._metrics is not None:
             self._metrics.set_dependency(self.name, True)

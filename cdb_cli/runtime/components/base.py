@@ -393,7 +393,7 @@ class Component:
                         self.bus_health.failed(e)
                         inbox.give_back(done)
                     else:
-                        if done and not self.bus_health.up:
+                        if done:
                             self.bus_health.answered()
             else:
                 for inbox, done in handled:
@@ -407,7 +407,7 @@ class Component:
             store, bus = await refresh_health_metrics(self)
             if store and not self.writer.pending():
                 self.writer.store_up = True
-            if bus and not self.bus_health.up:  # a component that seldom publishes or acks
+            if bus:  # a component that seldom publishes or acknowledges
                 self.bus_health.answered()
             await wait_event(stop, HEALTH_INTERVAL_S)
 

@@ -36,10 +36,6 @@ READ_AGAIN_S = 0.05
 
 READ_COUNT = 200
 """The most entries one read takes."""
-_FIRST_PAUSE_S = 0.5
-_LAST_PAUSE_S = 5.0
-"""A failed read is tried again after 0.5 s, then twice as long each time, up to 5 s (with
-jitter: :class:`~cdb_cli.runtime.waits.Backoff`)."""
 
 
 class Inbox:
@@ -113,7 +109,7 @@ class Inbox:
         and wake the component. A bus that fails (Redis down) is waited out: one line, reads
         again with a growing pause (``bus_health`` down meanwhile), one line when it answers."""
         reclaimed = False
-        pause = Backoff(_FIRST_PAUSE_S, _LAST_PAUSE_S)
+        pause = Backoff()  # 0.5 s, twice as long each time up to 5 s, with jitter
         while not stop.is_set():
             try:
                 if not reclaimed:  # what a dead consumer of this group left pending
