@@ -133,13 +133,14 @@ def _changed_settings(context: AppContext, changes: dict[str, str], strategy: st
     """The settings with the what-if's changes (and strategy); a bad value is exit 2, a broken
     strategy exit 3."""
     from cdb_cli.engine.errors import ConfigurationError
+    from cdb_cli.kernel import strategy_factory
     from cdb_cli.kernel.strategies import StrategyError
-    from cdb_cli.services.strategy import checked_strategy, command_settings
+    from cdb_cli.services.strategy import command_settings
 
     items = [f"{name}={value}" for name, value in changes.items()]
     try:
         changed = command_settings(context.env_file, items, strategy)
-        checked_strategy(changed)
+        strategy_factory(changed)
     except StrategyError:
         raise
     except (ConfigurationError, ValueError) as e:

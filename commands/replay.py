@@ -93,6 +93,7 @@ def replay(
     (timestamp, open, high, low, close, volume; or timestamp, price, amount); .gz is read too.
     """
     context = app_context(ctx)
+    from cdb_cli.kernel import strategy_factory
     from cdb_cli.services.replay import (
         ReplayRequest,
         UnknownReplayFormat,
@@ -101,13 +102,13 @@ def replay(
         replay_symbol,
         run_replay,
     )
-    from cdb_cli.services.strategy import checked_strategy, command_settings
+    from cdb_cli.services.strategy import command_settings
 
     try:
         settings = command_settings(context.env_file, overrides or [], strategy)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--set") from None
-    checked_strategy(settings)  # a broken strategy: one line, exit 3, before the data loads
+    strategy_factory(settings)  # a broken strategy: one line, exit 3, before the data loads
     chosen = replay_symbol(data, symbol)
     if not chosen:
         raise typer.BadParameter(f"cannot tell the symbol from {data.name}", param_hint="--symbol")

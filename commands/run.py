@@ -120,9 +120,9 @@ def _settings(context: AppContext, strategy: str | None, overrides: list[str] | 
             settings = command_settings(context.env_file, overrides or [], strategy)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--set") from None
-    from cdb_cli.services.strategy import checked_strategy
+    from cdb_cli.kernel import strategy_factory
 
-    checked_strategy(settings)
+    strategy_factory(settings)  # a broken strategy: one line, exit 3, before anything starts
     return settings
 
 

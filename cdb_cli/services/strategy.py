@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from cdb_cli.kernel.strategies import StrategyFactory
     from cdb_cli.settings import Settings
 
-__all__ = ["checked_strategy", "command_settings"]
+__all__ = ["command_settings"]
 
 
 def command_settings(
@@ -50,10 +49,3 @@ def command_settings(
         known_params: dict[str, Any] = {"strategy_params": {**settings.strategy_params, **rest}}
         return load_settings(env_file, {**known, **known_params})
     return load_settings(env_file, known)
-
-
-def checked_strategy(settings: Settings) -> StrategyFactory:
-    """The settings' strategy, loaded and probed (``StrategyError``, exit 3, when broken)."""
-    from cdb_cli.kernel import strategy_factory
-
-    return strategy_factory(settings)
