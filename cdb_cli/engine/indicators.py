@@ -209,7 +209,7 @@ class EMA(_Indicator):
         self._seed_sum = 0.0
 
     def update(self, value: float) -> float | None:
-        self.update_many((value,))
+        self._feed((value,))
         return self._value
 
     def update_many(
@@ -217,12 +217,19 @@ class EMA(_Indicator):
     ) -> array[float]:
         """Feed ``values`` in order; their EMA values (NaN while not ready). ``cache``: shared by
         indicators fed the same ``values`` from scratch (a sweep's configurations)."""
+        if cache is None or self._count:
+            return self._feed(values)
         key = ("ema", self._period, id(values))
-        if cache is not None and self._count == 0:
-            hit = cache.get(key)
-            if hit is not None:
-                out, (self._value, self._count, self._seed_sum) = hit
-                return out  # type: ignore[no-any-return]
+        hit = cache.get(key)
+        if hit is not None:
+            out, (self._value, self._count, self._seed_sum) = hit
+            return out  # type: ignore[no-any-return]
+        out = self._feed(values)
+        cache[key] = (out, (self._value, self._count, self._seed_sum))
+        return out
+
+    def _feed(self, values: Sequence[float]) -> array[float]:
+        """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
         out = array("d")
         append = out.append
         value = self._value
@@ -244,8 +251,6 @@ class EMA(_Indicator):
                 value += alpha * (x - value)
                 append(value)
         self._value = value
-        if cache is not None and key not in cache and len(out) == len(values):
-            cache[key] = (out, (self._value, self._count, self._seed_sum))
         return out
 
 
@@ -274,7 +279,7 @@ class RSI(_Indicator):
         self._avg_loss = 0.0
 
     def update(self, value: float) -> float | None:
-        self.update_many((value,))
+        self._feed((value,))
         return self._value
 
     def update_many(
@@ -282,14 +287,20 @@ class RSI(_Indicator):
     ) -> array[float]:
         """Feed ``values`` in order; their RSI values (NaN while not ready). ``cache`` as for
         :meth:`EMA.update_many`."""
+        if cache is None or self._count or not math.isnan(self._prev):
+            return self._feed(values)
         key = ("rsi", self._period, id(values))
-        fresh = self._count == 0 and math.isnan(self._prev)
-        if cache is not None and fresh:
-            hit = cache.get(key)
-            if hit is not None:
-                out, state = hit
-                self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
-                return out  # type: ignore[no-any-return]
+        hit = cache.get(key)
+        if hit is not None:
+            out, state = hit
+            self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
+            return out  # type: ignore[no-any-return]
+        out = self._feed(values)
+        cache[key] = (out, (self._prev, self._count, self._avg_gain, self._avg_loss, self._value))
+        return out
+
+    def _feed(self, values: Sequence[float]) -> array[float]:
+        """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
         out = array("d")
         append = out.append
         rest: Iterator[float] = iter(values)
@@ -316,9 +327,6 @@ class RSI(_Indicator):
                 append(rsi)
             self._value = rsi
             self._prev, self._avg_gain, self._avg_loss = prev, gain, loss
-        if cache is not None and fresh and key not in cache and len(out) == len(values):
-            state = (self._prev, self._count, self._avg_gain, self._avg_loss, self._value)
-            cache[key] = (out, state)
         return out
 
     def _warm_up_many(self, rest: Iterator[float], append: Callable[[float], None]) -> None:
