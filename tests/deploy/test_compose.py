@@ -4,12 +4,14 @@ filesystems, ports on 127.0.0.1 only, and no password written in the repository.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -103,6 +105,29 @@ def test_the_example_env_file_names_every_password_and_holds_none() -> None:
     assert needed == names
     assert all(line.endswith("=") for line in example.splitlines() if "=" in line)
     assert "deploy/compose.env" in (REPO / ".gitignore").read_text().split()
+
+
+SPEC = REPO / "tests" / "deploy" / "resources" / "compose-spec" / "compose-spec.json"
+"""The Compose Specification's schema (github.com/compose-spec/compose-spec, schema/, Apache 2.0,
+commit 170098b of 2026-06-23): what `docker compose` validates a file against."""
+
+
+def _interpolated(path: Path) -> Any:
+    """The file as compose reads it, each ``${NAME:?…}`` given a value."""
+    text = re.sub(r"\$\{(\w+):\?[^}]*\}", lambda m: f"x-{m.group(1).lower()}", path.read_text())
+    return yaml.safe_load(text)
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_the_files_follow_the_compose_specification(path: Path) -> None:
+    validator = jsonschema.Draft7Validator(json.loads(SPEC.read_text()))
+    errors = [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(_interpolated(path))]
+    assert errors == []
+    # and the schema does catch a mistake: a misspelt key, a port that is not a port list
+    broken = _interpolated(path)
+    name = next(iter(broken["services"]))
+    broken["services"][name]["cap_drops"] = ["ALL"]
+    assert list(validator.iter_errors(broken))
 
 
 def test_docker_compose_config_validates(tmp_path: Path) -> None:
