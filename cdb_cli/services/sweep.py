@@ -181,11 +181,11 @@ def configuration_settings(spec: SweepSpec, params: Mapping[str, str]) -> Settin
         settings = command_settings(spec.env_file, items, spec.strategy)
         strategy_factory(settings)
     except (ValueError, CdbError) as e:
-        text = " ".join(f"{name}={value}" for name, value in params.items())
+        text = " ".join(f"{name}={value}" for name, value in params.items()) or "(no setting)"
         message = e.message if isinstance(e, CdbError) else str(e)
         details = e.details if isinstance(e, CdbError) else []
         reason = "; ".join([message, *details]) if details else message
-        raise SweepInvalid(f"--sweep {text}: {reason}") from None
+        raise SweepInvalid(f"{text}: {reason}") from None
     return settings
 
 
@@ -614,3 +614,117 @@ def _period(series: BarSeries, start: int, end: int) -> dict[str, Any]:
         "end": iso_utc(series.ts[end - 1] + series.interval_ns),
         "bars": end - start,
     }
+
+
+# --- output files ------------------------------------------------------------------------------
+
+_METRIC_COLUMNS = (
+    "pnl",
+    "pnl_pct",
+    "max_drawdown",
+    "trades",
+    "win_rate",
+    "sharpe",
+    "sortino",
+    "exposure",
+    "fees",
+    "won",
+    "open_trades",
+    "fills",
+    "bars",
+    "final_equity",
+)
+
+
+def _csv_rows(document: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    names = list(document["axes"])
+    walk = document.get("walk_forward")
+    if walk is None:
+        header = ["rank", "passes", "violations", *names, *_METRIC_COLUMNS]
+        header += ["run_id", "settings_sha256", "data_sha256", "command"]
+        rows = [
+            [
+                row["rank"],
+                row["passes"],
+                "; ".join(row["violations"]),
+                *(row["params"].get(name, "") for name in names),
+                *(row["metrics"].get(metric) for metric in _METRIC_COLUMNS),
+                *(row.get("provenance", {}).get(key, "") for key in header[-4:-1]),
+                row.get("command", ""),
+            ]
+            for row in document["rows"]
+        ]
+        return header, rows
+    header = ["window", "train_start", "train_end", "test_start", "test_end", "passes", *names]
+    header += [f"in_sample_{m}" for m in _METRIC_COLUMNS]
+    header += [f"out_of_sample_{m}" for m in _METRIC_COLUMNS]
+    header += ["test_run_id", "command"]
+    rows = [
+        [
+            window["window"],
+            window["train"]["start"],
+            window["train"]["end"],
+            window["test"]["start"],
+            window["test"]["end"],
+            window["passes"],
+            *(window["params"].get(name, "") for name in names),
+            *(window["in_sample"].get(m) for m in _METRIC_COLUMNS),
+            *(window["out_of_sample"].get(m) for m in _METRIC_COLUMNS),
+            window["provenance"]["test"]["run_id"],
+            window["command"],
+        ]
+        for window in walk["windows"]
+    ]
+    return header, rows
+
+
+def write_csv(document: Mapping[str, Any], path: Path) -> None:
+    """The sweep's rows (or the walk-forward's windows) as CSV with a header, every digit kept;
+    written to a temporary file beside ``path`` and moved into place."""
+    import csv
+    import tempfile
+
+    header, rows = _csv_rows(document)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".cdb-sweep-", suffix=".csv", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", newline="", encoding="utf-8") as out:
+            writer = csv.writer(out)
+            writer.writerow(header)
+            writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def require_plot() -> None:
+    """``DependencyError`` (the install command) when ``--heatmap`` cannot be drawn."""
+    from cdb_cli.adapters.plot import require_matplotlib
+
+    require_matplotlib()
+
+
+def plot_sweep_heatmap(document: Mapping[str, Any], path: Path) -> None:
+    """The objective over a two-setting sweep as a heatmap PNG (first setting across)."""
+    from cdb_cli.adapters.plot import plot_heatmap
+    from cdb_cli.engine.sweep import METRICS, metric_value
+
+    (x_name, x_values), (y_name, y_values) = document["axes"].items()
+    objective = document["objective"]
+    cells = {
+        (row["params"][x_name], row["params"][y_name]): metric_value(row["metrics"], objective)
+        for row in document["rows"]
+    }
+    plot_heatmap(
+        x_name,
+        x_values,
+        y_name,
+        y_values,
+        [[cells.get((x, y)) for x in x_values] for y in y_values],
+        path,
+        title=f"{document['data']['symbol']} sweep: {METRICS[objective].label}",
+    )
