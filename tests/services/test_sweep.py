@@ -1,0 +1,245 @@
+"""The sweep service: every configuration through the replay pipeline in forked workers, equal to
+running each alone; validation before anything runs; walk-forward; CSV and heatmap files."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cdb_testkit import CANDLES, require_data
+
+from cdb_cli.engine.replay import BarSeries
+from cdb_cli.engine.sweep import parse_axis, parse_constraint, parse_walk_forward
+from cdb_cli.services.replay import LoadedReplay, ReplayRequest, load_replay, run_replay
+from cdb_cli.services.strategy import command_settings
+from cdb_cli.services.sweep import (
+    Reproduce,
+    SweepInvalid,
+    SweepSpec,
+    plot_sweep_heatmap,
+    row_metrics,
+    run_sweep,
+    run_walk_forward,
+    write_csv,
+)
+
+SYMBOL = "UNITTESTBTC"
+
+
+@pytest.fixture(scope="module")
+def request_() -> ReplayRequest:
+    return ReplayRequest(data=require_data(CANDLES), symbol=SYMBOL, trace=False)
+
+
+@pytest.fixture(scope="module")
+def loaded(request_: ReplayRequest) -> LoadedReplay:
+    return load_replay(request_)
+
+
+def _reproduce(data: Path) -> Reproduce:
+    return Reproduce(("cdb", "replay", str(data)))
+
+
+def _spec(*axes: str, **options: Any) -> SweepSpec:
+    return SweepSpec(axes=tuple(parse_axis(axis) for axis in axes), **options)
+
+
+def _alone(params: dict[str, str], request: ReplayRequest, **options: Any) -> dict[str, Any]:
+    """One configuration through plain ``run_replay``: the metrics and provenance of its row."""
+    settings = command_settings(
+        None,
+        [*options.get("base", []), *(f"{k}={v}" for k, v in params.items())],
+        options.get("strategy"),
+    )
+    result = run_replay(settings, request)
+    metrics, _ = row_metrics(result)
+    provenance = result.report["provenance"]
+    return {
+        "metrics": metrics,
+        "provenance": {
+            key: provenance[key] for key in ("run_id", "settings_sha256", "data_sha256")
+        },
+    }
+
+
+def test_sweep_rows_equal_each_configuration_run_alone(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    spec = _spec("ema_fast=6..12:3", "risk_per_trade_pct=1,3", jobs=2)
+
+    document = run_sweep(spec, request_, loaded, _reproduce(request_.data))
+
+    rows = document["rows"]
+    assert document["configurations"] == len(rows) == 6
+    assert len({row["provenance"]["run_id"] for row in rows}) == 6
+    assert sum(row["metrics"]["trades"] for row in rows) > 0
+    for row in (rows[0], rows[3], rows[-1]):  # a sample through plain run_replay
+        assert {k: row[k] for k in ("metrics", "provenance")} == _alone(row["params"], request_)
+    pnls = [float(row["metrics"]["pnl"]) for row in rows]
+    assert pnls == sorted(pnls, reverse=True)  # ranked by the default objective, pnl
+
+
+def test_one_job_and_two_give_the_same_rows(request_: ReplayRequest, loaded: LoadedReplay) -> None:
+    spec = _spec("volume_factor=1.2,2", "rsi_threshold=45,55", strategy=None)
+
+    one = run_sweep(replace(spec, jobs=1), request_, loaded, _reproduce(request_.data))
+    two = run_sweep(replace(spec, jobs=2), request_, loaded, _reproduce(request_.data))
+
+    assert one == two
+    assert len(one["rows"]) == 4
+
+
+def test_a_strategy_of_its_own_with_its_settings_and_a_base_set(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    spec = _spec(
+        "bb_period=10,20", strategy="mean_reversion", base_items=("circuit_breaker_pct=50",), jobs=2
+    )
+
+    rows = run_sweep(spec, request_, loaded, _reproduce(request_.data))["rows"]
+
+    assert len(rows) == 2
+    assert rows[0]["metrics"] != rows[1]["metrics"]
+    for row in rows:
+        alone = _alone(
+            row["params"], request_, strategy="mean_reversion", base=["circuit_breaker_pct=50"]
+        )
+        assert row["metrics"] == alone["metrics"]
+        assert row["provenance"] == alone["provenance"]
+
+
+@pytest.mark.parametrize(
+    ("axis", "message"),
+    [
+        ("ema_fast=0,12", "ema_fast=0: Invalid settings: 1 problem(s)"),
+        ("ema_fast=12,40", "ema_fast=40: Invalid settings"),  # fast must stay below slow (26)
+        ("ema_fats=8,12", "unknown setting 'ema_fats'; did you mean ema_fast?"),
+        ("bb_period=1,20", "bb_period=1: unknown setting 'bb_period'"),  # not ema_cross's
+    ],
+)
+def test_a_bad_combination_stops_the_sweep_before_any_replay(
+    request_: ReplayRequest, axis: str, message: str
+) -> None:
+    empty = LoadedReplay(BarSeries(SYMBOL, 60_000_000_000), "sha")  # nothing could run anyway
+
+    with pytest.raises(SweepInvalid) as raised:
+        run_sweep(_spec(axis, jobs=1), request_, empty, _reproduce(request_.data))
+
+    assert message in raised.value.message
+    assert "\n" not in raised.value.message
+
+
+def test_a_bad_strategy_value_names_the_combination(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    spec = _spec("bb_period=1,20", strategy="mean_reversion", jobs=2)
+
+    with pytest.raises(SweepInvalid, match=r"^bb_period=1: strategy 'mean_reversion': bb_period"):
+        run_sweep(spec, request_, loaded, _reproduce(request_.data))
+
+
+def test_random_search_is_reproducible(request_: ReplayRequest, loaded: LoadedReplay) -> None:
+    spec = _spec("ema_fast=5..15", "volume_factor=1.2,1.5,2", sampler="random", trials=3, seed=7)
+
+    first = run_sweep(spec, request_, loaded, _reproduce(request_.data))
+    again = run_sweep(replace(spec, jobs=1), request_, loaded, _reproduce(request_.data))
+
+    assert first["rows"] == again["rows"]
+    assert first["seed"] == 7
+    assert len(first["rows"]) == 3
+
+
+def test_optuna_runs_its_trials_seeded(request_: ReplayRequest, loaded: LoadedReplay) -> None:
+    pytest.importorskip("optuna")
+    spec = _spec(
+        "ema_fast=5..15", "volume_factor=1.2,1.5,2", sampler="optuna", trials=4, seed=1, jobs=2
+    )
+
+    first = run_sweep(spec, request_, loaded, _reproduce(request_.data))
+    again = run_sweep(spec, request_, loaded, _reproduce(request_.data))
+
+    assert len(first["rows"]) == 4
+    assert [row["params"] for row in first["rows"]] == [row["params"] for row in again["rows"]]
+    best = first["rows"][0]
+    assert best["metrics"] == _alone(best["params"], request_)["metrics"]
+
+
+def test_walk_forward_trades_each_test_window_with_the_training_winner(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    spec = _spec("ema_fast=8,12", "volume_factor=1.2,1.5", jobs=2)
+    walk = parse_walk_forward("train=3d,test=2d")
+
+    document = run_walk_forward(spec, walk, request_, loaded, _reproduce(request_.data))
+
+    result = document["walk_forward"]
+    assert len(result["windows"]) == 4
+    for window in result["windows"]:
+        assert window["in_sample"]["bars"] == window["train"]["bars"] > 0
+        assert window["out_of_sample"]["bars"] == window["test"]["bars"] > 0
+        assert window["test"]["start"] == window["train"]["end"]
+    assert [w["test"]["end"] for w in result["windows"][:-1]] == [
+        w["test"]["start"] for w in result["windows"][1:]
+    ]
+    for side in ("in_sample", "out_of_sample"):
+        assert result[side]["windows"] == 4
+        assert result[side]["trades"] == sum(w[side]["trades"] for w in result["windows"])
+    assert "starts flat with the starting cash" in result["state_between_windows"]
+
+
+def test_the_winner_of_a_training_window_is_the_best_there(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    spec = _spec("ema_fast=8,12", jobs=1)
+    walk = parse_walk_forward("train=4d,test=3d")
+
+    window = run_walk_forward(spec, walk, request_, loaded, _reproduce(request_.data))[
+        "walk_forward"
+    ]["windows"][0]
+
+    bounded = replace(request_, since_ms=1509836520000, until_ms=1509836520000 + 4 * 86_400_000)
+    assert window["train"]["start"] == "2017-11-04T23:02:00Z"
+    alone = {fast: _alone({"ema_fast": fast}, bounded) for fast in ("8", "12")}
+    best = max(alone, key=lambda fast: float(alone[fast]["metrics"]["pnl"]))
+    assert window["params"] == {"ema_fast": best}
+    # the training window is exactly `cdb replay --since --until` of it: same numbers, same run
+    assert window["in_sample"] == alone[best]["metrics"]
+    assert window["provenance"]["train"] == alone[best]["provenance"]
+    assert "--since 2017-11-04T23:02:00Z --until 2017-11-08T23:02:00Z" in window["command"]
+
+
+def test_walk_forward_without_room_for_a_window_is_a_usage_error(
+    request_: ReplayRequest, loaded: LoadedReplay
+) -> None:
+    with pytest.raises(SweepInvalid, match="13681 bars hold no training window"):
+        run_walk_forward(
+            _spec("ema_fast=8,12", jobs=1),
+            parse_walk_forward("train=30d,test=7d"),
+            request_,
+            loaded,
+            _reproduce(request_.data),
+        )
+
+
+def test_csv_and_heatmap_files(
+    request_: ReplayRequest, loaded: LoadedReplay, tmp_path: Path
+) -> None:
+    spec = _spec(
+        "ema_fast=8,12", "volume_factor=1.2,1.5", constraints=(parse_constraint("trades>=50"),)
+    )
+    document = run_sweep(spec, request_, loaded, _reproduce(request_.data))
+
+    write_csv(document, tmp_path / "out" / "sweep.csv")
+    plot_sweep_heatmap(document, tmp_path / "heat.png")
+
+    with (tmp_path / "out" / "sweep.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["rank"] for row in rows] == ["1", "2", "3", "4"]
+    assert rows[0]["pnl"] == document["rows"][0]["metrics"]["pnl"]  # every digit kept
+    assert rows[0]["command"] == document["rows"][0]["command"]
+    failing = [row for row in rows if row["passes"] == "False"]
+    assert all(row["violations"] == "trades>=50" for row in failing)
+    assert (tmp_path / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
