@@ -30,18 +30,21 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
 __all__ = [
+    "CSV_METRICS",
     "METRICS",
     "Axis",
     "Constraint",
     "Metric",
     "WalkForward",
     "Window",
+    "csv_rows",
     "daily_returns",
     "grid",
     "parse_axis",
     "parse_constraint",
     "parse_walk_forward",
     "rank",
+    "report_metrics",
     "sample",
     "sharpe",
     "size",
@@ -285,6 +288,99 @@ def sortino(returns: Sequence[float]) -> float | None:
     mean = math.fsum(returns) / len(returns)
     downside = math.sqrt(math.fsum(min(r, 0.0) ** 2 for r in returns) / len(returns))
     return _annualised(mean, downside)
+
+
+def report_metrics(
+    report: Mapping[str, Any], day_closes: Sequence[float]
+) -> tuple[dict[str, Any], list[float]]:
+    """A sweep row's metrics (:data:`METRICS` and counts) from a replay report — the same
+    numbers ``cdb replay --json`` gives — and the run's daily returns: from the starting cash
+    through the equity at each UTC day's close (``day_closes``) to the final equity."""
+    equities = [float(report["starting_cash"]), *day_closes, float(report["final_equity"])]
+    returns = daily_returns(equities)
+    trades = report["trades"]
+    win_rate = trades["win_rate"]
+    metrics = {
+        "pnl": report["pnl"],
+        "pnl_pct": report["pnl_pct"],
+        "max_drawdown": report["max_drawdown_pct"],
+        "trades": trades["closed"],
+        "win_rate": round(win_rate * 100, 4) if win_rate is not None else None,
+        "sharpe": sharpe(returns),
+        "sortino": sortino(returns),
+        "exposure": report["exposure"]["mean_pct"],
+        "fees": report["fees"],
+        "won": trades["won"],
+        "open_trades": trades["open"],
+        "fills": report["fills"],
+        "bars": report["bars"],
+        "final_equity": report["final_equity"],
+        "starting_cash": report["starting_cash"],
+    }
+    return metrics, returns
+
+
+# --- the CSV table -------------------------------------------------------------------------------
+
+CSV_METRICS = (
+    "pnl",
+    "pnl_pct",
+    "max_drawdown",
+    "trades",
+    "win_rate",
+    "sharpe",
+    "sortino",
+    "exposure",
+    "fees",
+    "won",
+    "open_trades",
+    "fills",
+    "bars",
+    "final_equity",
+)
+
+
+def csv_rows(document: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """A sweep document's rows (or a walk-forward's windows) as a CSV header and rows."""
+    names = list(document["axes"])
+    walk = document.get("walk_forward")
+    if walk is None:
+        header = ["rank", "passes", "violations", *names, *CSV_METRICS]
+        header += ["run_id", "settings_sha256", "data_sha256", "command"]
+        rows = [
+            [
+                row["rank"],
+                row["passes"],
+                "; ".join(row["violations"]),
+                *(row["params"].get(name, "") for name in names),
+                *(row["metrics"].get(metric) for metric in CSV_METRICS),
+                *(row.get("provenance", {}).get(key, "") for key in header[-4:-1]),
+                row.get("command", ""),
+            ]
+            for row in document["rows"]
+        ]
+        return header, rows
+    header = ["window", "train_start", "train_end", "test_start", "test_end", "passes", *names]
+    header += [f"in_sample_{m}" for m in CSV_METRICS]
+    header += [f"out_of_sample_{m}" for m in CSV_METRICS]
+    header += ["test_run_id", "command"]
+    rows = [
+        [
+            window["window"],
+            window["train"]["start"],
+            window["train"]["end"],
+            window["test"]["start"],
+            window["test"]["end"],
+            window["passes"],
+            *(window["params"].get(name, "") for name in names),
+            *(window["in_sample"].get(m) for m in CSV_METRICS),
+            *(window["out_of_sample"].get(m) for m in CSV_METRICS),
+            window["provenance"]["test"]["run_id"],
+            window["command"],
+        ]
+        for window in walk["windows"]
+    ]
+    return header, rows
 
 
 # --- walk-forward ------------------------------------------------------------------------------

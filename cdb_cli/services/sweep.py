@@ -12,41 +12,25 @@ the strategy's settings model, :func:`cdb_cli.services.strategy.command_settings
 ``strategy_factory``); one bad combination stops the sweep before any replay
 (:class:`SweepInvalid`).
 
-Walk-forward (:func:`run_walk_forward`): for each rolling window the sweep runs on the training
-bars (a cold start, exactly as ``cdb replay --since --until`` of that window), the best row by
-the objective and constraints is traded on the test bars right after it. Each test window starts
-flat with the starting cash, its strategy warmed (``pipeline.warm_up``: no signal, no order) on the
-training bars before it; nothing else carries over between windows.
+Walk-forward, which runs the sweep per window on these same workers, is
+:mod:`cdb_cli.services.walkforward`.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
 import os
 import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
-from cdb_cli.engine.sweep import (
-    Axis,
-    Constraint,
-    WalkForward,
-    daily_returns,
-    grid,
-    rank,
-    sample,
-    sharpe,
-    sortino,
-    windows,
-)
+from cdb_cli.engine.sweep import Axis, Constraint, grid, rank, report_metrics, sample
 
 if TYPE_CHECKING:
     from cdb_cli.engine.replay import BarSeries
@@ -60,7 +44,6 @@ __all__ = [
     "SweepSpec",
     "row_metrics",
     "run_sweep",
-    "run_walk_forward",
 ]
 
 SAMPLERS = ("grid", "random", "optuna")
@@ -137,7 +120,7 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
-class _Segment:
+class Segment:
     """The bars one run replays: the whole file, or a walk-forward window."""
 
     request: ReplayRequest
@@ -146,22 +129,22 @@ class _Segment:
 
 
 @dataclass
-class _Context:
+class Context:
     """What every worker holds: inherited at fork, or sent once to a spawned worker."""
 
     spec: SweepSpec
-    segments: list[_Segment] = field(default_factory=list)
+    segments: list[Segment] = field(default_factory=list)
 
 
-_CONTEXT: _Context | None = None
+_CONTEXT: Context | None = None
 
 
-def _set_context(context: _Context | None) -> None:
+def _set_context(context: Context | None) -> None:
     global _CONTEXT  # the worker's state, set once per process
     _CONTEXT = context
 
 
-def _context() -> _Context:
+def _context() -> Context:
     if _CONTEXT is None:  # pragma: no cover - a worker always has it
         raise RuntimeError("sweep worker without context")
     return _CONTEXT
@@ -204,37 +187,12 @@ def row_metrics(result: ReplayResult) -> tuple[dict[str, Any], list[float]]:
     Sharpe and Sortino come from the daily returns of the equity at each UTC day's close (the
     pipeline's day-roll snapshots), from the starting cash to the final equity.
     """
-    report = result.report
-    equities = [
-        float(report["starting_cash"]),
-        *(float(snapshot.equity) for snapshot in result.pipeline.snapshots),
-        float(report["final_equity"]),
-    ]
-    returns = daily_returns(equities)
-    trades = report["trades"]
-    win_rate = trades["win_rate"]
-    metrics = {
-        "pnl": report["pnl"],
-        "pnl_pct": report["pnl_pct"],
-        "max_drawdown": report["max_drawdown_pct"],
-        "trades": trades["closed"],
-        "win_rate": round(win_rate * 100, 4) if win_rate is not None else None,
-        "sharpe": sharpe(returns),
-        "sortino": sortino(returns),
-        "exposure": report["exposure"]["mean_pct"],
-        "fees": report["fees"],
-        "won": trades["won"],
-        "open_trades": trades["open"],
-        "fills": report["fills"],
-        "bars": report["bars"],
-        "final_equity": report["final_equity"],
-        "starting_cash": report["starting_cash"],
-    }
-    return metrics, returns
+    closes = [float(snapshot.equity) for snapshot in result.pipeline.snapshots]
+    return report_metrics(result.report, closes)
 
 
 @dataclass
-class _Run:
+class Run:
     index: int
     segment: int
     metrics: dict[str, Any]
@@ -242,7 +200,7 @@ class _Run:
     provenance: dict[str, str]
 
 
-def _run(task: tuple[int, int, Settings]) -> _Run:
+def run_configuration(task: tuple[int, int, Settings]) -> Run:
     from cdb_cli.services.replay import run_loaded
 
     index, segment_index, settings = task
@@ -250,7 +208,7 @@ def _run(task: tuple[int, int, Settings]) -> _Run:
     result = run_loaded(settings, segment.request, segment.loaded, warm_up=segment.warm_up)
     metrics, returns = row_metrics(result)
     provenance = result.report["provenance"]
-    return _Run(
+    return Run(
         index,
         segment_index,
         metrics,
@@ -270,7 +228,7 @@ class _Workers:
     """A pool forked from this process (or spawned and sent the context), or this process alone
     for one job."""
 
-    def __init__(self, context: _Context, jobs: int) -> None:
+    def __init__(self, context: Context, jobs: int) -> None:
         self.jobs = jobs
         self._pool: Any = None
         _set_context(context)
@@ -316,7 +274,7 @@ class _Workers:
 
 
 @contextmanager
-def _workers(context: _Context, jobs: int) -> Iterator[_Workers]:
+def worker_pool(context: Context, jobs: int) -> Iterator[_Workers]:
     workers = _Workers(context, jobs)
     try:
         yield workers
@@ -326,7 +284,7 @@ def _workers(context: _Context, jobs: int) -> Iterator[_Workers]:
     workers.close()
 
 
-class _Counter:
+class Counter:
     def __init__(self, total: int, progress: Progress | None) -> None:
         self.total, self.done, self._progress = total, 0, progress
 
@@ -336,8 +294,8 @@ class _Counter:
             self._progress(self.done, self.total)
 
 
-def _validated(
-    workers: _Workers, combos: Sequence[dict[str, str]], count: _Counter | None = None
+def validated_settings(
+    workers: _Workers, combos: Sequence[dict[str, str]], count: Counter | None = None
 ) -> list[Settings]:
     """Every combination's settings; :class:`SweepInvalid` naming the first bad one (and how many
     more there are) before anything runs."""
@@ -349,8 +307,8 @@ def _validated(
     return [settings for _, settings, _ in checked if settings is not None]
 
 
-def _row(
-    params: Mapping[str, str], run: _Run, reproduce: Reproduce, **window: int | None
+def make_row(
+    params: Mapping[str, str], run: Run, reproduce: Reproduce, **window: int | None
 ) -> dict[str, Any]:
     return {
         "params": dict(params),
@@ -360,7 +318,7 @@ def _row(
     }
 
 
-def _document(spec: SweepSpec, loaded: LoadedReplay, request: ReplayRequest) -> dict[str, Any]:
+def document_head(spec: SweepSpec, loaded: LoadedReplay, request: ReplayRequest) -> dict[str, Any]:
     return {
         "data": {
             "file": request.data.name,
@@ -392,13 +350,13 @@ def run_sweep(
     if spec.sampler == "optuna":
         return _run_optuna(spec, request, loaded, reproduce, progress=progress)
     combos = spec.combinations()
-    context = _Context(spec, [_Segment(request, loaded)])
-    count = _Counter(2 * len(combos), progress)
-    with _workers(context, spec.workers(len(combos))) as workers:
-        settings = _validated(workers, combos, count)
-        runs = workers.map(_run, [(i, 0, s) for i, s in enumerate(settings)], count)
-    rows = [_row(combos[run.index], run, reproduce) for run in runs]
-    document = _document(spec, loaded, request)
+    context = Context(spec, [Segment(request, loaded)])
+    count = Counter(2 * len(combos), progress)
+    with worker_pool(context, spec.workers(len(combos))) as workers:
+        settings = validated_settings(workers, combos, count)
+        runs = workers.map(run_configuration, [(i, 0, s) for i, s in enumerate(settings)], count)
+    rows = [make_row(combos[run.index], run, reproduce) for run in runs]
+    document = document_head(spec, loaded, request)
     document["configurations"] = len(rows)
     document["rows"] = rank(rows, spec.objective, spec.constraints)
     return document
@@ -430,13 +388,13 @@ def _run_optuna(
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
     )
     trials = spec.trials or 100
-    context = _Context(spec, [_Segment(request, loaded)])
-    count = _Counter(trials, progress)
+    context = Context(spec, [Segment(request, loaded)])
+    count = Counter(trials, progress)
     rows: list[dict[str, Any]] = []
     base = {axis.name: axis.values[0] for axis in spec.axes}
     singles = [{**base, axis.name: value} for axis in spec.axes for value in axis.values]
-    with _workers(context, spec.workers(trials)) as workers:
-        _validated(workers, singles)
+    with worker_pool(context, spec.workers(trials)) as workers:
+        validated_settings(workers, singles)
         while len(rows) < trials:
             batch = [study.ask() for _ in range(min(workers.jobs, trials - len(rows)))]
             combos = [
@@ -445,7 +403,7 @@ def _run_optuna(
             ]
             checked = [_validate_or_none(spec, combo) for combo in combos]
             tasks = [(i, 0, s) for i, s in enumerate(checked) if s is not None]
-            runs = {run.index: run for run in workers.map(_run, tasks, count)}
+            runs = {run.index: run for run in workers.map(run_configuration, tasks, count)}
             for i, (trial, combo) in enumerate(zip(batch, combos, strict=True)):
                 run = runs.get(i)
                 if run is None:
@@ -459,8 +417,8 @@ def _run_optuna(
                     study.tell(trial, value)
                 else:
                     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                rows.append(_row(combo, run, reproduce))
-    document = _document(spec, loaded, request)
+                rows.append(make_row(combo, run, reproduce))
+    document = document_head(spec, loaded, request)
     document["configurations"] = len(rows)
     document["rows"] = rank(rows, spec.objective, spec.constraints)
     return document
@@ -473,218 +431,15 @@ def _validate_or_none(spec: SweepSpec, params: Mapping[str, str]) -> Settings | 
         return None
 
 
-# --- walk-forward ------------------------------------------------------------------------------
-
-
-def _slice(series: BarSeries, start: int, end: int) -> BarSeries:
-    from cdb_cli.engine.replay import BarSeries
-
-    return BarSeries(
-        series.symbol,
-        series.interval_ns,
-        series.ts[start:end],
-        series.open[start:end],
-        series.high[start:end],
-        series.low[start:end],
-        series.close[start:end],
-        series.volume[start:end],
-    )
-
-
-def _bounds_ms(series: BarSeries, start: int, end: int) -> tuple[int, int]:
-    """``--since``/``--until`` (ms) that load exactly the bars ``[start, end)``."""
-    until = series.ts[end] if end < len(series) else series.ts[end - 1] + 1_000_000
-    return series.ts[start] // 1_000_000, until // 1_000_000
-
-
-def _summary(runs: Sequence[_Run]) -> dict[str, Any]:
-    """Windows pooled: sums, the worst drawdown, ratios of the pooled daily returns, and the
-    return compounded window after window (each window starts with the starting cash)."""
-    returns = [r for run in runs for r in run.returns]
-    closed = sum(run.metrics["trades"] for run in runs)
-    won = sum(run.metrics["won"] for run in runs)
-    growth = math.prod(1 + (run.metrics["pnl_pct"] or 0.0) / 100 for run in runs)
-    return {
-        "windows": len(runs),
-        "bars": sum(run.metrics["bars"] for run in runs),
-        "days": len(returns),
-        "pnl": str(sum((Decimal(run.metrics["pnl"]) for run in runs), Decimal(0))),
-        "compounded_pct": round((growth - 1) * 100, 6),
-        "mean_daily_return_pct": round(math.fsum(returns) / len(returns) * 100, 6)
-        if returns
-        else None,
-        "max_drawdown": max((run.metrics["max_drawdown"] for run in runs), default=0.0),
-        "trades": closed,
-        "win_rate": round(won / closed * 100, 4) if closed else None,
-        "sharpe": sharpe(returns),
-        "sortino": sortino(returns),
-        "fees": str(sum((Decimal(run.metrics["fees"]) for run in runs), Decimal(0))),
-    }
-
-
-def run_walk_forward(
-    spec: SweepSpec,
-    walk: WalkForward,
-    request: ReplayRequest,
-    loaded: LoadedReplay,
-    reproduce: Reproduce,
-    *,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Optimise on each training window, trade the next test window with the winner; the
-    windows and the in-sample and out-of-sample results side by side (see the module doc)."""
-    from cdb_cli.engine.replay import BarSeries
-
-    series = loaded.series
-    if not isinstance(series, BarSeries):
-        raise SweepInvalid("--walk-forward needs a bar file (a trades file has no fixed bars)")
-    steps = windows(series.ts, walk)
-    if not steps:
-        raise SweepInvalid(
-            f"--walk-forward {walk.text}: {len(series)} bars hold no training window followed "
-            "by a test window"
-        )
-    if spec.sampler == "optuna":
-        raise SweepInvalid("--walk-forward searches with --sampler grid or random")
-    combos = spec.combinations()
-    segments: list[_Segment] = []
-    for step in steps:
-        for (start, end), warm in ((step.train, None), (step.test, step.train)):
-            since_ms, until_ms = _bounds_ms(series, start, end)
-            window = replace(request, since_ms=since_ms, until_ms=until_ms)
-            part = replace(loaded, series=_slice(series, start, end))
-            segments.append(_Segment(window, part, _slice(series, *warm) if warm else None))
-    context = _Context(spec, segments)
-    count = _Counter(len(combos) * (1 + len(steps)) + len(steps), progress)
-    with _workers(context, spec.workers(len(combos) * len(steps))) as workers:
-        settings = _validated(workers, combos, count)
-        train_tasks = [(i, 2 * w, s) for w in range(len(steps)) for i, s in enumerate(settings)]
-        train_runs = workers.map(_run, train_tasks, count)
-        ranked = []
-        for w in range(len(steps)):
-            runs = train_runs[w * len(combos) : (w + 1) * len(combos)]
-            rows = [{"params": combos[r.index], "metrics": r.metrics, "run": r} for r in runs]
-            ranked.append(rank(rows, spec.objective, spec.constraints))
-        winners = [table[0] for table in ranked]
-        test_tasks = [
-            (best["run"].index, 2 * w + 1, settings[best["run"].index])
-            for w, best in enumerate(winners)
-        ]
-        test_runs = workers.map(_run, test_tasks, count)
-    report_windows = []
-    for w, (step, best, test) in enumerate(zip(steps, winners, test_runs, strict=True)):
-        train_since, train_until = _bounds_ms(series, *step.train)
-        train_run: _Run = best["run"]
-        report_windows.append(
-            {
-                "window": w + 1,
-                "train": _period(series, *step.train),
-                "test": _period(series, *step.test),
-                "params": best["params"],
-                "passes": best["passes"],
-                "violations": best["violations"],
-                "in_sample": train_run.metrics,
-                "out_of_sample": test.metrics,
-                "provenance": {"train": train_run.provenance, "test": test.provenance},
-                "command": reproduce.command(
-                    best["params"], since_ms=train_since, until_ms=train_until
-                ),
-            }
-        )
-    document = _document(spec, loaded, request)
-    document["configurations"] = len(combos)
-    document["walk_forward"] = {
-        "spec": walk.text,
-        "state_between_windows": (
-            "each test window starts flat with the starting cash, its strategy warmed on the "
-            "training bars before it (no signal, no order); nothing else carries over"
-        ),
-        "windows": report_windows,
-        "in_sample": _summary([best["run"] for best in winners]),
-        "out_of_sample": _summary(test_runs),
-    }
-    return document
-
-
-def _period(series: BarSeries, start: int, end: int) -> dict[str, Any]:
-    from cdb_cli.engine.report import iso_utc
-
-    return {
-        "start": iso_utc(series.ts[start]),
-        "end": iso_utc(series.ts[end - 1] + series.interval_ns),
-        "bars": end - start,
-    }
-
-
-# --- output files ------------------------------------------------------------------------------
-
-_METRIC_COLUMNS = (
-    "pnl",
-    "pnl_pct",
-    "max_drawdown",
-    "trades",
-    "win_rate",
-    "sharpe",
-    "sortino",
-    "exposure",
-    "fees",
-    "won",
-    "open_trades",
-    "fills",
-    "bars",
-    "final_equity",
-)
-
-
-def _csv_rows(document: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    names = list(document["axes"])
-    walk = document.get("walk_forward")
-    if walk is None:
-        header = ["rank", "passes", "violations", *names, *_METRIC_COLUMNS]
-        header += ["run_id", "settings_sha256", "data_sha256", "command"]
-        rows = [
-            [
-                row["rank"],
-                row["passes"],
-                "; ".join(row["violations"]),
-                *(row["params"].get(name, "") for name in names),
-                *(row["metrics"].get(metric) for metric in _METRIC_COLUMNS),
-                *(row.get("provenance", {}).get(key, "") for key in header[-4:-1]),
-                row.get("command", ""),
-            ]
-            for row in document["rows"]
-        ]
-        return header, rows
-    header = ["window", "train_start", "train_end", "test_start", "test_end", "passes", *names]
-    header += [f"in_sample_{m}" for m in _METRIC_COLUMNS]
-    header += [f"out_of_sample_{m}" for m in _METRIC_COLUMNS]
-    header += ["test_run_id", "command"]
-    rows = [
-        [
-            window["window"],
-            window["train"]["start"],
-            window["train"]["end"],
-            window["test"]["start"],
-            window["test"]["end"],
-            window["passes"],
-            *(window["params"].get(name, "") for name in names),
-            *(window["in_sample"].get(m) for m in _METRIC_COLUMNS),
-            *(window["out_of_sample"].get(m) for m in _METRIC_COLUMNS),
-            window["provenance"]["test"]["run_id"],
-            window["command"],
-        ]
-        for window in walk["windows"]
-    ]
-    return header, rows
-
-
 def write_csv(document: Mapping[str, Any], path: Path) -> None:
     """The sweep's rows (or the walk-forward's windows) as CSV with a header, every digit kept;
     written to a temporary file beside ``path`` and moved into place."""
     import csv
     import tempfile
 
-    header, rows = _csv_rows(document)
+    from cdb_cli.engine.sweep import csv_rows
+
+    header, rows = csv_rows(document)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=".cdb-sweep-", suffix=".csv", dir=path.parent)
     try:
