@@ -351,9 +351,9 @@ def run_sweep(
         return _run_optuna(spec, request, loaded, reproduce, progress=progress)
     combos = spec.combinations()
     context = Context(spec, [Segment(request, loaded)])
-    count = Counter(2 * len(combos), progress)
+    count = Counter(len(combos), progress)  # the replays; validating is quick
     with worker_pool(context, spec.workers(len(combos))) as workers:
-        settings = validated_settings(workers, combos, count)
+        settings = validated_settings(workers, combos)
         runs = workers.map(run_configuration, [(i, 0, s) for i, s in enumerate(settings)], count)
     rows = [make_row(combos[run.index], run, reproduce) for run in runs]
     document = document_head(spec, loaded, request)

@@ -123,9 +123,9 @@ def run_walk_forward(
             part = replace(loaded, series=_slice(series, start, end))
             segments.append(Segment(window, part, _slice(series, *warm) if warm else None))
     context = Context(spec, segments)
-    count = Counter(len(combos) * (1 + len(steps)) + len(steps), progress)
+    count = Counter(len(combos) * len(steps) + len(steps), progress)
     with worker_pool(context, spec.workers(len(combos) * len(steps))) as workers:
-        settings = validated_settings(workers, combos, count)
+        settings = validated_settings(workers, combos)
         train_tasks = [(i, 2 * w, s) for w in range(len(steps)) for i, s in enumerate(settings)]
         train_runs = workers.map(run_configuration, train_tasks, count)
         ranked = []

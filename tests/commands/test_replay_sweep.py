@@ -229,3 +229,18 @@ def test_random_search_with_a_seed_is_reproducible(cdb: Callable[..., Result]) -
     assert first["sampler"] == "random"
     assert len(first["rows"]) == 3
     assert first["rows"] == again["rows"]
+
+
+def test_optuna_chooses_the_trials_and_its_best_reproduces(cdb: Callable[..., Result]) -> None:
+    pytest.importorskip("optuna")
+    data = str(require_data(CANDLES))
+    options = ("--sweep", "ema_fast=5..15", "--sweep", "volume_factor=1.2,1.5,2")
+
+    document = _json(
+        cdb("replay", data, *options, "--sampler", "optuna", "--trials", "4", "--json")
+    )
+
+    assert document["sampler"] == "optuna"
+    assert len(document["rows"]) == 4
+    best = document["rows"][0]
+    assert _as_row(_rerun(cdb, best["command"])) == _without_ratios(best["metrics"])

@@ -185,3 +185,14 @@ def test_csv_and_heatmap_files(
     failing = [row for row in rows if row["passes"] == "False"]
     assert all(row["violations"] == "trades>=50" for row in failing)
     assert (tmp_path / "heat.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_counts_every_replay_once(request_: ReplayRequest, loaded: LoadedReplay) -> None:
+    calls: list[tuple[int, int]] = []
+    spec = _spec("ema_fast=8,10,12", jobs=2)
+
+    run_sweep(
+        spec, request_, loaded, _reproduce(request_.data), progress=lambda *c: calls.append(c)
+    )
+
+    assert calls == [(1, 3), (2, 3), (3, 3)]
