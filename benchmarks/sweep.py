@@ -93,7 +93,7 @@ def run_sweep(
     document = json.loads(out.stdout)
     rows = document["rows"]
     if len(rows) != document["configurations"] or not rows:
-        raise SystemExit(f"expected one row per configuration, got {len(rows)}")
+        raise SystemExit(f"expected one row per configuration, received {len(rows)}")
     return {
         "configs": len(rows),
         "bars": bars,

@@ -244,3 +244,16 @@ def test_optuna_chooses_the_trials_and_its_best_reproduces(cdb: Callable[..., Re
     assert len(document["rows"]) == 4
     best = document["rows"][0]
     assert _as_row(_rerun(cdb, best["command"])) == _without_ratios(best["metrics"])
+
+
+def test_a_heatmap_without_matplotlib_says_so_before_the_sweep(
+    cdb: Callable[..., Result], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # what find_spec sees when not installed
+
+    result = cdb("replay", str(require_data(CANDLES)), *SWEEP, "--heatmap", str(tmp_path / "h.png"))
+
+    assert result.exit_code == ExitCode.FAILURE, result.output  # as --plot without it
+    assert "Plotting needs matplotlib: pip install 'cdb-cli[plot]'" in result.stderr
+    assert result.stdout == ""
+    assert not (tmp_path / "h.png").exists()
