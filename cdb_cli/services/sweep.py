@@ -115,7 +115,9 @@ class SweepSpec:
         return grid(self.axes)
 
     def workers(self, tasks: int) -> int:
-        cores = os.cpu_count() or 1
+        """Processes to start for ``tasks`` runs: ``jobs``, or every core this process may use."""
+        affinity = getattr(os, "sched_getaffinity", None)
+        cores = len(affinity(0)) if affinity is not None else (os.cpu_count() or 1)
         return max(1, min(self.jobs or cores, tasks))
 
 
