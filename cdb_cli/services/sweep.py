@@ -374,56 +374,65 @@ def _run_optuna(
 ) -> dict[str, Any]:
     """Optuna's TPE sampler (seeded) asks for ``trials`` configurations, a batch of one per job
     at a time; a trial that breaks a constraint is told as failed, so TPE steers away from it.
+    A combination asked for again is told its first result, not replayed: the rows are distinct.
     Each axis value is validated up front; a combination still invalid is listed, not run."""
-    from cdb_cli.engine.errors import DependencyError
-    from cdb_cli.engine.sweep import METRICS, metric_value
+    from cdb_cli.engine.sweep import METRICS
 
     try:
         import optuna
     except ImportError:
-        raise DependencyError(
-            "--sampler optuna needs optuna: pip install 'cdb-cli[sweep]'"
-        ) from None
+        raise SweepInvalid(OPTUNA_MISSING) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize" if METRICS[spec.objective].higher_is_better else "minimize",
         sampler=optuna.samplers.TPESampler(seed=spec.seed),
     )
     trials = spec.trials or 100
-    context = Context(spec, [Segment(request, loaded)])
     count = Counter(trials, progress)
-    rows: list[dict[str, Any]] = []
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
     base = {axis.name: axis.values[0] for axis in spec.axes}
     singles = [{**base, axis.name: value} for axis in spec.axes for value in axis.values]
+    context = Context(spec, [Segment(request, loaded)])
     with worker_pool(context, spec.workers(trials)) as workers:
         validated_settings(workers, singles)
-        while len(rows) < trials:
-            batch = [study.ask() for _ in range(min(workers.jobs, trials - len(rows)))]
+        asked = 0
+        while asked < trials:
+            batch = [study.ask() for _ in range(min(workers.jobs, trials - asked))]
+            asked += len(batch)
             combos = [
                 {axis.name: trial.suggest_categorical(axis.name, axis.values) for axis in spec.axes}
                 for trial in batch
             ]
-            checked = [_validate_or_none(spec, combo) for combo in combos]
-            tasks = [(i, 0, s) for i, s in enumerate(checked) if s is not None]
-            runs = {run.index: run for run in workers.map(run_configuration, tasks, count)}
-            for i, (trial, combo) in enumerate(zip(batch, combos, strict=True)):
-                run = runs.get(i)
-                if run is None:
-                    count()
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                    rows.append({"params": combo, "metrics": {}, "error": "invalid settings"})
-                    continue
-                value = metric_value(run.metrics, spec.objective)
-                ok = value is not None and all(c.holds(run.metrics) for c in spec.constraints)
-                if ok:
-                    study.tell(trial, value)
-                else:
-                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                rows.append(make_row(combo, run, reproduce))
+            fresh = {tuple(c.values()): c for c in combos if tuple(c.values()) not in rows}
+            checked = {key: _validate_or_none(spec, combo) for key, combo in fresh.items()}
+            keys = list(fresh)
+            tasks = [(i, 0, checked[key]) for i, key in enumerate(keys) if checked[key]]
+            for run in workers.map(run_configuration, tasks):
+                rows[keys[run.index]] = make_row(fresh[keys[run.index]], run, reproduce)
+            for key in keys:
+                if checked[key] is None:
+                    rows[key] = {"params": fresh[key], "metrics": {}, "error": "invalid settings"}
+            for trial, combo in zip(batch, combos, strict=True):
+                _tell(study, trial, rows[tuple(combo.values())], spec)
+                count()
     document = document_head(spec, loaded, request)
     document["configurations"] = len(rows)
-    document["rows"] = rank(rows, spec.objective, spec.constraints)
+    document["rows"] = rank(list(rows.values()), spec.objective, spec.constraints)
     return document
+
+
+def _tell(study: Any, trial: Any, row: Mapping[str, Any], spec: SweepSpec) -> None:
+    """Tell Optuna a trial's objective, or that it failed (invalid, or a constraint broken)."""
+    import optuna
+
+    from cdb_cli.engine.sweep import metric_value
+
+    metrics = row["metrics"]
+    value = metric_value(metrics, spec.objective) if not row.get("error") else None
+    if value is not None and all(c.holds(metrics) for c in spec.constraints):
+        study.tell(trial, value)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
 
 def _validate_or_none(spec: SweepSpec, params: Mapping[str, str]) -> Settings | None:

@@ -241,7 +241,7 @@ def test_optuna_chooses_the_trials_and_its_best_reproduces(cdb: Callable[..., Re
     )
 
     assert document["sampler"] == "optuna"
-    assert len(document["rows"]) == 4
+    assert 2 <= len(document["rows"]) <= 4
     best = document["rows"][0]
     assert _as_row(_rerun(cdb, best["command"])) == _without_ratios(best["metrics"])
 

@@ -4,6 +4,7 @@ running each alone; validation before anything runs; CSV and heatmap files."""
 from __future__ import annotations
 
 import csv
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -160,8 +161,10 @@ def test_optuna_runs_its_trials_seeded(request_: ReplayRequest, loaded: LoadedRe
     first = run_sweep(spec, request_, loaded, _reproduce(request_.data))
     again = run_sweep(spec, request_, loaded, _reproduce(request_.data))
 
-    assert len(first["rows"]) == 4
-    assert [row["params"] for row in first["rows"]] == [row["params"] for row in again["rows"]]
+    params = [tuple(row["params"].values()) for row in first["rows"]]
+    assert 2 <= len(params) <= 4  # a combination asked for twice is one row
+    assert len(set(params)) == len(params) == first["configurations"]
+    assert first["rows"] == again["rows"]
     best = first["rows"][0]
     assert best["metrics"] == _alone(best["params"], request_)["metrics"]
 
@@ -196,3 +199,13 @@ def test_progress_counts_every_replay_once(request_: ReplayRequest, loaded: Load
     )
 
     assert calls == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_optuna_missing_is_a_usage_error(
+    request_: ReplayRequest, loaded: LoadedReplay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "optuna", None)  # `import optuna` fails as when missing
+    spec = _spec("ema_fast=8,12", sampler="optuna", trials=2)
+
+    with pytest.raises(SweepInvalid, match=r"needs optuna: pip install 'cdb-cli\[sweep\]'"):
+        run_sweep(spec, request_, loaded, _reproduce(request_.data))
