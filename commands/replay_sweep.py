@@ -91,6 +91,11 @@ def reproduce_prefix(
     return tuple(args)
 
 
+def _setting_name(text: str) -> str:
+    """``CDB_EMA_FAST``, ``strategy_bb_period`` → ``ema_fast``, ``bb_period`` (as --set reads)."""
+    return text.strip().lower().removeprefix("cdb_").removeprefix("strategy_")
+
+
 def _axes(search: Search, overrides: list[str]) -> tuple[Any, ...]:
     from cdb_cli.engine.sweep import parse_axis, size
 
@@ -98,10 +103,10 @@ def _axes(search: Search, overrides: list[str]) -> tuple[Any, ...]:
         axes = tuple(parse_axis(item) for item in search.sweep)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--sweep") from None
-    names = [axis.name for axis in axes]
-    fixed = {item.partition("=")[0].strip().lower().removeprefix("strategy_") for item in overrides}
+    names = [_setting_name(axis.name) for axis in axes]
+    fixed = {_setting_name(item.partition("=")[0]) for item in overrides}
     for name in names:
-        if names.count(name) > 1 or name.removeprefix("strategy_") in fixed:
+        if names.count(name) > 1 or name in fixed:
             raise typer.BadParameter(
                 f"{name} is given twice (--sweep or --set)", param_hint="--sweep"
             )

@@ -65,6 +65,12 @@ def _bounds_ms(series: BarSeries, start: int, end: int) -> tuple[int, int]:
     return series.ts[start] // 1_000_000, until // 1_000_000
 
 
+def _bounded(request: ReplayRequest, series: BarSeries, span: tuple[int, int]) -> ReplayRequest:
+    """``request`` for the bars ``span`` alone, as ``--since``/``--until`` would load them."""
+    since_ms, until_ms = _bounds_ms(series, *span)
+    return replace(request, since_ms=since_ms, until_ms=until_ms)
+
+
 def _summary(runs: Sequence[Run]) -> dict[str, Any]:
     """Windows pooled: sums, the worst drawdown, ratios of the pooled daily returns, and the
     return compounded window after window (each window starts with the starting cash)."""
@@ -117,11 +123,12 @@ def run_walk_forward(
     combos = spec.combinations()
     segments: list[Segment] = []
     for step in steps:
-        for (start, end), warm in ((step.train, None), (step.test, step.train)):
-            since_ms, until_ms = _bounds_ms(series, start, end)
-            window = replace(request, since_ms=since_ms, until_ms=until_ms)
-            part = replace(loaded, series=_slice(series, start, end))
-            segments.append(Segment(window, part, _slice(series, *warm) if warm else None))
+        train = _slice(series, *step.train)  # also the test window's warm-up: one copy
+        segments.append(
+            Segment(_bounded(request, series, step.train), replace(loaded, series=train))
+        )
+        test = replace(loaded, series=_slice(series, *step.test))
+        segments.append(Segment(_bounded(request, series, step.test), test, warm_up=train))
     context = Context(spec, segments)
     count = Counter(len(combos) * len(steps) + len(steps), progress)
     with worker_pool(context, spec.workers(len(combos) * len(steps))) as workers:
