@@ -166,6 +166,11 @@ def replay(
     .gz, not UTF-8, invalid JSON); the one-line error names the file and the row. Times must lie
     in 2000-01-01..2100-01-01 (ms since the epoch).
 
+    With --sweep the data load once and every combination of the swept settings replays the
+    same way in parallel (--jobs), ranked by --objective with --constraint, each row with the
+    `cdb replay` command that reproduces it; --walk-forward tests the choice out of sample. A
+    swept value that is not valid settings is exit 2 before anything runs.
+
     DATA: JSON [ts_ms, open, high, low, close, volume] rows, MEXC /api/v3/klines JSON, JSON
     trades [ts_ms, id, order, side, price, amount, cost] (tick replay), or CSV with a header
     (timestamp, open, high, low, close, volume; or timestamp, price, amount); .gz is read too.
