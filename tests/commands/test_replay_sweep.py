@@ -257,3 +257,25 @@ def test_a_heatmap_without_matplotlib_says_so_before_the_sweep(
     assert "Plotting needs matplotlib: pip install 'cdb-cli[plot]'" in result.stderr
     assert result.stdout == ""
     assert not (tmp_path / "h.png").exists()
+
+
+def test_a_window_symbol_and_env_file_are_in_the_reproducing_command(
+    cdb: Callable[..., Result], tmp_path: Path
+) -> None:
+    env = tmp_path / "sweep.env"
+    env.write_text("CDB_PAPER_SEED=5\nCDB_EMA_SLOW=30\n")
+    data = str(require_data(CANDLES))
+    window = ("--since", "2017-11-06", "--until", "2017-11-10T12:30", "-s", "unittestbtc")
+
+    document = _json(
+        cdb("--env-file", str(env), "replay", data, *window, "--sweep", "ema_fast=8,12", "--json")
+    )
+
+    best = document["rows"][0]
+    assert best["command"].startswith(f"cdb --env-file {env} replay {data} --symbol UNITTESTBTC")
+    assert "--since 2017-11-06T00:00:00Z --until 2017-11-10T12:30:00Z" in best["command"]
+    report = _rerun(cdb, best["command"])
+    assert report["provenance"]["seed"] == 5
+    assert report["period"]["start"] == "2017-11-06T00:00:00Z"
+    assert _as_row(report) == _without_ratios(best["metrics"])
+    assert _provenance(report) == best["provenance"]
