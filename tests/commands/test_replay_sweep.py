@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cdb_testkit import CANDLES, require_data
+from cdb_testkit import CANDLES, TRADES, require_data
 from typer.testing import Result
 
 from cdb_cli.errors import ExitCode
@@ -279,3 +279,20 @@ def test_a_window_symbol_and_env_file_are_in_the_reproducing_command(
     assert report["period"]["start"] == "2017-11-06T00:00:00Z"
     assert _as_row(report) == _without_ratios(best["metrics"])
     assert _provenance(report) == best["provenance"]
+
+
+def test_a_trades_file_sweeps_and_reproduces_but_does_not_walk_forward(
+    cdb: Callable[..., Result],
+) -> None:
+    data = str(require_data(TRADES))
+    options = ("--sweep", "ema_fast=3,5", "--interval-s", "30")
+
+    document = _json(cdb("replay", data, *options, "--json"))
+    walk = cdb("replay", data, *options, "--walk-forward", "train=10,test=5")
+
+    best = document["rows"][0]
+    assert "--interval-s 30" in best["command"]
+    assert best["metrics"]["bars"] > 0
+    assert _as_row(_rerun(cdb, best["command"])) == _without_ratios(best["metrics"])
+    assert walk.exit_code == ExitCode.USAGE
+    assert "needs a bar file" in walk.stderr
