@@ -445,6 +445,10 @@ class MetricsRecorder:
         self.inner = inner
         self.metrics = metrics
 
+    @property
+    def keeps_events(self) -> bool:
+        return True  # the metrics count the events, whatever ``inner`` keeps
+
     def event(self, topic: Topic, event: Event) -> None:
         self.inner.event(topic, event)
         self.metrics.observe_event(topic, event)
