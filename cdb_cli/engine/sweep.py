@@ -12,6 +12,7 @@ Everything here is plain data and arithmetic; running the configurations is
   Configurations that fail a constraint are ranked after all that pass, never dropped.
 * :func:`sharpe`, :func:`sortino` — annualised from daily returns (365 days: crypto trades daily).
 * :func:`parse_walk_forward`, :func:`windows` — rolling train/test windows by time or bar count.
+* :class:`Reproduce` — the ``cdb replay ... --set NAME=VALUE`` line that gives a row's numbers.
 
 Pure: stdlib and ``cdb_cli.engine`` only.
 """
@@ -24,8 +25,10 @@ import math
 import operator
 import random
 import re
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
 
@@ -35,6 +38,7 @@ __all__ = [
     "Axis",
     "Constraint",
     "Metric",
+    "Reproduce",
     "WalkForward",
     "Window",
     "csv_rows",
@@ -155,6 +159,40 @@ def sample(axes: Sequence[Axis], trials: int, seed: int) -> list[dict[str, str]]
         return grid(axes)
     rng = random.Random(seed)  # noqa: S311 - a reproducible draw, not a secret
     return [_combination(axes, index) for index in rng.sample(range(total), trials)]
+
+
+# --- the command that reproduces a row -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reproduce:
+    """The ``cdb replay`` command line a row's numbers come from (``params`` as ``--set``)."""
+
+    prefix: tuple[str, ...]
+    """``cdb [--env-file F] replay DATA`` and the options every run shares."""
+    since_ms: int | None = None
+    until_ms: int | None = None
+
+    def command(
+        self, params: Mapping[str, str], *, since_ms: int | None = None, until_ms: int | None = None
+    ) -> str:
+        """The command line (``shlex``-quoted), in ``[since_ms, until_ms)`` when given."""
+        since = self.since_ms if since_ms is None else since_ms
+        until = self.until_ms if until_ms is None else until_ms
+        args = list(self.prefix)
+        if since is not None:
+            args += ["--since", _iso_ms(since)]
+        if until is not None:
+            args += ["--until", _iso_ms(until)]
+        for name, value in params.items():
+            args += ["--set", f"{name}={value}"]
+        return shlex.join(args)
+
+
+def _iso_ms(ms: int) -> str:
+    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 # --- metrics, objective and constraints --------------------------------------------------------

@@ -20,17 +20,23 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shlex
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cdb_cli.engine.errors import CdbError
-from cdb_cli.engine.sweep import Axis, Constraint, grid, rank, report_metrics, sample
+from cdb_cli.engine.sweep import (
+    Axis,
+    Constraint,
+    Reproduce,
+    grid,
+    rank,
+    report_metrics,
+    sample,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.engine.replay import BarSeries
@@ -55,40 +61,6 @@ Progress = Callable[[int, int], None]
 
 class SweepInvalid(CdbError):
     """A swept combination is not valid settings; the message names it (a usage error)."""
-
-
-@dataclass(frozen=True)
-class Reproduce:
-    """The ``cdb replay`` command line a row's numbers come from (``params`` as ``--set``)."""
-
-    prefix: tuple[str, ...]
-    """``cdb [--env-file F] replay DATA`` and the options every run shares."""
-    since_ms: int | None = None
-    until_ms: int | None = None
-
-    def command(
-        self,
-        params: Mapping[str, str],
-        *,
-        since_ms: int | None = None,
-        until_ms: int | None = None,
-    ) -> str:
-        since = self.since_ms if since_ms is None else since_ms
-        until = self.until_ms if until_ms is None else until_ms
-        args = list(self.prefix)
-        if since is not None:
-            args += ["--since", _iso_ms(since)]
-        if until is not None:
-            args += ["--until", _iso_ms(until)]
-        for name, value in params.items():
-            args += ["--set", f"{name}={value}"]
-        return shlex.join(args)
-
-
-def _iso_ms(ms: int) -> str:
-    moment = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -202,6 +174,23 @@ class Run:
     provenance: dict[str, str]
 
 
+def release_run(result: ReplayResult) -> None:
+    """Break the finished run's reference cycles, so reference counting frees it at once.
+
+    The pipeline and the parts that point back at it (decisions, operator, the state machine's
+    callbacks) form cycles, and the replay loop freezes what it made at its end
+    (``cdb_cli.engine.replay.paused_gc`` → ``gc.freeze``), so the collector never frees them: a
+    process that replays a thousand configurations kept every one (~13 MB each at 43,200 bars,
+    GBs per worker). A full collection per run would cost more than the replay's own loop; the
+    run is done and only its metrics are kept, so its objects let go of each other here.
+    """
+    pipeline = result.pipeline
+    for part in list(vars(pipeline).values()):
+        if hasattr(part, "__dict__"):
+            vars(part).clear()
+    vars(pipeline).clear()
+
+
 def run_configuration(task: tuple[int, int, Settings]) -> Run:
     from cdb_cli.services.replay import run_loaded
 
@@ -210,6 +199,7 @@ def run_configuration(task: tuple[int, int, Settings]) -> Run:
     result = run_loaded(settings, segment.request, segment.loaded, warm_up=segment.warm_up)
     metrics, returns = row_metrics(result)
     provenance = result.report["provenance"]
+    release_run(result)
     return Run(
         index,
         segment_index,
