@@ -12,6 +12,7 @@ from cdb_cli.engine.sweep import (
     METRICS,
     Axis,
     Constraint,
+    Reproduce,
     WalkForward,
     Window,
     daily_returns,
@@ -211,3 +212,16 @@ def test_windows_by_time_follow_the_clock_across_gaps() -> None:
     assert ts[found[-1].test[1] - 1] == ts[-1]  # the last window reaches the data's end
     for before, after in itertools.pairwise(found):
         assert before.test[1] == after.test[0]
+
+
+def test_the_reproducing_command_quotes_and_bounds_the_window() -> None:
+    reproduce = Reproduce(("cdb", "replay", "my data.json"), since_ms=1_509_840_000_000)
+
+    plain = reproduce.command({"ema_fast": "8"})
+    window = reproduce.command({"a": "1", "b": "x y"}, until_ms=1_509_926_400_123)
+
+    assert plain == "cdb replay 'my data.json' --since 2017-11-05T00:00:00Z --set ema_fast=8"
+    assert window == (
+        "cdb replay 'my data.json' --since 2017-11-05T00:00:00Z "
+        "--until 2017-11-06T00:00:00.123Z --set a=1 --set 'b=x y'"
+    )
