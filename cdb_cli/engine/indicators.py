@@ -221,11 +221,11 @@ class EMA(_Indicator):
             return self._feed(values)
         key = ("ema", self._period, id(values))
         hit = cache.get(key)
-        if hit is not None:
-            out, (self._value, self._count, self._seed_sum) = hit
+        if hit is not None and hit[2] is values:  # the very column, not one at its old address
+            out, (self._value, self._count, self._seed_sum), _ = hit
             return out  # type: ignore[no-any-return]
         out = self._feed(values)
-        cache[key] = (out, (self._value, self._count, self._seed_sum))
+        cache[key] = (out, (self._value, self._count, self._seed_sum), values)
         return out
 
     def _feed(self, values: Sequence[float]) -> array[float]:
@@ -291,12 +291,13 @@ class RSI(_Indicator):
             return self._feed(values)
         key = ("rsi", self._period, id(values))
         hit = cache.get(key)
-        if hit is not None:
-            out, state = hit
+        if hit is not None and hit[2] is values:
+            out, state, _ = hit
             self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
             return out  # type: ignore[no-any-return]
         out = self._feed(values)
-        cache[key] = (out, (self._prev, self._count, self._avg_gain, self._avg_loss, self._value))
+        state = (self._prev, self._count, self._avg_gain, self._avg_loss, self._value)
+        cache[key] = (out, state, values)
         return out
 
     def _feed(self, values: Sequence[float]) -> array[float]:

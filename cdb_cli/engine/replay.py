@@ -117,15 +117,14 @@ def paused_gc() -> Iterator[None]:
     A replay keeps what it produces (orders, fills, events) to the end; each of the collector's
     full passes walks all of it again, which took ~40 % of a trade-heavy replay (measured:
     ``benchmarks/replay.py``). The objects made per bar form no cycles; reference counting frees
-    them. What the replay made and still holds is then frozen (``gc.freeze``): it lives to the end
-    of the run, and the collector would otherwise walk all of it at its next pass.
+    them. Nothing is frozen at the end: the pipeline's parts point back at it, and a frozen run
+    is never freed (a sweep of a thousand runs in one worker kept every one).
     """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
-        gc.freeze()
         if was_enabled:
             gc.enable()
 

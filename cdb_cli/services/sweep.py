@@ -174,23 +174,6 @@ class Run:
     provenance: dict[str, str]
 
 
-def release_run(result: ReplayResult) -> None:
-    """Break the finished run's reference cycles, so reference counting frees it at once.
-
-    The pipeline and the parts that point back at it (decisions, operator, the state machine's
-    callbacks) form cycles, and the replay loop freezes what it made at its end
-    (``cdb_cli.engine.replay.paused_gc`` → ``gc.freeze``), so the collector never frees them: a
-    process that replays a thousand configurations kept every one (~13 MB each at 43,200 bars,
-    GBs per worker). A full collection per run would cost more than the replay's own loop; the
-    run is done and only its metrics are kept, so its objects let go of each other here.
-    """
-    pipeline = result.pipeline
-    for part in list(vars(pipeline).values()):
-        if hasattr(part, "__dict__"):
-            vars(part).clear()
-    vars(pipeline).clear()
-
-
 def run_configuration(task: tuple[int, int, Settings]) -> Run:
     from cdb_cli.services.replay import run_loaded
 
@@ -199,7 +182,6 @@ def run_configuration(task: tuple[int, int, Settings]) -> Run:
     result = run_loaded(settings, segment.request, segment.loaded, warm_up=segment.warm_up)
     metrics, returns = row_metrics(result)
     provenance = result.report["provenance"]
-    release_run(result)
     return Run(
         index,
         segment_index,

@@ -176,3 +176,37 @@ def test_a_batch_strategy_that_raises_is_disabled_and_the_run_goes_on(
     assert sum(result["stats"].signals.values()) == 0
     assert "disabled after 1 errors" in caplog.text
     assert "bad batch" in caplog.text
+
+
+def test_a_finished_replay_is_collected(series: BarSeries) -> None:
+    """The replay pauses the collector, never freezes what it made: a finished run, whose
+    pipeline and parts point at each other, is freed by the collector (a sweep worker replays
+    a thousand runs; a frozen one kept every one of them)."""
+    import gc
+    import weakref
+
+    frozen = gc.get_freeze_count()
+    clock, recorder = TestClock(), MemoryRecorder()
+    pipeline = TradingPipeline(
+        strategies={series.symbol: EmaCrossStrategy()},
+        risk=RiskEngine(LIMITS_OFF),
+        execution=SimulatedExecution(
+            PaperExecutionConfig(),
+            {series.symbol: default_instrument(series.symbol)},
+            random.Random(0),
+            id_prefix="rb",
+            mode="replay",
+        ),
+        portfolio=Portfolio(D(10_000), quote_currency="USDT"),
+        clock=clock,
+        recorder=recorder,
+        run_id="rb",
+    )
+    replay_bars(pipeline, series, clock)
+    assert pipeline.snapshot_stats().fills > 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+    collected = weakref.ref(pipeline)
+    del pipeline
+    gc.collect()
+    assert collected() is None

@@ -209,25 +209,3 @@ def test_optuna_missing_is_a_usage_error(
 
     with pytest.raises(SweepInvalid, match=r"needs optuna: pip install 'cdb-cli\[sweep\]'"):
         run_sweep(spec, request_, loaded, _reproduce(request_.data))
-
-
-def test_a_finished_run_is_freed_at_once(request_: ReplayRequest, loaded: LoadedReplay) -> None:
-    """The replay loop freezes what it made (gc.freeze), so the cycles of a finished run are never
-    collected; a sweep of a thousand runs in one worker must free each one itself."""
-    import gc
-    import weakref
-
-    from cdb_cli.services.replay import run_loaded
-    from cdb_cli.services.sweep import release_run
-    from cdb_cli.settings import Settings
-
-    result = run_loaded(Settings(), request_, loaded)
-    pipeline = weakref.ref(result.pipeline)
-    recorder = weakref.ref(result.recorder)
-    assert gc.get_freeze_count() > 0  # why the collector cannot help here
-
-    release_run(result)
-    del result
-
-    assert pipeline() is None
-    assert recorder() is None
