@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from cdb_cli.adapters.mexc.execution import MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.notify.fanout import Notifier
     from cdb_cli.engine.clock import Clock, TestClock
     from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
     from cdb_cli.engine.execution import SimulatedExecution
@@ -40,6 +41,7 @@ __all__ = [
     "instrument_for",
     "mexc_execution_client",
     "mexc_http_client",
+    "notifier",
     "open_bus",
     "open_store",
     "paper_execution_config",
@@ -100,6 +102,14 @@ def open_bus(settings: Settings) -> MessageBus:
     from cdb_cli.adapters.redis_bus import RedisBus
 
     return RedisBus(settings.bus_url, prefix=settings.bus_prefix)
+
+
+def notifier(settings: Settings, *, run_id: str | None = None) -> Notifier | None:
+    """The operator's channels (``CDB_SMTP_*`` mail, each ``CDB_WEBHOOK_URLS`` target) behind
+    one notifier, or None when none is configured."""
+    from cdb_cli.adapters.notify.fanout import Notifier
+
+    return Notifier.from_settings(settings, run_id=run_id)
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
