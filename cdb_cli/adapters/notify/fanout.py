@@ -143,12 +143,9 @@ class _Worker:
                 try:
                     self.channel.deliver(item)
                     logger.info("Alert %r sent to %s", item.title, self.channel.label)
-                except CdbError as e:
+                except CdbError as e:  # its message names the channel
                     logger.warning(
-                        "Alert %r not sent to %s: %s",
-                        item.title,
-                        self.channel.label,
-                        redact(e.message, self._secrets()),
+                        "Alert %r not sent: %s", item.title, redact(e.message, self._secrets())
                     )
                 except Exception as e:  # a channel's bug must not end its worker
                     logger.warning(
@@ -266,7 +263,7 @@ class Notifier:
         try:
             channel.deliver(notice)
         except CdbError as e:
-            detail = redact(e.message, self.secrets())
+            detail = redact(e.message, self.secrets()).removeprefix(f"{channel.label}: ")
             ok = False
         else:
             detail, ok = "sent", True

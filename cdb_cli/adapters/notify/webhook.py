@@ -309,7 +309,8 @@ class WebhookChannel:
                 return
             except TransientError as e:
                 if attempt == self.attempts:
-                    raise TransientError(f"{e.message} (after {attempt} attempts)") from None
+                    tries = f" (after {attempt} attempts)" if attempt > 1 else ""
+                    raise TransientError(f"{e.message}{tries}") from None
                 pause = self.backoff_s * 2 ** (attempt - 1)
                 logger.info("%s; trying again in %.1f s", e.message, pause)
                 self._sleep(pause)
