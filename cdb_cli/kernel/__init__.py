@@ -104,12 +104,25 @@ def open_bus(settings: Settings) -> MessageBus:
     return RedisBus(settings.bus_url, prefix=settings.bus_prefix)
 
 
-def notifier(settings: Settings, *, run_id: str | None = None) -> Notifier | None:
+def notifier(
+    settings: Settings,
+    *,
+    run_id: str | None = None,
+    timeout_s: float | None = None,
+    attempts: int | None = None,
+) -> Notifier | None:
     """The operator's channels (``CDB_SMTP_*`` mail, each ``CDB_WEBHOOK_URLS`` target) behind
-    one notifier, or None when none is configured."""
+    one notifier, or None when none is configured; ``timeout_s`` and ``attempts`` override the
+    webhooks' defaults (``cdb notify test`` tries once)."""
     from cdb_cli.adapters.notify.fanout import Notifier
+    from cdb_cli.adapters.notify.webhook import ATTEMPTS, TIMEOUT_S
 
-    return Notifier.from_settings(settings, run_id=run_id)
+    return Notifier.from_settings(
+        settings,
+        run_id=run_id,
+        timeout_s=TIMEOUT_S if timeout_s is None else timeout_s,
+        attempts=ATTEMPTS if attempts is None else attempts,
+    )
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
