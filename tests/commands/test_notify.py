@@ -15,7 +15,7 @@ from webhook_testkit import Receiver
 
 from cdb_cli.errors import ExitCode
 
-TOKEN = "T0kenQWERTYUIOPasdfghjkl1234"  # noqa: S105 - a test's token
+TOKEN = "T0kenQWERTYUIOPasdfghjkl1234"
 
 
 def _output(result: Result) -> str:
@@ -74,9 +74,11 @@ def test_a_failing_channel_is_its_row_and_exit_4(
     assert result.exit_code == ExitCode.CHECK_FAILED, _output(result)
     rows = [line for line in result.stdout.splitlines() if "#" in line]
     assert len(rows) == 3, result.stdout
-    assert "discord #1 (127.0.0.1)" in rows[0] and "sent" in rows[0]
-    assert "ntfy #2 (127.0.0.1)" in rows[1] and "HTTP 500" in rows[1]
-    assert "json #3 (127.0.0.1)" in rows[2] and "refused" in rows[2]
+    expected = [("discord #1 (127.0.0.1)", "sent"), ("ntfy #2 (127.0.0.1)", "HTTP 500")]
+    expected.append(("json #3 (127.0.0.1)", "refused"))
+    for row, (channel, detail) in zip(rows, expected, strict=True):
+        assert channel in row
+        assert detail in row
     assert result.stderr.strip() == (
         "2 of 3 channel(s) failed: ntfy #2 (127.0.0.1), json #3 (127.0.0.1)"
     )
