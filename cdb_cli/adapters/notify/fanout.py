@@ -45,7 +45,7 @@ __all__ = ["Channel", "ChannelResult", "EmailChannel", "Notifier"]
 logger = logging.getLogger(__name__)
 
 QUEUE_SIZE: Final = 100
-CLOSE_TIMEOUT_S: Final = 15.0
+CLOSE_TIMEOUT_S: Final = 5.0
 TEST_SUBJECT: Final = "cdb notify test"
 
 
