@@ -4,8 +4,8 @@
 than its limit raises one alert, and its return is logged. :class:`StoreWatch` follows the
 store's outages: one line and one alert when it goes, one line when it is back, the run stopped
 when it stays down too long. :func:`send_alert` hands an alert to
-the notifier (``EmailNotifier.send_async``, which rate-limits by subject) and never lets a failed
-alert stop trading.
+the notifier (``Notifier.send_async``: rate-limited by subject, queued for the mail and each
+webhook, never waited for) and never lets a failed alert stop trading.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ __all__ = ["Alert", "Dependency", "FeedWatch", "StoreWatch", "halt_alerts", "sen
 logger = logging.getLogger(__name__)
 
 Alert = Callable[[str, str], Awaitable[object]]
-"""Sends an alert (subject, body), e.g. ``EmailNotifier.send_async``; rate-limits itself."""
+"""Sends an alert (subject, body), e.g. ``Notifier.send_async``; rate-limits itself."""
 
 
 class FeedWatch:
