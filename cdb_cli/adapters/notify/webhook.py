@@ -176,7 +176,8 @@ _EVENTS: Final[tuple[tuple[str, str, Severity], ...]] = (
     ("cdb backup failed", "backup_failed", "error"),
     ("cdb daily check failed", "daily_check_failed", "error"),
     ("cdb daily check ", "daily_summary", "info"),
-    ("cdb live", "live", "warning"),
+    ("cdb live start", "live_start", "warning"),
+    ("cdb live refused", "live_refused", "error"),
     ("cdb fill", "fill", "info"),
     ("cdb notify test", "test", "info"),
 )

@@ -100,6 +100,8 @@ def test_classify_names_event_severity_and_symbol() -> None:
         "cdb daily check failed": ("daily_check_failed", "error"),
         "cdb component risk failed": ("component_failed", "critical"),
         "cdb: the store is down": ("store_down", "critical"),
+        "cdb live start: real orders on MEXC": ("live_start", "warning"),
+        "cdb live refused: the governance gate failed": ("live_refused", "error"),
         "something new": ("alert", "warning"),
     }
     for subject, expected in events.items():
