@@ -7,6 +7,7 @@ What is hidden:
 - the known secret values given (the MEXC keys, the SMTP password, URL passwords), wherever they
   appear, also inside another value (an unclosed quote, ``${…}`` interpolation);
 - the password of every URL in the text (``scheme://user:PASSWORD@host``), also of a malformed URL;
+- the token of a Slack, Discord or Telegram webhook URL (``api.telegram.org/bot***``);
 - query parameters with a secret-looking name (``password``, ``sslpassword``, ``api_key``,
   ``token``, …);
 - the value of a secret-looking assignment (``CDB_MEXC_API_SECRET=…``, ``password: …``), quoted
@@ -49,6 +50,13 @@ _ASSIGNMENT_SECRET = re.compile(
     rf"(?i)([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*['\"]?\s*[=:]\s*['\"]?)"
     r"(?!\*\*\*)[^\s'\"]+",
 )
+# The token of a well-known webhook URL, found by shape even when no setting names it: Telegram's
+# bot<TOKEN>, a Slack incoming webhook's path, a Discord webhook's token.
+_WEBHOOK_TOKENS = (
+    re.compile(r"(?i)(api\.telegram\.org/bot)[^/\s'\"<>?#]+"),
+    re.compile(r"(?i)(hooks\.slack\.com/services/)[^\s'\"<>?#]+"),
+    re.compile(r"(?i)(discord(?:app)?\.com/api/webhooks/\d+/)[^/\s'\"<>?#]+"),
+)
 # An entry of CDB_WEBHOOK_URLS: FORMAT:URL, separated by commas.
 _WEBHOOK_ENTRY = re.compile(r"(?:^|,)\s*[A-Za-z]+:(https?://[^,\s]+)")
 _ANY_VALUE = re.compile(r"(=)(?!\*\*\*)[^&;#\s'\"]+")
@@ -82,6 +90,8 @@ def redact_url(url: str) -> str:
     span = _password_span(url)
     if span is not None:
         url = f"{url[: span[0]]}{MASK}{url[span[1] :]}"
+    for token in _WEBHOOK_TOKENS:
+        url = token.sub(rf"\1{MASK}", url)
     return _QUERY_SECRET.sub(rf"\1{MASK}", url)
 
 

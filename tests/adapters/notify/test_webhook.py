@@ -19,6 +19,7 @@ from cdb_cli.adapters.notify import (
 from cdb_cli.engine.errors import DependencyError, TransientError
 from cdb_cli.redaction import redact, url_secrets
 from cdb_cli.settings import Settings
+from cdb_cli.settings_io import sanitized
 
 TOKEN = "s3cretT0KENabcdefghijklmnop"
 PATHS = {
@@ -241,8 +242,23 @@ def test_webhook_urls_are_secrets_in_settings_and_redaction() -> None:
     value = ",".join(f"{fmt}:https://example.org{path}" for fmt, path in PATHS.items())
     settings = Settings(database_url="sqlite://", webhook_urls=value)
     assert TOKEN not in repr(settings)
+    assert sanitized(settings)["webhook_urls"] == "REDACTED"
+    assert TOKEN not in str(sanitized(settings))
     secrets = url_secrets(value)
     for path in PATHS.values():
         line = f"POST https://example.org{path} failed; {path} again"
         assert TOKEN not in redact(line, secrets), line
     assert redact("the services said sendMessage", secrets) == "the services said sendMessage"
+
+
+def test_well_known_webhook_tokens_are_masked_by_shape_alone() -> None:
+    text = (
+        "POST https://api.telegram.org/bot123456:AAE-x_y/sendMessage?chat_id=5 and "
+        "https://hooks.slack.com/services/T01/B02/Xy9 and "
+        "https://discord.com/api/webhooks/9876/Tok-en_1"
+    )
+    assert redact(text) == (
+        "POST https://api.telegram.org/bot***/sendMessage?chat_id=5 and "
+        "https://hooks.slack.com/services/*** and "
+        "https://discord.com/api/webhooks/9876/***"
+    )
