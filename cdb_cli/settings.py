@@ -348,6 +348,11 @@ class Settings(BaseSettings):
         description="Send at most one alert per subject in this many seconds, by mail and "
         "webhook alike (0: no limit).",
     )
+    notify_fills: bool = Field(
+        default=False,
+        description="Also send each fill of cdb run (one process) to the mail and the webhooks; "
+        "off: only alerts.",
+    )
     webhook_urls: SecretStr | None = Field(
         default=None,
         description="Comma-separated FORMAT:URL webhooks that receive the alerts too; FORMAT is "

@@ -178,7 +178,7 @@ _EVENTS: Final[tuple[tuple[str, str, Severity], ...]] = (
     ("cdb daily check ", "daily_summary", "info"),
     ("cdb live start", "live_start", "warning"),
     ("cdb live refused", "live_refused", "error"),
-    ("cdb fill", "fill", "info"),
+    ("cdb fill: ", "fill", "info"),
     ("cdb notify test", "test", "info"),
 )
 
@@ -197,7 +197,11 @@ def classify(
             break
     if event == "daily_summary" and not title.endswith("all ok"):
         severity = "warning"
-    symbol = title.removeprefix("cdb feed stale: ").strip() if event == "feed_stale" else None
+    symbol = None
+    if event == "feed_stale":
+        symbol = title.removeprefix("cdb feed stale: ").strip()
+    elif event == "fill":
+        symbol = title.removeprefix("cdb fill: ").split(" ", 1)[0]
     ts = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
     return Notice(event, severity, title, body.strip(), ts, run_id, symbol or None)
 
