@@ -113,11 +113,11 @@ def test_a_halt_in_cdb_run_reaches_every_webhook_once(
                 check=False,
             )
             assert halted.returncode == 0, halted.stderr
-            asked = time.monotonic()
             for receiver in receivers.values():
                 receiver.wait(1, timeout_s=30)
-            # the good ones are not held up by the hanging one (tried first, 5 s per attempt)
-            assert time.monotonic() - asked < 5.0
+            # the good ones were not held up by the hanging one (listed first): its first
+            # attempt has not even timed out yet (5 s), so it has not been tried a second time
+            assert len(hanging.posts) <= 1
             hanging.wait(1)
             flaky.wait(2, timeout_s=30)  # 500, then tried again after 1 s
             # while the hanging receiver holds its POST, the loop goes on taking market data
@@ -131,7 +131,8 @@ def test_a_halt_in_cdb_run_reaches_every_webhook_once(
             process.kill()
     output = log.read_text()
     assert process.returncode == 0, output
-    assert stop_s < 10, f"the stop took {stop_s:.1f} s"  # the queues get 5 s at most
+    # the queues get 5 s at most (the hanging one takes them all), the stop itself a few
+    assert stop_s < 15, f"the stop took {stop_s:.1f} s"
     run_id = json.loads(output.splitlines()[-1])["run_id"]
 
     [slack] = _halts(receivers["slack"], lambda p: p.json()["text"].split("\n")[0].strip("*"))
