@@ -349,9 +349,7 @@ class Settings(BaseSettings):
         "webhook alike (0: no limit).",
     )
     notify_fills: bool = Field(
-        default=False,
-        description="Also send each fill of cdb run (one process) to the mail and the webhooks; "
-        "off: only alerts.",
+        default=False, description="Also send each fill of cdb run (one process) as an alert."
     )
     webhook_urls: SecretStr | None = Field(
         default=None,
@@ -455,10 +453,9 @@ class Settings(BaseSettings):
     @field_validator("webhook_urls")
     @classmethod
     def _check_webhook_urls(cls, value: SecretStr | None) -> SecretStr | None:
-        # one line naming the entry by position, never its URL (parse_webhook_urls' messages)
         from cdb_cli.adapters.notify.webhook import parse_webhook_urls
 
-        if value is not None:
+        if value is not None:  # a bad entry: one line naming its position, never its URL
             parse_webhook_urls(value.get_secret_value())
         return value
 
