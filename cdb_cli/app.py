@@ -22,6 +22,7 @@ from cdb_cli.commands import (
     env_validate,
     events,
     explain,
+    notify,
     reconcile,
     replay,
     report,
@@ -138,6 +139,7 @@ app.command("systemcheck")(systemcheck.systemcheck)
 app.add_typer(data.app, name="data")
 app.command("sim-exchange")(sim_exchange.sim_exchange)
 app.command("reconcile")(reconcile.reconcile)
+app.add_typer(notify.app, name="notify")
 
 
 def main() -> None:

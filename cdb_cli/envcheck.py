@@ -147,7 +147,20 @@ def _secret_problems(raw: dict[str, str], mode: str) -> list[Problem]:
             problems.append(Problem(variable, "placeholder_secret", "holds a placeholder value"))
         elif pattern is not None and not pattern.fullmatch(value.strip()):
             problems.append(Problem(variable, "bad_key_format", _SECRET_SHAPES[name]))
+        elif name == "webhook_urls":
+            problems += _webhook_problems(variable, value)
     return problems
+
+
+def _webhook_problems(variable: str, value: str) -> list[Problem]:
+    """A bad ``CDB_WEBHOOK_URLS`` entry, named by its position (the URLs are secrets)."""
+    from cdb_cli.adapters.notify.webhook import parse_webhook_urls
+
+    try:
+        parse_webhook_urls(value)
+    except ValueError as e:
+        return [Problem(variable, "invalid_value", str(e))]
+    return []
 
 
 def _schema_problems(env_file: Path | None, secrets: list[str]) -> list[Problem]:

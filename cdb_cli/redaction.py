@@ -7,6 +7,7 @@ What is hidden:
 - the known secret values given (the MEXC keys, the SMTP password, URL passwords), wherever they
   appear, also inside another value (an unclosed quote, ``${…}`` interpolation);
 - the password of every URL in the text (``scheme://user:PASSWORD@host``), also of a malformed URL;
+- the token of a Slack, Discord or Telegram webhook URL (``api.telegram.org/bot***``);
 - query parameters with a secret-looking name (``password``, ``sslpassword``, ``api_key``,
   ``token``, …);
 - the value of a secret-looking assignment (``CDB_MEXC_API_SECRET=…``, ``password: …``), quoted
@@ -31,6 +32,7 @@ __all__ = [
     "redact_key_shapes",
     "redact_url",
     "url_secrets",
+    "webhook_url_secrets",
 ]
 
 MASK = "***"
@@ -48,6 +50,15 @@ _ASSIGNMENT_SECRET = re.compile(
     rf"(?i)([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*['\"]?\s*[=:]\s*['\"]?)"
     r"(?!\*\*\*)[^\s'\"]+",
 )
+# The token of a well-known webhook URL, found by shape even when no setting names it: Telegram's
+# bot<TOKEN>, a Slack incoming webhook's path, a Discord webhook's token.
+_WEBHOOK_TOKENS = (
+    re.compile(r"(?i)(api\.telegram\.org/bot)[^/\s'\"<>?#]+"),
+    re.compile(r"(?i)(hooks\.slack\.com/services/)[^\s'\"<>?#]+"),
+    re.compile(r"(?i)(discord(?:app)?\.com/api/webhooks/\d+/)[^/\s'\"<>?#]+"),
+)
+# An entry of CDB_WEBHOOK_URLS: FORMAT:URL, separated by commas.
+_WEBHOOK_ENTRY = re.compile(r"(?:^|,)\s*[A-Za-z]+:(https?://[^,\s]+)")
 _ANY_VALUE = re.compile(r"(=)(?!\*\*\*)[^&;#\s'\"]+")
 # A MEXC access key (mx0 and letters/digits) or secret key (32 lowercase hex digits), not inside
 # a longer run of the same kind (a SHA-256 is 64 hex digits).
@@ -79,11 +90,33 @@ def redact_url(url: str) -> str:
     span = _password_span(url)
     if span is not None:
         url = f"{url[: span[0]]}{MASK}{url[span[1] :]}"
+    for token in _WEBHOOK_TOKENS:
+        url = token.sub(rf"\1{MASK}", url)
     return _QUERY_SECRET.sub(rf"\1{MASK}", url)
 
 
+def webhook_url_secrets(url: str) -> list[str]:
+    """The secrets of a webhook URL, whose token is in its path or query (Slack, Discord,
+    Telegram's ``bot<TOKEN>``, an ntfy topic): the URL, all that follows its host, the path and
+    the query, each token-like path segment and each query value."""
+    parts = urlsplit(url)
+    rest = url[url.find(parts.netloc) + len(parts.netloc) :] if parts.netloc else url
+    found = [url, rest, parts.path, parts.query]
+    # a token has digits or is long; "services", "sendMessage" are no secrets
+    found += [
+        segment
+        for segment in parts.path.split("/")
+        if len(segment) >= 20 or (len(segment) >= 6 and any(c.isdigit() for c in segment))
+    ]
+    found += [value for _, _, value in (p.partition("=") for p in parts.query.split("&"))]
+    return [s for s in dict.fromkeys(found) if s and s != "/"]
+
+
 def url_secrets(url: str) -> list[str]:
-    """The secrets in ``url`` (its password, secret query values), to pass to :func:`redact`."""
+    """The secrets in ``url`` (its password, secret query values), to pass to :func:`redact`;
+    for a ``CDB_WEBHOOK_URLS`` value (``FORMAT:URL,…``), those of each webhook URL."""
+    if _WEBHOOK_ENTRY.match(url):
+        return [s for match in _WEBHOOK_ENTRY.finditer(url) for s in webhook_url_secrets(match[1])]
     span = _password_span(url)
     found = [url[span[0] : span[1]]] if span is not None and span[1] > span[0] else []
     for match in _QUERY_SECRET.finditer(url):

@@ -48,7 +48,7 @@ ENV_PREFIX = "CDB_"
 STRATEGY_PREFIX = "CDB_STRATEGY_"
 """``CDB_STRATEGY_<NAME>``: a setting of the strategy (``Settings.strategy_params``), except the
 settings of that name (``CDB_STRATEGY_MAX_ERRORS``, ``CDB_STRATEGY_PARAMS``)."""
-SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret", "smtp_password"})
+SECRET_FIELDS = frozenset({"mexc_api_key", "mexc_api_secret", "smtp_password", "webhook_urls"})
 MEXC_REST_URL = "https://api.mexc.com"
 MEXC_WS_URL = "wss://wbs-api.mexc.com/ws"
 
@@ -345,7 +345,17 @@ class Settings(BaseSettings):
         default=600,
         ge=0,
         le=7 * 24 * 3600,
-        description="Send at most one mail per subject in this many seconds (0: no limit).",
+        description="Send at most one alert per subject in this many seconds, by mail and "
+        "webhook alike (0: no limit).",
+    )
+    notify_fills: bool = Field(
+        default=False, description="Also send each fill of cdb run (one process) as an alert."
+    )
+    webhook_urls: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated FORMAT:URL webhooks that receive the alerts too; FORMAT is "
+        "slack, mattermost, discord, telegram, ntfy or json (see README, Notifications). "
+        "Secret: the URLs hold tokens, never printed.",
     )
 
     @field_validator(
@@ -355,6 +365,7 @@ class Settings(BaseSettings):
         "smtp_from",
         "run_backup_at",
         "run_daily_check_at",
+        "webhook_urls",
         mode="before",
     )
     @classmethod
@@ -438,6 +449,15 @@ class Settings(BaseSettings):
             except ValidationError as e:
                 raise ValueError(_as_settings_message(model, e)) from None
         return self
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _check_webhook_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        from cdb_cli.adapters.notify.webhook import parse_webhook_urls
+
+        if value is not None:  # a bad entry: one line naming its position, never its URL
+            parse_webhook_urls(value.get_secret_value())
+        return value
 
     @model_validator(mode="after")
     def _check_smtp(self) -> Settings:

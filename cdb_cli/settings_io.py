@@ -130,7 +130,8 @@ def describe_validation_error(error: ValidationError, secrets: Iterable[str] = (
         field = str(item["loc"][0]) if item["loc"] else ""
         message = item["msg"].removeprefix("Value error, ")
         if field in SECRET_FIELDS:
-            message = "invalid value"  # a validator's message may quote the value
+            # a validator's message may quote the value; the webhook URLs' names the entry only
+            message = message if field == "webhook_urls" else "invalid value"
         elif field and "input" in item:
             received = item["input"]
             if field in _URL_FIELDS and isinstance(received, str) and received:

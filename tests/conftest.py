@@ -35,6 +35,7 @@ from services_testkit import (
 from smtp_testkit import certificate, smtp_server  # noqa: F401 - fixtures shared by all tests
 from sqlalchemy import create_engine, make_url
 from typer.testing import CliRunner, Result
+from webhook_testkit import webhook_receiver  # noqa: F401 - a fixture shared by all tests
 
 TEST_REDIS_URL = os.environ.get("CDB_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TEST_POSTGRES_URL = os.environ.get(

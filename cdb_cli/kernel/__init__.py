@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from cdb_cli.adapters.mexc.execution import MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.notify.fanout import Notifier
     from cdb_cli.engine.clock import Clock, TestClock
     from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
     from cdb_cli.engine.execution import SimulatedExecution
@@ -40,6 +41,7 @@ __all__ = [
     "instrument_for",
     "mexc_execution_client",
     "mexc_http_client",
+    "notifier",
     "open_bus",
     "open_store",
     "paper_execution_config",
@@ -100,6 +102,27 @@ def open_bus(settings: Settings) -> MessageBus:
     from cdb_cli.adapters.redis_bus import RedisBus
 
     return RedisBus(settings.bus_url, prefix=settings.bus_prefix)
+
+
+def notifier(
+    settings: Settings,
+    *,
+    run_id: str | None = None,
+    timeout_s: float | None = None,
+    attempts: int | None = None,
+) -> Notifier | None:
+    """The operator's channels (``CDB_SMTP_*`` mail, each ``CDB_WEBHOOK_URLS`` target) behind
+    one notifier, or None when none is configured; ``timeout_s`` and ``attempts`` override the
+    webhooks' defaults (``cdb notify test`` tries once)."""
+    from cdb_cli.adapters.notify.fanout import Notifier
+    from cdb_cli.adapters.notify.webhook import ATTEMPTS, TIMEOUT_S
+
+    return Notifier.from_settings(
+        settings,
+        run_id=run_id,
+        timeout_s=TIMEOUT_S if timeout_s is None else timeout_s,
+        attempts=ATTEMPTS if attempts is None else attempts,
+    )
 
 
 def risk_limits(settings: Settings) -> RiskLimits:

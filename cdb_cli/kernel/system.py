@@ -158,9 +158,8 @@ async def open_kernel(
     """
     from cdb_cli.adapters.metrics import Metrics
     from cdb_cli.adapters.mexc.http import MexcHttpClient
-    from cdb_cli.adapters.notify.email import EmailNotifier
     from cdb_cli.engine.records import Mode
-    from cdb_cli.kernel import clock_for, mexc_http_client, open_bus, open_store
+    from cdb_cli.kernel import clock_for, mexc_http_client, notifier, open_bus, open_store
 
     store = await asyncio.to_thread(open_store, settings, create_if_new=create_store)
     try:
@@ -169,19 +168,23 @@ async def open_kernel(
             mexc_http_client(settings) if mode is Mode.LIVE else MexcHttpClient(rest_url) as http,
             open_bus(settings) as bus,
         ):
-            notifier = EmailNotifier.from_settings(settings)
-            yield Kernel(
-                settings=settings,
-                mode=mode,
-                run_id=run_id,
-                symbols=list(symbols),
-                store=store,
-                bus=bus,
-                http=http,
-                ws_url=ws_url,
-                metrics=Metrics(run_id=run_id, mode=mode, symbols=symbols),
-                alert=notifier.send_async if notifier is not None else None,
-                clock=clock_for(mode),
-            )
+            alerts = notifier(settings, run_id=run_id)
+            try:
+                yield Kernel(
+                    settings=settings,
+                    mode=mode,
+                    run_id=run_id,
+                    symbols=list(symbols),
+                    store=store,
+                    bus=bus,
+                    http=http,
+                    ws_url=ws_url,
+                    metrics=Metrics(run_id=run_id, mode=mode, symbols=symbols),
+                    alert=alerts.send_async if alerts is not None else None,
+                    clock=clock_for(mode),
+                )
+            finally:
+                if alerts is not None:  # the last alerts (the loop died) still go out, bounded
+                    await asyncio.to_thread(alerts.close)
     finally:
         await asyncio.to_thread(store.close)

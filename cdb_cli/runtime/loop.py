@@ -49,7 +49,14 @@ from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.schedule import start_jobs
 from cdb_cli.runtime.spill import spill_folders
 from cdb_cli.runtime.view import LastDecisions
-from cdb_cli.runtime.watch import Alert, Dependency, FeedWatch, StoreWatch, send_alert
+from cdb_cli.runtime.watch import (
+    Alert,
+    Dependency,
+    FeedWatch,
+    StoreWatch,
+    fill_alerts,
+    send_alert,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.engine.clock import Clock
@@ -385,6 +392,9 @@ class TradingLoop:
         pipeline.store_down = await self._store_watch.note(self.database_up)
         if batch is None:
             return
+        if self.settings.notify_fills:
+            for subject, body in fill_alerts(batch.fills, f"Run {self.run_id}"):
+                await self.send_alert(subject, body)
         self.last_decisions.note(batch.events)
         for snapshot in pipeline.snapshots[self._snapshots_written :]:  # each day's close
             try:

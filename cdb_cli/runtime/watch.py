@@ -4,8 +4,8 @@
 than its limit raises one alert, and its return is logged. :class:`StoreWatch` follows the
 store's outages: one line and one alert when it goes, one line when it is back, the run stopped
 when it stays down too long. :func:`send_alert` hands an alert to
-the notifier (``EmailNotifier.send_async``, which rate-limits by subject) and never lets a failed
-alert stop trading.
+the notifier (``Notifier.send_async``: rate-limited by subject, queued for the mail and each
+webhook, never waited for) and never lets a failed alert stop trading.
 """
 
 from __future__ import annotations
@@ -19,14 +19,23 @@ from cdb_cli.engine.errors import CdbError, DependencyError
 from cdb_cli.engine.risk import TradingState
 
 if TYPE_CHECKING:
+    from cdb_cli.engine.records import FillRecord
     from cdb_cli.kernel.system import Metrics
 
-__all__ = ["Alert", "Dependency", "FeedWatch", "StoreWatch", "halt_alerts", "send_alert"]
+__all__ = [
+    "Alert",
+    "Dependency",
+    "FeedWatch",
+    "StoreWatch",
+    "fill_alerts",
+    "halt_alerts",
+    "send_alert",
+]
 
 logger = logging.getLogger(__name__)
 
 Alert = Callable[[str, str], Awaitable[object]]
-"""Sends an alert (subject, body), e.g. ``EmailNotifier.send_async``; rate-limits itself."""
+"""Sends an alert (subject, body), e.g. ``Notifier.send_async``; rate-limits itself."""
 
 
 class FeedWatch:
@@ -87,6 +96,21 @@ def halt_alerts(changes: Sequence[tuple[int, str, str]], who: str) -> list[tuple
         )
         for _, state, reason in changes
         if state == TradingState.HALTED
+    ]
+
+
+def fill_alerts(fills: Sequence[FillRecord], who: str) -> list[tuple[str, str]]:
+    """The alerts (subject, body) of stored ``fills`` (``CDB_NOTIFY_FILLS``); the subject
+    names the order, so the rate limit holds back no other order's fill."""
+    return [
+        (
+            f"cdb fill: {fill.symbol} {fill.side} {fill.quantity} at {fill.price} "
+            f"({fill.client_order_id})",
+            f"{who}: {fill.side} {fill.quantity} {fill.symbol} at {fill.price}, fee "
+            f"{format(fill.fee.normalize(), 'f')} {fill.fee_asset} ({fill.liquidity}); order "
+            f"{fill.client_order_id}, fill {fill.fill_id}.",
+        )
+        for fill in fills
     ]
 
 

@@ -335,7 +335,28 @@ async def pass_gate(
         )
     finally:
         await asyncio.to_thread(store.close)
+    await _alert_gate(settings, symbols, result)
     result.raise_if_refused()
+
+
+async def _alert_gate(settings: Settings, symbols: Sequence[str], result: GateResult) -> None:
+    """Tell the operator's channels (mail, webhooks) that live trading starts or was refused;
+    waits 5 s at most for them, and a channel that fails is a warning line only."""
+    from cdb_cli.kernel import notifier
+
+    alerts = notifier(settings)
+    if alerts is None:
+        return
+    who = f"{_operator()} on {', '.join(symbols)}"
+    if result.ok:
+        subject = "cdb live start: real orders on MEXC"
+        body = f"cdb run --live passed the governance gate and starts trading ({who})."
+    else:
+        subject = "cdb live refused: the governance gate failed"
+        lines = "\n".join(condition.line() for condition in result.failed)
+        body = f"cdb run --live was refused ({who}):\n{lines}"
+    alerts.submit(subject, body)
+    await asyncio.to_thread(alerts.close, 5.0)
 
 
 def _operator() -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from typer.testing import Result
+from webhook_testkit import Receiver
 
 from cdb_cli.adapters.mexc.sim import SimServer
 from cdb_cli.errors import ExitCode
@@ -89,6 +90,24 @@ def test_without_confirmation_off_a_terminal_it_refuses_with_exit_4(
         assert f"ok   {condition}" in result.stderr
     assert nothing_placed(threaded_sim)
     assert audits(live_env)[-1][0] == "live_refused"
+
+
+def test_a_refusal_is_posted_to_the_webhooks(
+    cdb: Callable[..., Result],
+    live_env: str,
+    monkeypatch: pytest.MonkeyPatch,
+    webhook_receiver: Callable[..., Receiver],
+) -> None:
+    receiver = webhook_receiver()
+    monkeypatch.setenv("CDB_WEBHOOK_URLS", f"json:{receiver.base}/live/{SIM_SECRET}")
+    result = cdb("run", "--live")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    [post] = receiver.posts  # sent before the refusal's exit
+    document = post.json()
+    assert (document["event"], document["severity"]) == ("live_refused", "error")
+    assert document["title"] == "cdb live refused: the governance gate failed"
+    assert "operator confirmed: not on a terminal: pass --confirm-live" in document["text"]
+    assert SIM_SECRET not in result.output + post.text
 
 
 def test_risk_limits_left_at_their_paper_defaults_refuse_with_exit_3(

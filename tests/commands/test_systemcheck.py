@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from smtp_testkit import SmtpServer
 from typer.testing import Result
+from webhook_testkit import Receiver
 
 from cdb_cli.adapters.sql import upgrade
 from cdb_cli.errors import ExitCode
@@ -460,3 +461,33 @@ def test_daily_with_a_bad_day_is_a_usage_error(cdb: Callable[..., Result], datab
     alone = cdb("systemcheck", "--day", DAY)
     assert alone.exit_code == ExitCode.USAGE, alone.output
     assert "only with --daily" in alone.stderr
+
+
+def test_daily_posts_the_report_to_each_webhook(
+    cdb: Callable[..., Result],
+    database: str,
+    webhook_receiver: Callable[..., Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _seed_day(database)
+    good, failing = webhook_receiver(), webhook_receiver(fail=-1)
+    token = "DailyT0kenQWERTYUIOP12345"
+    monkeypatch.setenv(
+        "CDB_WEBHOOK_URLS", f"json:{good.base}/d/{token},slack:{failing.base}/s/{token}"
+    )
+
+    result = cdb("systemcheck", "--daily", "--day", DAY, "--json")
+
+    assert result.exit_code == 0, result.output  # a webhook is not the check: its result is
+    mail = json.loads(result.stdout)["mail"]
+    assert (mail["sent"], mail["reason"]) == (False, "CDB_SMTP_HOST is unset")
+    assert [(w["channel"], w["ok"]) for w in mail["webhooks"]] == [
+        ("json #1 (127.0.0.1)", True),
+        ("slack #2 (127.0.0.1)", False),
+    ]
+    [post] = good.posts
+    document = post.json()
+    assert (document["event"], document["severity"]) == ("daily_summary", "info")
+    assert document["title"].startswith(f"cdb daily check {DAY} on ")
+    assert "3 rejected: position_size_min 3)" in document["text"]
+    assert token not in result.stdout + result.stderr

@@ -172,6 +172,43 @@ def test_breaker_trip_and_stale_feed_are_mailed(
     assert "cdb risk reset" in body
 
 
+def test_with_notify_fills_each_fill_is_posted(
+    tmp_path: Path, webhook_receiver: Callable[..., Any]
+) -> None:
+    from cdb_cli.kernel import notifier
+
+    receiver = webhook_receiver()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path / 'fills.db'}",
+        paper_latency_ms=0,
+        notify_fills=True,
+        webhook_urls=f"json:{receiver.base}/fills",
+    )
+    alerts = notifier(settings, run_id="p-fills")
+    assert alerts is not None
+
+    async def scenario(
+        runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store
+    ) -> None:
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # buy
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # filled
+        await eventually(lambda: bool(store.fills()))
+        await eventually(lambda: bool(receiver.posts))
+
+    asyncio.run(session(settings, scenario, alert=alerts.send_async))
+    assert alerts.close(timeout_s=10)
+    [post] = receiver.posts
+    document = post.json()
+    assert (document["event"], document["severity"], document["symbol"]) == (
+        "fill",
+        "info",
+        SYMBOL,
+    )
+    assert document["title"].startswith(f"cdb fill: {SYMBOL} BUY ")
+    assert "fee" in document["text"]
+
+
 def test_the_operator_view_shows_prices_positions_and_decisions(settings: Settings) -> None:
     from rich.console import Console
 

@@ -14,6 +14,7 @@ Money is a ``Decimal`` string; the document is JSON-able as it is.
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
@@ -35,6 +36,8 @@ __all__ = [
     "summary_lines",
     "yesterday",
 ]
+
+logger = logging.getLogger(__name__)
 
 MINUTES_PER_DAY: Final = 24 * 60
 _MINUTE_NS: Final = 60 * 1_000_000_000
@@ -197,20 +200,38 @@ def report_text(rows: Sequence[CheckRow], summary: dict[str, Any]) -> str:
 def mail_report(
     settings: Settings, rows: Sequence[CheckRow], summary: dict[str, Any]
 ) -> dict[str, Any]:
-    """Mail the report when SMTP is configured; return what happened (for ``--json``).
+    """Mail the report when SMTP is configured, and post it to each ``CDB_WEBHOOK_URLS`` target;
+    return what happened (for ``--json``; ``webhooks``: one result per target, when set).
 
-    Raises ``DependencyError`` (one line, no password) when the mail cannot be sent.
+    Raises ``DependencyError`` (one line, no password) when the mail cannot be sent; a webhook
+    that fails is a warning line and its result, not an error.
     """
     import socket
 
     from cdb_cli.adapters.notify import EmailNotifier
     from cdb_cli.services.systemcheck.model import Status
 
-    notifier = EmailNotifier.from_settings(settings)
-    if notifier is None:
-        return {"sent": False, "reason": "CDB_SMTP_HOST is unset"}
     failed = [row.name for row in rows if row.status is Status.FAIL]
     verdict = "all ok" if not failed else f"{len(failed)} failed: {', '.join(failed)}"
     subject = f"cdb daily check {summary['day']} on {socket.gethostname()}: {verdict}"
-    notifier.send(subject, report_text(rows, summary))
-    return {"sent": True, "subject": subject, "to": list(notifier.config.recipients)}
+    text = report_text(rows, summary)
+    posted = _post_report(settings, subject, text)
+    notifier = EmailNotifier.from_settings(settings)
+    if notifier is None:
+        return {"sent": False, "reason": "CDB_SMTP_HOST is unset", **posted}
+    notifier.send(subject, text)
+    return {"sent": True, "subject": subject, "to": list(notifier.config.recipients), **posted}
+
+
+def _post_report(settings: Settings, subject: str, text: str) -> dict[str, Any]:
+    """The report to each webhook (``{"webhooks": [results]}``; empty when none is set)."""
+    if settings.webhook_urls is None:
+        return {}
+    from cdb_cli.adapters.notify import Notifier, WebhookChannel, parse_webhook_urls
+
+    targets = parse_webhook_urls(settings.webhook_urls.get_secret_value())
+    results = Notifier([WebhookChannel(target) for target in targets]).send(subject, text)
+    for result in results:
+        if not result.ok:
+            logger.warning("Daily report not posted to %s: %s", result.channel, result.detail)
+    return {"webhooks": [result.to_dict() for result in results]}
