@@ -25,7 +25,13 @@ from cdb_cli.secret_files import file_variables, loose_mode, read_secret, secret
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
-__all__ = ["EnvReport", "Problem", "settings_secret_problems", "validate_environment"]
+__all__ = [
+    "EnvReport",
+    "Problem",
+    "loose_files",
+    "settings_secret_problems",
+    "validate_environment",
+]
 
 # CDB_* variables that are read by the process but are not settings.
 PROCESS_VARIABLES = frozenset({"CDB_DEBUG", "CDB_ENV_FILE", "CDB_REQUIRE_SERVICES"})
@@ -240,6 +246,30 @@ def validate_environment(
     return EnvReport(str(env_file) if env_file else None, effective_mode, problems)
 
 
+def loose_files(env_file: Path | None) -> list[Problem]:
+    """The ``.env`` and the credential files (:mod:`cdb_cli.secret_files`) that group or others
+    may read, as ``file_permissions`` problems: what ``cdb run --paper`` warns about at start and
+    what makes the live gate refuse."""
+    problems = []
+    file_values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        mode = loose_mode(env_file)
+        if mode is not None:
+            problems.append(_loose(str(env_file), f"readable by group/others (mode {mode:04o})"))
+        file_values = env_file_values(env_file)
+    environment = {k: v for k, v in os.environ.items() if k.upper().startswith("CDB_")}
+    for source in secret_files({**file_values, **environment}):
+        mode = loose_mode(source.path)
+        if mode is not None:
+            what = f"{source.variable} ({source.via}) is readable by group/others (mode {mode:04o})"
+            problems.append(_loose(str(source.path), what))
+    return problems
+
+
+def _loose(path: str, what: str) -> Problem:
+    return Problem(path, "file_permissions", f"{what}; run: chmod 600 {path}")
+
+
 def _secret_file_problems(raw: dict[str, str]) -> tuple[list[Problem], dict[str, str]]:
     """Secrets given as files (:mod:`cdb_cli.secret_files`): a file group or others may read, or
     one that cannot be read, is a problem; the values read, by variable, join the checks."""
@@ -248,14 +278,8 @@ def _secret_file_problems(raw: dict[str, str]) -> tuple[list[Problem], dict[str,
     for source in secret_files(raw):
         mode = loose_mode(source.path)
         if mode is not None:
-            problems.append(
-                Problem(
-                    str(source.path),
-                    "file_permissions",
-                    f"{source.variable} ({source.via}) is readable by group/others "
-                    f"(mode {mode:04o}); run: chmod 600 {source.path}",
-                )
-            )
+            what = f"{source.variable} ({source.via}) is readable by group/others (mode {mode:04o})"
+            problems.append(_loose(str(source.path), what))
         try:
             values[source.variable] = read_secret(source)
         except ConfigurationError as e:

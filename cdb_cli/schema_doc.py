@@ -36,8 +36,13 @@ def env_example() -> str:
     """The text of ``.env.example``: every variable, its description and default.
 
     Variables with a fixed default are set to it; secrets and machine-dependent defaults are
-    commented out, so a plain copy is valid (``cdb env-validate`` exits 0 on it).
+    commented out, so a plain copy is valid (``cdb env-validate`` exits 0 on it). So are the
+    settings live trading wants the operator to decide (the loss limits, the size cap and the
+    metrics port, :data:`~cdb_cli.services.governance.OPERATOR_DECIDES`): a copied example must
+    not pass the live gate's "set explicitly" rule for them.
     """
+    from cdb_cli.services.governance import OPERATOR_DECIDES
+
     lines = [
         "# cdb settings. Copy to .env (chmod 600) and edit; every variable is optional in paper",
         "# mode. Generated from cdb_cli/settings.py by scripts/generate.py: do not edit by hand.",
@@ -45,7 +50,9 @@ def env_example() -> str:
     ]
     for name, field in Settings.model_fields.items():
         lines.append(f"# {field.description}")
-        commented = name in SECRET_FIELDS or name in _DYNAMIC_DEFAULTS
+        if name in OPERATOR_DECIDES:
+            lines.append("# Live trading: set it yourself (the live gate refuses the default).")
+        commented = name in SECRET_FIELDS or name in _DYNAMIC_DEFAULTS or name in OPERATOR_DECIDES
         lines.append(f"{'# ' if commented else ''}{env_name(name)}={_default_text(name)}")
         lines.append("")
     return "\n".join(lines)

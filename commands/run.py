@@ -96,12 +96,20 @@ def run(
             context.terminal.err.print(line, markup=False)
 
         run_async(
-            pass_gate(settings, trading, confirm_live=confirm_live, prompt=prompt, report=report)
+            pass_gate(
+                settings,
+                trading,
+                confirm_live=confirm_live,
+                prompt=prompt,
+                report=report,
+                env_file=context.env_file,
+            )
         )
         summary = run_async(run_live(settings, symbols=trading, view=view))
     else:
         if confirm_live:
             raise typer.BadParameter("only with --live", param_hint="--confirm-live")
+        _warn_loose_files(context)
         summary = run_async(
             run_paper(settings, symbols=trading, feed="sim" if feed == "sim" else "mexc", view=view)
         )
@@ -178,3 +186,16 @@ def _run_component(
     )
     done = ", ".join(f"{value} {key}" for key, value in sorted(counts.items())) or "nothing"
     _stopped(context, f"Stopped component {component}: {done}")
+
+
+def _warn_loose_files(context: AppContext) -> None:
+    """A paper run starts with a loose ``.env`` or credential file, but says so loudly: the live
+    gate would refuse it."""
+    from cdb_cli.envcheck import loose_files
+
+    for problem in loose_files(context.env_file):
+        context.terminal.err.print(
+            f"WARNING: {problem.line()} (cdb run --live refuses to start with it)",
+            style="bold red",
+            markup=False,
+        )

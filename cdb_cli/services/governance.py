@@ -7,12 +7,15 @@ condition              passes when                                              
 =====================  ==========================================================  =========
 ``mexc keys``          both keys set and well-formed (env-validate's rules), and   config /
                        MEXC accepts them (a signed ``account()``)                  check
-``systemcheck``        no row of ``cdb systemcheck`` fails, judged in live mode:   check
-                       clock offset below half the recvWindow, the account may
-                       trade spot and every symbol is tradable, breaker not halted
-``risk limits``        the loss and size limits are set explicitly (environment    config
-                       or ``.env``), not left at their defaults, and every
-                       percentage is below 100
+``systemcheck``        no row of ``cdb systemcheck`` fails, judged in live mode    check
+                       with the run's own env file: clock offset below half the
+                       recvWindow, the account may trade spot and every symbol is
+                       tradable, breaker not halted, no ``.env`` or credential
+                       file readable by group/others
+``risk limits``        the loss and size limits are set by the operator            config
+                       (environment or ``.env``; ``.env.example`` ships them
+                       commented out), not left at their defaults (named), and
+                       every percentage is below 100
 ``metrics endpoint``   ``CDB_HTTP_PORT`` is set explicitly (Prometheus must know   config
                        where to scrape; the port is always 1..65535)
 ``portfolio restored`` the caller's reconciliation says so (passed in)             check
@@ -40,6 +43,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from cdb_cli.engine.errors import (
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXPLICIT_RISK_LIMITS",
+    "OPERATOR_DECIDES",
     "GateCondition",
     "GateResult",
     "gate_audit",
@@ -79,6 +84,9 @@ EXPLICIT_RISK_LIMITS: Final = (
 )
 """Risk settings live trading needs set explicitly: the loss limits and the size caps. A default
 meant for a paper account is not a decision about real money."""
+OPERATOR_DECIDES: Final = (*EXPLICIT_RISK_LIMITS, "http_port")
+"""What the operator must set for live trading (the risk limits and the metrics port):
+``.env.example`` ships them commented out, with their defaults, so a copy of it passes nothing."""
 _PERCENT_LIMITS: Final = (
     "daily_drawdown_pct",
     "circuit_breaker_pct",
@@ -149,6 +157,7 @@ async def live_gate(
     confirm_live: bool,
     prompt: Prompt | None,
     portfolio_restored: tuple[bool, str],
+    env_file: Path | None = None,
 ) -> GateResult:
     """Check every condition of ``cdb run --live`` (see the module docstring) and return them.
 
@@ -156,6 +165,8 @@ async def live_gate(
     systemcheck). ``prompt`` shows a question and returns what the operator typed (e.g.
     ``typer.prompt``); pass None off a terminal, where only ``confirm_live`` confirms.
     ``portfolio_restored`` is reconciliation's verdict: (restored?, why or what was restored).
+    ``env_file`` is the ``.env`` the settings came from: the systemcheck judges it as
+    ``cdb systemcheck`` in the same folder does (a file readable by others fails).
 
     Exit codes, through :meth:`GateResult.error`: 3 (``ConfigurationError``) when keys are
     missing or malformed, the risk limits are not set for live, or ``CDB_HTTP_PORT`` is not set;
@@ -167,7 +178,7 @@ async def live_gate(
     keys, masked = await _keys_condition(live)
     conditions = [
         keys,
-        await asyncio.to_thread(_systemcheck_condition, live),
+        await asyncio.to_thread(_systemcheck_condition, live, env_file),
         risk_limits_condition(live),
         _metrics_condition(live),
         GateCondition("portfolio restored", portfolio_restored[0], portfolio_restored[1]),
@@ -207,11 +218,12 @@ async def _keys_condition(settings: Settings) -> tuple[GateCondition, str | None
     return GateCondition(name, True, f"{masked} accepted by MEXC"), masked
 
 
-def _systemcheck_condition(settings: Settings) -> GateCondition:
-    """Every systemcheck row in live mode (in a worker thread: the checks run their own loop)."""
+def _systemcheck_condition(settings: Settings, env_file: Path | None) -> GateCondition:
+    """Every systemcheck row in live mode, with the run's env file (in a worker thread: the
+    checks run their own loop)."""
     from cdb_cli.services.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
 
-    context = CheckContext(settings=settings, now=datetime.now(UTC))
+    context = CheckContext(settings=settings, now=datetime.now(UTC), env_file=env_file)
     rows = run_checks(CHECKS, context, secrets=secret_values(settings))
     failed = [row for row in rows if row.status is Status.FAIL]
     if failed:
@@ -240,11 +252,14 @@ def risk_limits_condition(settings: Settings) -> GateCondition:
     from cdb_cli.settings import env_name
 
     unset = [
-        env_name(name) for name in EXPLICIT_RISK_LIMITS if name not in settings.model_fields_set
+        f"{env_name(name)} (default {getattr(settings, name)})"
+        for name in EXPLICIT_RISK_LIMITS
+        if name not in settings.model_fields_set
     ]
     problems = (
-        [f"not set: {', '.join(unset)} (the defaults are for paper trading)"] if unset else []
-    )
+        [f"still at their defaults, set them yourself: {', '.join(unset)} (the defaults are "
+         "for paper trading)"] if unset else []
+    )  # fmt: skip
     problems += [
         f"{env_name(name)}={getattr(settings, name)} must be below 100"
         for name in _PERCENT_LIMITS
@@ -308,6 +323,7 @@ async def pass_gate(
     confirm_live: bool,
     prompt: Prompt | None,
     report: Callable[[str], None],
+    env_file: Path | None = None,
 ) -> None:
     """The gate of ``cdb run --live``: ``report`` each line (``ok   name: detail`` or ``FAIL
     name: detail``), audit the verdict in the store, raise :meth:`GateResult.raise_if_refused`.
@@ -327,6 +343,7 @@ async def pass_gate(
             confirm_live=confirm_live,
             prompt=prompt,
             portfolio_restored=restored,
+            env_file=env_file,
         )
         for name, ok, detail in result.rows():
             report(f"{'ok  ' if ok else 'FAIL'} {name}: {detail}")

@@ -128,3 +128,26 @@ def test_confirm_live_is_only_for_live(cdb: Callable[..., Result], live_env: str
     assert result.exit_code == ExitCode.USAGE
     result = cdb("run", "--live", "--feed", "sim")
     assert result.exit_code == ExitCode.USAGE
+
+
+def test_a_world_readable_env_file_refuses_with_exit_4_naming_it(
+    cdb: Callable[..., Result],
+    live_env: str,
+    threaded_sim: SimServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """The keys in a `.env` that others may read (chmod 644): `cdb systemcheck` in that folder
+    fails it, and so does the gate, which judges the run's own env file (issue 27)."""
+    monkeypatch.delenv("CDB_MEXC_API_KEY")
+    monkeypatch.delenv("CDB_MEXC_API_SECRET")
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"CDB_MEXC_API_KEY={SIM_KEY}\nCDB_MEXC_API_SECRET={SIM_SECRET}\n")
+    env_file.chmod(0o644)
+    result = cdb("--env-file", str(env_file), "run", "--live", "--confirm-live")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert "FAIL systemcheck" in result.stderr
+    assert f"{env_file}: readable by group/others (mode 0644)" in result.stderr
+    assert SIM_SECRET not in result.output
+    assert nothing_placed(threaded_sim)
+    assert audits(live_env)[-1][0] == "live_refused"

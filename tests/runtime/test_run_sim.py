@@ -272,3 +272,33 @@ def test_sigusr1_halts_a_running_cdb_run_and_the_store_says_so(tmp_path: Path) -
     assert change.detail["state"] == "halted"
     assert status.state is TradingState.HALTED
     assert f"SIGUSR1: halting run {start.run_id}" in err
+
+
+def test_a_paper_run_with_a_loose_env_file_says_so_loudly(tmp_path: Path) -> None:
+    """`cdb run --paper` starts with a `.env` others may read, but its first line says so and
+    that the live gate would refuse it (issue 27)."""
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"CDB_DATABASE_URL=sqlite:///{tmp_path / 'run.db'}\n")
+    env_file.chmod(0o644)
+    port = free_port()
+    env = {**os.environ, "NO_COLOR": "1", "CDB_HTTP_PORT": str(port)}
+    cdb = str(Path(sys.executable).parent / "cdb")
+    process = subprocess.Popen(
+        [cdb, "run", "--paper", "--feed", "sim", "--symbols", SYMBOL],
+        env=env,
+        cwd=tmp_path,  # the .env of the working folder is read, as for every command
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()
+        wait_running(process, lambda: trading(port), "market events and /ready")
+        process.send_signal(signal.SIGTERM)
+        _out, _err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert first.startswith("WARNING: .env: readable by group/others (mode 0644)"), first
+    assert "cdb run --live refuses to start with it" in first
+    assert process.returncode == 0

@@ -26,6 +26,7 @@ API_KEY = "mx0vglGateKey0001"
 SECRET = "0123456789abcdef0123456789abcdef"
 MASKED = "mx0v…001"
 RESTORED = (True, "3 fills, 0 open orders, balances match")
+ENV_EXAMPLE = Path(__file__).resolve().parents[2] / ".env.example"
 SYMBOLS = ["BTCUSDT"]
 
 
@@ -244,8 +245,8 @@ async def test_default_risk_limits_and_metrics_port_are_refused(
     )
     assert _condition(result, "risk limits") == (
         False,
-        "not set: CDB_MAX_EXPOSURE_PCT (the defaults are for paper trading); "
-        "CDB_MAX_SPREAD_PCT=100 must be below 100",
+        "still at their defaults, set them yourself: CDB_MAX_EXPOSURE_PCT (default 30) (the "
+        "defaults are for paper trading); CDB_MAX_SPREAD_PCT=100 must be below 100",
     )
     ok, detail = _condition(result, "metrics endpoint")
     assert not ok
@@ -374,3 +375,125 @@ async def test_an_unreachable_mexc_is_refused(
     assert not ok
     assert "mexc rest failed (unreachable)" in detail
     assert isinstance(result.error(), CheckFailed)
+
+
+# --- issue 27: the gate judges the run's own .env and credential files ---------------------------
+
+
+async def test_a_world_readable_env_file_with_the_keys_refuses_naming_it(
+    sim: SimServer,
+    live_env: Callable[[SimServer], Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`chmod 644 .env` with the keys in it: the gate's systemcheck judges that very file, as
+    `cdb systemcheck` in the same folder does, and fails; the refusal is exit 4 and names it."""
+    live_env(sim)
+    env_file = tmp_path / ".env"
+    env_file.write_text(f"CDB_MEXC_API_KEY={API_KEY}\nCDB_MEXC_API_SECRET={SECRET}\n")
+    env_file.chmod(0o644)
+    monkeypatch.delenv("CDB_MEXC_API_KEY")
+    monkeypatch.delenv("CDB_MEXC_API_SECRET")
+    result = await live_gate(
+        load_settings(env_file),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+        env_file=env_file,
+    )
+    ok, detail = _condition(result, "systemcheck")
+    assert not ok
+    assert f"readable by group/others (mode 0644); run: chmod 600 {env_file}" in detail
+    error = result.error()
+    assert isinstance(error, CheckFailed)  # exit 4
+    assert str(env_file) in " ".join(error.details)
+    assert SECRET not in str(result.rows())
+    env_file.chmod(0o600)
+    again = await live_gate(
+        load_settings(env_file),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+        env_file=env_file,
+    )
+    assert again.ok, again.rows()
+
+
+async def test_a_copied_env_example_leaves_the_limits_to_decide(
+    sim: SimServer,
+    live_env: Callable[[SimServer], Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`cp .env.example .env` plus the keys: the example ships the limits and the metrics port
+    commented out, so the gate names each one still at its default and refuses (exit 3)."""
+    live_env(sim)
+    for name in ("DAILY_DRAWDOWN_PCT", "CIRCUIT_BREAKER_PCT", "MAX_EXPOSURE_PCT"):
+        monkeypatch.delenv(f"CDB_{name}")
+    monkeypatch.delenv("CDB_MAX_POSITION_QUOTE")
+    monkeypatch.delenv("CDB_HTTP_PORT")
+    env_file = tmp_path / ".env"
+    env_file.write_text(ENV_EXAMPLE.read_text())
+    env_file.chmod(0o600)
+    result = await live_gate(
+        load_settings(env_file),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+        env_file=env_file,
+    )
+    ok, detail = _condition(result, "risk limits")
+    assert not ok
+    assert detail.startswith(
+        "still at their defaults, set them yourself: CDB_DAILY_DRAWDOWN_PCT (default 5), "
+        "CDB_CIRCUIT_BREAKER_PCT (default 10), CDB_MAX_EXPOSURE_PCT (default 30), "
+        "CDB_MAX_POSITION_QUOTE (default 50000)"
+    )
+    assert not _condition(result, "metrics endpoint")[0]
+    assert isinstance(result.error(), ConfigurationError)  # exit 3
+
+
+async def test_keys_given_only_as_systemd_credentials_pass_and_a_loose_one_fails(
+    sim: SimServer,
+    live_env: Callable[[SimServer], Settings],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The MEXC keys as LoadCredential= provides them ($CREDENTIALS_DIRECTORY, nothing in the
+    environment or .env): MEXC accepts them and the gate passes; the secret's file readable by
+    others fails the gate, naming the file."""
+    live_env(sim)
+    monkeypatch.delenv("CDB_MEXC_API_KEY")
+    monkeypatch.delenv("CDB_MEXC_API_SECRET")
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    (credentials / "CDB_MEXC_API_KEY").write_text(API_KEY)
+    (credentials / "CDB_MEXC_API_SECRET").write_text(SECRET + "\n")
+    for path in credentials.iterdir():
+        path.chmod(0o400)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    result = await live_gate(
+        load_settings(),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+    )
+    assert result.ok, result.rows()
+    assert _condition(result, "mexc keys") == (True, f"{MASKED} accepted by MEXC")
+    loose = credentials / "CDB_MEXC_API_SECRET"
+    loose.chmod(0o644)
+    refused = await live_gate(
+        load_settings(),
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+    )
+    ok, detail = _condition(refused, "systemcheck")
+    assert not ok
+    assert str(loose) in detail
+    assert SECRET not in str(refused.rows())
