@@ -88,11 +88,14 @@ class PrivateRedis:
     """A Redis of the test's own: ``start``/``stop`` it, ``url`` for the bus. Its streams
     outlive a stop (append-only file, fsynced on every write), as a production Redis's do."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, password: str | None = None) -> None:
         self.root = root / "redis"
         self.root.mkdir()
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        """With one, the server requires it (``requirepass``) and ``url`` carries it."""
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -111,6 +114,7 @@ class PrivateRedis:
                 "always",
                 "--dir",
                 str(self.root),
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -118,8 +122,9 @@ class PrivateRedis:
         wait_until(self._answers, 10, "the test's Redis to start")
 
     def _answers(self) -> bool:
+        env = {**os.environ, "REDISCLI_AUTH": self.password} if self.password else None
         ping = subprocess.run(
-            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False
+            ["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False, env=env
         )
         return ping.stdout.strip() == b"PONG"
 

@@ -111,7 +111,7 @@ def make_engine(url: URL) -> Engine:
         assert url.database is not None  # noqa: S101 - not in memory
         path = Path(url.database).expanduser()
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as e:
             raise DependencyError(
                 f"Cannot create the folder of {describe_url(url)}: {e.strerror}"

@@ -22,7 +22,9 @@ __all__ = [
     "check_backup_disk",
     "check_backup_tools",
     "check_database",
+    "check_database_auth",
     "check_database_disk",
+    "check_file_modes",
     "check_redis",
     "check_round_trip",
     "check_schema",
@@ -37,6 +39,13 @@ DISK_WARN_FRACTION: Final = 0.05
 REDIS_WARN_MS: Final = 50.0
 DATABASE_WARN_MS: Final = 200.0
 REDIS_PINGS: Final = 3
+NO_PASSWORD: Final = {
+    "redis": "Redis accepts commands without a password: anyone who reaches it can read and "
+    "write the bus; require one (docker-compose.yml does) and put it in CDB_BUS_URL",
+    "postgresql": "PostgreSQL let cdb in without a password (trust or peer authentication); "
+    "give the cdb role a password (docker-compose.yml does) and put it in CDB_DATABASE_URL",
+}
+"""The hints of a service that takes commands without authentication (a warning: it works)."""
 
 
 def check_settings(context: CheckContext) -> Outcome:
@@ -70,6 +79,23 @@ def check_database(context: CheckContext) -> Outcome:
     status = Status.WARN if elapsed > DATABASE_WARN_MS else Status.OK
     hint = "slow answer; is the server overloaded?" if status is Status.WARN else ""
     return Outcome(status, f"{where}, {elapsed:.1f} ms", hint)
+
+
+def check_database_auth(context: CheckContext) -> Outcome:
+    """PostgreSQL asked cdb for a password (the database row connected without one: trust or
+    peer authentication is a warning); a SQLite file is guarded by its mode (``file modes``)."""
+    from cdb_cli.adapters.sql.database import parse_url
+
+    url = parse_url(context.require_settings().database_url)
+    if url.get_backend_name() != "postgresql":
+        return Outcome(Status.SKIP, "SQLite", "a file: see the file modes row")
+    if not url.password:
+        return Outcome(
+            Status.WARN,
+            f"role {url.username or '(default)'}, no password",
+            NO_PASSWORD["postgresql"],
+        )
+    return Outcome(Status.OK, f"role {url.username}, password")
 
 
 def check_schema(context: CheckContext) -> Outcome:
@@ -126,6 +152,8 @@ def check_redis(context: CheckContext) -> Outcome:
         return bus.where, sorted(latencies)[len(latencies) // 2]
 
     where, latency = run_async(measure())
+    if not urlsplit(settings.bus_url).password:  # it answered with no password asked
+        return Outcome(Status.WARN, f"{where}, {latency:.1f} ms", NO_PASSWORD["redis"])
     if latency > REDIS_WARN_MS:
         return Outcome(Status.WARN, f"{where}, {latency:.1f} ms", "slow PING; network or load?")
     return Outcome(Status.OK, f"{where}, {latency:.1f} ms")
@@ -204,6 +232,38 @@ def check_database_disk(context: CheckContext) -> Outcome:
     return _disk(Path(url.database or ".").expanduser().absolute().parent)
 
 
+def check_file_modes(context: CheckContext) -> Outcome:
+    """What cdb keeps on disk is for its owner only: the SQLite database (0600) and its folder,
+    the backup and spill folders (0700). One that group or others may read is a warning, with
+    the ``chmod`` that fixes it (cdb creates them so; an older or hand-made one may be open)."""
+    from cdb_cli.adapters.sql.database import is_memory_url, parse_url
+
+    settings = context.require_settings()
+    files: list[Path] = []
+    folders = [settings.backup_dir, settings.spill_dir]
+    url = parse_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not is_memory_url(url):
+        database = Path(url.database or "").expanduser().absolute()
+        files.append(database)
+        folders.insert(0, database.parent)
+    loose_files = [(path, _mode(path)) for path in files if _mode(path) & 0o077]
+    loose_folders = [(path, _mode(path)) for path in folders if _mode(path) & 0o077]
+    if not loose_files and not loose_folders:
+        return Outcome(Status.OK, f"{len(files)} file(s), {len(folders)} folder(s) owner-only")
+    value = ", ".join(f"{path} ({mode:04o})" for path, mode in [*loose_files, *loose_folders])
+    fixes = [f"chmod 600 {path}" for path, _ in loose_files]
+    fixes += [f"chmod 700 {path}" for path, _ in loose_folders]
+    return Outcome(Status.WARN, value, "others may read the ledger or backups: " + "; ".join(fixes))
+
+
+def _mode(path: Path) -> int:
+    """The permission bits of ``path`` (0 when it does not exist yet)."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0
+
+
 def check_backup_disk(context: CheckContext) -> Outcome:
     """Free space in ``CDB_BACKUP_DIR``."""
     return _disk(context.require_settings().backup_dir)
@@ -258,10 +318,12 @@ CORE_CHECKS: Final[tuple[Check, ...]] = (
     Check("database", check_database),
     Check("schema", check_schema, needs=("database",)),
     Check("database write", check_round_trip, needs=("schema",)),
+    Check("database auth", check_database_auth, needs=("database",)),
     Check("redis", check_redis, network=True),
     Check("smtp", check_smtp, network=True),
     Check("disk (database)", check_database_disk),
     Check("disk (backups)", check_backup_disk),
+    Check("file modes", check_file_modes),
     Check("backup tools", check_backup_tools, needs=("database",)),
     Check("backup", check_backup_age),
 )
