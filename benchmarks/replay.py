@@ -74,7 +74,8 @@ SCENARIOS = {
 }
 
 
-def _pipeline(scenario: str = "default", *, traced: bool = False) -> tuple[Any, Any]:
+def _pipeline(scenario: str = "default") -> tuple[Any, Any]:
+    """The pipeline as the live loop has it, for the per-bar latency (bar by bar, as live)."""
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
@@ -88,11 +89,9 @@ def _pipeline(scenario: str = "default", *, traced: bool = False) -> tuple[Any, 
         Mode.REPLAY,
         symbols=["BTCUSDT"],
         clock=clock,
-        # As `cdb replay` keeps them: orders and fills, and the events only with --persist.
-        recorder=MemoryRecorder(keeps_events=traced),
+        # The live loop's recorder keeps every event (it stores and publishes them).
+        recorder=MemoryRecorder(),
         run_id="bench",
-        # What `cdb replay --persist` adds: every bar's strategy trace built (then dropped).
-        trace_interval_ns=MINUTE_NS if traced else None,
     )
     return pipeline, clock
 
@@ -100,7 +99,14 @@ def _pipeline(scenario: str = "default", *, traced: bool = False) -> tuple[Any, 
 def worker_cdb(
     n: int, seed: int, scenario: str = "default", *, traced: bool = False
 ) -> dict[str, Any]:
-    from cdb_cli.engine.replay import BarSeries, replay_bars
+    """What `cdb replay` does once its data is loaded (services.replay.run_loaded: the kernel's
+    pipeline, the command's recorder, the replay loop and the report), timed; ``traced`` is
+    `--persist` (events and every bar's trace kept)."""
+    from pathlib import Path
+
+    from cdb_cli.engine.replay import BarSeries
+    from cdb_cli.services.replay import LoadedReplay, ReplayRequest, run_loaded
+    from cdb_cli.settings import Settings
 
     data = generate(n, seed)
     series = BarSeries(
@@ -113,11 +119,13 @@ def worker_cdb(
         data["close"],
         data["volume"],
     )
-    pipeline, clock = _pipeline(scenario, traced=traced)
+    settings = Settings(database_url="sqlite://", **SCENARIOS[scenario])
+    request = ReplayRequest(data=Path("generated.json"), symbol="BTCUSDT", trace=traced)
+    loaded = LoadedReplay(series, data_sha256="0" * 64)
     start = time.perf_counter()
-    replay_bars(pipeline, series, clock)
+    result = run_loaded(settings, request, loaded)
     seconds = time.perf_counter() - start
-    stats = pipeline.snapshot_stats()
+    stats = result.pipeline.snapshot_stats()
     return {
         "bars": n,
         "seconds": seconds,
@@ -271,6 +279,9 @@ def main() -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="runs per cdb case, the fastest counts (default 3)"
     )
+    parser.add_argument(
+        "--no-sweep", action="store_true", help="skip the sweep row (1,000 configs, about a minute)"
+    )
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args.bars, args.seed)))
@@ -361,6 +372,12 @@ def main() -> int:
                 "ok" if ok else "MISSED",
             )
         )
+    if not args.no_sweep:
+        from sweep import sweep_row  # benchmarks/sweep.py: the real `cdb replay --sweep`
+
+        sweep = sweep_row()
+        failed |= sweep[-1] != "ok"
+        rows.append(sweep)
     header = ("benchmark", "time", "bars/s", "peak", "detail", "target", "result")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:

@@ -170,7 +170,10 @@ def run_loaded(
     settings_sha = settings_hash(settings)
     run_id = _run_id(data_sha, settings_sha, request)
     clock = clock_for(Mode.REPLAY)
-    recorder = MemoryRecorder()
+    # Orders and fills make the report; the events are kept only for --persist, which writes
+    # them (a plain replay's events nobody reads: building and keeping them was most of a
+    # trade-heavy replay's time and memory).
+    recorder = MemoryRecorder(keeps_events=request.trace)
     interval = series.interval_ns if isinstance(series, BarSeries) else request.interval_ns
     pipeline = build_pipeline(
         settings,
