@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Final, get_args
 
@@ -55,10 +55,9 @@ from prometheus_client import (
     Gauge,
     Histogram,
 )
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from cdb_cli import __version__
+from cdb_cli.adapters.metrics_registry import FeedAges, exposed_names
 from cdb_cli.engine.events import (
     Bar,
     Event,
@@ -81,6 +80,7 @@ from cdb_cli.engine.risk import (
     TradingState,
     normalize_decision,
 )
+from cdb_cli.engine.strategies.guard import StrategyErrors
 
 __all__ = [
     "ORDER_STATUSES",
@@ -118,53 +118,6 @@ websocket of seconds."""
 DEPENDENCIES: Final = ("database", "redis")
 """The dependencies whose state `dependency_up` shows."""
 SIZE_ZERO: Final = "size_zero"
-_SUFFIXES: Final = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
-    "summary": ("", "_sum", "_count", "_created"),
-    "info": ("_info",),
-    "stateset": ("",),
-    "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
-    "unknown": ("",),
-}
-
-
-def exposed_names(registry: CollectorRegistry) -> frozenset[str]:
-    """Every sample name ``registry`` can expose, with or without samples yet.
-
-    A labelled metric has no sample before its first label set is used, so the names come from
-    the metric families and their types: a counter ``trades`` → ``trades_total`` and
-    ``trades_created``; a histogram → ``_bucket``, ``_sum``, ``_count``, ``_created``.
-    """
-    names: set[str] = set()
-    for family in registry.collect():
-        names.update(family.name + suffix for suffix in _SUFFIXES[family.type])
-        names.update(sample.name for sample in family.samples)
-    return frozenset(names)
-
-
-class _FeedAges(Collector):
-    """``feed_age_seconds{symbol}``: seconds since data of each symbol last arrived."""
-
-    def __init__(self, clock: Callable[[], float], symbols: Iterable[str]) -> None:
-        self._clock = clock
-        start = clock()
-        self.last_seen: dict[str, float] = dict.fromkeys(symbols, start)
-
-    def ages(self) -> dict[str, float]:
-        now = self._clock()
-        return {symbol: max(0.0, now - seen) for symbol, seen in sorted(self.last_seen.items())}
-
-    def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(
-            "feed_age_seconds",
-            "Seconds since market data of the symbol last arrived.",
-            labels=["symbol"],
-        )
-        for symbol, age in self.ages().items():
-            family.add_metric([symbol], age)
-        yield family
 
 
 class Metrics:
@@ -195,7 +148,7 @@ class Metrics:
         self._build_pipeline_metrics()
         self._build_portfolio_metrics()
         self._build_process_metrics(run_id, mode, version)
-        self._feeds = _FeedAges(clock, symbols)
+        self._feeds = FeedAges(clock, symbols)
         self.registry.register(self._feeds)
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             self.registry.register(collector)  # process_* and python_*, read at scrape time
@@ -293,6 +246,17 @@ class Metrics:
         self.component_healthy = self._gauge(
             "component_healthy", "1 when the component last reported ok, else 0.", ["component"]
         )
+        self.strategy_errors = self._counter(
+            "cdb_strategy_errors",
+            "Exceptions (or bad return values) of a symbol's strategy, each caught at its bar.",
+            ["symbol"],
+        )
+        self.strategy_disabled = self._gauge(
+            "cdb_strategy_disabled",
+            "1 once a symbol's strategy was disabled after CDB_STRATEGY_MAX_ERRORS errors.",
+            ["symbol"],
+        )
+        self._strategy_errors_seen: dict[str, int] = {}
         for side in SignalSide:
             self.signals.labels(side.value)
         for verdict in ("approved", "reduced", "rejected", NOTHING_HELD):
@@ -453,6 +417,17 @@ class Metrics:
             self.dependency_failures.labels(dependency).inc()
             latency = {"database": self.database_latency, "redis": self.redis_latency}
             latency[dependency].set(math.nan)
+
+    def set_strategy_errors(self, errors: StrategyErrors) -> None:
+        """Publish each symbol's strategy errors (a running count) and which strategies are
+        disabled."""
+        for symbol, count in errors.counts.items():
+            new = count - self._strategy_errors_seen.get(symbol, 0)
+            if new > 0:
+                self.strategy_errors.labels(symbol).inc(new)
+                self._strategy_errors_seen[symbol] = count
+        for symbol in errors.disabled:
+            self.strategy_disabled.labels(symbol).set(1)
 
     def set_database_connections(self, active: int) -> None:
         """Publish how many database connections the pool holds open."""

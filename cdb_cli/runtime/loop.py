@@ -433,6 +433,7 @@ class TradingLoop:
             trading_state=pipeline.trading_state,
             drawdown_from_peak_pct=portfolio.drawdown_from_peak_pct(),
         )
+        self.metrics.set_strategy_errors(pipeline.strategy_errors)
 
     # --- the operator ---------------------------------------------------------------------------
 

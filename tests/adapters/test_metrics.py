@@ -35,6 +35,7 @@ from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.records import FillRecord
 from cdb_cli.engine.risk import RiskEngine, RiskLimits, TradingState
 from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig
+from cdb_cli.engine.strategies.guard import StrategyErrors
 
 SYMBOL = "BTCUSDT"
 MINUTE = 60 * 1_000_000_000
@@ -401,3 +402,22 @@ def test_readme_monitoring_section_names_only_exported_metrics(metrics: Metrics)
     assert metric_like <= metrics.exposed_names() | {"up"}, sorted(
         metric_like - metrics.exposed_names()
     )
+
+
+def test_strategy_errors_are_counted_by_symbol_and_a_disabled_one_is_flagged(
+    metrics: Metrics,
+) -> None:
+    errors = StrategyErrors(max_errors=3)
+    strategy = EmaCrossStrategy()
+    for _ in range(2):
+        errors.failed("BTCUSDT", strategy, 1, ValueError("x"))
+    metrics.set_strategy_errors(errors)
+    errors.failed("BTCUSDT", strategy, 2, ValueError("x"))
+    errors.disable("BTCUSDT", strategy, ValueError("x"))
+    errors.failed("ETHUSDT", strategy, 2, ValueError("y"))
+    metrics.set_strategy_errors(errors)
+    metrics.set_strategy_errors(errors)  # no news: nothing counted twice
+    assert value(metrics, "cdb_strategy_errors_total", symbol="BTCUSDT") == 3
+    assert value(metrics, "cdb_strategy_errors_total", symbol="ETHUSDT") == 1
+    assert value(metrics, "cdb_strategy_disabled", symbol="BTCUSDT") == 1
+    assert metrics.registry.get_sample_value("cdb_strategy_disabled", {"symbol": "ETHUSDT"}) is None

@@ -82,8 +82,11 @@ class SignalsComponent(Component):
                 check_intent(intent)
         except Exception as error:  # a strategy's bug never stops the component
             self.count("strategy_errors")
-            if self.strategy_errors.failed(symbol, strategy, ts, error):
-                self.strategies[symbol] = self.strategy_errors.disable(symbol, strategy, error)
+            errors = self.strategy_errors
+            if errors.failed(symbol, strategy, ts, error):
+                self.strategies[symbol] = errors.disable(symbol, strategy, error)
+            if self.metrics is not None:
+                self.metrics.set_strategy_errors(errors)
             return None
         return intent
 
