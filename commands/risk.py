@@ -30,19 +30,12 @@ def _operator(actor: str | None) -> str:
 
 @app.command("status")
 def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = False) -> None:
-    """Show the trading state (active, reducing, halted), why and since when, and the latest
-    drawdown and exposure against their limits. Reads CDB_DATABASE_URL."""
+    """Show the trading state (active, reducing, halted), why and since when, the latest
+    drawdown and exposure against their limits, and the open positions. Reads CDB_DATABASE_URL."""
     context = app_context(ctx)
-    from cdb_cli.engine.halts import risk_status
-    from cdb_cli.kernel import open_store, risk_limits
+    from cdb_cli.services.operator import status as trading_status
 
-    settings = context.settings()
-    limits = risk_limits(settings)
-    store = open_store(settings)
-    try:
-        document = risk_status(store, limits, run)
-    finally:
-        store.close()
+    document = trading_status(context.settings(), run)
     if json_output or context.json:
         context.terminal.json(document)
         return
