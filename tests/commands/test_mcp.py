@@ -1,0 +1,376 @@
+"""``cdb mcp`` driven over stdio by the ``mcp`` SDK's own client: it lists its tools, and each tool
+answers what its command prints with ``--json`` (CliRunner, same store), on a store filled by a
+persisted replay and by a short paper run, on SQLite and the real PostgreSQL. ``halt`` exists only
+with ``--allow-halt`` and is audited with the client's name; no answer holds a configured secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from cdb_testkit import CANDLES, QueueFeed, require_data
+from mcp.client.session import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.types import Implementation
+from paper_testkit import session, trade_minutes
+from typer.testing import Result
+
+from cdb_cli.engine.clock import TestClock
+from cdb_cli.engine.ports.store import Store
+from cdb_cli.engine.runs import HALT_ACTION
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.services.mcp_server import READ_TOOLS
+from cdb_cli.services.replay import ReplayRequest, persist_replay, run_replay
+from cdb_cli.settings import Settings
+
+CLIENT = "cdb-test-client"
+API_KEY = "mx0vglMcpTestKey42"
+API_SECRET = "0123456789abcdef0123456789abcdef"
+SYMBOL_REPLAY = "UNITTESTBTC"
+
+
+# --- the client -------------------------------------------------------------------------------
+
+
+class Tools:
+    """One stdio session with ``cdb mcp``: ``await tools.call(name, **arguments)``."""
+
+    def __init__(self, session: ClientSession) -> None:
+        self.session = session
+        self.texts: list[str] = []  # every answer as it came, for the secret check
+
+    async def names(self) -> set[str]:
+        return {tool.name for tool in (await self.session.list_tools()).tools}
+
+    async def call(self, name: str, **arguments: Any) -> dict[str, Any]:
+        result = await self.session.call_tool(name, arguments)
+        text = "".join(getattr(part, "text", "") for part in result.content)
+        self.texts.append(text + json.dumps(result.structured_content))
+        assert not result.is_error, f"{name}: {text}"
+        assert result.structured_content is not None, name
+        return dict(result.structured_content)
+
+    async def error(self, name: str, **arguments: Any) -> str:
+        result = await self.session.call_tool(name, arguments)
+        text = "".join(getattr(part, "text", "") for part in result.content)
+        self.texts.append(text)
+        assert result.is_error, f"{name} answered: {text}"
+        return text
+
+
+@asynccontextmanager
+async def mcp_tools(tmp_path: Path, *args: str) -> AsyncIterator[Tools]:
+    """``cdb mcp ARGS`` as a child process with this test's CDB_* environment."""
+    env = {k: v for k, v in os.environ.items() if k.startswith(("CDB_", "XDG_"))}
+    env["NO_COLOR"] = "1"
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-c", "from cdb_cli.app import main; main()", "mcp", *args],
+        env=env,
+        cwd=tmp_path,
+    )
+    with (tmp_path / "mcp-stderr.log").open("w") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(
+                read, write, client_info=Implementation(name=CLIENT, version="1.0")
+            ) as client,
+        ):
+            await client.initialize()
+            yield Tools(client)
+
+
+def cli_json(cdb: Callable[..., Result], *args: str, exit_code: int = 0) -> dict[str, Any]:
+    result = cdb(*args, "--json")
+    assert result.exit_code == exit_code, result.output
+    document: dict[str, Any] = json.loads(result.stdout)
+    return document
+
+
+# --- stores -----------------------------------------------------------------------------------
+
+
+def persisted_replay(url: str) -> str:
+    settings = Settings(database_url=url)
+    result = run_replay(settings, ReplayRequest(data=require_data(CANDLES), symbol=SYMBOL_REPLAY))
+    persist_replay(settings, result)
+    return result.run_id
+
+
+def paper_run(url: str) -> None:
+    """A short paper run into ``url``: a buy on a jump in volume, filled, then a rise."""
+    settings = Settings(database_url=url, paper_latency_ms=0)
+
+    async def trades(runtime: TradingLoop, feed: QueueFeed, clock: TestClock, store: Store) -> None:
+        from market_testkit import eventually
+
+        await trade_minutes(feed, clock, 0, [99.6], volume=1.0)
+        await trade_minutes(feed, clock, 1, [110.0], volume=1000.0)  # the buy, at this close
+        await trade_minutes(feed, clock, 2, [110.5], volume=1.0)  # its first trade fills it
+        await eventually(lambda: bool(store.fills()))
+        await trade_minutes(feed, clock, 3, [111.0, 112.0], volume=1.0)
+
+    asyncio.run(session(settings, trades))
+
+
+@pytest.fixture
+def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """``configured(url)``: the commands and the server read ``url``, with MEXC keys set and a
+    backup folder of the test's own."""
+
+    def configure(url: str) -> None:
+        monkeypatch.setenv("CDB_DATABASE_URL", url)
+        monkeypatch.setenv("CDB_MEXC_API_KEY", API_KEY)
+        monkeypatch.setenv("CDB_MEXC_API_SECRET", API_SECRET)
+        monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+
+    return configure
+
+
+# --- the comparisons --------------------------------------------------------------------------
+
+
+def without_page(document: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in document.items() if k != "page"}
+
+
+async def check_read_tools(
+    tools: Tools, cdb: Callable[..., Result], run_id: str | None, *, backup: bool = True
+) -> None:
+    """Every read tool against its command's --json on the same store (``backup``: make one
+    first, so the list is not empty)."""
+    assert await tools.names() >= set(READ_TOOLS)
+    assert "halt" not in await tools.names()
+
+    assert await tools.call("status") == cli_json(cdb, "risk", "status")
+
+    window = cli_json(cdb, "explain")
+    assert await tools.call("explain") == window
+    assert window["symbols"]
+    if window["near_misses"]:
+        miss = window["near_misses"][0]
+        target = f"{miss['symbol']}@{miss['bar'].replace(' ', 'T')}"
+        assert await tools.call("explain", target=target) == cli_json(cdb, "explain", target)
+    what_if = ["volume_factor=1.0"]
+    assert await tools.call("explain", what_if=what_if) == cli_json(
+        cdb, "explain", "--what-if", what_if[0]
+    )
+    if run_id is not None:
+        assert await tools.call("explain", run=run_id) == cli_json(cdb, "explain", "--run", run_id)
+
+    summary = cli_json(cdb, "risk", "explain")
+    assert await tools.call("risk_explain") == summary
+    flips = ["max_spread_pct=5"]
+    assert await tools.call("risk_explain", what_if=flips) == cli_json(
+        cdb, "risk", "explain", "--what-if", flips[0]
+    )
+
+    await check_decisions(tools, cdb, summary["decisions"]["total"])
+
+    report = cli_json(cdb, "report")
+    paged = await tools.call("report", limit=200)
+    assert without_page(paged) == report
+    assert paged["page"]["next_cursor"] is None
+    first = await tools.call("report", limit=1)
+    assert first["trades"] == report["trades"][:1]
+    assert first["page"]["trades_total"] == len(report["trades"])
+    if len(report["trades"]) > 1:
+        assert first["page"]["next_cursor"] == 1
+        second = await tools.call("report", cursor=1, limit=1)
+        assert second["trades"] == report["trades"][1:2]
+
+    check = await tools.call("systemcheck", quick=True)
+    cli_check = cli_json(cdb, "systemcheck", "--quick", exit_code=0 if check["ok"] else 4)
+    # the same rows with the same verdicts (measured values such as latency vary per run)
+    assert [(r["name"], r["status"]) for r in check["checks"]] == [
+        (r["name"], r["status"]) for r in cli_check["checks"]
+    ]
+
+    if backup:
+        assert cdb("backup", "create").exit_code == 0
+    assert await tools.call("backups") == cli_json(cdb, "backup", "list")
+
+
+async def check_decisions(tools: Tools, cdb: Callable[..., Result], rule_decisions: int) -> None:
+    """The pages of ``decisions`` cover every stored decision once, newest first, and each item
+    agrees with its trace (= cdb risk explain ID --json), which ``decision_trace`` answers."""
+    seen: list[dict[str, Any]] = []
+    cursor: int | None = 0
+    while cursor is not None:
+        page = await tools.call("decisions", cursor=cursor, limit=7)
+        assert len(page["decisions"]) <= 7
+        seen += page["decisions"]
+        cursor = page["next_cursor"]
+    assert len(seen) == page["total"] >= rule_decisions > 0
+    assert len({d["decision_id"] for d in seen}) == len(seen)
+    assert [d["ts_event"] for d in seen] == sorted((d["ts_event"] for d in seen), reverse=True)
+    for item in (seen[0], seen[-1]):
+        cli = cli_json(cdb, "risk", "explain", item["decision_id"])
+        assert await tools.call("decision_trace", decision_id=item["decision_id"]) == cli
+        trace = cli["trace"]
+        assert {k: v for k, v in item.items() if k != "failed_rules"} == {
+            k: v for k, v in trace.items() if k not in ("checks", "state")
+        }
+        assert item["failed_rules"] == [c["rule"] for c in trace["checks"] if c["outcome"] == "fail"]
+
+
+def assert_no_secret(tools: Tools, *secrets: str) -> None:
+    assert tools.texts
+    for text in tools.texts:
+        for secret in secrets:
+            assert secret not in text
+
+
+# --- the tests --------------------------------------------------------------------------------
+
+
+def test_each_tool_answers_as_its_command_on_a_persisted_replay(
+    cdb: Callable[..., Result], configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    run_id = persisted_replay(url)
+    configured(url)
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            await check_read_tools(tools, cdb, run_id)
+            unknown = await tools.error("decision_trace", decision_id="nope-1")
+            assert "No risk decision 'nope-1'" in unknown
+            assert_no_secret(tools, API_KEY, API_SECRET)
+
+    anyio.run(main)
+
+
+def test_each_tool_answers_as_its_command_after_a_paper_run(
+    cdb: Callable[..., Result], configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'paper.db'}"
+    paper_run(url)
+    configured(url)
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            await check_read_tools(tools, cdb, None)
+            status = await tools.call("status")
+            assert [p["symbol"] for p in status["positions"]] == ["BTCUSDT"]  # bought, held
+            assert status["equity"] is not None
+            assert_no_secret(tools, API_KEY, API_SECRET)
+
+    anyio.run(main)
+
+
+def test_halt_only_with_allow_halt_and_audited_with_the_client_name(
+    cdb: Callable[..., Result], configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    persisted_replay(url)
+    configured(url)
+    before = cli_json(cdb, "risk", "status")
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            assert "halt" not in await tools.names()
+            assert "reset" not in await tools.names()
+            assert "halt" in await tools.error("halt", reason="no")  # unknown tool
+        assert cli_json(cdb, "risk", "status") == before  # nothing was written
+        async with mcp_tools(tmp_path, "--allow-halt") as tools:
+            names = await tools.names()
+            assert "halt" in names
+            assert not names & {"reset", "flatten", "start", "run"}
+            answer = await tools.call("halt", reason="assistant saw a runaway loss")
+            assert answer["actor"] == f"mcp:{CLIENT}"
+            assert (await tools.call("status"))["state"] == "halted"
+
+    anyio.run(main)
+    status = cli_json(cdb, "risk", "status")
+    assert (status["state"], status["actor"], status["reason"]) == (
+        "halted",
+        f"mcp:{CLIENT}",
+        "assistant saw a runaway loss",
+    )
+    store = open_store(Settings(database_url=url))
+    try:
+        (halt,) = [a for a in store.audits(action=HALT_ACTION) if a.actor.startswith("mcp:")]
+    finally:
+        store.close()
+    assert halt.actor == f"mcp:{CLIENT}"
+    assert halt.detail["reason"] == "assistant saw a runaway loss"
+
+
+def test_no_answer_holds_a_configured_secret(
+    cdb: Callable[..., Result], configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    """A secret that reached the store (an operator pasted the key into a halt's reason) is
+    printed by the CLI's --json as it is, and masked by every MCP answer."""
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    persisted_replay(url)
+    configured(url)
+    reason = f"rotate key {API_SECRET} now"
+    assert cdb("risk", "halt", "--reason", reason).exit_code == 0
+    assert cli_json(cdb, "risk", "status")["reason"] == reason  # the CLI's document has it
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            status = await tools.call("status")
+            assert status["reason"] == "rotate key *** now"
+            for name in READ_TOOLS:
+                if name == "decision_trace":
+                    await tools.error(name, decision_id=API_SECRET)
+                else:
+                    await tools.call(name)
+            assert_no_secret(tools, API_KEY, API_SECRET)
+
+    anyio.run(main)
+
+
+def test_without_the_store_a_tool_says_why(
+    configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    configured(f"sqlite:///{tmp_path / 'none.db'}")
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            assert "cdb db upgrade" in await tools.error("status")
+
+    anyio.run(main)
+
+
+def test_port_only_with_http(cdb: Callable[..., Result]) -> None:
+    result = cdb("mcp", "--port", "9999")
+    assert result.exit_code == 2
+    assert "--port" in result.output
+
+
+@pytest.mark.infra
+def test_each_tool_answers_as_its_command_on_postgres(
+    cdb: Callable[..., Result],
+    configured: Callable[[str], None],
+    postgres_database: str,
+    tmp_path: Path,
+) -> None:
+    run_id = persisted_replay(postgres_database)
+    configured(postgres_database)
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            await check_read_tools(tools, cdb, run_id, backup=False)
+            password = _password(postgres_database)
+            assert_no_secret(tools, API_KEY, API_SECRET, *([password] if password else []))
+
+    anyio.run(main)
+
+
+def _password(url: str) -> str | None:
+    from sqlalchemy import make_url
+
+    return make_url(url).password  # type: ignore[no-any-return]
