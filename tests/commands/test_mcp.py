@@ -221,7 +221,8 @@ async def check_decisions(tools: Tools, cdb: Callable[..., Result], rule_decisio
         assert {k: v for k, v in item.items() if k != "failed_rules"} == {
             k: v for k, v in trace.items() if k not in ("checks", "state")
         }
-        assert item["failed_rules"] == [c["rule"] for c in trace["checks"] if c["outcome"] == "fail"]
+        failed = [check["rule"] for check in trace["checks"] if check["outcome"] == "fail"]
+        assert item["failed_rules"] == failed
 
 
 def assert_no_secret(tools: Tools, *secrets: str) -> None:
