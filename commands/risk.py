@@ -31,7 +31,8 @@ def _operator(actor: str | None) -> str:
 @app.command("status")
 def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = False) -> None:
     """Show the trading state (active, reducing, halted), why and since when, the latest
-    drawdown and exposure against their limits, and the open positions. Reads CDB_DATABASE_URL."""
+    drawdown and exposure against their limits, the open positions, and whether the run on
+    CDB_HTTP_PORT is ready (its /ready, 1 s at most). Reads CDB_DATABASE_URL."""
     context = app_context(ctx)
     from cdb_cli.services.operator import status as trading_status
 
@@ -62,6 +63,20 @@ def _render_status(out: Any, document: dict[str, Any]) -> None:
             f"(limit {e['max_exposure_pct']} %)",
             markup=False,
         )
+    for p in document["positions"]:
+        out.print(
+            f"  position {p['symbol']}: {p['quantity']} at {p['average_price']}",
+            markup=False,
+            highlight=False,
+        )
+    ready = document["readiness"]
+    if not ready["running"]:
+        line = f"  run: none answers {ready['url']}"
+    elif ready["ready"]:
+        line = f"  run {ready['run_id']}: ready"
+    else:
+        line = f"  run {ready['run_id']}: not ready: {', '.join(ready['reasons'])}"
+    out.print(line, markup=False, highlight=False)
 
 
 @app.command("reset")

@@ -75,7 +75,10 @@ def _store(settings: Settings) -> Store:
 
 def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
     """``cdb risk status``: the trading state, why, by whom and since when, the latest equity
-    snapshot's drawdowns and exposure against their limits, and the open positions."""
+    snapshot's drawdowns and exposure against their limits, the open positions, and the
+    readiness of the run on CDB_HTTP_HOST:CDB_HTTP_PORT (its ``/ready``; ``running`` False when
+    none answers)."""
+    from cdb_cli.adapters.http_health import probe_ready
     from cdb_cli.engine.halts import risk_status
     from cdb_cli.engine.report import iso_utc
     from cdb_cli.kernel import risk_limits
@@ -96,6 +99,7 @@ def status(settings: Settings, run_id: str | None = None) -> dict[str, Any]:
         ]
     finally:
         store.close()
+    document["readiness"] = probe_ready(settings.http_host, settings.http_port)
     return document
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -133,8 +134,16 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str
         monkeypatch.setenv("CDB_MEXC_API_KEY", API_KEY)
         monkeypatch.setenv("CDB_MEXC_API_SECRET", API_SECRET)
         monkeypatch.setenv("CDB_BACKUP_DIR", str(tmp_path / "backups"))
+        # no run answers /ready here (another test's run may hold the default port 8000)
+        monkeypatch.setenv("CDB_HTTP_PORT", str(free_port()))
 
     return configure
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 # --- the comparisons --------------------------------------------------------------------------
@@ -332,6 +341,49 @@ def test_no_answer_holds_a_configured_secret(
             assert_no_secret(tools, API_KEY, API_SECRET)
 
     anyio.run(main)
+
+
+def test_status_shows_the_readiness_of_the_run_on_the_http_port(
+    cdb: Callable[..., Result],
+    configured: Callable[[str], None],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from cdb_cli.adapters.http_health import HealthServer
+    from cdb_cli.adapters.metrics import Metrics
+
+    url = f"sqlite:///{tmp_path / 'paper.db'}"
+    paper_run(url)
+    configured(url)
+
+    def stale() -> list[str]:
+        return ["feed stale: BTCUSDT 45 s"]
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:  # nothing serves its port
+            readiness = (await tools.call("status"))["readiness"]
+            assert (readiness["running"], readiness["error"]) == (False, "ConnectError")
+        metrics = Metrics(run_id="run-9", symbols=["BTCUSDT"])
+        async with HealthServer(metrics=metrics, readiness=stale, run_id="run-9", port=0) as web:
+            monkeypatch.setenv("CDB_HTTP_PORT", str(web.port))
+            async with mcp_tools(tmp_path) as tools:
+                status = await tools.call("status")
+            # the CLI in a thread: this loop serves /ready meanwhile
+            cli = await anyio.to_thread.run_sync(lambda: cli_json(cdb, "risk", "status"))
+        assert status == cli
+        assert status["readiness"] == {
+            "url": f"http://127.0.0.1:{web.port}/ready",
+            "running": True,
+            "ready": False,
+            "reasons": ["feed stale: BTCUSDT 45 s"],
+            "run_id": "run-9",
+        }
+
+    anyio.run(main)
+    text = cdb("risk", "status")
+    assert text.exit_code == 0
+    assert "position BTCUSDT:" in text.stdout
+    assert "run: none answers" in text.stdout
 
 
 def test_without_the_store_a_tool_says_why(
