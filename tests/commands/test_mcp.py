@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,8 +20,10 @@ from typing import Any
 import anyio
 import pytest
 from cdb_testkit import CANDLES, QueueFeed, require_data
+from market_testkit import free_port, wait_until
 from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from mcp.types import Implementation
 from paper_testkit import session, trade_minutes
 from typer.testing import Result
@@ -138,12 +141,6 @@ def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str
         monkeypatch.setenv("CDB_HTTP_PORT", str(free_port()))
 
     return configure
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- the comparisons --------------------------------------------------------------------------
@@ -384,6 +381,96 @@ def test_status_shows_the_readiness_of_the_run_on_the_http_port(
     assert text.exit_code == 0
     assert "position BTCUSDT:" in text.stdout
     assert "run: none answers" in text.stdout
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), 0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """The IPv4 and IPv6 addresses (hex, as Linux writes them) listening on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as rows:
+            for row in list(rows)[1:]:
+                local, state = row.split()[1], row.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state == "0A" and int(hex_port, 16) == port:
+                    found.add(address)
+    return found
+
+
+def test_http_serves_the_same_tools_on_loopback(
+    cdb: Callable[..., Result], configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    persisted_replay(url)
+    configured(url)
+    port = free_port()
+    env = {**os.environ, "NO_COLOR": "1"}
+    with (tmp_path / "mcp-http.log").open("w") as errlog:
+        server = subprocess.Popen(
+            [sys.executable, "-c", "from cdb_cli.app import main; main()", "mcp", "--http",
+             "--port", str(port)],
+            env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=errlog,
+        )  # fmt: skip
+        try:
+            wait_until(lambda: _listening(port), 30, "cdb mcp --http to listen")
+
+            async def main() -> dict[str, Any]:
+                async with (
+                    streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write),
+                    ClientSession(read, write) as client,
+                ):
+                    await client.initialize()
+                    tools = Tools(client)
+                    assert set(READ_TOOLS) <= await tools.names()
+                    assert "halt" not in await tools.names()
+                    return await tools.call("risk_explain")
+
+            assert anyio.run(main) == cli_json(cdb, "risk", "explain")
+            assert _listening_addresses(port) == {"0100007F"}  # 127.0.0.1 only, no wildcard
+        finally:
+            server.terminate()
+            server.wait(10)
+    assert "http://127.0.0.1:" in (tmp_path / "mcp-http.log").read_text()
+
+
+def test_logs_tool_only_with_a_log_file_and_bounded(
+    configured: Callable[[str], None], tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'replay.db'}"
+    persisted_replay(url)
+    configured(url)
+    log = tmp_path / "run.log"
+    lines = [
+        json.dumps({"ts": f"t{i}", "level": "info", "message": f"bar {i}", "run_id": "r1"})
+        for i in range(300)
+    ]
+    lines.append(json.dumps({"level": "error", "message": f"login {API_SECRET}", "run_id": "r1"}))
+    lines.append(json.dumps({"level": "info", "message": "other run", "run_id": "r2"}))
+    log.write_text("\n".join(lines) + "\nnot json at all\n")
+
+    async def main() -> None:
+        async with mcp_tools(tmp_path) as tools:
+            assert "logs" not in await tools.names()
+        async with mcp_tools(tmp_path, "--log-file", str(log)) as tools:
+            assert "logs" in await tools.names()
+            last = (await tools.call("logs", limit=3))["lines"]
+            assert last[1] == {"level": "info", "message": "other run", "run_id": "r2"}
+            assert last[2] == "not json at all"
+            assert last[0]["message"] == "login ***"
+            run = (await tools.call("logs", run="r1", limit=200))["lines"]
+            assert len(run) == 200
+            assert run[0]["message"] == "bar 101"
+            assert "limit" in await tools.error("logs", limit=10_000)
+            assert_no_secret(tools, API_SECRET)
+
+    anyio.run(main)
 
 
 def test_without_the_store_a_tool_says_why(
