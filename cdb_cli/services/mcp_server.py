@@ -108,12 +108,12 @@ class _Answers:
             raise ToolError(self.clean(f"{e.param_hint}: {e.message}")) from None
         except CdbError as e:
             raise ToolError(self.clean(e.message)) from None
-        except Exception as e:
+        except Exception as e:  # a bad time (typer.BadParameter) or the unexpected: one line
             import typer
 
             if isinstance(e, typer.BadParameter):
                 raise ToolError(self.clean(e.format_message())) from None
-            raise
+            raise ToolError(self.clean(f"{type(e).__name__}: {e}")) from None
         # JSON as the CLI writes it (default=str), then redacted
         cleaned: dict[str, Any] = self.clean(json.loads(json.dumps(document, default=str)))
         return cleaned

@@ -158,6 +158,14 @@ def test_each_tool_answers_as_its_command_on_a_persisted_replay(
             await check_read_tools(tools, cdb, run_id)
             unknown = await tools.error("decision_trace", decision_id="nope-1")
             assert "No risk decision 'nope-1'" in unknown
+            assert "is not a duration" in await tools.error("report", since="yesterday-ish")
+            assert "LIMIT=VALUE" in await tools.error("risk_explain", what_if=["nothing"])
+            # nothing to report: the error carries the document the command prints
+            failed = await tools.error("report", since="2001-01-01", until="2001-01-02")
+            assert failed.startswith("Error executing tool report: {")
+            empty = json.loads(failed.partition(": ")[2])
+            assert empty == cli_json(cdb, "report", "--since", "2001-01-01", "--until",
+                                     "2001-01-02", exit_code=1)  # fmt: skip
             assert_no_secret(tools, API_KEY, API_SECRET)
 
     anyio.run(main)
