@@ -11,6 +11,8 @@ import typer
 
 from cdb_cli.context import app_context
 
+DEFAULT_PORT = 8766  # not 8765: cdb sim-exchange's
+
 
 def mcp(
     ctx: typer.Context,
@@ -23,8 +25,9 @@ def mcp(
         ),
     ] = False,
     port: Annotated[
-        int, typer.Option("--port", min=1, max=65535, help="The HTTP port (with --http).")
-    ] = 8765,
+        int | None,
+        typer.Option("--port", min=1, max=65535, help="The HTTP port (with --http; 8766)."),
+    ] = None,
     allow_halt: Annotated[
         bool,
         typer.Option(
@@ -49,7 +52,7 @@ def mcp(
     Reads CDB_DATABASE_URL (SQLite or PostgreSQL). Needs the mcp extra:
     pip install 'cdb-cli[mcp]'."""
     context = app_context(ctx)
-    if port != 8765 and not http:
+    if port is not None and not http:
         raise typer.BadParameter("only with --http", param_hint="--port")
     settings = context.settings()
     try:
@@ -62,6 +65,7 @@ def mcp(
         ) from None
     server = build_server(settings, context.env_file, allow_halt=allow_halt, log_file=log_file)
     if http:
+        port = port or DEFAULT_PORT
         context.terminal.err.print(
             f"cdb mcp: streamable HTTP on http://127.0.0.1:{port}/mcp", markup=False
         )

@@ -225,7 +225,8 @@ def _add_read_tools(server: MCPServer, answers: _Answers) -> None:  # noqa: C901
         def body() -> dict[str, Any]:
             def when(text: str) -> int:
                 moment = parse_when(text, "SYMBOL@TIME")
-                assert moment is not None  # noqa: S101 - parse_when returns None only for None
+                if moment is None:  # pragma: no cover - parse_when returns None only for None
+                    raise ToolError(f"no time in {target!r}")
                 return moment
 
             return operator.explain(
