@@ -22,6 +22,7 @@ from cdb_cli.commands import (
     env_validate,
     events,
     explain,
+    mcp,
     notify,
     reconcile,
     replay,
@@ -140,6 +141,7 @@ app.add_typer(data.app, name="data")
 app.command("sim-exchange")(sim_exchange.sim_exchange)
 app.command("reconcile")(reconcile.reconcile)
 app.add_typer(notify.app, name="notify")
+app.command("mcp")(mcp.mcp)
 
 
 def main() -> None:

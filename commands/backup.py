@@ -11,7 +11,7 @@ from cdb_cli.context import AppContext, app_context
 from cdb_cli.options import JsonOpt
 
 if TYPE_CHECKING:
-    from cdb_cli.kernel.backups import BackupFile, Manifest, VerifyReport
+    from cdb_cli.kernel.backups import Manifest, VerifyReport
 
 app = typer.Typer(
     help="Back up, verify, restore and prune the store.",
@@ -127,12 +127,12 @@ def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
     """
     context = app_context(ctx)
     settings = context.settings()
-    from cdb_cli.kernel.backups import last_verified, list_backups
+    from cdb_cli.services.operator import backup_list
 
-    verified = last_verified(settings)
-    rows = [_list_row(backup, verified) for backup in list_backups(settings)]
+    document = backup_list(settings)
+    rows = document["backups"]
     if _wants_json(context, json_output):
-        context.terminal.json({"folder": str(settings.backup_dir), "backups": rows})
+        context.terminal.json(document)
         return
     if not rows:
         context.terminal.err.print(f"No backups in {settings.backup_dir}", markup=False)
@@ -155,22 +155,6 @@ def list_(ctx: typer.Context, *, json_output: JsonOpt = False) -> None:
             row["problem"] or ("verified" if row["last_verified"] else ""),
         )
     context.terminal.out.print(table)
-
-
-def _list_row(backup: BackupFile, verified_name: str | None) -> dict[str, Any]:
-    manifest = backup.manifest
-    return {
-        "backup": backup.path.name,
-        "path": str(backup.path),
-        "created_at": backup.created_at.isoformat(),
-        "engine": manifest.engine if manifest else None,
-        "size_bytes": backup.size,
-        "rows": manifest.total_rows if manifest else None,
-        "schema_revision": manifest.schema_revision if manifest else None,
-        "cdb_version": manifest.cdb_version if manifest else None,
-        "last_verified": backup.path.name == verified_name,
-        "problem": backup.problem,
-    }
 
 
 @app.command("verify")

@@ -81,45 +81,38 @@ def _explain(
     near: int,
 ) -> tuple[dict[str, Any], Any]:
     """The document to print and its renderer (one line and exit 1 when nothing to explain)."""
-    from cdb_cli.kernel.strategies import strategy_fields
-    from cdb_cli.services.why import ExplainError, Window, parse_changes
+    from cdb_cli.services.operator import BadOption, Unanswered, Window
+    from cdb_cli.services.operator import explain as build_explain
 
     symbol, since, until, run = window_options
     what_if, strategy = what_if_options
     settings = context.settings()
-    try:
-        changes = parse_changes(what_if or [], strategy_fields(strategy or settings.strategy))
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--what-if") from None
     window = Window(
-        symbol=symbol.upper() if symbol else None,
+        symbol=symbol,
         since_ns=parse_when(since, "--since"),
         until_ns=parse_when(until, "--until"),
         run_id=run,
     )
-    changed = _changed_settings(context, changes, strategy) if changes or strategy else None
-    from cdb_cli.kernel import open_store
-
-    store = open_store(settings)
     try:
-        if target is not None:
-            from cdb_cli.services.why import explain_bar
-
-            document = explain_bar(
-                store, settings, target=target, parse_time=lambda text: _when(text, target)
-            )
-            return document, _render_bar
-        if changed is not None:
-            from cdb_cli.services.why import what_if as run_what_if
-
-            return run_what_if(store, settings, changed, window, changes), _render_what_if
-        from cdb_cli.services.why import explain_window
-
-        return explain_window(store, settings, window, near=near), _render_window
-    except ExplainError as e:
-        raise _nothing(context, as_json, str(e)) from None
-    finally:
-        store.close()
+        document = build_explain(
+            settings,
+            context.env_file,
+            target=target,
+            window=window,
+            what_if=what_if or [],
+            strategy=strategy,
+            near=near,
+            parse_time=lambda text: _when(text, target or ""),
+        )
+    except BadOption as e:
+        raise typer.BadParameter(e.message, param_hint=e.param_hint) from None
+    except Unanswered as e:
+        raise _nothing(context, as_json, e.message) from None
+    if target is not None:
+        return document, _render_bar
+    if what_if or strategy:
+        return document, _render_what_if
+    return document, _render_window
 
 
 def _when(text: str, target: str) -> int:
@@ -127,28 +120,6 @@ def _when(text: str, target: str) -> int:
     if moment is None:  # pragma: no cover - parse_when returns None only for None
         raise typer.BadParameter(f"no time in {target!r}", param_hint="SYMBOL@TIME")
     return moment
-
-
-def _changed_settings(context: AppContext, changes: dict[str, str], strategy: str | None) -> Any:
-    """The settings with the what-if's changes (and strategy); a bad value is exit 2, a broken
-    strategy exit 3."""
-    from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.kernel import strategy_factory
-    from cdb_cli.kernel.strategies import StrategyError
-    from cdb_cli.services.strategy import command_settings
-
-    items = [f"{name}={value}" for name, value in changes.items()]
-    try:
-        changed = command_settings(context.env_file, items, strategy)
-        strategy_factory(changed)
-    except StrategyError:
-        raise
-    except (ConfigurationError, ValueError) as e:
-        details = getattr(e, "details", None)
-        raise typer.BadParameter(
-            str(details[0] if details else e), param_hint="--what-if"
-        ) from None
-    return changed
 
 
 def _nothing(context: AppContext, as_json: bool, message: str) -> typer.Exit:

@@ -50,32 +50,12 @@ def report(
             f"{csv_table!r} is not one of {', '.join(TABLE_CHOICES)}", param_hint="--csv"
         )
     since_ns, until_ns = parse_when(since, "--since"), parse_when(until, "--until")
-    from cdb_cli.engine.analytics import (
-        analytics,
-        describe_window,
-        nothing_reported,
-        table_rows,
-        window_fills,
-    )
-    from cdb_cli.engine.runs import select_decisions
-    from cdb_cli.kernel import open_store
+    from cdb_cli.engine.analytics import table_rows
+    from cdb_cli.services.operator import Window
+    from cdb_cli.services.operator import report as build_report
 
-    store = open_store(context.settings())
-    try:
-        window = window_fills(
-            store, symbol=symbol, run_id=run, since_ns=since_ns, until_ns=until_ns
-        )
-        decisions = select_decisions(
-            store, symbol=symbol, run_id=run, since_ns=since_ns, until_ns=until_ns
-        )
-        snapshots = store.equity_snapshots(since_ns=since_ns, until_ns=until_ns)
-    finally:
-        store.close()
-    document = analytics(window.fills, decisions, snapshots, entries=window.entries)
-    where = describe_window(since_ns, until_ns, symbol, run)
-    reason = nothing_reported(
-        window, decisions, snapshots, where, account_wide=not symbol and not run
-    )
+    window = Window(symbol=symbol, since_ns=since_ns, until_ns=until_ns, run_id=run)
+    document, reason = build_report(context.settings(), window)
     if csv_table is not None:
         header, rows = table_rows(document, csv_table)
         writer = csv.writer(sys.stdout, lineterminator="\n")

@@ -30,19 +30,13 @@ def _operator(actor: str | None) -> str:
 
 @app.command("status")
 def status(ctx: typer.Context, *, run: RunOpt = None, json_output: JsonOpt = False) -> None:
-    """Show the trading state (active, reducing, halted), why and since when, and the latest
-    drawdown and exposure against their limits. Reads CDB_DATABASE_URL."""
+    """Show the trading state (active, reducing, halted), why and since when, the latest
+    drawdown and exposure against their limits, the open positions, and whether the run on
+    CDB_HTTP_PORT is ready (its /ready, 1 s at most). Reads CDB_DATABASE_URL."""
     context = app_context(ctx)
-    from cdb_cli.engine.halts import risk_status
-    from cdb_cli.kernel import open_store, risk_limits
+    from cdb_cli.services.operator import status as trading_status
 
-    settings = context.settings()
-    limits = risk_limits(settings)
-    store = open_store(settings)
-    try:
-        document = risk_status(store, limits, run)
-    finally:
-        store.close()
+    document = trading_status(context.settings(), run)
     if json_output or context.json:
         context.terminal.json(document)
         return
@@ -69,6 +63,20 @@ def _render_status(out: Any, document: dict[str, Any]) -> None:
             f"(limit {e['max_exposure_pct']} %)",
             markup=False,
         )
+    for p in document["positions"]:
+        out.print(
+            f"  position {p['symbol']}: {p['quantity']} at {p['average_price']}",
+            markup=False,
+            highlight=False,
+        )
+    ready = document["readiness"]
+    if not ready["running"]:
+        line = f"  run: none answers {ready['url']}"
+    elif ready["ready"]:
+        line = f"  run {ready['run_id']}: ready"
+    else:
+        line = f"  run {ready['run_id']}: not ready: {', '.join(ready['reasons'])}"
+    out.print(line, markup=False, highlight=False)
 
 
 @app.command("reset")

@@ -12,9 +12,6 @@ from cdb_cli.context import AppContext, app_context
 from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
 
 if TYPE_CHECKING:
-    from cdb_cli.engine.events import RiskDecision
-    from cdb_cli.engine.ports.store import Store
-    from cdb_cli.engine.risk import RiskLimits
     from cdb_cli.output import Terminal
 
 __all__ = ["explain"]
@@ -58,115 +55,31 @@ def explain(
     """
     context = app_context(ctx)
     as_json = json_output or context.json
+    from cdb_cli.services.operator import BadOption, Unanswered, Window, decision_trace
+    from cdb_cli.services.operator import risk_explain as build_risk_explain
+
     with context.json_failures(as_json):
-        changes = _parse_changes(what_if or [])
-        window = (parse_when(since, "--since"), parse_when(until, "--until"))
-        from cdb_cli.engine.explain import apply_what_if
-        from cdb_cli.kernel import risk_limits
-
-        limits = risk_limits(context.settings())
-        try:
-            apply_what_if(limits, changes)
-        except ValueError as e:
-            raise typer.BadParameter(str(e), param_hint="--what-if") from None
-        _explain(context, as_json, decision_id, window, symbol, run, limits, changes, show)
-
-
-def _explain(
-    context: AppContext,
-    as_json: bool,
-    decision_id: str | None,
-    window: tuple[int | None, int | None],
-    symbol: str | None,
-    run: str | None,
-    limits: RiskLimits,
-    changes: dict[str, str],
-    show: int,
-) -> None:
-    from cdb_cli.engine.explain import summarize, trace
-    from cdb_cli.engine.runs import select_decisions
-    from cdb_cli.kernel import open_store
-
-    store = open_store(context.settings())
-    try:
-        decisions = select_decisions(  # the rules' decisions; a trace may show an operator's
-            store,
+        window = Window(
             symbol=symbol,
-            since_ns=window[0],
-            until_ns=window[1],
+            since_ns=parse_when(since, "--since"),
+            until_ns=parse_when(until, "--until"),
             run_id=run,
-            operator=decision_id is not None,
         )
-        if decision_id is not None:
-            chosen = next((d for d in decisions if d.event_id == decision_id), None)
-            if chosen is None:
-                where = _window_text(window, symbol, run)
-                raise _explain_failed(
-                    context,
-                    as_json,
-                    f"No risk decision {decision_id!r} in the store ({where})",
-                    {"decision_id": decision_id, "window": where},
+        settings = context.settings()
+        try:
+            if decision_id is not None:
+                _emit(
+                    context, as_json, decision_trace(settings, decision_id, window), _render_trace
                 )
-            document = {"trace": trace(chosen), "signal": _signal_of(store, chosen)}
-            _emit(context, as_json, document, _render_trace)
-            return
-    finally:
-        store.close()
-    if not decisions:
-        where = _window_text(window, symbol, run)
-        raise _explain_failed(
-            context,
-            as_json,
-            f"No risk decisions in the window ({where})",
-            {"window": where, "decisions": {"total": 0}},
-        )
-    document = summarize(decisions, limits)
-    if changes:
-        from cdb_cli.engine.explain import what_if as run_what_if
-
-        document["what_if"] = run_what_if(decisions, limits, changes).as_dict(flips_shown=show)
-    _emit(context, as_json, document, _render_summary)
-
-
-def _explain_failed(
-    context: AppContext, as_json: bool, message: str, details: dict[str, Any]
-) -> typer.Exit:
-    """Exit 1 with one line on stderr; with --json, a JSON document saying why on stdout too."""
-    if as_json:
-        context.terminal.json({"error": message, **details})
-    return _fail(context, message)
-
-
-def _parse_changes(items: list[str]) -> dict[str, str]:
-    changes: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise typer.BadParameter(f"{item!r} is not LIMIT=VALUE", param_hint="--what-if")
-        changes[name.strip().lower().removeprefix("cdb_")] = value.strip()
-    return changes
-
-
-def _signal_of(store: Store, decision: RiskDecision) -> dict[str, Any] | None:
-    from cdb_cli.engine.runs import signal_of
-
-    signal = signal_of(store, decision)
-    if signal is None:
-        return None
-    return {
-        "signal_id": signal.event_id,
-        "strategy": signal.strategy,
-        "side": str(signal.side),
-        "price": str(signal.price),
-        "strength": signal.strength,
-        "indicators": signal.indicators,
-    }
-
-
-def _window_text(window: tuple[int | None, int | None], symbol: str | None, run: str | None) -> str:
-    from cdb_cli.engine.analytics import describe_window
-
-    return describe_window(window[0], window[1], symbol, run)
+                return
+            document = build_risk_explain(settings, window, what_if or [], show)
+        except BadOption as e:
+            raise typer.BadParameter(e.message, param_hint=e.param_hint) from None
+        except Unanswered as e:
+            if as_json:
+                context.terminal.json(e.document)
+            raise _fail(context, e.message) from None
+        _emit(context, as_json, document, _render_summary)
 
 
 def _emit(context: AppContext, json_output: bool, document: dict[str, Any], render: Any) -> None:

@@ -58,24 +58,22 @@ def systemcheck(
     from datetime import UTC, datetime
 
     from cdb_cli.engine.errors import ConfigurationError
-    from cdb_cli.services.systemcheck import CHECKS, CheckContext, Status, run_checks, secret_values
+    from cdb_cli.services.operator import systemcheck as run_systemcheck
 
     context = app_context(ctx)
     now = datetime.now(UTC)
     if day is not None and not daily:
         raise typer.BadParameter("only with --daily", param_hint="--day")
     chosen_day = _parse_day(day, now) if daily else None
-    check_context = CheckContext(settings=None, now=now, quick=quick, env_file=context.env_file)
+    settings: Any
     try:
-        check_context.settings = context.settings()
+        settings = context.settings()
     except ConfigurationError as e:
-        check_context.settings_error = e
-    secrets = secret_values(check_context.settings)
-    rows = run_checks(CHECKS, check_context, secrets=secrets)
-    failed = [row.name for row in rows if row.status is Status.FAIL]
-    document: dict[str, Any] = {"ok": not failed, "checks": [row.to_dict() for row in rows]}
+        settings = e
+    checked = run_systemcheck(context.env_file, settings, quick=quick, now=now)
+    document, rows, failed = checked.document, checked.rows, checked.failed
     if chosen_day is not None:
-        failed += _daily(context, check_context, rows, chosen_day, document, secrets)
+        failed += _daily(context, checked.context, rows, chosen_day, document, checked.secrets)
         document["ok"] = not failed
     if json_output or context.json:
         context.terminal.json(document)

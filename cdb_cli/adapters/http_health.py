@@ -37,7 +37,7 @@ from cdb_cli.engine.health import readiness_reasons
 if TYPE_CHECKING:
     from cdb_cli.settings import Settings
 
-__all__ = ["HealthServer", "ReadinessCheck", "readiness_reasons"]
+__all__ = ["HealthServer", "ReadinessCheck", "probe_ready", "readiness_reasons"]
 
 logger = logging.getLogger(__name__)
 
@@ -239,3 +239,30 @@ class HealthServer:
         return web.Response(
             body=encoder(self.metrics.registry), headers={hdrs.CONTENT_TYPE: content_type}
         )
+
+
+def probe_ready(host: str, port: int, *, timeout_s: float = 1.0) -> dict[str, object]:
+    """Ask ``/ready`` of the run serving ``host:port`` (a wildcard address is asked on loopback),
+    for ``cdb risk status``: ``running`` False when nothing answers within ``timeout_s``, else
+    its ``ready``, ``reasons`` and ``run_id``."""
+    import httpx
+
+    address = "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104 - a name
+    url = f"http://{f'[{address}]' if ':' in address else address}:{port}/ready"
+    try:
+        response = httpx.get(url, timeout=timeout_s, trust_env=False)  # loopback, no proxy
+    except httpx.HTTPError as e:
+        return {"url": url, "running": False, "error": type(e).__name__}
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or "ready" not in body:
+        return {"url": url, "running": False, "error": f"HTTP {response.status_code}, not cdb"}
+    return {
+        "url": url,
+        "running": True,
+        "ready": bool(body["ready"]) and response.status_code == 200,
+        "reasons": [str(reason) for reason in body.get("reasons") or []],
+        "run_id": body.get("run_id"),
+    }
