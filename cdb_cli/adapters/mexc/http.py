@@ -30,6 +30,7 @@ import httpx
 from cdb_cli.adapters.mexc.answers import (
     read_balances,
     read_canceled_orders,
+    read_default_symbols,
     read_empty,
     read_klines,
     read_listen_key,
@@ -284,6 +285,11 @@ class MexcHttpClient:
         """Every symbol's instrument, tradability and order types (all symbols when none given)."""
         params = [("symbols", ",".join(symbols))] if symbols else []
         return await self._request("GET", f"{API}/exchangeInfo", read_symbols, params)
+
+    async def api_symbols(self) -> frozenset[str]:
+        """The symbols MEXC lets the API trade (``/api/v3/defaultSymbols``); an order on any
+        other is refused with 10007."""
+        return await self._request("GET", f"{API}/defaultSymbols", read_default_symbols)
 
     async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
         """Instruments of the tradable symbols (status 1, spot allowed), by symbol."""

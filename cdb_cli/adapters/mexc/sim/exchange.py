@@ -40,6 +40,18 @@ from cdb_cli.engine.events import Side
 
 __all__ = ["SimConfig", "SimExchange"]
 
+NOT_API_TRADABLE = (10007, "symbol not support api")
+"""MEXC's answer to an order on a symbol not in ``defaultSymbols``: documented as 10007 "bad
+symbol" (EN) / "该交易对不支持api交易" (CN: the symbol does not support API trading); the text is
+what MEXC sent to JKorf/Mexc.Net #13 (2024)."""
+MARKET_DISABLED = (30051, "api market order is disabled")
+"""MEXC's answer to a MARKET order on a symbol whose ``orderTypes`` lack MARKET, as a live MEXC
+sent it to hummingbot (issue #6932, 2024-03); the docs list the same text as 30019 and
+"market order is disabled" as 30018."""
+SIDE_NOT_ALLOWED = (30001, "The current transaction direction is not allowed to place an order")
+"""MEXC's documented answer to an order on a side the symbol's ``tradeSideType`` forbids."""
+_SIDES_ALLOWED = {"1": {"BUY", "SELL"}, "2": {"BUY"}, "3": {"SELL"}, "4": set()}
+
 MX = "MX"
 MX_STEP = Decimal("0.00000001")
 MAX_CANCEL_SYMBOLS = 5
@@ -76,6 +88,14 @@ class SimConfig:
     mx_deduct_price: Decimal | None = None
     """MX deduction: an account holding enough MX pays each commission in MX, valued at this price
     in the quote asset, and gets the whole of what it bought or sold; None: off."""
+    api_untradable: frozenset[str] = frozenset()
+    """Symbols listed and quoted but not tradable over the API: left out of
+    ``/api/v3/defaultSymbols``, their orders answered ``10007``."""
+    no_market: frozenset[str] = frozenset()
+    """Symbols whose ``orderTypes`` lack MARKET: MARKET orders answered ``30051``."""
+    trade_sides: dict[str, str] = field(default_factory=dict)
+    """``tradeSideType`` per symbol ("2" buy only, "3" sell only, "4" closed; default "1" all):
+    orders on a side not allowed are answered ``30001``."""
 
 
 class SimExchange:
@@ -98,6 +118,10 @@ class SimExchange:
         self.books = {
             sym: Book(m, config.levels, config.level_quote) for sym, m in self.markets.items()
         }
+        # Settable while running (tests): what the API may trade, and how.
+        self.api_untradable: set[str] = set(config.api_untradable)
+        self.no_market: set[str] = set(config.no_market)
+        self.trade_sides: dict[str, str] = dict(config.trade_sides)
         self.depth_journals = {sym: DepthJournal() for sym in self.markets}
         self.accounts = {
             key: Account(key, secret, free=dict(config.balances))
@@ -144,8 +168,30 @@ class SimExchange:
             "serverTime": self.server_ms(),
             "rateLimits": [],
             "exchangeFilters": [],
-            "symbols": [_symbol_json(m) for m in chosen],
+            "symbols": [self._symbol_json(m) for m in chosen],
         }
+
+    def _symbol_json(self, market: SymbolMarket) -> dict[str, object]:
+        name = market.symbol
+        answer = _symbol_json(market)
+        if name in self.no_market:
+            answer["orderTypes"] = [t for t in ORDER_TYPES if t != "MARKET"]
+            answer["quoteOrderQtyMarketAllowed"] = False
+        answer["tradeSideType"] = self.trade_sides.get(name, "1")
+        return answer
+
+    def default_symbols(self) -> list[str]:
+        """``GET /api/v3/defaultSymbols``: the symbols tradable over the API."""
+        return [name for name in self.markets if name not in self.api_untradable]
+
+    def _check_tradable(self, symbol: str, side: str, order_type: str) -> None:
+        """ApiError as MEXC answers an order the API may not place (see the module constants)."""
+        if symbol in self.api_untradable:
+            raise ApiError(*NOT_API_TRADABLE)
+        if side not in _SIDES_ALLOWED.get(self.trade_sides.get(symbol, "1"), set()):
+            raise ApiError(*SIDE_NOT_ALLOWED)
+        if order_type == "MARKET" and symbol in self.no_market:
+            raise ApiError(*MARKET_DISABLED)
 
     def depth(self, symbol: str | None, limit: int) -> dict[str, object]:
         """The book with ``lastUpdateId`` = its depth version, which the diff-depth pushes continue
@@ -184,6 +230,7 @@ class SimExchange:
         market = self.market(p.get("symbol"))
         inst = market.instrument
         side, otype, qty, quote, price = validated(market, p)
+        self._check_tradable(market.symbol, side, otype)
         book = self.books[market.symbol]
         bid, ask = market.best_bid_ask()
         crosses = price is not None and (price >= ask if side == "BUY" else price <= bid)
