@@ -32,12 +32,15 @@ async def test_api_untradable_symbol_is_left_out_and_its_orders_get_10007(
         assert await client.api_symbols() == {"BTCUSDT"}
         assert set(await client.exchange_info()) == {"BTCUSDT", "ETHUSDT"}  # still listed
         with pytest.raises(VenueRejected) as refused:
-            await client.new_order("ETHUSDT", "BUY", "LIMIT", quantity=Decimal(1), price=Decimal(1000))
+            await client.new_order(
+                "ETHUSDT", "BUY", "LIMIT", quantity=Decimal(1), price=Decimal(1000)
+            )
         assert refused.value.code == 10007
         assert "symbol not support api" in refused.value.message
         assert server.exchange.accounts[API_KEY].orders == {}
         placed = await client.new_order("BTCUSDT", "BUY", "MARKET", quote_order_qty=Decimal(20))
-        assert placed is not None and placed.symbol == "BTCUSDT"
+        assert placed is not None
+        assert placed.symbol == "BTCUSDT"
 
 
 async def test_no_market_symbol_lists_no_market_type_and_refuses_market_with_30051(
