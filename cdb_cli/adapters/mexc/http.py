@@ -7,6 +7,15 @@ and happen only when retrying is safe: rate limits, connection failures, and 5xx
 on GET. A POST or DELETE whose outcome is unknown is never resent; it raises VenueServerError and
 the caller must query the order.
 
+Rate limits (mexc_api.md §3.3; :mod:`.ratelimit`): every request costs MEXC's documented weight
+for its endpoint (:mod:`.weights`) against 500 per 10 s, at most 20 requests and 10 orders or
+cancels a second. A 429 (or 418, or a WAF 403) is waited out, not raised: the client honours
+``Retry-After``, halves its weight budget for a while (:meth:`RateLimiter.throttle`) and sends the
+request again — for any method, since a 429 means MEXC did not take it — as often as needed while
+the waits of that request add up to at most ``max_rate_limit_wait`` seconds and no single
+Retry-After exceeds ``max_retry_after``; beyond that it raises ``RateLimited``. These retries do
+not count against ``max_attempts``; ``max_attempts=1`` (a probe) retries nothing at all.
+
 Every answer is read by its endpoint's reader (:data:`READERS`), which checks its shape field by
 field: a 2xx body the reader cannot read raises :class:`~.errors.MalformedAnswer`, a
 ``VenueServerError`` (the outcome is unknown, as for a 5xx; a GET is retried). So every answer
@@ -56,6 +65,7 @@ from cdb_cli.adapters.mexc.models import (
 )
 from cdb_cli.adapters.mexc.ratelimit import RateLimiter
 from cdb_cli.adapters.mexc.signing import Credentials, encode_params
+from cdb_cli.adapters.mexc.weights import BUDGET, WINDOW_S, weight
 from cdb_cli.engine.errors import (
     CdbError,
     ConfigurationError,
@@ -75,6 +85,9 @@ logger = logging.getLogger(__name__)
 API = "/api/v3"
 MAX_RECV_WINDOW = 60_000
 SANE_ROUND_TRIP_MS = 1_000
+MAX_WEIGHT = 10
+"""The heaviest request this client makes (exchangeInfo, account, myTrades): a throttled weight
+budget never goes below it."""
 
 
 def _wall_ms() -> int:
@@ -102,8 +115,10 @@ class MexcHttpClient:
         backoff_base: float = 0.25,
         backoff_max: float = 5.0,
         max_retry_after: float = 30.0,
+        max_rate_limit_wait: float = 60.0,
         requests_per_second: int = 20,
         orders_per_second: int = 10,
+        weight_budget: int = BUDGET,
         clock_ms: Callable[[], int] = _wall_ms,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -116,10 +131,14 @@ class MexcHttpClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
+        self.max_rate_limit_wait = max_rate_limit_wait
         self._clock_ms = clock_ms
         self.time_offset_ms: int | None = None
+        self.weights = RateLimiter(weight_budget, WINDOW_S, floor=min(weight_budget, MAX_WEIGHT))
         self.requests = RateLimiter(requests_per_second, 1.0)
         self.orders = RateLimiter(orders_per_second, 1.0)
+        self.rate_limited = 0
+        """429s (or 418/403) waited out so far."""
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
@@ -206,10 +225,8 @@ class MexcHttpClient:
             raise
 
     def _retry_delay(self, error: CdbError, method: str, attempt: int) -> float | None:
-        """Seconds to wait before retrying after ``error``, or None when it must not be retried."""
-        if isinstance(error, RateLimited):
-            wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
-            return None if wait > self.max_retry_after else wait
+        """Seconds to wait before retrying after ``error`` (not a rate limit), or None when it
+        must not be retried."""
         if isinstance(error, TransientError):
             return self._backoff(attempt)
         if isinstance(error, VenueServerError) and method == "GET":
@@ -231,30 +248,52 @@ class MexcHttpClient:
         params = list(params)
         if signed and self.time_offset_ms is None:
             await self.sync_time()
+        cost = weight(method, path.removeprefix(f"{API}/"), any(k == "symbol" for k, _ in params))
         resynced = False
-        for attempt in range(self.max_attempts):
+        attempt = limited = 0
+        waited = 0.0  # Retry-After waited for this request so far
+        while True:
+            await self.weights.acquire(cost)
             await self.requests.acquire()
             if order:
                 await self.orders.acquire()
             try:
                 return await self._send_once(method, path, params, read, signed=signed)
+            except RateLimited as e:
+                wait = e.retry_after if e.retry_after is not None else self._backoff(limited)
+                limited += 1
+                if (
+                    self.max_attempts == 1
+                    or wait > self.max_retry_after
+                    or waited + wait > self.max_rate_limit_wait
+                ):
+                    raise
+                waited += wait
+                self.rate_limited += 1
+                self.weights.throttle(wait)
+                logger.warning(
+                    "MEXC rate limit on %s %s: waiting %.2f s (budget now %d per %.0f s)",
+                    method,
+                    path,
+                    wait,
+                    self.weights.budget,
+                    self.weights.window,
+                )
             except VenueRejected as e:
-                last = attempt + 1 >= self.max_attempts
+                attempt += 1
+                last = attempt >= self.max_attempts
                 if e.code not in CODE_TIMESTAMP or resynced or not signed or last:
                     raise
                 resynced = True
                 logger.warning("MEXC says our clock is off; re-syncing server time")
                 await self.sync_time()
             except CdbError as e:
-                wait = self._retry_delay(e, method, attempt)
-                if wait is None or attempt + 1 >= self.max_attempts:
+                retry = self._retry_delay(e, method, attempt)
+                attempt += 1
+                if retry is None or attempt >= self.max_attempts:
                     raise
-                logger.warning("MEXC %s %s: %s; retrying in %.2f s", method, path, e, wait)
-                if isinstance(e, RateLimited):
-                    self.requests.pause(wait)
-                else:
-                    await asyncio.sleep(wait)
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+                logger.warning("MEXC %s %s: %s; retrying in %.2f s", method, path, e, retry)
+                await asyncio.sleep(retry)
 
     # -- public market data --------------------------------------------------------------------
 

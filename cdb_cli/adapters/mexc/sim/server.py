@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdb_cli.adapters.mexc.ratelimit import RateLimiter
 from cdb_cli.adapters.mexc.sim import history, tickers
 from cdb_cli.adapters.mexc.sim.auth import ApiError, parse_params
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
@@ -34,7 +35,7 @@ from cdb_cli.adapters.mexc.sim.history import number
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 from cdb_cli.adapters.mexc.sim.orders import Account
 from cdb_cli.adapters.mexc.sim.websocket import Connection, SimWebSocket
-from cdb_cli.adapters.mexc.sim.weights import weight
+from cdb_cli.adapters.mexc.weights import WINDOW_S, weight
 
 __all__ = ["SimServer"]
 
@@ -57,7 +58,7 @@ class SimServer:
         self.websocket = SimWebSocket(exchange)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._hits: dict[str, deque[tuple[float, int]]] = {}  # per address: (monotonic s, weight)
+        self._budgets: dict[str, RateLimiter] = {}  # the ``rate_limit`` budget per address
         # The latest REST requests (monotonic s, method, path), for tests and rehearsals.
         self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
         self._garbled: dict[tuple[str, str], deque[bytes]] = {}
@@ -249,14 +250,12 @@ class SimServer:
         if limit <= 0:
             return None
         cost = weight(request.method, path, bool(request.rel_url.query.get("symbol")))
-        now = time.monotonic()
-        hits = self._hits.setdefault(request.remote or "?", deque())
-        while hits and hits[0][0] <= now - 10:
-            hits.popleft()
-        if sum(w for _, w in hits) + cost > limit:
-            return max(1.0, math.ceil(hits[0][0] + 10 - now)) if hits else 10.0
-        hits.append((now, cost))
-        return None
+        address = request.remote or "?"
+        budget = self._budgets.get(address)
+        if budget is None or budget.limit != limit:
+            budget = self._budgets[address] = RateLimiter(limit, WINDOW_S)
+        wait = budget.try_acquire(cost)
+        return max(1.0, math.ceil(wait)) if wait > 0 else None
 
     def _injected(self, request: web.Request, path: str) -> web.Response | None:
         faults = self.exchange.faults
