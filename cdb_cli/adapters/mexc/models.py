@@ -202,9 +202,9 @@ class MexcSymbol:
 
 
 TRADE_SIDE_PROBLEMS: dict[str, str] = {
-    "2": "buy orders only (tradeSideType 2): an exit could not sell",
-    "3": "sell orders only (tradeSideType 3): no entry could buy",
-    "4": "closed to orders (tradeSideType 4)",
+    "2": "takes buy orders only (tradeSideType 2): an exit could not sell",
+    "3": "takes sell orders only (tradeSideType 3): no entry could buy",
+    "4": "is closed to orders (tradeSideType 4)",
 }
 """MEXC's ``tradeSideType`` values that stop a long-only bot (spot v3 exchangeInfo: "1 - All,
 2 - buy order only, 3 - Sell order only, 4 - Close")."""

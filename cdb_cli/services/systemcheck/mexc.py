@@ -186,7 +186,7 @@ def _trading_problems(
                 "MEXC answers its orders with 10007)"
             )
         elif found.sides_problem is not None:
-            problems.append(f"{symbol} takes {found.sides_problem}")
+            problems.append(f"{symbol} {found.sides_problem}")
     return problems
 
 
