@@ -13,6 +13,7 @@ from live_testkit import (
     SYMBOL,
     account_of,
     assert_store_matches_the_venue,
+    filled_sides,
     live_run,
     live_settings,
     round_trip_booked,
@@ -332,6 +333,35 @@ def test_error_30051_at_run_time_sends_the_order_again_as_limit_from_then_on(
                 (buy,) = [o for o in filled if o.side == "BUY"]
                 assert buy.decision_id == refused.decision_id  # the same decision, sent again
                 assert {o.type for o in account_of(server).orders.values()} == {"LIMIT"}
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_429_burst_while_trading_is_waited_out_without_an_error(tmp_path: Path) -> None:
+    """The simulator's budget (MEXC weights, 40 per 10 s) is below what the live start alone asks
+    for (exchangeInfo, account three times, myTrades: weight 10 each): MEXC answers 429s, the
+    client waits them out, the run starts, the round trip is booked as the venue has it and no
+    order is refused."""
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config(rate_limit=40))) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    http = runtime.venue.client.http  # type: ignore[attr-defined]
+                    await walk(server, MOVES)
+                    await eventually(
+                        lambda: filled_sides(store) == {"BUY", "SELL"} and settled(store, server),
+                        timeout_s=40,
+                        what="a filled buy and sell booked as the venue has them",
+                    )
+                    assert http.rate_limited >= 1, "the budget was never exceeded"
+                    assert http.weights.throttled >= 1
+                assert "REJECTED" not in {o.status for o in store.orders()}
                 assert_store_matches_the_venue(store, server)
             finally:
                 store.close()
