@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from decimal import Decimal
 
+import httpx
 import pytest
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -94,3 +95,27 @@ def test_the_switches_must_name_simulated_symbols() -> None:
     assert (config.api_untradable, config.no_market) == ({"ETHUSDT"}, {"BTCUSDT"})
     with pytest.raises(ConfigurationError, match="--no-market SOLUSDT"):
         simulator_config(symbols=("BTCUSDT",), balances={}, no_market=("SOLUSDT",))
+
+
+async def test_tradability_is_changed_over_http_while_running(sim: SimServer) -> None:
+    async with httpx.AsyncClient(base_url=sim.rest_url) as raw:
+        assert (await raw.get("/_sim/symbols")).json() == {
+            "api_untradable": [],
+            "no_market": [],
+            "trade_sides": {},
+        }
+        changed = await raw.post(
+            "/_sim/symbols",
+            json={"api_untradable": ["ethusdt"], "trade_sides": {"BTCUSDT": "3"}},
+        )
+        assert changed.json() == {
+            "api_untradable": ["ETHUSDT"],
+            "no_market": [],
+            "trade_sides": {"BTCUSDT": "3"},
+        }
+        defaults = (await raw.get("/api/v3/defaultSymbols")).json()
+        assert defaults["data"] == ["BTCUSDT"]
+        for bad in ({"no_market": ["SOLUSDT"]}, {"trade_sides": {"BTCUSDT": "9"}}, {"x": 1}):
+            refused = await raw.post("/_sim/symbols", json=bad)
+            assert refused.status_code == 400, bad
+        assert (await raw.get("/_sim/symbols")).json()["no_market"] == []  # nothing changed

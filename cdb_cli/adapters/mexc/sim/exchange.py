@@ -180,6 +180,38 @@ class SimExchange:
         answer["tradeSideType"] = self.trade_sides.get(name, "1")
         return answer
 
+    def tradability(self) -> dict[str, object]:
+        """What the API may trade, and how (``GET /_sim/symbols``)."""
+        return {
+            "api_untradable": sorted(self.api_untradable),
+            "no_market": sorted(self.no_market),
+            "trade_sides": dict(sorted(self.trade_sides.items())),
+        }
+
+    def set_tradability(self, changes: dict[str, object]) -> None:
+        """Replace any of ``api_untradable``, ``no_market`` (lists of symbols) and
+        ``trade_sides`` ({symbol: "1".."4"}) while running (``POST /_sim/symbols``); ValueError
+        on an unknown name, symbol or side type, and then nothing changes."""
+        known = {"api_untradable", "no_market", "trade_sides"}
+        if not isinstance(changes, dict) or not set(changes) <= known:
+            raise ValueError(f"expected an object with some of {', '.join(sorted(known))}")
+        lists: dict[str, set[str]] = {}
+        for name in ("api_untradable", "no_market"):
+            if name in changes:
+                value = changes[name]
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ValueError(f"{name} takes a list of symbols")
+                lists[name] = {self.market(v).symbol for v in value}
+        sides = changes.get("trade_sides", self.trade_sides)
+        if not isinstance(sides, dict) or any(
+            not isinstance(v, str) or v not in _SIDES_ALLOWED for v in sides.values()
+        ):
+            raise ValueError('trade_sides takes {"SYMBOL": "1" | "2" | "3" | "4"}')
+        sides = {self.market(str(k)).symbol: str(v) for k, v in sides.items()}
+        self.api_untradable = lists.get("api_untradable", self.api_untradable)
+        self.no_market = lists.get("no_market", self.no_market)
+        self.trade_sides = sides
+
     def default_symbols(self) -> list[str]:
         """``GET /api/v3/defaultSymbols``: the symbols tradable over the API."""
         return [name for name in self.markets if name not in self.api_untradable]

@@ -4,7 +4,9 @@ aiohttp serves HTTP and WebSocket on the same port and handles POST/DELETE bodie
 ``websockets`` server cannot serve ordinary HTTP requests, so it is not an option here.
 Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults`` (see
 :class:`~.faults.Faults`; e.g. ``{"accept_then_5xx": 1}`` or ``{"clock_offset_ms": -10000}``),
-``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once).
+``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once),
+``GET|POST /_sim/symbols`` (what the API may trade: ``{"api_untradable": ["ETHUSDT"],
+"no_market": ["BTCUSDT"], "trade_sides": {"BTCUSDT": "2"}}``).
 In process, :meth:`SimServer.garble` replaces the next answers of one endpoint with given bytes
 (the request is still handled: an order is booked), for tests of hostile answers.
 """
@@ -215,6 +217,7 @@ class SimServer:
         )
         app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
+        app.router.add_route("*", "/_sim/symbols", self._symbols)
         app.router.add_post("/_sim/drop", self._drop)
         app.router.add_post("/_sim/step", self._step)
 
@@ -327,6 +330,15 @@ class SimServer:
             except (ValueError, TypeError, AttributeError) as e:
                 return web.json_response({"error": str(e)}, status=400)
         return web.json_response(self.exchange.faults.as_dict())
+
+    async def _symbols(self, request: web.Request) -> web.Response:
+        if request.method == "POST":
+            try:
+                self.exchange.set_tradability(await request.json())
+            except (ValueError, TypeError, AttributeError, ApiError) as e:
+                message = e.msg if isinstance(e, ApiError) else str(e)
+                return web.json_response({"error": message}, status=400)
+        return web.json_response(self.exchange.tradability())
 
     async def _drop(self, _: web.Request) -> web.Response:
         return web.json_response({"dropped": self.drop_connections()})
