@@ -10,10 +10,10 @@ the caller must query the order.
 Rate limits (mexc_api.md §3.3; :mod:`.ratelimit`): every request costs MEXC's documented weight
 for its endpoint (:mod:`.weights`) against 500 per 10 s, at most 20 requests and 10 orders or
 cancels a second. A 429 (or 418, or a WAF 403) is waited out, not raised: the client honours
-``Retry-After``, halves its weight budget for a while (:meth:`RateLimiter.throttle`) and sends the
-request again — for any method, since a 429 means MEXC did not take it — as often as needed while
-the waits of that request add up to at most ``max_rate_limit_wait`` seconds and no single
-Retry-After exceeds ``max_retry_after``; beyond that it raises ``RateLimited``. These retries do
+``Retry-After``, cuts its weight budget to what MEXC took (:meth:`RateLimiter.throttle`) and
+sends the request again — for any method, since a 429 means MEXC did not take it — as often as
+needed while the waits of that request add up to at most ``max_rate_limit_wait`` seconds and no
+single Retry-After exceeds ``max_retry_after``; beyond that it raises ``RateLimited``. These do
 not count against ``max_attempts``; ``max_attempts=1`` (a probe) retries nothing at all.
 
 Every answer is read by its endpoint's reader (:data:`READERS`), which checks its shape field by
@@ -253,10 +253,10 @@ class MexcHttpClient:
         attempt = limited = 0
         waited = 0.0  # Retry-After waited for this request so far
         while True:
-            await self.weights.acquire(cost)
             await self.requests.acquire()
             if order:
                 await self.orders.acquire()
+            await self.weights.acquire(cost)  # last: it holds the Retry-After pause
             try:
                 return await self._send_once(method, path, params, read, signed=signed)
             except RateLimited as e:
@@ -270,7 +270,9 @@ class MexcHttpClient:
                     raise
                 waited += wait
                 self.rate_limited += 1
-                self.weights.throttle(wait)
+                self.weights.throttle(wait, cost)
+                self.requests.pause(wait)
+                self.orders.pause(wait)
                 logger.warning(
                     "MEXC rate limit on %s %s: waiting %.2f s (budget now %d per %.0f s)",
                     method,

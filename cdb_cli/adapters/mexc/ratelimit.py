@@ -8,11 +8,13 @@ The simulator keeps one per client address for its ``--rate-limit`` budget and a
 waiting.
 
 Adapting to the venue: :meth:`RateLimiter.throttle` is what a 429 with ``Retry-After`` does to the
-client. Nothing passes until the Retry-After is over, and the budget is halved (once per window,
-however many 429s one burst brought; never below :attr:`RateLimiter.floor`), because the venue's
-real budget is evidently smaller than ours (another process on the same IP or key, or a venue
-stricter than documented). Each full window without a 429 gives a tenth of the configured limit
-back, until the configured limit is reached again.
+client. Nothing passes until the Retry-After is over; the refused request's weight leaves the
+window (the venue did not take it); and the budget drops to what the venue evidently does take:
+half of it (once per window, however many 429s one burst brought) and never more than the weight
+that passed in the window (never below :attr:`RateLimiter.floor`). The venue's real budget is
+then smaller than ours: another process on the same IP or key, or a venue stricter than
+documented. Each full window without a 429 gives a tenth of the configured limit back, until the
+configured limit is reached again.
 """
 
 from __future__ import annotations
@@ -71,15 +73,26 @@ class RateLimiter:
         """Let nothing through for ``seconds`` (a venue Retry-After)."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def throttle(self, retry_after: float) -> None:
-        """The venue answered 429: pause for ``retry_after`` and halve the budget (once per
-        window)."""
+    def throttle(self, retry_after: float, weight: int = 0) -> None:
+        """The venue refused a request of ``weight`` with a 429: take its weight back, pause for
+        ``retry_after`` and cut the budget (see the module docstring)."""
         now = self._clock()
+        self._expire(now)
+        self._refund(weight)
         self.pause(retry_after)
         if now - self._halved_at >= self.window:
-            self.budget = max(self.floor, self.budget // 2)
+            self.budget //= 2
             self._halved_at = self._grown_at = now
             self.throttled += 1
+        self.budget = max(self.floor, min(self.budget, self._used))
+
+    def _refund(self, weight: int) -> None:
+        """Drop the newest stamp of ``weight`` (a request the venue did not take)."""
+        for index in range(len(self._stamps) - 1, -1, -1):
+            if self._stamps[index][1] == weight:
+                del self._stamps[index]
+                self._used -= weight
+                return
 
     def _expire(self, now: float) -> None:
         while self._stamps and self._stamps[0][0] <= now - self.window:

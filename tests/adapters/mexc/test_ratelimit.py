@@ -1,5 +1,5 @@
 """The one rate limiter (client and simulator) on a settable clock: weights, Retry-After pauses,
-and the budget halved by a 429 and given back window by window."""
+and the budget cut by a 429 and given back window by window."""
 
 from __future__ import annotations
 
@@ -61,20 +61,21 @@ async def test_pause_holds_everything_for_retry_after() -> None:
     assert limiter.delay() == pytest.approx(5)
 
 
-def test_a_429_halves_the_budget_once_per_burst_and_it_grows_back() -> None:
+def test_a_429_cuts_the_budget_to_what_the_venue_took_and_it_grows_back() -> None:
     clock = Clock()
     limiter = RateLimiter(500, 10.0, floor=10, clock=clock)
-    limiter.throttle(3)
-    limiter.throttle(3)  # the same burst
-    assert (limiter.budget, limiter.throttled) == (250, 1)
-    assert limiter.delay() == pytest.approx(3)
+    for _ in range(30):
+        assert limiter.try_acquire(10) == 0  # 300 sent in one go
+    limiter.throttle(3, 10)  # refused: its weight leaves the window; halved once
+    limiter.throttle(3, 10)  # the same burst: not halved again
+    assert (limiter.used, limiter.budget, limiter.throttled) == (280, 250, 1)
+    for _ in range(10):
+        limiter.throttle(3, 10)
+    assert (limiter.used, limiter.budget) == (180, 180)  # what the venue took, at most
+    assert limiter.try_acquire(1) == pytest.approx(10)  # full until the window turns
     clock.now += 10
-    limiter.throttle(1)  # a later burst
-    assert limiter.budget == 125
-    for _ in range(6):
-        clock.now += 10
-        limiter.throttle(0)
-    assert limiter.budget == 10  # never below the floor
+    limiter.throttle(1, 10)  # a later 429 with nothing else in the window
+    assert (limiter.budget, limiter.throttled) == (10, 2)  # never below the floor
     growth = []
     for _ in range(12):
         clock.now += 10
