@@ -18,8 +18,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.envfile import EnvFileError, env_file_bindings, env_file_values, read_env_file
 from cdb_cli.redaction import redact, redact_key_shapes
+from cdb_cli.secret_files import file_variables, loose_mode, read_secret, secret_files
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
@@ -75,7 +77,7 @@ class EnvReport:
 
 
 def _known_variables() -> list[str]:
-    return [env_name(name) for name in Settings.model_fields]
+    return [env_name(name) for name in Settings.model_fields] + sorted(file_variables())
 
 
 def _file_problems(env_file: Path) -> tuple[list[Problem], dict[str, str]]:
@@ -208,6 +210,10 @@ def validate_environment(
 
     bindings = env_file_bindings(env_file) if env_file is not None else []
     secrets = secret_values(file_values, bindings, environment)
+    file_problems, from_files = _secret_file_problems(raw)
+    problems += file_problems
+    raw.update(from_files)
+    secrets += list(from_files.values())
     problems += _unknown_problems(sorted({*file_values, *environment}))
     schema = _schema_problems(env_file, secrets)
     problems += schema or _strategy_problems(env_file)
@@ -219,6 +225,29 @@ def validate_environment(
         for p in problems
     ]
     return EnvReport(str(env_file) if env_file else None, effective_mode, problems)
+
+
+def _secret_file_problems(raw: dict[str, str]) -> tuple[list[Problem], dict[str, str]]:
+    """Secrets given as files (:mod:`cdb_cli.secret_files`): a file group or others may read, or
+    one that cannot be read, is a problem; the values read, by variable, join the checks."""
+    problems: list[Problem] = []
+    values: dict[str, str] = {}
+    for source in secret_files(raw):
+        mode = loose_mode(source.path)
+        if mode is not None:
+            problems.append(
+                Problem(
+                    str(source.path),
+                    "file_permissions",
+                    f"{source.variable} ({source.via}) is readable by group/others "
+                    f"(mode {mode:04o}); run: chmod 600 {source.path}",
+                )
+            )
+        try:
+            values[source.variable] = read_secret(source)
+        except ConfigurationError as e:
+            problems.append(Problem(source.variable, "unreadable_secret_file", e.message))
+    return problems, values
 
 
 def _redacted(text: str, secrets: list[str]) -> str:

@@ -173,8 +173,10 @@ def load_settings(
     """Load and validate the settings, the same way for every command.
 
     ``overrides`` (field name → raw value, e.g. from ``--set``) win over the environment and are
-    validated like it. The strategy's settings come from the ``CDB_STRATEGY_<NAME>`` variables
-    (file, then environment) and ``overrides["strategy_params"]``, which wins.
+    validated like it. A secret not set in either may come from a file
+    (:mod:`cdb_cli.secret_files`: ``CDB_…_FILE``, systemd credentials, ``/run/secrets``). The
+    strategy's settings come from the ``CDB_STRATEGY_<NAME>`` variables (file, then environment)
+    and ``overrides["strategy_params"]``, which wins.
 
     Raises
     ------
@@ -183,17 +185,26 @@ def load_settings(
     """
     if env_file is not None and not env_file.is_file():
         raise ConfigurationError(f"Env file {env_file} does not exist")
+    from cdb_cli.secret_files import read_secret, secret_files
+
     file_values = env_file_values(env_file) if env_file is not None else {}
     values: dict[str, Any] = dict(overrides or {})
     environment = {k: v for k, v in os.environ.items() if k.upper().startswith(ENV_PREFIX)}
     params = strategy_variables({**file_values, **environment})
     if params or "strategy_params" in values:
         values["strategy_params"] = {**params, **values.get("strategy_params", {})}
+    from_files = {  # secrets that need not sit in .env: *_FILE, systemd credentials, /run/secrets
+        source.field: read_secret(source)
+        for source in secret_files({**file_values, **environment})
+        if source.field not in values
+    }
+    values.update(from_files)
     try:
         return Settings(_env_file=env_file, _env_file_encoding="utf-8-sig", **values)
     except ValidationError as e:
         bindings = env_file_bindings(env_file) if env_file is not None else []
-        secrets = secret_values(file_values, bindings, environment, dict(overrides or {}))
+        given = {**dict(overrides or {}), **from_files}
+        secrets = secret_values(file_values, bindings, environment, given)
         details = describe_validation_error(e, secrets)
         raise ConfigurationError(
             f"Invalid settings: {len(details)} problem(s); run 'cdb env-validate'",

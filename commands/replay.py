@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from cdb_cli.commands.replay_sweep import Search, reproduce_prefix, sweep_command
 from cdb_cli.context import app_context
 from cdb_cli.options import (
     FromAliasOpt,
@@ -80,6 +81,83 @@ def replay(
         typer.Option("--persist", help="Write everything to CDB_DATABASE_URL (for risk explain)."),
     ] = False,
     json_output: JsonOpt = False,
+    sweep: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--sweep",
+            metavar="NAME=A..B:STEP|NAME=V1,V2",
+            help="Search this setting (any --set name, strategy or risk) over a range or a list; "
+            "repeatable: every combination runs (see Parameter sweeps in the README).",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, metavar="N", help="Run N combinations, not all (random search)."
+        ),
+    ] = None,
+    seed: Annotated[
+        int, typer.Option("--seed", metavar="S", help="Seed of random/optuna search.")
+    ] = 0,
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            "--sampler",
+            metavar="grid|random|optuna",
+            help="How to search: grid (default), random (default with --trials), optuna (TPE; "
+            "pip install 'cdb-cli[sweep]').",
+        ),
+    ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs", "-j", min=1, metavar="N", help="Worker processes (default: all cores)."
+        ),
+    ] = None,
+    objective: Annotated[
+        str,
+        typer.Option(
+            "--objective",
+            metavar="METRIC",
+            help="Rank by pnl (default), pnl_pct, sharpe, sortino, win_rate, trades, "
+            "max_drawdown, exposure or fees.",
+        ),
+    ] = "pnl",
+    constraints: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--constraint",
+            metavar="METRIC<=X",
+            help="Rank configurations that break it last, e.g. 'max_drawdown<=10' (percent); "
+            "repeatable.",
+        ),
+    ] = None,
+    walk_forward: Annotated[
+        str | None,
+        typer.Option(
+            "--walk-forward",
+            metavar="train=30d,test=7d",
+            help="Optimise on each training window, trade the next test window (durations or "
+            "bar counts); in-sample and out-of-sample side by side.",
+        ),
+    ] = None,
+    csv_path: Annotated[
+        Path | None,
+        typer.Option("--csv", metavar="FILE.csv", dir_okay=False, help="Write the sweep's rows."),
+    ] = None,
+    heatmap: Annotated[
+        Path | None,
+        typer.Option(
+            "--heatmap",
+            metavar="FILE.png",
+            dir_okay=False,
+            help="The objective over a two-setting grid as a PNG (the plot extra).",
+        ),
+    ] = None,
+    top: Annotated[
+        int,
+        typer.Option("--top", min=1, metavar="N", help="Sweep rows in the table (default 20)."),
+    ] = 20,
 ) -> None:
     """Replay recorded market data through signals, risk, paper fills and the portfolio.
 
@@ -87,6 +165,11 @@ def replay(
     format or a bad option, 1 for a bad row (unless --skip-bad-rows) or a damaged file (corrupt
     .gz, not UTF-8, invalid JSON); the one-line error names the file and the row. Times must lie
     in 2000-01-01..2100-01-01 (ms since the epoch).
+
+    With --sweep the data load once and every combination of the swept settings replays the
+    same way in parallel (--jobs), ranked by --objective with --constraint, each row with the
+    `cdb replay` command that reproduces it; --walk-forward tests the choice out of sample. A
+    swept value that is not valid settings is exit 2 before anything runs.
 
     DATA: JSON [ts_ms, open, high, low, close, volume] rows, MEXC /api/v3/klines JSON, JSON
     trades [ts_ms, id, order, side, price, amount, cost] (tick replay), or CSV with a header
@@ -129,6 +212,33 @@ def replay(
         record_curve=plot is not None,
         trace=persist,
     )
+    search = Search(
+        sweep or [],
+        trials,
+        seed,
+        sampler,
+        jobs,
+        objective,
+        constraints or [],
+        walk_forward,
+        csv_path,
+        heatmap,
+        top,
+    )
+    search.check(one_run_only=plot is not None or persist)
+    if sweep:
+        prefix = reproduce_prefix(
+            context.env_file,
+            data,
+            symbol=symbol,
+            cash=cash,
+            strategy=strategy,
+            interval=interval,
+            skip_bad_rows=skip_bad_rows,
+            overrides=overrides or [],
+        )
+        sweep_command(context, request, search, overrides or [], strategy, prefix, json_output)
+        return
     try:
         result = _run_with_progress(context.terminal, request, settings, run_replay)
     except UnknownReplayFormat as e:

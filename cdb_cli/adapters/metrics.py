@@ -25,8 +25,14 @@ What counts as what:
 - **Feed freshness**: :meth:`Metrics.mark_feed` notes when data of a symbol arrived (wall clock);
   ``feed_age_seconds{symbol}`` is computed at scrape time. A configured symbol that has not
   ticked yet ages from the moment the metrics were created.
-- **Latencies** are the latest measurement in milliseconds; ``NaN`` until first measured (so a
-  threshold alert stays silent for a Redis that is not configured).
+- **Latencies** are the latest measurement in milliseconds (the seed's ``*_latency_ms`` gauges);
+  ``NaN`` until first measured (so a threshold alert stays silent for a Redis that is not
+  configured). Every measurement also goes to a histogram in seconds, as Prometheus names them
+  (``cdb_websocket_latency_seconds``, ``cdb_redis_latency_seconds``,
+  ``cdb_database_latency_seconds``): quantiles over any window, not only the last value.
+- **Drawdowns** are losses, never negative: a day in profit reads 0.
+- **Process**: ``process_*`` (CPU, memory, open files) and ``python_*`` (GC, version), from
+  prometheus-client's own collectors.
 
 Prometheus' own ``up{job="cdb"}`` is the liveness series; cdb exports ``cdb_ready`` instead of an
 ``up`` of its own, which would clash with it.
@@ -40,7 +46,15 @@ from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Final, get_args
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -96,6 +110,11 @@ TERMINAL_STATUSES: Final = frozenset(
 )
 """An order's last report carries one of these: that is when it counts as a trade."""
 
+LATENCY_BUCKETS_S: Final = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Buckets of the latency histograms: a local round trip of half a millisecond to a stalled
+websocket of seconds."""
 DEPENDENCIES: Final = ("database", "redis")
 """The dependencies whose state `dependency_up` shows."""
 SIZE_ZERO: Final = "size_zero"
@@ -178,6 +197,8 @@ class Metrics:
         self._build_process_metrics(run_id, mode, version)
         self._feeds = _FeedAges(clock, symbols)
         self.registry.register(self._feeds)
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)  # process_* and python_*, read at scrape time
 
     def _counter(self, name: str, doc: str, labels: Iterable[str] = ()) -> Counter:
         return Counter(name, doc, labelnames=tuple(labels), registry=self.registry)
@@ -206,13 +227,27 @@ class Metrics:
         )
         self.redis_latency = self._gauge("redis_latency_ms", "Latest Redis round trip, in ms.")
         self.database_connections = self._gauge(
-            "database_connections_active", "Database connections checked out of the pool."
+            "database_connections_active",
+            "Database connections open in the pool (idle or in use); 0 when the pool holds none.",
         )
         self.database_latency = self._gauge(
             "database_latency_ms", "Latest database round trip, in ms."
         )
         for gauge in (self.websocket_latency, self.redis_latency, self.database_latency):
             gauge.set(math.nan)  # not measured yet
+        self.latency_seconds = {
+            name: Histogram(
+                f"cdb_{name}_latency_seconds",
+                f"{doc}, in seconds.",
+                buckets=LATENCY_BUCKETS_S,
+                registry=self.registry,
+            )
+            for name, doc in (
+                ("websocket", "MEXC websocket latency (event to receipt)"),
+                ("redis", "Redis round trips"),
+                ("database", "Database round trips"),
+            )
+        }
         self.dependency_up = self._gauge(
             "dependency_up",
             "1 while a dependency (database, redis) answers, 0 while it does not.",
@@ -374,10 +409,10 @@ class Metrics:
     ) -> None:
         """Publish the portfolio's state (after each decision or fill, or on a timer)."""
         self.equity.set(float(equity))
-        self.daily_drawdown.set(float(daily_drawdown_pct))
+        self.daily_drawdown.set(max(0.0, float(daily_drawdown_pct)))  # a gain is no drawdown
         self.total_exposure.set(float(exposure_pct))
         if drawdown_from_peak_pct is not None:
-            self.drawdown_from_peak.set(float(drawdown_from_peak_pct))
+            self.drawdown_from_peak.set(max(0.0, float(drawdown_from_peak_pct)))
         self.set_trading_state(trading_state)
 
     def set_trading_state(self, state: TradingState) -> None:
@@ -398,14 +433,17 @@ class Metrics:
         redis_ms: float | None = None,
         database_ms: float | None = None,
     ) -> None:
-        """Publish the latest latency measurements; ``None`` leaves a value as it is."""
-        for gauge, value in (
-            (self.websocket_latency, websocket_ms),
-            (self.redis_latency, redis_ms),
-            (self.database_latency, database_ms),
+        """Publish the latest latency measurements (gauge in ms, histogram in seconds); ``None``
+        leaves a value as it is."""
+        for name, gauge, value in (
+            ("websocket", self.websocket_latency, websocket_ms),
+            ("redis", self.redis_latency, redis_ms),
+            ("database", self.database_latency, database_ms),
         ):
             if value is not None:
                 gauge.set(value)
+                if math.isfinite(value):
+                    self.latency_seconds[name].observe(value / 1000.0)
 
     def set_dependency(self, dependency: str, up: bool) -> None:
         """Publish whether ``dependency`` (``database``, ``redis``) answers; a failure counts
@@ -417,7 +455,7 @@ class Metrics:
             latency[dependency].set(math.nan)
 
     def set_database_connections(self, active: int) -> None:
-        """Publish how many pooled database connections are checked out."""
+        """Publish how many database connections the pool holds open."""
         self.database_connections.set(active)
 
     def set_ready(self, ready: bool) -> None:
@@ -444,6 +482,10 @@ class MetricsRecorder:
     def __init__(self, inner: Recorder, metrics: Metrics) -> None:
         self.inner = inner
         self.metrics = metrics
+
+    @property
+    def keeps_events(self) -> bool:
+        return True  # the metrics count the events, whatever ``inner`` keeps
 
     def event(self, topic: Topic, event: Event) -> None:
         self.inner.event(topic, event)

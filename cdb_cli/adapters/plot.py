@@ -11,10 +11,11 @@ import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cdb_cli.engine.errors import DependencyError
 
-__all__ = ["MAX_POINTS", "plot_equity"]
+__all__ = ["MAX_POINTS", "plot_equity", "plot_heatmap", "require_matplotlib"]
 
 MAX_POINTS = 4000
 """Longer curves are thinned to about this many points (each kept point is a bucket's low)."""
@@ -30,16 +31,81 @@ def _thin(curve: Sequence[tuple[int, float]]) -> list[tuple[int, float]]:
     ]
 
 
-def plot_equity(curve: Sequence[tuple[int, float]], path: Path, *, title: str) -> None:
-    """Write ``curve`` ((ts ns, equity) pairs) and its drawdown from the peak to ``path``."""
+def require_matplotlib() -> None:
+    """``DependencyError`` with the install command when matplotlib is missing (checked before a
+    long run, not after it)."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise DependencyError("Plotting needs matplotlib: pip install 'cdb-cli[plot]'")
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.dates as mdates
         import matplotlib.pyplot as plt
     except ImportError:
         raise DependencyError("Plotting needs matplotlib: pip install 'cdb-cli[plot]'") from None
+    return plt
+
+
+def _save(figure: Any, plt: Any, path: Path) -> None:
+    """Write ``figure`` to ``path`` atomically (0666 less the umask), then close it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=".cdb-plot-", suffix=".png", dir=path.parent)
+    os.close(handle)
+    try:
+        figure.savefig(temp, dpi=100, format="png")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it 0600; a plot is not a secret
+        os.replace(temp, path)
+    finally:
+        plt.close(figure)
+        if os.path.exists(temp):
+            os.unlink(temp)
+
+
+def plot_heatmap(
+    x_name: str,
+    x_values: Sequence[str],
+    y_name: str,
+    y_values: Sequence[str],
+    cells: Sequence[Sequence[float | None]],
+    path: Path,
+    *,
+    title: str,
+) -> None:
+    """A two-setting sweep's objective as a heatmap PNG: ``cells[y][x]`` (None: no value, drawn
+    blank), each cell labelled with its value."""
+    plt = _pyplot()
+    nan = float("nan")
+    grid = [[nan if value is None else value for value in row] for row in cells]
+    width = min(4 + 0.6 * len(x_values), 24)
+    height = min(3 + 0.4 * len(y_values), 18)
+    figure, axes = plt.subplots(figsize=(width, height), layout="constrained")
+    image = axes.imshow(grid, cmap="viridis", aspect="auto", origin="lower")
+    axes.set_xticks(range(len(x_values)), labels=list(x_values))
+    axes.set_yticks(range(len(y_values)), labels=list(y_values))
+    axes.set_xlabel(x_name)
+    axes.set_ylabel(y_name)
+    axes.set_title(title)
+    if len(x_values) * len(y_values) <= 400:
+        for y, row in enumerate(cells):
+            for x, value in enumerate(row):
+                if value is not None:
+                    axes.text(x, y, f"{value:.4g}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=axes)
+    _save(figure, plt, path)
+
+
+def plot_equity(curve: Sequence[tuple[int, float]], path: Path, *, title: str) -> None:
+    """Write ``curve`` ((ts ns, equity) pairs) and its drawdown from the peak to ``path``."""
+    plt = _pyplot()
+    import matplotlib.dates as mdates
+
     if not curve:
         raise ValueError("Nothing to plot: the run saw no prices")
     points = _thin(curve)
@@ -64,16 +130,4 @@ def plot_equity(curve: Sequence[tuple[int, float]], path: Path, *, title: str) -
     bottom.xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
     bottom.xaxis.set_major_formatter(formatter)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=".cdb-plot-", suffix=".png", dir=path.parent)
-    os.close(handle)
-    try:
-        figure.savefig(temp, dpi=100, format="png")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temp, 0o666 & ~umask)  # mkstemp makes it 0600; a plot is not a secret
-        os.replace(temp, path)
-    finally:
-        plt.close(figure)
-        if os.path.exists(temp):
-            os.unlink(temp)
+    _save(figure, plt, path)

@@ -21,13 +21,21 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from cdb_cli.engine.events import OrderApproved, Side, SignalSide, Topic, TradingSignal
-from cdb_cli.engine.risk import RiskInputs
+from cdb_cli.engine.events import (
+    OrderApproved,
+    Side,
+    SignalSide,
+    Topic,
+    TradingSignal,
+    Verdict,
+)
+from cdb_cli.engine.risk import CheckFields, RiskInputs
 from cdb_cli.engine.trading_state import Sync
 
 if TYPE_CHECKING:
-    from cdb_cli.engine.pipeline import SymbolState, TradingPipeline
+    from cdb_cli.engine.pipeline import TradingPipeline
     from cdb_cli.engine.signals import SignalIntent
+    from cdb_cli.engine.symbols import SymbolState
 
 __all__ = ["Decisions"]
 
@@ -71,7 +79,7 @@ class Decisions:
         order (signal, decision, approval, then what the venue answered).
         """
         pipeline = self._pipeline
-        risk, recorder, tracer = pipeline.risk, pipeline.recorder, pipeline.tracer
+        risk, recorder = pipeline.risk, pipeline.recorder
         now = pipeline.clock.timestamp_ns()
         stats = pipeline.stats
         stats.signals[intent.side] += 1
@@ -95,6 +103,34 @@ class Decisions:
             )
             position = pipeline.portfolio.quantity(state.symbol)
             result = pipeline.execution.submit(order, ts_ns=now, position=position)
+        stats.verdicts[verdict] += 1
+        if verdict == "rejected":  # what refused an order (not what a held-nothing exit saw)
+            for check in checks:
+                if not check["passed"]:
+                    stats.failed_rules[check["code"]] += 1
+        if recorder.keeps_events:
+            ids = (signal_id, decision_id)
+            self._record(state, intent, order, outcome, inputs, price, ids, bar_ts, now)
+        if order is not None and result is not None:
+            pipeline.apply_execution(result)
+        return signal_id
+
+    def _record(
+        self,
+        state: SymbolState,
+        intent: SignalIntent,
+        order: OrderApproved | None,
+        outcome: tuple[Verdict, Decimal, Decimal, tuple[CheckFields, ...]],
+        inputs: RiskInputs,
+        price: Decimal,
+        ids: tuple[str, str],
+        bar_ts: int,
+        now: int,
+    ) -> None:
+        """The signal, decision and approval events of :meth:`on_signal`, in that order."""
+        pipeline = self._pipeline
+        risk, recorder, tracer = pipeline.risk, pipeline.recorder, pipeline.tracer
+        signal_id, decision_id = ids
         name = getattr(state.strategy, "name", "strategy")
         signal = TradingSignal(
             event_id=signal_id,
@@ -111,15 +147,8 @@ class Decisions:
         recorder.event(Topic.TRADING_SIGNALS, signal)
         decision = risk.record(signal, inputs, outcome, ts_event=now, event_id=decision_id)
         recorder.event(Topic.RISK_EVENTS, decision)
-        stats.verdicts[verdict] += 1
-        if verdict == "rejected":  # what refused an order (not what a held-nothing exit saw)
-            for check in checks:
-                if not check["passed"]:
-                    stats.failed_rules[check["code"]] += 1
-        if order is not None and result is not None:
+        if order is not None:
             recorder.event(Topic.RISK_APPROVED_TRADES, order)
-            pipeline.apply_execution(result)
-        return signal_id
 
     def inputs(self, state: SymbolState, price: Decimal, now: int) -> RiskInputs:
         """The risk inputs of a decision in ``state``'s symbol at ``price``; the trading state is

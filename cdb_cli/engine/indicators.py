@@ -15,8 +15,17 @@ loaders refuse bad rows), not on every call.
 from __future__ import annotations
 
 import math
+from array import array
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
-__all__ = ["EMA", "RSI", "SMA", "RollingWindow", "VolumeSMA"]
+__all__ = ["EMA", "RSI", "SMA", "RollingWindow", "SeriesCache", "VolumeSMA", "window_mean"]
+
+SeriesCache = dict[tuple[Any, ...], Any]
+"""Indicator values computed over one series, by indicator, period and series: configurations
+replayed over the same data share them (``update_many``'s ``cache``)."""
+
+_NAN = math.nan
 
 
 def _check_period(period: int) -> int:
@@ -104,6 +113,11 @@ VolumeSMA = SMA
 """Moving average of volume: the same computation as ``SMA``."""
 
 
+def window_mean(values: Sequence[float], period: int) -> float:
+    """The correctly rounded mean of ``values`` (a full window of ``period``), in any order."""
+    return math.fsum(values) / period
+
+
 class RollingWindow:
     """The last ``period`` values, O(1) per ``push``; :meth:`mean` is their exact average.
 
@@ -143,9 +157,25 @@ class RollingWindow:
             self._full = True
         self._i = i
 
+    def push_many(self, values: Sequence[float]) -> None:
+        """:meth:`push` each of ``values`` in order (only the last ``period`` stay)."""
+        skipped = len(values) - self._period
+        if skipped > 0:  # these would be overwritten: only the ring position moves
+            self._i = (self._i + skipped) % self._period
+            self._full = True
+            values = values[skipped:]
+        for value in values:
+            self.push(value)
+
+    def ordered(self) -> list[float]:
+        """The values in the window, oldest first (fewer than ``period`` until full)."""
+        if not self._full:
+            return self._buf[: self._i]
+        return self._buf[self._i :] + self._buf[: self._i]
+
     def mean(self) -> float | None:
         """The mean of the window, ``None`` until it is full."""
-        return math.fsum(self._buf) / self._period if self._full else None
+        return window_mean(self._buf, self._period) if self._full else None
 
     def stdev(self) -> float | None:
         """The population standard deviation of the window (Bollinger's), ``None`` until full."""
@@ -163,7 +193,8 @@ class EMA(_Indicator):
     """Exponential moving average, ``alpha = 2 / (period + 1)``.
 
     TA-Lib seeding: the first value (after ``period`` updates) is the SMA of the first ``period``
-    values; then ``ema += alpha * (value - ema)``.
+    values; then ``ema += alpha * (value - ema)``. The recurrence lives in :meth:`update_many`;
+    :meth:`update` is its one-value case.
     """
 
     __slots__ = ("_alpha", "_count", "_seed_sum")
@@ -178,15 +209,49 @@ class EMA(_Indicator):
         self._seed_sum = 0.0
 
     def update(self, value: float) -> float | None:
-        x = value
-        if self._value is not None:
-            self._value += self._alpha * (x - self._value)
-            return self._value
-        self._count += 1
-        self._seed_sum += x
-        if self._count == self._period:
-            self._value = self._seed_sum / self._period
+        self._feed((value,))
         return self._value
+
+    def update_many(
+        self, values: Sequence[float], cache: SeriesCache | None = None
+    ) -> array[float]:
+        """Feed ``values`` in order; their EMA values (NaN while not ready). ``cache``: shared by
+        indicators fed the same ``values`` from scratch (a sweep's configurations)."""
+        if cache is None or self._count:
+            return self._feed(values)
+        key = ("ema", self._period, id(values))
+        hit = cache.get(key)
+        if hit is not None:
+            out, (self._value, self._count, self._seed_sum) = hit
+            return out  # type: ignore[no-any-return]
+        out = self._feed(values)
+        cache[key] = (out, (self._value, self._count, self._seed_sum))
+        return out
+
+    def _feed(self, values: Sequence[float]) -> array[float]:
+        """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
+        out = array("d")
+        append = out.append
+        value = self._value
+        rest: Iterator[float] = iter(values)
+        if value is None:
+            count, seed, period = self._count, self._seed_sum, self._period
+            for x in rest:
+                count += 1
+                seed += x
+                if count == period:
+                    value = seed / period
+                    append(value)
+                    break
+                append(_NAN)
+            self._count, self._seed_sum = count, seed
+        if value is not None:
+            alpha = self._alpha
+            for x in rest:
+                value += alpha * (x - value)
+                append(value)
+        self._value = value
+        return out
 
 
 class RSI(_Indicator):
@@ -196,7 +261,8 @@ class RSI(_Indicator):
     loss are the simple means of the first ``period`` changes, then
     ``avg = (avg * (period - 1) + x) / period``. ``RSI = 100 * avg_gain / (avg_gain + avg_loss)``,
     so 100 when the average loss is 0. A flat series (both averages 0) gives 50, neutral; TA-Lib
-    gives 0 there.
+    gives 0 there. The recurrence lives in :meth:`update_many`; :meth:`update` is its one-value
+    case.
     """
 
     __slots__ = ("_avg_gain", "_avg_loss", "_count", "_prev")
@@ -213,34 +279,77 @@ class RSI(_Indicator):
         self._avg_loss = 0.0
 
     def update(self, value: float) -> float | None:
-        prev, self._prev = self._prev, value
-        if self._value is None:
-            return self._warm_up(prev, value)
-        n = self._period
-        change = value - prev
-        if change > 0.0:
-            gain = self._avg_gain = (self._avg_gain * (n - 1) + change) / n
-            loss = self._avg_loss = self._avg_loss * (n - 1) / n
-        else:
-            gain = self._avg_gain = self._avg_gain * (n - 1) / n
-            loss = self._avg_loss = (self._avg_loss * (n - 1) - change) / n
-        total = gain + loss
-        self._value = 50.0 if total == 0.0 else 100.0 * gain / total
+        self._feed((value,))
         return self._value
 
-    def _warm_up(self, prev: float, value: float) -> float | None:
-        """Accumulate the first ``period`` changes; they become the simple means at the last."""
-        if math.isnan(prev):  # the very first value: no change yet
-            return None
-        change = value - prev
+    def update_many(
+        self, values: Sequence[float], cache: SeriesCache | None = None
+    ) -> array[float]:
+        """Feed ``values`` in order; their RSI values (NaN while not ready). ``cache`` as for
+        :meth:`EMA.update_many`."""
+        if cache is None or self._count or not math.isnan(self._prev):
+            return self._feed(values)
+        key = ("rsi", self._period, id(values))
+        hit = cache.get(key)
+        if hit is not None:
+            out, state = hit
+            self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
+            return out  # type: ignore[no-any-return]
+        out = self._feed(values)
+        cache[key] = (out, (self._prev, self._count, self._avg_gain, self._avg_loss, self._value))
+        return out
+
+    def _feed(self, values: Sequence[float]) -> array[float]:
+        """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
+        out = array("d")
+        append = out.append
+        rest: Iterator[float] = iter(values)
+        if self._value is None:
+            self._warm_up_many(rest, append)
+        # Floats: a float times an int converts the int first, so the results are the same,
+        # without a conversion per value.
+        n = float(self._period)
+        keep = n - 1.0
+        prev, gain, loss = self._prev, self._avg_gain, self._avg_loss
+        if self._value is not None:
+            rsi = self._value
+            for x in rest:
+                change = x - prev
+                prev = x
+                if change > 0.0:
+                    gain = (gain * keep + change) / n
+                    loss = loss * keep / n
+                else:
+                    gain = gain * keep / n
+                    loss = (loss * keep - change) / n
+                total = gain + loss
+                rsi = 50.0 if total == 0.0 else 100.0 * gain / total
+                append(rsi)
+            self._value = rsi
+            self._prev, self._avg_gain, self._avg_loss = prev, gain, loss
+        return out
+
+    def _warm_up_many(self, rest: Iterator[float], append: Callable[[float], None]) -> None:
+        """Take values from ``rest`` until the first RSI (the simple means of the first
+        ``period`` changes), appending NaN for each before it and the RSI for the last."""
         n = self._period
-        self._count += 1
-        self._avg_gain += change if change > 0.0 else 0.0
-        self._avg_loss += -change if change < 0.0 else 0.0
-        if self._count < n:
-            return None
-        self._avg_gain /= n
-        self._avg_loss /= n
-        total = self._avg_gain + self._avg_loss
-        self._value = 50.0 if total == 0.0 else 100.0 * self._avg_gain / total
-        return self._value
+        prev, gain, loss, count = self._prev, self._avg_gain, self._avg_loss, self._count
+        for x in rest:
+            if math.isnan(prev):  # the very first value: no change yet
+                prev = x
+                append(_NAN)
+                continue
+            change = x - prev
+            prev = x
+            count += 1
+            gain += change if change > 0.0 else 0.0
+            loss += -change if change < 0.0 else 0.0
+            if count == n:
+                gain /= n
+                loss /= n
+                total = gain + loss
+                self._value = 50.0 if total == 0.0 else 100.0 * gain / total
+                append(self._value)
+                break
+            append(_NAN)
+        self._prev, self._avg_gain, self._avg_loss, self._count = prev, gain, loss, count

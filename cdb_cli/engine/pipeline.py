@@ -21,14 +21,17 @@ the UTC day in :mod:`cdb_cli.engine.trading_state`; the operator's halt and flat
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
+from itertools import islice
 from typing import Final
 
 from cdb_cli.engine.clock import Clock, TestClock
 from cdb_cli.engine.decisions import Decisions
 from cdb_cli.engine.events import Topic
 from cdb_cli.engine.execution import ExecutionResult
+from cdb_cli.engine.indicators import SeriesCache
 from cdb_cli.engine.operator import Operator
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue
@@ -38,40 +41,14 @@ from cdb_cli.engine.risk import RiskEngine, TradingState
 from cdb_cli.engine.signals import Strategy
 from cdb_cli.engine.strategies import check_intent
 from cdb_cli.engine.strategies.guard import StrategyErrors
+from cdb_cli.engine.symbols import Intents, SymbolState, batch_intents, warm_up
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.engine.trading_state import TradingStateMachine
 
-__all__ = ["TradingPipeline"]
+__all__ = ["SymbolState", "TradingPipeline"]
 
 _PEAK_GRID: Final = Decimal("1e-8")
 _INF: Final = float("inf")
-
-
-class SymbolState:
-    """One symbol's state in the hot loop: its strategy, float mark and quantity, last quote."""
-
-    __slots__ = (
-        "ask",
-        "bid",
-        "last_ts",
-        "mark",
-        "on_bar",
-        "qty",
-        "strategy",
-        "symbol",
-        "working",
-    )
-
-    def __init__(self, symbol: str, strategy: Strategy) -> None:
-        self.symbol = symbol
-        self.strategy = strategy
-        self.on_bar = strategy.on_bar
-        self.mark = 0.0  # float mark (last close or trade)
-        self.qty = 0.0  # float shadow of the portfolio's quantity
-        self.last_ts = -1
-        self.bid: Decimal | None = None
-        self.ask: Decimal | None = None
-        self.working = False  # an order of this symbol waits for its fill
 
 
 class TradingPipeline:
@@ -157,44 +134,46 @@ class TradingPipeline:
         *,
         interval_ns: int,
         clock: TestClock | None = None,
+        intents: Intents | None = None,
     ) -> None:
         """Feed closed bars of one symbol in time order (a bar replay's loop).
 
         Each bar fills working orders at its open, then marks at its close
-        (``ts_open + interval_ns``, the decision time) and runs the strategy. With a ``clock``
-        (replay), it is set to a bar's close before a decision reads it, and to the last close
-        at the end.
+        (``ts_open + interval_ns``, the decision time) and runs the strategy, or takes its
+        ``intents`` (:meth:`batch_intents` of these bars). With a ``clock`` (replay), it is set
+        to a bar's close before a decision reads it, and to the last close at the end.
         """
         state = self._symbols[symbol]
         self._run(
-            state,
-            ts_open,
-            opens,
-            closes,
-            volumes,
-            interval_ns,
-            fills=True,
-            strategy=True,
-            clock=clock,
-        )
+            state, ts_open, opens, closes, volumes, interval_ns, fills=True, strategy=True,
+            clock=clock, intents=intents,
+        )  # fmt: skip
         if clock is not None and ts_open:
             clock.now_ns = max(clock.now_ns, ts_open[-1] + interval_ns)
+
+    def batch_intents(
+        self,
+        symbol: str,
+        ts_open: Sequence[int],
+        closes: Sequence[float],
+        volumes: Sequence[float],
+        interval_ns: int,
+        cache: SeriesCache | None = None,
+    ) -> Intents | None:
+        """All the intents of these bars at once from a batch strategy (``cache``: indicators
+        shared by runs over the same columns), or None: the strategy takes bars one by one, or
+        traces are kept (built bar by bar, as live). See :mod:`cdb_cli.engine.symbols`."""
+        if self.tracer is not None:
+            return None
+        state, errors = self._symbols[symbol], self.strategy_errors
+        return batch_intents(state, errors, ts_open, closes, volumes, interval_ns, cache)
 
     def on_bar(
         self, symbol: str, ts_open: int, ts_close: int, open_: float, close: float, volume: float
     ) -> None:
         """One closed bar (see :meth:`run_bars`); ``ts_close`` is the decision time."""
-        state = self._symbols[symbol]
-        self._run(
-            state,
-            (ts_open,),
-            (open_,),
-            (close,),
-            (volume,),
-            ts_close - ts_open,
-            fills=True,
-            strategy=True,
-        )
+        bar = ((ts_open,), (open_,), (close,), (volume,))
+        self._run(self._symbols[symbol], *bar, ts_close - ts_open, fills=True, strategy=True)
 
     def on_bar_close(self, symbol: str, ts_close: int, close: float, volume: float) -> None:
         """A bar closed while trades drive the fills (tick replay, paper, live): run the strategy.
@@ -213,19 +192,7 @@ class TradingPipeline:
         """Prime the strategy with history ((ts_close, close, volume) of closed bars, oldest
         first) without acting on it: no signal, no order. Returns how many bars it saw."""
         state = self._symbols[symbol]
-        seen = 0
-        last: tuple[int, float, float] | None = None
-        for ts, close, volume in bars:
-            try:
-                state.on_bar(ts, close, volume)
-            except Exception as error:  # a strategy's bug never stops the run
-                self.strategy_errors.on_error(state, ts, error)
-            if ts >= state.last_ts:
-                state.last_ts = ts
-                if not state.qty:
-                    state.mark = close
-            seen += 1
-            last = (ts, close, volume)
+        seen, last = warm_up(state, self.strategy_errors, bars)
         if last is not None and self.tracer is not None:  # what it waits for, before a live bar
             self.tracer.preview(symbol, state.strategy, *last)
         return seen
@@ -262,11 +229,23 @@ class TradingPipeline:
         fills: bool,
         strategy: bool,
         clock: TestClock | None = None,
+        intents: Intents | None = None,
     ) -> None:
         """The one per-price loop: fill at ``fill_prices[i]`` (time ``times[i]``), then the float
         work at ``prices[i]`` (time ``times[i] + offset``): mark, equity, loss-limit tripwires,
-        drawdown, exposure, curve; then the strategy. Everything rare is a method call."""
+        drawdown, exposure, curve; then the strategy. Everything rare is a method call.
+
+        With ``intents`` (a batch strategy's, by index in these prices) the strategy is not
+        called: the intents are taken at their bars, and while nothing is held or working the
+        loop goes straight to the next bar where an intent or a day roll comes (the bars between
+        change nothing but the mark, which the last of them sets)."""
         on_bar = state.on_bar
+        n = len(times)
+        pending = intents if intents is not None else []
+        batch = intents is not None and self._curve is None
+        k = 0
+        next_at = pending[0][0] if pending else n
+        i = last_done = -1
         tracer = self.tracer
         curve = self._curve
         tripwires = self.state_machine
@@ -295,7 +274,10 @@ class TradingPipeline:
             next_day = tripwires.next_day_ns
             max_dd, qty, mark = self._max_drawdown, state.qty, state.mark
 
-        for ts, fill_price, price, volume in zip(times, fill_prices, prices, volumes, strict=True):
+        rows = zip(times, fill_prices, prices, volumes, strict=True)
+        for ts, fill_price, price, volume in rows:
+            i += 1
+            last_done = i
             now = ts + offset
             if fills and state.working:
                 # A bar's open stands for its first moments: an order whose latency ends within
@@ -335,12 +317,21 @@ class TradingPipeline:
                 if tracer is not None and tracer.deferred:
                     tracer.settle(state.symbol)  # its last bar is explained before it moves on
                 try:
-                    intent = on_bar(now, price, volume)
+                    if intents is None:
+                        intent = on_bar(now, price, volume)
+                    elif i == next_at:
+                        intent = pending[k][1]
+                        k += 1
+                        next_at = pending[k][0] if k < len(pending) else n
+                    else:
+                        intent = None
                     if intent is not None:
                         check_intent(intent)
                 except Exception as error:  # a strategy's bug never stops the loop
                     self.strategy_errors.on_error(state, now, error)
                     on_bar, intent = state.on_bar, None
+                    if state.symbol in self.strategy_errors.disabled:
+                        next_at = n  # its intents were given before it was disabled
                 if intent is not None:
                     if clock is not None:  # only a decision reads the clock: set it just then
                         clock.now_ns = now
@@ -352,6 +343,16 @@ class TradingPipeline:
                         tracer.bar(symbol, state.strategy, now, price, volume, signal_id, side)
                 elif tracer is not None:
                     tracer.bar(state.symbol, state.strategy, now, price, volume)
+            if batch and not qty and not exposure and not state.working:
+                equity = cash
+                if cb_floor <= equity and dd_floor <= equity and equity <= peak:
+                    until = min(next_at, bisect_left(times, next_day - offset, i + 1))
+                    skip = until - i - 1
+                    if skip > 0:  # pass over the bars before it, in C
+                        next(islice(rows, skip, skip), None)
+                        i += skip
+        if last_done < n - 1:  # the last bars were passed over: the last one marks
+            mark, last_ts = prices[n - 1], times[n - 1] + offset
         flush()
         if strategy:
             self._bars += len(times)

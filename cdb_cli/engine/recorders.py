@@ -25,6 +25,12 @@ __all__ = ["MemoryRecorder", "NullRecorder", "PipelineStats", "Recorder"]
 class Recorder(Protocol):
     """Where the pipeline's output goes: events by topic, order records, fills."""
 
+    @property
+    def keeps_events(self) -> bool:
+        """False when :meth:`event` would drop what it is given: the pipeline then builds no
+        signal, decision or approval events (it still decides, acts and counts)."""
+        ...
+
     def event(self, topic: Topic, event: Event) -> None: ...
 
     def order(self, order: OrderRecord) -> None: ...
@@ -34,6 +40,8 @@ class Recorder(Protocol):
 
 class NullRecorder:
     """Drops everything (benchmarks); the pipeline's own counters still count."""
+
+    keeps_events = False
 
     def event(self, topic: Topic, event: Event) -> None:
         pass
@@ -47,14 +55,18 @@ class NullRecorder:
 
 @dataclass
 class MemoryRecorder:
-    """Keeps everything in memory, in order (replay, tests)."""
+    """Keeps everything in memory, in order (replay, tests); with ``keeps_events`` False only
+    the orders and fills (a replay whose events nobody reads: ``cdb replay`` without
+    ``--persist``)."""
 
     events: list[tuple[Topic, Event]] = field(default_factory=list)
     orders: dict[str, OrderRecord] = field(default_factory=dict)
     fills: list[FillRecord] = field(default_factory=list)
+    keeps_events: bool = True
 
     def event(self, topic: Topic, event: Event) -> None:
-        self.events.append((topic, event))
+        if self.keeps_events:
+            self.events.append((topic, event))
 
     def order(self, order: OrderRecord) -> None:
         self.orders[order.client_order_id] = order

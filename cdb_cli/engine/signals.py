@@ -20,14 +20,19 @@ Pure: stdlib, pydantic and ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from cdb_cli.engine.config import SignalConfig
 from cdb_cli.engine.events import Condition, SignalSide, TradingSignal
-from cdb_cli.engine.indicators import EMA, RSI, RollingWindow
+from cdb_cli.engine.indicators import EMA, RSI, RollingWindow, SeriesCache, window_mean
 
 __all__ = [
+    "BarColumns",
+    "BatchStrategy",
     "EmaCrossStrategy",
     "SignalConfig",
     "SignalIntent",
@@ -83,6 +88,43 @@ class Strategy(Protocol):
     def explain(self, close: float, volume: float) -> StrategyView:
         """Each condition on the latest bar fed to :meth:`on_bar` (its ``close`` and ``volume``)."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class BarColumns:
+    """Closed bars of one symbol as columns, for :meth:`BatchStrategy.on_bars` (a replay)."""
+
+    ts: Sequence[int]
+    """Each bar's close time (ns): the ``ts_event`` :meth:`Strategy.on_bar` would be given."""
+    close: Sequence[float]
+    volume: Sequence[float]
+    cache: SeriesCache | None = field(default=None, compare=False)
+    """Indicator values over these very columns, shared by the strategies fed them from the
+    start (a sweep's configurations: each distinct period computed once)."""
+
+
+@runtime_checkable
+class BatchStrategy(Strategy, Protocol):
+    """A strategy that can also take many bars in one call (a replay's fast path).
+
+    ``on_bars(columns)`` must give exactly the intents ``on_bar`` would give bar by bar, as
+    (index in the columns, intent), and leave the strategy as ``on_bar`` would; the built-in
+    rule implements it. The pipeline uses it in a replay that keeps no traces; live, paper and
+    traced replays call ``on_bar``.
+    """
+
+    def on_bars(self, bars: BarColumns) -> list[tuple[int, SignalIntent]]:
+        """Consume the bars in order; each intent with the index of its bar."""
+        ...
+
+
+def _window(before: list[float], values: Sequence[float], i: int, period: int) -> Sequence[float]:
+    """The last ``period`` values up to ``values[i]``, reaching into ``before`` (the window's
+    values ahead of ``values``, oldest first) when ``i`` is early."""
+    start = i + 1 - period
+    if start >= 0:
+        return values[start : i + 1]
+    return before[len(before) + start :] + list(values[: i + 1])
 
 
 def _clip01(x: float) -> float:
@@ -172,17 +214,99 @@ class EmaCrossStrategy:
             self._push_trend(close)
         if slow is None or fast is None:
             return None
-        diff = fast - slow
         prev = self._last_prev = self._prev_diff
-        self._prev_diff = diff
+        self._prev_diff = fast - slow
+        return self._decide(close, volume, fast, slow, prev, rsi, self._volume.full, self._means)
+
+    def on_bars(self, bars: BarColumns) -> list[tuple[int, SignalIntent]]:
+        """:meth:`on_bar` over many bars at once (:class:`BatchStrategy`): the indicators run
+        over the columns in one pass each (shared through ``bars.cache``), and the rule is
+        asked only on the bars where the EMA gap changes sign, which every signal needs."""
+        import numpy as np
+
+        closes, volumes, cache = bars.close, bars.volume, bars.cache
+        n = len(closes)
+        if n == 0:
+            return []
+        prev_diff = self._prev_diff
+        volume_wait = self._volume.needed()  # the window is full from this bar index - 1 on
+        volumes_before = self._volume.ordered()
+        trend_before = self._trend.ordered() if self._trend is not None else []
+        fast = self._ema_fast.update_many(closes, cache)
+        slow = self._ema_slow.update_many(closes, cache)
+        rsi = self._rsi.update_many(closes, cache)
+        self._volume.push_many(volumes)
+        if self._trend is not None:
+            self._trend.push_many(closes)
+        diff = np.frombuffer(fast) - np.frombuffer(slow)  # NaN until both EMAs are ready
+        prev = np.empty(n)
+        prev[0] = math.nan if prev_diff is None else prev_diff
+        prev[1:] = diff[:-1]
+        with np.errstate(invalid="ignore"):
+            turns = np.flatnonzero((np.sign(prev) != np.sign(diff)) & ~np.isnan(diff))
+        intents: list[tuple[int, SignalIntent]] = []
+        cfg = self._cfg
+        for i in turns.tolist():
+            before = float(prev[i])
+            rsi_i = rsi[i]
+
+            def means(i: int = i) -> tuple[float | None, float | None]:
+                vol_sma = window_mean(
+                    _window(volumes_before, volumes, i, cfg.volume_period), cfg.volume_period
+                )
+                if self._trend is None:
+                    return vol_sma, None
+                period = cfg.trend_period
+                full = len(trend_before) + i + 1 >= period
+                trend = window_mean(_window(trend_before, closes, i, period), period)
+                return vol_sma, trend if full else None
+
+            intent = self._decide(
+                closes[i],
+                volumes[i],
+                fast[i],
+                slow[i],
+                None if math.isnan(before) else before,
+                None if math.isnan(rsi_i) else rsi_i,
+                i + 1 >= volume_wait,
+                means,
+            )
+            if intent is not None:
+                intents.append((i, intent))
+        last = float(diff[-1])
+        if not math.isnan(last):  # as on_bar leaves them after the last bar
+            self._prev_diff = last
+            before = float(prev[-1])
+            self._last_prev = None if math.isnan(before) else before
+        return intents
+
+    def _means(self) -> tuple[float | None, float | None]:
+        """The volume SMA and the trend SMA (None when off or not ready) of the latest bar."""
+        return self._volume.mean(), self._trend.mean() if self._trend is not None else None
+
+    def _decide(
+        self,
+        close: float,
+        volume: float,
+        fast: float,
+        slow: float,
+        prev: float | None,
+        rsi: float | None,
+        volume_full: bool,
+        means: Callable[[], tuple[float | None, float | None]],
+    ) -> SignalIntent | None:
+        """The rule on one bar whose EMAs are ready (``prev``: the gap on the bar before;
+        ``means``: the bar's volume and trend SMAs, read only for a cross up)."""
         if prev is None or rsi is None:
             return None
+        diff = fast - slow
         if prev <= 0.0 < diff:
-            if not self._volume.full:
+            if not volume_full:
                 return None
-            return self._buy(close, volume, fast, slow, diff, rsi)
+            vol_sma, trend = means()
+            return self._buy(close, volume, fast, slow, diff, rsi, vol_sma, trend)
         if diff < 0.0 <= prev:
-            if not self._volume.full:
+            if not volume_full:
                 return None
             return SignalIntent(
                 SignalSide.EXIT,
@@ -192,25 +316,31 @@ class EmaCrossStrategy:
         return None
 
     def _gates(
-        self, close: float, volume: float, rsi: float
-    ) -> tuple[bool, bool, bool | None, float | None, float | None]:
+        self, close: float, volume: float, rsi: float, vol_sma: float | None, trend: float | None
+    ) -> tuple[bool, bool, bool | None]:
         """The buy's confirmations on a bar: (RSI ok, volume ok, trend ok or None when the
-        filter is off, the volume SMA, the trend SMA). One place for both ``_buy`` and
-        ``explain``, so a trace can never disagree with the signal."""
+        filter is off). One place for both ``_buy`` and ``explain``, so a trace can never
+        disagree with the signal."""
         cfg = self._cfg
-        vol_sma = self._volume.mean()
         rsi_ok = rsi > cfg.rsi_threshold
         volume_ok = vol_sma is not None and volume > cfg.volume_factor * vol_sma
         if self._trend is None:
-            return rsi_ok, volume_ok, None, vol_sma, None
-        trend = self._trend.mean()
-        return rsi_ok, volume_ok, trend is not None and close > trend, vol_sma, trend
+            return rsi_ok, volume_ok, None
+        return rsi_ok, volume_ok, trend is not None and close > trend
 
     def _buy(
-        self, close: float, volume: float, fast: float, slow: float, diff: float, rsi: float
+        self,
+        close: float,
+        volume: float,
+        fast: float,
+        slow: float,
+        diff: float,
+        rsi: float,
+        vol_sma: float | None,
+        trend: float | None,
     ) -> SignalIntent | None:
         cfg = self._cfg
-        rsi_ok, volume_ok, trend_ok, vol_sma, trend = self._gates(close, volume, rsi)
+        rsi_ok, volume_ok, trend_ok = self._gates(close, volume, rsi, vol_sma, trend)
         if not (rsi_ok and volume_ok) or trend_ok is False or vol_sma is None:
             return None
         # vol_sma > 0 here: the volume is > 0 and is part of its own window.
@@ -249,7 +379,8 @@ class EmaCrossStrategy:
             return StrategyView("warming_up", self._bars_needed(), (), {})
         if not self._volume.full:
             return StrategyView("warming_up", self._bars_needed(), (), {})
-        rsi_ok, volume_ok, trend_ok, vol_sma, trend = self._gates(close, volume, rsi)
+        vol_sma, trend = self._means()
+        rsi_ok, volume_ok, trend_ok = self._gates(close, volume, rsi, vol_sma, trend)
         gap, was = diff / close * 100.0, prev / close * 100.0
         up, down = prev <= 0.0 < diff, diff < 0.0 <= prev
         ratio = volume / vol_sma if vol_sma else 0.0

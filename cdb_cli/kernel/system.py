@@ -4,7 +4,8 @@
 same parts the same way: the store, the market (the configured MEXC, or a simulated one in this
 process for ``--feed sim``), the MEXC REST client (signed in live mode), the bus, the metrics
 and the mail alert. The :class:`Kernel` it yields hands out what is built per use: the market
-feed, the kline warm-up, the live execution client and the health server. The loops never pick
+feed, the kline warm-up, the live execution client, the health server and the service
+manager's notifier. The loops never pick
 an implementation themselves.
 """
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from cdb_cli.adapters.mexc.execution import MexcExecutionClient as MexcExecutionClient
     from cdb_cli.adapters.mexc.http import MexcHttpClient as MexcHttpClient
     from cdb_cli.adapters.mexc.ws import MexcDataClient
+    from cdb_cli.adapters.systemd import ServiceNotifier
     from cdb_cli.engine.clock import Clock
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.bus import MessageBus
@@ -100,6 +102,12 @@ class Kernel:
         from cdb_cli.runtime.paper import PaperVenue
 
         return PaperVenue()
+
+    def service_manager(self) -> ServiceNotifier:
+        """systemd's notification socket (``NOTIFY_SOCKET``), a no-op without one."""
+        from cdb_cli.adapters.systemd import ServiceNotifier
+
+        return ServiceNotifier()
 
     def health_server(self, readiness: ReadinessCheck, *, port: int | None = None) -> HealthServer:
         """``/health``, ``/ready`` and ``/metrics`` on ``CDB_HTTP_HOST`` and ``port`` (default

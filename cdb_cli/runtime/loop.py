@@ -131,6 +131,9 @@ class TradingLoop:
             metrics=metrics,
         )
         self.last_decisions = LastDecisions()
+        self.last_beat = 0.0
+        """The event loop's time of the loop's last full pass (its batch written): the
+        service manager's watchdog is fed while it is recent (``runtime.service``)."""
         """The latest risk decisions, for the operator's screen."""
         self.control = OperatorControl(
             self.symbols, who=f"Run {self.run_id}", run_id=self.run_id, alert=alert
@@ -219,7 +222,7 @@ class TradingLoop:
         freeze_startup_heap()
         self.started.set()
         loop = asyncio.get_running_loop()
-        next_flush = loop.time() + self._flush_interval_s
+        next_flush = self.last_beat = loop.time() + self._flush_interval_s
         nudge = self.venue.nudge
         try:
             while not stop.is_set():
@@ -236,7 +239,8 @@ class TradingLoop:
                     self.venue.flushed(pipeline, self.clock.timestamp_ns())
                     await self._pick_up_operator(pipeline)
                     await self._check_feed()
-                    next_flush = loop.time() + self._flush_interval_s
+                    self.last_beat = loop.time()
+                    next_flush = self.last_beat + self._flush_interval_s
         except Exception as e:
             await self.send_alert(
                 "cdb run stopped by an error", f"Run {self.run_id} failed: {type(e).__name__}: {e}"

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Event, RiskDecision, Topic
@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Outbox:
     """The pipeline's recorder in the live loop: collects a batch until the next flush."""
+
+    keeps_events: ClassVar[bool] = True
 
     events: list[tuple[Topic, Event]] = field(default_factory=list)
     orders: list[OrderRecord] = field(default_factory=list)

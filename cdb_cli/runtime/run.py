@@ -9,6 +9,9 @@ simulator on its own.
 One shutdown path for Ctrl-C and SIGTERM: the stop event ends the loop, which writes its last
 batch and snapshot, then the feed, the bus and the store are closed.
 
+Under systemd (``Type=notify``) the run says ``READY=1`` once it trades, feeds the watchdog while
+its loop makes progress and says ``STOPPING=1`` on its way out (``runtime.service``).
+
 SIGUSR1 is the kill switch without a terminal: the run halts new entries at once (no flatten) and
 writes the audited halt, as ``cdb risk halt`` would; ``cdb risk reset`` ends it.
 """
@@ -22,6 +25,7 @@ import signal
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from cdb_cli.runtime.service import tell_service_manager
 from cdb_cli.runtime.startup import StoppedStarting, load_instruments
 from cdb_cli.runtime.stopping import stop_on_signals
 from cdb_cli.runtime.waits import wait_event
@@ -138,8 +142,15 @@ async def _trade(
             }
             runtime = TradingLoop(settings, venue=kernel.venue(), **options)
             screen = asyncio.create_task(_live_view(runtime, stop)) if view else None
-            with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
-                summary = await runtime.run(stop)
+            manager = asyncio.create_task(
+                tell_service_manager(kernel.service_manager(), runtime, stop)
+            )
+            try:
+                with _halt_on_sigusr1(asyncio.get_running_loop(), runtime):
+                    summary = await runtime.run(stop)
+            finally:
+                stop.set()  # the service manager hears STOPPING=1, the screen ends
+                await manager
             if screen is not None:
                 await screen
             return summary

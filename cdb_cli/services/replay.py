@@ -24,12 +24,15 @@ if TYPE_CHECKING:
     from cdb_cli.settings import Settings
 
 __all__ = [
+    "LoadedReplay",
     "ReplayRequest",
     "ReplayResult",
     "UnknownReplayFormat",
+    "load_replay",
     "load_replay_data",
     "plot_replay",
     "replay_symbol",
+    "run_loaded",
     "run_replay",
 ]
 
@@ -110,6 +113,23 @@ def _run_id(data_sha256: str, settings_sha: str, request: ReplayRequest) -> str:
     return "r" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+@dataclass(frozen=True)
+class LoadedReplay:
+    """A data file loaded and parsed once, with its SHA-256: what :func:`run_loaded` replays
+    (a sweep loads once and runs every configuration on the same series object)."""
+
+    series: BarSeries | TradeSeries
+    data_sha256: str
+
+
+def load_replay(request: ReplayRequest) -> LoadedReplay:
+    """Load, validate and hash ``request.data`` (see :func:`load_replay_data`)."""
+    from cdb_cli.adapters.marketdata_files import file_sha256
+
+    series = load_replay_data(request)
+    return LoadedReplay(series, file_sha256(request.data))
+
+
 def run_replay(
     settings: Settings,
     request: ReplayRequest,
@@ -118,7 +138,26 @@ def run_replay(
     on_loaded: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay ``request.data`` through the REPLAY pipeline and build the report."""
-    from cdb_cli.adapters.marketdata_files import file_sha256
+    loaded = load_replay(request)
+    if on_loaded is not None:
+        on_loaded(len(loaded.series))
+    return run_loaded(settings, request, loaded, progress=progress)
+
+
+def run_loaded(
+    settings: Settings,
+    request: ReplayRequest,
+    loaded: LoadedReplay,
+    *,
+    progress: Callable[[int], None] | None = None,
+    warm_up: BarSeries | None = None,
+) -> ReplayResult:
+    """Replay an already loaded series (:func:`load_replay`) exactly as :func:`run_replay` does.
+
+    ``warm_up``: bars of the same symbol before the series, fed to the strategy first without
+    acting on them (``pipeline.warm_up``: no signal, no order) — a walk-forward test window's
+    indicators warmed on the bars before it. ``cdb replay`` itself never warms.
+    """
     from cdb_cli.engine.recorders import MemoryRecorder
     from cdb_cli.engine.records import Mode
     from cdb_cli.engine.replay import BarSeries, replay_bars, replay_trades
@@ -126,10 +165,8 @@ def run_replay(
     from cdb_cli.kernel import build_pipeline, clock_for
     from cdb_cli.settings_io import settings_hash
 
-    series = load_replay_data(request)
-    if on_loaded is not None:
-        on_loaded(len(series))
-    data_sha = file_sha256(request.data)
+    series = loaded.series
+    data_sha = loaded.data_sha256
     settings_sha = settings_hash(settings)
     run_id = _run_id(data_sha, settings_sha, request)
     clock = clock_for(Mode.REPLAY)
@@ -146,6 +183,12 @@ def run_replay(
         record_curve=request.record_curve,
         trace_interval_ns=interval if request.trace else None,
     )
+    if warm_up is not None and len(warm_up):
+        step = warm_up.interval_ns
+        pipeline.warm_up(
+            request.symbol,
+            zip([ts + step for ts in warm_up.ts], warm_up.close, warm_up.volume, strict=True),
+        )
     if isinstance(series, BarSeries):
         replay_bars(pipeline, series, clock, progress)
         last = series.ts[-1] + series.interval_ns if len(series) else None

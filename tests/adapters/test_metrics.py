@@ -275,6 +275,42 @@ def test_latencies_are_nan_until_measured(metrics: Metrics) -> None:
     assert value(metrics, "database_connections_active") == 3
 
 
+def test_latencies_also_go_to_histograms_in_seconds(metrics: Metrics) -> None:
+    metrics.set_latency(websocket_ms=85.5, database_ms=2.0, redis_ms=math.nan)
+    metrics.set_latency(database_ms=30.0)
+    assert value(metrics, "cdb_database_latency_seconds_count") == 2
+    assert value(metrics, "cdb_database_latency_seconds_sum") == pytest.approx(0.032)
+    assert value(metrics, "cdb_database_latency_seconds_bucket", le="0.005") == 1
+    assert value(metrics, "cdb_websocket_latency_seconds_count") == 1
+    assert value(metrics, "cdb_redis_latency_seconds_count") == 0  # NaN: nothing measured
+
+
+def test_drawdowns_never_go_negative_on_a_gain(metrics: Metrics) -> None:
+    metrics.set_portfolio(
+        equity=D(10_500),
+        daily_drawdown_pct=D("-5"),  # the day is 5 % up
+        exposure_pct=D(0),
+        trading_state=TradingState.ACTIVE,
+        drawdown_from_peak_pct=D("-0.0001"),
+    )
+    assert value(metrics, "daily_drawdown_percent") == 0.0
+    assert value(metrics, "drawdown_from_peak_percent") == 0.0
+    metrics.set_portfolio(
+        equity=D(9_700),
+        daily_drawdown_pct=D("3"),
+        exposure_pct=D(0),
+        trading_state=TradingState.ACTIVE,
+    )
+    assert value(metrics, "daily_drawdown_percent") == 3.0
+
+
+def test_process_and_python_metrics_are_exposed(metrics: Metrics) -> None:
+    names = metrics.exposed_names()
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total"} <= names
+    assert "python_info" in names
+    assert (value(metrics, "process_resident_memory_bytes") or 0) > 10_000_000
+
+
 def test_health_reports_set_component_healthy(metrics: Metrics) -> None:
     for status in ("ok", "down"):
         event = HealthReport(

@@ -4,6 +4,7 @@ using only metrics cdb exports, and the provisioning files point at them and the
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -143,7 +144,29 @@ def test_risk_dashboard_shows_exit_signals_with_nothing_held_apart_from_rejectio
         if 'verdict="nothing_held"' in target["expr"]
     ]
     assert held == [
-        ("Rejected decisions and exit signals with nothing held", "exit signal, nothing held")
+        (
+            "Rejected decisions and exit signals with nothing held",
+            "{{instance}} exit signal, nothing held",
+        )
     ]
     for path in DASHBOARDS:
         assert "no_position" not in path.read_text(encoding="utf-8"), path.name
+
+
+def test_dashboards_pick_an_instance_and_tell_instances_apart() -> None:
+    """Two bots scraped by one Prometheus: every dashboard has an `instance` variable, every
+    query keeps to the chosen instances, and every legend names the instance, so two bots'
+    series never share a legend (issue 27)."""
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text())
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        assert variables["instance"]["query"]["query"] == "label_values(cdb_info, instance)"
+        assert variables["instance"]["includeAll"] is True
+        targets = [t for panel in dashboard["panels"] for t in panel.get("targets", [])]
+        assert targets
+        for target in targets:
+            expr = target["expr"]
+            assert 'instance=~"$instance"' in expr, (path.name, expr)
+            assert "{{instance}}" in target["legendFormat"], (path.name, target)
+            aggregations = re.findall(r"\b(?:sum|max|min|avg|count|topk)\b\s*(by \(\w+)?", expr)
+            assert all(by == "by (instance" for by in aggregations), (path.name, expr)

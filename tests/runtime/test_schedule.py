@@ -86,6 +86,7 @@ def test_health_metrics_measure_the_database_and_the_feed(tmp_path: Path) -> Non
     value = metrics.registry.get_sample_value
     assert value("database_latency_ms") is not None
     assert not math.isnan(value("database_latency_ms") or math.nan)
-    assert value("database_connections_active") == 0  # none checked out between writes
+    # the pool keeps its connection open between writes (checked out, it read 0 at every scrape)
+    assert (value("database_connections_active") or 0) >= 1
     assert value("websocket_latency_ms") == 0.0  # the test's clock is the trades' own time
     assert value("market_events_total", {"type": "market.trade"}) == 6

@@ -78,6 +78,18 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _owner_only(path: Path) -> None:
+    """Make the database file cdb created, and its WAL and shared-memory files, readable and
+    writable by their owner only (0600; SQLite creates them as the umask allows, usually 0644,
+    and creates later WAL files with the database file's mode)."""
+    for name in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        try:
+            if name.stat().st_mode & 0o077:
+                name.chmod(0o600)
+        except FileNotFoundError:
+            continue
+
+
 def _enable_sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
@@ -86,7 +98,9 @@ def make_engine(url: URL) -> Engine:
     """Create the engine for ``url`` (lazy: nothing connects until first use).
 
     SQLite in memory shares one connection across threads (``StaticPool``). A SQLite file gets
-    WAL journaling, ``synchronous=NORMAL`` and foreign keys, and its folder is created.
+    WAL journaling, ``synchronous=NORMAL`` and foreign keys, and its folder is created; a file
+    this engine creates is made 0600, with its WAL and shared-memory files (an existing file's
+    mode is the operator's).
     PostgreSQL connections time out after a few seconds and are pinged before reuse.
     """
     if is_memory_url(url):
@@ -95,14 +109,17 @@ def make_engine(url: URL) -> Engine:
         return engine
     if url.get_backend_name() == "sqlite":
         assert url.database is not None  # noqa: S101 - not in memory
+        path = Path(url.database).expanduser()
         try:
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise DependencyError(
                 f"Cannot create the folder of {describe_url(url)}: {e.strerror}"
             ) from None
         engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
         event.listen(engine, "connect", _set_sqlite_pragmas)
+        if not path.exists():  # cdb creates it: the ledger is for its owner's eyes only
+            event.listen(engine, "connect", lambda *_: _owner_only(path), once=True)
         return engine
     connect_args: dict[str, Any] = {}
     if "connect_timeout" not in url.query:

@@ -407,9 +407,11 @@ class SqlStore:
         return (time.perf_counter() - started) * 1000.0
 
     def connections_active(self) -> int:
-        """How many pooled connections are checked out right now."""
-        checked_out = getattr(self._engine.pool, "checkedout", None)
-        return int(checked_out()) if callable(checked_out) else 0
+        """How many connections the pool holds open right now, idle or checked out (sampled
+        between two uses, the checked-out count alone read 0 at almost every scrape)."""
+        pool = self._engine.pool
+        counts = [getattr(pool, name, None) for name in ("checkedin", "checkedout")]
+        return sum(int(count()) for count in counts if callable(count))
 
     def close(self) -> None:
         """Close the pool's connections; later calls raise ``StateError``."""

@@ -95,6 +95,9 @@ def warming_up(bars_needed: int) -> StrategyView:
     return StrategyView("warming_up", max(1, bars_needed), (), {})
 
 
+_NUMBER = (float, int)
+
+
 def check_intent(intent: object) -> None:
     """Raise ``TypeError`` / ``ValueError`` (one line) unless ``intent`` is a valid
     :class:`SignalIntent`: a side, a strength in [0, 1], finite float indicators."""
@@ -103,13 +106,14 @@ def check_intent(intent: object) -> None:
     side, strength, indicators = intent
     if not isinstance(side, SignalSide):
         raise TypeError(f"intent side {_short(side)} is not a SignalSide")
-    if not isinstance(strength, float | int) or not 0.0 <= strength <= 1.0:
+    if not isinstance(strength, _NUMBER) or not 0.0 <= strength <= 1.0:
         raise ValueError(f"intent strength {_short(strength)} is not in [0, 1]")
-    if not isinstance(indicators, dict) or not all(
-        isinstance(k, str) and isinstance(v, float | int) and math.isfinite(v)
-        for k, v in indicators.items()
-    ):
+    if not isinstance(indicators, dict):
         raise TypeError(f"intent indicators {_short(indicators)} are not finite floats by name")
+    isfinite = math.isfinite
+    for name, value in indicators.items():  # a loop, not all(...): once per intent, measured
+        if not (isinstance(name, str) and isinstance(value, _NUMBER) and isfinite(value)):
+            raise TypeError(f"intent indicators {_short(indicators)} are not finite floats by name")
 
 
 def _short(value: object) -> str:

@@ -37,7 +37,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.errors import CdbError
@@ -88,6 +88,7 @@ class _RiskRecorder:
     to ``execution``. An operator's exit (a flatten) has no signal from ``signals``: its own
     signal is kept, so it is stored and its decision names it, as in one process."""
 
+    keeps_events: ClassVar[bool] = True
     items: list[tuple[Topic, Event]] = field(default_factory=list)
     signal_id: str = ""
 

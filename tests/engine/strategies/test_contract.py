@@ -3,11 +3,13 @@ user strategy, over the real candles in tests/data."""
 
 from __future__ import annotations
 
+from array import array
+
 import pytest
 from cdb_testkit import CANDLES, load_candles, require_data
 from strategies_testkit import STRATEGIES, factory_for
 
-from cdb_cli.engine.signals import SignalIntent, Strategy, StrategyView
+from cdb_cli.engine.signals import BarColumns, BatchStrategy, SignalIntent, Strategy, StrategyView
 from cdb_cli.engine.strategies import check_intent
 
 MINUTE = 60_000_000_000
@@ -87,3 +89,43 @@ def test_symbols_do_not_share_state(case: str, bars: list[tuple[int, float, floa
         together.append(first.on_bar(*mine))
         second.on_bar(*theirs)
     assert together == alone
+
+
+BATCH = sorted(case for case in STRATEGIES if isinstance(factory_for(case)(), BatchStrategy))
+
+
+def test_the_default_strategy_takes_bars_in_batches() -> None:
+    assert "ema_cross" in BATCH
+
+
+@pytest.mark.parametrize("batch_case", BATCH)
+@pytest.mark.parametrize("chunks", [(None,), (1, 2, 30, 500, None), (97, None)])
+def test_on_bars_gives_what_on_bar_gives(
+    batch_case: str, bars: list[tuple[int, float, float]], chunks: tuple[int | None, ...]
+) -> None:
+    """A strategy that also takes bars in batches (BatchStrategy, a replay's fast path) gives
+    the same intents at the same bars, and is left as on_bar leaves it, however the bars are
+    cut (None: the rest)."""
+    case = batch_case
+    one = factory_for(case)()
+    expected = [(i, x) for i, x in enumerate(feed(one, bars)) if x is not None]
+    batched = factory_for(case)()
+    assert isinstance(batched, BatchStrategy)
+    ts = array("q", (bar[0] for bar in bars))
+    close = array("d", (bar[1] for bar in bars))
+    volume = array("d", (bar[2] for bar in bars))
+    got: list[tuple[int, SignalIntent]] = []
+    start = 0
+    for size in chunks:
+        end = len(bars) if size is None else start + size
+        columns = BarColumns(ts[start:end], close[start:end], volume[start:end], cache={})
+        got += [(start + i, intent) for i, intent in batched.on_bars(columns)]
+        start = end
+    assert expected
+    assert got == expected
+    last_ts, last_close, last_volume = bars[-1]
+    assert batched.explain(last_close, last_volume) == one.explain(last_close, last_volume)
+    # and both go on alike
+    later = [(last_ts + k * MINUTE, last_close * (1 + 0.01 * (-1) ** k), last_volume) for k in
+             range(1, 80)]  # fmt: skip
+    assert feed(batched, later) == feed(one, later)
