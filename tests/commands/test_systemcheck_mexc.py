@@ -63,13 +63,13 @@ def test_api_untradable_symbol_warns_in_paper_and_fails_in_live(
     monkeypatch.setenv("CDB_SYMBOLS", "BTCUSDT,ETHUSDT")
     monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
     monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
-    threaded_sim.exchange.api_untradable.add("ETHUSDT")
+    threaded_sim.exchange.tradability.api_untradable.add("ETHUSDT")
     try:
         paper = cdb("systemcheck", "--json")
         monkeypatch.setenv("CDB_MODE", "live")
         live = cdb("systemcheck", "--json")
     finally:
-        threaded_sim.exchange.api_untradable.discard("ETHUSDT")
+        threaded_sim.exchange.tradability.api_untradable.discard("ETHUSDT")
     expected = "ETHUSDT is not tradable over the API (not in /api/v3/defaultSymbols"
     assert mexc_rows(paper)["mexc trading"]["status"] == "warn"
     assert expected in mexc_rows(paper)["mexc trading"]["hint"]
@@ -86,11 +86,11 @@ def test_a_symbol_without_market_orders_passes_with_a_note(
     point_at(threaded_sim, monkeypatch)
     monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
     monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
-    threaded_sim.exchange.no_market.add("BTCUSDT")
+    threaded_sim.exchange.tradability.no_market.add("BTCUSDT")
     try:
         result = cdb("systemcheck", "--json")
     finally:
-        threaded_sim.exchange.no_market.discard("BTCUSDT")
+        threaded_sim.exchange.tradability.no_market.discard("BTCUSDT")
     trading = mexc_rows(result)["mexc trading"]
     assert trading["status"] == "ok"
     assert "no MARKET orders on BTCUSDT: cdb sends LIMIT orders there" in trading["value"]

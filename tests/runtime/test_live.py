@@ -317,7 +317,9 @@ def test_error_30051_at_run_time_sends_the_order_again_as_limit_from_then_on(
             store = open_store(settings, create_if_new=True)
             try:
                 async with live_run(settings, server, store):
-                    server.exchange.no_market.add(SYMBOL)  # after the instruments were read
+                    server.exchange.tradability.no_market.add(
+                        SYMBOL
+                    )  # after the instruments were read
                     await walk(server, MOVES)
                     await round_trip_booked(store, server)
                 stored = store.orders()
@@ -359,8 +361,8 @@ def test_a_429_burst_while_trading_is_waited_out_without_an_error(tmp_path: Path
                         timeout_s=40,
                         what="a filled buy and sell booked as the venue has them",
                     )
-                    assert http.rate_limited >= 1, "the budget was never exceeded"
-                    assert http.weights.throttled >= 1
+                    assert http.limits.waited_out >= 1, "the budget was never exceeded"
+                    assert http.limits.weights.throttled >= 1
                 assert "REJECTED" not in {o.status for o in store.orders()}
                 assert_store_matches_the_venue(store, server)
             finally:

@@ -7,14 +7,11 @@ and happen only when retrying is safe: rate limits, connection failures, and 5xx
 on GET. A POST or DELETE whose outcome is unknown is never resent; it raises VenueServerError and
 the caller must query the order.
 
-Rate limits (mexc_api.md §3.3; :mod:`.ratelimit`): every request costs MEXC's documented weight
-for its endpoint (:mod:`.weights`) against 500 per 10 s, at most 20 requests and 10 orders or
-cancels a second. A 429 (or 418, or a WAF 403) is waited out, not raised: the client honours
-``Retry-After``, cuts its weight budget to what MEXC took (:meth:`RateLimiter.throttle`) and
-sends the request again — for any method, since a 429 means MEXC did not take it — as often as
-needed while the waits of that request add up to at most ``max_rate_limit_wait`` seconds and no
-single Retry-After exceeds ``max_retry_after``; beyond that it raises ``RateLimited``. These do
-not count against ``max_attempts``; ``max_attempts=1`` (a probe) retries nothing at all.
+Rate limits (:mod:`.ratelimit`): MEXC's weight per endpoint against 500 per 10 s, 20 requests
+and 10 orders a second. A 429 (418, WAF 403) is waited out and the request resent (any method:
+MEXC did not take it) while its waits stay within ``max_rate_limit_wait`` and each Retry-After
+within ``max_retry_after``; then ``RateLimited``. Not counted in ``max_attempts``, except that
+``max_attempts=1`` (a probe) retries nothing.
 
 Every answer is read by its endpoint's reader (:data:`READERS`), which checks its shape field by
 field: a 2xx body the reader cannot read raises :class:`~.errors.MalformedAnswer`, a
@@ -63,9 +60,9 @@ from cdb_cli.adapters.mexc.models import (
     Order,
     format_decimal,
 )
-from cdb_cli.adapters.mexc.ratelimit import RateLimiter
+from cdb_cli.adapters.mexc.ratelimit import RequestLimits
 from cdb_cli.adapters.mexc.signing import Credentials, encode_params
-from cdb_cli.adapters.mexc.weights import BUDGET, WINDOW_S, weight
+from cdb_cli.adapters.mexc.weights import BUDGET, weight
 from cdb_cli.engine.errors import (
     CdbError,
     ConfigurationError,
@@ -85,9 +82,6 @@ logger = logging.getLogger(__name__)
 API = "/api/v3"
 MAX_RECV_WINDOW = 60_000
 SANE_ROUND_TRIP_MS = 1_000
-MAX_WEIGHT = 10
-"""The heaviest request this client makes (exchangeInfo, account, myTrades): a throttled weight
-budget never goes below it."""
 
 
 def _wall_ms() -> int:
@@ -134,11 +128,11 @@ class MexcHttpClient:
         self.max_rate_limit_wait = max_rate_limit_wait
         self._clock_ms = clock_ms
         self.time_offset_ms: int | None = None
-        self.weights = RateLimiter(weight_budget, WINDOW_S, floor=min(weight_budget, MAX_WEIGHT))
-        self.requests = RateLimiter(requests_per_second, 1.0)
-        self.orders = RateLimiter(orders_per_second, 1.0)
-        self.rate_limited = 0
-        """429s (or 418/403) waited out so far."""
+        self.limits = RequestLimits(
+            weight_budget=weight_budget,
+            requests_per_second=requests_per_second,
+            orders_per_second=orders_per_second,
+        )
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
@@ -227,11 +221,9 @@ class MexcHttpClient:
     def _retry_delay(self, error: CdbError, method: str, attempt: int) -> float | None:
         """Seconds to wait before retrying after ``error`` (not a rate limit), or None when it
         must not be retried."""
-        if isinstance(error, TransientError):
-            return self._backoff(attempt)
-        if isinstance(error, VenueServerError) and method == "GET":
-            return self._backoff(attempt)
-        return None
+        safe = isinstance(error, TransientError)
+        safe = safe or (isinstance(error, VenueServerError) and method == "GET")
+        return self._backoff(attempt) if safe else None
 
     async def _request(
         self,
@@ -253,10 +245,7 @@ class MexcHttpClient:
         attempt = limited = 0
         waited = 0.0  # Retry-After waited for this request so far
         while True:
-            await self.requests.acquire()
-            if order:
-                await self.orders.acquire()
-            await self.weights.acquire(cost)  # last: it holds the Retry-After pause
+            await self.limits.acquire(cost, order=order)
             try:
                 return await self._send_once(method, path, params, read, signed=signed)
             except RateLimited as e:
@@ -269,17 +258,10 @@ class MexcHttpClient:
                 ):
                     raise
                 waited += wait
-                self.rate_limited += 1
-                self.weights.throttle(wait, cost)
-                self.requests.pause(wait)
-                self.orders.pause(wait)
+                self.limits.refused(wait, cost)
+                budget = self.limits.weights.budget
                 logger.warning(
-                    "MEXC rate limit on %s %s: waiting %.2f s (budget now %d per %.0f s)",
-                    method,
-                    path,
-                    wait,
-                    self.weights.budget,
-                    self.weights.window,
+                    "MEXC 429 on %s %s: waiting %.2f s (%d/10 s)", method, path, wait, budget
                 )
             except VenueRejected as e:
                 attempt += 1

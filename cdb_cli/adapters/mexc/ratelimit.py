@@ -25,7 +25,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["RateLimiter"]
+from cdb_cli.adapters.mexc.weights import BUDGET, WINDOW_S
+
+__all__ = ["RateLimiter", "RequestLimits"]
 
 MAX_WAITS = 1000
 """Bound of :meth:`RateLimiter.acquire`'s loop: each wait ends when the oldest stamp expires."""
@@ -136,3 +138,40 @@ class RateLimiter:
                     break
                 await asyncio.sleep(wait)
             self._take(weight)
+
+
+class RequestLimits:
+    """The REST client's three limiters (see the module docstring) and what a 429 does to them.
+
+    ``floor``: the heaviest request the client makes (10: exchangeInfo, account, myTrades); a
+    throttled weight budget never goes below it.
+    """
+
+    def __init__(
+        self,
+        *,
+        weight_budget: int = BUDGET,
+        requests_per_second: int = 20,
+        orders_per_second: int = 10,
+        floor: int = 10,
+    ) -> None:
+        self.weights = RateLimiter(weight_budget, WINDOW_S, floor=min(weight_budget, floor))
+        self.requests = RateLimiter(requests_per_second, 1.0)
+        self.orders = RateLimiter(orders_per_second, 1.0)
+        self.waited_out = 0
+        """429s (or 418/403) waited out so far."""
+
+    async def acquire(self, weight: int, *, order: bool) -> None:
+        """Wait until a request of ``weight`` (an order or cancel: ``order``) may go."""
+        await self.requests.acquire()
+        if order:
+            await self.orders.acquire()
+        await self.weights.acquire(weight)  # last: it holds the Retry-After pause
+
+    def refused(self, retry_after: float, weight: int) -> None:
+        """The venue answered a request of ``weight`` with a 429: nothing goes for
+        ``retry_after`` and the weight budget drops (:meth:`RateLimiter.throttle`)."""
+        self.waited_out += 1
+        self.weights.throttle(retry_after, weight)
+        self.requests.pause(retry_after)
+        self.orders.pause(retry_after)

@@ -183,7 +183,7 @@ async def test_venue_rejection_carries_mexcs_message(
 async def test_a_market_order_refused_for_its_type_is_rejected_for_the_engine_to_resend(
     quiet: MexcExecutionClient, sim: SimServer
 ) -> None:
-    sim.exchange.no_market.add(BTC)
+    sim.exchange.tradability.no_market.add(BTC)
     refused = await quiet.place(record("nm-1", Side.BUY, quote=Decimal(50)))
     assert refused.status == "REJECTED"
     assert refused.reason.startswith(f"{MARKET_REFUSED}: ")

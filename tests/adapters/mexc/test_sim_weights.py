@@ -86,9 +86,9 @@ async def test_a_429_burst_is_waited_out_without_an_error(sim_config: SimConfig)
     assert all(p is not None for p in placed)
     account = server.exchange.accounts[API_KEY]
     assert sorted(o.client_order_id or "" for o in account.orders.values()) == ["b0", "b1", "b2"]
-    assert client.rate_limited >= 1  # 27 weight over a budget of 20
-    assert len(limited) == 27 + client.rate_limited  # each 429 cost exactly one more request
-    assert client.rate_limited <= 7  # each request over the budget refused once at most
-    assert client.weights.throttled >= 1
-    assert client.weights.budget < client.weights.limit
+    assert client.limits.waited_out >= 1  # 27 weight over a budget of 20
+    assert len(limited) == 27 + client.limits.waited_out  # each 429 cost exactly one more request
+    assert client.limits.waited_out <= 7  # each request over the budget refused once at most
+    assert client.limits.weights.throttled >= 1
+    assert client.limits.weights.budget < client.limits.weights.limit
     assert 5 < elapsed < 25, elapsed  # about one 10 s window waited out

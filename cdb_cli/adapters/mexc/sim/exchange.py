@@ -36,21 +36,11 @@ from cdb_cli.adapters.mexc.sim.orders import (
     s,
     validated,
 )
+from cdb_cli.adapters.mexc.sim.tradability import Tradability
 from cdb_cli.engine.events import Side
 
 __all__ = ["SimConfig", "SimExchange"]
 
-NOT_API_TRADABLE = (10007, "symbol not support api")
-"""MEXC's answer to an order on a symbol not in ``defaultSymbols``: documented as 10007 "bad
-symbol" (EN) / "该交易对不支持api交易" (CN: the symbol does not support API trading); the text is
-what MEXC sent to JKorf/Mexc.Net #13 (2024)."""
-MARKET_DISABLED = (30051, "api market order is disabled")
-"""MEXC's answer to a MARKET order on a symbol whose ``orderTypes`` lack MARKET, as a live MEXC
-sent it to hummingbot (issue #6932, 2024-03); the docs list the same text as 30019 and
-"market order is disabled" as 30018."""
-SIDE_NOT_ALLOWED = (30001, "The current transaction direction is not allowed to place an order")
-"""MEXC's documented answer to an order on a side the symbol's ``tradeSideType`` forbids."""
-_SIDES_ALLOWED = {"1": {"BUY", "SELL"}, "2": {"BUY"}, "3": {"SELL"}, "4": set()}
 
 MX = "MX"
 MX_STEP = Decimal("0.00000001")
@@ -118,10 +108,9 @@ class SimExchange:
         self.books = {
             sym: Book(m, config.levels, config.level_quote) for sym, m in self.markets.items()
         }
-        # Settable while running (tests): what the API may trade, and how.
-        self.api_untradable: set[str] = set(config.api_untradable)
-        self.no_market: set[str] = set(config.no_market)
-        self.trade_sides: dict[str, str] = dict(config.trade_sides)
+        self.tradability = Tradability(  # settable while running (tests, /_sim/symbols)
+            set(config.api_untradable), set(config.no_market), dict(config.trade_sides)
+        )
         self.depth_journals = {sym: DepthJournal() for sym in self.markets}
         self.accounts = {
             key: Account(key, secret, free=dict(config.balances))
@@ -172,58 +161,11 @@ class SimExchange:
         }
 
     def _symbol_json(self, market: SymbolMarket) -> dict[str, object]:
-        name = market.symbol
-        answer = _symbol_json(market)
-        if name in self.no_market:
-            answer["orderTypes"] = [t for t in ORDER_TYPES if t != "MARKET"]
-            answer["quoteOrderQtyMarketAllowed"] = False
-        answer["tradeSideType"] = self.trade_sides.get(name, "1")
-        return answer
-
-    def tradability(self) -> dict[str, object]:
-        """What the API may trade, and how (``GET /_sim/symbols``)."""
-        return {
-            "api_untradable": sorted(self.api_untradable),
-            "no_market": sorted(self.no_market),
-            "trade_sides": dict(sorted(self.trade_sides.items())),
-        }
-
-    def set_tradability(self, changes: dict[str, object]) -> None:
-        """Replace any of ``api_untradable``, ``no_market`` (lists of symbols) and
-        ``trade_sides`` ({symbol: "1".."4"}) while running (``POST /_sim/symbols``); ValueError
-        on an unknown name, symbol or side type, and then nothing changes."""
-        known = {"api_untradable", "no_market", "trade_sides"}
-        if not isinstance(changes, dict) or not set(changes) <= known:
-            raise ValueError(f"expected an object with some of {', '.join(sorted(known))}")
-        lists: dict[str, set[str]] = {}
-        for name in ("api_untradable", "no_market"):
-            if name in changes:
-                value = changes[name]
-                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                    raise ValueError(f"{name} takes a list of symbols")
-                lists[name] = {self.market(v).symbol for v in value}
-        sides = changes.get("trade_sides", self.trade_sides)
-        if not isinstance(sides, dict) or any(
-            not isinstance(v, str) or v not in _SIDES_ALLOWED for v in sides.values()
-        ):
-            raise ValueError('trade_sides takes {"SYMBOL": "1" | "2" | "3" | "4"}')
-        sides = {self.market(str(k)).symbol: str(v) for k, v in sides.items()}
-        self.api_untradable = lists.get("api_untradable", self.api_untradable)
-        self.no_market = lists.get("no_market", self.no_market)
-        self.trade_sides = sides
+        return self.tradability.symbol_json(_symbol_json(market))
 
     def default_symbols(self) -> list[str]:
         """``GET /api/v3/defaultSymbols``: the symbols tradable over the API."""
-        return [name for name in self.markets if name not in self.api_untradable]
-
-    def _check_tradable(self, symbol: str, side: str, order_type: str) -> None:
-        """ApiError as MEXC answers an order the API may not place (see the module constants)."""
-        if symbol in self.api_untradable:
-            raise ApiError(*NOT_API_TRADABLE)
-        if side not in _SIDES_ALLOWED.get(self.trade_sides.get(symbol, "1"), set()):
-            raise ApiError(*SIDE_NOT_ALLOWED)
-        if order_type == "MARKET" and symbol in self.no_market:
-            raise ApiError(*MARKET_DISABLED)
+        return [name for name in self.markets if name not in self.tradability.api_untradable]
 
     def depth(self, symbol: str | None, limit: int) -> dict[str, object]:
         """The book with ``lastUpdateId`` = its depth version, which the diff-depth pushes continue
@@ -262,7 +204,7 @@ class SimExchange:
         market = self.market(p.get("symbol"))
         inst = market.instrument
         side, otype, qty, quote, price = validated(market, p)
-        self._check_tradable(market.symbol, side, otype)
+        self.tradability.check_order(market.symbol, side, otype)
         book = self.books[market.symbol]
         bid, ask = market.best_bid_ask()
         crosses = price is not None and (price >= ask if side == "BUY" else price <= bid)

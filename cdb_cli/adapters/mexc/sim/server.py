@@ -332,13 +332,14 @@ class SimServer:
         return web.json_response(self.exchange.faults.as_dict())
 
     async def _symbols(self, request: web.Request) -> web.Response:
+        tradability = self.exchange.tradability
         if request.method == "POST":
             try:
-                self.exchange.set_tradability(await request.json())
+                tradability.update(await request.json(), lambda v: self.exchange.market(v).symbol)
             except (ValueError, TypeError, AttributeError, ApiError) as e:
                 message = e.msg if isinstance(e, ApiError) else str(e)
                 return web.json_response({"error": message}, status=400)
-        return web.json_response(self.exchange.tradability())
+        return web.json_response(tradability.as_json())
 
     async def _drop(self, _: web.Request) -> web.Response:
         return web.json_response({"dropped": self.drop_connections()})
