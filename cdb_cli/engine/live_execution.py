@@ -21,10 +21,10 @@ crosses the book: a buy at the decision's price plus ``fallback_slippage_pct`` (
 tick), a sell at it minus the allowance (rounded down), so it never fills further than the
 allowance from the price the strategy decided at. It is canceled after ``limit_timeout_ns`` like
 any LIMIT order. When the venue refuses a MARKET order for that reason at run time (MEXC
-30051/30019/30018: the adapter's reason starts with :data:`MARKET_REFUSED`), the symbol is marked
-so from then on and the refused order is sent again at once as such a LIMIT order (same decision,
-a new client order id). Each symbol's switch is logged once; the LIMIT order's reports carry the
-reason (:meth:`fallback_note`).
+30051/30019/30018/30041: the adapter's reason starts with :data:`MARKET_REFUSED`), the symbol is
+marked so from then on and the refused order is sent again at once as such a LIMIT order (same
+decision, a new client order id). Each symbol's switch is logged once; the LIMIT order's
+reports carry the reason (:meth:`fallback_note`).
 
 Fills are deduplicated by the venue's trade id, order states by (status, filled quantity), so a
 report that comes both from the user-data stream and from polling is booked once. A fill may
@@ -62,7 +62,7 @@ _ZERO: Final = Decimal(0)
 _HUNDRED: Final = Decimal(100)
 MARKET_REFUSED: Final = "MARKET orders refused"
 """How an adapter's REJECTED reason starts when the venue refused a MARKET order because the
-symbol takes none (MEXC 30051 / 30019 / 30018): the order is sent again as LIMIT."""
+symbol takes none (MEXC 30051 / 30019 / 30018 / 30041): the order is sent again as LIMIT."""
 
 
 def market_refused(detail: str) -> str:
@@ -366,11 +366,12 @@ class LiveExecution:
         ):
             return result  # seen, or stale (a late NEW after a fill or the final state)
         tracked.states.add(key)
-        if (
+        type_refused = (
             state.status == "REJECTED"
             and record.order_type == "MARKET"
             and state.reason.startswith(MARKET_REFUSED)
-        ):
+        )
+        if type_refused:
             self.market_refused(record.symbol, state.reason.removeprefix(f"{MARKET_REFUSED}: "))
         record = record.model_copy(
             update={
@@ -386,11 +387,7 @@ class LiveExecution:
         if state.status != "PENDING_NEW":
             reason = state.reason or tracked.note
             result.reports.append(self._report(record, state.ts_ns, reason=reason))
-        if (
-            state.status == "REJECTED"
-            and record.order_type == "MARKET"
-            and state.reason.startswith(MARKET_REFUSED)
-        ):
+        if type_refused:
             self._resend_as_limit(tracked, state.ts_ns, result)
         return result
 
