@@ -254,6 +254,14 @@ class Settings(BaseSettings):
         le=86_400,
         description="Cancel what a limit entry has not filled after this many seconds.",
     )
+    live_limit_slippage_pct: Decimal = Field(
+        default=Decimal("0.5"),
+        gt=0,
+        le=10,
+        description="On a symbol that takes no MARKET orders (MEXC orderTypes without MARKET, or "
+        "error 30051), cdb run --live sends LIMIT orders this % past the decision's price "
+        "instead (buys above, sells below), canceled after CDB_LIVE_LIMIT_TIMEOUT_SECONDS.",
+    )
     live_balance_tolerance_pct: Decimal = Field(
         default=Decimal("0.1"),
         ge=0,

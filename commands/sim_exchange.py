@@ -99,8 +99,30 @@ def sim_exchange(
         ),
     ] = 0.0,
     rate_limit: Annotated[
-        int, typer.Option(help="MEXC request weight per 10 s before 429 (0: off).")
+        int,
+        typer.Option(
+            help="MEXC request weight per 10 s and client address before 429 with Retry-After "
+            "(each endpoint costs MEXC's documented weight; 0: off)."
+        ),
     ] = 0,
+    api_untradable: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-untradable",
+            help="Symbol listed but not tradable over the API: left out of "
+            "/api/v3/defaultSymbols, orders answered 10007 (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    no_market: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--no-market",
+            help="Symbol without MARKET in its orderTypes: MARKET orders answered 30051 "
+            "(repeatable).",
+            show_default=False,
+        ),
+    ] = None,
     fail_5xx: Annotated[int, typer.Option(help="Answer the next N REST requests with 503.")] = 0,
     fail_429: Annotated[int, typer.Option(help="Answer the next N REST requests with 429.")] = 0,
     retry_after: Annotated[float, typer.Option(help="Retry-After seconds of injected 429s.")] = 1.0,
@@ -164,6 +186,8 @@ def sim_exchange(
         level_quote=level_quote,
         mx_deduct_price=mx_deduct_price,
         rate_limit=rate_limit,
+        api_untradable=tuple(name.strip().upper() for name in api_untradable or ()),
+        no_market=tuple(name.strip().upper() for name in no_market or ()),
     )
     faults: dict[str, object] = {
         "http_5xx": fail_5xx,

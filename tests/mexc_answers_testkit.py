@@ -104,6 +104,7 @@ CALLS: dict[str, list[tuple[str, Call]]] = {
         ("symbols", lambda c: c.symbols([BTC])),
         ("exchange_info", lambda c: c.exchange_info()),
     ],
+    "GET /api/v3/defaultSymbols": [("api_symbols", lambda c: c.api_symbols())],
     "GET /api/v3/klines": [("klines", _klines), ("iter_klines", _warm_klines)],
     "GET /api/v3/depth": [("depth", lambda c: c.depth(BTC, 5))],
     "GET /api/v3/ticker/bookTicker": [("book_ticker", lambda c: c.book_ticker(BTC))],
@@ -186,6 +187,7 @@ DOCUMENTED: dict[str, list[Any]] = {
         {"timezone": "CST", "serverTime": 1657256965785, "rateLimits": [],
          "exchangeFilters": [], "symbols": [_SYMBOL]}
     ],
+    "GET /api/v3/defaultSymbols": [{"code": 200, "data": ["GENE1USDT", "SNTUSDT"], "msg": None}],
     "GET /api/v3/klines": [
         [[1640804880000, "47482.36", "47482.36", "47416.57", "47436.1", "3.550717",
           1640804940000, "168387.3"],

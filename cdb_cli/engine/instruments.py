@@ -51,6 +51,9 @@ class Instrument:
     max_notional: Decimal | None = None
     maker_fee: Decimal = Decimal(0)
     taker_fee: Decimal = Decimal("0.0005")
+    market_orders: bool = True
+    """The venue takes MARKET orders on this symbol (MEXC: MARKET in its ``orderTypes``); when
+    False, live entries and exits go as LIMIT orders (:mod:`cdb_cli.engine.live_execution`)."""
 
     def __post_init__(self) -> None:
         for name in ("step_size", "tick_size"):
@@ -76,6 +79,7 @@ class Instrument:
         taker_fee: Decimal = Decimal("0.0005"),
         base_asset: str | None = None,
         quote_asset: str | None = None,
+        market_orders: bool = True,
     ) -> Instrument:
         """Build from MEXC's exchangeInfo precisions (number of decimals)."""
         if base_asset is None or quote_asset is None:
@@ -91,6 +95,7 @@ class Instrument:
             max_notional=max_notional,
             maker_fee=maker_fee,
             taker_fee=taker_fee,
+            market_orders=market_orders,
         )
 
     def round_quantity(self, quantity: Decimal) -> Decimal:

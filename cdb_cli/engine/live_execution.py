@@ -12,8 +12,19 @@ Sizing: by default a buy is a MARKET order by quote amount (MEXC's ``quoteOrderQ
 down to the quote currency's tick. With ``entry="LIMIT"`` it is a LIMIT buy at the decision's
 price (rounded down to the tick) for the quantity the quote amount buys there (rounded down to
 the step); what has not filled after ``limit_timeout_ns`` is canceled (:meth:`expired`). An exit
-sells the held quantity rounded down to the step, always at market. An order below the venue's
+sells the held quantity rounded down to the step, at market. An order below the venue's
 minimum notional or quantity is rejected here, with the reason, and never sent.
+
+MARKET → LIMIT: on a symbol that takes no MARKET orders (its instrument's ``market_orders`` is
+False: MEXC's ``orderTypes`` lack MARKET) what would go at market goes as a LIMIT order that
+crosses the book: a buy at the decision's price plus ``fallback_slippage_pct`` (rounded up to the
+tick), a sell at it minus the allowance (rounded down), so it never fills further than the
+allowance from the price the strategy decided at. It is canceled after ``limit_timeout_ns`` like
+any LIMIT order. When the venue refuses a MARKET order for that reason at run time (MEXC
+30051/30019/30018/30041: the adapter's reason starts with :data:`MARKET_REFUSED`), the symbol is
+marked so from then on and the refused order is sent again at once as such a LIMIT order (same
+decision, a new client order id). Each symbol's switch is logged once; the LIMIT order's
+reports carry the reason (:meth:`fallback_note`).
 
 Fills are deduplicated by the venue's trade id, order states by (status, filled quantity), so a
 report that comes both from the user-data stream and from polling is booked once. A fill may
@@ -25,8 +36,9 @@ Pure: stdlib, pydantic records and ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_FLOOR, Decimal
 from typing import Final, Literal
 
@@ -42,9 +54,20 @@ from cdb_cli.engine.records import (
     OrderStatus,
 )
 
-__all__ = ["LiveExecution", "client_order_id_prefix"]
+__all__ = ["MARKET_REFUSED", "LiveExecution", "client_order_id_prefix", "market_refused"]
+
+logger = logging.getLogger(__name__)
 
 _ZERO: Final = Decimal(0)
+_HUNDRED: Final = Decimal(100)
+MARKET_REFUSED: Final = "MARKET orders refused"
+"""How an adapter's REJECTED reason starts when the venue refused a MARKET order because the
+symbol takes none (MEXC 30051 / 30019 / 30018 / 30041): the order is sent again as LIMIT."""
+
+
+def market_refused(detail: str) -> str:
+    """The REJECTED reason for a MARKET order the venue refused because the symbol takes none."""
+    return f"{MARKET_REFUSED}: {detail}"
 
 
 def client_order_id_prefix(run_id: str) -> str:
@@ -59,6 +82,8 @@ class _Order:
     filled: Decimal = _ZERO
     spent: Decimal = _ZERO  # quote paid by a buy's fills (notional)
     states: set[tuple[str, Decimal]] = field(default_factory=set)
+    reference_price: Decimal | None = None  # the decision's price (None: restored)
+    note: str = ""  # why it is what it is (a LIMIT standing in for a MARKET order)
 
 
 class LiveExecution:
@@ -73,6 +98,7 @@ class LiveExecution:
         source: str = "mexc",
         entry: Literal["MARKET", "LIMIT"] = "MARKET",
         limit_timeout_ns: int = 30_000_000_000,
+        fallback_slippage_pct: Decimal = Decimal("0.5"),
     ) -> None:
         if not id_prefix or len(id_prefix) > 22 or not id_prefix.replace("_", "").isalnum():
             raise ValueError(f"id_prefix must be 1..22 of [A-Za-z0-9_], received {id_prefix!r}")
@@ -90,6 +116,9 @@ class LiveExecution:
         self._entry = entry
         self._limit_timeout_ns = limit_timeout_ns
         self._cancel_asked: set[str] = set()
+        self.fallback_slippage_pct = fallback_slippage_pct
+        self._fallback_logged: set[str] = set()
+        self._no_market_why: dict[str, str] = {}  # symbol → how we learned it takes no MARKET
 
     @property
     def id_prefix(self) -> str:
@@ -146,6 +175,10 @@ class LiveExecution:
         result = ExecutionResult()
         buy = order.side is Side.BUY
         quote, quantity, price, reason = self._size(order, position)
+        note = ""
+        stands_in = order.side is Side.SELL or self._entry == "MARKET"
+        if price is not None and reason is None and stands_in:
+            note = "" if self._takes_market(order.symbol) else self.fallback_note(order.symbol)
         record = OrderRecord(
             client_order_id=self._next_id(),
             decision_id=order.decision_id,
@@ -160,7 +193,9 @@ class LiveExecution:
             ts_updated=ts_ns,
             mode=self._mode,
         )
-        self._orders[record.client_order_id] = _Order(record)
+        self._orders[record.client_order_id] = _Order(
+            record, reference_price=order.reference_price, note=note
+        )
         result.orders.append(record)
         if reason is not None:
             result.reports.append(self._report(record, ts_ns, reason=reason))
@@ -203,15 +238,55 @@ class LiveExecution:
                     None,
                     f"exit notional {notional} is below the minimum notional",
                 )
-            return None, quantity, None, None
+            if instrument.market_orders:
+                return None, quantity, None, None
+            price = self._crossing_price(instrument, Side.SELL, order.reference_price)
+            return None, quantity, price, instrument.check_order(quantity, price)
         quote = order.quote_amount.quantize(instrument.tick_size, rounding=ROUND_FLOOR)
         if quote < instrument.min_notional or quote <= 0:
             return quote, None, None, f"quote amount {quote} is below the minimum notional"
         if self._entry == "MARKET":
-            return quote, None, None, None
-        price = instrument.round_price(order.reference_price, up=False)
+            if instrument.market_orders:
+                return quote, None, None, None
+            price = self._crossing_price(instrument, Side.BUY, order.reference_price)
+        else:
+            price = instrument.round_price(order.reference_price, up=False)
         quantity = instrument.round_quantity(quote / price)
         return None, quantity, price, instrument.check_order(quantity, price)
+
+    def _crossing_price(self, instrument: Instrument, side: Side, reference: Decimal) -> Decimal:
+        """The LIMIT price standing in for a MARKET order: ``reference`` plus (buy) or minus
+        (sell) :attr:`fallback_slippage_pct`, rounded away from crossing further."""
+        allowance = reference * self.fallback_slippage_pct / _HUNDRED
+        if side is Side.BUY:
+            return instrument.round_price(reference + allowance, up=True)
+        return instrument.round_price(reference - allowance, up=False)
+
+    def _takes_market(self, symbol: str) -> bool:
+        instrument = self.instruments.get(symbol)
+        return instrument is None or instrument.market_orders
+
+    def fallback_note(self, symbol: str) -> str:
+        """The reason a LIMIT order stands in for a MARKET one on ``symbol``; the first time for
+        a symbol it is also logged."""
+        why = self._no_market_why.get(symbol, "its orderTypes lack MARKET")
+        note = (
+            f"LIMIT instead of MARKET: {symbol} takes no MARKET orders ({why}); at most "
+            f"{self.fallback_slippage_pct} % from the decision's price, canceled after "
+            f"{self._limit_timeout_ns // 1_000_000_000} s"
+        )
+        if symbol not in self._fallback_logged:
+            self._fallback_logged.add(symbol)
+            logger.warning("%s", note)
+        return note
+
+    def market_refused(self, symbol: str, why: str) -> None:
+        """The venue takes no MARKET orders on ``symbol`` (learned at run time, ``why``): from
+        now on what would go at market goes as LIMIT."""
+        instrument = self.instruments.get(symbol)
+        if instrument is not None and instrument.market_orders:
+            self.instruments[symbol] = replace(instrument, market_orders=False)
+            self._no_market_why.setdefault(symbol, why)
 
     def on_price(
         self,
@@ -291,6 +366,13 @@ class LiveExecution:
         ):
             return result  # seen, or stale (a late NEW after a fill or the final state)
         tracked.states.add(key)
+        type_refused = (
+            state.status == "REJECTED"
+            and record.order_type == "MARKET"
+            and state.reason.startswith(MARKET_REFUSED)
+        )
+        if type_refused:
+            self.market_refused(record.symbol, state.reason.removeprefix(f"{MARKET_REFUSED}: "))
         record = record.model_copy(
             update={
                 "status": state.status,
@@ -303,8 +385,33 @@ class LiveExecution:
             self._open.get(record.symbol, set()).discard(record.client_order_id)
         result.orders.append(record)
         if state.status != "PENDING_NEW":
-            result.reports.append(self._report(record, state.ts_ns, reason=state.reason))
+            reason = state.reason or tracked.note
+            result.reports.append(self._report(record, state.ts_ns, reason=reason))
+        if type_refused:
+            self._resend_as_limit(tracked, state.ts_ns, result)
         return result
+
+    def _resend_as_limit(self, refused: _Order, ts_ns: int, result: ExecutionResult) -> None:
+        """A MARKET order the venue refused for its type, sent again as the LIMIT order that
+        stands in for it (same decision); not when its decision's price is unknown (restored)."""
+        record, reference = refused.record, refused.reference_price
+        # a sell is sized by its quantity; its quote amount only has to be positive here
+        quote = record.quote_amount or (record.quantity or _ZERO) * (reference or _ZERO)
+        if reference is None or quote <= 0:
+            return
+        approved = OrderApproved(
+            event_id=f"{record.client_order_id}-limit",
+            symbol=record.symbol,
+            ts_event=ts_ns,
+            source="execution",
+            decision_id=record.decision_id,
+            side=record.side,
+            quote_amount=quote,
+            reference_price=reference,
+        )
+        again = self.submit(approved, ts_ns=ts_ns, position=record.quantity or _ZERO)
+        result.orders.extend(again.orders)
+        result.reports.extend(again.reports)
 
     def _on_fill(self, fill: VenueFill) -> ExecutionResult:
         result = ExecutionResult()

@@ -46,16 +46,27 @@ def simulator_config(
     level_quote: float = 5000.0,
     mx_deduct_price: float = 0.0,
     rate_limit: int = 0,
+    api_untradable: tuple[str, ...] = (),
+    no_market: tuple[str, ...] = (),
 ) -> SimConfig:
     """The simulated exchange for these options: one account for ``api_key`` and
     ``api_secret`` (both or neither: ``ConfigurationError``), ``history_days`` of 1-minute
     candles, trades every ``tick_interval`` seconds on average (0: only when asked), MX
-    deduction at ``mx_deduct_price`` (0: off)."""
+    deduction at ``mx_deduct_price`` (0: off), MEXC's request weight ``rate_limit`` per 10 s
+    before 429 (0: off). ``api_untradable`` symbols are left out of ``defaultSymbols`` and their
+    orders refused (10007); ``no_market`` symbols list no MARKET order type and refuse MARKET
+    orders (30051); both must be among ``symbols`` (``ConfigurationError``)."""
     from cdb_cli.adapters.mexc.sim.exchange import SimConfig
     from cdb_cli.engine.errors import ConfigurationError
 
     if bool(api_key) != bool(api_secret):
         raise ConfigurationError("Give both --api-key and --api-secret (or neither)")
+    for option, chosen in (("--api-untradable", api_untradable), ("--no-market", no_market)):
+        unknown = sorted(set(chosen) - set(symbols))
+        if unknown:
+            raise ConfigurationError(
+                f"{option} {', '.join(unknown)}: not a simulated symbol ({', '.join(symbols)})"
+            )
     return SimConfig(
         symbols=symbols,
         accounts={api_key: api_secret} if api_key and api_secret else {},
@@ -66,6 +77,8 @@ def simulator_config(
         tick_interval=tick_interval or None,
         lockstep=lockstep,
         rate_limit=rate_limit,
+        api_untradable=frozenset(api_untradable),
+        no_market=frozenset(no_market),
         level_quote=Decimal(repr(level_quote)),
         mx_deduct_price=Decimal(repr(mx_deduct_price)) if mx_deduct_price > 0 else None,
     )

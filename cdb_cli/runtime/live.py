@@ -14,7 +14,9 @@
   orders. A sender task saves each one (``PENDING_NEW``) **before** it sends it, so a crash at any
   point leaves a record that the next start resolves by querying the venue — never by sending
   again. While signed requests fail on the clock, nothing is sent (the order is rejected with
-  that reason).
+  that reason). On a symbol without MARKET orders the execution sends LIMIT orders
+  ``CDB_LIVE_LIMIT_SLIPPAGE_PCT`` past the decision's price instead; a MARKET order MEXC refuses
+  for its type (30051) is sent again at once that way.
 * **Reports.** Order states and fills from the user-data stream and from REST polling (the
   :class:`~cdb_cli.engine.ports.execution.ExecutionClient` merges and deduplicates them) are
   booked into the ledger with their real commission as they come.
@@ -127,6 +129,7 @@ class LiveVenue:
         if reconciliation is None:
             raise StateError("The live venue resumes only after it opened")
         execution = self._execution(pipeline)
+        execution.fallback_slippage_pct = loop.settings.live_limit_slippage_pct
         loop.summary.restored_orders = restore_open_orders(
             execution, reconciliation.still_open, self._fills
         )
@@ -269,8 +272,9 @@ class LiveVenue:
                 logger.warning("Cancel of %s failed: %s", record.client_order_id, e.message)
                 continue
             self._book(pipeline, execution.on_update(state))
-        for record in execution.take_outgoing():
-            await self._send(pipeline, execution, record)
+        while outgoing := execution.take_outgoing():  # a refused MARKET order comes back LIMIT
+            for record in outgoing:
+                await self._send(pipeline, execution, record)
 
     async def _send(
         self, pipeline: TradingPipeline, execution: LiveExecution, record: OrderRecord

@@ -80,6 +80,39 @@ def test_a_failing_systemcheck_refuses_with_exit_4(
     assert SIM_SECRET not in result.output + str(detail)
 
 
+def test_an_api_untradable_symbol_refuses_with_exit_4_in_one_line(
+    cdb: Callable[..., Result], live_env: str, threaded_sim: SimServer
+) -> None:
+    """Listed and quoted, but not in ``/api/v3/defaultSymbols``: MEXC would answer every order
+    10007, so the gate refuses before the first one."""
+    threaded_sim.exchange.tradability.api_untradable.add("ETHUSDT")
+    try:
+        result = cdb("run", "--live", "--confirm-live", "--symbols", "ETHUSDT")
+    finally:
+        threaded_sim.exchange.tradability.api_untradable.discard("ETHUSDT")
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("FAIL systemcheck")]
+    assert "ETHUSDT is not tradable over the API (not in /api/v3/defaultSymbols" in line
+    assert "10007" in line
+    assert nothing_placed(threaded_sim)
+    action, detail = audits(live_env)[-1]
+    assert action == "live_refused"
+    assert "not tradable over the API" in detail["systemcheck"]
+
+
+def test_a_buy_only_symbol_refuses_with_exit_4(
+    cdb: Callable[..., Result], live_env: str, threaded_sim: SimServer
+) -> None:
+    threaded_sim.exchange.tradability.trade_sides["ETHUSDT"] = "2"
+    try:
+        result = cdb("run", "--live", "--confirm-live", "--symbols", "ETHUSDT")
+    finally:
+        del threaded_sim.exchange.tradability.trade_sides["ETHUSDT"]
+    assert result.exit_code == ExitCode.CHECK_FAILED, result.output
+    assert "ETHUSDT takes buy orders only (tradeSideType 2)" in result.stderr
+    assert nothing_placed(threaded_sim)
+
+
 def test_without_confirmation_off_a_terminal_it_refuses_with_exit_4(
     cdb: Callable[..., Result], live_env: str, threaded_sim: SimServer
 ) -> None:

@@ -12,12 +12,14 @@ from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from typer.testing import Result
 
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.signing import Credentials
 from cdb_cli.adapters.mexc.ws import MexcDataClient, deals_topic
+from cdb_cli.engine.errors import VenueRejected
 from cdb_cli.engine.events import TradeTick
 from cdb_cli.errors import ExitCode
 
@@ -125,3 +127,53 @@ def test_a_rehearsal_against_the_real_process_then_sigterm(tmp_path: Path) -> No
     assert code == 0, stderr
     assert SIM_SECRET not in stderr
     assert json.dumps(SIM_SECRET) not in stderr
+
+
+async def _gotchas(rest_url: str) -> tuple[frozenset[str], int, int, int]:
+    """defaultSymbols, then the codes of a MARKET order on the no-market symbol and of any order
+    on the API-untradable one, then how many 429s a burst over the weight budget met."""
+    async with MexcHttpClient(rest_url, Credentials(SIM_KEY, SIM_SECRET)) as client:
+        api = await client.api_symbols()
+        codes = []
+        for symbol in ("BTCUSDT", "ETHUSDT"):
+            try:
+                await client.new_order(symbol, "BUY", "MARKET", quote_order_qty=Decimal(20))
+            except VenueRejected as e:
+                codes.append(e.code)
+    async with httpx.AsyncClient(base_url=rest_url) as raw:
+        answers = [await raw.get("/api/v3/exchangeInfo") for _ in range(6)]  # weight 10 each
+    return api, codes[0], codes[1], sum(1 for a in answers if a.status_code == 429)
+
+
+@pytest.mark.slow
+def test_the_gotcha_switches_in_the_real_process(tmp_path: Path) -> None:
+    """``--api-untradable``, ``--no-market`` and ``--rate-limit`` as an operator starts them."""
+    env = {**os.environ, "CDB_MEXC_API_KEY": SIM_KEY, "CDB_MEXC_API_SECRET": SIM_SECRET}
+    command = [
+        sys.executable, "-c", "from cdb_cli.app import main; main()", "sim-exchange",
+        "--port", "0", "-s", "BTCUSDT,ETHUSDT", "--api-untradable", "ethusdt",
+        "--no-market", "BTCUSDT", "--rate-limit", "60", "--tick-interval", "0",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path
+    ) as process:
+        try:
+            assert process.stdout is not None
+            rest = process.stdout.readline().strip().removeprefix("CDB_MEXC_REST_URL=")
+            assert rest.startswith("http://127.0.0.1:"), rest
+            api, no_market, untradable, limited = asyncio.run(_gotchas(rest))
+        finally:
+            process.send_signal(signal.SIGTERM)
+            _, stderr = process.communicate(timeout=10)
+    assert process.returncode == 0, stderr
+    assert api == {"BTCUSDT"}
+    assert (no_market, untradable) == (30051, 10007)
+    assert limited >= 1  # 6 x 10 on top of the orders' and symbols' weight exceeds 60 per 10 s
+
+
+def test_a_gotcha_switch_naming_another_symbol_is_refused(cdb: Callable[..., Result]) -> None:
+    result = cdb(
+        "sim-exchange", "--port", "0", "--duration", "0.1", "-s", "BTCUSDT", "--no-market", "X"
+    )
+    assert result.exit_code == ExitCode.CONFIGURATION, result.output
+    assert "--no-market X" in result.stderr

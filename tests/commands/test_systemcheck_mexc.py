@@ -56,6 +56,46 @@ def test_all_mexc_rows_pass_against_the_simulator(
     assert result.exit_code == 0, result.output
 
 
+def test_api_untradable_symbol_warns_in_paper_and_fails_in_live(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_SYMBOLS", "BTCUSDT,ETHUSDT")
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    threaded_sim.exchange.tradability.api_untradable.add("ETHUSDT")
+    try:
+        paper = cdb("systemcheck", "--json")
+        monkeypatch.setenv("CDB_MODE", "live")
+        live = cdb("systemcheck", "--json")
+    finally:
+        threaded_sim.exchange.tradability.api_untradable.discard("ETHUSDT")
+    expected = "ETHUSDT is not tradable over the API (not in /api/v3/defaultSymbols"
+    assert mexc_rows(paper)["mexc trading"]["status"] == "warn"
+    assert expected in mexc_rows(paper)["mexc trading"]["hint"]
+    assert live.exit_code == ExitCode.CHECK_FAILED, live.output
+    trading = mexc_rows(live)["mexc trading"]
+    assert trading["status"] == "fail"
+    assert trading["hint"].startswith(expected)
+    assert "BTCUSDT" not in trading["hint"]
+
+
+def test_a_symbol_without_market_orders_passes_with_a_note(
+    cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    point_at(threaded_sim, monkeypatch)
+    monkeypatch.setenv("CDB_MEXC_API_KEY", SIM_KEY)
+    monkeypatch.setenv("CDB_MEXC_API_SECRET", SIM_SECRET)
+    threaded_sim.exchange.tradability.no_market.add("BTCUSDT")
+    try:
+        result = cdb("systemcheck", "--json")
+    finally:
+        threaded_sim.exchange.tradability.no_market.discard("BTCUSDT")
+    trading = mexc_rows(result)["mexc trading"]
+    assert trading["status"] == "ok"
+    assert "no MARKET orders on BTCUSDT: cdb sends LIMIT orders there" in trading["value"]
+
+
 def test_rejected_keys_fail_the_keys_row(
     cdb: Callable[..., Result], threaded_sim: SimServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import OrderApproved, Side
 from cdb_cli.engine.instruments import Instrument
-from cdb_cli.engine.live_execution import LiveExecution, client_order_id_prefix
+from cdb_cli.engine.live_execution import LiveExecution, client_order_id_prefix, market_refused
 from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.ports.execution import ExecutionVenue, VenueFill, VenueOrderState
@@ -215,3 +216,83 @@ def test_a_late_answer_never_moves_an_order_back() -> None:
     execution.on_update(state(cid, "PARTIALLY_FILLED", "0.001"))
     assert execution.on_update(state(cid, "NEW")).orders == []
     assert execution.order(cid).status == "PARTIALLY_FILLED"  # type: ignore[union-attr]
+
+
+def test_without_market_orders_entries_and_exits_go_limit_within_the_allowance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """orderTypes without MARKET: a buy crosses at most 0.5 % above the decision's price, a sell
+    at most 0.5 % below; the reports say why; the switch is logged once; the timeout cancels."""
+    no_market = dataclasses.replace(BTC, market_orders=False)
+    execution = LiveExecution(
+        {"BTCUSDT": no_market},
+        id_prefix="l0123456789a",
+        limit_timeout_ns=30_000_000_000,
+        fallback_slippage_pct=Decimal("0.5"),
+    )
+    with caplog.at_level("WARNING", logger="cdb_cli.engine.live_execution"):
+        (buy,) = execution.submit(
+            approved(Side.BUY, quote="100", price="42000"), ts_ns=T0, position=Decimal(0)
+        ).orders
+        (sell,) = execution.submit(
+            approved(Side.SELL, price="42001"), ts_ns=T0, position=Decimal("0.0023809")
+        ).orders
+    assert (buy.order_type, buy.price, buy.quantity, buy.quote_amount) == (
+        "LIMIT",
+        Decimal("42210.00"),  # 42000 * 1.005
+        Decimal("0.002369"),  # 100 / 42210, down to the step
+        None,
+    )
+    assert (sell.order_type, sell.price, sell.quantity) == (
+        "LIMIT",
+        Decimal("41790.99"),  # 42001 * 0.995 = 41790.995, down to the tick
+        Decimal("0.002380"),
+    )
+    assert [r.message for r in caplog.records if "LIMIT instead of MARKET" in r.message] == [
+        "LIMIT instead of MARKET: BTCUSDT takes no MARKET orders (its orderTypes lack MARKET); "
+        "at most 0.5 % from the decision's price, canceled after 30 s"
+    ]
+    assert execution.take_outgoing() == [buy, sell]
+    (report,) = execution.on_update(state(buy.client_order_id, "NEW")).reports
+    assert report.reason.startswith("LIMIT instead of MARKET: BTCUSDT takes no MARKET orders")
+    assert execution.expired(T0 + 30_000_000_000) == 1  # the sell is still PENDING_NEW
+    assert execution.take_cancels() == [execution.order(buy.client_order_id)]
+
+
+def test_a_market_order_refused_for_its_type_is_sent_again_as_limit_and_so_are_later_ones() -> None:
+    execution = venue()
+    (market,) = execution.submit(
+        approved(Side.BUY, quote="100", price="42000"), ts_ns=T0, position=Decimal(0)
+    ).orders
+    assert market.order_type == "MARKET"
+    execution.take_outgoing()
+    refused = VenueOrderState(
+        client_order_id=market.client_order_id,
+        venue_order_id="",
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        status="REJECTED",
+        filled_quantity=Decimal(0),
+        filled_quote=Decimal(0),
+        ts_ns=T0 + 5,
+        reason=market_refused(
+            "MEXC rejected POST /api/v3/order: 30051 api market order is disabled"
+        ),
+    )
+    result = execution.on_update(refused)
+    rejected, again = result.orders
+    assert (rejected.client_order_id, rejected.status) == (market.client_order_id, "REJECTED")
+    assert "30051 api market order is disabled" in result.reports[0].reason
+    assert (again.order_type, again.status, again.decision_id) == ("LIMIT", "PENDING_NEW", "d1")
+    assert (again.price, again.quantity) == (Decimal("42210.00"), Decimal("0.002369"))
+    assert again.client_order_id != market.client_order_id
+    assert execution.take_outgoing() == [again]
+    assert execution.has_working("BTCUSDT")
+    (report,) = execution.on_update(state(again.client_order_id, "FILLED", "0.002369")).reports
+    assert report.reason.startswith("LIMIT instead of MARKET: BTCUSDT takes no MARKET orders")
+    assert "30051 api market order is disabled" in report.reason
+    (later,) = execution.submit(
+        approved(Side.SELL, price="42000"), ts_ns=T0 + 9, position=Decimal("0.002369")
+    ).orders
+    assert (later.order_type, later.price) == ("LIMIT", Decimal("41790.00"))
+    assert execution.on_update(refused).orders == []  # a repeat changes nothing

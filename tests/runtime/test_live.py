@@ -13,6 +13,7 @@ from live_testkit import (
     SYMBOL,
     account_of,
     assert_store_matches_the_venue,
+    filled_sides,
     live_run,
     live_settings,
     round_trip_booked,
@@ -24,7 +25,7 @@ from market_testkit import eventually
 
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
 from cdb_cli.adapters.mexc.sim.server import SimServer
-from cdb_cli.engine.events import RiskDecision, Side
+from cdb_cli.engine.events import ExecutionReport, RiskDecision, Side
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.lifecycle import START_ACTION
 from cdb_cli.services.restore import LIVE_STARTING_CASH_KEY
@@ -265,6 +266,105 @@ def test_a_symbol_added_later_keeps_what_the_account_held_apart(tmp_path: Path) 
                 async with live_run(settings, server, store):
                     pass
                 assert store.get_config("live.opening.BTC") == "0.25"
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_symbol_without_market_orders_trades_via_limit_end_to_end(tmp_path: Path) -> None:
+    """Issue 25's line: the simulator lists BTCUSDT without MARKET (``--no-market``); the buy
+    and its exit go as LIMIT orders crossing the book, fill, and are booked as the venue has
+    them; nothing is refused."""
+    settings = live_settings(tmp_path, live_limit_slippage_pct=Decimal("0.5"))
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config(no_market=frozenset({SYMBOL})))) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store):
+                    await walk(server, MOVES)
+                    await round_trip_booked(store, server)
+                venue_orders = list(account_of(server).orders.values())
+                assert {(o.side, o.type, o.status) for o in venue_orders} == {
+                    ("BUY", "LIMIT", "FILLED"),
+                    ("SELL", "LIMIT", "FILLED"),
+                }
+                stored = store.orders()
+                assert {o.order_type for o in stored} == {"LIMIT"}
+                assert "REJECTED" not in {o.status for o in stored}
+                reasons = {r.reason for r in store.events(ExecutionReport) if r.status == "FILLED"}
+                assert any(
+                    r.startswith("LIMIT instead of MARKET: BTCUSDT takes no MARKET orders")
+                    for r in reasons
+                ), reasons
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_error_30051_at_run_time_sends_the_order_again_as_limit_from_then_on(
+    tmp_path: Path,
+) -> None:
+    """exchangeInfo still lists MARKET when the run starts, then MEXC answers 30051: the refused
+    buy is sent again at once as LIMIT, and the exit goes LIMIT without asking again."""
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config())) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store):
+                    server.exchange.tradability.no_market.add(
+                        SYMBOL
+                    )  # after the instruments were read
+                    await walk(server, MOVES)
+                    await round_trip_booked(store, server)
+                stored = store.orders()
+                (refused,) = [o for o in stored if o.status == "REJECTED"]
+                assert (refused.order_type, refused.side) == ("MARKET", "BUY")
+                rejections = [r for r in store.events(ExecutionReport) if r.status == "REJECTED"]
+                assert "30051 api market order is disabled" in rejections[0].reason
+                filled = [o for o in stored if o.status == "FILLED"]
+                assert {(o.side, o.order_type) for o in filled} == {
+                    ("BUY", "LIMIT"),
+                    ("SELL", "LIMIT"),
+                }
+                (buy,) = [o for o in filled if o.side == "BUY"]
+                assert buy.decision_id == refused.decision_id  # the same decision, sent again
+                assert {o.type for o in account_of(server).orders.values()} == {"LIMIT"}
+                assert_store_matches_the_venue(store, server)
+            finally:
+                store.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_429_burst_while_trading_is_waited_out_without_an_error(tmp_path: Path) -> None:
+    """The simulator's budget (MEXC weights, 40 per 10 s) is below what the live start alone asks
+    for (exchangeInfo, account three times, myTrades: weight 10 each): MEXC answers 429s, the
+    client waits them out, the run starts, the round trip is booked as the venue has it and no
+    order is refused."""
+    settings = live_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with SimServer(SimExchange(sim_config(rate_limit=40))) as server:
+            store = open_store(settings, create_if_new=True)
+            try:
+                async with live_run(settings, server, store) as (runtime, _stop, _task):
+                    http = runtime.venue.client.http  # type: ignore[attr-defined]
+                    await walk(server, MOVES)
+                    await eventually(
+                        lambda: filled_sides(store) == {"BUY", "SELL"} and settled(store, server),
+                        timeout_s=40,
+                        what="a filled buy and sell booked as the venue has them",
+                    )
+                    assert http.limits.waited_out >= 1, "the budget was never exceeded"
+                    assert http.limits.weights.throttled >= 1
+                assert "REJECTED" not in {o.status for o in store.orders()}
+                assert_store_matches_the_venue(store, server)
             finally:
                 store.close()
 

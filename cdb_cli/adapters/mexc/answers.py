@@ -20,6 +20,7 @@ from cdb_cli.adapters.mexc.models import (
     Order,
     array,
     symbol_from_json,
+    text,
 )
 from cdb_cli.engine.errors import MalformedEvent
 
@@ -39,6 +40,13 @@ def read_symbols(body: Any) -> dict[str, MexcSymbol]:
     raw_symbols = Fields(body, "exchangeInfo answer").array("symbols")
     parsed = (symbol_from_json(raw) for raw in raw_symbols)
     return {s.instrument.symbol: s for s in parsed}
+
+
+def read_default_symbols(body: Any) -> frozenset[str]:
+    """``{"code":200,"data":["GENE1USDT",…],"msg":null}``: the symbols tradable over the API."""
+    return frozenset(
+        text(name, "symbol") for name in Fields(body, "defaultSymbols answer").array("data")
+    )
 
 
 def read_klines(body: Any) -> list[Kline]:
@@ -91,6 +99,7 @@ READERS: dict[str, Callable[[Any], Any]] = {
     "GET /api/v3/ping": read_empty,
     "GET /api/v3/time": read_server_time,
     "GET /api/v3/exchangeInfo": read_symbols,
+    "GET /api/v3/defaultSymbols": read_default_symbols,
     "GET /api/v3/klines": read_klines,
     "GET /api/v3/depth": Depth.from_json,
     "GET /api/v3/ticker/bookTicker": BookTicker.from_json,

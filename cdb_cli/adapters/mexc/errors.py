@@ -12,6 +12,10 @@ body code 10072 / 700001 / 400 (key)               VenueRejected, hint at CDB_ME
 body code 700003 / 10073 (timestamp)               VenueRejected; the client re-syncs and retries
 body code 30004 / 10101 (funds)                    VenueRejected "insufficient balance"
 body code -2011 / -2013 (unknown order)            VenueRejected; ``CODE_UNKNOWN_ORDER``
+body code 30051 / 30019 / 30018 / 30041            VenueRejected; ``CODE_MARKET_DISABLED``: the
+                                                   execution client sends a MARKET order again
+                                                   as LIMIT
+body code 10007 (symbol not tradable over the API) VenueRejected, hint at defaultSymbols
 other 4xx / code                                   VenueRejected with MEXC's code and message
 =================================================  ==========================================
 
@@ -38,6 +42,8 @@ from cdb_cli.engine.errors import (
 __all__ = [
     "CODE_BAD_KEY",
     "CODE_INSUFFICIENT",
+    "CODE_MARKET_DISABLED",
+    "CODE_NOT_API_TRADABLE",
     "CODE_SIGNATURE",
     "CODE_TIMESTAMP",
     "CODE_UNKNOWN_ORDER",
@@ -55,6 +61,11 @@ CODE_BAD_KEY = frozenset({10072, 700001, 400})
 CODE_TIMESTAMP = frozenset({700003, 10073})
 CODE_INSUFFICIENT = frozenset({30004, 10101})
 CODE_UNKNOWN_ORDER = frozenset({-2011, -2013})  # documented -2011; -2013 seen in the wild
+CODE_MARKET_DISABLED = frozenset({30018, 30019, 30041, 30051})
+"""A MARKET order refused for its type: documented 30018 "market order is disabled", 30019 "api
+market order is disabled", 30041 "current order type can not place order"; 30051 "api market
+order is disabled" is what MEXC sent live (hummingbot #6932, 2024-03)."""
+CODE_NOT_API_TRADABLE = 10007  # "bad symbol" (EN docs) / the symbol does not support API trading
 _MAX_SHOWN = 120
 _NOT_JSON: Any = object()
 
@@ -119,6 +130,12 @@ def _business_error(where: str, code: int, raw_msg: object) -> CdbError:
     if code in CODE_TIMESTAMP:
         return VenueRejected(
             f"MEXC rejected the timestamp on {where} ({code} {msg}): clock out of recvWindow",
+            code=code,
+        )
+    if code == CODE_NOT_API_TRADABLE:
+        return VenueRejected(
+            f"MEXC rejected {where}: {code} {msg} (the symbol is not tradable over the API: "
+            "see /api/v3/defaultSymbols)",
             code=code,
         )
     if code in CODE_INSUFFICIENT:

@@ -7,6 +7,12 @@ and happen only when retrying is safe: rate limits, connection failures, and 5xx
 on GET. A POST or DELETE whose outcome is unknown is never resent; it raises VenueServerError and
 the caller must query the order.
 
+Rate limits (:mod:`.ratelimit`): MEXC's weight per endpoint against 500 per 10 s, 20 requests
+and 10 orders a second. A 429 (418, WAF 403) is waited out and the request resent (any method:
+MEXC did not take it) while its waits stay within ``max_rate_limit_wait`` and each Retry-After
+within ``max_retry_after``; then ``RateLimited``. Not counted in ``max_attempts``, except that
+``max_attempts=1`` (a probe) retries nothing.
+
 Every answer is read by its endpoint's reader (:data:`READERS`), which checks its shape field by
 field: a 2xx body the reader cannot read raises :class:`~.errors.MalformedAnswer`, a
 ``VenueServerError`` (the outcome is unknown, as for a 5xx; a GET is retried). So every answer
@@ -30,6 +36,7 @@ import httpx
 from cdb_cli.adapters.mexc.answers import (
     read_balances,
     read_canceled_orders,
+    read_default_symbols,
     read_empty,
     read_klines,
     read_listen_key,
@@ -53,8 +60,9 @@ from cdb_cli.adapters.mexc.models import (
     Order,
     format_decimal,
 )
-from cdb_cli.adapters.mexc.ratelimit import RateLimiter
+from cdb_cli.adapters.mexc.ratelimit import RequestLimits
 from cdb_cli.adapters.mexc.signing import Credentials, encode_params
+from cdb_cli.adapters.mexc.weights import BUDGET, weight
 from cdb_cli.engine.errors import (
     CdbError,
     ConfigurationError,
@@ -101,8 +109,10 @@ class MexcHttpClient:
         backoff_base: float = 0.25,
         backoff_max: float = 5.0,
         max_retry_after: float = 30.0,
+        max_rate_limit_wait: float = 60.0,
         requests_per_second: int = 20,
         orders_per_second: int = 10,
+        weight_budget: int = BUDGET,
         clock_ms: Callable[[], int] = _wall_ms,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -115,10 +125,14 @@ class MexcHttpClient:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_retry_after = max_retry_after
+        self.max_rate_limit_wait = max_rate_limit_wait
         self._clock_ms = clock_ms
         self.time_offset_ms: int | None = None
-        self.requests = RateLimiter(requests_per_second, 1.0)
-        self.orders = RateLimiter(orders_per_second, 1.0)
+        self.limits = RequestLimits(
+            weight_budget=weight_budget,
+            requests_per_second=requests_per_second,
+            orders_per_second=orders_per_second,
+        )
         self._http = httpx.AsyncClient(timeout=timeout, transport=transport)
 
     def __repr__(self) -> str:
@@ -205,15 +219,11 @@ class MexcHttpClient:
             raise
 
     def _retry_delay(self, error: CdbError, method: str, attempt: int) -> float | None:
-        """Seconds to wait before retrying after ``error``, or None when it must not be retried."""
-        if isinstance(error, RateLimited):
-            wait = error.retry_after if error.retry_after is not None else self._backoff(attempt)
-            return None if wait > self.max_retry_after else wait
-        if isinstance(error, TransientError):
-            return self._backoff(attempt)
-        if isinstance(error, VenueServerError) and method == "GET":
-            return self._backoff(attempt)
-        return None
+        """Seconds to wait before retrying after ``error`` (not a rate limit), or None when it
+        must not be retried."""
+        safe = isinstance(error, TransientError)
+        safe = safe or (isinstance(error, VenueServerError) and method == "GET")
+        return self._backoff(attempt) if safe else None
 
     async def _request(
         self,
@@ -230,30 +240,44 @@ class MexcHttpClient:
         params = list(params)
         if signed and self.time_offset_ms is None:
             await self.sync_time()
+        cost = weight(method, path.removeprefix(f"{API}/"), any(k == "symbol" for k, _ in params))
         resynced = False
-        for attempt in range(self.max_attempts):
-            await self.requests.acquire()
-            if order:
-                await self.orders.acquire()
+        attempt = limited = 0
+        waited = 0.0  # Retry-After waited for this request so far
+        while True:
+            await self.limits.acquire(cost, order=order)
             try:
                 return await self._send_once(method, path, params, read, signed=signed)
+            except RateLimited as e:
+                wait = e.retry_after if e.retry_after is not None else self._backoff(limited)
+                limited += 1
+                if (
+                    self.max_attempts == 1
+                    or wait > self.max_retry_after
+                    or waited + wait > self.max_rate_limit_wait
+                ):
+                    raise
+                waited += wait
+                self.limits.refused(wait, cost)
+                budget = self.limits.weights.budget
+                logger.warning(
+                    "MEXC 429 on %s %s: waiting %.2f s (%d/10 s)", method, path, wait, budget
+                )
             except VenueRejected as e:
-                last = attempt + 1 >= self.max_attempts
+                attempt += 1
+                last = attempt >= self.max_attempts
                 if e.code not in CODE_TIMESTAMP or resynced or not signed or last:
                     raise
                 resynced = True
                 logger.warning("MEXC says our clock is off; re-syncing server time")
                 await self.sync_time()
             except CdbError as e:
-                wait = self._retry_delay(e, method, attempt)
-                if wait is None or attempt + 1 >= self.max_attempts:
+                retry = self._retry_delay(e, method, attempt)
+                attempt += 1
+                if retry is None or attempt >= self.max_attempts:
                     raise
-                logger.warning("MEXC %s %s: %s; retrying in %.2f s", method, path, e, wait)
-                if isinstance(e, RateLimited):
-                    self.requests.pause(wait)
-                else:
-                    await asyncio.sleep(wait)
-        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+                logger.warning("MEXC %s %s: %s; retrying in %.2f s", method, path, e, retry)
+                await asyncio.sleep(retry)
 
     # -- public market data --------------------------------------------------------------------
 
@@ -284,6 +308,11 @@ class MexcHttpClient:
         """Every symbol's instrument, tradability and order types (all symbols when none given)."""
         params = [("symbols", ",".join(symbols))] if symbols else []
         return await self._request("GET", f"{API}/exchangeInfo", read_symbols, params)
+
+    async def api_symbols(self) -> frozenset[str]:
+        """The symbols MEXC lets the API trade (``/api/v3/defaultSymbols``); an order on any
+        other is refused with 10007."""
+        return await self._request("GET", f"{API}/defaultSymbols", read_default_symbols)
 
     async def exchange_info(self, symbols: Sequence[str] = ()) -> dict[str, Instrument]:
         """Instruments of the tradable symbols (status 1, spot allowed), by symbol."""

@@ -7,7 +7,7 @@ records, not engine events; conversion to nanoseconds happens where events are b
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -16,6 +16,7 @@ from cdb_cli.engine.instruments import Instrument
 
 __all__ = [
     "SIDES",
+    "TRADE_SIDE_PROBLEMS",
     "Balance",
     "BookTicker",
     "Depth",
@@ -191,6 +192,22 @@ class MexcSymbol:
     instrument: Instrument
     tradable: bool
     order_types: tuple[str, ...]
+    trade_side: str = "1"
+    """``tradeSideType``: "1" both sides, "2" buy only, "3" sell only, "4" closed."""
+
+    @property
+    def sides_problem(self) -> str | None:
+        """Why the symbol cannot be traded both ways (None when it can)."""
+        return TRADE_SIDE_PROBLEMS.get(self.trade_side)
+
+
+TRADE_SIDE_PROBLEMS: dict[str, str] = {
+    "2": "takes buy orders only (tradeSideType 2): an exit could not sell",
+    "3": "takes sell orders only (tradeSideType 3): no entry could buy",
+    "4": "is closed to orders (tradeSideType 4)",
+}
+"""MEXC's ``tradeSideType`` values that stop a long-only bot (spot v3 exchangeInfo: "1 - All,
+2 - buy order only, 3 - Sell order only, 4 - Close")."""
 
 
 def symbol_from_json(raw: Any) -> MexcSymbol:
@@ -198,7 +215,10 @@ def symbol_from_json(raw: Any) -> MexcSymbol:
 
     Tick = 10^-quotePrecision (D-CN: price precision), step = 10^-baseAssetPrecision, min quantity =
     ``baseSizePrecision``, min notional = ``quoteAmountPrecision``. Tradable when status is "1"
-    (or the legacy "ENABLED"), spot trading is allowed and SPOT is in the permissions.
+    (or the legacy "ENABLED"), spot trading is allowed and SPOT is in the permissions. MARKET
+    orders are taken when ``orderTypes`` lists MARKET (an absent list says nothing: assumed yes)
+    and ``quoteOrderQtyMarketAllowed`` is not false (cdb buys at market by quote amount).
+    ``tradeSideType`` (string or number) is kept as text.
     """
     f = Fields(raw, "exchangeInfo symbol")
     status = f.raw.get("status")
@@ -230,7 +250,12 @@ def symbol_from_json(raw: Any) -> MexcSymbol:
     order_types = f.texts("orderTypes")
     online = isinstance(status, str | int) and str(status) in {"1", "ENABLED"}
     tradable = online and spot_allowed and "SPOT" in permissions
-    return MexcSymbol(instrument, tradable, order_types)
+    by_quote = f.raw.get("quoteOrderQtyMarketAllowed") is not False
+    if (order_types and "MARKET" not in order_types) or not by_quote:
+        instrument = replace(instrument, market_orders=False)
+    side = f.raw.get("tradeSideType")
+    trade_side = str(side) if isinstance(side, str | int) and not isinstance(side, bool) else "1"
+    return MexcSymbol(instrument, tradable, order_types, trade_side or "1")
 
 
 def instrument_from_symbol(raw: Any) -> Instrument:

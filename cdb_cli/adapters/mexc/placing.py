@@ -5,7 +5,9 @@
 - An order breaking a filter (:mod:`.orderparams`), or placed while the :class:`ClockGuard` says
   requests cannot be signed validly (re-checked first), is REJECTED with the reason; nothing is
   sent.
-- MEXC refusing the order (``VenueRejected``) → REJECTED with MEXC's message.
+- MEXC refusing the order (``VenueRejected``) → REJECTED with MEXC's message; a MARKET order
+  refused for its type (``CODE_MARKET_DISABLED``, e.g. 30051) gets a reason starting with the
+  engine's ``MARKET_REFUSED``, which sends it again as LIMIT.
 - The outcome unknown (a 5xx, a timeout or dropped connection after sending, an unreadable answer)
   → the order is looked up by its client order id, ``attempts`` times with doubling waits from
   ``backoff_s``; it is never sent again. Found → its state. MEXC answering "unknown order"
@@ -22,10 +24,11 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from decimal import Decimal
 
 from cdb_cli.adapters.mexc.clockguard import ClockGuard
-from cdb_cli.adapters.mexc.errors import CODE_UNKNOWN_ORDER
+from cdb_cli.adapters.mexc.errors import CODE_MARKET_DISABLED, CODE_UNKNOWN_ORDER
 from cdb_cli.adapters.mexc.http import MexcHttpClient
 from cdb_cli.adapters.mexc.orderparams import OrderRequest, Refused, check_at_market, order_request
 from cdb_cli.adapters.mexc.polling import OrderPoller
@@ -39,6 +42,7 @@ from cdb_cli.engine.errors import (
 )
 from cdb_cli.engine.events import Side
 from cdb_cli.engine.instruments import Instrument
+from cdb_cli.engine.live_execution import market_refused
 from cdb_cli.engine.ports.execution import VenueOrderState
 from cdb_cli.engine.records import OrderRecord
 
@@ -76,6 +80,12 @@ class OrderPlacer:
         if found is None:
             raise Refused(f"{symbol} is not tradable on MEXC (exchangeInfo)")
         return found
+
+    def _no_market(self, symbol: str) -> None:
+        """MEXC refused a MARKET order on ``symbol`` for its type: remember it takes none."""
+        found = self.instruments.get(symbol)
+        if found is not None and found.market_orders:
+            self.instruments[symbol] = replace(found, market_orders=False)
 
     async def place(self, order: OrderRecord) -> VenueOrderState:
         """Send ``order`` once; its state (see the module docstring for every outcome)."""
@@ -150,9 +160,11 @@ class OrderPlacer:
             self.orders.forget(client_id)
             self.counters["rejected"] += 1
             logger.warning("MEXC rejected order %s: %s", client_id, e.message)
-            return self.orders.publish_state(
-                self.orders.state(tracked, "REJECTED", reason=e.message)
-            )
+            reason = e.message
+            if request.order_type == "MARKET" and e.code in CODE_MARKET_DISABLED:
+                reason = market_refused(e.message)  # the engine sends it again as LIMIT
+                self._no_market(request.symbol)
+            return self.orders.publish_state(self.orders.state(tracked, "REJECTED", reason=reason))
         except ConfigurationError:
             self.orders.forget(client_id)  # nothing was sent: no credentials
             raise

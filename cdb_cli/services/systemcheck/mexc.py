@@ -16,6 +16,7 @@ from cdb_cli.engine.errors import DependencyError, VenueError, VenueRejected
 from cdb_cli.services.systemcheck.model import Check, CheckContext, Outcome, Status
 
 if TYPE_CHECKING:
+    from cdb_cli.adapters.mexc.models import MexcSymbol
     from cdb_cli.settings import Settings
 
 __all__ = [
@@ -125,38 +126,48 @@ def check_mexc_keys(context: CheckContext) -> Outcome:
 
 def check_mexc_trading(context: CheckContext) -> Outcome:
     """The account may trade spot (``canTrade``, SPOT permission) and every ``CDB_SYMBOLS`` symbol
-    is tradable (status 1, spot allowed, per ``exchangeInfo``); needs accepted keys."""
+    is tradable: status 1, spot allowed (``exchangeInfo``), open to the API (listed by
+    ``/api/v3/defaultSymbols``; MEXC refuses orders on others with 10007) and to both sides
+    (``tradeSideType`` 1: a buy-only symbol could never be exited). Needs accepted keys."""
     from cdb_cli.context import run_async
     from cdb_cli.kernel import mexc_http_client
 
     settings = context.require_settings()
 
-    async def probe() -> tuple[bool, tuple[str, ...], dict[str, bool]]:
+    async def probe() -> tuple[bool, tuple[str, ...], dict[str, MexcSymbol], frozenset[str]]:
         async with mexc_http_client(settings) as client:
             can_trade, permissions = await client.account_permissions()
-            tradable: dict[str, bool] = {}
+            listed: dict[str, MexcSymbol] = {}
             for symbol in settings.symbols:  # one by one: MEXC refuses a list with an unknown one
                 try:
                     found = await client.symbols([symbol])
                 except VenueRejected:
                     continue  # "Invalid symbol": not listed
                 if symbol in found:
-                    tradable[symbol] = found[symbol].tradable
-            return can_trade, permissions, tradable
+                    listed[symbol] = found[symbol]
+            return can_trade, permissions, listed, await client.api_symbols()
 
     try:
-        can_trade, permissions, tradable = run_async(probe())
+        can_trade, permissions, listed, api_symbols = run_async(probe())
     except VenueRejected as e:
         return Outcome(Status.FAIL, "rejected", e.message)
-    problems = _trading_problems(can_trade, permissions, settings.symbols, tradable)
+    problems = _trading_problems(can_trade, permissions, settings.symbols, listed, api_symbols)
     if problems:
         status = Status.FAIL if settings.mode == "live" else Status.WARN
         return Outcome(status, "not tradable", "; ".join(problems))
-    return Outcome(Status.OK, f"spot trading allowed for {', '.join(settings.symbols)}")
+    value = f"spot trading allowed for {', '.join(settings.symbols)}"
+    limit_only = [s for s in settings.symbols if not listed[s].instrument.market_orders]
+    if limit_only:
+        value += f" (no MARKET orders on {', '.join(limit_only)}: cdb sends LIMIT orders there)"
+    return Outcome(Status.OK, value)
 
 
 def _trading_problems(
-    can_trade: bool, permissions: tuple[str, ...], symbols: list[str], tradable: dict[str, bool]
+    can_trade: bool,
+    permissions: tuple[str, ...],
+    symbols: list[str],
+    listed: dict[str, MexcSymbol],
+    api_symbols: frozenset[str],
 ) -> list[str]:
     problems = []
     if not can_trade:
@@ -164,10 +175,18 @@ def _trading_problems(
     if "SPOT" not in permissions:
         problems.append(f"no SPOT permission (has {', '.join(permissions) or 'none'})")
     for symbol in symbols:
-        if symbol not in tradable:
+        found = listed.get(symbol)
+        if found is None:
             problems.append(f"{symbol} is not listed")
-        elif not tradable[symbol]:
+        elif not found.tradable:
             problems.append(f"{symbol} is not tradable (status, spot or permission)")
+        elif symbol not in api_symbols:
+            problems.append(
+                f"{symbol} is not tradable over the API (not in /api/v3/defaultSymbols; "
+                "MEXC answers its orders with 10007)"
+            )
+        elif found.sides_problem is not None:
+            problems.append(f"{symbol} {found.sides_problem}")
     return problems
 
 

@@ -59,3 +59,11 @@ def test_unknown_4xx_without_json_is_a_rejection() -> None:
 )
 def test_parse_retry_after(value: str | None, seconds: float | None) -> None:
     assert parse_retry_after(value) == seconds
+
+
+def test_10007_points_at_the_api_symbol_list() -> None:
+    body = b'{"code":10007,"msg":"symbol not support api"}'
+    error = error_for_response(400, body, {}, where=WHERE)
+    assert isinstance(error, VenueRejected)
+    assert error.code == 10007
+    assert "not tradable over the API: see /api/v3/defaultSymbols" in error.message

@@ -355,14 +355,24 @@ async def test_429_with_retry_after_is_honoured_then_succeeds(
     assert time.monotonic() - started >= 0.9
 
 
-async def test_persistent_429_raises_rate_limited_with_retry_after(
+async def test_429s_beyond_the_wait_budget_raise_rate_limited_with_retry_after(
     sim: SimServer,
 ) -> None:
     sim.exchange.faults.update({"http_429": 5, "retry_after": 1.0})
-    async with MexcHttpClient(sim.rest_url, max_attempts=2) as c:
+    async with MexcHttpClient(sim.rest_url, max_rate_limit_wait=2.5) as c:
         with pytest.raises(RateLimited) as caught:
             await c.ping()
+        assert c.limits.waited_out == 2  # waited 1 s twice; a third second is over the 2.5 s
     assert caught.value.retry_after == 1.0
+
+
+async def test_429s_do_not_use_up_the_attempts(sim: SimServer) -> None:
+    sim.exchange.faults.update({"http_429": 3, "retry_after": 0.2})
+    async with MexcHttpClient(sim.rest_url, max_attempts=2) as c:
+        await c.ping()
+        assert c.limits.waited_out == 3
+        assert c.limits.weights.throttled == 1  # one burst cuts the budget once
+        assert c.limits.weights.budget == 10  # MEXC took nothing in the window: the floor
 
 
 async def test_5xx_and_html_pages_are_retried_for_reads(

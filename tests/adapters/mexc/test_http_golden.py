@@ -31,6 +31,7 @@ READER_OF = {
     "openOrders": "GET /api/v3/openOrders",
     "openOrders_cancel": "DELETE /api/v3/openOrders",
     "myTrades": "GET /api/v3/myTrades",
+    "defaultSymbols": "GET /api/v3/defaultSymbols",
 }
 
 
@@ -108,6 +109,13 @@ def test_client_reads_mexcs_documented_examples_to_their_values() -> None:
     )
     canceled = read("openOrders_cancel", "documented")
     assert [(o.order_id, o.status) for o in canceled] == [("11", "CANCELED"), ("13", "CANCELED")]
+    assert read("defaultSymbols", "documented") == {
+        "GENE1USDT",
+        "SNTUSDT",
+        "SQUAWKUSDT",
+        "HEGICUSDT",
+        "GUMUSDT",
+    }
     (fill,) = read("myTrades", "documented")
     assert (fill.order_id, fill.commission, fill.commission_asset, fill.client_order_id) == (
         "bb41e5663e124046bd9497a3f5692f39",
@@ -131,5 +139,6 @@ def test_client_reads_the_recorded_simulator_answers_to_what_they_hold() -> None
     (fill,) = read("myTrades", "simulator")
     assert fill.client_order_id is None  # placed without newClientOrderId, as MEXC answers
     assert fill.qty * fill.price == fill.quote_qty
+    assert read("defaultSymbols", "simulator") == set(raw["defaultSymbols"]["data"])
     balances = read("account", "simulator")
     assert balances["USDT"].locked == resting.price * resting.orig_qty

@@ -112,3 +112,29 @@ def test_format_decimal_is_plain() -> None:
     assert format_decimal(Decimal("1E+1")) == "10"
     assert format_decimal(Decimal("0.00010000")) == "0.0001"
     assert format_decimal(Decimal("-0")) == "0"
+
+
+def test_order_types_and_trade_side_of_an_exchange_info_symbol() -> None:
+    """MARKET missing from ``orderTypes`` (the documented example lists LIMIT and LIMIT_MAKER) or
+    ``quoteOrderQtyMarketAllowed`` false: no MARKET orders; an absent list says nothing.
+    ``tradeSideType`` may come as a number (hummingbot's captures)."""
+    documented = {
+        "symbol": "TOMO3LUSDT", "status": "1", "baseAsset": "TOMO3L", "baseAssetPrecision": 2,
+        "quoteAsset": "USDT", "quotePrecision": 3, "orderTypes": ["LIMIT", "LIMIT_MAKER"],
+        "quoteOrderQtyMarketAllowed": False, "isSpotTradingAllowed": True,
+        "permissions": ["SPOT"], "baseSizePrecision": "0.0001", "quoteAmountPrecision": "5",
+        "tradeSideType": "2",
+    }  # fmt: skip
+    limit_only = symbol_from_json(documented)
+    assert limit_only.instrument.market_orders is False
+    assert limit_only.trade_side == "2"
+    assert limit_only.sides_problem is not None
+    assert limit_only.sides_problem.startswith("takes buy orders only")
+    market = {**documented, "orderTypes": ["LIMIT", "MARKET"], "tradeSideType": 1}
+    market.pop("quoteOrderQtyMarketAllowed")
+    both = symbol_from_json(market)
+    assert (both.instrument.market_orders, both.trade_side, both.sides_problem) == (True, "1", None)
+    silent = {k: v for k, v in market.items() if k not in ("orderTypes", "tradeSideType")}
+    assert symbol_from_json(silent).instrument.market_orders is True
+    by_quote_refused = {**market, "quoteOrderQtyMarketAllowed": False}
+    assert symbol_from_json(by_quote_refused).instrument.market_orders is False

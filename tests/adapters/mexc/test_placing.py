@@ -16,6 +16,7 @@ from cdb_cli.adapters.mexc.signing import Credentials
 from cdb_cli.adapters.mexc.sim import SimConfig, SimServer
 from cdb_cli.adapters.mexc.tracker import NEVER_REACHED
 from cdb_cli.engine.events import Side
+from cdb_cli.engine.live_execution import MARKET_REFUSED
 
 from .conftest import API_KEY, SECRET
 from .execution_kit import (
@@ -177,3 +178,21 @@ async def test_venue_rejection_carries_mexcs_message(
     assert rejected.status == "REJECTED"
     assert "insufficient" in rejected.reason.lower()
     assert sim_orders(sim, "vr-1") == []
+
+
+async def test_a_market_order_refused_for_its_type_is_rejected_for_the_engine_to_resend(
+    quiet: MexcExecutionClient, sim: SimServer
+) -> None:
+    sim.exchange.tradability.no_market.add(BTC)
+    refused = await quiet.place(record("nm-1", Side.BUY, quote=Decimal(50)))
+    assert refused.status == "REJECTED"
+    assert refused.reason.startswith(f"{MARKET_REFUSED}: ")
+    assert "30051 api market order is disabled" in refused.reason
+    assert (await quiet.instrument(BTC)).market_orders is False
+    assert sim_orders(sim, "nm-1") == []
+    above = (sim.exchange.markets[BTC].price * Decimal("1.005")).quantize(Decimal("0.01"))
+    limit = await quiet.place(record("nm-2", Side.BUY, "LIMIT", quote=Decimal(50), price=above))
+    assert limit.status != "REJECTED"
+    (placed,) = sim_orders(sim, "nm-2")
+    assert placed.type == "LIMIT"
+    assert placed.executed_qty > 0  # it crossed the book, like the MARKET order it replaces

@@ -36,9 +36,11 @@ from cdb_cli.adapters.mexc.sim.orders import (
     s,
     validated,
 )
+from cdb_cli.adapters.mexc.sim.tradability import Tradability
 from cdb_cli.engine.events import Side
 
 __all__ = ["SimConfig", "SimExchange"]
+
 
 MX = "MX"
 MX_STEP = Decimal("0.00000001")
@@ -76,6 +78,14 @@ class SimConfig:
     mx_deduct_price: Decimal | None = None
     """MX deduction: an account holding enough MX pays each commission in MX, valued at this price
     in the quote asset, and gets the whole of what it bought or sold; None: off."""
+    api_untradable: frozenset[str] = frozenset()
+    """Symbols listed and quoted but not tradable over the API: left out of
+    ``/api/v3/defaultSymbols``, their orders answered ``10007``."""
+    no_market: frozenset[str] = frozenset()
+    """Symbols whose ``orderTypes`` lack MARKET: MARKET orders answered ``30051``."""
+    trade_sides: dict[str, str] = field(default_factory=dict)
+    """``tradeSideType`` per symbol ("2" buy only, "3" sell only, "4" closed; default "1" all):
+    orders on a side not allowed are answered ``30001``."""
 
 
 class SimExchange:
@@ -98,6 +108,9 @@ class SimExchange:
         self.books = {
             sym: Book(m, config.levels, config.level_quote) for sym, m in self.markets.items()
         }
+        self.tradability = Tradability(  # settable while running (tests, /_sim/symbols)
+            set(config.api_untradable), set(config.no_market), dict(config.trade_sides)
+        )
         self.depth_journals = {sym: DepthJournal() for sym in self.markets}
         self.accounts = {
             key: Account(key, secret, free=dict(config.balances))
@@ -144,8 +157,15 @@ class SimExchange:
             "serverTime": self.server_ms(),
             "rateLimits": [],
             "exchangeFilters": [],
-            "symbols": [_symbol_json(m) for m in chosen],
+            "symbols": [self._symbol_json(m) for m in chosen],
         }
+
+    def _symbol_json(self, market: SymbolMarket) -> dict[str, object]:
+        return self.tradability.symbol_json(_symbol_json(market))
+
+    def default_symbols(self) -> list[str]:
+        """``GET /api/v3/defaultSymbols``: the symbols tradable over the API."""
+        return [name for name in self.markets if name not in self.tradability.api_untradable]
 
     def depth(self, symbol: str | None, limit: int) -> dict[str, object]:
         """The book with ``lastUpdateId`` = its depth version, which the diff-depth pushes continue
@@ -184,6 +204,7 @@ class SimExchange:
         market = self.market(p.get("symbol"))
         inst = market.instrument
         side, otype, qty, quote, price = validated(market, p)
+        self.tradability.check_order(market.symbol, side, otype)
         book = self.books[market.symbol]
         bid, ask = market.best_bid_ask()
         crosses = price is not None and (price >= ask if side == "BUY" else price <= bid)

@@ -4,7 +4,9 @@ aiohttp serves HTTP and WebSocket on the same port and handles POST/DELETE bodie
 ``websockets`` server cannot serve ordinary HTTP requests, so it is not an option here.
 Control endpoints for tests and rehearsals (loopback only): ``GET|POST /_sim/faults`` (see
 :class:`~.faults.Faults`; e.g. ``{"accept_then_5xx": 1}`` or ``{"clock_offset_ms": -10000}``),
-``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once).
+``POST /_sim/drop`` (cut every WebSocket), ``POST /_sim/step`` (advance the market once),
+``GET|POST /_sim/symbols`` (what the API may trade: ``{"api_untradable": ["ETHUSDT"],
+"no_market": ["BTCUSDT"], "trade_sides": {"BTCUSDT": "2"}}``).
 In process, :meth:`SimServer.garble` replaces the next answers of one endpoint with given bytes
 (the request is still handled: an order is booked), for tests of hostile answers.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 from aiohttp import web
 
+from cdb_cli.adapters.mexc.ratelimit import RateLimiter
 from cdb_cli.adapters.mexc.sim import history, tickers
 from cdb_cli.adapters.mexc.sim.auth import ApiError, parse_params
 from cdb_cli.adapters.mexc.sim.exchange import SimExchange
@@ -34,7 +37,7 @@ from cdb_cli.adapters.mexc.sim.history import number
 from cdb_cli.adapters.mexc.sim.market import PublicTrade
 from cdb_cli.adapters.mexc.sim.orders import Account
 from cdb_cli.adapters.mexc.sim.websocket import Connection, SimWebSocket
-from cdb_cli.adapters.mexc.sim.weights import weight
+from cdb_cli.adapters.mexc.weights import WINDOW_S, weight
 
 __all__ = ["SimServer"]
 
@@ -57,7 +60,7 @@ class SimServer:
         self.websocket = SimWebSocket(exchange)
         self._runner: web.AppRunner | None = None
         self._ticker: asyncio.Task[None] | None = None
-        self._hits: dict[str, deque[tuple[float, int]]] = {}  # per address: (monotonic s, weight)
+        self._budgets: dict[str, RateLimiter] = {}  # the ``rate_limit`` budget per address
         # The latest REST requests (monotonic s, method, path), for tests and rehearsals.
         self.requests: deque[tuple[float, str, str]] = deque(maxlen=10_000)
         self._garbled: dict[tuple[str, str], deque[bytes]] = {}
@@ -214,6 +217,7 @@ class SimServer:
         )
         app.router.add_get("/ws", self.websocket.handle)
         app.router.add_route("*", "/_sim/faults", self._faults)
+        app.router.add_route("*", "/_sim/symbols", self._symbols)
         app.router.add_post("/_sim/drop", self._drop)
         app.router.add_post("/_sim/step", self._step)
 
@@ -249,14 +253,12 @@ class SimServer:
         if limit <= 0:
             return None
         cost = weight(request.method, path, bool(request.rel_url.query.get("symbol")))
-        now = time.monotonic()
-        hits = self._hits.setdefault(request.remote or "?", deque())
-        while hits and hits[0][0] <= now - 10:
-            hits.popleft()
-        if sum(w for _, w in hits) + cost > limit:
-            return max(1.0, math.ceil(hits[0][0] + 10 - now)) if hits else 10.0
-        hits.append((now, cost))
-        return None
+        address = request.remote or "?"
+        budget = self._budgets.get(address)
+        if budget is None or budget.limit != limit:
+            budget = self._budgets[address] = RateLimiter(limit, WINDOW_S)
+        wait = budget.try_acquire(cost)
+        return max(1.0, math.ceil(wait)) if wait > 0 else None
 
     def _injected(self, request: web.Request, path: str) -> web.Response | None:
         faults = self.exchange.faults
@@ -328,6 +330,16 @@ class SimServer:
             except (ValueError, TypeError, AttributeError) as e:
                 return web.json_response({"error": str(e)}, status=400)
         return web.json_response(self.exchange.faults.as_dict())
+
+    async def _symbols(self, request: web.Request) -> web.Response:
+        tradability = self.exchange.tradability
+        if request.method == "POST":
+            try:
+                tradability.update(await request.json(), lambda v: self.exchange.market(v).symbol)
+            except (ValueError, TypeError, AttributeError, ApiError) as e:
+                message = e.msg if isinstance(e, ApiError) else str(e)
+                return web.json_response({"error": message}, status=400)
+        return web.json_response(tradability.as_json())
 
     async def _drop(self, _: web.Request) -> web.Response:
         return web.json_response({"dropped": self.drop_connections()})

@@ -111,7 +111,7 @@ def avg_price(exchange: SimExchange, symbol: str | None) -> dict[str, object]:
 
 def default_symbols(exchange: SimExchange) -> dict[str, object]:
     """``GET /api/v3/defaultSymbols``: the symbols tradable over the API, in MEXC's envelope."""
-    return {"code": 200, "data": list(exchange.markets), "msg": None}
+    return {"code": 200, "data": exchange.default_symbols(), "msg": None}
 
 
 def _chosen(

@@ -1,9 +1,16 @@
 """MEXC's documented request weights (spot v3 docs, "Weight(IP)" of each endpoint; mexc_api.md
-§3.3): what one request costs against the simulator's ``rate_limit`` budget per 10 s."""
+§3.3): what one request costs against a budget per 10 s. One table for both sides: the client's
+limiter (:class:`~cdb_cli.adapters.mexc.http.MexcHttpClient`, 500 per 10 s as documented) and the
+simulator's ``--rate-limit`` budget charge the same weights."""
 
 from __future__ import annotations
 
-__all__ = ["weight"]
+__all__ = ["BUDGET", "WINDOW_S", "weight"]
+
+BUDGET = 500
+"""MEXC's documented weight per 10 s ("Each endpoint with IP limits has an independent 500 every
+10 second limit"; the Chinese docs say all IP endpoints share it, so cdb counts them together)."""
+WINDOW_S = 10.0
 
 WEIGHTS: dict[tuple[str, str], int] = {
     ("GET", "exchangeInfo"): 10,
