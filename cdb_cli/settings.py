@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Annotated, Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from platformdirs import user_data_dir
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cdb_cli.engine.config import PaperExecutionConfig, RiskLimits, SignalConfig
+from cdb_cli.settings_defaults import default_backup_dir, default_database_url, default_spill_dir
 
 __all__ = [
     "ENGINE_CONFIGS",
@@ -63,22 +63,6 @@ Their fields are written once, in ``cdb_cli.engine.config``; :class:`Settings` t
 default, bounds and description from there (:func:`_engine_field`)."""
 
 _ConfigT = TypeVar("_ConfigT", bound=BaseModel)
-
-
-def default_database_url() -> str:
-    """The embedded default: a SQLite file in the user data dir (created on first use)."""
-    return f"sqlite:///{Path(user_data_dir('cdb', appauthor=False)) / 'cdb.db'}"
-
-
-def default_backup_dir() -> Path:
-    """The default backup folder: ``backups`` in the user data dir, beside the default database."""
-    return Path(user_data_dir("cdb", appauthor=False)) / "backups"
-
-
-def default_spill_dir() -> Path:
-    """Where a stop with the store down writes what it could not store: ``unsaved`` in the user
-    data dir."""
-    return Path(user_data_dir("cdb", appauthor=False)) / "unsaved"
 
 
 def env_name(field: str) -> str:

@@ -15,6 +15,7 @@ from cdb_cli.engine.config import RiskLimits, SignalConfig
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.kernel import risk_limits
 from cdb_cli.schema_doc import env_example
+from cdb_cli.services.governance import OPERATOR_DECIDES
 from cdb_cli.settings import (
     ENGINE_CONFIGS,
     Settings,
@@ -123,8 +124,13 @@ def test_every_engine_config_field_is_a_documented_setting_with_the_engines_defa
     for model, prefix in ENGINE_CONFIGS.items():
         for name, field in model.model_fields.items():
             fields += 1
-            line = f"# {field.description}\n{env_name(prefix + name)}={field.default}\n"
-            assert line in example
+            setting = f"{env_name(prefix + name)}={field.default}\n"
+            if prefix + name in OPERATOR_DECIDES:  # live trading wants them set by the operator
+                setting = (
+                    "# Live trading: set it yourself (the live gate refuses the default).\n# "
+                    + setting
+                )
+            assert f"# {field.description}\n{setting}" in example
     assert fields == 21  # 9 risk limits, 8 signal parameters, 4 paper-execution parameters
 
 
