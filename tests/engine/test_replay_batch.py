@@ -73,7 +73,9 @@ class OneByOne:
         return self.inner.explain(close, volume)
 
 
-def replay(series: BarSeries, strategy: Strategy, limits: RiskLimits) -> dict[str, Any]:
+def pipeline_for(
+    series: BarSeries, strategy: Strategy, limits: RiskLimits
+) -> tuple[TradingPipeline, TestClock, MemoryRecorder]:
     clock, recorder = TestClock(), MemoryRecorder()
     pipeline = TradingPipeline(
         strategies={series.symbol: strategy},
@@ -90,6 +92,11 @@ def replay(series: BarSeries, strategy: Strategy, limits: RiskLimits) -> dict[st
         recorder=recorder,
         run_id="rb",
     )
+    return pipeline, clock, recorder
+
+
+def replay(series: BarSeries, strategy: Strategy, limits: RiskLimits) -> dict[str, Any]:
+    pipeline, clock, recorder = pipeline_for(series, strategy, limits)
     replay_bars(pipeline, series, clock)
     stats = pipeline.snapshot_stats()
     portfolio = pipeline.portfolio
@@ -186,22 +193,7 @@ def test_a_finished_replay_is_collected(series: BarSeries) -> None:
     import weakref
 
     frozen = gc.get_freeze_count()
-    clock, recorder = TestClock(), MemoryRecorder()
-    pipeline = TradingPipeline(
-        strategies={series.symbol: EmaCrossStrategy()},
-        risk=RiskEngine(LIMITS_OFF),
-        execution=SimulatedExecution(
-            PaperExecutionConfig(),
-            {series.symbol: default_instrument(series.symbol)},
-            random.Random(0),
-            id_prefix="rb",
-            mode="replay",
-        ),
-        portfolio=Portfolio(D(10_000), quote_currency="USDT"),
-        clock=clock,
-        recorder=recorder,
-        run_id="rb",
-    )
+    pipeline, clock, _ = pipeline_for(series, EmaCrossStrategy(), LIMITS_OFF)
     replay_bars(pipeline, series, clock)
     assert pipeline.snapshot_stats().fills > 0
     assert gc.isenabled()

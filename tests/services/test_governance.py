@@ -377,6 +377,18 @@ async def test_an_unreachable_mexc_is_refused(
     assert isinstance(result.error(), CheckFailed)
 
 
+async def gate(settings: Settings, env_file: Path | None = None) -> GateResult:
+    """The gate as `cdb run --live --confirm-live` asks it, the portfolio restored."""
+    return await live_gate(
+        settings,
+        symbols=SYMBOLS,
+        confirm_live=True,
+        prompt=None,
+        portfolio_restored=RESTORED,
+        env_file=env_file,
+    )
+
+
 # --- issue 27: the gate judges the run's own .env and credential files ---------------------------
 
 
@@ -394,14 +406,7 @@ async def test_a_world_readable_env_file_with_the_keys_refuses_naming_it(
     env_file.chmod(0o644)
     monkeypatch.delenv("CDB_MEXC_API_KEY")
     monkeypatch.delenv("CDB_MEXC_API_SECRET")
-    result = await live_gate(
-        load_settings(env_file),
-        symbols=SYMBOLS,
-        confirm_live=True,
-        prompt=None,
-        portfolio_restored=RESTORED,
-        env_file=env_file,
-    )
+    result = await gate(load_settings(env_file), env_file)
     ok, detail = _condition(result, "systemcheck")
     assert not ok
     assert f"readable by group/others (mode 0644); run: chmod 600 {env_file}" in detail
@@ -410,14 +415,7 @@ async def test_a_world_readable_env_file_with_the_keys_refuses_naming_it(
     assert str(env_file) in " ".join(error.details)
     assert SECRET not in str(result.rows())
     env_file.chmod(0o600)
-    again = await live_gate(
-        load_settings(env_file),
-        symbols=SYMBOLS,
-        confirm_live=True,
-        prompt=None,
-        portfolio_restored=RESTORED,
-        env_file=env_file,
-    )
+    again = await gate(load_settings(env_file), env_file)
     assert again.ok, again.rows()
 
 
@@ -437,14 +435,7 @@ async def test_a_copied_env_example_leaves_the_limits_to_decide(
     env_file = tmp_path / ".env"
     env_file.write_text(ENV_EXAMPLE.read_text())
     env_file.chmod(0o600)
-    result = await live_gate(
-        load_settings(env_file),
-        symbols=SYMBOLS,
-        confirm_live=True,
-        prompt=None,
-        portfolio_restored=RESTORED,
-        env_file=env_file,
-    )
+    result = await gate(load_settings(env_file), env_file)
     ok, detail = _condition(result, "risk limits")
     assert not ok
     assert detail.startswith(
@@ -475,24 +466,12 @@ async def test_keys_given_only_as_systemd_credentials_pass_and_a_loose_one_fails
     for path in credentials.iterdir():
         path.chmod(0o400)
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
-    result = await live_gate(
-        load_settings(),
-        symbols=SYMBOLS,
-        confirm_live=True,
-        prompt=None,
-        portfolio_restored=RESTORED,
-    )
+    result = await gate(load_settings())
     assert result.ok, result.rows()
     assert _condition(result, "mexc keys") == (True, f"{MASKED} accepted by MEXC")
     loose = credentials / "CDB_MEXC_API_SECRET"
     loose.chmod(0o644)
-    refused = await live_gate(
-        load_settings(),
-        symbols=SYMBOLS,
-        confirm_live=True,
-        prompt=None,
-        portfolio_restored=RESTORED,
-    )
+    refused = await gate(load_settings())
     ok, detail = _condition(refused, "systemcheck")
     assert not ok
     assert str(loose) in detail
