@@ -27,6 +27,11 @@ not on the one maximum a few dozen orders would give. Measured:
   collector's tracked objects differ by about 1,000 between the first and the third hour
   (counted by type with ``gc.get_objects``), none of them a growing table.
 
+``--webhook=hang`` (or ``=fail``) posts every fill (``CDB_NOTIFY_FILLS``) to a local webhook
+receiver that never answers (or answers 500): the alerts must not reach the tick → order path,
+so the p99 must stay within the same target (issue 28). ``python benchmarks/latency.py 30
+--webhook=hang`` runs 30 simulated minutes.
+
 The multi-process figure (components over Redis, target p99 ≤ 5 ms) comes from
 ``latency_components.py`` (five ``cdb run --paper --component`` processes, real Redis and
 PostgreSQL).
@@ -76,7 +81,30 @@ class QueueFeed:
         pass
 
 
-async def drive(minutes: int, seed: int) -> dict[str, Any]:
+def webhook_receiver(behaviour: str) -> str:
+    """A local webhook receiver that hangs on every POST (``hang``) or answers 500 (``fail``);
+    returns its URL. For ``--webhook``: the loop's alerts must never wait on it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            if behaviour == "hang":
+                time.sleep(3600)
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/hook"
+
+
+async def drive(minutes: int, seed: int, webhook: str | None = None) -> dict[str, Any]:
     from cdb_cli.engine.bus import InMemoryBus
     from cdb_cli.engine.clock import TestClock
     from cdb_cli.engine.events import Side, TradeTick
@@ -102,6 +130,20 @@ async def drive(minutes: int, seed: int) -> dict[str, Any]:
         risk_per_trade_pct=Decimal(1),
         position_risk_pct=Decimal(50),
     )
+    alert = None
+    if webhook is not None:  # every fill posted to a receiver that hangs or fails
+        from pydantic import SecretStr
+
+        from cdb_cli.kernel import notifier
+
+        url = webhook_receiver(webhook)
+        settings = settings.model_copy(
+            update={"webhook_urls": SecretStr(f"json:{url}"), "notify_fills": True}
+        )
+        channels = notifier(settings)
+        if channels is None:
+            raise SystemExit("the webhook setting made no notifier")
+        alert = channels.send_async
     store = open_store(settings, create_if_new=True)
     clock = TestClock(T0)
     feed = QueueFeed()
@@ -115,6 +157,7 @@ async def drive(minutes: int, seed: int) -> dict[str, Any]:
         symbols=list(SYMBOLS),
         bar_interval_ns=BAR_NS,
         flush_interval_s=0.01,
+        alert=alert,
     )
     taken: list[int] = [0, 0]  # wall, thread CPU; 0: outside _on_event
     latencies: list[float] = []
@@ -209,10 +252,12 @@ def reference_us(runs: int = 200) -> float:
 
 def main() -> int:
     reference = reference_us()
-    minutes = int(sys.argv[1]) if len(sys.argv) > 1 else WARM_MINUTES + 60
+    args = [arg for arg in sys.argv[1:] if not arg.startswith("--webhook=")]
+    webhook = next((a.split("=", 1)[1] for a in sys.argv[1:] if a.startswith("--webhook=")), None)
+    minutes = int(args[0]) if args else WARM_MINUTES + 60
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    result = asyncio.run(drive(minutes, seed=11))
+    result = asyncio.run(drive(minutes, seed=11, webhook=webhook))
     elapsed = time.perf_counter() - started
     load_after = os.getloadavg()[0]
     latencies, memory, summary = result["latencies"], result["memory"], result["summary"]
