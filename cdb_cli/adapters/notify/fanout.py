@@ -114,6 +114,9 @@ class _Worker:
         self._secrets = secrets
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._dropped = 0
+        """Alerts dropped since the queue last had room: one warning when the first is, one
+        count when it drains (from the worker's thread, never the caller's loop)."""
 
     def put(self, notice: Notice) -> bool:
         with self._lock:
@@ -125,18 +128,31 @@ class _Worker:
         try:
             self.queue.put_nowait(notice)
         except queue.Full:
-            logger.warning(
-                "Alert %r not sent to %s: %d alerts already wait for it",
-                notice.title,
-                self.channel.label,
-                self.queue.maxsize,
-            )
+            with self._lock:
+                self._dropped += 1
+                first = self._dropped == 1
+            if first:  # one line while it is full, however many alerts come
+                logger.warning(
+                    "Alert %r not sent to %s: %d alerts already wait for it; more are dropped "
+                    "until it catches up",
+                    notice.title,
+                    self.channel.label,
+                    self.queue.maxsize,
+                )
             return False
         return True
+
+    def _report_dropped(self) -> None:
+        with self._lock:
+            dropped, self._dropped = self._dropped, 0
+        if dropped:
+            logger.warning("%d alerts for %s were dropped while its queue was full", dropped,
+                           self.channel.label)  # fmt: skip
 
     def _run(self) -> None:
         while True:
             item = self.queue.get()
+            self._report_dropped()  # the queue has room again
             try:
                 if not isinstance(item, Notice):  # _STOP
                     return

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from market_testkit import wait_until
 from smtp_testkit import SmtpServer
 from webhook_testkit import Receiver
 
@@ -124,9 +125,15 @@ def test_a_full_queue_drops_the_alert_with_a_warning(
     notifier.submit("b", "2")
     with caplog.at_level(logging.WARNING, logger="cdb_cli.adapters.notify"):
         notifier.submit("c", "3")
-    assert "Alert 'c' not sent to json #1 (127.0.0.1): 1 alerts already wait for it" in (
-        caplog.text
-    )
+        notifier.submit("d", "4")  # still full: dropped without another line
+        notifier.submit("e", "5")
+        assert "Alert 'c' not sent to json #1 (127.0.0.1): 1 alerts already wait for it" in (
+            caplog.text
+        )
+        assert "Alert 'd'" not in caplog.text
+        # "a" times out (2 s), the worker takes "b": the queue has room, the drops are counted
+        wait_until(lambda: "3 alerts for json #1" in caplog.text, 10, "the count of the drops")
+    assert "3 alerts for json #1 (127.0.0.1) were dropped while its queue was full" in caplog.text
     notifier.close(timeout_s=0.1)
 
 
