@@ -148,11 +148,19 @@ def risk_status(store: Store, limits: RiskLimits, run_id: str | None = None) -> 
 
 
 def halt_trading(
-    store: Store, *, reason: str, actor: str, flatten: bool, run_id: str | None, now_ns: int
+    store: Store,
+    *,
+    reason: str,
+    actor: str,
+    flatten: bool,
+    run_id: str | None,
+    now_ns: int,
+    via: str = "cli",
 ) -> Halt | None:
     """``cdb risk halt``: write the operator's halt (:data:`HALT_ACTION`) to the audit table; a
-    running loop halts (and with ``flatten`` sells every position) at its next flush. Returns
-    the halt that was in force already, None when trading was not halted."""
+    running loop halts (and with ``flatten`` sells every position) at its next flush. ``via``
+    says how it came (``cli``, ``mcp``). Returns the halt that was in force already, None when
+    trading was not halted."""
     current = trading_status(store, run_id)
     already = current_halt(store, current, run_id)
     store.add_audit(
@@ -164,7 +172,7 @@ def halt_trading(
             detail={
                 "reason": reason,
                 "flatten": "yes" if flatten else "no",
-                "via": "cli",
+                "via": via,
                 "previous": str(current.state),
             },
         )

@@ -393,7 +393,13 @@ def _add_halt_tool(server: MCPServer, answers: _Answers) -> None:
             store = open_store(answers.settings)
             try:
                 already = halt_trading(
-                    store, reason=why, actor=actor, flatten=False, run_id=run, now_ns=time.time_ns()
+                    store,
+                    reason=why,
+                    actor=actor,
+                    flatten=False,
+                    run_id=run,
+                    now_ns=time.time_ns(),
+                    via="mcp",
                 )
             finally:
                 store.close()

@@ -225,6 +225,7 @@ def test_halt_only_with_allow_halt_and_audited_with_the_client_name(
         store.close()
     assert halt.actor == f"mcp:{CLIENT}"
     assert halt.detail["reason"] == "assistant saw a runaway loss"
+    assert halt.detail["via"] == "mcp"
 
 
 def test_no_answer_holds_a_configured_secret(
