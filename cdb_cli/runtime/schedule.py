@@ -79,8 +79,9 @@ async def refresh_health_metrics(loop: HealthSource) -> tuple[bool | None, bool 
     if callable(ping):
         try:
             database_ms = await asyncio.to_thread(ping)
-        except CdbError:
+        except CdbError:  # /ready says "database down" from here: so does the gauge
             loop.database_up = False
+            metrics.set_dependency("database", False)
             answered = False
         else:
             answered = True

@@ -90,3 +90,30 @@ def test_health_metrics_measure_the_database_and_the_feed(tmp_path: Path) -> Non
     assert (value("database_connections_active") or 0) >= 1
     assert value("websocket_latency_ms") == 0.0  # the test's clock is the trades' own time
     assert value("market_events_total", {"type": "market.trade"}) == 6
+
+
+class _Source:
+    """What refresh_health_metrics reads (a HealthSource): a real store and bus."""
+
+    def __init__(self, store: Store, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.store = store
+        self.bus = InMemoryBus()
+        self.feed_delay_ns: int | None = None
+        self.database_up = True
+
+
+def test_a_failed_database_ping_shows_in_ready_and_in_the_gauge_at_once(tmp_path: Path) -> None:
+    """/ready's ``database down`` and ``dependency_up{dependency="database"}`` come from the
+    same ping: a component that writes nothing (portfolio) showed 503 with the gauge still 1
+    until its next write."""
+    store = open_store(Settings(database_url=f"sqlite:///{tmp_path / 'x.db'}"), create_if_new=True)
+    metrics = Metrics(run_id="ptest")
+    source = _Source(store, metrics)
+    metrics.set_dependency("database", True)  # as the loop's store watch starts it
+    assert asyncio.run(refresh_health_metrics(source)) == (True, None)
+    assert metrics.registry.get_sample_value("dependency_up", {"dependency": "database"}) == 1
+    store.close()  # every call now fails, as in an outage
+    assert asyncio.run(refresh_health_metrics(source)) == (False, None)
+    assert source.database_up is False
+    assert metrics.registry.get_sample_value("dependency_up", {"dependency": "database"}) == 0
