@@ -189,11 +189,56 @@ class RollingWindow:
         return self._buf[self._i] if self._full else None
 
 
-class EMA(_Indicator):
+class _Recurrence(_Indicator):
+    """An indicator whose values come from a recurrence over the series (EMA, RSI): the
+    recurrence is :meth:`_feed`, the one place of it; :meth:`update` feeds it one value and
+    :meth:`update_many` a column, with values shared through a cache."""
+
+    __slots__ = ()
+    _KIND = ""
+    """The cache's name of the indicator (``ema``, ``rsi``)."""
+
+    def update(self, value: float) -> float | None:
+        self._feed((value,))
+        return self._value
+
+    def update_many(
+        self, values: Sequence[float], cache: SeriesCache | None = None
+    ) -> array[float]:
+        """Feed ``values`` in order; their indicator values (NaN while not ready). ``cache``:
+        shared by the indicators fed the same ``values`` from scratch (a sweep's
+        configurations)."""
+        if cache is None or not self._fresh():
+            return self._feed(values)
+        key = (self._KIND, self._period, id(values))
+        hit = cache.get(key)
+        if hit is not None and hit[2] is values:  # the very column, not one at its old address
+            out, state, _ = hit
+            self._restore(state)
+            return out  # type: ignore[no-any-return]
+        out = self._feed(values)
+        cache[key] = (out, self._state(), values)
+        return out
+
+    def _feed(self, values: Sequence[float]) -> array[float]:
+        raise NotImplementedError
+
+    def _fresh(self) -> bool:
+        """Nothing fed yet: the cache's values are this indicator's."""
+        raise NotImplementedError
+
+    def _state(self) -> tuple[Any, ...]:
+        raise NotImplementedError
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        raise NotImplementedError
+
+
+class EMA(_Recurrence):
     """Exponential moving average, ``alpha = 2 / (period + 1)``.
 
     TA-Lib seeding: the first value (after ``period`` updates) is the SMA of the first ``period``
-    values; then ``ema += alpha * (value - ema)``. The recurrence lives in :meth:`update_many`;
+    values; then ``ema += alpha * (value - ema)``. The recurrence lives in :meth:`_feed`;
     :meth:`update` is its one-value case.
     """
 
@@ -208,25 +253,16 @@ class EMA(_Indicator):
         self._count = 0
         self._seed_sum = 0.0
 
-    def update(self, value: float) -> float | None:
-        self._feed((value,))
-        return self._value
+    _KIND = "ema"
 
-    def update_many(
-        self, values: Sequence[float], cache: SeriesCache | None = None
-    ) -> array[float]:
-        """Feed ``values`` in order; their EMA values (NaN while not ready). ``cache``: shared by
-        indicators fed the same ``values`` from scratch (a sweep's configurations)."""
-        if cache is None or self._count:
-            return self._feed(values)
-        key = ("ema", self._period, id(values))
-        hit = cache.get(key)
-        if hit is not None and hit[2] is values:  # the very column, not one at its old address
-            out, (self._value, self._count, self._seed_sum), _ = hit
-            return out  # type: ignore[no-any-return]
-        out = self._feed(values)
-        cache[key] = (out, (self._value, self._count, self._seed_sum), values)
-        return out
+    def _fresh(self) -> bool:
+        return self._count == 0
+
+    def _state(self) -> tuple[Any, ...]:
+        return self._value, self._count, self._seed_sum
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        self._value, self._count, self._seed_sum = state
 
     def _feed(self, values: Sequence[float]) -> array[float]:
         """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
@@ -254,14 +290,14 @@ class EMA(_Indicator):
         return out
 
 
-class RSI(_Indicator):
+class RSI(_Recurrence):
     """Relative strength index with Wilder smoothing, in [0, 100].
 
     The first value comes after ``period + 1`` updates (``period`` changes): the average gain and
     loss are the simple means of the first ``period`` changes, then
     ``avg = (avg * (period - 1) + x) / period``. ``RSI = 100 * avg_gain / (avg_gain + avg_loss)``,
     so 100 when the average loss is 0. A flat series (both averages 0) gives 50, neutral; TA-Lib
-    gives 0 there. The recurrence lives in :meth:`update_many`; :meth:`update` is its one-value
+    gives 0 there. The recurrence lives in :meth:`_feed`; :meth:`update` is its one-value
     case.
     """
 
@@ -278,27 +314,16 @@ class RSI(_Indicator):
         self._avg_gain = 0.0
         self._avg_loss = 0.0
 
-    def update(self, value: float) -> float | None:
-        self._feed((value,))
-        return self._value
+    _KIND = "rsi"
 
-    def update_many(
-        self, values: Sequence[float], cache: SeriesCache | None = None
-    ) -> array[float]:
-        """Feed ``values`` in order; their RSI values (NaN while not ready). ``cache`` as for
-        :meth:`EMA.update_many`."""
-        if cache is None or self._count or not math.isnan(self._prev):
-            return self._feed(values)
-        key = ("rsi", self._period, id(values))
-        hit = cache.get(key)
-        if hit is not None and hit[2] is values:
-            out, state, _ = hit
-            self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
-            return out  # type: ignore[no-any-return]
-        out = self._feed(values)
-        state = (self._prev, self._count, self._avg_gain, self._avg_loss, self._value)
-        cache[key] = (out, state, values)
-        return out
+    def _fresh(self) -> bool:
+        return self._count == 0 and math.isnan(self._prev)
+
+    def _state(self) -> tuple[Any, ...]:
+        return self._prev, self._count, self._avg_gain, self._avg_loss, self._value
+
+    def _restore(self, state: tuple[Any, ...]) -> None:
+        self._prev, self._count, self._avg_gain, self._avg_loss, self._value = state
 
     def _feed(self, values: Sequence[float]) -> array[float]:
         """The recurrence, the one place of it (:meth:`update` feeds it one value)."""
