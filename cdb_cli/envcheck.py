@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import stat
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,13 @@ from pydantic import ValidationError
 from cdb_cli.engine.errors import ConfigurationError
 from cdb_cli.envfile import EnvFileError, env_file_bindings, env_file_values, read_env_file
 from cdb_cli.redaction import redact, redact_key_shapes
-from cdb_cli.secret_files import file_variables, loose_mode, read_secret, secret_files
+from cdb_cli.secret_files import (
+    SecretFile,
+    file_variables,
+    loose_mode,
+    read_secret,
+    secret_files,
+)
 from cdb_cli.settings import ENV_PREFIX, SECRET_FIELDS, STRATEGY_PREFIX, Settings, env_name
 from cdb_cli.settings_io import describe_validation_error, secret_values
 
@@ -87,16 +92,7 @@ def _known_variables() -> list[str]:
 
 
 def _file_problems(env_file: Path) -> tuple[list[Problem], dict[str, str]]:
-    problems: list[Problem] = []
-    mode = stat.S_IMODE(env_file.stat().st_mode)
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        problems.append(
-            Problem(
-                str(env_file),
-                "file_permissions",
-                f"readable by group/others (mode {mode:04o}); run: chmod 600 {env_file}",
-            )
-        )
+    problems = _loose_env_file(env_file)
     try:
         text = read_env_file(env_file)
     except EnvFileError as e:
@@ -253,17 +249,26 @@ def loose_files(env_file: Path | None) -> list[Problem]:
     problems = []
     file_values: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
-        mode = loose_mode(env_file)
-        if mode is not None:
-            problems.append(_loose(str(env_file), f"readable by group/others (mode {mode:04o})"))
+        problems += _loose_env_file(env_file)
         file_values = env_file_values(env_file)
     environment = {k: v for k, v in os.environ.items() if k.upper().startswith("CDB_")}
-    for source in secret_files({**file_values, **environment}):
-        mode = loose_mode(source.path)
-        if mode is not None:
-            what = f"{source.variable} ({source.via}) is readable by group/others (mode {mode:04o})"
-            problems.append(_loose(str(source.path), what))
-    return problems
+    sources = secret_files({**file_values, **environment})
+    return problems + [p for source in sources if (p := _loose_source(source)) is not None]
+
+
+def _loose_env_file(env_file: Path) -> list[Problem]:
+    mode = loose_mode(env_file)
+    if mode is None:
+        return []
+    return [_loose(str(env_file), f"readable by group/others (mode {mode:04o})")]
+
+
+def _loose_source(source: SecretFile) -> Problem | None:
+    mode = loose_mode(source.path)
+    if mode is None:
+        return None
+    what = f"{source.variable} ({source.via}) is readable by group/others (mode {mode:04o})"
+    return _loose(str(source.path), what)
 
 
 def _loose(path: str, what: str) -> Problem:
@@ -276,10 +281,9 @@ def _secret_file_problems(raw: dict[str, str]) -> tuple[list[Problem], dict[str,
     problems: list[Problem] = []
     values: dict[str, str] = {}
     for source in secret_files(raw):
-        mode = loose_mode(source.path)
-        if mode is not None:
-            what = f"{source.variable} ({source.via}) is readable by group/others (mode {mode:04o})"
-            problems.append(_loose(str(source.path), what))
+        loose = _loose_source(source)
+        if loose is not None:
+            problems.append(loose)
         try:
             values[source.variable] = read_secret(source)
         except ConfigurationError as e:

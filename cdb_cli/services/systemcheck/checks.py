@@ -246,8 +246,8 @@ def check_file_modes(context: CheckContext) -> Outcome:
         database = Path(url.database or "").expanduser().absolute()
         files.append(database)
         folders.insert(0, database.parent)
-    loose_files = [(path, _mode(path)) for path in files if _mode(path) & 0o077]
-    loose_folders = [(path, _mode(path)) for path in folders if _mode(path) & 0o077]
+    loose_files = [(path, mode) for path in files if (mode := _mode(path)) & 0o077]
+    loose_folders = [(path, mode) for path in folders if (mode := _mode(path)) & 0o077]
     if not loose_files and not loose_folders:
         return Outcome(Status.OK, f"{len(files)} file(s), {len(folders)} folder(s) owner-only")
     value = ", ".join(f"{path} ({mode:04o})" for path, mode in [*loose_files, *loose_folders])
