@@ -106,10 +106,20 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def settings_payload(settings: Settings) -> str:
+    """The effective settings as one canonical JSON text, secrets excluded (:func:`sanitized`):
+    what a run's start audit records, so ``cdb parity`` can re-run it at its own settings."""
+    return json.dumps(sanitized(settings), sort_keys=True, separators=(",", ":"))
+
+
+def payload_hash(payload: str) -> str:
+    """The hash of a :func:`settings_payload` (the audit records' ``settings_sha256``)."""
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def settings_hash(settings: Settings) -> str:
     """A stable hash of the effective settings, secrets excluded (for audit records)."""
-    payload = json.dumps(sanitized(settings), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+    return payload_hash(settings_payload(settings))
 
 
 _URL_FIELDS = frozenset({"database_url", "bus_url"})

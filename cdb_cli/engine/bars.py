@@ -49,8 +49,9 @@ class ClosedBar:
     close: float
     volume: float
 
-    def to_event(self, source: str) -> Bar:
-        """The stored ``Bar`` event (id from symbol and open time, so a repeat is skipped)."""
+    def to_event(self, source: str, *, closed_at: int = 0) -> Bar:
+        """The stored ``Bar`` event (id from symbol and open time, so a repeat is skipped);
+        ``closed_at``: when it was closed (the closing trade's time or the clock's; 0: unknown)."""
         seconds = (self.ts_close - self.ts_open) // 1_000_000_000
         interval = f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
         return Bar(
@@ -64,6 +65,7 @@ class ClosedBar:
             low=_exact(self.low),
             close=_exact(self.close),
             volume=_exact(self.volume),
+            closed_at=closed_at,
         )
 
 

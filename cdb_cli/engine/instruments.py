@@ -15,7 +15,8 @@ Pure: stdlib only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import Final
 
@@ -122,6 +123,41 @@ class Instrument:
         if self.max_notional is not None and notional > self.max_notional:
             return f"notional {notional} is above the maximum {self.max_notional}"
         return None
+
+
+def instrument_detail(instrument: Instrument) -> dict[str, str | bool | None]:
+    """The instrument as JSON-able values (money as strings): what a run's start audit records,
+    so ``cdb parity`` re-runs it with the venue's filters and fees of that day."""
+    return {
+        name: str(value) if isinstance(value, Decimal) else value
+        for name, value in asdict(instrument).items()
+    }
+
+
+def instrument_from_detail(detail: Mapping[str, object]) -> Instrument:
+    """The :class:`Instrument` :func:`instrument_detail` wrote (``ValueError`` when it is not
+    one)."""
+
+    def money(name: str) -> Decimal:
+        raw = detail.get(name)
+        try:
+            return Decimal(str(raw))
+        except ArithmeticError:
+            raise ValueError(f"{name} is not a number: {raw!r}") from None
+
+    return Instrument(
+        symbol=str(detail.get("symbol")),
+        base_asset=str(detail.get("base_asset")),
+        quote_asset=str(detail.get("quote_asset")),
+        step_size=money("step_size"),
+        tick_size=money("tick_size"),
+        min_quantity=money("min_quantity"),
+        min_notional=money("min_notional"),
+        max_notional=None if detail.get("max_notional") is None else money("max_notional"),
+        maker_fee=money("maker_fee"),
+        taker_fee=money("taker_fee"),
+        market_orders=detail.get("market_orders") is not False,
+    )
 
 
 def default_instrument(symbol: str, *, taker_fee: Decimal = Decimal("0.0005")) -> Instrument:

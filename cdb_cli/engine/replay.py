@@ -20,11 +20,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from cdb_cli.engine.bars import BarBuilder, ClosedBar
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.indicators import SeriesCache
 from cdb_cli.engine.pipeline import TradingPipeline
 from cdb_cli.engine.symbols import intents_between
+from cdb_cli.engine.ticks import TickDriver
 
 __all__ = ["BarSeries", "TradeSeries", "replay_bars", "replay_trades"]
 
@@ -139,33 +139,21 @@ def replay_trades(
     """Feed every trade, closing a bar of ``interval_ns`` at each boundary; return bars closed.
 
     A bar closes when the first trade of a later interval arrives (or at the end of the data);
-    intervals without trades make no bar, as on an exchange's kline stream
-    (:class:`~cdb_cli.engine.bars.BarBuilder`, the same the live loop uses).
+    intervals without trades make no bar, as on an exchange's kline stream. The trades go through
+    the :class:`~cdb_cli.engine.ticks.TickDriver` the live loop uses.
     """
-    builder = BarBuilder(interval_ns)
-    symbol = series.symbol
-    bars = 0
+    ticks = TickDriver(pipeline, interval_ns, clock=clock)
+    trade, symbol = ticks.trade, series.symbol
     done = 0
     for ts, price, quantity in zip(series.ts, series.price, series.quantity, strict=True):
-        closed = builder.on_trade(symbol, ts, price, quantity)
-        if closed is not None:
-            bars += _close_bar(pipeline, clock, closed)
-        clock.now_ns = max(clock.now_ns, ts)
-        pipeline.on_trade(symbol, ts, price, quantity)
+        trade(symbol, ts, price, quantity)
         if progress is not None:
             done += 1
             if done == _PROGRESS_EVERY:
                 progress(done)
                 done = 0
-    for closed in builder.flush():
-        bars += _close_bar(pipeline, clock, closed)
+    ticks.flush()
     if progress is not None and done:
         progress(done)
     pipeline.finish()
-    return bars
-
-
-def _close_bar(pipeline: TradingPipeline, clock: TestClock, bar: ClosedBar) -> int:
-    clock.now_ns = max(clock.now_ns, bar.ts_close)
-    pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
-    return 1
+    return ticks.closed

@@ -32,7 +32,10 @@ __all__ = [
     "LIVE_START_ACTION",
     "REPLAY_ACTION",
     "RESET_ACTION",
+    "START_ACTION",
     "STATE_ACTION",
+    "STOP_ACTION",
+    "WARM_UP_ACTION",
     "OperatorActions",
     "TradingStatus",
     "find_run",
@@ -46,6 +49,14 @@ __all__ = [
     "trading_status",
 ]
 
+START_ACTION: Final = "run_start"
+"""Audit action of a ``cdb run`` (or component) start (detail: mode, cdb version, settings hash,
+and the settings and the venue's instruments it ran with, for ``cdb parity``)."""
+STOP_ACTION: Final = "run_stop"
+"""Audit action of a run's stop (detail: its counts)."""
+WARM_UP_ACTION: Final = "warm_up"
+"""Audit action of the history one symbol's strategy was warmed with at a start (detail:
+``symbol``, ``bars`` a JSON list of [close time ns, close, volume]), for ``cdb parity``."""
 REPLAY_ACTION: Final = "replay"
 STATE_ACTION: Final = "trading_state"
 """Audit action of a change of the trading state (detail: ``state``, ``reason``)."""

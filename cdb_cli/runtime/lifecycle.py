@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import gc
 import getpass
+import json
 import socket
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import TYPE_CHECKING
 
+from cdb_cli import __version__
 from cdb_cli.engine.records import AuditRecord, Mode
+from cdb_cli.engine.runs import START_ACTION, STOP_ACTION, WARM_UP_ACTION
+
+if TYPE_CHECKING:
+    from cdb_cli.engine.instruments import Instrument
+    from cdb_cli.settings import Settings
 
 __all__ = [
     "START_ACTION",
@@ -21,10 +29,9 @@ __all__ = [
     "freeze_startup_heap",
     "new_run_id",
     "run_record",
+    "start_detail",
+    "warm_up_record",
 ]
-
-START_ACTION: Final = "run_start"
-STOP_ACTION: Final = "run_stop"
 
 
 @dataclass
@@ -57,6 +64,42 @@ def actor() -> str:
 def run_record(action: str, run_id: str, ts_ns: int, detail: dict[str, str]) -> AuditRecord:
     """An audit record of this run, by whoever runs cdb here."""
     return AuditRecord(ts_event=ts_ns, action=action, actor=actor(), run_id=run_id, detail=detail)
+
+
+def start_detail(
+    settings: Settings,
+    mode: Mode,
+    symbols: Sequence[str],
+    instruments: Mapping[str, Instrument] | None,
+    summary: RunSummary,
+) -> dict[str, str]:
+    """A start audit's detail: mode, cdb version, the settings (no secrets) and their hash, the
+    venue's instruments, the symbols and what was restored. The settings and instruments are
+    the run's inputs: ``cdb parity`` re-runs it with them."""
+    from cdb_cli.engine.instruments import instrument_detail
+    from cdb_cli.settings_io import payload_hash, settings_payload
+
+    payload = settings_payload(settings)
+    venue = {symbol: instrument_detail(i) for symbol, i in (instruments or {}).items()}
+    return {
+        "mode": str(mode),
+        "cdb_version": __version__,
+        "settings_sha256": payload_hash(payload),
+        "settings": payload,
+        "instruments": json.dumps(venue, sort_keys=True),
+        "symbols": ",".join(symbols),
+        "restored_fills": str(summary.restored_fills),
+        "restored_orders": str(summary.restored_orders),
+    }
+
+
+def warm_up_record(
+    run_id: str, ts_ns: int, symbol: str, history: Sequence[tuple[int, float, float]]
+) -> AuditRecord:
+    """The history one symbol's strategy is warmed with ((close ns, close, volume) bars), as an
+    audit record: an input of the run like its market data (``cdb parity`` warms with it)."""
+    bars = json.dumps([list(bar) for bar in history])
+    return run_record(WARM_UP_ACTION, run_id, ts_ns, {"symbol": symbol, "bars": bars})
 
 
 def new_run_id(mode: Mode = Mode.PAPER) -> str:

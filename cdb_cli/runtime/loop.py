@@ -30,12 +30,12 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from cdb_cli import __version__
-from cdb_cli.engine.bars import BarBuilder, ClosedBar
+from cdb_cli.engine.bars import ClosedBar
 from cdb_cli.engine.errors import CdbError, ConfigurationError
 from cdb_cli.engine.events import Event, QuoteTick, Topic, TradeTick
 from cdb_cli.engine.funnel import hhmm, waits_for
 from cdb_cli.engine.records import Mode, OrderRecord
+from cdb_cli.engine.ticks import TickDriver
 from cdb_cli.runtime.control import OperatorControl, read_operator_audits
 from cdb_cli.runtime.lifecycle import (
     START_ACTION,
@@ -44,6 +44,8 @@ from cdb_cli.runtime.lifecycle import (
     freeze_startup_heap,
     new_run_id,
     run_record,
+    start_detail,
+    warm_up_record,
 )
 from cdb_cli.runtime.outbox import BatchWriter, Outbox
 from cdb_cli.runtime.schedule import start_jobs
@@ -116,7 +118,8 @@ class TradingLoop:
         self._alert = alert
         stale_after_s = feed_stale_after_s or 2 * settings.stale_data_seconds
         self._watch = FeedWatch(self.symbols, int(stale_after_s * 1_000_000_000))
-        self._bars = BarBuilder(bar_interval_ns)
+        self._bar_interval_ns = bar_interval_ns
+        self._ticks: TickDriver | None = None
         self._flush_interval_s = flush_interval_s
         self._snapshot_interval_s = snapshot_interval_s
         self._bar_grace_ns = bar_grace_ns
@@ -166,7 +169,7 @@ class TradingLoop:
             run_id=self.run_id,
             portfolio=portfolio,
             instruments=self.instruments,
-            trace_interval_ns=self._bars.interval_ns,
+            trace_interval_ns=self._bar_interval_ns,
         )
         audit = await venue.resume(self, pipeline, orders)
         if self.metrics is not None:
@@ -188,19 +191,11 @@ class TradingLoop:
         return orders
 
     async def _audit_start(self, mode: Mode, **extra: str) -> None:
-        """The start's audit record: run id, mode, cdb version, settings hash (no secrets)."""
-        from cdb_cli.settings_io import settings_hash
-
-        detail = {
-            "mode": str(mode),
-            "cdb_version": __version__,
-            "settings_sha256": settings_hash(self.settings),
-            "symbols": ",".join(self.symbols),
-            "restored_fills": str(self.summary.restored_fills),
-            "restored_orders": str(self.summary.restored_orders),
-            **extra,
-        }
-        record = run_record(START_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
+        """The start's audit record (:func:`start_detail`: no secrets)."""
+        detail = start_detail(self.settings, mode, self.symbols, self.instruments, self.summary)
+        record = run_record(
+            START_ACTION, self.run_id, self.clock.timestamp_ns(), {**detail, **extra}
+        )
         await asyncio.to_thread(self.store.add_audit, record)
 
     async def _warm(self, pipeline: TradingPipeline) -> None:
@@ -212,7 +207,17 @@ class TradingLoop:
             except Exception as e:  # a warm-up that fails must not stop trading later
                 logger.warning("Warm-up of %s failed: %s", symbol, e)
                 continue
+            await self._audit_warm_up(symbol, history)
             logger.info("Warmed %s with %d bars", symbol, pipeline.warm_up(symbol, history))
+
+    async def _audit_warm_up(
+        self, symbol: str, history: Sequence[tuple[int, float, float]]
+    ) -> None:
+        record = warm_up_record(self.run_id, self.clock.timestamp_ns(), symbol, history)
+        try:
+            await asyncio.to_thread(self.store.add_audit, record)
+        except CdbError as e:  # no trade waits for paperwork
+            logger.warning("Could not record the warm-up of %s: %s", symbol, e)
 
     # --- the loop -------------------------------------------------------------------------------
 
@@ -221,6 +226,7 @@ class TradingLoop:
         raise what stopped the venue)."""
         pipeline = await self._prepare()
         self.pipeline = pipeline
+        ticks = self._ticks = TickDriver(pipeline, self._bar_interval_ns, on_close=self._closed)
         await self._warm(pipeline)
         scheduler = start_jobs(self, snapshot_interval_s=self._snapshot_interval_s)
         await self.feed.start()
@@ -235,11 +241,12 @@ class TradingLoop:
             while not stop.is_set():
                 event = await self._next_event(0.2)
                 if event is not None:
-                    self._on_event(pipeline, event)
+                    self._on_event(ticks, event)
                     nudge(pipeline)
                     self._trace_bars(pipeline)
                 if loop.time() >= next_flush:
-                    self._close_due_bars(pipeline)
+                    now = self.clock.timestamp_ns()
+                    ticks.close_due(now - self._bar_grace_ns, closed_at=now)
                     nudge(pipeline)
                     self._trace_bars(pipeline)
                     await self._flush(pipeline)
@@ -274,7 +281,7 @@ class TradingLoop:
         except TimeoutError:
             return None
 
-    def _on_event(self, pipeline: TradingPipeline, event: Event) -> None:
+    def _on_event(self, ticks: TickDriver, event: Event) -> None:
         # No garbage collection while an event may be on its way to an order: a young-generation
         # pass here costs 100-300 us (the loop's own garbage), as much as the whole decision.
         # Deferred, it runs at the loop's next allocation, after the order was handed over; the
@@ -291,27 +298,19 @@ class TradingLoop:
             self._watch.seen(event.symbol, now)
             self._feed_delay_ns = now - event.ts_event  # exchange time to our hands (feed lag)
             if isinstance(event, TradeTick):
-                price, quantity = float(event.price), float(event.quantity)
-                closed = self._bars.on_trade(event.symbol, event.ts_event, price, quantity)
-                if closed is not None:
-                    self._close_bar(pipeline, closed)
-                pipeline.on_trade(event.symbol, event.ts_event, price, quantity)
+                ticks.trade(event.symbol, event.ts_event, float(event.price), float(event.quantity))
             elif isinstance(event, QuoteTick):
-                pipeline.on_quote(event.symbol, event.ts_event, event.bid, event.ask)
+                ticks.quote(event.symbol, event.ts_event, event.bid, event.ask)
             # open klines (Bar) are only stored: the strategy's closed bars come from the trades
         finally:
             if collecting:
                 gc.enable()
 
-    def _close_due_bars(self, pipeline: TradingPipeline) -> None:
-        for bar in self._bars.close_due(self.clock.timestamp_ns() - self._bar_grace_ns):
-            self._close_bar(pipeline, bar)
-
-    def _close_bar(self, pipeline: TradingPipeline, bar: ClosedBar) -> None:
+    def _closed(self, bar: ClosedBar, closed_at: int) -> None:
+        """A bar the strategy has seen: counted and stored, with the time it closed at (the
+        closing trade's, or the clock's), which ``cdb parity`` closes it at again."""
         self.summary.bars += 1
-        # The strategy first: the stored Bar event is paperwork, off the order's path.
-        pipeline.on_bar_close(bar.symbol, bar.ts_close, bar.close, bar.volume)
-        self.recorder.event(Topic.MARKET_DATA, bar.to_event(self.run_id))
+        self.recorder.event(Topic.MARKET_DATA, bar.to_event(self.run_id, closed_at=closed_at))
 
     def _trace_bars(self, pipeline: TradingPipeline) -> None:
         """The strategy traces of the bars just closed, built once their orders are out (a
