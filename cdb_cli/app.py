@@ -24,6 +24,7 @@ from cdb_cli.commands import (
     explain,
     mcp,
     notify,
+    parity,
     reconcile,
     replay,
     report,
@@ -140,6 +141,7 @@ app.command("systemcheck")(systemcheck.systemcheck)
 app.add_typer(data.app, name="data")
 app.command("sim-exchange")(sim_exchange.sim_exchange)
 app.command("reconcile")(reconcile.reconcile)
+app.command("parity")(parity.parity)
 app.add_typer(notify.app, name="notify")
 app.command("mcp")(mcp.mcp)
 

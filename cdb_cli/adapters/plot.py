@@ -15,7 +15,7 @@ from typing import Any
 
 from cdb_cli.engine.errors import DependencyError
 
-__all__ = ["MAX_POINTS", "plot_equity", "plot_heatmap", "require_matplotlib"]
+__all__ = ["MAX_POINTS", "plot_equity", "plot_heatmap", "plot_parity", "require_matplotlib"]
 
 MAX_POINTS = 4000
 """Longer curves are thinned to about this many points (each kept point is a bucket's low)."""
@@ -126,6 +126,44 @@ def plot_equity(curve: Sequence[tuple[int, float]], path: Path, *, title: str) -
     bottom.fill_between(times, drawdown, 0.0, color="tab:red", alpha=0.4, linewidth=0)
     bottom.set_ylabel("drawdown %")
     bottom.grid(alpha=0.3)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_locator(locator)
+    formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
+    bottom.xaxis.set_major_formatter(formatter)
+    _save(figure, plt, path)
+
+
+def plot_parity(
+    curve: Sequence[tuple[int, float, float, float]], path: Path, *, title: str
+) -> None:
+    """Write ``cdb parity``'s curves to ``path``: both sides' PnL (the run and its re-run), and
+    their difference with the part of it attributed to a cause, over time."""
+    plt = _pyplot()
+    import matplotlib.dates as mdates
+
+    if not curve:
+        raise ValueError("Nothing to plot: neither side filled an order")
+    times = [datetime.fromtimestamp(ts / 1e9, tz=UTC) for ts, *_ in curve]
+    run = [point[1] for point in curve]
+    replay = [point[2] for point in curve]
+    difference = [a - b for a, b in zip(run, replay, strict=True)]
+    explained = [point[3] for point in curve]
+    figure, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(10, 6), height_ratios=(3, 2), layout="constrained"
+    )
+    top.step(times, run, where="post", color="tab:blue", linewidth=1.0, label="run")
+    top.step(times, replay, where="post", color="tab:orange", linewidth=1.0, label="re-run")
+    top.set_ylabel("PnL")
+    top.set_title(title)
+    top.grid(alpha=0.3)
+    top.legend(loc="best")
+    bottom.step(times, difference, where="post", color="tab:red", linewidth=1.0,
+                label="difference (run - re-run)")  # fmt: skip
+    bottom.step(times, explained, where="post", color="tab:green", linewidth=1.0,
+                linestyle="--", label="attributed to a cause")  # fmt: skip
+    bottom.set_ylabel("difference")
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="best")
     locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
     bottom.xaxis.set_major_locator(locator)
     formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]

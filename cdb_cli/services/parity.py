@@ -20,13 +20,21 @@ orders filled in parts). What differs then is the venue's doing, or unexplained.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
 
 from cdb_cli import __version__
 from cdb_cli.engine.errors import ConfigurationError, StateError
 from cdb_cli.engine.parity import (
+    CAUSES,
+    DecisionMatch,
+    DecisionRow,
+    FillMatch,
+    OrderFills,
     ParityReport,
     compare,
 )
@@ -37,7 +45,19 @@ if TYPE_CHECKING:
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
-__all__ = ["ParityResult", "Segment", "find_segments", "run_parity"]
+__all__ = [
+    "TABLES",
+    "ParityResult",
+    "Segment",
+    "document",
+    "find_segments",
+    "iso",
+    "parity_document",
+    "run_parity",
+    "table_rows",
+]
+
+_ZERO: Final = Decimal(0)
 
 
 @dataclass
@@ -106,3 +126,218 @@ def run_parity(
         settings_note=sorted(set(notes))[0] if len(set(notes)) == 1 else "; ".join(notes),
         calibration={k: str(v) for k, v in calibration.items()},
     )
+
+
+# --- the document ------------------------------------------------------------------------------
+
+TABLES: Final = ("decisions", "fills", "differences", "windows", "curve")
+"""The tables ``cdb parity --csv`` prints."""
+
+
+def parity_document(
+    settings: Settings,
+    *,
+    run_ids: Sequence[str] = (),
+    symbols: Sequence[str] = (),
+    since_ns: int | None = None,
+    until_ns: int | None = None,
+    plot: Path | None = None,
+) -> dict[str, Any]:
+    """``cdb parity``: the comparison of the run(s) in CDB_DATABASE_URL as one JSON-able
+    document (amounts as strings, every digit kept); with ``plot`` the curves as a PNG."""
+    from cdb_cli.kernel import open_store
+
+    if plot is not None:
+        from cdb_cli.adapters.plot import require_matplotlib
+
+        require_matplotlib()
+    store = open_store(settings)
+    try:
+        result = run_parity(
+            store, settings, run_ids=run_ids, symbols=symbols, since_ns=since_ns, until_ns=until_ns
+        )
+    finally:
+        store.close()
+    if plot is not None:
+        from cdb_cli.adapters.plot import plot_parity
+
+        runs = ", ".join(s.run_id for s in result.segments)
+        curve = [(ts, float(a), float(b), float(c)) for ts, a, b, c in result.report.curve]
+        plot_parity(curve, plot, title=f"cdb parity: {runs} and its re-run")
+    return document(result)
+
+
+def document(result: ParityResult) -> dict[str, Any]:
+    """The JSON-able form of ``result``."""
+    report = result.report
+    fills = report.fills
+    worst = max((f.unexplained_bp for f in fills), default=_ZERO)
+    return {
+        "runs": [
+            {
+                "run_id": s.run_id,
+                "mode": s.mode,
+                "started": iso(s.started_ns),
+                "stopped": iso(s.stopped_ns) if s.stop is not None else None,
+                "cdb_version": s.start.detail.get("cdb_version", ""),
+            }
+            for s in result.segments
+        ],
+        "mode": result.mode,
+        "symbols": result.symbols,
+        "since": iso(result.since_ns),
+        "until": iso(result.until_ns),
+        "versions": {
+            "runs": result.versions,
+            "this": __version__,
+            "crosses_versions": result.crosses_versions,
+        },
+        "settings": result.settings_note,
+        "calibration": result.calibration,
+        "decisions": {
+            "run": len([d for d in report.decisions if d.run is not None]),
+            "replay": len([d for d in report.decisions if d.replay is not None]),
+            **{name: report.count(name) for name in OUTCOMES},
+            "parity_pct": str(report.parity_pct(outside_windows=False)),
+            "parity_pct_outside_windows": str(report.parity_pct(outside_windows=True)),
+        },
+        "fills": {
+            "compared": len(fills),
+            "both_sides": sum(1 for f in fills if f.run is not None and f.replay is not None),
+            "max_unexplained_bp": str(worst),
+        },
+        "pnl": {
+            "run": str(report.pnl_run),
+            "replay": str(report.pnl_replay),
+            "difference": str(report.difference),
+            "unexplained": str(report.unexplained),
+            "explained_pct": str(report.explained_pct),
+            "by_cause": {c: str(report.by_cause[c]) for c in CAUSES if c in report.by_cause},
+        },
+        "windows": [
+            {
+                "cause": w.cause,
+                "start": iso(w.start_ns),
+                "end": iso(w.end_ns),
+                "symbol": w.symbol,
+                "detail": w.detail,
+            }
+            for w in report.windows
+        ],
+        "differences": [
+            {
+                "kind": d.kind,
+                "symbol": d.symbol,
+                "at": iso(d.ts_ns),
+                "cause": d.cause,
+                "amount": str(d.amount),
+                "detail": d.detail,
+            }
+            for d in report.differences
+        ],
+        "decision_rows": [_decision_row(d) for d in report.decisions],
+        "fill_rows": [_fill_row(f) for f in fills],
+        "curve": [
+            {"at": iso(ts), "run": str(a), "replay": str(b), "attributed": str(c)}
+            for ts, a, b, c in report.curve
+        ],
+    }
+
+
+OUTCOMES: Final = ("equal", "only_run", "only_replay", "different")
+
+
+def _decision_row(match: DecisionMatch) -> dict[str, Any]:
+    def side(row: DecisionRow | None) -> dict[str, Any] | None:
+        if row is None:
+            return None
+        quote = None if row.quote is None else str(row.quote)
+        return {"verdict": row.verdict, "quote": quote, "at": iso(row.ts_ns), "id": row.decision_id}
+
+    return {
+        "symbol": match.symbol,
+        "bar": iso(match.bar_ns),
+        "side": match.side,
+        "outcome": match.outcome,
+        "cause": match.cause,
+        "run": side(match.run),
+        "replay": side(match.replay),
+        "detail": match.detail,
+    }
+
+
+def _fill_row(match: FillMatch) -> dict[str, Any]:
+    def side(order: OrderFills | None) -> dict[str, Any] | None:
+        if order is None:
+            return None
+        return {
+            "client_order_id": order.order.client_order_id,
+            "status": order.order.status,
+            "fills": len(order.fills),
+            "quantity": str(order.quantity),
+            "vwap": str(order.vwap),
+            "fee": str(order.fee),
+            "first_fill": iso(order.fills[0].ts_event) if order.fills else None,
+            "note": order.note,
+        }
+
+    bp = match.price_difference_bp
+    return {
+        "symbol": match.symbol,
+        "bar": iso(match.bar_ns),
+        "side": match.side,
+        "run": side(match.run),
+        "replay": side(match.replay),
+        "price_difference_bp": None if bp is None else str(bp),
+        "unexplained_bp": str(match.unexplained_bp),
+        "difference": str(match.difference),
+        "by_cause": {c: str(a) for c, a in match.parts.items()},
+    }
+
+
+def iso(ts_ns: int) -> str:
+    """A time for people and machines: UTC, ISO 8601, milliseconds."""
+    seconds, nanos = divmod(ts_ns, 1_000_000_000)
+    when = datetime.fromtimestamp(seconds, tz=UTC)
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{nanos // 1_000_000:03d}Z"
+
+
+def table_rows(document: Mapping[str, Any], name: str) -> tuple[list[str], list[list[Any]]]:
+    """One table of the document as (header, rows), for ``--csv``."""
+    if name == "decisions":
+        header = ["symbol", "bar", "side", "outcome", "cause", "run_verdict", "run_quote",
+                  "replay_verdict", "replay_quote", "detail"]  # fmt: skip
+        rows = [
+            [r["symbol"], r["bar"], r["side"], r["outcome"], r["cause"] or "",
+             *_pair(r["run"], "verdict", "quote"), *_pair(r["replay"], "verdict", "quote"),
+             r["detail"]]
+            for r in document["decision_rows"]
+        ]  # fmt: skip
+    elif name == "fills":
+        header = ["symbol", "bar", "side", "run_vwap", "run_quantity", "run_fee", "run_fills",
+                  "replay_vwap", "replay_quantity", "replay_fee", "price_difference_bp",
+                  "unexplained_bp", "difference"]  # fmt: skip
+        rows = [
+            [r["symbol"], r["bar"], r["side"],
+             *_pair(r["run"], "vwap", "quantity", "fee", "fills"),
+             *_pair(r["replay"], "vwap", "quantity", "fee"),
+             r["price_difference_bp"] or "", r["unexplained_bp"], r["difference"]]
+            for r in document["fill_rows"]
+        ]  # fmt: skip
+    elif name == "curve":
+        header = ["at", "run", "replay", "attributed"]
+        rows = [[p["at"], p["run"], p["replay"], p["attributed"]] for p in document["curve"]]
+    else:
+        key = "differences" if name == "differences" else "windows"
+        items = document[key]
+        header = (
+            ["at", "kind", "symbol", "cause", "amount", "detail"]
+            if key == "differences"
+            else ["start", "end", "cause", "symbol", "detail"]
+        )
+        rows = [[item[column] for column in header] for item in items]
+    return header, rows
+
+
+def _pair(side: Mapping[str, Any] | None, *names: str) -> list[Any]:
+    return ["" if side is None else side[name] for name in names]

@@ -78,9 +78,9 @@ class _Ledger:
 def curve(
     data: ParityInput, differences: Sequence[Difference]
 ) -> list[tuple[int, Decimal, Decimal, Decimal]]:
-    """Both sides' PnL and the explained difference so far, at each fill of either side and at
-    each segment's end (PnL moves between them only with the price, which both sides see
-    alike). Thinned to about 2,000 points: a plot needs no more."""
+    """Both sides' PnL and the explained difference so far, at each fill of either side, at
+    about 1,000 trades of the market between them (PnL moves with the price too) and at each
+    segment's end. Thinned to about 2,000 points a segment: a plot needs no more."""
     run = _Ledger(data, data.run, data.run_positions)
     replay = _Ledger(data, data.replay, data.replay_positions)
     explained = sorted(
@@ -89,7 +89,8 @@ def curve(
     curve: list[tuple[int, Decimal, Decimal, Decimal]] = []
     done, total, base_run, base_replay = 0, ZERO, ZERO, ZERO
     for start, end in data.segments:
-        times = sorted({t for t in run.times + replay.times if start <= t <= end} | {end})
+        fills = {t for t in run.times + replay.times if start <= t <= end}
+        times = sorted(fills | set(data.market.sample_times(start, end, 1_000)) | {end})
         step = max(1, len(times) // 2_000)
         for ts in times[::step] + ([end] if (len(times) - 1) % step else []):
             while done < len(explained) and explained[done][0] <= ts:

@@ -207,6 +207,15 @@ class Market:
         i = bisect_left(times, ts)
         return i < len(times) and times[i] == ts
 
+    def sample_times(self, start: int, end: int, count: int) -> list[int]:
+        """About ``count`` trade times between ``start`` and ``end``, evenly by trade."""
+        times = sorted(
+            t
+            for trades, _, _ in self._trades.values()
+            for t in trades[bisect_left(trades, start) : bisect_right(trades, end)]
+        )
+        return times[:: max(1, len(times) // count)] if times else []
+
     def seen_near(self, symbol: str, ts: int) -> bool:
         """Whether the stored market has a trade or a quote within the staleness bound before
         ``ts`` (evidence for a live fill's price)."""
