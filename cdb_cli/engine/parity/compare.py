@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Literal
+from typing import Final, Literal
 
 from cdb_cli.engine.parity.fills import fill_time, match_fills
 from cdb_cli.engine.parity.ledger import curve, pnl
@@ -25,6 +25,10 @@ from cdb_cli.engine.parity.model import (
 
 __all__ = ["compare"]
 
+_ROUNDING: Final = Decimal("1e-12")
+"""A residue of the split this small (in the quote currency) is the arithmetic's: a VWAP is a
+division, rounded to 28 digits. It goes to the largest part; anything larger is unexplained."""
+
 
 def compare(data: ParityInput) -> ParityReport:
     """Match both sides, attribute every difference, and sum PnL by cause."""
@@ -39,7 +43,10 @@ def compare(data: ParityInput) -> ParityReport:
     if carried:
         by_cause["portfolio"] = by_cause.get("portfolio", ZERO) + carried
     residual = (pnl_run - pnl_replay) - sum(by_cause.values(), ZERO)
-    if residual != 0:  # what the parts do not sum to (rounding): listed, never dropped
+    if by_cause and abs(residual) <= _ROUNDING:  # the split's own rounding (a VWAP's division)
+        largest = max(by_cause, key=lambda cause: abs(by_cause[cause]))
+        by_cause[largest] += residual
+    elif residual != 0:  # what the parts do not sum to: listed, never dropped
         by_cause["unexplained"] = by_cause.get("unexplained", ZERO) + residual
     return ParityReport(
         decisions=decisions,

@@ -1,0 +1,120 @@
+"""A real paper run for ``cdb parity``'s tests: the loop trading against the in-process MEXC
+simulator (real WebSocket and REST clients, protobuf frames, the simulator's market moving on
+its own), in segments with a restart between them, into a real store (SQLite or PostgreSQL);
+and the tampering a test applies to what it stored."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from market_testkit import eventually
+from sqlalchemy import create_engine, text
+
+from cdb_cli.engine.bus import InMemoryBus
+from cdb_cli.kernel import open_store
+from cdb_cli.runtime.loop import TradingLoop
+from cdb_cli.runtime.paper import PaperVenue
+from cdb_cli.settings import Settings
+
+__all__ = ["SYMBOL", "StoredRun", "delete_trade_at", "parity_settings", "stored_paper_run"]
+
+SYMBOL = "BTCUSDT"
+SECOND = 1_000_000_000
+
+
+def parity_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings that make the strategy trade on half-second bars of the simulator's market."""
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "ema_fast": 2,
+        "ema_slow": 4,
+        "rsi_period": 2,
+        "volume_period": 3,
+        "volume_factor": 0.01,
+        "stale_data_seconds": 5,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class StoredRun:
+    """What the paper run did: its run ids (one per segment) and its counts."""
+
+    run_ids: list[str]
+    fills: int
+    signals: int
+
+
+async def _paper_run(settings: Settings, segments: int, fills: int, seed: int) -> StoredRun:
+    from cdb_cli.adapters.clock import LiveClock
+    from cdb_cli.adapters.mexc.history import kline_warm_up
+    from cdb_cli.adapters.mexc.http import MexcHttpClient
+    from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+
+    config = SimConfig(symbols=(SYMBOL,), seed=seed, tick_interval=0.05, history_minutes=60)
+    run = StoredRun([], 0, 0)
+    async with SimServer(SimExchange(config)) as server, MexcHttpClient(server.rest_url) as http:
+        instruments = await http.exchange_info([SYMBOL])
+        for _ in range(segments):
+            store = open_store(settings, create_if_new=True)
+            feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
+            runtime = TradingLoop(
+                settings,
+                venue=PaperVenue(),
+                store=store,
+                bus=InMemoryBus(),
+                feed=feed,
+                clock=LiveClock(),
+                symbols=[SYMBOL],
+                instruments=instruments,
+                warm_up=kline_warm_up(http, bars=50),
+                bar_interval_ns=SECOND // 2,
+                bar_grace_ns=SECOND // 10,
+                flush_interval_s=0.05,
+            )
+            stop = asyncio.Event()
+            task = asyncio.create_task(runtime.run(stop))
+            try:
+                await asyncio.wait_for(runtime.started.wait(), 10)
+                await feed.wait_connected(10)
+                pipeline = runtime.pipeline
+                assert pipeline is not None
+                await eventually(
+                    lambda p=pipeline: p.stats.fills >= fills,
+                    timeout_s=60,
+                    what=f"{fills} fills in the segment",
+                )
+            finally:
+                stop.set()
+                summary = await asyncio.wait_for(task, 15)
+                store.close()
+            run.run_ids.append(summary.run_id)
+            run.fills += summary.fills
+            run.signals += summary.signals
+    return run
+
+
+def stored_paper_run(
+    settings: Settings, *, segments: int = 2, fills: int = 6, seed: int = 3
+) -> StoredRun:
+    """A paper run of ``segments`` starts (a restart between each), each until it has filled
+    ``fills`` orders."""
+    return asyncio.run(_paper_run(settings, segments, fills, seed))
+
+
+def delete_trade_at(database_url: str, ts_ns: int) -> int:
+    """Tamper with a stored run: remove its stored trades at ``ts_ns``; how many went."""
+    engine = create_engine(database_url)
+    try:
+        with engine.begin() as connection:
+            result = connection.execute(
+                text("DELETE FROM market_trades WHERE ts_event = :ts"), {"ts": ts_ns}
+            )
+            return int(result.rowcount)
+    finally:
+        engine.dispose()
