@@ -1,0 +1,39 @@
+"""The rehearsal kit (tests/rehearsal_testkit.py) does what the tests built on it rely on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rehearsal_testkit import paper_rehearsal, read_audits
+
+from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION
+from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
+
+
+@pytest.mark.slow
+def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
+    tmp_path: Path,
+) -> None:
+    rehearsal = paper_rehearsal(tmp_path / "paper", seconds=60)
+    url = rehearsal.database_url
+    starts = read_audits(url, START_ACTION)
+    assert [r.run_id for r in starts] == rehearsal.run_ids
+    assert len(rehearsal.run_ids) == 2
+    assert len({r.detail["settings_sha256"] for r in starts}) == 1
+    assert [r.run_id for r in read_audits(url, STOP_ACTION)] == rehearsal.run_ids
+    assert all(rehearsal.fills_per_segment), rehearsal.fills_per_segment
+    (halt,) = read_audits(url, HALT_ACTION)
+    (reset,) = read_audits(url, RESET_ACTION)
+    assert (halt.ts_event, reset.ts_event) == (rehearsal.halt_ns, rehearsal.reset_ns)
+    assert reset.ts_event - halt.ts_event >= 15 * 10**9
+    states = [
+        (r.detail["state"], r.ts_event)
+        for r in read_audits(url, STATE_ACTION)
+        if r.run_id == rehearsal.run_ids[1]
+    ]
+    assert ("halted", rehearsal.halted_ns) in states
+    assert ("active", rehearsal.resumed_ns) in states
+    assert rehearsal.halt_ns <= rehearsal.halted_ns < rehearsal.reset_ns <= rehearsal.resumed_ns
+    assert rehearsal.settings().database_url == url
+    assert all(log.exists() for log in rehearsal.logs.values())
