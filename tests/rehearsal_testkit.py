@@ -19,6 +19,7 @@ Each keeps its files in the folder it is given (a test's ``tmp_path``, or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -26,6 +27,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,10 @@ from cdb_cli.settings import Settings
 
 __all__ = [
     "PAPER_TUNING",
+    "LiveRehearsal",
     "Rehearsal",
     "RehearsalFailed",
+    "live_rehearsal",
     "paper_rehearsal",
 ]
 
@@ -395,3 +399,88 @@ def _picked_up(
 def stop_records(url: str) -> list[AuditRecord]:
     """The ``run_stop`` audits (one per clean stop)."""
     return read_audits(url, STOP_ACTION)
+
+
+# -- the live rehearsal ---------------------------------------------------------------------------
+
+LIVE_LEVEL_QUOTE = Decimal(1000)
+"""Quote value of each level of the simulator's book in the live rehearsal: the bot's market
+orders (a few thousand USDT) sweep several levels, so each fills in several parts (one venue
+trade, one stored fill per level)."""
+
+
+@dataclass(frozen=True)
+class LiveRehearsal:
+    """What a live rehearsal left: its store (``settings.database_url``) and what happened."""
+
+    database_url: str
+    settings: Settings
+    run_id: str
+    accepted_then_5xx: str
+    """The client order id of the order MEXC booked but answered 503 for."""
+    trades_per_order: dict[str, int]
+    """Venue trades (= stored fills) per client order id."""
+    venue_statuses: dict[str, str]
+    """Each venue order's final status, by client order id."""
+    counters: dict[str, int]
+    """The live execution client's counters (``outcome_unknown``, ``resolved_by_query`` …)."""
+    workdir: Path
+
+
+async def live_rehearsal(
+    workdir: Path, *, level_quote: Decimal = LIVE_LEVEL_QUOTE, **overrides: Any
+) -> LiveRehearsal:
+    """The live loop in this process against the MEXC simulator: a thin book (``level_quote``
+    per level, so the market orders fill in parts), the first order placement booked but answered
+    503 (``accept_then_5xx``), and a market walk down, up (the buy) and down (the exit). Waits
+    until both are filled at the venue and booked, stops the run, and checks that the store
+    matches the venue (``live_testkit.assert_store_matches_the_venue``). ``overrides`` are
+    settings (e.g. ``live_entry_order="limit"``)."""
+    from live_testkit import (
+        MOVES,
+        account_of,
+        assert_store_matches_the_venue,
+        live_run,
+        live_settings,
+        round_trip_booked,
+        sim_config,
+        walk,
+    )
+
+    from cdb_cli.adapters.mexc.sim.exchange import SimExchange
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+
+    await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    settings = live_settings(workdir, **overrides)
+    async with SimServer(SimExchange(sim_config(level_quote=level_quote))) as server:
+        store = open_store(settings, create_if_new=True)
+        try:
+            async with live_run(settings, server, store) as (runtime, _stop, _task):
+                server.exchange.faults.update({"accept_then_5xx": 1})
+                await walk(server, MOVES)
+                await round_trip_booked(store, server)
+                client: Any = getattr(runtime.venue, "client", None)
+                counters = dict(client.counters) if client is not None else {}
+            if server.exchange.faults.accept_then_5xx:
+                raise RehearsalFailed("no order was placed while accept_then_5xx was armed")
+            assert_store_matches_the_venue(store, server)
+        finally:
+            store.close()
+        account = account_of(server)
+        orders = sorted(account.orders.values(), key=lambda order: order.time_ms)
+        trades: dict[str, int] = {}
+        for trade in account.trades:
+            name = str(trade["clientOrderId"])
+            trades[name] = trades.get(name, 0) + 1
+    if not any(count > 1 for count in trades.values()):
+        raise RehearsalFailed(f"no order filled in parts: trades per order {trades}")
+    return LiveRehearsal(
+        database_url=settings.database_url,
+        settings=settings,
+        run_id=runtime.run_id,
+        accepted_then_5xx=str(orders[0].client_order_id),
+        trades_per_order=trades,
+        venue_statuses={str(o.client_order_id): o.status for o in orders},
+        counters=counters,
+        workdir=workdir,
+    )

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
-from rehearsal_testkit import paper_rehearsal, read_audits
+from rehearsal_testkit import live_rehearsal, paper_rehearsal, read_audits
 
+from cdb_cli.engine.events import ExecutionReport
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION
+from cdb_cli.kernel import open_store
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
 
 
@@ -37,3 +40,26 @@ def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
     assert rehearsal.halt_ns <= rehearsal.halted_ns < rehearsal.reset_ns <= rehearsal.resumed_ns
     assert rehearsal.settings().database_url == url
     assert all(log.exists() for log in rehearsal.logs.values())
+
+
+def test_a_live_rehearsal_fills_in_parts_survives_an_accepted_503_and_matches_the_venue(
+    tmp_path: Path,
+) -> None:
+    rehearsal = asyncio.run(live_rehearsal(tmp_path / "live"))
+    assert rehearsal.counters["outcome_unknown"] == 1  # the 503 after MEXC booked the order
+    assert rehearsal.counters["resolved_by_query"] == 1  # found by its client order id
+    assert rehearsal.counters.get("placed", 0) == 1  # the other order, answered normally
+    store = open_store(rehearsal.settings)
+    try:
+        orders = {o.client_order_id: o for o in store.orders()}
+        assert {str(o.side) for o in orders.values()} == {"BUY", "SELL"}
+        assert rehearsal.accepted_then_5xx in orders
+        assert len(orders) == len(rehearsal.venue_statuses)  # placed once, never resent
+        for client_id, count in rehearsal.trades_per_order.items():
+            assert count > 1, rehearsal.trades_per_order  # every order filled in parts
+            assert len(store.fills(client_order_id=client_id)) == count
+            assert orders[client_id].status == rehearsal.venue_statuses[client_id]
+        reports = store.events(ExecutionReport)
+        assert {r.client_order_id for r in reports} == set(orders)
+    finally:
+        store.close()
