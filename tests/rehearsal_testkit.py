@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -84,8 +84,8 @@ class Rehearsal:
     ``env`` is the whole environment its processes had, for a subprocess."""
 
     database_url: str
-    env: dict[str, str]
-    settings_env: dict[str, str]
+    env: dict[str, str] = field(repr=False)
+    settings_env: dict[str, str] = field(repr=False)
     run_ids: list[str]
     """One per segment, in order (from the ``run_start`` audits)."""
     halt_ns: int
@@ -428,36 +428,45 @@ class LiveRehearsal:
 
 
 async def live_rehearsal(
-    workdir: Path, *, level_quote: Decimal = LIVE_LEVEL_QUOTE, **overrides: Any
+    workdir: Path,
+    *,
+    entry: Literal["market", "limit"] = "market",
+    level_quote: Decimal = LIVE_LEVEL_QUOTE,
+    **overrides: Any,
 ) -> LiveRehearsal:
     """The live loop in this process against the MEXC simulator: a thin book (``level_quote``
-    per level, so the market orders fill in parts), the first order placement booked but answered
-    503 (``accept_then_5xx``), and a market walk down, up (the buy) and down (the exit). Waits
-    until both are filled at the venue and booked, stops the run, and checks that the store
-    matches the venue (``live_testkit.assert_store_matches_the_venue``). ``overrides`` are
-    settings (e.g. ``live_entry_order="limit"``)."""
+    per level), the first order placement booked but answered 503 (``accept_then_5xx``), and a
+    market walk down, up (the buy) and down (the exit). Waits until both are filled at the venue
+    and booked, stops the run, and checks that the store matches the venue
+    (``live_testkit.assert_store_matches_the_venue``).
+
+    ``entry="market"``: the buy and the exit are MARKET orders that sweep several levels at once,
+    so each fills in several parts (one venue trade each) and goes FILLED in one step.
+    ``entry="limit"``: the buy is a LIMIT order (CDB_LIVE_ENTRY_ORDER=limit) that rests; the walk
+    then trades through its price step by step, one level a step, so MEXC reports it
+    PARTIALLY_FILLED and then FILLED; the exit is a MARKET order. ``overrides`` are settings."""
     from live_testkit import (
-        MOVES,
         account_of,
         assert_store_matches_the_venue,
         live_run,
         live_settings,
         round_trip_booked,
         sim_config,
-        walk,
     )
 
     from cdb_cli.adapters.mexc.sim.exchange import SimExchange
     from cdb_cli.adapters.mexc.sim.server import SimServer
 
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+    if entry == "limit":
+        overrides = {"live_entry_order": "limit", "live_limit_timeout_seconds": 120} | overrides
     settings = live_settings(workdir, **overrides)
     async with SimServer(SimExchange(sim_config(level_quote=level_quote))) as server:
         store = open_store(settings, create_if_new=True)
         try:
             async with live_run(settings, server, store) as (runtime, _stop, _task):
                 server.exchange.faults.update({"accept_then_5xx": 1})
-                await walk(server, MOVES)
+                await (_walk_limit_entry(server) if entry == "limit" else _walk(server))
                 await round_trip_booked(store, server)
                 client: Any = getattr(runtime.venue, "client", None)
                 counters = dict(client.counters) if client is not None else {}
@@ -484,3 +493,36 @@ async def live_rehearsal(
         counters=counters,
         workdir=workdir,
     )
+
+
+async def _walk(server: Any) -> None:
+    from live_testkit import MOVES, walk
+
+    await walk(server, MOVES)
+
+
+async def _walk_limit_entry(server: Any) -> None:
+    """Down, then up until the limit buy rests at MEXC; then through its price one level a step
+    until it has filled (PARTIALLY_FILLED first); then down for the exit."""
+    from live_testkit import MOVES, SYMBOL, account_of, walk
+    from market_testkit import eventually
+
+    resting: list[Any] = []
+    walked = 0
+    while not resting and walked < len(MOVES):
+        await walk(server, [MOVES[walked]])
+        walked += 1
+        resting = [o for o in account_of(server).orders.values() if o.is_open]
+    if not resting:
+        raise RehearsalFailed("the limit buy never rested at the venue")
+    (order,) = resting
+    while order.is_open:
+        before: Decimal = order.executed_qty
+
+        def filled_more(before: Decimal = before) -> bool:
+            return bool(order.executed_qty > before)
+
+        await server.step({SYMBOL: order.price - Decimal("0.01")})
+        await eventually(filled_more, what="a part of the limit buy")
+        await asyncio.sleep(0.55)  # a bar each: the parts reach the bot one by one
+    await walk(server, [move for move in MOVES[walked:] if move < 0] or [-2] * 6)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from rehearsal_testkit import live_rehearsal, paper_rehearsal, read_audits
@@ -42,10 +43,11 @@ def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
     assert all(log.exists() for log in rehearsal.logs.values())
 
 
+@pytest.mark.parametrize("entry", ["market", "limit"])
 def test_a_live_rehearsal_fills_in_parts_survives_an_accepted_503_and_matches_the_venue(
-    tmp_path: Path,
+    tmp_path: Path, entry: Literal["market", "limit"]
 ) -> None:
-    rehearsal = asyncio.run(live_rehearsal(tmp_path / "live"))
+    rehearsal = asyncio.run(live_rehearsal(tmp_path / "live", entry=entry))
     assert rehearsal.counters["outcome_unknown"] == 1  # the 503 after MEXC booked the order
     assert rehearsal.counters["resolved_by_query"] == 1  # found by its client order id
     assert rehearsal.counters.get("placed", 0) == 1  # the other order, answered normally
@@ -61,5 +63,11 @@ def test_a_live_rehearsal_fills_in_parts_survives_an_accepted_503_and_matches_th
             assert orders[client_id].status == rehearsal.venue_statuses[client_id]
         reports = store.events(ExecutionReport)
         assert {r.client_order_id for r in reports} == set(orders)
+        buy = next(o for o in orders.values() if str(o.side) == "BUY")
+        assert buy.order_type == entry.upper()
+        if entry == "limit":  # MEXC said PARTIALLY_FILLED between the parts
+            states = [r.status for r in reports if r.client_order_id == buy.client_order_id]
+            assert states[-1] == "FILLED"
+            assert "PARTIALLY_FILLED" in states
     finally:
         store.close()
