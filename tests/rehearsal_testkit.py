@@ -20,12 +20,14 @@ Each keeps its files in the folder it is given (a test's ``tmp_path``, or
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -424,6 +426,9 @@ class LiveRehearsal:
     """Each venue order's final status, by client order id."""
     counters: dict[str, int]
     """The live execution client's counters (``outcome_unknown``, ``resolved_by_query`` …)."""
+    log: Path
+    """cdb's log lines of the run at INFO (``cdb_cli.*``), e.g. the placer's warning
+    "MEXC did not confirm order … asking for it, never resending"."""
     workdir: Path
 
 
@@ -445,22 +450,46 @@ async def live_rehearsal(
     ``entry="limit"``: the buy is a LIMIT order (CDB_LIVE_ENTRY_ORDER=limit) that rests; the walk
     then trades through its price step by step, one level a step, so MEXC reports it
     PARTIALLY_FILLED and then FILLED; the exit is a MARKET order. ``overrides`` are settings."""
-    from live_testkit import (
-        account_of,
-        assert_store_matches_the_venue,
-        live_run,
-        live_settings,
-        round_trip_booked,
-        sim_config,
-    )
-
-    from cdb_cli.adapters.mexc.sim.exchange import SimExchange
-    from cdb_cli.adapters.mexc.sim.server import SimServer
+    from live_testkit import account_of, live_settings
 
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     if entry == "limit":
         overrides = {"live_entry_order": "limit", "live_limit_timeout_seconds": 120} | overrides
     settings = live_settings(workdir, **overrides)
+    log = workdir / "live.log"
+    with _logged_to(log):
+        server, runtime, counters = await _live_run(settings, level_quote, entry)
+    account = account_of(server)
+    orders = sorted(account.orders.values(), key=lambda order: order.time_ms)
+    trades: dict[str, int] = {}
+    for trade in account.trades:
+        name = str(trade["clientOrderId"])
+        trades[name] = trades.get(name, 0) + 1
+    if not any(count > 1 for count in trades.values()):
+        raise RehearsalFailed(f"no order filled in parts: trades per order {trades}")
+    return LiveRehearsal(
+        database_url=settings.database_url,
+        settings=settings,
+        run_id=runtime.run_id,
+        accepted_then_5xx=str(orders[0].client_order_id),
+        trades_per_order=trades,
+        venue_statuses={str(o.client_order_id): o.status for o in orders},
+        counters=counters,
+        log=log,
+        workdir=workdir,
+    )
+
+
+async def _live_run(
+    settings: Settings, level_quote: Decimal, entry: str
+) -> tuple[Any, Any, dict[str, int]]:
+    """Run the live loop through the walk; the (stopped) simulator, the loop, the client's
+    counters."""
+    from live_testkit import assert_store_matches_the_venue, live_run, round_trip_booked, sim_config
+
+    from cdb_cli.adapters.mexc.sim.exchange import SimExchange
+    from cdb_cli.adapters.mexc.sim.server import SimServer
+
     async with SimServer(SimExchange(sim_config(level_quote=level_quote))) as server:
         store = open_store(settings, create_if_new=True)
         try:
@@ -475,24 +504,26 @@ async def live_rehearsal(
             assert_store_matches_the_venue(store, server)
         finally:
             store.close()
-        account = account_of(server)
-        orders = sorted(account.orders.values(), key=lambda order: order.time_ms)
-        trades: dict[str, int] = {}
-        for trade in account.trades:
-            name = str(trade["clientOrderId"])
-            trades[name] = trades.get(name, 0) + 1
-    if not any(count > 1 for count in trades.values()):
-        raise RehearsalFailed(f"no order filled in parts: trades per order {trades}")
-    return LiveRehearsal(
-        database_url=settings.database_url,
-        settings=settings,
-        run_id=runtime.run_id,
-        accepted_then_5xx=str(orders[0].client_order_id),
-        trades_per_order=trades,
-        venue_statuses={str(o.client_order_id): o.status for o in orders},
-        counters=counters,
-        workdir=workdir,
-    )
+    return server, runtime, counters
+
+
+@contextmanager
+def _logged_to(path: Path) -> Iterator[None]:
+    """cdb's log records (``cdb_cli.*``, INFO and up) also go to ``path`` meanwhile."""
+    logger = logging.getLogger("cdb_cli")
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
 
 
 async def _walk(server: Any) -> None:

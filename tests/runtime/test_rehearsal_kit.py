@@ -51,6 +51,8 @@ def test_a_live_rehearsal_fills_in_parts_survives_an_accepted_503_and_matches_th
     assert rehearsal.counters["outcome_unknown"] == 1  # the 503 after MEXC booked the order
     assert rehearsal.counters["resolved_by_query"] == 1  # found by its client order id
     assert rehearsal.counters.get("placed", 0) == 1  # the other order, answered normally
+    log = rehearsal.log.read_text(encoding="utf-8")
+    assert f"MEXC did not confirm order {rehearsal.accepted_then_5xx}" in log
     store = open_store(rehearsal.settings)
     try:
         orders = {o.client_order_id: o for o in store.orders()}
