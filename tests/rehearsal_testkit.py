@@ -48,7 +48,9 @@ __all__ = [
     "Rehearsal",
     "RehearsalFailed",
     "live_rehearsal",
+    "live_rehearsal_fixture",
     "paper_rehearsal",
+    "paper_rehearsal_fixture",
 ]
 
 CDB = str(Path(sys.executable).parent / "cdb")
@@ -557,3 +559,39 @@ async def _walk_limit_entry(server: Any) -> None:
         await eventually(filled_more, what="a part of the limit buy")
         await asyncio.sleep(0.55)  # a bar each: the parts reach the bot one by one
     await walk(server, [move for move in MOVES[walked:] if move < 0] or [-2] * 6)
+
+
+# -- fixtures -------------------------------------------------------------------------------------
+
+Scope = Literal["session", "package", "module", "class", "function"]
+
+
+def paper_rehearsal_fixture(seconds: float = 600, scope: Scope = "module") -> Any:
+    """A pytest fixture (module-scoped by default) giving one :class:`Rehearsal` of ``seconds``,
+    done once for all the module's tests::
+
+        paper = paper_rehearsal_fixture(600)
+
+        def test_parity_explains_every_difference(paper: Rehearsal) -> None: ...
+    """
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def paper(tmp_path_factory: pytest.TempPathFactory) -> Rehearsal:
+        return paper_rehearsal(tmp_path_factory.mktemp("paper-rehearsal"), seconds)
+
+    return paper
+
+
+def live_rehearsal_fixture(
+    entry: Literal["market", "limit"] = "market", scope: Scope = "module"
+) -> Any:
+    """A pytest fixture (module-scoped by default) giving one :class:`LiveRehearsal`."""
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def live(tmp_path_factory: pytest.TempPathFactory) -> LiveRehearsal:
+        workdir = tmp_path_factory.mktemp(f"live-rehearsal-{entry}")
+        return asyncio.run(live_rehearsal(workdir, entry=entry))
+
+    return live

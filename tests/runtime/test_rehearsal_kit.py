@@ -7,19 +7,26 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from rehearsal_testkit import live_rehearsal, paper_rehearsal, read_audits
+from rehearsal_testkit import (
+    Rehearsal,
+    live_rehearsal,
+    paper_rehearsal_fixture,
+    read_audits,
+)
 
 from cdb_cli.engine.events import ExecutionReport
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
 
+paper = paper_rehearsal_fixture(60)  # the acceptance tests use 600 s
+
 
 @pytest.mark.slow
 def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
-    tmp_path: Path,
+    paper: Rehearsal,
 ) -> None:
-    rehearsal = paper_rehearsal(tmp_path / "paper", seconds=60)
+    rehearsal = paper
     url = rehearsal.database_url
     starts = read_audits(url, START_ACTION)
     assert [r.run_id for r in starts] == rehearsal.run_ids
