@@ -293,8 +293,14 @@ def paper_rehearsal(workdir: Path, seconds: float = 600, *, seed: int = 11) -> R
         "CDB_MEXC_REST_URL": rest_url,
         "CDB_MEXC_WS_URL": f"ws://127.0.0.1:{sim_port}/ws",
         "CDB_HTTP_PORT": str(http_port),
+        # in the rehearsal's folder, not the user data dir: and the settings (their hash) do
+        # not depend on where a test's XDG_DATA_HOME points
+        "CDB_BACKUP_DIR": str(workdir / "backups"),
+        "CDB_SPILL_DIR": str(workdir / "unsaved"),
     }
+    home = workdir / "home"
     env = clean_environment() | settings_env
+    env |= {"XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config")}
     processes = Processes(env, workdir)
     try:
         processes.start(
@@ -457,6 +463,9 @@ async def live_rehearsal(
     await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
     if entry == "limit":
         overrides = {"live_entry_order": "limit", "live_limit_timeout_seconds": 120} | overrides
+    # in the rehearsal's folder, not the user data dir (a module-scoped fixture runs before the
+    # per-test isolation of tests/conftest.py)
+    overrides = {"backup_dir": workdir / "backups", "spill_dir": workdir / "unsaved"} | overrides
     settings = live_settings(workdir, **overrides)
     log = workdir / "live.log"
     with _logged_to(log):

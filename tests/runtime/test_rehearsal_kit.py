@@ -18,6 +18,7 @@ from cdb_cli.engine.events import ExecutionReport
 from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
+from cdb_cli.settings_io import settings_hash
 
 paper = paper_rehearsal_fixture(60)  # the acceptance tests use 600 s
 
@@ -46,7 +47,8 @@ def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
     assert ("halted", rehearsal.halted_ns) in states
     assert ("active", rehearsal.resumed_ns) in states
     assert rehearsal.halt_ns <= rehearsal.halted_ns < rehearsal.reset_ns <= rehearsal.resumed_ns
-    assert rehearsal.settings().database_url == url
+    # a parity run with the rehearsal's settings has the runs' settings hash
+    assert {settings_hash(rehearsal.settings())} == {r.detail["settings_sha256"] for r in starts}
     assert all(log.exists() for log in rehearsal.logs.values())
 
 
