@@ -466,7 +466,8 @@ async def live_rehearsal(
     # in the rehearsal's folder, not the user data dir (a module-scoped fixture runs before the
     # per-test isolation of tests/conftest.py)
     overrides = {"backup_dir": workdir / "backups", "spill_dir": workdir / "unsaved"} | overrides
-    settings = live_settings(workdir, **overrides)
+    with _without_cdb_variables():  # this process's CDB_* must not change the rehearsal
+        settings = live_settings(workdir, **overrides)
     log = workdir / "live.log"
     with _logged_to(log):
         server, runtime, counters = await _live_run(settings, level_quote, entry)
@@ -516,6 +517,17 @@ async def _live_run(
         finally:
             store.close()
     return server, runtime, counters
+
+
+@contextmanager
+def _without_cdb_variables() -> Iterator[None]:
+    saved = {name: value for name, value in os.environ.items() if name.startswith("CDB_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 @contextmanager
