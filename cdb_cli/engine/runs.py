@@ -35,6 +35,7 @@ __all__ = [
     "START_ACTION",
     "STATE_ACTION",
     "STOP_ACTION",
+    "VENUE_FAULT_ACTION",
     "WARM_UP_ACTION",
     "OperatorActions",
     "TradingStatus",
@@ -57,6 +58,9 @@ STOP_ACTION: Final = "run_stop"
 WARM_UP_ACTION: Final = "warm_up"
 """Audit action of the history one symbol's strategy was warmed with at a start (detail:
 ``symbol``, ``bars`` a JSON list of [close time ns, close, volume]), for ``cdb parity``."""
+VENUE_FAULT_ACTION: Final = "venue_fault"
+"""Audit action of a live order whose venue answer was lost (detail: ``client_order_id``,
+``symbol``, ``fault``): MEXC took it but answered 5xx or not at all, and it was asked for."""
 REPLAY_ACTION: Final = "replay"
 STATE_ACTION: Final = "trading_state"
 """Audit action of a change of the trading state (detail: ``state``, ``reason``)."""

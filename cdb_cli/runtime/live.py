@@ -37,6 +37,8 @@ from cdb_cli.engine.instruments import split_symbol
 from cdb_cli.engine.live_execution import LiveExecution
 from cdb_cli.engine.ports.execution import VenueOrderState
 from cdb_cli.engine.records import Mode
+from cdb_cli.engine.runs import VENUE_FAULT_ACTION
+from cdb_cli.runtime.lifecycle import run_record
 from cdb_cli.services.reconcile import (
     Reconciliation,
     compare_balances,
@@ -75,6 +77,7 @@ class LiveVenue:
         self.reconciliation: Reconciliation | None = None
         self.orders_sent = 0
         self._store: Store | None = None
+        self._run_id = ""
         self._clock_ns: Callable[[], int] = time.time_ns  # the loop's clock, from open()
         self._fills: list[FillRecord] = []
         self._wake = asyncio.Event()
@@ -88,6 +91,7 @@ class LiveVenue:
         """Reconcile the store with the venue, rebuild the ledger from the stored fills and
         compare it with the account's balances: beyond the tolerance, refuse to trade."""
         store = self._store = loop.store
+        self._run_id = loop.run_id
         self._clock_ns = loop.clock.timestamp_ns
         settings = loop.settings
         starting_cash, opening = await self._opening(loop, orders)
@@ -300,9 +304,22 @@ class LiveVenue:
             # stays PENDING_NEW and tracked: polling (or the next start) settles it.
             logger.error("Order %s: outcome unknown: %s", record.client_order_id, e.message)
             self.client.track(record)
+            await self._audit_fault(record, f"outcome unknown: {e.message}")
             return
         self.orders_sent += 1
         self._book(pipeline, execution.on_update(state))
+        if state.fault:
+            await self._audit_fault(record, state.fault)
+
+    async def _audit_fault(self, record: OrderRecord, fault: str) -> None:
+        """The venue's lost answer, as an audit record (``cdb parity`` names it as a cause)."""
+        detail = {"client_order_id": record.client_order_id, "symbol": record.symbol,
+                  "fault": fault}  # fmt: skip
+        audit = run_record(VENUE_FAULT_ACTION, self._run_id, self._clock_ns(), detail)
+        try:
+            await asyncio.to_thread(self._saved_store().add_audit, audit)
+        except CdbError as e:  # the order went its way; only its paperwork is missing
+            logger.warning("Could not record the venue fault of %s: %s", record.client_order_id, e)
 
     def _reject(
         self, pipeline: TradingPipeline, execution: LiveExecution, record: OrderRecord, reason: str

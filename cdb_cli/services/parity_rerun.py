@@ -40,6 +40,7 @@ from cdb_cli.services.parity_segments import (
     recorded_instruments,
     recorded_settings,
     segment_interval,
+    venue_faults,
     venue_notes,
 )
 
@@ -107,7 +108,7 @@ class Collector:
             symbols=symbols,
             clock=clock,
             recorder=recorder,
-            run_id=f"r{segment.run_id}"[:24],
+            run_id=_rerun_id(segment),
             instruments=instruments,
             portfolio=self._opening(segment, settings, before),
             trace_interval_ns=interval,
@@ -206,7 +207,7 @@ class Collector:
     def _warm(self, segment: Segment, pipeline: TradingPipeline) -> None:
         for record in self.store.audits(action=WARM_UP_ACTION, since_ns=segment.started_ns):
             symbol = record.detail.get("symbol", "")
-            if record.run_id != segment.run_id or symbol not in self.symbols:
+            if record.run_id not in segment.run_ids or symbol not in self.symbols:
                 continue
             bars = [(int(t), float(c), float(v)) for t, c, v in json.loads(record.detail["bars"])]
             pipeline.warm_up(symbol, bars)
@@ -217,7 +218,7 @@ class Collector:
             for bar in self.store.events(
                 Bar, symbol=symbol, since_ns=segment.begin_ns - 3600 * _NS, until_ns=segment.end_ns
             ):
-                if bar.source == segment.run_id and bar.closed:
+                if bar.source in segment.run_ids and bar.closed:
                     bars[(symbol, bar.ts_event)] = bar
         return bars
 
@@ -241,7 +242,7 @@ class Collector:
             for a in self.store.audits(
                 action=STATE_ACTION, since_ns=segment.started_ns, until_ns=segment.end_ns + 1
             )
-            if a.run_id == segment.run_id
+            if a.run_id in segment.run_ids
         ]
         acts: list[tuple[int, AuditRecord]] = []
         for action, state in ((HALT_ACTION, "HALTED"), (RESET_ACTION, "ACTIVE")):
@@ -342,33 +343,37 @@ class Collector:
     def _run_side(
         self, segment: Segment, orders: Sequence[OrderRecord], fills: Sequence[FillRecord]
     ) -> list[DecisionRow]:
-        from cdb_cli.engine.live_execution import client_order_id_prefix
-
         since, until = segment.started_ns, segment.end_ns + 1
-        prefix = f"{segment.run_id}-"
+        # a component-mode run's signals are named by their bar, not by the run: every signal
+        # of the stretch, looked up by the decisions' signal ids
         signals = {
-            s.event_id: s
-            for s in self.store.events(TradingSignal, since_ns=since, until_ns=until)
-            if s.event_id.startswith(prefix)
+            s.event_id: s for s in self.store.events(TradingSignal, since_ns=since, until_ns=until)
         }
         decisions = [
             d
             for d in self.store.events(RiskDecision, since_ns=since, until_ns=until)
-            if d.event_id.startswith(prefix) and d.symbol in self.symbols
+            if segment.owns(d.event_id) and d.symbol in self.symbols
         ]
-        rows = decision_rows(decisions, signals, segment.run_id)
+        rows = decision_rows(decisions, signals)
         self.run.decisions.extend(rows)
-        order_prefix = client_order_id_prefix(segment.run_id)
-        mine = [o for o in orders if o.client_order_id.startswith(order_prefix)]
+        mine = [o for o in orders if segment.owns(o.client_order_id)]
         notes = venue_notes(self.store, mine, since, until)
+        faults = venue_faults(self.store, since, until)
         by_order: dict[str, list[FillRecord]] = {}
         for fill in fills:
             by_order.setdefault(fill.client_order_id, []).append(fill)
         for order in mine:
             own = sorted(by_order.get(order.client_order_id, []), key=lambda f: f.ts_event)
+            fault = faults.get(order.client_order_id, "")
             self.run.orders[order.decision_id] = OrderFills(
-                order, tuple(own), notes.get(order.client_order_id, "")
+                order, tuple(own), notes.get(order.client_order_id, ""), fault
             )
+            if fault:
+                answered = own[0].ts_event if own else order.ts_updated
+                what = f"order {order.client_order_id}: {fault}"
+                self.windows.append(
+                    Window("venue_fault", order.ts_created, answered, what, order.symbol)
+                )
         return rows
 
     def _replay_side(
@@ -378,7 +383,7 @@ class Collector:
         decisions = [
             e for t, e in recorder.events if t is Topic.RISK_EVENTS and isinstance(e, RiskDecision)
         ]
-        self.replay.decisions.extend(decision_rows(decisions, signals, f"r{segment.run_id}"[:24]))
+        self.replay.decisions.extend(decision_rows(decisions, signals))
         by_order: dict[str, list[FillRecord]] = {}
         for fill in recorder.fills:
             by_order.setdefault(fill.client_order_id, []).append(fill)
@@ -458,3 +463,8 @@ def _bar_detail(stored: Bar | None, built: ClosedBar | None) -> str | None:
     if not changed:
         return None
     return "the stored bar differs from what its stored trades make: " + ", ".join(changed)
+
+
+def _rerun_id(segment: Segment) -> str:
+    """The re-run's id: ``r`` and the segment's (first) run id."""
+    return f"r{segment.run_ids[0]}"

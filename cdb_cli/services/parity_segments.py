@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,7 @@ from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.runs import (
     START_ACTION,
     STOP_ACTION,
+    VENUE_FAULT_ACTION,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +38,7 @@ __all__ = [
     "recorded_settings",
     "restart_windows",
     "segment_interval",
+    "venue_faults",
     "venue_notes",
 ]
 
@@ -49,9 +53,11 @@ the moment the run heard them)."""
 
 @dataclass(frozen=True)
 class Segment:
-    """One start of a run: its audit, where its stretch of the stored data begins and ends."""
+    """One start of a run (of ``cdb run``, or of a component-mode run's components together):
+    its start audit, its stop, where its stretch of the stored data begins and ends."""
 
-    run_id: str
+    run_ids: tuple[str, ...]
+    """The run id, or a component-mode run's components' ids (each component has its own)."""
     mode: str
     start: AuditRecord
     stop: AuditRecord | None
@@ -61,6 +67,11 @@ class Segment:
     """Where they end (half-way to the next start; the stop, or the last event, for the last)."""
 
     @property
+    def run_id(self) -> str:
+        """The run's name in reports: its id, or its components' ids."""
+        return "+".join(self.run_ids)
+
+    @property
     def started_ns(self) -> int:
         return self.start.ts_event
 
@@ -68,37 +79,75 @@ class Segment:
     def stopped_ns(self) -> int:
         return self.stop.ts_event if self.stop is not None else self.end_ns
 
+    def owns(self, event_id: str) -> bool:
+        """Whether an event, order or record id is one of this segment's (ids start with the
+        run id: ``p1a2b3c4d5e6-42``, ``p1a2b3c4d5e6_0000000042``)."""
+        return any(event_id.startswith(run_id) for run_id in self.run_ids)
+
 
 # --- the run's segments ----------------------------------------------------------------------
 
 
 def find_segments(store: Store, run_ids: Sequence[str] = ()) -> list[Segment]:
     """The stored paper and live runs' segments (``run_ids``: only those), oldest first."""
-    starts = [a for a in store.audits(action=START_ACTION) if a.detail.get("mode") in _MODES]
-    chosen = [a for a in starts if not run_ids or a.run_id in run_ids]
+    groups = _starts(store)
+    chosen = [g for g in groups if not run_ids or set(g[0]) & set(run_ids)]
     if not chosen:
         which = f" {', '.join(run_ids)}" if run_ids else ""
         raise StateError(f"No paper or live run{which} in this database (CDB_DATABASE_URL)")
-    modes = {a.detail.get("mode", "") for a in chosen}
+    modes = {start.detail.get("mode", "") for _, start, _ in chosen}
     if len(modes) > 1:
         raise ConfigurationError("These runs mix paper and live; compare one mode at a time")
-    stops = {a.run_id: a for a in store.audits(action=STOP_ACTION)}
-    starts.sort(key=lambda a: a.ts_event)
     segments: list[Segment] = []
-    for start in starts:
-        stop = stops.get(start.run_id)
+    for ids, start, stop in groups:
         begin = start.ts_event - _EARLY_NS  # a trade made just before the start, heard after it
         if segments:
             previous = segments[-1]
             begin = max((previous.stopped_ns + start.ts_event) // 2, previous.stopped_ns + 1)
             segments[-1] = Segment(
-                previous.run_id, previous.mode, previous.start, previous.stop,
+                previous.run_ids, previous.mode, previous.start, previous.stop,
                 previous.begin_ns, begin - 1,
             )  # fmt: skip
         end = stop.ts_event if stop is not None else _last_event_ns(store, start.ts_event)
-        segments.append(Segment(start.run_id, start.detail["mode"], start, stop, begin, end))
-    wanted = {a.run_id for a in chosen}
-    return [s for s in segments if s.run_id in wanted]
+        segments.append(Segment(ids, start.detail["mode"], start, stop, begin, end))
+    wanted = {ids for ids, _, _ in chosen}
+    return [s for s in segments if s.run_ids in wanted]
+
+
+Group = tuple[tuple[str, ...], AuditRecord, AuditRecord | None]
+
+
+def _starts(store: Store) -> list[Group]:
+    """Each run's (ids, start, stop), oldest first. The components of a component-mode run
+    each start with an id of their own; the ones that start while the others run are one run,
+    from the first start to the last stop, with the detail of the start that recorded most."""
+    stops: dict[str, AuditRecord] = {}
+    for record in store.audits(action=STOP_ACTION):
+        stops[record.run_id] = record
+    starts = [a for a in store.audits(action=START_ACTION) if a.detail.get("mode") in _MODES]
+    starts.sort(key=lambda a: a.ts_event)
+    groups: list[list[AuditRecord]] = []
+    for record in starts:
+        group = groups[-1] if groups else None
+        if (
+            group is not None
+            and "component" in record.detail
+            and "component" in group[0].detail
+            and all(
+                m.run_id not in stops or stops[m.run_id].ts_event > record.ts_event for m in group
+            )
+        ):
+            group.append(record)
+        else:
+            groups.append([record])
+    out: list[Group] = []
+    for group in groups:
+        fullest = max(group, key=lambda r: (len(r.detail.get("instruments", "")), len(r.detail)))
+        start = fullest.model_copy(update={"ts_event": group[0].ts_event})
+        ended = [stops[m.run_id] for m in group if m.run_id in stops]
+        stop = max(ended, key=lambda r: r.ts_event) if len(ended) == len(group) else None
+        out.append((tuple(m.run_id for m in group), start, stop))
+    return out
 
 
 def _last_event_ns(store: Store, after: int) -> int:
@@ -188,7 +237,7 @@ def calibrate(orders: Sequence[OrderRecord], fills: Sequence[FillRecord]) -> dic
     partial = sum(1 for n in parts if n > 1)
     return {
         "latency_ms": Decimal(int(statistics.median(latencies)) // _MS),
-        "latency_p90_ms": Decimal(int(sorted(latencies)[int(0.9 * (len(latencies) - 1))]) // _MS),
+        "latency_p90_ms": Decimal(_p90(latencies) // _MS),
         "orders": Decimal(len(latencies)),
         "orders_in_parts": Decimal(partial),
         "median_parts": Decimal(int(statistics.median(parts))),
@@ -206,17 +255,18 @@ def segment_interval(segment: Segment) -> int:
 
 
 def decision_rows(
-    decisions: Iterable[RiskDecision], signals: Mapping[str, TradingSignal], run_id: str
+    decisions: Iterable[RiskDecision], signals: Mapping[str, TradingSignal]
 ) -> list[DecisionRow]:
-    """Each decision with the bar that raised it (from its signal's trace id: the run id, the
-    bar's close in hex, the symbol)."""
+    """Each decision with the bar that raised it (its signal's trace id ends in ``-t<the bar's
+    close, hex>-<symbol>``; without one, the decision's own time)."""
     rows = []
-    marker = f"{run_id}-t"
     for decision in decisions:
         signal = signals.get(decision.signal_id)
         bar_ns = decision.ts_event
-        if signal is not None and signal.trace_id.startswith(marker):
-            bar_ns = int(signal.trace_id[len(marker) :].split("-", 1)[0], 16)
+        if signal is not None:
+            found = _TRACE_ID.search(signal.trace_id)
+            if found is not None:
+                bar_ns = int(found.group(1), 16)
         failed = ",".join(c.code for c in decision.checks if not c.passed)
         equity = decision.state.get("equity")
         rows.append(
@@ -235,6 +285,9 @@ def decision_rows(
     return rows
 
 
+_TRACE_ID: Final = re.compile(r"-t([0-9a-f]+)-[A-Z0-9]+$")
+
+
 def venue_notes(
     store: Store, orders: Sequence[OrderRecord], since: int, until: int
 ) -> dict[str, str]:
@@ -251,3 +304,18 @@ def venue_notes(
         elif reason and report.client_order_id not in notes:
             notes[report.client_order_id] = reason
     return notes
+
+
+def _p90(values: Sequence[int]) -> int:
+    """The 90th percentile by nearest rank (the largest of fewer than ten values)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]
+
+
+def venue_faults(store: Store, since: int, until: int) -> dict[str, str]:
+    """The live orders whose venue answer was lost (MEXC took them, answered 5xx), by client
+    order id, from the run's ``venue_fault`` audit records."""
+    return {
+        record.detail.get("client_order_id", ""): record.detail.get("fault", "")
+        for record in store.audits(action=VENUE_FAULT_ACTION, since_ns=since, until_ns=until)
+    }

@@ -1,4 +1,6 @@
-"""The rehearsal kit (tests/rehearsal_testkit.py) does what the tests built on it rely on."""
+"""The rehearsal kit (tests/rehearsal_testkit.py) does what the tests built on it rely on: the
+live rehearsal here; the paper rehearsal's facts are checked where its 10-minute run is made
+(tests/services/test_parity_rehearsals.py)."""
 
 from __future__ import annotations
 
@@ -8,48 +10,11 @@ from typing import Literal
 
 import pytest
 from rehearsal_testkit import (
-    Rehearsal,
     live_rehearsal,
-    paper_rehearsal_fixture,
-    read_audits,
 )
 
 from cdb_cli.engine.events import ExecutionReport
-from cdb_cli.engine.runs import HALT_ACTION, RESET_ACTION, STATE_ACTION
 from cdb_cli.kernel import open_store
-from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
-from cdb_cli.settings_io import settings_hash
-
-paper = paper_rehearsal_fixture(60)  # the acceptance tests use 600 s
-
-
-@pytest.mark.slow
-def test_a_paper_rehearsal_restarts_halts_resets_and_trades_in_both_segments(
-    paper: Rehearsal,
-) -> None:
-    rehearsal = paper
-    url = rehearsal.database_url
-    starts = read_audits(url, START_ACTION)
-    assert [r.run_id for r in starts] == rehearsal.run_ids
-    assert len(rehearsal.run_ids) == 2
-    assert len({r.detail["settings_sha256"] for r in starts}) == 1
-    assert [r.run_id for r in read_audits(url, STOP_ACTION)] == rehearsal.run_ids
-    assert all(rehearsal.fills_per_segment), rehearsal.fills_per_segment
-    (halt,) = read_audits(url, HALT_ACTION)
-    (reset,) = read_audits(url, RESET_ACTION)
-    assert (halt.ts_event, reset.ts_event) == (rehearsal.halt_ns, rehearsal.reset_ns)
-    assert reset.ts_event - halt.ts_event >= 15 * 10**9
-    states = [
-        (r.detail["state"], r.ts_event)
-        for r in read_audits(url, STATE_ACTION)
-        if r.run_id == rehearsal.run_ids[1]
-    ]
-    assert ("halted", rehearsal.halted_ns) in states
-    assert ("active", rehearsal.resumed_ns) in states
-    assert rehearsal.halt_ns <= rehearsal.halted_ns < rehearsal.reset_ns <= rehearsal.resumed_ns
-    # a parity run with the rehearsal's settings has the runs' settings hash
-    assert {settings_hash(rehearsal.settings())} == {r.detail["settings_sha256"] for r in starts}
-    assert all(log.exists() for log in rehearsal.logs.values())
 
 
 @pytest.mark.parametrize("entry", ["market", "limit"])

@@ -170,12 +170,13 @@ class OrderPlacer:
             raise
         except (CdbError, KeyError, TypeError, ValueError) as e:  # 5xx, timeout, odd answer
             self.counters["outcome_unknown"] += 1
+            why = e.message if isinstance(e, CdbError) else f"{type(e).__name__}: {e}"
             logger.warning(
-                "MEXC did not confirm order %s (%s); asking for it, never resending",
-                client_id,
-                e.message if isinstance(e, CdbError) else f"{type(e).__name__}: {e}",
+                "MEXC did not confirm order %s (%s); asking for it, never resending", client_id, why
             )
-            return await self._resolve(tracked)
+            state = await self._resolve(tracked)
+            return replace(state, fault=f"MEXC did not confirm the order ({why}); asked for it: "
+                           f"{state.status}")  # fmt: skip
         except BaseException:
             tracked.in_flight = False  # cancelled mid-send: polling finds out what happened
             raise

@@ -63,7 +63,7 @@ def _only_cause(data: ParityInput, match: DecisionMatch, run_order: OrderFills |
         return match.cause
     if run_order is not None and run_order.order.status in {"REJECTED", "EXPIRED"}:
         return "venue_reject"
-    if run_order is not None and run_order.note.startswith("venue answered"):
+    if run_order is not None and run_order.fault:
         return "venue_fault"
     return window_cause(data.windows, match.symbol, match.bar_ns) or "unexplained"
 
@@ -112,6 +112,12 @@ def _attribute_pair(
     if quantity_part:
         what = f"quantity {q1} in the run ({len(a.fills)} fills), {q2} in the re-run"
         _add(fill, _quantity_cause(data, a, match), quantity_part, what)
+    timing = f"filled at {_hms(t1)} in the run, {_hms(t2)} in the re-run"
+    if a.fault:  # the time the lost answer cost is the fault's, and it is named either way
+        _name(fill, "venue_fault", f"{a.fault}; {timing}")
+    parts_note = f"{len(a.fills)} fills in the run, {len(b.fills)} in the re-run"
+    if len(a.fills) > 1:  # named either way: the venue filled it in parts
+        _name(fill, "partial_fill", parts_note)
     scale = -sign * q2  # the price term: sign·q2·(v2 - v1) = -sign·q2·(v1 - v2)
     r1 = data.market.reference(fill.symbol, buy, t1)
     r2 = data.market.reference(fill.symbol, buy, t2)
@@ -123,12 +129,9 @@ def _attribute_pair(
         return
     slip1, part1, unexplained1 = _price_split(data, a, buy, r1)
     slip2, part2, _ = _price_split(data, b, buy, r2)
-    _add(fill, "latency", scale * (r1 - r2),
-         f"filled at {_hms(t1)} in the run, {_hms(t2)} in the re-run; the market's price "
-         f"{amount_text(r1)} against {amount_text(r2)}")  # fmt: skip
-    _add(fill, "partial_fill", scale * (part1 - part2),
-         f"{len(a.fills)} fills in the run, {len(b.fills)} in the re-run, while the price "
-         "moved")  # fmt: skip
+    _add(fill, "venue_fault" if a.fault else "latency", scale * (r1 - r2),
+         f"{timing}; the market's price {amount_text(r1)} against {amount_text(r2)}")  # fmt: skip
+    _add(fill, "partial_fill", scale * (part1 - part2), f"{parts_note}, while the price moved")
     _add(fill, "slippage", scale * ((slip1 - unexplained1) - slip2),
          f"{_bp(slip1 - unexplained1, r1)} bp from the market's price in the run, "
          f"{_bp(slip2, r2)} bp in the re-run")  # fmt: skip
@@ -144,6 +147,14 @@ def _add(fill: FillMatch, cause: Cause, amount: Decimal, note: str) -> None:
         return
     fill.parts[cause] = fill.parts.get(cause, ZERO) + amount
     fill.notes[cause] = f"{fill.notes[cause]}; {note}" if cause in fill.notes else note
+
+
+def _name(fill: FillMatch, cause: Cause, note: str) -> None:
+    """Name ``cause`` for a fill match even when no amount goes to it (a fault the venue
+    recovered from, an order filled in parts at one price)."""
+    fill.parts.setdefault(cause, ZERO)
+    if note not in fill.notes.get(cause, ""):
+        fill.notes[cause] = f"{fill.notes[cause]}; {note}" if cause in fill.notes else note
 
 
 def _bp(amount: Decimal, price: Decimal) -> str:

@@ -113,7 +113,9 @@ class OrderFills:
     order: OrderRecord
     fills: tuple[FillRecord, ...]
     note: str = ""
-    """Why it ended as it did at the venue (a reject's or an expiry's reason, a 5xx answer)."""
+    """Why it ended as it did at the venue (a reject's or an expiry's reason)."""
+    fault: str = ""
+    """The venue's answer that was lost on the way (MEXC took it, answered 5xx), if any."""
 
     @property
     def quantity(self) -> Decimal:

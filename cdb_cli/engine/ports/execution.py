@@ -95,6 +95,9 @@ class VenueOrderState:
     ts_ns: int
     reason: str = ""
     """Why the venue rejected or canceled it, when it said."""
+    fault: str = ""
+    """What went wrong on the way, when the venue's answer was lost: e.g. MEXC took the order
+    but answered 503, and the order was found by asking for it (``cdb parity`` names it)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TextIO
 
-from cdb_cli import __version__
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic
 from cdb_cli.engine.instruments import split_symbol
@@ -336,7 +335,7 @@ class Component:
         pumps += [asyncio.create_task(loop) for loop in self.background()]
         pumps.append(asyncio.create_task(self._watch_health(stop)))
         writer = asyncio.create_task(self._writer(stop))
-        await self._audit(START_ACTION, {"component": self.name, "cdb_version": __version__})
+        await self._audit(START_ACTION, self._start_detail())
         freeze_startup_heap()  # no 60-200 ms full collection in the middle of a hop
         self.started.set()
         logger.info("Component %s of run %s started", self.name, self.run_id)
@@ -417,6 +416,23 @@ class Component:
     async def _write_all(self) -> bool:
         """The last write, retried for 5 s; True when the store took everything."""
         return await self.writer.finish(5.0)
+
+    def _start_detail(self) -> dict[str, str]:
+        """The start audit's detail: the component, and what every loop's start records (the
+        settings and instruments it runs with, for ``cdb parity``)."""
+        from cdb_cli.runtime.lifecycle import RunSummary, start_detail
+
+        detail = start_detail(
+            self.settings,
+            Mode.PAPER,
+            self.symbols,
+            self.instruments,
+            RunSummary(self.run_id),
+            self.interval_ns,
+        )
+        detail.pop("restored_fills")
+        detail.pop("restored_orders")
+        return {"component": self.name, **detail}
 
     async def _audit(self, action: str, detail: dict[str, str]) -> None:
         try:

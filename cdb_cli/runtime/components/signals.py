@@ -19,6 +19,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.events import Bar, Event, Topic, TradingSignal
 from cdb_cli.engine.ports.market import WarmUp
 from cdb_cli.engine.remote import progress_report
@@ -27,6 +28,7 @@ from cdb_cli.engine.strategies import check_intent
 from cdb_cli.engine.strategies.guard import StrategyErrors
 from cdb_cli.engine.traces import Tracer
 from cdb_cli.runtime.components.base import Component, bar_close_ns
+from cdb_cli.runtime.lifecycle import warm_up_record
 from cdb_cli.runtime.waits import wait_event
 
 __all__ = ["SignalsComponent"]
@@ -68,6 +70,11 @@ class SignalsComponent(Component):
             except Exception as e:  # a warm-up that fails must not stop the signals
                 logger.warning("Warm-up of %s failed: %s", symbol, e)
                 continue
+            record = warm_up_record(self.run_id, self.clock.timestamp_ns(), symbol, history)
+            try:
+                await self.call(self.store.add_audit, record)
+            except CdbError as e:  # no signal waits for paperwork
+                logger.warning("Could not record the warm-up of %s: %s", symbol, e)
             for ts, close, volume in history:
                 self._on_bar(symbol, ts, close, volume)
             logger.info("Warmed %s with %d bars", symbol, len(history))

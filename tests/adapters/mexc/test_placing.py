@@ -6,6 +6,7 @@ The client is not started (no poller, no stream), so a fault hits exactly the re
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
@@ -60,8 +61,10 @@ async def test_accepted_then_5xx_is_resolved_by_query_and_never_resent(
     assert len(posts(sim)) - before == 1
     assert (quiet.counters["outcome_unknown"], quiet.counters["resolved_by_query"]) == (1, 1)
     assert sum(f.quantity for f in fills(drain(quiet), "a5-1")) == placed.filled_quantity
+    assert "HTTP 503" in placed.fault
+    assert placed.fault.endswith("asked for it: FILLED")  # what cdb parity names
     again = await quiet.place(record("a5-1", Side.BUY, quote=Decimal(50)))  # a caller's retry
-    assert again == placed
+    assert again == replace(placed, fault="")  # its state, no second fault
     assert len(posts(sim)) - before == 1
 
 

@@ -7,7 +7,8 @@ periods so that signals, approvals and fills come within seconds; then SIGTERM (
 s). The reference: the market events the components consumed (the `market_data` stream, which the
 store holds too) fed through the single-process `TradingLoop` with a clock at each event's time.
 Decisions (verdict, amounts, failing reasons and the portfolio state they saw), orders and fills
-must be equal, in order.
+must be equal, in order. And ``cdb parity`` (its service) re-runs the stored component run in
+one process and finds every decision equal and nothing unexplained.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from cdb_cli.engine.events import (
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.components import COMPONENTS
 from cdb_cli.runtime.lifecycle import START_ACTION, STOP_ACTION
+from cdb_cli.services.parity import run_parity
 from cdb_cli.settings import Settings
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
@@ -272,6 +274,17 @@ def test_components_in_processes_decide_as_one_process(
         (f.symbol, f.side, f.quantity, f.price, f.fee, f.ts_event) for f in expected_fills
     ]
     assert sum(f.quantity * f.price for f in fills) > Decimal(0)
+
+    # cdb parity re-runs the component run in one process from what it stored: equal too.
+    store = open_store(Settings(database_url=postgres_database))
+    try:
+        parity = run_parity(store, Settings(database_url=postgres_database)).report
+    finally:
+        store.close()
+    assert len(parity.decisions) == len(decisions)
+    assert {d.outcome for d in parity.decisions} == {"equal"}
+    assert [d.cause for d in parity.differences if d.cause in ("unexplained", "market_data")] == []
+    assert parity.pnl_run == parity.pnl_replay
 
 
 async def _instruments(rest: str) -> dict[str, Any]:
