@@ -72,7 +72,6 @@ def start_detail(
     symbols: Sequence[str],
     instruments: Mapping[str, Instrument] | None,
     summary: RunSummary,
-    bar_interval_ns: int,
 ) -> dict[str, str]:
     """A start audit's detail: mode, cdb version, the settings (no secrets) and their hash, the
     venue's instruments, the symbols and what was restored. The settings and instruments are
@@ -89,7 +88,6 @@ def start_detail(
         "settings": payload,
         "instruments": json.dumps(venue, sort_keys=True),
         "symbols": ",".join(symbols),
-        "bar_interval_ns": str(bar_interval_ns),
         "restored_fills": str(summary.restored_fills),
         "restored_orders": str(summary.restored_orders),
     }

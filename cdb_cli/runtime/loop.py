@@ -192,12 +192,9 @@ class TradingLoop:
 
     async def _audit_start(self, mode: Mode, **extra: str) -> None:
         """The start's audit record (:func:`start_detail`: no secrets)."""
-        detail = start_detail(
-            self.settings, mode, self.symbols, self.instruments, self.summary, self._bar_interval_ns
-        )
-        record = run_record(
-            START_ACTION, self.run_id, self.clock.timestamp_ns(), {**detail, **extra}
-        )
+        detail = start_detail(self.settings, mode, self.symbols, self.instruments, self.summary)
+        detail.update(extra, bar_interval_ns=str(self._bar_interval_ns))
+        record = run_record(START_ACTION, self.run_id, self.clock.timestamp_ns(), detail)
         await asyncio.to_thread(self.store.add_audit, record)
 
     async def _warm(self, pipeline: TradingPipeline) -> None:

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-from rehearsal_testkit import (
-    live_rehearsal,
-)
+from live_rehearsal_testkit import live_rehearsal
 
 from cdb_cli.engine.events import ExecutionReport
 from cdb_cli.kernel import open_store

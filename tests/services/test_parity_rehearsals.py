@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pytest
+from live_rehearsal_testkit import live_rehearsal
 from parity_testkit import delete_trade_at
 from rehearsal_testkit import (
     Rehearsal,
-    live_rehearsal,
     paper_rehearsal_fixture,
     read_audits,
 )

@@ -422,17 +422,11 @@ class Component:
         settings and instruments it runs with, for ``cdb parity``)."""
         from cdb_cli.runtime.lifecycle import RunSummary, start_detail
 
-        detail = start_detail(
-            self.settings,
-            Mode.PAPER,
-            self.symbols,
-            self.instruments,
-            RunSummary(self.run_id),
-            self.interval_ns,
-        )
+        summary = RunSummary(self.run_id)
+        detail = start_detail(self.settings, Mode.PAPER, self.symbols, self.instruments, summary)
         detail.pop("restored_fills")
         detail.pop("restored_orders")
-        return {"component": self.name, **detail}
+        return {"component": self.name, **detail, "bar_interval_ns": str(self.interval_ns)}
 
     async def _audit(self, action: str, detail: dict[str, str]) -> None:
         try:
