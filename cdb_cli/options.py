@@ -167,3 +167,22 @@ def parse_when(value: str | None, option: str, *, now_ns: int | None = None) -> 
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def csv_table_option(choices: tuple[str, ...]) -> Any:
+    """``--csv TABLE`` where a command prints one of its tables as CSV (``report``, ``parity``)."""
+    return typer.Option(
+        "--csv", metavar="TABLE", help=f"Print one table as CSV: {', '.join(choices)}."
+    )
+
+
+def check_csv_table(table: str | None, choices: tuple[str, ...], *, json_output: bool) -> None:
+    """Usage errors of ``--csv TABLE``: with ``--json``, or a table the command does not have."""
+    if table is None:
+        return
+    if json_output:
+        raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
+    if table not in choices:
+        raise typer.BadParameter(
+            f"{table!r} is not one of {', '.join(choices)}", param_hint="--csv"
+        )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterable
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +41,14 @@ class Terminal:
         """Write one JSON document to stdout and nothing else."""
         sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
         sys.stdout.flush()
+
+    def csv(self, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+        """Write one table as CSV to stdout (None as an empty cell) and nothing else."""
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
 
     def error(self, message: str, details: list[str] | None = None) -> None:
         """One red line on stderr, then one indented line per detail; the message is printed as

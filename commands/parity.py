@@ -3,15 +3,21 @@ every difference (the work is :mod:`cdb_cli.services.parity`)."""
 
 from __future__ import annotations
 
-import csv
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdb_cli.context import app_context
-from cdb_cli.options import JsonOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
+from cdb_cli.options import (
+    JsonOpt,
+    SinceOpt,
+    SymbolOpt,
+    UntilOpt,
+    check_csv_table,
+    csv_table_option,
+    parse_when,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.output import Terminal
@@ -36,14 +42,7 @@ def parity(
     symbol: SymbolOpt = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    csv_table: Annotated[
-        str | None,
-        typer.Option(
-            "--csv",
-            metavar="TABLE",
-            help=f"Print one table as CSV: {', '.join(TABLE_CHOICES)}.",
-        ),
-    ] = None,
+    csv_table: Annotated[str | None, csv_table_option(TABLE_CHOICES)] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -69,12 +68,7 @@ def parity(
     Exit 0 when every difference is explained, 4 when one is not, 1 when the database holds no
     such run, 3 when the run's settings cannot be had."""
     context = app_context(ctx)
-    if csv_table is not None and (json_output or context.json):
-        raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
-    if csv_table is not None and csv_table not in TABLE_CHOICES:
-        raise typer.BadParameter(
-            f"{csv_table!r} is not one of {', '.join(TABLE_CHOICES)}", param_hint="--csv"
-        )
+    check_csv_table(csv_table, TABLE_CHOICES, json_output=json_output or context.json)
     since_ns, until_ns = parse_when(since, "--since"), parse_when(until, "--until")
     from cdb_cli.services.parity import parity_document, table_rows
 
@@ -87,10 +81,7 @@ def parity(
         plot=plot,
     )
     if csv_table is not None:
-        header, rows = table_rows(document, csv_table)
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+        context.terminal.csv(*table_rows(document, csv_table))
     elif json_output or context.json:
         context.terminal.json(document)
     else:

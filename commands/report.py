@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from cdb_cli.context import app_context
-from cdb_cli.options import JsonOpt, RunOpt, SinceOpt, SymbolOpt, UntilOpt, parse_when
+from cdb_cli.options import (
+    JsonOpt,
+    RunOpt,
+    SinceOpt,
+    SymbolOpt,
+    UntilOpt,
+    check_csv_table,
+    csv_table_option,
+    parse_when,
+)
 
 if TYPE_CHECKING:
     from cdb_cli.output import Terminal
@@ -25,14 +32,7 @@ def report(
     until: UntilOpt = None,
     symbol: SymbolOpt = None,
     run: RunOpt = None,
-    csv_table: Annotated[
-        str | None,
-        typer.Option(
-            "--csv",
-            metavar="TABLE",
-            help=f"Print one table as CSV: {', '.join(TABLE_CHOICES)}.",
-        ),
-    ] = None,
+    csv_table: Annotated[str | None, csv_table_option(TABLE_CHOICES)] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Report trades (round trips), PnL per day and per symbol, win rate, fees, exposure over
@@ -43,12 +43,7 @@ def report(
     --json and --csv keep every digit. Exit 1 when the window holds nothing (with --json, a
     document whose "reason" says so)."""
     context = app_context(ctx)
-    if csv_table is not None and (json_output or context.json):
-        raise typer.BadParameter("choose one of --csv and --json", param_hint="--csv")
-    if csv_table is not None and csv_table not in TABLE_CHOICES:
-        raise typer.BadParameter(
-            f"{csv_table!r} is not one of {', '.join(TABLE_CHOICES)}", param_hint="--csv"
-        )
+    check_csv_table(csv_table, TABLE_CHOICES, json_output=json_output or context.json)
     since_ns, until_ns = parse_when(since, "--since"), parse_when(until, "--until")
     from cdb_cli.engine.analytics import table_rows
     from cdb_cli.services.operator import Window
@@ -57,10 +52,7 @@ def report(
     window = Window(symbol=symbol, since_ns=since_ns, until_ns=until_ns, run_id=run)
     document, reason = build_report(context.settings(), window)
     if csv_table is not None:
-        header, rows = table_rows(document, csv_table)
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(["" if cell is None else cell for cell in row] for row in rows)
+        context.terminal.csv(*table_rows(document, csv_table))
     elif json_output or context.json:
         context.terminal.json({**document, "reason": reason} if reason else document)
     elif reason is None:

@@ -33,6 +33,7 @@ __all__ = [
     "SimSession",
     "paper_settings",
     "session",
+    "simulator_loop",
     "simulator_session",
 ]
 
@@ -145,34 +146,46 @@ class SimSession:
         self.summary: RunSummary | None = None
 
 
+def simulator_loop(
+    settings: Settings, ws_url: str, store: Store, instruments: Any, **options: Any
+) -> TradingLoop:
+    """The paper loop on the simulator's WebSocket (deals and book ticker of SYMBOL):
+    half-second bars, since a test cannot wait minutes; ``options`` for the loop (a warm-up)."""
+    from cdb_cli.adapters.clock import LiveClock
+    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+
+    return TradingLoop(
+        settings,
+        venue=PaperVenue(),
+        store=store,
+        bus=InMemoryBus(),
+        feed=MexcDataClient(ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)]),
+        clock=LiveClock(),
+        symbols=[SYMBOL],
+        instruments=instruments,
+        bar_interval_ns=SECOND // 2,
+        bar_grace_ns=SECOND // 10,
+        flush_interval_s=0.05,
+        **options,
+    )
+
+
 @contextlib.asynccontextmanager
 async def simulator_session(settings: Settings, *, seed: int = 3) -> AsyncIterator[SimSession]:
     """Start the simulator (prices move only when the test steps them) and the loop against it;
     on the way out stop the loop, keep its summary and close the store."""
-    from cdb_cli.adapters.clock import LiveClock
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
     from cdb_cli.adapters.mexc.sim.server import SimServer
-    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+    from cdb_cli.adapters.mexc.ws import MexcDataClient
 
     config = SimConfig(symbols=(SYMBOL,), seed=seed, tick_interval=None, history_minutes=60)
     async with SimServer(SimExchange(config)) as server, MexcHttpClient(server.rest_url) as http:
         instruments = await http.exchange_info([SYMBOL])
         store = open_store(settings, create_if_new=True)
-        feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-        runtime = TradingLoop(
-            settings,
-            venue=PaperVenue(),
-            store=store,
-            bus=InMemoryBus(),
-            feed=feed,
-            clock=LiveClock(),
-            symbols=[SYMBOL],
-            instruments=instruments,
-            bar_interval_ns=SECOND // 2,
-            bar_grace_ns=SECOND // 10,
-            flush_interval_s=0.05,
-        )
+        runtime = simulator_loop(settings, server.ws_url, store, instruments)
+        feed = runtime.feed
+        assert isinstance(feed, MexcDataClient)
         stop = asyncio.Event()
         task = asyncio.create_task(runtime.run(stop))
         session = SimSession(server, runtime, store)

@@ -6,16 +6,17 @@ and the tampering a test applies to what it stored."""
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from market_testkit import eventually
+from paper_testkit import simulator_loop
 from sqlalchemy import create_engine, text
 
-from cdb_cli.engine.bus import InMemoryBus
 from cdb_cli.kernel import open_store
 from cdb_cli.runtime.loop import TradingLoop
-from cdb_cli.runtime.paper import PaperVenue
 from cdb_cli.settings import Settings
 
 __all__ = ["SYMBOL", "StoredRun", "delete_trade_at", "parity_settings", "stored_paper_run"]
@@ -48,44 +49,34 @@ class StoredRun:
     signals: int
 
 
-async def _paper_run(settings: Settings, segments: int, fills: int, seed: int) -> StoredRun:
-    from cdb_cli.adapters.clock import LiveClock
+async def _paper_run(
+    settings: Settings, segments: int, fills: int, seed: int, operator: bool
+) -> StoredRun:
     from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
     from cdb_cli.adapters.mexc.sim.exchange import SimConfig, SimExchange
     from cdb_cli.adapters.mexc.sim.server import SimServer
-    from cdb_cli.adapters.mexc.ws import MexcDataClient, book_ticker_topic, deals_topic
+    from cdb_cli.adapters.mexc.ws import MexcDataClient
 
     config = SimConfig(symbols=(SYMBOL,), seed=seed, tick_interval=0.05, history_minutes=60)
     run = StoredRun([], 0, 0)
     async with SimServer(SimExchange(config)) as server, MexcHttpClient(server.rest_url) as http:
         instruments = await http.exchange_info([SYMBOL])
-        for _ in range(segments):
+        for segment in range(segments):
             store = open_store(settings, create_if_new=True)
-            feed = MexcDataClient(server.ws_url, [deals_topic(SYMBOL), book_ticker_topic(SYMBOL)])
-            runtime = TradingLoop(
-                settings,
-                venue=PaperVenue(),
-                store=store,
-                bus=InMemoryBus(),
-                feed=feed,
-                clock=LiveClock(),
-                symbols=[SYMBOL],
-                instruments=instruments,
-                warm_up=kline_warm_up(http, bars=50),
-                bar_interval_ns=SECOND // 2,
-                bar_grace_ns=SECOND // 10,
-                flush_interval_s=0.05,
-            )
+            warm_up = kline_warm_up(http, bars=50)
+            runtime = simulator_loop(settings, server.ws_url, store, instruments, warm_up=warm_up)
+            feed = runtime.feed
+            assert isinstance(feed, MexcDataClient)
             stop = asyncio.Event()
             task = asyncio.create_task(runtime.run(stop))
             try:
                 await asyncio.wait_for(runtime.started.wait(), 10)
                 await feed.wait_connected(10)
-                pipeline = runtime.pipeline
-                assert pipeline is not None
+                if operator and segment == segments - 1:
+                    await _halt_and_reset(settings, runtime, fills // 2)
                 await eventually(
-                    lambda p=pipeline: p.stats.fills >= fills,
+                    partial(_filled, runtime, fills),
                     timeout_s=60,
                     what=f"{fills} fills in the segment",
                 )
@@ -99,12 +90,45 @@ async def _paper_run(settings: Settings, segments: int, fills: int, seed: int) -
     return run
 
 
+def _filled(runtime: TradingLoop, count: int) -> bool:
+    return runtime.pipeline is not None and runtime.pipeline.stats.fills >= count
+
+
 def stored_paper_run(
-    settings: Settings, *, segments: int = 2, fills: int = 6, seed: int = 3
+    settings: Settings, *, segments: int = 2, fills: int = 6, seed: int = 3, operator: bool = False
 ) -> StoredRun:
     """A paper run of ``segments`` starts (a restart between each), each until it has filled
-    ``fills`` orders."""
-    return asyncio.run(_paper_run(settings, segments, fills, seed))
+    ``fills`` orders; with ``operator``, the last is halted (``cdb risk halt``'s record) half-way
+    and reset (``cdb risk reset``'s) a few bars later."""
+    return asyncio.run(_paper_run(settings, segments, fills, seed, operator))
+
+
+async def _halt_and_reset(settings: Settings, runtime: TradingLoop, after_fills: int) -> None:
+    """An operator's halt once the run has ``after_fills`` fills, and its reset four bars after
+    the run took it up, each written as the commands write them; returns once the run has
+    resumed."""
+    from cdb_cli.engine.halts import halt_trading, reset_halt
+    from cdb_cli.engine.risk_inputs import TradingState
+
+    await eventually(partial(_filled, runtime, after_fills), timeout_s=60, what="fills")
+    store = open_store(settings)
+    try:
+        halt_trading(
+            store, reason="parity test", actor="tester", flatten=False, run_id=None,
+            now_ns=time.time_ns(),
+        )  # fmt: skip
+        await eventually(partial(_in_state, runtime, TradingState.HALTED), what="the halt")
+        bars = runtime.summary.bars
+        await eventually(lambda: runtime.summary.bars >= bars + 4, what="bars while halted")
+        reset_halt(store, reason="parity test over", actor="tester", run_id=None,
+                   now_ns=time.time_ns())  # fmt: skip
+        await eventually(partial(_in_state, runtime, TradingState.ACTIVE), what="the reset")
+    finally:
+        store.close()
+
+
+def _in_state(runtime: TradingLoop, state: object) -> bool:
+    return runtime.pipeline is not None and runtime.pipeline.trading_state is state
 
 
 def delete_trade_at(database_url: str, ts_ns: int) -> int:

@@ -27,6 +27,7 @@ from cdb_cli.engine.parity import (
     Window,
 )
 from cdb_cli.engine.records import OPEN_ORDER_STATUSES, AuditRecord, FillRecord, Mode, OrderRecord
+from cdb_cli.engine.risk_inputs import TradingState
 from cdb_cli.engine.runs import (
     HALT_ACTION,
     RESET_ACTION,
@@ -176,8 +177,6 @@ class Collector:
         before: Sequence[FillRecord],
     ) -> None:
         """The orders still working when the segment began, and a halt it resumed."""
-        from cdb_cli.engine.risk import TradingState
-
         start = segment.started_ns
         for order in orders:
             if order.symbol not in self.symbols or order.ts_created >= start:
@@ -245,7 +244,8 @@ class Collector:
             if a.run_id in segment.run_ids
         ]
         acts: list[tuple[int, AuditRecord]] = []
-        for action, state in ((HALT_ACTION, "HALTED"), (RESET_ACTION, "ACTIVE")):
+        picks = ((HALT_ACTION, TradingState.HALTED), (RESET_ACTION, TradingState.ACTIVE))
+        for action, state in picks:
             for record in self.store.audits(
                 action=action, since_ns=segment.started_ns, until_ns=segment.end_ns + 1
             ):
@@ -335,7 +335,7 @@ class Collector:
             pipeline.halt(picked, halt_reason(record.detail.get("reason", ""), record.actor))
             if record.detail.get("flatten") == "yes":
                 pipeline.flatten(picked, record.detail.get("reason", ""))
-        elif pipeline.trading_state.value == "HALTED":
+        elif pipeline.trading_state is TradingState.HALTED:
             pipeline.reset_breaker(picked)
 
     # --- both sides' records -------------------------------------------------------------------

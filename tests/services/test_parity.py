@@ -28,7 +28,7 @@ def _parity(settings: Settings, **options: object) -> ParityResult:
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StoredRun]:
     path = tmp_path_factory.mktemp("parity") / "paper.db"
-    run = stored_paper_run(parity_settings(f"sqlite:///{path}"))
+    run = stored_paper_run(parity_settings(f"sqlite:///{path}"), operator=True)
     assert len(run.run_ids) == 2
     assert run.fills >= 12
     return path, run
@@ -38,8 +38,9 @@ def _assert_in_parity(result: ParityResult, run: StoredRun) -> None:
     report = result.report
     assert [s.run_id for s in result.segments] == run.run_ids
     assert len(report.decisions) >= run.fills  # every order came from a decision
+    assert report.parity_pct(outside_windows=True) == 100
+    # the re-run halts and resumes where the run did: even the operator's window is equal here
     assert all(d.outcome == "equal" for d in report.decisions)
-    assert report.parity_pct(outside_windows=False) == 100
     assert sum(1 for f in report.fills if f.run and f.replay) == run.fills
     assert all(f.unexplained_bp == 0 and f.difference == 0 for f in report.fills)
     assert report.pnl_run == report.pnl_replay != 0
@@ -55,6 +56,12 @@ def test_a_paper_run_with_a_restart_is_re_run_exactly(paper_run: tuple[Path, Sto
     _assert_in_parity(result, run)
     assert result.settings_note.startswith("the run's own (sha256")
     assert not result.crosses_versions
+    (operator,) = [w for w in result.report.windows if w.cause == "operator"]
+    assert operator.detail == "halted by the operator (tester), then reset: parity test over"
+    halted = [
+        d for d in result.report.decisions if operator.start_ns <= d.bar_ns <= operator.end_ns
+    ]
+    assert halted  # the strategy went on while halted, the risk refused on both sides
 
 
 def test_one_segment_is_re_run_from_the_account_it_started_with(

@@ -10,7 +10,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 
 from cdb_cli.engine.fees import fee_parts
 from cdb_cli.engine.records import FillRecord, OrderRecord
@@ -52,20 +52,7 @@ Cause = Literal[
     "market_data",
     "unexplained",
 ]
-CAUSES: Final[tuple[Cause, ...]] = (
-    "latency",
-    "slippage",
-    "partial_fill",
-    "fees",
-    "restart",
-    "operator",
-    "feed_gap",
-    "venue_fault",
-    "venue_reject",
-    "portfolio",
-    "market_data",
-    "unexplained",
-)
+CAUSES: Final[tuple[Cause, ...]] = get_args(Cause)
 """Every cause, in the order reports list them. ``market_data`` is a stored bar that its own
 stored trades do not make (always unexplained: counted apart so the summary can name it)."""
 
