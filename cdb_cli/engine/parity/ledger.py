@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
@@ -54,22 +54,38 @@ class _Ledger:
 
     def pnl(self, start: int, until: int) -> Decimal:
         """PnL from ``start`` (a segment's) to ``until``, at the prices of ``until``."""
+        return self.pnl_at(start, [until])[0]
+
+    def pnl_at(self, start: int, times: Sequence[int]) -> list[Decimal]:
+        """PnL from ``start`` (a segment's) at each of ``times`` (ascending), in one pass: what
+        was held when it began valued at the market's last trade price, plus what each fill
+        since did (its cash, its fee in the quote, its quantity at the price)."""
         market = self.data.market
-        held = dict(self.positions.get(start, {}))
-        total = ZERO
-        for symbol, quantity in held.items():
-            first, last = market.price(symbol, start), market.price(symbol, until)
-            if first is not None and last is not None:
-                total += quantity * (last - first)
-        lo, hi = bisect_left(self.times, start), bisect_right(self.times, until)
-        for fill in self.fills[lo:hi]:
-            price = market.price(fill.symbol, until)
-            if price is None:
-                continue
-            sign = Decimal(1) if fill.side == "BUY" else Decimal(-1)
-            fee = fee_parts(fill).in_quote(fill.price)
-            total += sign * fill.quantity * (price - fill.price) - fee
-        return total
+        held: dict[str, Decimal] = {}
+        base = ZERO
+        for symbol, quantity in self.positions.get(start, {}).items():
+            first = market.price(symbol, start)
+            if first is not None:  # without a price when it began, it is not valued
+                held[symbol] = quantity
+                base += quantity * first
+        flow = ZERO
+        last_price: dict[str, Decimal] = {}
+        i = bisect_left(self.times, start)
+        out: list[Decimal] = []
+        for ts in times:
+            while i < len(self.fills) and self.fills[i].ts_event <= ts:
+                fill = self.fills[i]
+                sign = Decimal(1) if fill.side == "BUY" else Decimal(-1)
+                held[fill.symbol] = held.get(fill.symbol, ZERO) + sign * fill.quantity
+                flow -= sign * fill.quantity * fill.price + fee_parts(fill).in_quote(fill.price)
+                last_price[fill.symbol] = fill.price
+                i += 1
+            value = flow
+            for symbol, quantity in held.items():
+                price = market.price(symbol, ts) or last_price.get(symbol, ZERO)
+                value += quantity * price
+            out.append(value - base)
+        return out
 
     def total(self) -> Decimal:
         return sum((self.pnl(start, end) for start, end in self.data.segments), ZERO)
@@ -92,13 +108,13 @@ def curve(
         fills = {t for t in run.times + replay.times if start <= t <= end}
         times = sorted(fills | set(data.market.sample_times(start, end, 1_000)) | {end})
         step = max(1, len(times) // 2_000)
-        for ts in times[::step] + ([end] if (len(times) - 1) % step else []):
+        kept = times[::step] + ([end] if (len(times) - 1) % step else [])
+        ours, theirs = run.pnl_at(start, kept), replay.pnl_at(start, kept)
+        for ts, a, b in zip(kept, ours, theirs, strict=True):
             while done < len(explained) and explained[done][0] <= ts:
                 total += explained[done][1]
                 done += 1
-            curve.append(
-                (ts, base_run + run.pnl(start, ts), base_replay + replay.pnl(start, ts), total)
-            )
-        base_run += run.pnl(start, end)
-        base_replay += replay.pnl(start, end)
+            curve.append((ts, base_run + a, base_replay + b, total))
+        base_run += ours[-1]
+        base_replay += theirs[-1]
     return curve
