@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from cdb_cli.engine.clock import TestClock
 from cdb_cli.engine.events import (
@@ -48,8 +48,10 @@ from cdb_cli.services.parity_segments import (
 if TYPE_CHECKING:
     from cdb_cli.engine.bars import ClosedBar
     from cdb_cli.engine.pipeline import TradingPipeline
+    from cdb_cli.engine.portfolio import Portfolio
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.engine.recorders import MemoryRecorder
+    from cdb_cli.engine.ticks import TickDriver
     from cdb_cli.settings import Settings
 
 __all__ = ["Collector"]
@@ -133,15 +135,17 @@ class Collector:
         ticks = TickDriver(
             pipeline, interval, on_close=closed, clock=clock, decision_time=decision_time
         )
-        stored_bars = self._stored_bars(segment)
+        stored_bars = self._stored_bars(segment, interval)
         self._drive(segment, ticks, stored_bars, pipeline)
         pipeline.finish()
         self._replay_side(segment, pipeline, recorder)
-        self._compare_bars(segment, stored_bars, built, interval)
+        self._compare_bars(stored_bars, built)
         self._clip(segment, since, until, opening)
         return note
 
-    def _opening(self, segment: Segment, settings: Settings, before: Sequence[FillRecord]) -> Any:
+    def _opening(
+        self, segment: Segment, settings: Settings, before: Sequence[FillRecord]
+    ) -> Portfolio:
         """The account the run started the segment with: its fills before, the snapshot and
         the last trade prices before it (as the run's own restore read them then)."""
         from cdb_cli.engine.instruments import split_symbol
@@ -211,11 +215,14 @@ class Collector:
             bars = [(int(t), float(c), float(v)) for t, c, v in json.loads(record.detail["bars"])]
             pipeline.warm_up(symbol, bars)
 
-    def _stored_bars(self, segment: Segment) -> dict[tuple[str, int], Bar]:
+    def _stored_bars(self, segment: Segment, interval: int) -> dict[tuple[str, int], Bar]:
+        """The closed bars the segment stored (a bar is stored by its open time: the first may
+        have opened an interval before the segment's data begins)."""
         bars: dict[tuple[str, int], Bar] = {}
+        since = segment.begin_ns - interval
         for symbol in self.symbols:
             for bar in self.store.events(
-                Bar, symbol=symbol, since_ns=segment.begin_ns - 3600 * _NS, until_ns=segment.end_ns
+                Bar, symbol=symbol, since_ns=since, until_ns=segment.end_ns
             ):
                 if bar.source in segment.run_ids and bar.closed:
                     bars[(symbol, bar.ts_event)] = bar
@@ -285,7 +292,7 @@ class Collector:
     def _drive(
         self,
         segment: Segment,
-        ticks: Any,
+        ticks: TickDriver,
         stored_bars: Mapping[tuple[str, int], Bar],
         pipeline: TradingPipeline,
     ) -> None:
@@ -392,16 +399,10 @@ class Collector:
             self.replay.orders[order.decision_id] = OrderFills(order, tuple(own))
 
     def _compare_bars(
-        self,
-        segment: Segment,
-        stored: Mapping[tuple[str, int], Bar],
-        built: Mapping[tuple[str, int], ClosedBar],
-        interval: int,
+        self, stored: Mapping[tuple[str, int], Bar], built: Mapping[tuple[str, int], ClosedBar]
     ) -> None:
         for key in sorted(stored.keys() | built.keys()):
             symbol, ts_open = key
-            if ts_open < segment.begin_ns - interval:
-                continue
             detail = _bar_detail(stored.get(key), built.get(key))
             if detail is None:
                 continue
