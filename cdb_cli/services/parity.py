@@ -106,11 +106,11 @@ def run_parity(
     fills = store.fills()
     orders = store.orders()
     calibration = calibrate(orders, fills) if mode == "live" else {}
-    collector = Collector(store, wanted, settings)
+    collector = Collector(store, [x for x in all_symbols if x], settings)
     notes: list[str] = []
     for segment in chosen:
         notes.append(collector.replay_segment(segment, fills, orders, calibration, since, until))
-    data = collector.parity_input(mode == "paper", since, until)
+    data = collector.parity_input(mode == "paper", since, until, wanted)
     data.windows.extend(restart_windows(chosen))
     data.windows.sort(key=lambda w: w.start_ns)
     report = compare(data)

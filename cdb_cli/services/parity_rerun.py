@@ -427,21 +427,36 @@ class Collector:
                         held[fill.symbol] = held.get(fill.symbol, _ZERO) + sign * fill.quantity
             positions[start] = held
 
-    def parity_input(self, paper: bool, since: int, until: int) -> ParityInput:
-        def inside(row: DecisionRow) -> bool:
-            return any(s <= row.bar_ns <= e for s, e in self.segments)
+    def parity_input(
+        self, paper: bool, since: int, until: int, compared: Sequence[str]
+    ) -> ParityInput:
+        """Both sides for :func:`compare`, of the ``compared`` symbols only (the re-run traded
+        every symbol of the run: an account's limits weigh them all)."""
+        wanted = set(compared)
 
-        run = Side([r for r in self.run.decisions if inside(r)], self.run.orders)
-        replay = Side([r for r in self.replay.decisions if inside(r)], self.replay.orders)
+        def inside(row: DecisionRow) -> bool:
+            return row.symbol in wanted and any(s <= row.bar_ns <= e for s, e in self.segments)
+
+        def side(records: Side) -> Side:
+            orders = {k: o for k, o in records.orders.items() if o.order.symbol in wanted}
+            return Side([r for r in records.decisions if inside(r)], orders)
+
+        def held(positions: dict[int, dict[str, Decimal]]) -> dict[int, dict[str, Decimal]]:
+            return {t: {s: q for s, q in p.items() if s in wanted} for t, p in positions.items()}
+
         return ParityInput(
-            run=run,
-            replay=replay,
+            run=side(self.run),
+            replay=side(self.replay),
             market=self.market,
-            windows=self.windows,
+            windows=[w for w in self.windows if not w.symbol or w.symbol in wanted],
             segments=self.segments,
-            run_positions=self.run_positions,
-            replay_positions=self.replay_positions,
-            bar_differences=[b for b in self.bar_differences if since <= b.ts_open <= until],
+            run_positions=held(self.run_positions),
+            replay_positions=held(self.replay_positions),
+            bar_differences=[
+                b
+                for b in self.bar_differences
+                if b.symbol in wanted and since <= b.ts_open <= until
+            ],
             paper_venue=paper,
             slippage_band_pct=self.slippage_band,
         )

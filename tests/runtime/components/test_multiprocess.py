@@ -279,8 +279,11 @@ def test_components_in_processes_decide_as_one_process(
     store = open_store(Settings(database_url=postgres_database))
     try:
         parity = run_parity(store, Settings(database_url=postgres_database)).report
+        one = run_parity(store, Settings(database_url=postgres_database), symbols=["ETHUSDT"])
     finally:
         store.close()
+    assert {d.symbol for d in one.report.decisions} == {"ETHUSDT"}  # both traded: one compared
+    assert {d.outcome for d in one.report.decisions} == {"equal"}
     assert len(parity.decisions) == len(decisions)
     assert {d.outcome for d in parity.decisions} == {"equal"}
     assert [d.cause for d in parity.differences if d.cause in ("unexplained", "market_data")] == []
