@@ -279,10 +279,12 @@ def test_components_in_processes_decide_as_one_process(
     store = open_store(Settings(database_url=postgres_database))
     try:
         parity = run_parity(store, Settings(database_url=postgres_database)).report
-        one = run_parity(store, Settings(database_url=postgres_database), symbols=["ETHUSDT"])
+        symbol = decisions[0].symbol  # both symbols are traded, one is compared
+        one = run_parity(store, Settings(database_url=postgres_database), symbols=[symbol])
     finally:
         store.close()
-    assert {d.symbol for d in one.report.decisions} == {"ETHUSDT"}  # both traded: one compared
+    assert {d.symbol for d in one.report.decisions} == {symbol}
+    assert len(one.report.decisions) == sum(1 for d in decisions if d.symbol == symbol)
     assert {d.outcome for d in one.report.decisions} == {"equal"}
     assert len(parity.decisions) == len(decisions)
     assert {d.outcome for d in parity.decisions} == {"equal"}
