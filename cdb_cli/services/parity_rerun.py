@@ -37,6 +37,7 @@ from cdb_cli.engine.runs import (
 )
 from cdb_cli.services.parity_segments import (
     Segment,
+    bar_detail,
     decision_rows,
     recorded_instruments,
     recorded_settings,
@@ -117,9 +118,9 @@ class Collector:
             trace_interval_ns=interval,
         )
         opening = {x: pipeline.portfolio.quantity(x) for x in symbols}
+        run_decisions = self._run_side(segment, orders, fills)
         self._resume(segment, pipeline, orders, before)
         self._warm(segment, pipeline)
-        run_decisions = self._run_side(segment, orders, fills)
         decision_times = {(r.symbol, r.bar_ns): r.ts_ns for r in run_decisions}
 
         def decision_time(bar: ClosedBar, closed_at: int) -> int:
@@ -180,17 +181,35 @@ class Collector:
         orders: Sequence[OrderRecord],
         before: Sequence[FillRecord],
     ) -> None:
-        """The orders still working when the segment began, and a halt it resumed."""
+        """The orders still working when the segment began, and a halt it resumed. An order
+        the re-run of the segment before also had working (the same decision) goes on as the
+        re-run's own, so its fills are matched with the run's; else the run's is taken."""
         start = segment.started_ns
+        run_keys = {row.decision_id: _key(row) for row in self.run.decisions}
+        replay_keys = {row.decision_id: _key(row) for row in self.replay.decisions}
+        ours = {
+            replay_keys[o.order.decision_id]: o
+            for o in self.replay.orders.values()
+            if o.order.status in OPEN_ORDER_STATUSES and o.order.decision_id in replay_keys
+        }
         for order in orders:
             if order.symbol not in self.symbols or order.ts_created >= start:
                 continue
             if order.status not in OPEN_ORDER_STATUSES and order.ts_updated < start:
                 continue
+            own = ours.get(run_keys.get(order.decision_id, ("", 0, "")))
+            if own is not None:
+                pipeline.execution.restore(own.order, own.fills)
+                continue
             mine = [f for f in before if f.client_order_id == order.client_order_id]
             status = "PARTIALLY_FILLED" if mine else "NEW"
             pipeline.execution.restore(order.model_copy(update={"status": status}), mine)
         pipeline.restore_working()
+        self._resume_state(start, pipeline)
+
+    def _resume_state(self, start: int, pipeline: TradingPipeline) -> None:
+        """A halt (or today's reduction) in force when the segment began, as the run resumed
+        it."""
         latest = None
         for action in (STATE_ACTION, HALT_ACTION, RESET_ACTION):
             for record in self.store.audits(action=action, until_ns=start):
@@ -306,6 +325,7 @@ class Collector:
         interval = ticks.interval_ns
         acts = self._operator(segment)
         events = self._market(segment)
+        self.market.begin_segment(events[0].ts_event if events else segment.begin_ns)
         k = a = 0
         last_seen: dict[str, int] = {}
         stale = self.market.stale_ns
@@ -395,7 +415,10 @@ class Collector:
         for fill in recorder.fills:
             by_order.setdefault(fill.client_order_id, []).append(fill)
         for order in recorder.orders.values():
-            own = sorted(by_order.get(order.client_order_id, []), key=lambda f: f.ts_event)
+            before = self.replay.orders.get(order.decision_id)  # taken on from the segment before
+            earlier = before.fills if before is not None else ()
+            own = sorted([*earlier, *by_order.get(order.client_order_id, [])],
+                         key=lambda f: f.ts_event)  # fmt: skip
             self.replay.orders[order.decision_id] = OrderFills(order, tuple(own))
 
     def _compare_bars(
@@ -403,7 +426,7 @@ class Collector:
     ) -> None:
         for key in sorted(stored.keys() | built.keys()):
             symbol, ts_open = key
-            detail = _bar_detail(stored.get(key), built.get(key))
+            detail = bar_detail(stored.get(key), built.get(key))
             if detail is None:
                 continue
             self.bar_differences.append(BarDifference(symbol, ts_open, detail))
@@ -462,23 +485,9 @@ class Collector:
         )
 
 
-def _bar_detail(stored: Bar | None, built: ClosedBar | None) -> str | None:
-    """How a stored bar differs from the one its stored trades make again (None: alike)."""
-    if stored is None:
-        return "a bar the re-run closed that the run never stored"
-    if built is None:
-        return "a bar the run stored that its stored trades do not make"
-    names = ("open", "high", "low", "close", "volume")
-    run = [float(getattr(stored, name)) for name in names]
-    again = [float(getattr(built, name)) for name in names]
-    changed = [
-        f"{name} {x:g} stored, {y:g} rebuilt"
-        for name, x, y in zip(names, run, again, strict=True)
-        if abs(x - y) > 1e-9 * max(abs(x), 1.0)
-    ]
-    if not changed:
-        return None
-    return "the stored bar differs from what its stored trades make: " + ", ".join(changed)
+def _key(row: DecisionRow) -> tuple[str, int, str]:
+    """A decision's place: its symbol, the bar that raised it, its side."""
+    return (row.symbol, row.bar_ns, row.side)
 
 
 def _rerun_id(segment: Segment) -> str:

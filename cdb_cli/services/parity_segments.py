@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Final
 
 from cdb_cli.engine.errors import ConfigurationError, StateError
-from cdb_cli.engine.events import ExecutionReport, RiskDecision, TradeTick, TradingSignal
+from cdb_cli.engine.events import Bar, ExecutionReport, RiskDecision, TradeTick, TradingSignal
 from cdb_cli.engine.parity import DecisionRow, Window
 from cdb_cli.engine.records import AuditRecord, FillRecord, OrderRecord
 from cdb_cli.engine.runs import (
@@ -25,12 +25,14 @@ from cdb_cli.engine.runs import (
 )
 
 if TYPE_CHECKING:
+    from cdb_cli.engine.bars import ClosedBar
     from cdb_cli.engine.instruments import Instrument
     from cdb_cli.engine.ports.store import Store
     from cdb_cli.settings import Settings
 
 __all__ = [
     "Segment",
+    "bar_detail",
     "calibrate",
     "decision_rows",
     "find_segments",
@@ -319,3 +321,22 @@ def venue_faults(store: Store, since: int, until: int) -> dict[str, str]:
         record.detail.get("client_order_id", ""): record.detail.get("fault", "")
         for record in store.audits(action=VENUE_FAULT_ACTION, since_ns=since, until_ns=until)
     }
+
+
+def bar_detail(stored: Bar | None, built: ClosedBar | None) -> str | None:
+    """How a stored bar differs from the one its stored trades make again (None: alike)."""
+    if stored is None:
+        return "a bar the re-run closed that the run never stored"
+    if built is None:
+        return "a bar the run stored that its stored trades do not make"
+    names = ("open", "high", "low", "close", "volume")
+    run = [float(getattr(stored, name)) for name in names]
+    again = [float(getattr(built, name)) for name in names]
+    changed = [
+        f"{name} {x:g} stored, {y:g} rebuilt"
+        for name, x, y in zip(names, run, again, strict=True)
+        if abs(x - y) > 1e-9 * max(abs(x), 1.0)
+    ]
+    if not changed:
+        return None
+    return "the stored bar differs from what its stored trades make: " + ", ".join(changed)

@@ -142,13 +142,25 @@ class Side:
 
 class Market:
     """The stored market, per symbol, in the order the re-run fed it: trade times and prices,
-    quote times and touches, and which quote was the latest when each trade came (the touch a
-    paper fill at that trade took)."""
+    quote times and touches, and which quote the pipeline knew when each trade came (the touch
+    a paper fill at that trade took; none before the first quote of a segment: a new start
+    knows no quote until one comes)."""
 
     def __init__(self, stale_ns: int) -> None:
         self.stale_ns = stale_ns
         self._trades: dict[str, tuple[list[int], list[Decimal], list[int]]] = {}
         self._quotes: dict[str, tuple[list[int], list[Decimal], list[Decimal]]] = {}
+        self._starts: list[tuple[int, dict[str, int]]] = []
+        """(a segment's start, each symbol's quote count then): quotes before it are unknown."""
+
+    def begin_segment(self, ts: int) -> None:
+        """A segment starts at ``ts``: the quotes so far are not the new pipeline's."""
+        self._starts.append((ts, {s: len(q[0]) for s, q in self._quotes.items()}))
+
+    def _floor(self, symbol: str, ts: int) -> int:
+        """How many quotes of ``symbol`` came before the segment that ``ts`` is in."""
+        i = bisect_right([start for start, _ in self._starts], ts)
+        return self._starts[i - 1][1].get(symbol, 0) if i else 0
 
     def add_trade(self, symbol: str, ts: int, price: Decimal) -> None:
         """A trade, in the order fed (time order)."""
@@ -170,25 +182,29 @@ class Market:
         i = bisect_right(times, ts)
         return prices[i - 1] if i else None
 
-    def reference(self, symbol: str, buy: bool, ts: int) -> Decimal | None:
-        """What a taker pays (a buy: the ask) or gets (a sell: the bid) at ``ts``: the touch of
-        the latest quote (at a trade's time, the one that came before the trade), else the last
-        trade's price."""
-        times, prices, seen = self._trades.get(symbol, ([], [], []))
+    def _known(self, symbol: str, ts: int) -> int:
+        """How many quotes the pipeline knew at ``ts`` (at a trade's time: those before it); 0
+        when none of its segment's yet."""
+        times, _, seen = self._trades.get(symbol, ([], [], []))
         i = bisect_right(times, ts)
         if i and times[i - 1] == ts:
-            known = seen[i - 1]  # the quotes fed before this trade
+            known = seen[i - 1]
         else:
             known = bisect_right(self._quotes.get(symbol, ([], [], []))[0], ts)
+        return known if known > self._floor(symbol, ts) else 0
+
+    def reference(self, symbol: str, buy: bool, ts: int) -> Decimal | None:
+        """What a taker pays (a buy: the ask) or gets (a sell: the bid) at ``ts``: the touch of
+        the quote the pipeline knew, else the last trade's price."""
+        known = self._known(symbol, ts)
         _, bids, asks = self._quotes.get(symbol, ([], [], []))
         if known and 0 < bids[known - 1] < asks[known - 1]:
             return asks[known - 1] if buy else bids[known - 1]
-        return prices[i - 1] if i else None
+        return self.price(symbol, ts)
 
     def has_quote(self, symbol: str, ts: int) -> bool:
-        """Whether a quote came at or before ``ts`` (the paper model fills at its touch)."""
-        times = self._quotes.get(symbol, ([], [], []))[0]
-        return bool(times) and times[0] <= ts
+        """Whether the pipeline knew a quote at ``ts`` (the paper model fills at its touch)."""
+        return self._known(symbol, ts) > 0
 
     def trade_at(self, symbol: str, ts: int) -> bool:
         """Whether a stored trade has exactly this time."""
