@@ -50,7 +50,7 @@ class StoredRun:
 
 
 async def _paper_run(
-    settings: Settings, segments: int, fills: int, seed: int, operator: bool
+    settings: Settings, segments: int, fills: int, seed: int, operator: bool, stop_working: bool
 ) -> StoredRun:
     from cdb_cli.adapters.mexc.history import kline_warm_up
     from cdb_cli.adapters.mexc.http import MexcHttpClient
@@ -80,6 +80,8 @@ async def _paper_run(
                     timeout_s=60,
                     what=f"{fills} fills in the segment",
                 )
+                if stop_working and segment < segments - 1:  # stopped with an order working
+                    await eventually(partial(_working, runtime), timeout_s=60, what="an order")
             finally:
                 stop.set()
                 summary = await asyncio.wait_for(task, 15)
@@ -95,12 +97,24 @@ def _filled(runtime: TradingLoop, count: int) -> bool:
 
 
 def stored_paper_run(
-    settings: Settings, *, segments: int = 2, fills: int = 6, seed: int = 3, operator: bool = False
+    settings: Settings,
+    *,
+    segments: int = 2,
+    fills: int = 6,
+    seed: int = 3,
+    operator: bool = False,
+    stop_working: bool = False,
 ) -> StoredRun:
     """A paper run of ``segments`` starts (a restart between each), each until it has filled
     ``fills`` orders; with ``operator``, the last is halted (``cdb risk halt``'s record) half-way
-    and reset (``cdb risk reset``'s) a few bars later."""
-    return asyncio.run(_paper_run(settings, segments, fills, seed, operator))
+    and reset (``cdb risk reset``'s) a few bars later; with ``stop_working`` each but the last is
+    stopped while an order is working (give the paper model a latency), which the next takes
+    on."""
+    return asyncio.run(_paper_run(settings, segments, fills, seed, operator, stop_working))
+
+
+def _working(runtime: TradingLoop) -> bool:
+    return runtime.pipeline is not None and runtime.pipeline.execution.has_working(SYMBOL)
 
 
 async def _halt_and_reset(settings: Settings, runtime: TradingLoop, after_fills: int) -> None:

@@ -116,6 +116,25 @@ def test_a_trade_removed_from_the_stored_run_shows_as_unexplained(
     assert report.explained_pct < 100
 
 
+def test_an_order_working_at_a_restart_is_matched_after_it(tmp_path: Path) -> None:
+    # a second of latency: the first segment stops with an order placed and not yet filled
+    settings = parity_settings(f"sqlite:///{tmp_path / 'working.db'}", paper_latency_ms=1_000)
+    run = stored_paper_run(settings, fills=2, seed=7, stop_working=True)
+    store = open_store(settings)
+    try:
+        start = store.audits(action="run_start")[1].ts_event
+        carried = [o for o in store.orders() if o.ts_created < start < o.ts_updated]
+    finally:
+        store.close()
+    assert carried  # the restart took an order on
+    result = _parity(settings)
+    _assert_in_parity(result, run)
+    ids = {o.client_order_id for o in carried}
+    matched = [f for f in result.report.fills if f.run and f.run.order.client_order_id in ids]
+    assert matched
+    assert all(f.replay is not None and f.replay.fills for f in matched)
+
+
 def test_a_database_without_runs_is_one_clear_error(tmp_path: Path) -> None:
     settings = parity_settings(f"sqlite:///{tmp_path / 'empty.db'}")
     open_store(settings, create_if_new=True).close()

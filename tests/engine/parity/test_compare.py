@@ -301,3 +301,18 @@ def test_a_decision_on_one_side_only_is_listed(outcome: str) -> None:
     report = compared(run, replay)
     assert [d.outcome for d in report.decisions] == [outcome]
     assert report.differences[0].cause == "unexplained"
+
+
+def test_a_new_segment_knows_no_quote_until_one_comes() -> None:
+    m = Market(stale_ns=5 * S)
+    m.add_quote(SYMBOL, 1 * S, D("99.9"), D("100.1"))
+    m.add_trade(SYMBOL, 2 * S, D(100))
+    m.begin_segment(10 * S)  # a restart: the new pipeline has no quote
+    m.add_trade(SYMBOL, 11 * S, D(101))
+    m.add_quote(SYMBOL, 12 * S, D("101.9"), D("102.1"))
+    m.add_trade(SYMBOL, 13 * S, D(102))
+    assert m.has_quote(SYMBOL, 2 * S)
+    assert m.reference(SYMBOL, True, 2 * S) == D("100.1")
+    assert not m.has_quote(SYMBOL, 11 * S)
+    assert m.reference(SYMBOL, True, 11 * S) == D(101)  # the trade's price: the band applies
+    assert m.reference(SYMBOL, False, 13 * S) == D("101.9")
