@@ -135,3 +135,24 @@ def test_no_run_in_the_database_is_one_line_exit_1(
     assert result.output.strip().splitlines() == [
         "Error: No paper or live run p0000000000 in this database (CDB_DATABASE_URL)"
     ]
+
+
+def test_a_run_that_recorded_only_its_settings_hash_needs_the_same_settings(
+    cdb: Callable[..., Result], database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = create_engine(database)
+    with engine.begin() as connection:
+        for row_id, raw in connection.execute(
+            text("SELECT id, detail FROM audits WHERE action = 'run_start'")
+        ).all():
+            detail = json.loads(raw)
+            del detail["settings"]  # as runs before cdb parity recorded them
+            connection.execute(
+                text("UPDATE audits SET detail = :detail WHERE id = :id"),
+                {"detail": json.dumps(detail), "id": row_id},
+            )
+    engine.dispose()
+    monkeypatch.setenv("CDB_EMA_FAST", "5")
+    result = cdb("parity")
+    assert result.exit_code == ExitCode.CONFIGURATION
+    assert "recorded only its settings' hash" in result.output
