@@ -283,9 +283,8 @@ class EMA(_Recurrence):
             self._count, self._seed_sum = count, seed
         if value is not None:
             alpha = self._alpha
-            for x in rest:
-                value += alpha * (x - value)
-                append(value)
+            # A comprehension appends without a method call: -16 % instructions a value.
+            out.fromlist([value := value + alpha * (x - value) for x in rest])
         self._value = value
         return out
 
