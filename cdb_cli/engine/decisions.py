@@ -85,9 +85,9 @@ class Decisions:
         stats = pipeline.stats
         stats.signals[intent.side] += 1
         price = Decimal(repr(state.mark))
-        ids, run_id = self._ids, self._run_id  # next_id() twice, inlined (every signal)
-        self._ids = ids + 2
-        signal_id, decision_id = f"{run_id}-{ids + 1:x}", f"{run_id}-{ids + 2:x}"
+        count, run_id = self._ids, self._run_id  # next_id() twice, inlined (every signal)
+        self._ids = count + 2
+        signal_id, decision_id = f"{run_id}-{count + 1:x}", f"{run_id}-{count + 2:x}"
         inputs = self.inputs(state, price, now)
         outcome = risk.verdict(intent.side, inputs)
         verdict, _, final, checks = outcome
