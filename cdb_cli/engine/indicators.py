@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 from array import array
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 from typing import Any
 
 __all__ = ["EMA", "RSI", "SMA", "RollingWindow", "SeriesCache", "VolumeSMA", "window_mean"]
@@ -27,8 +26,6 @@ SeriesCache = dict[tuple[Any, ...], Any]
 replayed over the same data share them (``update_many``'s ``cache``)."""
 
 _NAN = math.nan
-_CHUNK = 65_536
-"""Values per list a recurrence builds before it moves them into its array."""
 
 
 def _check_period(period: int) -> int:
@@ -286,10 +283,9 @@ class EMA(_Recurrence):
             self._count, self._seed_sum = count, seed
         if value is not None:
             alpha = self._alpha
-            # A comprehension appends without a method call (-16 % instructions a value); in
-            # chunks, so its list of float objects stays small (a whole column's took 32 MB).
-            while chunk := [value := value + alpha * (x - value) for x in islice(rest, _CHUNK)]:
-                out.fromlist(chunk)
+            for x in rest:
+                value += alpha * (x - value)
+                append(value)
         self._value = value
         return out
 
