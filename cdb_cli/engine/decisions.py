@@ -61,7 +61,8 @@ class Decisions:
         self._pipeline = pipeline
         self._symbols = symbols
         self._sync = sync
-        self._half_spread = assumed_spread_pct / 200
+        half_spread = assumed_spread_pct / 200
+        self._bid_factor, self._ask_factor = 1 - half_spread, 1 + half_spread
         self._run_id = run_id
         self._ids = 0
 
@@ -84,7 +85,9 @@ class Decisions:
         stats = pipeline.stats
         stats.signals[intent.side] += 1
         price = Decimal(repr(state.mark))
-        signal_id, decision_id = self.next_id(), self.next_id()
+        count, run_id = self._ids, self._run_id  # next_id() twice, inlined (every signal)
+        self._ids = count + 2
+        signal_id, decision_id = f"{run_id}-{count + 1:x}", f"{run_id}-{count + 2:x}"
         inputs = self.inputs(state, price, now)
         outcome = risk.verdict(intent.side, inputs)
         verdict, _, final, checks = outcome
@@ -156,7 +159,7 @@ class Decisions:
         self._sync(held_only=True)
         bid, ask = state.bid, state.ask
         if bid is None or ask is None:
-            bid, ask = price * (1 - self._half_spread), price * (1 + self._half_spread)
+            bid, ask = price * self._bid_factor, price * self._ask_factor
         execution = self._pipeline.execution
         pending = Decimal(0)
         for other in self._symbols.values():

@@ -10,13 +10,11 @@ Everything the pipeline produces goes to a :class:`~cdb_cli.engine.recorders.Rec
 with their topic (the seed's contract), order records and fills. Replay keeps them in memory
 (``MemoryRecorder``), the run loop publishes and stores them, a benchmark counts them.
 
-This module is the hot loop and its float shadow of the ledger: cash, quantities, marks and the
-peak equity as floats, handed to the ``Decimal`` portfolio before it is read (the peak rounded to
-1e-8 of the quote currency) and read back after a fill. What is not the hot loop lives beside it,
-and the loop hands it the rare moments: the decision path (intent → risk inputs → verdict → order
-→ paperwork) in :mod:`cdb_cli.engine.decisions`; the trading state, its loss-limit tripwires and
-the UTC day in :mod:`cdb_cli.engine.trading_state`; the operator's halt and flatten in
-:mod:`cdb_cli.engine.operator`; the recorders and the counters in :mod:`cdb_cli.engine.recorders`.
+This module is the hot loop and its float shadow of the ledger (cash, quantities, marks, peak
+equity), handed to the ``Decimal`` portfolio before it is read (the peak on a 1e-8 grid) and read
+back after a fill. The loop hands the rare moments to its neighbours: the decision path in
+:mod:`~cdb_cli.engine.decisions`; the trading state, its tripwires and the UTC day in
+:mod:`~cdb_cli.engine.trading_state`; halt and flatten in :mod:`~cdb_cli.engine.operator`.
 """
 
 from __future__ import annotations
@@ -235,28 +233,27 @@ class TradingPipeline:
         work at ``prices[i]`` (time ``times[i] + offset``): mark, equity, loss-limit tripwires,
         drawdown, exposure, curve; then the strategy. Everything rare is a method call.
 
-        With ``intents`` (a batch strategy's, by index in these prices) the strategy is not
-        called: the intents are taken at their bars, and while nothing is held or working the
-        loop goes straight to the next bar where an intent or a day roll comes (the bars between
-        change nothing but the mark, which the last of them sets)."""
+        Prices go in stretches, their float work in one tight inner loop: a fill only before a
+        stretch's first price, the strategy only after its last. A stretch is one price, but
+        with ``intents`` (a batch strategy's, by index in these prices) it runs to the next
+        intent while something is held and no order works; while nothing is held or working,
+        the loop goes straight to the next intent or day roll (the prices between change only
+        the mark, which the last of them sets)."""
         on_bar = state.on_bar
         n = len(times)
+        if not len(fill_prices) == len(prices) == len(volumes) == n:
+            raise ValueError("times, fill prices, prices and volumes differ in length")
         pending = intents if intents is not None else []
-        batch = intents is not None and self._curve is None
-        k = 0
+        batch, curve = intents is not None and self._curve is None, self._curve
+        k = i = last_done = 0
         next_at = pending[0][0] if pending else n
-        i = last_done = -1
-        tracer = self.tracer
-        curve = self._curve
-        tripwires = self.state_machine
-        decide = self.decisions.on_signal
+        tracer, tripwires, decide = self.tracer, self.state_machine, self.decisions.on_signal
         cb_factor = tripwires.cb_factor
-        # The float state lives in locals while the loop runs (a local is several times cheaper
-        # than an attribute); flush() hands it back before a rare path's method runs, and
-        # reload() takes it again afterwards, since those methods read and change it.
+        # The float state lives in locals (several times cheaper than attributes): flush() hands
+        # it back before a rare path's method runs, reload() takes it again afterwards.
         exposure, cash, peak = self._exposure, self._cash, self._peak
         cb_floor, dd_floor = tripwires.cb_floor, tripwires.dd_floor
-        next_day = tripwires.next_day_ns
+        roll_at = tripwires.next_day_ns - offset  # the first open time of the next day
         max_dd, exposure_sum = self._max_drawdown, self._exposure_sum
         max_exposure = self._max_exposure
         qty, mark, last_ts = state.qty, state.mark, state.last_ts
@@ -268,58 +265,63 @@ class TradingPipeline:
             state.mark, state.last_ts = mark, last_ts
 
         def reload() -> None:
-            nonlocal exposure, cash, peak, cb_floor, dd_floor, next_day, max_dd, qty, mark
+            nonlocal exposure, cash, peak, cb_floor, dd_floor, roll_at, max_dd, qty, mark
             exposure, cash, peak = self._exposure, self._cash, self._peak
             cb_floor, dd_floor = tripwires.cb_floor, tripwires.dd_floor
-            next_day = tripwires.next_day_ns
+            roll_at = tripwires.next_day_ns - offset
             max_dd, qty, mark = self._max_drawdown, state.qty, state.mark
 
-        rows = zip(times, fill_prices, prices, volumes, strict=True)
-        for ts, fill_price, price, volume in rows:
-            i += 1
-            last_done = i
-            now = ts + offset
+        rows = zip(times, prices, strict=True)
+        while i < n:
             if fills and state.working:
                 # A bar's open stands for its first moments: an order whose latency ends within
                 # the bar fills at the open (offset is the bar's length; 0 for a trade).
                 flush()
-                self._fill(state, ts, fill_price, volume, ts + offset - 1 if offset else None)
+                ts, until = times[i], times[i] + offset - 1 if offset else None
+                self._fill(state, ts, fill_prices[i], volumes[i], until)
                 reload()
-            if qty:
-                exposure += qty * (price - mark)
-            mark = price
-            last_ts = now
-            if now >= next_day:
-                flush()
-                tripwires.roll_day(now)
-                reload()
-            equity = cash + exposure
-            if equity > peak:
-                peak = equity
-                if cb_floor != -_INF:  # halted: no tripwire until a reset
-                    cb_floor = equity * cb_factor
-            elif equity < cb_floor or equity < dd_floor:
-                flush()
-                self._check_limits(now)
-                reload()
-            elif equity < peak:
-                drawdown = 1.0 - equity / peak
-                if drawdown > max_dd:
-                    max_dd = drawdown
-            if exposure:
-                share = exposure / equity if equity > 0 else 1.0
-                exposure_sum += share
-                if share > max_exposure:
-                    max_exposure = share
-            if curve is not None:
-                curve.append((now, equity))
+            held = batch and (qty or exposure) and not state.working
+            end = min(next_at + 1, n) if held else i + 1
+            for ts, price in islice(rows, end - i):
+                if qty:
+                    exposure += qty * (price - mark)
+                mark = price
+                if ts >= roll_at:
+                    last_ts = ts + offset
+                    flush()
+                    tripwires.roll_day(last_ts)
+                    reload()
+                equity = cash + exposure
+                if equity > peak:
+                    peak = equity
+                    if cb_floor != -_INF:  # halted: no tripwire until a reset
+                        cb_floor = equity * cb_factor
+                elif equity < cb_floor or equity < dd_floor:
+                    last_ts = ts + offset
+                    flush()
+                    self._check_limits(last_ts)
+                    reload()
+                elif equity < peak:
+                    drawdown = 1.0 - equity / peak
+                    if drawdown > max_dd:
+                        max_dd = drawdown
+                if exposure:
+                    share = exposure / equity if equity > 0 else 1.0
+                    exposure_sum += share
+                    if share > max_exposure:
+                        max_exposure = share
+                if curve is not None:
+                    curve.append((ts + offset, equity))
+            now = last_ts = times[end - 1] + offset
+            last_done, i = end - 1, end
             if strategy:
                 if tracer is not None and tracer.deferred:
                     tracer.settle(state.symbol)  # its last bar is explained before it moves on
+                volume = volumes[last_done]
                 try:
                     if intents is None:
-                        intent = on_bar(now, price, volume)
-                    elif i == next_at:
+                        intent = on_bar(now, mark, volume)
+                    elif last_done == next_at:
                         intent = pending[k][1]
                         k += 1
                         next_at = pending[k][0] if k < len(pending) else n
@@ -340,24 +342,22 @@ class TradingPipeline:
                     reload()
                     if tracer is not None:
                         symbol, side = state.symbol, intent.side
-                        tracer.bar(symbol, state.strategy, now, price, volume, signal_id, side)
+                        tracer.bar(symbol, state.strategy, now, mark, volume, signal_id, side)
                 elif tracer is not None:
-                    tracer.bar(state.symbol, state.strategy, now, price, volume)
-            if batch and not qty and not exposure and not state.working:
-                equity = cash
-                if cb_floor <= equity and dd_floor <= equity and equity <= peak:
-                    until = min(next_at, bisect_left(times, next_day - offset, i + 1))
-                    skip = until - i - 1
-                    if skip > 0:  # pass over the bars before it, in C
-                        next(islice(rows, skip, skip), None)
-                        i += skip
-        if last_done < n - 1:  # the last bars were passed over: the last one marks
+                    tracer.bar(state.symbol, state.strategy, now, mark, volume)
+            flat = batch and not (qty or exposure or state.working)  # equity is the cash
+            if flat and cb_floor <= cash and dd_floor <= cash and cash <= peak:
+                until = min(next_at, bisect_left(times, roll_at, i))
+                if until > i:  # pass over the prices before it, in C
+                    next(islice(rows, until - i, until - i), None)
+                    i = until
+        if last_done < n - 1:  # the last prices were passed over: the last one marks
             mark, last_ts = prices[n - 1], times[n - 1] + offset
         flush()
         if strategy:
-            self._bars += len(times)
+            self._bars += n
         else:
-            self._trades += len(times)
+            self._trades += n
 
     # --- fills and the ledger -------------------------------------------------------------------
 

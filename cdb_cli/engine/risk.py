@@ -324,11 +324,11 @@ def _nothing_held(observed: Decimal | None) -> CheckFields:
     )
 
 
-def _rule_exit_position(inputs: RiskInputs) -> CheckFields:
-    """Not applicable to an exit, unless there is nothing to sell (not even one unit of the
-    size grid): then it passes with code ``nothing_held`` — an exit while flat is not a
-    failure of a rule, and the verdict says ``nothing_held``."""
-    if _floor(max(_ZERO, inputs.position_quote_for_symbol)) <= 0:
+def _rule_exit_position(inputs: RiskInputs, position: Decimal) -> CheckFields:
+    """Not applicable to an exit, unless there is nothing to sell (``position``, the value held
+    on the size grid, is not even one unit of it): then it passes with code ``nothing_held`` —
+    an exit while flat is not a failure of a rule, and the verdict says ``nothing_held``."""
+    if position <= 0:
         return _nothing_held(inputs.position_quote_for_symbol)
     return _not_applicable("position_size")
 
@@ -411,7 +411,7 @@ class RiskEngine:
                 _not_applicable("daily_drawdown"),
                 stale,
                 spread,
-                _rule_exit_position(inputs),
+                _rule_exit_position(inputs, position),
                 _not_applicable("exposure"),
             )
             return checks, position, position
