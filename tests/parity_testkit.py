@@ -108,13 +108,15 @@ def stored_paper_run(
     """A paper run of ``segments`` starts (a restart between each), each until it has filled
     ``fills`` orders; with ``operator``, the last is halted (``cdb risk halt``'s record) half-way
     and reset (``cdb risk reset``'s) a few bars later; with ``stop_working`` each but the last is
-    stopped while an order is working (give the paper model a latency), which the next takes
+    stopped while a buy is working (give the paper model a latency), which the next takes
     on."""
     return asyncio.run(_paper_run(settings, segments, fills, seed, operator, stop_working))
 
 
 def _working(runtime: TradingLoop) -> bool:
-    return runtime.pipeline is not None and runtime.pipeline.execution.has_working(SYMBOL)
+    """A buy is working (an exit may find nothing to sell after the restart: a buy fills)."""
+    pipeline = runtime.pipeline
+    return pipeline is not None and pipeline.execution.pending_buy_quote(SYMBOL) > 0
 
 
 async def _halt_and_reset(settings: Settings, runtime: TradingLoop, after_fills: int) -> None:

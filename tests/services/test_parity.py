@@ -117,7 +117,7 @@ def test_a_trade_removed_from_the_stored_run_shows_as_unexplained(
 
 
 def test_an_order_working_at_a_restart_is_matched_after_it(tmp_path: Path) -> None:
-    # a second of latency: the first segment stops with an order placed and not yet filled
+    # a second of latency: the first segment stops with a buy placed, not yet filled
     settings = parity_settings(f"sqlite:///{tmp_path / 'working.db'}", paper_latency_ms=1_000)
     run = stored_paper_run(settings, fills=2, seed=7, stop_working=True)
     store = open_store(settings)
