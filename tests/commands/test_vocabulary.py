@@ -20,6 +20,7 @@ NOT_A_WINDOW = {("backup", "restore"): {"--to"}}
 TAKES_SYMBOLS = {
     ("run",),
     ("reconcile",),
+    ("parity",),
     ("replay",),
     ("report",),
     ("explain",),
@@ -27,7 +28,14 @@ TAKES_SYMBOLS = {
     ("sim-exchange",),
     ("data", "download"),
 }
-HAS_A_WINDOW = {("replay",), ("report",), ("explain",), ("risk", "explain"), ("data", "download")}
+HAS_A_WINDOW = {
+    ("replay",),
+    ("report",),
+    ("parity",),
+    ("explain",),
+    ("risk", "explain"),
+    ("data", "download"),
+}
 
 
 def _commands(
