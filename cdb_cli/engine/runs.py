@@ -21,7 +21,7 @@ from cdb_cli.engine.errors import StateError
 from cdb_cli.engine.events import Event, RiskDecision, TradingSignal
 from cdb_cli.engine.operator import OPERATOR
 from cdb_cli.engine.pipeline import TradingPipeline
-from cdb_cli.engine.portfolio import Portfolio
+from cdb_cli.engine.portfolio import NS_PER_DAY, Portfolio
 from cdb_cli.engine.ports.store import Store
 from cdb_cli.engine.records import AuditRecord, EquitySnapshot, FillRecord, OrderRecord
 from cdb_cli.engine.risk import TradingState
@@ -44,6 +44,7 @@ __all__ = [
     "order_prefix",
     "persist_run",
     "restore_run",
+    "resumed_state",
     "select_decisions",
     "select_fills",
     "signal_of",
@@ -225,14 +226,17 @@ class TradingStatus:
     run_id: str
 
 
-def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
-    """The latest state change, halt or reset (of ``run_id``), ACTIVE when the store has none.
+def trading_status(
+    store: Store, run_id: str | None = None, *, until_ns: int | None = None
+) -> TradingStatus:
+    """The latest state change, halt or reset (of ``run_id``; before ``until_ns``), ACTIVE when
+    the store has none.
 
     An operator's halt (:data:`HALT_ACTION`) is HALTED until a later reset, also when no run
     picked it up (it persists across restarts like the breaker's halt)."""
     latest: AuditRecord | None = None
     for action in (STATE_ACTION, RESET_ACTION, HALT_ACTION):
-        for record in store.audits(action=action, descending=True):
+        for record in store.audits(action=action, until_ns=until_ns, descending=True):
             if run_id is not None and record.run_id != run_id:
                 continue
             if latest is None or record.ts_event >= latest.ts_event:
@@ -249,6 +253,15 @@ def trading_status(store: Store, run_id: str | None = None) -> TradingStatus:
     return TradingStatus(
         state, latest.ts_event, latest.detail.get("reason", ""), latest.actor, latest.run_id
     )
+
+
+def resumed_state(status: TradingStatus, now_ns: int) -> TradingState | None:
+    """The state a start at ``now_ns`` takes up again: a halt, or today's reduction (None:
+    it starts active)."""
+    if status.state is TradingState.HALTED:
+        return status.state
+    same_day = status.since_ns is not None and status.since_ns // NS_PER_DAY == now_ns // NS_PER_DAY
+    return status.state if status.state is TradingState.REDUCING and same_day else None
 
 
 @dataclass

@@ -24,14 +24,13 @@ from typing import TYPE_CHECKING
 
 from cdb_cli.engine.errors import CdbError
 from cdb_cli.engine.halts import describe_reset
-from cdb_cli.engine.portfolio import NS_PER_DAY
 from cdb_cli.engine.records import AuditRecord
-from cdb_cli.engine.risk import TradingState
 from cdb_cli.engine.runs import (
     HALT_ACTION,
     RESET_ACTION,
     OperatorActions,
     halt_reason,
+    resumed_state,
     trading_status,
 )
 from cdb_cli.runtime.flatten import Flatten
@@ -82,13 +81,9 @@ class OperatorControl:
         """Take up a stored halt (or today's reduction) again — already in the store and already
         mailed when it happened — and mark the audited halts and resets there seen."""
         status = await asyncio.to_thread(trading_status, store)
-        same_day = (
-            status.since_ns is not None and status.since_ns // NS_PER_DAY == now_ns // NS_PER_DAY
-        )
-        if status.state is TradingState.HALTED or (
-            status.state is TradingState.REDUCING and same_day
-        ):
-            pipeline.set_trading_state(status.state, now_ns, f"resumed: {status.reason}")
+        state = resumed_state(status, now_ns)
+        if state is not None:
+            pipeline.set_trading_state(state, now_ns, f"resumed: {status.reason}")
             self._written = self._alerted = len(pipeline.stats.state_changes)
         halts, resets = await read_operator_audits(store)
         self.actions = OperatorActions.seen(halts, resets)  # trading_status weighed them

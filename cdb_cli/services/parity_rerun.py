@@ -34,6 +34,8 @@ from cdb_cli.engine.runs import (
     STATE_ACTION,
     WARM_UP_ACTION,
     halt_reason,
+    resumed_state,
+    trading_status,
 )
 from cdb_cli.services.parity_segments import (
     Segment,
@@ -210,21 +212,10 @@ class Collector:
     def _resume_state(self, start: int, pipeline: TradingPipeline) -> None:
         """A halt (or today's reduction) in force when the segment began, as the run resumed
         it."""
-        latest = None
-        for action in (STATE_ACTION, HALT_ACTION, RESET_ACTION):
-            for record in self.store.audits(action=action, until_ns=start):
-                if latest is None or record.ts_event >= latest.ts_event:
-                    latest = record
-        if latest is not None and latest.action == HALT_ACTION:
-            pipeline.set_trading_state(TradingState.HALTED, start, "resumed: operator halt")
-        elif latest is not None and latest.action == STATE_ACTION:
-            state = latest.detail.get("state", "")
-            if state == TradingState.HALTED.value or (
-                state == TradingState.REDUCING.value
-                and latest.ts_event // (86_400 * _NS) == start // (86_400 * _NS)
-            ):
-                reason = latest.detail.get("reason", "")
-                pipeline.set_trading_state(TradingState(state), start, f"resumed: {reason}")
+        status = trading_status(self.store, until_ns=start)
+        state = resumed_state(status, start)
+        if state is not None:
+            pipeline.set_trading_state(state, start, f"resumed: {status.reason}")
 
     def _warm(self, segment: Segment, pipeline: TradingPipeline) -> None:
         for record in self.store.audits(action=WARM_UP_ACTION, since_ns=segment.started_ns):
