@@ -120,9 +120,9 @@ def _working(runtime: TradingLoop) -> bool:
 
 
 async def _halt_and_reset(settings: Settings, runtime: TradingLoop, after_fills: int) -> None:
-    """An operator's halt once the run has ``after_fills`` fills, and its reset four bars after
-    the run took it up, each written as the commands write them; returns once the run has
-    resumed."""
+    """An operator's halt once the run has ``after_fills`` fills, and its reset once the strategy
+    has signalled twice while halted (the second on a bar closed after the halt), each written
+    as the commands write them; returns once the run has resumed."""
     from cdb_cli.engine.halts import halt_trading, reset_halt
     from cdb_cli.engine.risk_inputs import TradingState
 
@@ -134,8 +134,14 @@ async def _halt_and_reset(settings: Settings, runtime: TradingLoop, after_fills:
             now_ns=time.time_ns(),
         )  # fmt: skip
         await eventually(partial(_in_state, runtime, TradingState.HALTED), what="the halt")
-        bars = runtime.summary.bars
-        await eventually(lambda: runtime.summary.bars >= bars + 4, what="bars while halted")
+        pipeline = runtime.pipeline
+        assert pipeline is not None
+        signals = sum(pipeline.stats.signals.values())
+        await eventually(  # the strategy signals while halted: the risk refuses it
+            lambda: sum(pipeline.stats.signals.values()) >= signals + 2,
+            timeout_s=60,
+            what="two signals while halted",
+        )
         reset_halt(store, reason="parity test over", actor="tester", run_id=None,
                    now_ns=time.time_ns())  # fmt: skip
         await eventually(partial(_in_state, runtime, TradingState.ACTIVE), what="the reset")
