@@ -17,13 +17,14 @@ Pure: ``cdb_cli.engine`` only.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Protocol
 
 from cdb_cli.engine.events import Condition, Event, StrategyTrace, Topic
 from cdb_cli.engine.signals import Strategy, StrategyView
 
-__all__ = ["Tracer", "trace_id"]
+__all__ = ["Tracer", "trace_bar_close", "trace_id"]
 
 
 class _EventSink(Protocol):
@@ -34,6 +35,15 @@ def trace_id(run_id: str, symbol: str, ts_close: int) -> str:
     """The id of a run's trace of ``symbol``'s bar closing at ``ts_close``; starts with the run
     id (so ``--run`` selects it) and is the same however often the bar is traced."""
     return f"{run_id}-t{ts_close:x}-{symbol}"[:64]
+
+
+def trace_bar_close(trace: str) -> int | None:
+    """The bar close a :func:`trace_id` names (None: not a trace id, or cut at 64 characters)."""
+    found = _TRACE_ID.search(trace)
+    return int(found.group(1), 16) if found is not None else None
+
+
+_TRACE_ID = re.compile(r"-t([0-9a-f]+)-[A-Z0-9]+$")
 
 
 class Tracer:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import re
 import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from cdb_cli.engine.runs import (
     STOP_ACTION,
     VENUE_FAULT_ACTION,
 )
+from cdb_cli.engine.traces import trace_bar_close
 
 if TYPE_CHECKING:
     from cdb_cli.engine.bars import ClosedBar
@@ -266,9 +266,7 @@ def decision_rows(
         signal = signals.get(decision.signal_id)
         bar_ns = decision.ts_event
         if signal is not None:
-            found = _TRACE_ID.search(signal.trace_id)
-            if found is not None:
-                bar_ns = int(found.group(1), 16)
+            bar_ns = trace_bar_close(signal.trace_id) or bar_ns
         failed = ",".join(c.code for c in decision.checks if not c.passed)
         equity = decision.state.get("equity")
         rows.append(
@@ -285,9 +283,6 @@ def decision_rows(
             )
         )
     return rows
-
-
-_TRACE_ID: Final = re.compile(r"-t([0-9a-f]+)-[A-Z0-9]+$")
 
 
 def venue_notes(

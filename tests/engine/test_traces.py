@@ -15,7 +15,7 @@ from cdb_cli.engine.portfolio import Portfolio
 from cdb_cli.engine.recorders import MemoryRecorder
 from cdb_cli.engine.risk import RiskEngine, RiskLimits
 from cdb_cli.engine.signals import EmaCrossStrategy, SignalConfig
-from cdb_cli.engine.traces import Tracer, trace_id
+from cdb_cli.engine.traces import Tracer, trace_bar_close, trace_id
 
 SYMBOL = "BTCUSDT"
 MINUTE = 60 * 1_000_000_000
@@ -148,3 +148,9 @@ def test_deferred_traces_wait_for_the_flush_and_equal_the_immediate_ones() -> No
     assert [t.ts_event for t in deferred.tracer.flush()] == [6 * MINUTE]
     assert not deferred.tracer.pending
     assert traces_of(later) == traces_of(at_once)
+
+
+def test_a_trace_id_names_its_bar_close() -> None:
+    close = 1_704_067_260_000_000_000
+    assert trace_bar_close(trace_id("p1a2b3c4d5e6", "BTCUSDT", close)) == close
+    assert trace_bar_close("sig-bar-BTCUSDT-1") is None
