@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from market_testkit import eventually
+from market_testkit import FAST_STRATEGY, eventually
 
 from cdb_cli.adapters.clock import LiveClock
 from cdb_cli.adapters.mexc.execution import MexcExecutionClient
@@ -40,12 +40,7 @@ MOVES = [-1, -1, -1, -1, -1, -1, 2, 2, 2, 2, 2, -2, -2, -2, -2, -2, -2]
 def live_settings(tmp_path: Path, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": f"sqlite:///{tmp_path / 'live.db'}",
-        "ema_fast": 2,
-        "ema_slow": 4,
-        "rsi_period": 2,
-        "volume_period": 3,
-        "volume_factor": 0.01,
-        "stale_data_seconds": 5,
+        **FAST_STRATEGY,
         "mexc_api_key": KEY,
         "mexc_api_secret": SECRET,
     }

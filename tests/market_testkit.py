@@ -159,3 +159,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+FAST_STRATEGY: dict[str, object] = {
+    "ema_fast": 2,
+    "ema_slow": 4,
+    "rsi_period": 2,
+    "volume_period": 3,
+    "volume_factor": 0.01,  # the simulator's volumes are its own: let the cross decide
+    "stale_data_seconds": 5,
+}
+"""Settings that make the strategy buy and exit every few bars on the simulator's market."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from market_testkit import eventually
+from market_testkit import FAST_STRATEGY, eventually
 from paper_testkit import simulator_loop
 from sqlalchemy import create_engine, text
 
@@ -29,12 +29,7 @@ def parity_settings(database_url: str, **overrides: Any) -> Settings:
     """Settings that make the strategy trade on half-second bars of the simulator's market."""
     values: dict[str, Any] = {
         "database_url": database_url,
-        "ema_fast": 2,
-        "ema_slow": 4,
-        "rsi_period": 2,
-        "volume_period": 3,
-        "volume_factor": 0.01,
-        "stale_data_seconds": 5,
+        **FAST_STRATEGY,
     }
     values.update(overrides)
     return Settings(**values)

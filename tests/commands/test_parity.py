@@ -20,6 +20,22 @@ from cdb_cli.errors import ExitCode
 from cdb_cli.kernel import open_store
 
 
+def rewrite_starts(database: str, change: Callable[[dict[str, str]], object]) -> None:
+    """Change each stored start audit's detail in place (``change`` edits it)."""
+    engine = create_engine(database)
+    with engine.begin() as connection:
+        for row_id, raw in connection.execute(
+            text("SELECT id, detail FROM audits WHERE action = 'run_start'")
+        ).all():
+            detail = json.loads(raw)
+            change(detail)
+            connection.execute(
+                text("UPDATE audits SET detail = :detail WHERE id = :id"),
+                {"detail": json.dumps(detail), "id": row_id},
+            )
+    engine.dispose()
+
+
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, StoredRun]:
     path = tmp_path_factory.mktemp("parity-cli") / "paper.db"
@@ -105,20 +121,12 @@ def test_a_tampered_run_exits_4_and_lists_the_unexplained_first(
 
 
 def test_a_changed_settings_record_is_refused(cdb: Callable[..., Result], database: str) -> None:
-    engine = create_engine(database)
-    with engine.begin() as connection:
-        for row_id, raw in connection.execute(
-            text("SELECT id, detail FROM audits WHERE action = 'run_start'")
-        ).all():
-            detail = json.loads(raw)
-            settings = json.loads(detail["settings"])
-            settings["ema_fast"] = 3  # the hash still says 2
-            detail["settings"] = json.dumps(settings, sort_keys=True, separators=(",", ":"))
-            connection.execute(
-                text("UPDATE audits SET detail = :detail WHERE id = :id"),
-                {"detail": json.dumps(detail), "id": row_id},
-            )
-    engine.dispose()
+    def change(detail: dict[str, str]) -> None:
+        settings = json.loads(detail["settings"])
+        settings["ema_fast"] = 3  # the hash still says 2
+        detail["settings"] = json.dumps(settings, sort_keys=True, separators=(",", ":"))
+
+    rewrite_starts(database, change)
     result = cdb("parity")
     assert result.exit_code == ExitCode.FAILURE
     assert "the audit record was changed" in result.output
@@ -140,18 +148,7 @@ def test_no_run_in_the_database_is_one_line_exit_1(
 def test_a_run_that_recorded_only_its_settings_hash_needs_the_same_settings(
     cdb: Callable[..., Result], database: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    engine = create_engine(database)
-    with engine.begin() as connection:
-        for row_id, raw in connection.execute(
-            text("SELECT id, detail FROM audits WHERE action = 'run_start'")
-        ).all():
-            detail = json.loads(raw)
-            del detail["settings"]  # as runs before cdb parity recorded them
-            connection.execute(
-                text("UPDATE audits SET detail = :detail WHERE id = :id"),
-                {"detail": json.dumps(detail), "id": row_id},
-            )
-    engine.dispose()
+    rewrite_starts(database, lambda detail: detail.pop("settings"))  # as runs before parity
     monkeypatch.setenv("CDB_EMA_FAST", "5")
     result = cdb("parity")
     assert result.exit_code == ExitCode.CONFIGURATION
